@@ -1,0 +1,444 @@
+//! Vigil's settings: typed, with the built-in defaults of `shared/scoring.md` and contracts.md §7.
+//!
+//! Dependency chain: `config` is the root of the workspace; it imports nothing of ours. It is the
+//! only crate that reads configuration files. Every table rejects unknown keys, and the error
+//! names the key and the line (the `toml` crate reports both).
+
+mod duration;
+
+use std::collections::{BTreeMap, HashSet};
+use std::net::SocketAddr;
+use std::path::Path;
+
+use serde::Deserialize;
+
+pub use duration::{Duration, DurationError};
+
+/// Why configuration could not be loaded. Every variant names what the operator must fix.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read { path: String, source: std::io::Error },
+    /// TOML syntax, unknown keys and wrong types; `message` carries the line and the key.
+    #[error("config file {path}: {message}")]
+    Parse { path: String, message: String },
+    #[error("config file {path}: invalid `{key}`: {reason}")]
+    Invalid { path: String, key: String, reason: String },
+}
+
+/// The whole configuration. Every key has a default except the NATS URL (for `run`) and tokens.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub nats: NatsConfig,
+    pub gateway: GatewayConfig,
+    pub engine: EngineConfig,
+    pub auth: AuthConfig,
+    /// Rule settings keyed by rule name, e.g. `[rules."news2.high"]`.
+    pub rules: BTreeMap<String, RuleConfig>,
+    pub scoring: ScoringConfig,
+}
+
+/// Connection to NATS JetStream and how the engine consumes and retains streams.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct NatsConfig {
+    /// Server URL; required by `vigil run` (file, `VIGIL_NATS_URL` or `--nats-url`).
+    pub url: Option<String>,
+    /// Durable pull consumer name on `VITALS`; engines sharing a name share the work.
+    pub consumer: String,
+    /// Most messages the consumer hands to the patient shards in one batch.
+    pub batch: usize,
+    /// Batches handed off but not yet applied; bounds every queue between NATS and the actors.
+    pub max_inflight_batches: usize,
+    /// How long NATS waits for an acknowledgement before redelivering.
+    pub ack_wait: Duration,
+    /// Retention of the input streams (`0s`: keep everything). ALERTS is never aged out.
+    pub max_age: Duration,
+    /// Stream replicas (1 on a single server; 3 on a cluster).
+    pub replicas: usize,
+}
+
+impl Default for NatsConfig {
+    fn default() -> Self {
+        Self {
+            url: None,
+            consumer: "vigil-engine".into(),
+            batch: 512,
+            max_inflight_batches: 8,
+            ack_wait: Duration::from_secs(30),
+            max_age: Duration::from_secs(0),
+            replicas: 1,
+        }
+    }
+}
+
+/// The WebSocket and HTTP gateway.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GatewayConfig {
+    /// Address the gateway listens on.
+    pub listen: String,
+    /// Alert frames a client may fall behind before it is closed with 1013 and must resync.
+    pub client_queue: usize,
+    /// Most simultaneous WebSocket connections; further upgrades get 503.
+    pub max_connections: usize,
+    /// How often coalesced `patient` frames are flushed to a client.
+    pub patient_flush: Duration,
+}
+
+impl Default for GatewayConfig {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:8080".into(),
+            client_queue: 4096,
+            max_connections: 10_000,
+            patient_flush: Duration::from_millis(250),
+        }
+    }
+}
+
+/// Actor sharding, mailboxes, passivation and deduplication.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EngineConfig {
+    /// Patient shards (one arbiter thread each); 0 means one per core.
+    pub shards: usize,
+    /// Capacity of each patient actor's mailbox.
+    pub mailbox: usize,
+    /// A patient with no event for this long and no open alert is passivated (its actor stopped).
+    pub passivate_after: Duration,
+    /// `(tenantId, eventId)` pairs remembered for deduplication (oldest forgotten first).
+    pub dedupe_capacity: usize,
+    /// Name of the built-in threshold profile, shown in every explanation.
+    pub profile: String,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        Self {
+            shards: 0,
+            mailbox: 64,
+            passivate_after: Duration::from_secs(6 * 3600),
+            dedupe_capacity: 262_144,
+            profile: "default".into(),
+        }
+    }
+}
+
+/// Freshness limits of scoring.md: the latest observation older than its limit is missing.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ScoringConfig {
+    pub vitals_freshness: Duration,
+    pub consciousness_freshness: Duration,
+    pub labs_freshness: Duration,
+    pub lactate_freshness: Duration,
+}
+
+impl Default for ScoringConfig {
+    fn default() -> Self {
+        Self {
+            vitals_freshness: Duration::from_secs(15 * 60),
+            consciousness_freshness: Duration::from_secs(4 * 3600),
+            labs_freshness: Duration::from_secs(24 * 3600),
+            lactate_freshness: Duration::from_secs(6 * 3600),
+        }
+    }
+}
+
+/// Overrides for one rule. Unset fields keep the rule's built-in default.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct RuleConfig {
+    pub enabled: Option<bool>,
+    /// Score at or above which the rule holds (NEWS2 rules).
+    pub threshold: Option<u8>,
+    /// Consecutive scores the condition must hold before the rule fires.
+    pub sustain: Option<u32>,
+    /// How long the condition must be absent before the alert clears.
+    pub clear: Option<Duration>,
+}
+
+/// Bearer tokens for the gateway.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthConfig {
+    pub tokens: Vec<TokenConfig>,
+}
+
+/// One bearer token: who holds it and what it may see.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenConfig {
+    pub token: String,
+    pub tenant: String,
+    pub role: Role,
+    /// Units (or practice locations) covered; empty means every unit of the tenant.
+    #[serde(default)]
+    pub units: Vec<String>,
+}
+
+/// Staff roles of contracts.md §5.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    Viewer,
+    Nurse,
+    ChargeNurse,
+    Physician,
+    RapidResponse,
+    Coordinator,
+    Manager,
+    Pager,
+    Admin,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Viewer => "viewer",
+            Role::Nurse => "nurse",
+            Role::ChargeNurse => "charge_nurse",
+            Role::Physician => "physician",
+            Role::RapidResponse => "rapid_response",
+            Role::Coordinator => "coordinator",
+            Role::Manager => "manager",
+            Role::Pager => "pager",
+            Role::Admin => "admin",
+        }
+    }
+}
+
+/// Rule names the engine knows; `[rules."x"]` with any other name is an error.
+pub const KNOWN_RULES: &[&str] = &["news2.single3", "news2.medium", "news2.high"];
+
+/// True when `s` is a valid identifier token (contracts.md §1): `[A-Za-z0-9_-]{1,64}`.
+pub fn is_token(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 64
+        && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+}
+
+impl Config {
+    /// Parses and validates TOML text. `path` only labels errors.
+    ///
+    /// # Errors
+    /// [`ConfigError::Parse`] for syntax, unknown keys and wrong types (with line and key);
+    /// [`ConfigError::Invalid`] for values that parse but make no sense.
+    pub fn from_toml(text: &str, path: &str) -> Result<Self, ConfigError> {
+        let config: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: path.to_string(),
+            message: e.to_string().trim_end().to_string(),
+        })?;
+        config.validate(path)?;
+        Ok(config)
+    }
+
+    /// Reads and validates a TOML file.
+    ///
+    /// # Errors
+    /// [`ConfigError::Read`] when the file cannot be read, then as [`Config::from_toml`].
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let shown = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: shown.clone(),
+            source,
+        })?;
+        Self::from_toml(&text, &shown)
+    }
+
+    /// Applies `VIGIL_NATS_URL` and `VIGIL_LISTEN` from `env` (a lookup, so tests stay pure).
+    pub fn apply_env(&mut self, env: impl Fn(&str) -> Option<String>) {
+        if let Some(url) = env("VIGIL_NATS_URL").filter(|v| !v.is_empty()) {
+            self.nats.url = Some(url);
+        }
+        if let Some(listen) = env("VIGIL_LISTEN").filter(|v| !v.is_empty()) {
+            self.gateway.listen = listen;
+        }
+    }
+
+    /// The listen address, parsed.
+    ///
+    /// # Errors
+    /// [`ConfigError::Invalid`] naming `gateway.listen` when it is not `host:port`.
+    pub fn listen_addr(&self) -> Result<SocketAddr, ConfigError> {
+        self.gateway
+            .listen
+            .parse()
+            .map_err(|e| invalid("<effective>", "gateway.listen", format!("{e}")))
+    }
+
+    /// Checks what the types alone cannot.
+    ///
+    /// # Errors
+    /// [`ConfigError::Invalid`] naming the first offending key.
+    pub fn validate(&self, path: &str) -> Result<(), ConfigError> {
+        if self.gateway.listen.parse::<SocketAddr>().is_err() {
+            return Err(invalid(path, "gateway.listen", "expected host:port, e.g. 127.0.0.1:8080"));
+        }
+        let positive = [
+            ("nats.batch", self.nats.batch),
+            ("nats.max_inflight_batches", self.nats.max_inflight_batches),
+            ("nats.replicas", self.nats.replicas),
+            ("gateway.client_queue", self.gateway.client_queue),
+            ("gateway.max_connections", self.gateway.max_connections),
+            ("engine.mailbox", self.engine.mailbox),
+            ("engine.dedupe_capacity", self.engine.dedupe_capacity),
+        ];
+        for (key, value) in positive {
+            if value == 0 {
+                return Err(invalid(path, key, "must be at least 1"));
+            }
+        }
+        if !is_token(&self.nats.consumer) {
+            return Err(invalid(path, "nats.consumer", "must match [A-Za-z0-9_-]{1,64}"));
+        }
+        if self.nats.ack_wait.as_millis() < 1000 {
+            return Err(invalid(path, "nats.ack_wait", "must be at least 1s"));
+        }
+        let mut seen = HashSet::new();
+        for (i, token) in self.auth.tokens.iter().enumerate() {
+            let key = |field: &str| format!("auth.tokens[{i}].{field}");
+            if token.token.len() < 8 {
+                return Err(invalid(path, &key("token"), "must be at least 8 characters"));
+            }
+            if !seen.insert(token.token.as_str()) {
+                return Err(invalid(path, &key("token"), "duplicate token"));
+            }
+            if !is_token(&token.tenant) {
+                return Err(invalid(path, &key("tenant"), "must match [A-Za-z0-9_-]{1,64}"));
+            }
+            if let Some(unit) = token.units.iter().find(|u| !is_token(u)) {
+                return Err(invalid(path, &key("units"), format!("`{unit}` is not a valid unit")));
+            }
+        }
+        for (name, rule) in &self.rules {
+            let key = |field: &str| format!("rules.\"{name}\".{field}");
+            if !KNOWN_RULES.contains(&name.as_str()) {
+                return Err(invalid(
+                    path,
+                    &format!("rules.\"{name}\""),
+                    format!("unknown rule; known rules: {}", KNOWN_RULES.join(", ")),
+                ));
+            }
+            if rule.sustain == Some(0) {
+                return Err(invalid(path, &key("sustain"), "must be at least 1"));
+            }
+            if let Some(t) = rule.threshold
+                && t > 20
+            {
+                return Err(invalid(path, &key("threshold"), "NEWS2 ranges 0-20"));
+            }
+        }
+        Ok(())
+    }
+}
+
+fn invalid(path: &str, key: &str, reason: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid { path: path.into(), key: key.into(), reason: reason.into() }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MINIMAL: &str = r#"
+[nats]
+url = "nats://127.0.0.1:4222"
+
+[gateway]
+listen = "127.0.0.1:8080"
+
+[[auth.tokens]]
+token = "dev-nurse-icu3"
+tenant = "clinic-abc"
+role = "nurse"
+units = ["icu-3"]
+
+[[auth.tokens]]
+token = "dev-admin"
+tenant = "clinic-abc"
+role = "admin"          # no units: every unit of the tenant
+"#;
+
+    #[test]
+    fn contract_minimal_file_loads() {
+        let c = Config::from_toml(MINIMAL, "vigil.toml").expect("minimal config");
+        assert_eq!(c.nats.url.as_deref(), Some("nats://127.0.0.1:4222"));
+        assert_eq!(c.auth.tokens.len(), 2);
+        assert_eq!(c.auth.tokens[0].role, Role::Nurse);
+        assert!(c.auth.tokens[1].units.is_empty());
+        assert_eq!(c.engine.passivate_after, Duration::from_secs(6 * 3600));
+    }
+
+    #[test]
+    fn empty_file_is_all_defaults() {
+        let c = Config::from_toml("", "x.toml").expect("empty config");
+        assert_eq!(c.gateway.listen, "127.0.0.1:8080");
+        assert_eq!(c.scoring.vitals_freshness, Duration::from_secs(900));
+        assert!(c.nats.url.is_none());
+    }
+
+    #[test]
+    fn unknown_key_names_key_and_line() {
+        let text = "[nats]\nurl = \"nats://x\"\nbatchsize = 3\n";
+        let err = Config::from_toml(text, "v.toml").expect_err("unknown key").to_string();
+        assert!(err.contains("batchsize"), "{err}");
+        assert!(err.contains("line 3"), "{err}");
+        assert!(err.contains("v.toml"), "{err}");
+    }
+
+    #[test]
+    fn unknown_role_is_an_error_naming_it() {
+        let text = "[[auth.tokens]]\ntoken = \"abcdefgh\"\ntenant = \"t\"\nrole = \"janitor\"\n";
+        let err = Config::from_toml(text, "v.toml").expect_err("bad role").to_string();
+        assert!(err.contains("janitor") && err.contains("line 4"), "{err}");
+    }
+
+    #[test]
+    fn invalid_values_name_the_key() {
+        let cases = [
+            ("[gateway]\nlisten = \"nowhere\"\n", "gateway.listen"),
+            ("[nats]\nbatch = 0\n", "nats.batch"),
+            ("[[auth.tokens]]\ntoken = \"abcdefgh\"\ntenant = \"a b\"\nrole = \"nurse\"\n", "tenant"),
+            ("[[auth.tokens]]\ntoken = \"short\"\ntenant = \"t\"\nrole = \"nurse\"\n", "token"),
+            ("[rules.\"news2.huge\"]\nthreshold = 9\n", "news2.huge"),
+            ("[rules.\"news2.high\"]\nsustain = 0\n", "sustain"),
+            ("[engine]\npassivate_after = \"soon\"\n", "passivate_after"),
+        ];
+        for (text, key) in cases {
+            let err = Config::from_toml(text, "v.toml").expect_err(text).to_string();
+            assert!(err.contains(key), "{text:?} -> {err}");
+        }
+    }
+
+    #[test]
+    fn duplicate_tokens_are_rejected() {
+        let text = "[[auth.tokens]]\ntoken = \"abcdefgh\"\ntenant = \"t\"\nrole = \"nurse\"\n\
+                    [[auth.tokens]]\ntoken = \"abcdefgh\"\ntenant = \"u\"\nrole = \"admin\"\n";
+        let err = Config::from_toml(text, "v.toml").expect_err("dup").to_string();
+        assert!(err.contains("auth.tokens[1].token") && err.contains("duplicate"), "{err}");
+    }
+
+    #[test]
+    fn environment_overrides_file() {
+        let mut c = Config::from_toml(MINIMAL, "v.toml").expect("config");
+        c.apply_env(|k| match k {
+            "VIGIL_NATS_URL" => Some("nats://10.0.0.9:4222".into()),
+            "VIGIL_LISTEN" => Some("127.0.0.1:9999".into()),
+            _ => None,
+        });
+        assert_eq!(c.nats.url.as_deref(), Some("nats://10.0.0.9:4222"));
+        assert_eq!(c.listen_addr().expect("addr").port(), 9999);
+    }
+
+    #[test]
+    fn rule_overrides_parse() {
+        let text = "[rules.\"news2.high\"]\nthreshold = 8\nsustain = 3\nclear = \"20m\"\n";
+        let c = Config::from_toml(text, "v.toml").expect("rules");
+        let r = &c.rules["news2.high"];
+        assert_eq!((r.threshold, r.sustain), (Some(8), Some(3)));
+        assert_eq!(r.clear, Some(Duration::from_secs(1200)));
+    }
+}

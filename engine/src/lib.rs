@@ -1,0 +1,20 @@
+//! vigil-engine: the clinical logic as pure code. NEWS2 scoring, the NEWS2 risk rules, the alert
+//! record and its state machine, and the per-patient state that ties them together.
+//!
+//! Dependency chain: `config` -> **`engine`** -> (`streams`, `actors`, `gateway`) -> `vigil`.
+//! No actix, no tokio, no IO: time is always a [`Timestamp`] parameter, so every rule is tested
+//! with an injected clock and replays give the same answers as live runs.
+
+pub mod alert;
+pub mod news2;
+pub mod observation;
+pub mod patient;
+pub mod rules;
+pub mod time;
+
+pub use alert::{Alert, AlertState, Category, CommandError, CommandKind, Level};
+pub use news2::{Chart, News2, Param};
+pub use observation::{Consciousness, LabResult, Spo2Scale, Vitals};
+pub use patient::{Observed, Patient};
+pub use rules::Settings;
+pub use time::Timestamp;

@@ -1,0 +1,81 @@
+//! What monitors and labs tell the engine about a patient, in clinical units, already validated
+//! by the stream adapter (ranges, types). Every measurement is optional.
+
+use serde::Serialize;
+
+/// ACVPU consciousness (NEWS2): Alert, new Confusion, responds to Voice, to Pain, Unresponsive.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum Consciousness {
+    A,
+    C,
+    V,
+    P,
+    U,
+}
+
+impl Consciousness {
+    /// Parses the contract's one-letter code.
+    pub fn from_code(code: &str) -> Option<Self> {
+        Some(match code {
+            "A" => Self::A,
+            "C" => Self::C,
+            "V" => Self::V,
+            "P" => Self::P,
+            "U" => Self::U,
+            _ => return None,
+        })
+    }
+    pub fn code(self) -> &'static str {
+        match self {
+            Self::A => "A",
+            Self::C => "C",
+            Self::V => "V",
+            Self::P => "P",
+            Self::U => "U",
+        }
+    }
+}
+
+/// NEWS2 SpO2 scale: 1 by default, 2 for hypercapnic respiratory failure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+pub enum Spo2Scale {
+    #[default]
+    Scale1,
+    Scale2,
+}
+
+/// One `vitals.observation.v1` reading. Units: /min, %, degrees C, mmHg.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Vitals {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hr: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rr: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub spo2: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub spo2_scale: Option<Spo2Scale>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub on_oxygen: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub temp: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sbp: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dbp: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub map: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub consciousness: Option<Consciousness>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gcs: Option<f64>,
+}
+
+/// One `lab.result.v1`. Labs are kept per code; scoring them arrives with qSOFA/SIRS.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LabResult {
+    pub code: String,
+    pub value: f64,
+    pub unit: Option<String>,
+}

@@ -1,0 +1,430 @@
+//! The NEWS2 risk rule family of scoring.md: `news2.single3`, `news2.medium`, `news2.high`.
+//!
+//! The three share one alert per patient whose `rule` is the highest that holds. A rule *fires*
+//! when its condition held on its `sustain` latest consecutive scores; a higher rule firing
+//! upgrades the alert at once; the alert moves down (to the highest lower rule that holds on the
+//! current score) or resolves only after its own condition has been absent for its clear period.
+//!
+//! Interpretation written down in docs/rules.md: `news2.medium` holds at NEWS2 >= 5 (not only
+//! 5-6), so a patient going 6 then 8 is alerted as medium at once and upgraded to high when the
+//! high rule is sustained, instead of getting no alert at all. A person resolving the alert
+//! restarts the sustain count: the rule fires again only on new consecutive scores.
+
+use std::collections::VecDeque;
+
+use vigil_config::Config;
+
+use crate::alert::{Alert, AlertState, Category, Escalation, Explanation, Level, Meta, Transition};
+use crate::news2::{Freshness, News2};
+use crate::time::Timestamp;
+
+/// The rules of the family, lowest first, so `Ord` is severity.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum RiskRule {
+    Single3,
+    Medium,
+    High,
+}
+
+impl RiskRule {
+    pub const ALL: [RiskRule; 3] = [RiskRule::Single3, RiskRule::Medium, RiskRule::High];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            RiskRule::Single3 => "news2.single3",
+            RiskRule::Medium => "news2.medium",
+            RiskRule::High => "news2.high",
+        }
+    }
+
+    pub fn level(self) -> Level {
+        match self {
+            RiskRule::High => Level::Critical,
+            _ => Level::Warning,
+        }
+    }
+
+    fn band(self) -> &'static str {
+        match self {
+            RiskRule::Single3 => "single parameter 3",
+            RiskRule::Medium => "medium",
+            RiskRule::High => "high",
+        }
+    }
+}
+
+/// One rule's thresholds and timing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RuleSettings {
+    pub enabled: bool,
+    /// NEWS2 aggregate at or above which the rule holds (unused by `single3`, which holds on any
+    /// parameter scoring 3 while the aggregate is below the medium threshold).
+    pub threshold: u8,
+    pub sustain: u32,
+    pub clear_ms: i64,
+}
+
+/// Everything the engine needs to score and alert, resolved from configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settings {
+    /// Threshold profile name shown in every explanation.
+    pub profile: String,
+    pub freshness: Freshness,
+    pub single3: RuleSettings,
+    pub medium: RuleSettings,
+    pub high: RuleSettings,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        let fifteen = 15 * 60_000;
+        Self {
+            profile: "default".into(),
+            freshness: Freshness::default(),
+            single3: RuleSettings { enabled: true, threshold: 3, sustain: 1, clear_ms: fifteen },
+            medium: RuleSettings { enabled: true, threshold: 5, sustain: 2, clear_ms: fifteen },
+            high: RuleSettings { enabled: true, threshold: 7, sustain: 2, clear_ms: fifteen },
+        }
+    }
+}
+
+impl Settings {
+    /// The built-in defaults with the file's `[scoring]` and `[rules."news2.*"]` applied.
+    pub fn from_config(config: &Config) -> Self {
+        let mut s = Settings {
+            profile: config.engine.profile.clone(),
+            freshness: Freshness {
+                vitals_ms: config.scoring.vitals_freshness.as_millis_i64(),
+                consciousness_ms: config.scoring.consciousness_freshness.as_millis_i64(),
+            },
+            ..Settings::default()
+        };
+        for rule in RiskRule::ALL {
+            if let Some(o) = config.rules.get(rule.name()) {
+                let r = s.rule_mut(rule);
+                r.enabled = o.enabled.unwrap_or(r.enabled);
+                r.threshold = o.threshold.unwrap_or(r.threshold);
+                r.sustain = o.sustain.unwrap_or(r.sustain);
+                r.clear_ms = o.clear.map_or(r.clear_ms, |d| d.as_millis_i64());
+            }
+        }
+        s
+    }
+
+    pub fn rule(&self, rule: RiskRule) -> &RuleSettings {
+        match rule {
+            RiskRule::Single3 => &self.single3,
+            RiskRule::Medium => &self.medium,
+            RiskRule::High => &self.high,
+        }
+    }
+
+    fn rule_mut(&mut self, rule: RiskRule) -> &mut RuleSettings {
+        match rule {
+            RiskRule::Single3 => &mut self.single3,
+            RiskRule::Medium => &mut self.medium,
+            RiskRule::High => &mut self.high,
+        }
+    }
+
+    /// The rule's firing condition on one score.
+    fn holds(&self, rule: RiskRule, total: u8, any_three: bool) -> bool {
+        match rule {
+            RiskRule::Single3 => any_three && total < self.medium.threshold,
+            RiskRule::Medium => total >= self.medium.threshold,
+            RiskRule::High => total >= self.high.threshold,
+        }
+    }
+
+    /// The condition whose absence for the clear period clears the rule.
+    fn active(&self, rule: RiskRule, total: u8, any_three: bool) -> bool {
+        match rule {
+            RiskRule::Single3 => any_three,
+            RiskRule::Medium => total >= self.medium.threshold,
+            RiskRule::High => total >= self.high.threshold,
+        }
+    }
+}
+
+/// A score remembered for sustain counting and for saying why now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct ScorePoint {
+    at: Timestamp,
+    total: u8,
+    any_three: bool,
+}
+
+/// Scores kept per patient: enough for any sustain count operators set and for `whyNow`.
+const HISTORY: usize = 16;
+
+/// The family's state for one patient.
+#[derive(Debug, Clone, Default)]
+pub struct News2Risk {
+    recent: VecDeque<ScorePoint>,
+    /// Scores at or before this time no longer count towards sustain (set by a manual resolve).
+    counts_after: Option<Timestamp>,
+    /// When the current rule's condition was last seen to stop holding.
+    absent_since: Option<Timestamp>,
+    /// The family's one alert (kept after resolution until a new one opens).
+    alert: Option<Alert>,
+    /// Which rule the alert currently stands for.
+    rule: Option<RiskRule>,
+}
+
+/// Who the alert concerns.
+#[derive(Debug, Clone, Copy)]
+pub struct Subject<'a> {
+    pub tenant: &'a str,
+    pub patient: &'a str,
+    pub unit: &'a str,
+}
+
+impl News2Risk {
+    pub fn alert(&self) -> Option<&Alert> {
+        self.alert.as_ref()
+    }
+
+    pub fn alert_mut(&mut self) -> Option<&mut Alert> {
+        self.alert.as_mut()
+    }
+
+    pub fn active_alert(&self) -> Option<&Alert> {
+        self.alert.as_ref().filter(|a| a.is_active())
+    }
+
+    /// Called after a person resolved the alert: the rule must be sustained afresh.
+    pub fn resolved_by_person(&mut self) {
+        self.counts_after = self.recent.back().map(|p| p.at);
+        self.rule = None;
+        self.absent_since = None;
+    }
+
+    fn sustained(&self, settings: &Settings, rule: RiskRule) -> bool {
+        let r = settings.rule(rule);
+        if !r.enabled {
+            return false;
+        }
+        let n = r.sustain as usize;
+        let counted = self
+            .recent
+            .iter()
+            .rev()
+            .take_while(|p| self.counts_after.is_none_or(|c| p.at > c))
+            .take(n);
+        let mut seen = 0;
+        for p in counted {
+            if !settings.holds(rule, p.total, p.any_three) {
+                return false;
+            }
+            seen += 1;
+        }
+        seen == n
+    }
+
+    /// Evaluates the family on a new score; returns the alert after each transition it caused.
+    pub fn evaluate(&mut self, subject: Subject<'_>, score: &News2, settings: &Settings) -> Vec<Alert> {
+        let point = ScorePoint { at: score.at, total: score.total, any_three: score.any_three() };
+        if self.recent.len() == HISTORY {
+            self.recent.pop_front();
+        }
+        self.recent.push_back(point);
+
+        let fired = RiskRule::ALL.into_iter().rev().find(|&r| self.sustained(settings, r));
+        let current = self.rule.filter(|_| self.active_alert().is_some());
+        let mut out = Vec::new();
+        match (current, fired) {
+            (None, Some(rule)) => {
+                let alert = self.open(subject, rule, score, settings);
+                out.push(alert);
+            }
+            (Some(cur), Some(rule)) if rule > cur => {
+                self.change_rule(rule, score, settings, "upgraded");
+                out.extend(self.alert.clone());
+            }
+            (Some(cur), _) => {
+                if settings.active(cur, point.total, point.any_three) {
+                    self.absent_since = None;
+                } else {
+                    let since = *self.absent_since.get_or_insert(point.at);
+                    let clear_ms = settings.rule(cur).clear_ms;
+                    if point.at.since(since) >= clear_ms {
+                        let lower = RiskRule::ALL.into_iter().rev().find(|&r| {
+                            r < cur
+                                && settings.rule(r).enabled
+                                && settings.holds(r, point.total, point.any_three)
+                        });
+                        match lower {
+                            Some(rule) => self.change_rule(rule, score, settings, "downgraded"),
+                            None => self.auto_resolve(cur, score.at, clear_ms),
+                        }
+                        out.extend(self.alert.clone());
+                    }
+                }
+            }
+            (None, None) => {}
+        }
+        out
+    }
+
+    fn open(&mut self, subject: Subject<'_>, rule: RiskRule, score: &News2, settings: &Settings) -> Alert {
+        let at = score.at;
+        let alert = Alert {
+            alert_id: crate::alert::alert_id(subject.tenant, subject.patient, "news2", at),
+            tenant_id: subject.tenant.to_string(),
+            rule: rule.name(),
+            category: Category::Deterioration,
+            level: rule.level(),
+            state: AlertState::Open,
+            message: message(rule, score),
+            patient_id: Some(subject.patient.to_string()),
+            unit_id: Some(subject.unit.to_string()),
+            resource_id: None,
+            provider_id: None,
+            related_appointments: Vec::new(),
+            meta: Meta { news2: Some(score.total) },
+            explanation: self.explain(rule, score, settings, None),
+            escalation: escalation(rule, subject.unit),
+            transition: Transition {
+                from: None,
+                to: AlertState::Open,
+                by: "engine".into(),
+                at,
+                reason: "rule fired".into(),
+            },
+            opened_at: at,
+            emitted_at: at,
+            version: 1,
+        };
+        self.alert = Some(alert.clone());
+        self.rule = Some(rule);
+        self.absent_since = None;
+        alert
+    }
+
+    fn change_rule(&mut self, rule: RiskRule, score: &News2, settings: &Settings, how: &str) {
+        let Some(prev) = self.rule else { return };
+        let explanation = self.explain(rule, score, settings, Some((prev, how)));
+        let Some(alert) = self.alert.as_mut() else { return };
+        let unit = alert.unit_id.clone().unwrap_or_default();
+        alert.rule = rule.name();
+        alert.level = rule.level();
+        alert.message = message(rule, score);
+        alert.meta.news2 = Some(score.total);
+        alert.explanation = explanation;
+        if alert.escalation.policy != escalation(rule, &unit).policy {
+            alert.escalation = escalation(rule, &unit);
+        }
+        let state = alert.state;
+        let reason = format!("{how} from {} to {}", prev.name(), rule.name());
+        alert.transition(state, "engine", score.at, reason);
+        self.rule = Some(rule);
+        self.absent_since = None;
+    }
+
+    fn auto_resolve(&mut self, rule: RiskRule, at: Timestamp, clear_ms: i64) {
+        if let Some(alert) = self.alert.as_mut() {
+            let reason = format!(
+                "condition cleared: {} absent for {} min",
+                rule.name(),
+                clear_ms / 60_000
+            );
+            alert.transition(AlertState::Resolved, "engine", at, reason);
+        }
+        self.rule = None;
+        self.absent_since = None;
+    }
+
+    fn explain(
+        &self,
+        rule: RiskRule,
+        score: &News2,
+        settings: &Settings,
+        change: Option<(RiskRule, &str)>,
+    ) -> Explanation {
+        let profile = &settings.profile;
+        let r = settings.rule(rule);
+        let mut why = match rule {
+            RiskRule::Single3 => {
+                let threes: Vec<String> = score
+                    .components
+                    .iter()
+                    .filter(|c| c.points == 3)
+                    .map(|c| format!("{} {} scores 3", c.name.label(), c.value))
+                    .collect();
+                format!(
+                    "{} with NEWS2 aggregate {} < {} (threshold profile {profile})",
+                    threes.join(", "),
+                    score.total,
+                    settings.medium.threshold
+                )
+            }
+            _ => format!(
+                "NEWS2 aggregate {} >= {} (threshold profile {profile})",
+                score.total, r.threshold
+            ),
+        };
+        if score.partial() {
+            let missing: Vec<&str> = score.missing.iter().map(|p| p.name()).collect();
+            why.push_str(&format!("; partial score, missing {}", missing.join(", ")));
+        }
+        // The run of scores that satisfied the rule, and the last score before it.
+        let run: Vec<&ScorePoint> = self
+            .recent
+            .iter()
+            .rev()
+            .take_while(|p| settings.holds(rule, p.total, p.any_three))
+            .collect();
+        let before = self.recent.iter().rev().nth(run.len());
+        let mut why_now = match before {
+            Some(b) if self.counts_after.is_none_or(|c| b.at > c) => format!(
+                "rose from {} at {} to {} at {}",
+                b.total,
+                b.at.hhmm(),
+                score.total,
+                score.at.hhmm()
+            ),
+            _ => format!("NEWS2 {} at {}, first score on record", score.total, score.at.hhmm()),
+        };
+        let n = run.len().max(1);
+        if n > 1 {
+            why_now.push_str(&format!("; sustained over {n} readings"));
+        }
+        if let Some((prev, how)) = change {
+            why_now.push_str(&format!("; {how} from {}", prev.name()));
+        }
+        Explanation {
+            why,
+            why_now,
+            components: score.components.clone(),
+            missing: score.missing.iter().map(|p| p.name()).collect(),
+            profile: profile.clone(),
+        }
+    }
+}
+
+fn message(rule: RiskRule, score: &News2) -> String {
+    let summary = score.scoring_summary();
+    let mut m = format!("NEWS2 {} ({})", score.total, rule.band());
+    if !summary.is_empty() {
+        m.push_str(": ");
+        m.push_str(&summary);
+    }
+    if score.partial() {
+        m.push_str(" [partial]");
+    }
+    m
+}
+
+/// The default policy's first level (scoring.md): the unit's nurse. Timers come later.
+fn escalation(rule: RiskRule, unit: &str) -> Escalation {
+    let policy = match rule.level() {
+        Level::Critical => "critical-default",
+        _ => "warning-default",
+    };
+    Escalation {
+        policy: policy.into(),
+        level: 1,
+        next_at: None,
+        targets: vec![format!("role:nurse@{unit}")],
+    }
+}
