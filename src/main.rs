@@ -1,1 +1,228 @@
-fn main() {}
+//! `vigil`: the binary. CLI, wiring of the crates, shutdown. Thin on purpose: every decision of
+//! substance lives in a library crate.
+
+mod demo;
+mod wiring;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use clap::{Parser, Subcommand};
+use tokio::net::TcpListener;
+use vigil_actors::{ActorSettings, PatientShards};
+use vigil_config::Config;
+use vigil_engine::Settings;
+use vigil_gateway::Hub;
+use vigil_streams::{Bus, IngestMetrics, Outbox};
+
+use crate::wiring::{EngineOutputs, ShardCommands, ShardSink};
+
+#[derive(Parser)]
+#[command(name = "vigil", version, about = "Real-time clinical alerting engine")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run against NATS JetStream.
+    Run {
+        /// Configuration file (TOML).
+        #[arg(long)]
+        config: PathBuf,
+        /// NATS URL (overrides the file and VIGIL_NATS_URL).
+        #[arg(long)]
+        nats_url: Option<String>,
+        /// Gateway address (overrides the file and VIGIL_LISTEN).
+        #[arg(long)]
+        listen: Option<String>,
+    },
+    /// A simulated ward on an embedded bus: no services needed.
+    Demo {
+        #[arg(long)]
+        listen: Option<String>,
+        /// Simulated patients.
+        #[arg(long, default_value_t = 200)]
+        patients: usize,
+        /// Optional configuration file (tokens, rules); demo tokens are added when it has none.
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+}
+
+fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("vigil-io")
+        .build()
+        .context("cannot start the tokio runtime")?;
+    match cli.command {
+        Command::Run {
+            config,
+            nats_url,
+            listen,
+        } => {
+            let mut cfg = Config::load(&config)?;
+            cfg.apply_env(|k| std::env::var(k).ok());
+            if let Some(url) = nats_url {
+                cfg.nats.url = Some(url);
+            }
+            if let Some(listen) = listen {
+                cfg.gateway.listen = listen;
+            }
+            let Some(url) = cfg.nats.url.clone() else {
+                bail!(
+                    "no NATS URL: set [nats] url in {}, VIGIL_NATS_URL, or --nats-url",
+                    config.display()
+                );
+            };
+            runtime.block_on(async {
+                let bus = Bus::connect(&url, &cfg.nats).await?;
+                tracing::info!(url = %url, "connected to NATS; streams ready");
+                serve(cfg, bus, None).await
+            })
+        }
+        Command::Demo {
+            listen,
+            patients,
+            config,
+        } => {
+            let mut cfg = match &config {
+                Some(path) => Config::load(path)?,
+                None => Config::default(),
+            };
+            cfg.apply_env(|k| std::env::var(k).ok());
+            if let Some(listen) = listen {
+                cfg.gateway.listen = listen;
+            }
+            if cfg.auth.tokens.is_empty() {
+                cfg.auth.tokens = demo::tokens();
+            }
+            cfg.validate("<demo>")?;
+            runtime.block_on(async {
+                let bus = Bus::embedded(4096);
+                serve(cfg, bus, Some(patients)).await
+            })
+        }
+    }
+}
+
+/// Wires everything and runs until SIGINT/SIGTERM, then drains and returns.
+async fn serve(cfg: Config, bus: Bus, demo_patients: Option<usize>) -> anyhow::Result<()> {
+    let addr = cfg.listen_addr()?;
+    let metrics = Arc::new(IngestMetrics::default());
+    let (outbox, outbox_task) = Outbox::start(bus.clone(), 65_536, 1024);
+    let commands = Arc::new(ShardCommands::default());
+    let m = metrics.clone();
+    let hub = Hub::new(
+        &cfg,
+        commands.clone(),
+        Some(Arc::new(move |out: &mut String| m.render(out))),
+    );
+    let outputs = Arc::new(EngineOutputs {
+        hub: hub.clone(),
+        outbox: outbox.clone(),
+        metrics: metrics.clone(),
+    });
+    let shards = PatientShards::start(
+        ActorSettings {
+            shards: cfg.engine.shards,
+            mailbox: cfg.engine.mailbox,
+            passivate_after_ms: cfg.engine.passivate_after.as_millis_i64(),
+            engine: Arc::new(Settings::from_config(&cfg)),
+        },
+        outputs,
+    )?;
+    let _ = commands.0.set(shards.clone());
+
+    let listener = TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot listen on {addr}"))?;
+    let local = listener.local_addr()?;
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let mut gateway_stop = stop_rx.clone();
+    let gateway = tokio::spawn(vigil_gateway::serve(listener, hub.clone(), async move {
+        let _ = gateway_stop.wait_for(|s| *s).await;
+    }));
+    tracing::info!("listening on {local}");
+
+    let inbound = bus.consume_vitals(&cfg.nats).await?;
+    hub.set_ready(true);
+    let simulator = demo_patients.map(|n| {
+        demo::print_banner(local, n);
+        tokio::spawn(demo::simulate_ward(bus.clone(), n))
+    });
+
+    let mut ingest_stop = stop_rx.clone();
+    let ingest = vigil_streams::run_vitals(
+        inbound,
+        ShardSink(shards.clone()),
+        outbox.clone(),
+        metrics.clone(),
+        &cfg.nats,
+        cfg.engine.dedupe_capacity,
+        async move {
+            let _ = ingest_stop.wait_for(|s| *s).await;
+        },
+    );
+    tokio::pin!(ingest);
+    tokio::select! {
+        () = &mut ingest => tracing::warn!("the VITALS consumer ended"),
+        () = shutdown_signal() => {
+            tracing::info!("shutting down: draining in-flight events");
+            let _ = stop_tx.send(true);
+            if let Some(sim) = &simulator {
+                sim.abort();
+            }
+            ingest.await;
+        }
+    }
+    let _ = stop_tx.send(true);
+    hub.set_ready(false);
+    let _ = tokio::time::timeout(Duration::from_secs(5), gateway).await;
+    let stopper = shards.clone();
+    tokio::task::spawn_blocking(move || stopper.stop()).await?;
+    drop(commands);
+    drop(outbox);
+    drop(hub);
+    if tokio::time::timeout(Duration::from_secs(10), outbox_task)
+        .await
+        .is_err()
+    {
+        tracing::error!("outputs still unpublished after 10 s; they are recomputed on replay");
+    }
+    tracing::info!("stopped cleanly");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+}

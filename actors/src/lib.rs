@@ -1,1 +1,230 @@
-//! placeholder
+//! vigil-actors: actix actors that own engine state. One [`PatientActor`] per patient, created on
+//! demand by the [`ShardRouter`] of the arbiter its key hashes to (one arbiter per core).
+//!
+//! Dependency chain: `config` -> `engine` -> **`actors`** -> `vigil`. Actors call the pure engine
+//! and hand what it produces to an [`Outputs`] port that the binary wires to NATS and the gateway.
+//!
+//! Queues and what happens when they are full (docs/actors.md):
+//! - router mailboxes are bounded (`engine.mailbox`); the ingest loop uses `send`, which waits for
+//!   room, so a slow shard slows the consumer instead of growing memory;
+//! - patient mailboxes are bounded too; the router `try_send`s and, when one is full, blocks its
+//!   own mailbox (`ctx.wait`) until the patient has room, which again reaches the consumer;
+//! - an output queue that is full blocks the patient actor the same way: nothing is dropped and
+//!   transitions of one alert stay in order.
+//!
+//! The number of batches in flight (`nats.max_inflight_batches`) bounds all of these in practice.
+
+mod patient;
+mod router;
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use actix::prelude::*;
+use vigil_config::Role;
+use vigil_engine::{Alert, CommandError, CommandKind, LabResult, Settings, Timestamp, Vitals};
+
+pub use patient::PatientActor;
+pub use router::ShardRouter;
+
+/// A type-erased batch receipt (see `vigil_streams::receipt`): dropped when the work is done.
+pub type Receipt = Arc<dyn std::any::Any + Send + Sync>;
+
+/// A future an actor must finish before it takes its next message.
+pub type Backpressure = Pin<Box<dyn Future<Output = ()> + Send>>;
+
+/// What a patient actor produces, and where it goes.
+pub trait Outputs: Send + Sync + 'static {
+    /// Every alert transition, in order. Returns a future when the output queue is full: the
+    /// actor waits for it before handling anything else.
+    fn alert(&self, alert: &Alert, receipt: Option<Receipt>) -> Option<Backpressure>;
+    /// The patient's latest score and vitals (coalesced downstream).
+    fn patient(&self, update: PatientUpdate);
+}
+
+/// The live state shown on dashboards.
+#[derive(Debug, Clone)]
+pub struct PatientUpdate {
+    pub tenant: String,
+    pub patient_id: String,
+    pub unit_id: String,
+    pub at: Timestamp,
+    pub news2: Option<u8>,
+    pub partial: bool,
+    pub vitals: Vitals,
+}
+
+/// One validated inbound event for a patient.
+#[derive(Debug, Clone)]
+pub struct PatientInput {
+    pub tenant: String,
+    pub patient_id: String,
+    pub unit_id: String,
+    pub occurred_at: Timestamp,
+    pub kind: InputKind,
+}
+
+#[derive(Debug, Clone)]
+pub enum InputKind {
+    Vitals(Vitals),
+    Lab {
+        lab: LabResult,
+        collected_at: Timestamp,
+    },
+}
+
+/// A person's command about an alert of one patient.
+#[derive(Debug, Clone)]
+pub struct AlertCommand {
+    pub tenant: String,
+    pub patient_id: String,
+    pub alert_id: String,
+    pub kind: CommandKind,
+    pub role: Role,
+    pub by: String,
+    pub reason: String,
+    pub at: Timestamp,
+}
+
+/// Actor-level settings.
+#[derive(Debug, Clone)]
+pub struct ActorSettings {
+    pub shards: usize,
+    pub mailbox: usize,
+    pub passivate_after_ms: i64,
+    pub engine: Arc<Settings>,
+}
+
+/// Why the actor system could not start or answer.
+#[derive(Debug, thiserror::Error)]
+pub enum ActorsError {
+    #[error("cannot start the actor system: {0}")]
+    Start(String),
+    #[error("patient shard is not running")]
+    Stopped,
+}
+
+/// Handle to the running shards; cheap to clone, usable from any thread or runtime.
+#[derive(Clone)]
+pub struct PatientShards {
+    routers: Arc<Vec<Addr<ShardRouter>>>,
+    system: System,
+    thread: Arc<std::sync::Mutex<Option<std::thread::JoinHandle<()>>>>,
+}
+
+/// FNV-1a over `tenant` and `patient`: stable across processes and versions.
+pub fn shard_of(tenant: &str, patient: &str, shards: usize) -> usize {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for &b in tenant
+        .as_bytes()
+        .iter()
+        .chain(b".")
+        .chain(patient.as_bytes())
+    {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    (h % shards.max(1) as u64) as usize
+}
+
+impl PatientShards {
+    /// Starts an actix system on its own thread with one arbiter (thread) per shard.
+    ///
+    /// # Errors
+    /// [`ActorsError::Start`] when the threads cannot be started.
+    pub fn start(settings: ActorSettings, outputs: Arc<dyn Outputs>) -> Result<Self, ActorsError> {
+        let shards = if settings.shards == 0 {
+            std::thread::available_parallelism().map_or(2, |n| n.get())
+        } else {
+            settings.shards
+        };
+        let (tx, rx) = std::sync::mpsc::channel();
+        let thread = std::thread::Builder::new()
+            .name("vigil-actors".into())
+            .spawn(move || {
+                let system = System::new();
+                system.block_on(async move {
+                    let mut routers = Vec::with_capacity(shards);
+                    for i in 0..shards {
+                        let arbiter = Arbiter::new();
+                        let (s, o) = (settings.clone(), outputs.clone());
+                        let router = ShardRouter::start_in_arbiter(&arbiter.handle(), move |ctx| {
+                            ctx.set_mailbox_capacity(s.mailbox);
+                            ShardRouter::new(i, s, o)
+                        });
+                        routers.push(router);
+                    }
+                    let _ = tx.send((routers, System::current()));
+                });
+                if let Err(e) = system.run() {
+                    tracing::error!(error = %e, "actor system ended with an error");
+                }
+            })
+            .map_err(|e| ActorsError::Start(e.to_string()))?;
+        let (routers, system) = rx.recv().map_err(|e| ActorsError::Start(e.to_string()))?;
+        Ok(Self {
+            routers: Arc::new(routers),
+            system,
+            thread: Arc::new(std::sync::Mutex::new(Some(thread))),
+        })
+    }
+
+    pub fn shard_count(&self) -> usize {
+        self.routers.len()
+    }
+
+    /// Hands inputs to their shards, waiting while a shard's mailbox is full. `receipt` is held
+    /// until every input has been applied and its outputs published.
+    pub async fn deliver(&self, inputs: Vec<PatientInput>, receipt: Receipt) {
+        let n = self.routers.len();
+        let mut per_shard: Vec<Vec<PatientInput>> = (0..n).map(|_| Vec::new()).collect();
+        for input in inputs {
+            per_shard[shard_of(&input.tenant, &input.patient_id, n)].push(input);
+        }
+        for (router, inputs) in self.routers.iter().zip(per_shard) {
+            if inputs.is_empty() {
+                continue;
+            }
+            let msg = router::Deliver {
+                inputs,
+                receipt: receipt.clone(),
+            };
+            if router.send(msg).await.is_err() {
+                tracing::error!("patient shard stopped; batch will be redelivered");
+            }
+        }
+    }
+
+    /// Applies a command through the patient's actor, serialized with its events.
+    ///
+    /// # Errors
+    /// The engine's refusal, or `NotFound` when the patient has no live actor.
+    pub async fn command(
+        &self,
+        cmd: AlertCommand,
+    ) -> Result<Result<Alert, CommandError>, ActorsError> {
+        let i = shard_of(&cmd.tenant, &cmd.patient_id, self.routers.len());
+        self.routers[i]
+            .send(router::Command(cmd))
+            .await
+            .map_err(|_| ActorsError::Stopped)
+    }
+
+    /// Counts live patient actors (for `/metrics` and memory measurements).
+    pub async fn patient_count(&self) -> usize {
+        let mut total = 0;
+        for r in self.routers.iter() {
+            total += r.send(router::Count).await.unwrap_or(0);
+        }
+        total
+    }
+
+    /// Stops every actor and joins the actor thread. Call after ingest has drained.
+    pub fn stop(&self) {
+        self.system.stop();
+        if let Some(t) = self.thread.lock().ok().and_then(|mut g| g.take()) {
+            let _ = t.join();
+        }
+    }
+}

@@ -11,7 +11,9 @@ pub struct Duration(u64);
 
 /// Why a duration string was rejected.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("invalid duration `{0}`: expected a whole number and a unit (ms, s, m, h, d), e.g. \"90s\"")]
+#[error(
+    "invalid duration `{0}`: expected a whole number and a unit (ms, s, m, h, d), e.g. \"90s\""
+)]
 pub struct DurationError(pub String);
 
 impl Duration {
@@ -56,7 +58,12 @@ impl FromStr for Duration {
 impl fmt::Display for Duration {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let ms = self.0;
-        for (unit, factor) in [("d", 86_400_000), ("h", 3_600_000), ("m", 60_000), ("s", 1000)] {
+        for (unit, factor) in [
+            ("d", 86_400_000),
+            ("h", 3_600_000),
+            ("m", 60_000),
+            ("s", 1000),
+        ] {
             if ms != 0 && ms % factor == 0 {
                 return write!(f, "{}{unit}", ms / factor);
             }
@@ -88,7 +95,16 @@ mod tests {
 
     #[test]
     fn rejects_malformed() {
-        for bad in ["", "5", "m", "5 m", "-5m", "5min", "1.5h", "99999999999999999999d"] {
+        for bad in [
+            "",
+            "5",
+            "m",
+            "5 m",
+            "-5m",
+            "5min",
+            "1.5h",
+            "99999999999999999999d",
+        ] {
             assert!(bad.parse::<Duration>().is_err(), "{bad}");
         }
     }

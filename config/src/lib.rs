@@ -18,12 +18,19 @@ pub use duration::{Duration, DurationError};
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read config file {path}: {source}")]
-    Read { path: String, source: std::io::Error },
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
     /// TOML syntax, unknown keys and wrong types; `message` carries the line and the key.
     #[error("config file {path}: {message}")]
     Parse { path: String, message: String },
     #[error("config file {path}: invalid `{key}`: {reason}")]
-    Invalid { path: String, key: String, reason: String },
+    Invalid {
+        path: String,
+        key: String,
+        reason: String,
+    },
 }
 
 /// The whole configuration. Every key has a default except the NATS URL (for `run`) and tokens.
@@ -177,6 +184,9 @@ pub struct TokenConfig {
     /// Units (or practice locations) covered; empty means every unit of the tenant.
     #[serde(default)]
     pub units: Vec<String>,
+    /// Who holds the token, recorded as `by` in the transitions it causes (default `role:tenant`).
+    #[serde(default)]
+    pub name: Option<String>,
 }
 
 /// Staff roles of contracts.md §5.
@@ -217,7 +227,8 @@ pub const KNOWN_RULES: &[&str] = &["news2.single3", "news2.medium", "news2.high"
 pub fn is_token(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 64
-        && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
 }
 
 impl Config {
@@ -275,7 +286,11 @@ impl Config {
     /// [`ConfigError::Invalid`] naming the first offending key.
     pub fn validate(&self, path: &str) -> Result<(), ConfigError> {
         if self.gateway.listen.parse::<SocketAddr>().is_err() {
-            return Err(invalid(path, "gateway.listen", "expected host:port, e.g. 127.0.0.1:8080"));
+            return Err(invalid(
+                path,
+                "gateway.listen",
+                "expected host:port, e.g. 127.0.0.1:8080",
+            ));
         }
         let positive = [
             ("nats.batch", self.nats.batch),
@@ -292,7 +307,11 @@ impl Config {
             }
         }
         if !is_token(&self.nats.consumer) {
-            return Err(invalid(path, "nats.consumer", "must match [A-Za-z0-9_-]{1,64}"));
+            return Err(invalid(
+                path,
+                "nats.consumer",
+                "must match [A-Za-z0-9_-]{1,64}",
+            ));
         }
         if self.nats.ack_wait.as_millis() < 1000 {
             return Err(invalid(path, "nats.ack_wait", "must be at least 1s"));
@@ -301,16 +320,28 @@ impl Config {
         for (i, token) in self.auth.tokens.iter().enumerate() {
             let key = |field: &str| format!("auth.tokens[{i}].{field}");
             if token.token.len() < 8 {
-                return Err(invalid(path, &key("token"), "must be at least 8 characters"));
+                return Err(invalid(
+                    path,
+                    &key("token"),
+                    "must be at least 8 characters",
+                ));
             }
             if !seen.insert(token.token.as_str()) {
                 return Err(invalid(path, &key("token"), "duplicate token"));
             }
             if !is_token(&token.tenant) {
-                return Err(invalid(path, &key("tenant"), "must match [A-Za-z0-9_-]{1,64}"));
+                return Err(invalid(
+                    path,
+                    &key("tenant"),
+                    "must match [A-Za-z0-9_-]{1,64}",
+                ));
             }
             if let Some(unit) = token.units.iter().find(|u| !is_token(u)) {
-                return Err(invalid(path, &key("units"), format!("`{unit}` is not a valid unit")));
+                return Err(invalid(
+                    path,
+                    &key("units"),
+                    format!("`{unit}` is not a valid unit"),
+                ));
             }
         }
         for (name, rule) in &self.rules {
@@ -336,7 +367,11 @@ impl Config {
 }
 
 fn invalid(path: &str, key: &str, reason: impl Into<String>) -> ConfigError {
-    ConfigError::Invalid { path: path.into(), key: key.into(), reason: reason.into() }
+    ConfigError::Invalid {
+        path: path.into(),
+        key: key.into(),
+        reason: reason.into(),
+    }
 }
 
 #[cfg(test)]
@@ -383,7 +418,9 @@ role = "admin"          # no units: every unit of the tenant
     #[test]
     fn unknown_key_names_key_and_line() {
         let text = "[nats]\nurl = \"nats://x\"\nbatchsize = 3\n";
-        let err = Config::from_toml(text, "v.toml").expect_err("unknown key").to_string();
+        let err = Config::from_toml(text, "v.toml")
+            .expect_err("unknown key")
+            .to_string();
         assert!(err.contains("batchsize"), "{err}");
         assert!(err.contains("line 3"), "{err}");
         assert!(err.contains("v.toml"), "{err}");
@@ -392,7 +429,9 @@ role = "admin"          # no units: every unit of the tenant
     #[test]
     fn unknown_role_is_an_error_naming_it() {
         let text = "[[auth.tokens]]\ntoken = \"abcdefgh\"\ntenant = \"t\"\nrole = \"janitor\"\n";
-        let err = Config::from_toml(text, "v.toml").expect_err("bad role").to_string();
+        let err = Config::from_toml(text, "v.toml")
+            .expect_err("bad role")
+            .to_string();
         assert!(err.contains("janitor") && err.contains("line 4"), "{err}");
     }
 
@@ -401,14 +440,22 @@ role = "admin"          # no units: every unit of the tenant
         let cases = [
             ("[gateway]\nlisten = \"nowhere\"\n", "gateway.listen"),
             ("[nats]\nbatch = 0\n", "nats.batch"),
-            ("[[auth.tokens]]\ntoken = \"abcdefgh\"\ntenant = \"a b\"\nrole = \"nurse\"\n", "tenant"),
-            ("[[auth.tokens]]\ntoken = \"short\"\ntenant = \"t\"\nrole = \"nurse\"\n", "token"),
+            (
+                "[[auth.tokens]]\ntoken = \"abcdefgh\"\ntenant = \"a b\"\nrole = \"nurse\"\n",
+                "tenant",
+            ),
+            (
+                "[[auth.tokens]]\ntoken = \"short\"\ntenant = \"t\"\nrole = \"nurse\"\n",
+                "token",
+            ),
             ("[rules.\"news2.huge\"]\nthreshold = 9\n", "news2.huge"),
             ("[rules.\"news2.high\"]\nsustain = 0\n", "sustain"),
             ("[engine]\npassivate_after = \"soon\"\n", "passivate_after"),
         ];
         for (text, key) in cases {
-            let err = Config::from_toml(text, "v.toml").expect_err(text).to_string();
+            let err = Config::from_toml(text, "v.toml")
+                .expect_err(text)
+                .to_string();
             assert!(err.contains(key), "{text:?} -> {err}");
         }
     }
@@ -417,8 +464,13 @@ role = "admin"          # no units: every unit of the tenant
     fn duplicate_tokens_are_rejected() {
         let text = "[[auth.tokens]]\ntoken = \"abcdefgh\"\ntenant = \"t\"\nrole = \"nurse\"\n\
                     [[auth.tokens]]\ntoken = \"abcdefgh\"\ntenant = \"u\"\nrole = \"admin\"\n";
-        let err = Config::from_toml(text, "v.toml").expect_err("dup").to_string();
-        assert!(err.contains("auth.tokens[1].token") && err.contains("duplicate"), "{err}");
+        let err = Config::from_toml(text, "v.toml")
+            .expect_err("dup")
+            .to_string();
+        assert!(
+            err.contains("auth.tokens[1].token") && err.contains("duplicate"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -31,7 +31,7 @@ impl AlertState {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Level {
     Info,
@@ -127,9 +127,16 @@ pub enum CommandError {
     #[error("alert {0} not found")]
     NotFound(String),
     #[error("role {role} cannot {action} {category} alerts")]
-    Forbidden { role: &'static str, action: &'static str, category: &'static str },
+    Forbidden {
+        role: &'static str,
+        action: &'static str,
+        category: &'static str,
+    },
     #[error("cannot {action} an alert that is {state}")]
-    InvalidTransition { action: &'static str, state: &'static str },
+    InvalidTransition {
+        action: &'static str,
+        state: &'static str,
+    },
 }
 
 impl CommandError {
@@ -185,7 +192,13 @@ impl Alert {
 
     /// Records a transition: bumps the version and stamps `transition` and `emittedAt`.
     pub fn transition(&mut self, to: AlertState, by: &str, at: Timestamp, reason: String) {
-        self.transition = Transition { from: Some(self.state), to, by: by.to_string(), at, reason };
+        self.transition = Transition {
+            from: Some(self.state),
+            to,
+            by: by.to_string(),
+            at,
+            reason,
+        };
         self.state = to;
         self.emitted_at = at;
         self.version += 1;
@@ -214,9 +227,10 @@ impl Alert {
         }
         let to = match (kind, self.state) {
             (CommandKind::Ack, AlertState::Open | AlertState::Snoozed) => AlertState::Acknowledged,
-            (CommandKind::Resolve, AlertState::Open | AlertState::Acknowledged | AlertState::Snoozed) => {
-                AlertState::Resolved
-            }
+            (
+                CommandKind::Resolve,
+                AlertState::Open | AlertState::Acknowledged | AlertState::Snoozed,
+            ) => AlertState::Resolved,
             (_, state) => {
                 return Err(CommandError::InvalidTransition {
                     action: kind.verb(),
@@ -224,7 +238,11 @@ impl Alert {
                 });
             }
         };
-        let reason = if reason.is_empty() { kind.verb().to_string() } else { reason.to_string() };
+        let reason = if reason.is_empty() {
+            kind.verb().to_string()
+        } else {
+            reason.to_string()
+        };
         self.transition(to, by, at, reason);
         Ok(())
     }
@@ -234,7 +252,12 @@ impl Alert {
 /// alert: `alert-` and 16 hex digits of FNV-1a over tenant, subject, rule family and opening time.
 pub fn alert_id(tenant: &str, subject: &str, family: &str, opened_at: Timestamp) -> String {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for part in [tenant.as_bytes(), subject.as_bytes(), family.as_bytes(), &opened_at.0.to_le_bytes()] {
+    for part in [
+        tenant.as_bytes(),
+        subject.as_bytes(),
+        family.as_bytes(),
+        &opened_at.0.to_le_bytes(),
+    ] {
         for &b in part {
             h ^= u64::from(b);
             h = h.wrapping_mul(0x0100_0000_01b3);
@@ -257,7 +280,11 @@ mod tests {
         assert!(!may_command(Role::Nurse, Ack, Category::Delay));
         assert!(!may_command(Role::Viewer, Ack, Category::Deterioration));
         assert!(may_command(Role::Coordinator, Resolve, Category::Delay));
-        assert!(!may_command(Role::Coordinator, Ack, Category::Deterioration));
+        assert!(!may_command(
+            Role::Coordinator,
+            Ack,
+            Category::Deterioration
+        ));
         assert!(may_command(Role::Pager, Ack, Category::Deterioration));
         assert!(!may_command(Role::Pager, Resolve, Category::Deterioration));
         assert!(may_command(Role::Admin, Resolve, Category::Technical));

@@ -194,7 +194,10 @@ impl Chart {
         keep_latest(&mut self.rr, v.rr, at);
         keep_latest(&mut self.spo2, v.spo2, at);
         // The scale travels with the SpO2 reading it qualifies (default scale 1).
-        let scale = v.spo2.map(|_| v.spo2_scale.unwrap_or_default()).or(v.spo2_scale);
+        let scale = v
+            .spo2
+            .map(|_| v.spo2_scale.unwrap_or_default())
+            .or(v.spo2_scale);
         keep_latest(&mut self.spo2_scale, scale, at);
         keep_latest(&mut self.on_oxygen, v.on_oxygen, at);
         keep_latest(&mut self.sbp, v.sbp, at);
@@ -233,7 +236,10 @@ pub struct Freshness {
 
 impl Default for Freshness {
     fn default() -> Self {
-        Self { vitals_ms: 15 * 60_000, consciousness_ms: 4 * 3_600_000 }
+        Self {
+            vitals_ms: 15 * 60_000,
+            consciousness_ms: 4 * 3_600_000,
+        }
     }
 }
 
@@ -315,22 +321,38 @@ impl News2 {
                     .filter(|r| fresh(r.at, freshness.consciousness_ms))
                     .map(|r| {
                         let c = r.value;
-                        (ComponentValue::Text(c.code()), consciousness_points(c), r.at)
+                        (
+                            ComponentValue::Text(c.code()),
+                            consciousness_points(c),
+                            r.at,
+                        )
                     }),
                 Param::Temp => chart.temp.filter(|r| fresh(r.at, vit)).map(|r| {
                     let tenths = round_tenths(r.value);
-                    (ComponentValue::Decimal(tenths as f64 / 10.0), temp_points(tenths), r.at)
+                    (
+                        ComponentValue::Decimal(tenths as f64 / 10.0),
+                        temp_points(tenths),
+                        r.at,
+                    )
                 }),
             };
             match component {
-                Some((value, points, observed_at)) => {
-                    components.push(Component { name: param, value, points, observed_at })
-                }
+                Some((value, points, observed_at)) => components.push(Component {
+                    name: param,
+                    value,
+                    points,
+                    observed_at,
+                }),
                 None => missing.push(param),
             }
         }
         let total = components.iter().map(|c| c.points).sum();
-        News2 { at, total, components, missing }
+        News2 {
+            at,
+            total,
+            components,
+            missing,
+        }
     }
 
     pub fn partial(&self) -> bool {
@@ -343,7 +365,10 @@ impl News2 {
     }
 
     pub fn points(&self, param: Param) -> Option<u8> {
-        self.components.iter().find(|c| c.name == param).map(|c| c.points)
+        self.components
+            .iter()
+            .find(|c| c.name == param)
+            .map(|c| c.points)
     }
 
     /// The risk band of scoring.md.
@@ -358,7 +383,8 @@ impl News2 {
 
     /// `RR 26 (3), SpO2 91 (3), HR 112 (2)`: the scoring parameters, most points first.
     pub fn scoring_summary(&self) -> String {
-        let mut scoring: Vec<&Component> = self.components.iter().filter(|c| c.points > 0).collect();
+        let mut scoring: Vec<&Component> =
+            self.components.iter().filter(|c| c.points > 0).collect();
         scoring.sort_by(|a, b| b.points.cmp(&a.points));
         let parts: Vec<String> = scoring
             .iter()
@@ -382,7 +408,16 @@ mod tests {
 
     #[test]
     fn respiration_rate_band_edges() {
-        bands(rr_points, &[(0, 8, 3), (9, 11, 1), (12, 20, 0), (21, 24, 2), (25, 200, 3)]);
+        bands(
+            rr_points,
+            &[
+                (0, 8, 3),
+                (9, 11, 1),
+                (12, 20, 0),
+                (21, 24, 2),
+                (25, 200, 3),
+            ],
+        );
     }
 
     #[test]
@@ -399,7 +434,13 @@ mod tests {
     fn spo2_scale2_band_edges_on_air() {
         bands(
             |v| spo2_points(v, Spo2Scale::Scale2, false),
-            &[(0, 83, 3), (84, 85, 2), (86, 87, 1), (88, 92, 0), (93, 100, 0)],
+            &[
+                (0, 83, 3),
+                (84, 85, 2),
+                (86, 87, 1),
+                (88, 92, 0),
+                (93, 100, 0),
+            ],
         );
     }
 
@@ -407,7 +448,15 @@ mod tests {
     fn spo2_scale2_band_edges_on_oxygen() {
         bands(
             |v| spo2_points(v, Spo2Scale::Scale2, true),
-            &[(0, 83, 3), (84, 85, 2), (86, 87, 1), (88, 92, 0), (93, 94, 1), (95, 96, 2), (97, 100, 3)],
+            &[
+                (0, 83, 3),
+                (84, 85, 2),
+                (86, 87, 1),
+                (88, 92, 0),
+                (93, 94, 1),
+                (95, 96, 2),
+                (97, 100, 3),
+            ],
         );
     }
 
@@ -419,28 +468,58 @@ mod tests {
 
     #[test]
     fn systolic_bp_band_edges() {
-        bands(sbp_points, &[(0, 90, 3), (91, 100, 2), (101, 110, 1), (111, 219, 0), (220, 300, 3)]);
+        bands(
+            sbp_points,
+            &[
+                (0, 90, 3),
+                (91, 100, 2),
+                (101, 110, 1),
+                (111, 219, 0),
+                (220, 300, 3),
+            ],
+        );
     }
 
     #[test]
     fn pulse_band_edges() {
         bands(
             hr_points,
-            &[(0, 40, 3), (41, 50, 1), (51, 90, 0), (91, 110, 1), (111, 130, 2), (131, 300, 3)],
+            &[
+                (0, 40, 3),
+                (41, 50, 1),
+                (51, 90, 0),
+                (91, 110, 1),
+                (111, 130, 2),
+                (131, 300, 3),
+            ],
         );
     }
 
     #[test]
     fn consciousness_points_acvpu() {
         assert_eq!(consciousness_points(Consciousness::A), 0);
-        for c in [Consciousness::C, Consciousness::V, Consciousness::P, Consciousness::U] {
+        for c in [
+            Consciousness::C,
+            Consciousness::V,
+            Consciousness::P,
+            Consciousness::U,
+        ] {
             assert_eq!(consciousness_points(c), 3, "{c:?}");
         }
     }
 
     #[test]
     fn temperature_band_edges_in_tenths() {
-        bands(temp_points, &[(250, 350, 3), (351, 360, 1), (361, 380, 0), (381, 390, 1), (391, 450, 2)]);
+        bands(
+            temp_points,
+            &[
+                (250, 350, 3),
+                (351, 360, 1),
+                (361, 380, 0),
+                (381, 390, 1),
+                (391, 450, 2),
+            ],
+        );
     }
 
     #[test]
@@ -503,7 +582,13 @@ mod tests {
     #[test]
     fn missing_parameters_make_a_partial_score() {
         let mut chart = Chart::default();
-        chart.record(&Vitals { hr: Some(135.0), ..Vitals::default() }, t(0));
+        chart.record(
+            &Vitals {
+                hr: Some(135.0),
+                ..Vitals::default()
+            },
+            t(0),
+        );
         let s = News2::score(&chart, t(0), Freshness::default());
         assert_eq!(s.total, 3);
         assert!(s.partial());
@@ -530,20 +615,42 @@ mod tests {
     #[test]
     fn older_reading_never_replaces_newer() {
         let mut chart = Chart::default();
-        chart.record(&Vitals { hr: Some(80.0), ..Vitals::default() }, t(10));
-        chart.record(&Vitals { hr: Some(140.0), ..Vitals::default() }, t(5));
+        chart.record(
+            &Vitals {
+                hr: Some(80.0),
+                ..Vitals::default()
+            },
+            t(10),
+        );
+        chart.record(
+            &Vitals {
+                hr: Some(140.0),
+                ..Vitals::default()
+            },
+            t(5),
+        );
         assert_eq!(chart.hr.map(|r| r.value), Some(80.0));
     }
 
     #[test]
     fn scale2_unknown_oxygen_scores_as_air_and_flags_missing() {
         let mut chart = Chart::default();
-        let v = Vitals { spo2: Some(97.0), spo2_scale: Some(Spo2Scale::Scale2), ..Vitals::default() };
+        let v = Vitals {
+            spo2: Some(97.0),
+            spo2_scale: Some(Spo2Scale::Scale2),
+            ..Vitals::default()
+        };
         chart.record(&v, t(0));
         let s = News2::score(&chart, t(0), Freshness::default());
         assert_eq!(s.points(Param::Spo2), Some(0));
         assert!(s.missing.contains(&Param::Air));
-        chart.record(&Vitals { on_oxygen: Some(true), ..Vitals::default() }, t(1));
+        chart.record(
+            &Vitals {
+                on_oxygen: Some(true),
+                ..Vitals::default()
+            },
+            t(1),
+        );
         let s = News2::score(&chart, t(1), Freshness::default());
         assert_eq!(s.points(Param::Spo2), Some(3));
         assert_eq!(s.points(Param::Air), Some(2));

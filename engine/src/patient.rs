@@ -48,7 +48,13 @@ impl Patient {
     }
 
     /// Records a vitals observation made at `at` and, when it is the newest, scores and alerts.
-    pub fn observe(&mut self, unit: &str, vitals: &Vitals, at: Timestamp, settings: &Settings) -> Observed {
+    pub fn observe(
+        &mut self,
+        unit: &str,
+        vitals: &Vitals,
+        at: Timestamp,
+        settings: &Settings,
+    ) -> Observed {
         self.chart.record(vitals, at);
         if self.last_score.as_ref().is_some_and(|s| at < s.at) {
             return Observed::default();
@@ -57,15 +63,25 @@ impl Patient {
             self.unit_id = unit.to_string();
         }
         let score = News2::score(&self.chart, at, settings.freshness);
-        let subject = Subject { tenant: &self.tenant, patient: &self.patient_id, unit: &self.unit_id };
+        let subject = Subject {
+            tenant: &self.tenant,
+            patient: &self.patient_id,
+            unit: &self.unit_id,
+        };
         let alerts = self.risk.evaluate(subject, &score, settings);
         self.last_score = Some(score.clone());
-        Observed { score: Some(score), alerts }
+        Observed {
+            score: Some(score),
+            alerts,
+        }
     }
 
     /// Keeps the latest result per lab code (by collection time), at most `MAX_LAB_CODES` codes.
     pub fn record_lab(&mut self, lab: &LabResult, collected_at: Timestamp) {
-        let reading = Reading { value: lab.value, at: collected_at };
+        let reading = Reading {
+            value: lab.value,
+            at: collected_at,
+        };
         if let Some((_, r)) = self.labs.iter_mut().find(|(c, _)| *c == lab.code) {
             if r.at <= collected_at {
                 *r = reading;
@@ -157,7 +173,10 @@ mod tests {
 
     /// Full vitals scoring `target` (3..=11) where SpO2 91 scores 3.
     fn s3(target: u8) -> Vitals {
-        Vitals { spo2: Some(91.0), ..v(target - 3) }
+        Vitals {
+            spo2: Some(91.0),
+            ..v(target - 3)
+        }
     }
 
     fn run(p: &mut Patient, s: &Settings, readings: &[(i64, Vitals)]) -> Vec<Alert> {
@@ -178,19 +197,29 @@ mod tests {
     fn high_needs_two_consecutive_scores() {
         let s = Settings::default();
         let mut p = patient();
-        assert!(run(&mut p, &s, &[(0, v(4)), (2, v(8))]).iter().all(|a| a.rule != "news2.high"));
+        assert!(
+            run(&mut p, &s, &[(0, v(4)), (2, v(8))])
+                .iter()
+                .all(|a| a.rule != "news2.high")
+        );
         // 8 then 4 then 8: not consecutive.
         let mut q = patient();
         let a = run(&mut q, &s, &[(0, v(8)), (1, v(4)), (2, v(8))]);
         assert!(a.is_empty(), "{a:?}");
         let a = run(&mut q, &s, &[(3, v(7))]);
         assert_eq!(a.len(), 1);
-        assert_eq!((a[0].rule, a[0].level, a[0].state), ("news2.high", Level::Critical, AlertState::Open));
+        assert_eq!(
+            (a[0].rule, a[0].level, a[0].state),
+            ("news2.high", Level::Critical, AlertState::Open)
+        );
     }
 
     #[test]
     fn contract_example_explanation() {
-        let s = Settings { profile: "icu-default".into(), ..Settings::default() };
+        let s = Settings {
+            profile: "icu-default".into(),
+            ..Settings::default()
+        };
         let mut p = patient();
         run(&mut p, &s, &[(2, v(4))]);
         let v = Vitals {
@@ -203,12 +232,23 @@ mod tests {
             consciousness: Some(Consciousness::A),
             ..Vitals::default()
         };
-        assert!(p.observe("icu-3", &v, t(12), &s).alerts.iter().all(|a| a.rule != "news2.high"));
+        assert!(
+            p.observe("icu-3", &v, t(12), &s)
+                .alerts
+                .iter()
+                .all(|a| a.rule != "news2.high")
+        );
         let a = p.observe("icu-3", &v, t(14), &s).alerts;
         let a = a.last().expect("alert");
         assert_eq!(a.rule, "news2.high");
-        assert_eq!(a.message, "NEWS2 8 (high): RR 26 (3), SpO2 91 (3), HR 112 (2)");
-        assert_eq!(a.explanation.why, "NEWS2 aggregate 8 >= 7 (threshold profile icu-default)");
+        assert_eq!(
+            a.message,
+            "NEWS2 8 (high): RR 26 (3), SpO2 91 (3), HR 112 (2)"
+        );
+        assert_eq!(
+            a.explanation.why,
+            "NEWS2 aggregate 8 >= 7 (threshold profile icu-default)"
+        );
         assert_eq!(
             a.explanation.why_now,
             "rose from 4 at 09:02 to 8 at 09:14; sustained over 2 readings"
@@ -234,7 +274,10 @@ mod tests {
         assert_eq!(a[0].rule, "news2.medium");
         assert_eq!(a[1].rule, "news2.high");
         assert_eq!(a[0].alert_id, a[1].alert_id, "one alert per patient");
-        assert_eq!(a[1].transition.reason, "upgraded from news2.medium to news2.high");
+        assert_eq!(
+            a[1].transition.reason,
+            "upgraded from news2.medium to news2.high"
+        );
         assert_eq!(a[1].transition.to, AlertState::Open);
         assert_eq!(a[1].version, 2);
     }
@@ -246,7 +289,11 @@ mod tests {
         let a = run(&mut p, &s, &[(0, s3(3))]);
         assert_eq!(a.len(), 1);
         assert_eq!(a[0].rule, "news2.single3");
-        assert!(a[0].explanation.why.starts_with("SpO2 91 scores 3 with NEWS2 aggregate 3 < 5"));
+        assert!(
+            a[0].explanation
+                .why
+                .starts_with("SpO2 91 scores 3 with NEWS2 aggregate 3 < 5")
+        );
         // A 4 without any parameter at 3 does not fire.
         let mut q = patient();
         assert!(run(&mut q, &s, &[(0, v(4))]).is_empty());
@@ -260,7 +307,10 @@ mod tests {
         assert_eq!(a.len(), 1);
         let b = run(&mut p, &s, &[(2, s3(6))]);
         assert_eq!(b.len(), 1);
-        assert_eq!((b[0].rule, b[0].alert_id.as_str()), ("news2.medium", a[0].alert_id.as_str()));
+        assert_eq!(
+            (b[0].rule, b[0].alert_id.as_str()),
+            ("news2.medium", a[0].alert_id.as_str())
+        );
     }
 
     #[test]
@@ -273,7 +323,10 @@ mod tests {
         let a = run(&mut p, &s, &[(17, v(6))]);
         assert_eq!(a.len(), 1);
         assert_eq!((a[0].rule, a[0].state), ("news2.medium", AlertState::Open));
-        assert_eq!(a[0].transition.reason, "downgraded from news2.high to news2.medium");
+        assert_eq!(
+            a[0].transition.reason,
+            "downgraded from news2.high to news2.medium"
+        );
     }
 
     #[test]
@@ -285,7 +338,10 @@ mod tests {
         assert!(run(&mut p, &s, &[(11, v(2)), (25, v(2))]).is_empty());
         let a = run(&mut p, &s, &[(26, v(2))]);
         assert_eq!(a[0].state, AlertState::Resolved);
-        assert_eq!(a[0].transition.reason, "condition cleared: news2.high absent for 15 min");
+        assert_eq!(
+            a[0].transition.reason,
+            "condition cleared: news2.high absent for 15 min"
+        );
     }
 
     #[test]
@@ -318,21 +374,44 @@ mod tests {
         let s = Settings::default();
         let mut p = patient();
         let id = run(&mut p, &s, &[(0, v(7)), (1, v(7))])[0].alert_id.clone();
-        let err = p.command(&id, CommandKind::Ack, Role::Viewer, "u1", "", t(2)).expect_err("viewer");
+        let err = p
+            .command(&id, CommandKind::Ack, Role::Viewer, "u1", "", t(2))
+            .expect_err("viewer");
         assert_eq!(err.code(), "FORBIDDEN");
-        assert_eq!(p.active_alert().map(|a| a.version), Some(1), "refusal changes nothing");
-        let a = p.command(&id, CommandKind::Ack, Role::Nurse, "u1", "at bedside", t(2)).expect("ack");
+        assert_eq!(
+            p.active_alert().map(|a| a.version),
+            Some(1),
+            "refusal changes nothing"
+        );
+        let a = p
+            .command(&id, CommandKind::Ack, Role::Nurse, "u1", "at bedside", t(2))
+            .expect("ack");
         assert_eq!(a.state, AlertState::Acknowledged);
         assert_eq!(a.transition.from, Some(AlertState::Open));
         assert_eq!(a.transition.by, "u1");
         assert_eq!(a.transition.reason, "at bedside");
-        let err = p.command(&id, CommandKind::Ack, Role::Nurse, "u2", "", t(3)).expect_err("twice");
+        let err = p
+            .command(&id, CommandKind::Ack, Role::Nurse, "u2", "", t(3))
+            .expect_err("twice");
         assert_eq!(err.code(), "INVALID_TRANSITION");
-        let a = p.command(&id, CommandKind::Resolve, Role::Nurse, "u1", "treated", t(4)).expect("resolve");
+        let a = p
+            .command(
+                &id,
+                CommandKind::Resolve,
+                Role::Nurse,
+                "u1",
+                "treated",
+                t(4),
+            )
+            .expect("resolve");
         assert_eq!((a.state, a.version), (AlertState::Resolved, 3));
-        let err = p.command(&id, CommandKind::Ack, Role::Nurse, "u1", "", t(5)).expect_err("resolved");
+        let err = p
+            .command(&id, CommandKind::Ack, Role::Nurse, "u1", "", t(5))
+            .expect_err("resolved");
         assert_eq!(err.code(), "INVALID_TRANSITION");
-        let err = p.command("alert-nope", CommandKind::Ack, Role::Nurse, "u1", "", t(5)).expect_err("404");
+        let err = p
+            .command("alert-nope", CommandKind::Ack, Role::Nurse, "u1", "", t(5))
+            .expect_err("404");
         assert_eq!(err.code(), "ALERT_NOT_FOUND");
     }
 
@@ -341,8 +420,19 @@ mod tests {
         let s = Settings::default();
         let mut p = patient();
         let id = run(&mut p, &s, &[(0, v(8)), (1, v(8))])[0].alert_id.clone();
-        p.command(&id, CommandKind::Resolve, Role::Nurse, "u1", "treated", t(2)).expect("resolve");
-        assert!(run(&mut p, &s, &[(3, v(8))]).is_empty(), "one new score is not sustained");
+        p.command(
+            &id,
+            CommandKind::Resolve,
+            Role::Nurse,
+            "u1",
+            "treated",
+            t(2),
+        )
+        .expect("resolve");
+        assert!(
+            run(&mut p, &s, &[(3, v(8))]).is_empty(),
+            "one new score is not sustained"
+        );
         let a = run(&mut p, &s, &[(4, v(8))]);
         assert_eq!(a.len(), 1);
         assert_ne!(a[0].alert_id, id);
@@ -353,9 +443,13 @@ mod tests {
         let s = Settings::default();
         let mut p = patient();
         let id = run(&mut p, &s, &[(0, v(5)), (1, v(5))])[0].alert_id.clone();
-        p.command(&id, CommandKind::Ack, Role::Nurse, "u1", "", t(2)).expect("ack");
+        p.command(&id, CommandKind::Ack, Role::Nurse, "u1", "", t(2))
+            .expect("ack");
         let a = run(&mut p, &s, &[(3, v(7)), (4, v(7))]);
-        assert_eq!((a[0].rule, a[0].state), ("news2.high", AlertState::Acknowledged));
+        assert_eq!(
+            (a[0].rule, a[0].state),
+            ("news2.high", AlertState::Acknowledged)
+        );
     }
 
     #[test]
@@ -378,7 +472,11 @@ mod tests {
     #[test]
     fn labs_keep_latest_per_code() {
         let mut p = patient();
-        let lab = |v| LabResult { code: "lactate".into(), value: v, unit: None };
+        let lab = |v| LabResult {
+            code: "lactate".into(),
+            value: v,
+            unit: None,
+        };
         p.record_lab(&lab(2.6), t(10));
         p.record_lab(&lab(1.0), t(5));
         assert_eq!(p.lab("lactate").map(|r| r.value), Some(2.6));

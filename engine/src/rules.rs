@@ -81,9 +81,24 @@ impl Default for Settings {
         Self {
             profile: "default".into(),
             freshness: Freshness::default(),
-            single3: RuleSettings { enabled: true, threshold: 3, sustain: 1, clear_ms: fifteen },
-            medium: RuleSettings { enabled: true, threshold: 5, sustain: 2, clear_ms: fifteen },
-            high: RuleSettings { enabled: true, threshold: 7, sustain: 2, clear_ms: fifteen },
+            single3: RuleSettings {
+                enabled: true,
+                threshold: 3,
+                sustain: 1,
+                clear_ms: fifteen,
+            },
+            medium: RuleSettings {
+                enabled: true,
+                threshold: 5,
+                sustain: 2,
+                clear_ms: fifteen,
+            },
+            high: RuleSettings {
+                enabled: true,
+                threshold: 7,
+                sustain: 2,
+                clear_ms: fifteen,
+            },
         }
     }
 }
@@ -222,14 +237,26 @@ impl News2Risk {
     }
 
     /// Evaluates the family on a new score; returns the alert after each transition it caused.
-    pub fn evaluate(&mut self, subject: Subject<'_>, score: &News2, settings: &Settings) -> Vec<Alert> {
-        let point = ScorePoint { at: score.at, total: score.total, any_three: score.any_three() };
+    pub fn evaluate(
+        &mut self,
+        subject: Subject<'_>,
+        score: &News2,
+        settings: &Settings,
+    ) -> Vec<Alert> {
+        let point = ScorePoint {
+            at: score.at,
+            total: score.total,
+            any_three: score.any_three(),
+        };
         if self.recent.len() == HISTORY {
             self.recent.pop_front();
         }
         self.recent.push_back(point);
 
-        let fired = RiskRule::ALL.into_iter().rev().find(|&r| self.sustained(settings, r));
+        let fired = RiskRule::ALL
+            .into_iter()
+            .rev()
+            .find(|&r| self.sustained(settings, r));
         let current = self.rule.filter(|_| self.active_alert().is_some());
         let mut out = Vec::new();
         match (current, fired) {
@@ -266,7 +293,13 @@ impl News2Risk {
         out
     }
 
-    fn open(&mut self, subject: Subject<'_>, rule: RiskRule, score: &News2, settings: &Settings) -> Alert {
+    fn open(
+        &mut self,
+        subject: Subject<'_>,
+        rule: RiskRule,
+        score: &News2,
+        settings: &Settings,
+    ) -> Alert {
         let at = score.at;
         let alert = Alert {
             alert_id: crate::alert::alert_id(subject.tenant, subject.patient, "news2", at),
@@ -281,7 +314,9 @@ impl News2Risk {
             resource_id: None,
             provider_id: None,
             related_appointments: Vec::new(),
-            meta: Meta { news2: Some(score.total) },
+            meta: Meta {
+                news2: Some(score.total),
+            },
             explanation: self.explain(rule, score, settings, None),
             escalation: escalation(rule, subject.unit),
             transition: Transition {
@@ -304,7 +339,9 @@ impl News2Risk {
     fn change_rule(&mut self, rule: RiskRule, score: &News2, settings: &Settings, how: &str) {
         let Some(prev) = self.rule else { return };
         let explanation = self.explain(rule, score, settings, Some((prev, how)));
-        let Some(alert) = self.alert.as_mut() else { return };
+        let Some(alert) = self.alert.as_mut() else {
+            return;
+        };
         let unit = alert.unit_id.clone().unwrap_or_default();
         alert.rule = rule.name();
         alert.level = rule.level();
@@ -383,7 +420,11 @@ impl News2Risk {
                 score.total,
                 score.at.hhmm()
             ),
-            _ => format!("NEWS2 {} at {}, first score on record", score.total, score.at.hhmm()),
+            _ => format!(
+                "NEWS2 {} at {}, first score on record",
+                score.total,
+                score.at.hhmm()
+            ),
         };
         let n = run.len().max(1);
         if n > 1 {

@@ -92,13 +92,22 @@ mod tests {
         assert_eq!(t.plus_millis(250).to_string(), "2025-11-27T09:05:00.250Z");
         assert_eq!(t.hhmm(), "09:05");
         assert_eq!(Timestamp(0).to_string(), "1970-01-01T00:00:00Z");
-        assert_eq!(Timestamp::from_civil(2024, 2, 29, 23, 59, 59).to_string(), "2024-02-29T23:59:59Z");
+        assert_eq!(
+            Timestamp::from_civil(2024, 2, 29, 23, 59, 59).to_string(),
+            "2024-02-29T23:59:59Z"
+        );
         assert_eq!(Timestamp(-1000).to_string(), "1969-12-31T23:59:59Z");
     }
 
     #[test]
     fn civil_round_trips_known_epoch_values() {
-        assert_eq!(Timestamp::from_civil(2025, 11, 27, 9, 5, 0).millis(), 1_764_234_300_000);
-        assert_eq!(Timestamp::from_civil(2000, 3, 1, 0, 0, 0).millis(), 951_868_800_000);
+        assert_eq!(
+            Timestamp::from_civil(2025, 11, 27, 9, 5, 0).millis(),
+            1_764_234_300_000
+        );
+        assert_eq!(
+            Timestamp::from_civil(2000, 3, 1, 0, 0, 0).millis(),
+            951_868_800_000
+        );
     }
 }

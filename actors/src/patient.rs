@@ -1,0 +1,119 @@
+//! The patient actor: owns one [`Patient`], applies its events in order, applies commands to its
+//! alerts, and hands every transition to the outputs.
+
+use std::cell::Cell;
+use std::rc::Rc;
+use std::sync::Arc;
+
+use actix::prelude::*;
+use vigil_engine::{Alert, CommandError, Patient, Settings};
+
+use crate::router::Command;
+use crate::{InputKind, Outputs, PatientInput, PatientUpdate, Receipt};
+
+pub(crate) struct Observe {
+    pub inputs: Vec<PatientInput>,
+    pub receipt: Receipt,
+}
+
+impl Message for Observe {
+    type Result = ();
+}
+
+pub(crate) struct Passivate;
+
+impl Message for Passivate {
+    type Result = ();
+}
+
+pub struct PatientActor {
+    patient: Patient,
+    settings: Arc<Settings>,
+    outputs: Arc<dyn Outputs>,
+    /// Shared with the router on the same thread: passivation skips patients with open alerts.
+    has_active_alert: Rc<Cell<bool>>,
+}
+
+impl PatientActor {
+    pub(crate) fn new(
+        tenant: &str,
+        patient: &str,
+        unit: &str,
+        settings: Arc<Settings>,
+        outputs: Arc<dyn Outputs>,
+        has_active_alert: Rc<Cell<bool>>,
+    ) -> Self {
+        Self {
+            patient: Patient::new(tenant, patient, unit),
+            settings,
+            outputs,
+            has_active_alert,
+        }
+    }
+
+    fn emit(&mut self, alert: &Alert, receipt: Option<Receipt>, ctx: &mut Context<Self>) {
+        if let Some(wait) = self.outputs.alert(alert, receipt) {
+            ctx.wait(wait.into_actor(self));
+        }
+        self.has_active_alert
+            .set(self.patient.active_alert().is_some());
+    }
+}
+
+impl Actor for PatientActor {
+    type Context = Context<Self>;
+}
+
+impl Handler<Observe> for PatientActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: Observe, ctx: &mut Self::Context) {
+        let mut scored = false;
+        for input in &msg.inputs {
+            match &input.kind {
+                InputKind::Vitals(v) => {
+                    let out =
+                        self.patient
+                            .observe(&input.unit_id, v, input.occurred_at, &self.settings);
+                    scored |= out.score.is_some();
+                    for alert in &out.alerts {
+                        self.emit(alert, Some(msg.receipt.clone()), ctx);
+                    }
+                }
+                InputKind::Lab { lab, collected_at } => self.patient.record_lab(lab, *collected_at),
+            }
+        }
+        if scored && let Some(score) = &self.patient.last_score {
+            self.outputs.patient(PatientUpdate {
+                tenant: self.patient.tenant.clone(),
+                patient_id: self.patient.patient_id.clone(),
+                unit_id: self.patient.unit_id.clone(),
+                at: score.at,
+                news2: Some(score.total),
+                partial: score.partial(),
+                vitals: self.patient.chart.latest(),
+            });
+        }
+    }
+}
+
+impl Handler<Command> for PatientActor {
+    type Result = Result<Alert, CommandError>;
+
+    fn handle(&mut self, msg: Command, ctx: &mut Self::Context) -> Self::Result {
+        let c = msg.0;
+        let alert = self
+            .patient
+            .command(&c.alert_id, c.kind, c.role, &c.by, &c.reason, c.at)?;
+        self.emit(&alert, None, ctx);
+        Ok(alert)
+    }
+}
+
+impl Handler<Passivate> for PatientActor {
+    type Result = ();
+
+    fn handle(&mut self, _: Passivate, ctx: &mut Self::Context) {
+        ctx.stop();
+    }
+}

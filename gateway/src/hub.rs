@@ -1,0 +1,328 @@
+//! The hub: what every connection shares. The alerts in scope for snapshots, one bounded
+//! broadcast for alert frames and one for patient frames, the latest patient frame per patient
+//! (so a lagging dashboard resyncs instead of missing a patient), the command port and counters.
+
+use std::collections::HashMap;
+use std::fmt::Write;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+
+use dashmap::DashMap;
+use serde::Serialize;
+use tokio::sync::broadcast;
+use vigil_config::{Config, Role};
+use vigil_engine::{Alert, AlertState, CommandError, CommandKind, Level, Timestamp, Vitals};
+
+/// Who a bearer token speaks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Principal {
+    pub tenant: String,
+    pub role: Role,
+    /// Units covered; empty means every unit of the tenant.
+    pub units: Vec<String>,
+    /// Shown as the `by` of the transitions this token causes.
+    pub name: String,
+}
+
+impl Principal {
+    pub fn covers(&self, tenant: &str, unit: Option<&str>) -> bool {
+        tenant == self.tenant
+            && (self.units.is_empty() || unit.is_some_and(|u| self.units.iter().any(|x| x == u)))
+    }
+}
+
+/// A command as the gateway hands it to the engine side.
+#[derive(Debug, Clone)]
+pub struct CommandRequest {
+    pub tenant: String,
+    pub patient_id: String,
+    pub alert_id: String,
+    pub kind: CommandKind,
+    pub role: Role,
+    pub by: String,
+    pub reason: String,
+    pub at: Timestamp,
+}
+
+/// The port through which commands reach the actor that owns the alert.
+pub trait CommandPort: Send + Sync + 'static {
+    fn execute(
+        &self,
+        req: CommandRequest,
+    ) -> Pin<Box<dyn Future<Output = Result<Alert, CommandError>> + Send>>;
+}
+
+/// Extra `/metrics` text from the rest of the process (ingest counters).
+pub type MetricsSource = Arc<dyn Fn(&mut String) + Send + Sync>;
+
+/// An alert as the gateway keeps and sends it: routing fields plus its JSON, serialized once.
+#[derive(Debug)]
+pub struct AlertEntry {
+    pub alert_id: String,
+    pub tenant: String,
+    pub unit: Option<String>,
+    pub patient: Option<String>,
+    pub level: Level,
+    pub state: AlertState,
+    pub version: u64,
+    pub emitted_at: Timestamp,
+    /// `orchestration.alert.v1` data as JSON.
+    pub json: String,
+}
+
+/// The latest live state of one patient, as a ready `patient` frame.
+#[derive(Debug)]
+pub struct PatientFrame {
+    pub tenant: String,
+    pub unit: String,
+    pub patient: String,
+    pub frame: String,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct PatientFrameJson<'a> {
+    r#type: &'static str,
+    patient_id: &'a str,
+    unit_id: &'a str,
+    at: Timestamp,
+    news2: Option<u8>,
+    /// Not computed yet (the sepsis rules arrive later): always `null`.
+    qsofa: Option<u8>,
+    sirs: Option<u8>,
+    partial: bool,
+    vitals: &'a Vitals,
+}
+
+/// Gateway counters.
+#[derive(Debug, Default)]
+pub struct GatewayMetrics {
+    pub connected: AtomicU64,
+    pub connections_total: AtomicU64,
+    pub rejected_unauthorized: AtomicU64,
+    pub rejected_capacity: AtomicU64,
+    pub slow_client_closes: AtomicU64,
+    pub alert_frames: AtomicU64,
+    pub patient_frames: AtomicU64,
+    pub commands_ok: AtomicU64,
+    pub errors: DashMap<&'static str, u64>,
+}
+
+impl GatewayMetrics {
+    pub fn error(&self, code: &'static str) {
+        *self.errors.entry(code).or_insert(0) += 1;
+    }
+}
+
+pub struct Hub {
+    tokens: HashMap<String, Principal>,
+    pub(crate) alerts: DashMap<String, Arc<AlertEntry>>,
+    pub(crate) alert_tx: broadcast::Sender<Arc<AlertEntry>>,
+    pub(crate) patients: DashMap<(String, String), Arc<PatientFrame>>,
+    pub(crate) patient_tx: broadcast::Sender<Arc<PatientFrame>>,
+    pub(crate) commands: Arc<dyn CommandPort>,
+    pub metrics: GatewayMetrics,
+    pub(crate) ready: AtomicBool,
+    pub(crate) extra_metrics: Option<MetricsSource>,
+    pub(crate) config: vigil_config::GatewayConfig,
+    /// Resolved alerts are kept this long so late commands get INVALID_TRANSITION, not 404.
+    resolved_retention_ms: i64,
+    resolved_seen: AtomicU64,
+    /// Flipped once at shutdown: every session closes with 1001.
+    pub(crate) shutdown: tokio::sync::watch::Sender<bool>,
+}
+
+impl Hub {
+    pub fn new(
+        config: &Config,
+        commands: Arc<dyn CommandPort>,
+        extra_metrics: Option<MetricsSource>,
+    ) -> Arc<Hub> {
+        let tokens = config
+            .auth
+            .tokens
+            .iter()
+            .map(|t| {
+                let principal = Principal {
+                    tenant: t.tenant.clone(),
+                    role: t.role,
+                    units: t.units.clone(),
+                    name: t
+                        .name
+                        .clone()
+                        .unwrap_or_else(|| format!("{}:{}", t.role.as_str(), t.tenant)),
+                };
+                (t.token.clone(), principal)
+            })
+            .collect();
+        let cap = config.gateway.client_queue;
+        Arc::new(Hub {
+            tokens,
+            alerts: DashMap::new(),
+            alert_tx: broadcast::channel(cap).0,
+            patients: DashMap::new(),
+            patient_tx: broadcast::channel(cap).0,
+            commands,
+            metrics: GatewayMetrics::default(),
+            ready: AtomicBool::new(false),
+            extra_metrics,
+            config: config.gateway.clone(),
+            resolved_retention_ms: 3_600_000,
+            resolved_seen: AtomicU64::new(0),
+            shutdown: tokio::sync::watch::channel(false).0,
+        })
+    }
+
+    pub fn authenticate(&self, token: &str) -> Option<&Principal> {
+        self.tokens.get(token)
+    }
+
+    /// Closes every WebSocket session (1001, going away).
+    pub fn close_all(&self) {
+        self.shutdown.send_replace(true);
+    }
+
+    /// Marks the engine ready (`/readyz` answers 200).
+    pub fn set_ready(&self, ready: bool) {
+        self.ready.store(ready, Relaxed);
+    }
+
+    /// Records an alert transition and pushes it to every subscribed connection in scope.
+    /// An older version than the one held is ignored (outputs may race with command replies).
+    pub fn publish_alert(&self, alert: &Alert) {
+        let json = serde_json::to_string(alert).unwrap_or_default();
+        let entry = Arc::new(AlertEntry {
+            alert_id: alert.alert_id.clone(),
+            tenant: alert.tenant_id.clone(),
+            unit: alert.unit_id.clone(),
+            patient: alert.patient_id.clone(),
+            level: alert.level,
+            state: alert.state,
+            version: alert.version,
+            emitted_at: alert.emitted_at,
+            json,
+        });
+        match self.alerts.entry(alert.alert_id.clone()) {
+            dashmap::Entry::Occupied(mut o) => {
+                if o.get().version >= entry.version {
+                    return;
+                }
+                o.insert(entry.clone());
+            }
+            dashmap::Entry::Vacant(v) => {
+                v.insert(entry.clone());
+            }
+        }
+        let _ = self.alert_tx.send(entry);
+        if alert.state == AlertState::Resolved
+            && self.resolved_seen.fetch_add(1, Relaxed) % 1024 == 1023
+        {
+            self.prune_resolved(alert.emitted_at);
+        }
+    }
+
+    fn prune_resolved(&self, now: Timestamp) {
+        let keep = self.resolved_retention_ms;
+        self.alerts
+            .retain(|_, e| e.state != AlertState::Resolved || now.since(e.emitted_at) < keep);
+    }
+
+    /// Records a patient's latest state; connections coalesce these (latest wins).
+    pub fn publish_patient(
+        &self,
+        tenant: &str,
+        patient: &str,
+        unit: &str,
+        at: Timestamp,
+        news2: Option<u8>,
+        partial: bool,
+        vitals: &Vitals,
+    ) {
+        let json = PatientFrameJson {
+            r#type: "patient",
+            patient_id: patient,
+            unit_id: unit,
+            at,
+            news2,
+            qsofa: None,
+            sirs: None,
+            partial,
+            vitals,
+        };
+        let frame = Arc::new(PatientFrame {
+            tenant: tenant.into(),
+            unit: unit.into(),
+            patient: patient.into(),
+            frame: serde_json::to_string(&json).unwrap_or_default(),
+        });
+        self.patients
+            .insert((tenant.to_string(), patient.to_string()), frame.clone());
+        let _ = self.patient_tx.send(frame);
+    }
+
+    /// The alert's routing entry, if this principal may see it.
+    pub(crate) fn alert_for(
+        &self,
+        principal: &Principal,
+        alert_id: &str,
+    ) -> Option<Arc<AlertEntry>> {
+        self.alerts
+            .get(alert_id)
+            .map(|e| e.value().clone())
+            .filter(|e| principal.covers(&e.tenant, e.unit.as_deref()))
+    }
+
+    /// Prometheus text for `/metrics`.
+    pub fn render_metrics(&self) -> String {
+        let mut out = String::with_capacity(4096);
+        let m = &self.metrics;
+        let _ = writeln!(
+            out,
+            "# TYPE vigil_ws_connected gauge\nvigil_ws_connected {}",
+            m.connected.load(Relaxed)
+        );
+        let lines = [
+            ("vigil_ws_connections_total", &m.connections_total),
+            (
+                "vigil_ws_rejected_unauthorized_total",
+                &m.rejected_unauthorized,
+            ),
+            ("vigil_ws_rejected_capacity_total", &m.rejected_capacity),
+            ("vigil_ws_slow_client_closes_total", &m.slow_client_closes),
+            ("vigil_ws_alert_frames_total", &m.alert_frames),
+            ("vigil_ws_patient_frames_total", &m.patient_frames),
+            ("vigil_commands_ok_total", &m.commands_ok),
+        ];
+        for (name, v) in lines {
+            let _ = writeln!(out, "# TYPE {name} counter\n{name} {}", v.load(Relaxed));
+        }
+        let _ = writeln!(out, "# TYPE vigil_ws_errors_total counter");
+        for code in [
+            "UNAUTHORIZED",
+            "FORBIDDEN",
+            "BAD_REQUEST",
+            "ALERT_NOT_FOUND",
+            "INVALID_TRANSITION",
+            "RATE_LIMITED",
+        ] {
+            let n = m.errors.get(code).map_or(0, |v| *v);
+            let _ = writeln!(out, "vigil_ws_errors_total{{code=\"{code}\"}} {n}");
+        }
+        let mut open = [0u64; 3];
+        for e in self.alerts.iter() {
+            if e.state != AlertState::Resolved {
+                open[e.level as usize] += 1;
+            }
+        }
+        let _ = writeln!(out, "# TYPE vigil_alerts_open gauge");
+        for (i, level) in ["info", "warning", "critical"].iter().enumerate() {
+            let _ = writeln!(out, "vigil_alerts_open{{level=\"{level}\"}} {}", open[i]);
+        }
+        if let Some(extra) = &self.extra_metrics {
+            extra(&mut out);
+        }
+        out
+    }
+}

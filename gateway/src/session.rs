@@ -1,0 +1,465 @@
+//! One WebSocket connection: subscriptions, snapshot-then-incremental alerts, coalesced patient
+//! frames, commands, pings, and the slow-client rule (contracts.md §5).
+//!
+//! Alert frames are never dropped: the connection reads them from a bounded broadcast, and a
+//! client that falls `gateway.client_queue` frames behind (or blocks a write for 5 s) is closed
+//! with 1013; on reconnect it gets a fresh snapshot. Patient frames are coalesced per patient and
+//! flushed every `gateway.patient_flush`; when they lag, the latest state is taken from the hub.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::{Duration, Instant};
+
+use futures::{SinkExt, StreamExt};
+use serde::Deserialize;
+use serde_json::json;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::sync::broadcast::{self, error::RecvError};
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use vigil_engine::{AlertState, CommandKind, Level};
+
+use crate::hub::{AlertEntry, CommandRequest, Hub, PatientFrame, Principal};
+
+/// A write that takes longer than this means the client is not reading.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
+/// Client messages allowed per second, and the burst above that.
+const RATE_PER_SEC: f64 = 20.0;
+const RATE_BURST: f64 = 40.0;
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct Subscribe {
+    #[serde(rename = "type")]
+    _type: String,
+    id: Option<String>,
+    channels: Vec<String>,
+    #[serde(default)]
+    units: Vec<String>,
+    #[serde(default)]
+    patients: Vec<String>,
+    min_level: Option<Level>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct AlertCommandMsg {
+    #[serde(rename = "type")]
+    _type: String,
+    id: Option<String>,
+    alert_id: String,
+    #[serde(default)]
+    reason: String,
+}
+
+/// What this connection asked for, narrowed to what its token allows.
+struct Subscription {
+    alerts: bool,
+    patients: bool,
+    /// Empty: every unit of the tenant (only for tokens without units).
+    units: Vec<String>,
+    patient_ids: Vec<String>,
+    min_level: Level,
+}
+
+impl Subscription {
+    fn unit_ok(&self, unit: Option<&str>) -> bool {
+        self.units.is_empty() || unit.is_some_and(|u| self.units.iter().any(|x| x == u))
+    }
+    fn patient_ok(&self, patient: Option<&str>) -> bool {
+        self.patient_ids.is_empty()
+            || patient.is_some_and(|p| self.patient_ids.iter().any(|x| x == p))
+    }
+    fn alert_ok(&self, principal: &Principal, e: &AlertEntry) -> bool {
+        e.tenant == principal.tenant
+            && self.unit_ok(e.unit.as_deref())
+            && self.patient_ok(e.patient.as_deref())
+            && e.level >= self.min_level
+    }
+    fn patient_frame_ok(&self, principal: &Principal, f: &PatientFrame) -> bool {
+        f.tenant == principal.tenant
+            && self.unit_ok(Some(&f.unit))
+            && self.patient_ok(Some(&f.patient))
+    }
+}
+
+fn error_frame(
+    hub: &Hub,
+    id: Option<&str>,
+    code: &'static str,
+    message: impl Into<String>,
+) -> String {
+    hub.metrics.error(code);
+    json!({"type": "error", "id": id, "code": code, "message": message.into()}).to_string()
+}
+
+async fn recv_or_wait<T: Clone>(rx: &mut Option<broadcast::Receiver<T>>) -> Result<T, RecvError> {
+    match rx {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+struct Session {
+    hub: Arc<Hub>,
+    principal: Principal,
+    sub: Option<Subscription>,
+    alerts: Option<broadcast::Receiver<Arc<AlertEntry>>>,
+    patients: Option<broadcast::Receiver<Arc<PatientFrame>>>,
+    /// Versions sent in the snapshot: older broadcast copies are skipped.
+    snapshot_versions: HashMap<String, u64>,
+    pending_patients: HashMap<String, Arc<PatientFrame>>,
+    tokens: f64,
+    refilled: Instant,
+}
+
+/// Serves one upgraded connection until it closes, the client is too slow, or shutdown.
+pub async fn run<S>(ws: WebSocketStream<S>, principal: Principal, hub: Arc<Hub>)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send,
+{
+    hub.metrics.connected.fetch_add(1, Relaxed);
+    hub.metrics.connections_total.fetch_add(1, Relaxed);
+    let mut shutdown = hub.shutdown.subscribe();
+    let (mut tx, mut rx) = ws.split();
+    let mut s = Session {
+        hub: hub.clone(),
+        principal,
+        sub: None,
+        alerts: None,
+        patients: None,
+        snapshot_versions: HashMap::new(),
+        pending_patients: HashMap::new(),
+        tokens: RATE_BURST,
+        refilled: Instant::now(),
+    };
+    let mut flush = tokio::time::interval(
+        hub.config
+            .patient_flush
+            .as_std()
+            .max(Duration::from_millis(10)),
+    );
+    let mut out: Vec<String> = Vec::new();
+    let close: Option<(CloseCode, &str)> = loop {
+        out.clear();
+        tokio::select! {
+            msg = rx.next() => match msg {
+                Some(Ok(Message::Text(text))) => s.on_text(text.as_str(), &mut out).await,
+                Some(Ok(Message::Binary(_))) => {
+                    out.push(error_frame(&hub, None, "BAD_REQUEST", "binary frames are not supported; send JSON text"));
+                }
+                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break None,
+                Some(Ok(_)) => {}
+            },
+            r = recv_or_wait(&mut s.alerts) => match r {
+                Ok(entry) => {
+                    s.on_alert(&entry, &mut out);
+                    // Batch whatever else is ready into the same write.
+                    let mut lagged = false;
+                    for _ in 0..256 {
+                        let Some(rx) = s.alerts.as_mut() else { break };
+                        match rx.try_recv() {
+                            Ok(e) => s.on_alert(&e, &mut out),
+                            Err(broadcast::error::TryRecvError::Lagged(_)) => { lagged = true; break; }
+                            Err(_) => break,
+                        }
+                    }
+                    if lagged {
+                        break Some((CloseCode::Again, "too slow for alerts; reconnect for a fresh snapshot"));
+                    }
+                }
+                Err(RecvError::Lagged(_)) => {
+                    break Some((CloseCode::Again, "too slow for alerts; reconnect for a fresh snapshot"));
+                }
+                Err(RecvError::Closed) => break Some((CloseCode::Away, "gateway shutting down")),
+            },
+            r = recv_or_wait(&mut s.patients) => match r {
+                Ok(frame) => s.on_patient(frame),
+                Err(RecvError::Lagged(_)) => s.resync_patients(),
+                Err(RecvError::Closed) => s.patients = None,
+            },
+            _ = flush.tick(), if !s.pending_patients.is_empty() => {
+                hub.metrics.patient_frames.fetch_add(s.pending_patients.len() as u64, Relaxed);
+                out.extend(s.pending_patients.drain().map(|(_, f)| f.frame.clone()));
+            },
+            _ = shutdown.changed() => break Some((CloseCode::Away, "gateway shutting down")),
+        }
+        if !out.is_empty() {
+            let write = async {
+                for frame in out.drain(..) {
+                    tx.feed(Message::text(frame)).await?;
+                }
+                tx.flush().await
+            };
+            match tokio::time::timeout(WRITE_TIMEOUT, write).await {
+                Ok(Ok(())) => {}
+                Ok(Err(_)) => break None,
+                Err(_) => {
+                    break Some((
+                        CloseCode::Again,
+                        "too slow for alerts; reconnect for a fresh snapshot",
+                    ));
+                }
+            }
+        }
+    };
+    if let Some((code, reason)) = close {
+        if code == CloseCode::Again {
+            hub.metrics.slow_client_closes.fetch_add(1, Relaxed);
+        }
+        let frame = CloseFrame {
+            code,
+            reason: reason.into(),
+        };
+        let _ = tokio::time::timeout(Duration::from_secs(1), tx.send(Message::Close(Some(frame))))
+            .await;
+    }
+    hub.metrics.connected.fetch_sub(1, Relaxed);
+}
+
+impl Session {
+    fn rate_ok(&mut self) -> bool {
+        let now = Instant::now();
+        let elapsed = now.duration_since(self.refilled).as_secs_f64();
+        self.refilled = now;
+        self.tokens = (self.tokens + elapsed * RATE_PER_SEC).min(RATE_BURST);
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+
+    async fn on_text(&mut self, text: &str, out: &mut Vec<String>) {
+        let hub = self.hub.clone();
+        let value: serde_json::Value = match serde_json::from_str(text) {
+            Ok(v) => v,
+            Err(e) => {
+                out.push(error_frame(
+                    &hub,
+                    None,
+                    "BAD_REQUEST",
+                    format!("not JSON: {e}"),
+                ));
+                return;
+            }
+        };
+        let id = value.get("id").and_then(|v| v.as_str()).map(str::to_string);
+        let id = id.as_deref();
+        if !self.rate_ok() {
+            out.push(error_frame(
+                &hub,
+                id,
+                "RATE_LIMITED",
+                "more than 20 messages per second; slow down",
+            ));
+            return;
+        }
+        let kind = value
+            .get("type")
+            .and_then(|v| v.as_str())
+            .unwrap_or("")
+            .to_string();
+        let kind = kind.as_str();
+        match kind {
+            "ping" => out.push(r#"{"type":"pong"}"#.to_string()),
+            "subscribe" => match serde_json::from_value::<Subscribe>(value) {
+                Ok(sub) => self.subscribe(sub, out),
+                Err(e) => out.push(error_frame(
+                    &hub,
+                    id,
+                    "BAD_REQUEST",
+                    format!("subscribe: {e}"),
+                )),
+            },
+            "ack" | "resolve" => match serde_json::from_value::<AlertCommandMsg>(value) {
+                Ok(cmd) => {
+                    let k = if kind == "ack" {
+                        CommandKind::Ack
+                    } else {
+                        CommandKind::Resolve
+                    };
+                    out.push(self.command(k, cmd).await);
+                }
+                Err(e) => out.push(error_frame(&hub, id, "BAD_REQUEST", format!("{kind}: {e}"))),
+            },
+            "snooze" | "receipt" | "decline" => out.push(error_frame(
+                &hub,
+                id,
+                "BAD_REQUEST",
+                format!(
+                    "`{kind}` is not supported by this engine version yet (escalation and pagers)"
+                ),
+            )),
+            "" => out.push(error_frame(&hub, id, "BAD_REQUEST", "missing `type`")),
+            other => out.push(error_frame(
+                &hub,
+                id,
+                "BAD_REQUEST",
+                format!("unknown message type `{other}`"),
+            )),
+        }
+    }
+
+    fn subscribe(&mut self, req: Subscribe, out: &mut Vec<String>) {
+        let hub = self.hub.clone();
+        let id = req.id.as_deref();
+        if req.channels.is_empty() {
+            out.push(error_frame(
+                &hub,
+                id,
+                "BAD_REQUEST",
+                "`channels` must name at least one channel",
+            ));
+            return;
+        }
+        if let Some(c) = req
+            .channels
+            .iter()
+            .find(|c| !["alerts", "patients", "resources", "pages"].contains(&c.as_str()))
+        {
+            out.push(error_frame(
+                &hub,
+                id,
+                "BAD_REQUEST",
+                format!("unknown channel `{c}`"),
+            ));
+            return;
+        }
+        let p = &self.principal;
+        let units = if p.units.is_empty() {
+            req.units
+        } else if req.units.is_empty() {
+            p.units.clone()
+        } else if let Some(u) = req.units.iter().find(|u| !p.units.contains(u)) {
+            out.push(error_frame(
+                &hub,
+                id,
+                "FORBIDDEN",
+                format!("unit `{u}` is not covered by this token"),
+            ));
+            return;
+        } else {
+            req.units
+        };
+        let has = |c: &str| req.channels.iter().any(|x| x == c);
+        let sub = Subscription {
+            alerts: has("alerts"),
+            patients: has("patients"),
+            units,
+            patient_ids: req.patients,
+            min_level: req.min_level.unwrap_or(Level::Info),
+        };
+        out.push(json!({"type": "subscribed", "id": id}).to_string());
+        // Subscribe to the broadcast first, then read the store: nothing falls in between, and
+        // copies older than the snapshot's are skipped by version.
+        self.alerts = sub.alerts.then(|| hub.alert_tx.subscribe());
+        self.snapshot_versions.clear();
+        if sub.alerts {
+            let mut entries: Vec<Arc<AlertEntry>> = hub
+                .alerts
+                .iter()
+                .map(|e| e.value().clone())
+                .filter(|e| e.state != AlertState::Resolved && sub.alert_ok(&self.principal, e))
+                .collect();
+            entries.sort_by_key(|e| e.emitted_at);
+            let mut frame = String::from(r#"{"type":"snapshot","alerts":["#);
+            for (i, e) in entries.iter().enumerate() {
+                if i > 0 {
+                    frame.push(',');
+                }
+                frame.push_str(&e.json);
+                self.snapshot_versions.insert(e.alert_id.clone(), e.version);
+            }
+            frame.push_str("]}");
+            out.push(frame);
+        }
+        self.patients = sub.patients.then(|| hub.patient_tx.subscribe());
+        self.pending_patients.clear();
+        self.sub = Some(sub);
+        if self.patients.is_some() {
+            self.resync_patients();
+        }
+    }
+
+    fn on_alert(&mut self, e: &AlertEntry, out: &mut Vec<String>) {
+        let Some(sub) = &self.sub else { return };
+        if !sub.alert_ok(&self.principal, e) {
+            return;
+        }
+        if let Some(&v) = self.snapshot_versions.get(&e.alert_id) {
+            if e.version <= v {
+                return;
+            }
+            self.snapshot_versions.remove(&e.alert_id);
+        }
+        self.hub.metrics.alert_frames.fetch_add(1, Relaxed);
+        let mut frame = String::with_capacity(e.json.len() + 32);
+        frame.push_str(r#"{"type":"alert","alert":"#);
+        frame.push_str(&e.json);
+        frame.push('}');
+        out.push(frame);
+    }
+
+    fn on_patient(&mut self, f: Arc<PatientFrame>) {
+        if let Some(sub) = &self.sub
+            && sub.patient_frame_ok(&self.principal, &f)
+        {
+            self.pending_patients.insert(f.patient.clone(), f);
+        }
+    }
+
+    fn resync_patients(&mut self) {
+        let Some(sub) = &self.sub else { return };
+        for f in self.hub.patients.iter() {
+            if sub.patient_frame_ok(&self.principal, f.value()) {
+                self.pending_patients
+                    .insert(f.patient.clone(), f.value().clone());
+            }
+        }
+    }
+
+    async fn command(&mut self, kind: CommandKind, cmd: AlertCommandMsg) -> String {
+        let hub = self.hub.clone();
+        let id = cmd.id.as_deref();
+        // Alerts of another tenant or of units outside the token do not exist for this client.
+        let Some(entry) = hub.alert_for(&self.principal, &cmd.alert_id) else {
+            return error_frame(
+                &hub,
+                id,
+                "ALERT_NOT_FOUND",
+                format!("alert {} not found", cmd.alert_id),
+            );
+        };
+        let Some(patient) = entry.patient.clone() else {
+            return error_frame(
+                &hub,
+                id,
+                "ALERT_NOT_FOUND",
+                format!("alert {} not found", cmd.alert_id),
+            );
+        };
+        let req = CommandRequest {
+            tenant: entry.tenant.clone(),
+            patient_id: patient,
+            alert_id: cmd.alert_id.clone(),
+            kind,
+            role: self.principal.role,
+            by: self.principal.name.clone(),
+            reason: cmd.reason,
+            at: crate::now(),
+        };
+        match hub.commands.execute(req).await {
+            Ok(alert) => {
+                hub.metrics.commands_ok.fetch_add(1, Relaxed);
+                let alert = serde_json::to_value(&alert).unwrap_or_default();
+                json!({"type": "result", "id": id, "ok": true, "alert": alert}).to_string()
+            }
+            Err(e) => error_frame(&hub, id, e.code(), e.to_string()),
+        }
+    }
+}

@@ -1,0 +1,117 @@
+//! The adapters that connect the crates: engine outputs to the gateway and the outbox, gateway
+//! commands to the patient actors, decoded events to the shards.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::{Arc, OnceLock};
+
+use vigil_actors::{
+    AlertCommand, Backpressure, InputKind, Outputs, PatientInput, PatientShards, PatientUpdate,
+};
+use vigil_engine::{Alert, CommandError};
+use vigil_gateway::{CommandPort, CommandRequest, Hub};
+use vigil_streams::output::alert_message;
+use vigil_streams::{EventSink, IngestMetrics, Outbox, Receipt, VitalsEvent};
+
+/// Alert transitions go to dashboards at once and to `ALERTS` through the outbox (which holds the
+/// batch receipt until the stream has stored them).
+pub struct EngineOutputs {
+    pub hub: Arc<Hub>,
+    pub outbox: Outbox,
+    pub metrics: Arc<IngestMetrics>,
+}
+
+impl Outputs for EngineOutputs {
+    fn alert(&self, alert: &Alert, receipt: Option<Receipt>) -> Option<Backpressure> {
+        self.metrics.alert_transitions.fetch_add(1, Relaxed);
+        self.hub.publish_alert(alert);
+        match self.outbox.try_send(alert_message(alert, receipt)) {
+            Ok(()) => None,
+            Err(msg) => {
+                let outbox = self.outbox.clone();
+                Some(Box::pin(async move { outbox.send(msg).await }))
+            }
+        }
+    }
+
+    fn patient(&self, u: PatientUpdate) {
+        self.hub.publish_patient(
+            &u.tenant,
+            &u.patient_id,
+            &u.unit_id,
+            u.at,
+            u.news2,
+            u.partial,
+            &u.vitals,
+        );
+    }
+}
+
+/// Commands reach the actor that owns the alert. Set once the shards exist.
+#[derive(Default)]
+pub struct ShardCommands(pub OnceLock<PatientShards>);
+
+impl CommandPort for ShardCommands {
+    fn execute(
+        &self,
+        req: CommandRequest,
+    ) -> Pin<Box<dyn Future<Output = Result<Alert, CommandError>> + Send>> {
+        let shards = self.0.get().cloned();
+        Box::pin(async move {
+            let not_found = CommandError::NotFound(req.alert_id.clone());
+            let Some(shards) = shards else {
+                return Err(not_found);
+            };
+            let cmd = AlertCommand {
+                tenant: req.tenant,
+                patient_id: req.patient_id,
+                alert_id: req.alert_id,
+                kind: req.kind,
+                role: req.role,
+                by: req.by,
+                reason: req.reason,
+                at: req.at,
+            };
+            shards.command(cmd).await.unwrap_or(Err(not_found))
+        })
+    }
+}
+
+/// Decoded `VITALS` events become patient inputs on their shards.
+pub struct ShardSink(pub PatientShards);
+
+pub fn to_input(event: VitalsEvent) -> PatientInput {
+    match event {
+        VitalsEvent::Observation { meta, vitals } => PatientInput {
+            tenant: meta.tenant_id,
+            patient_id: meta.patient_id,
+            unit_id: meta.unit_id,
+            occurred_at: meta.occurred_at,
+            kind: InputKind::Vitals(vitals),
+        },
+        VitalsEvent::Lab {
+            meta,
+            lab,
+            collected_at,
+        } => PatientInput {
+            tenant: meta.tenant_id,
+            patient_id: meta.patient_id,
+            unit_id: meta.unit_id,
+            occurred_at: meta.occurred_at,
+            kind: InputKind::Lab { lab, collected_at },
+        },
+    }
+}
+
+impl EventSink for ShardSink {
+    fn dispatch(
+        &self,
+        events: Vec<VitalsEvent>,
+        receipt: Receipt,
+    ) -> impl Future<Output = ()> + Send {
+        let shards = self.0.clone();
+        let inputs: Vec<PatientInput> = events.into_iter().map(to_input).collect();
+        async move { shards.deliver(inputs, receipt).await }
+    }
+}

@@ -1,0 +1,345 @@
+//! The message bus behind one interface: NATS JetStream for `vigil run`, and an embedded
+//! in-process bus for `vigil demo` (no services needed). Both hand the engine [`Delivery`]s and
+//! take publishes; only JetStream persists anything.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_nats::HeaderMap;
+use async_nats::jetstream::{self, consumer, stream};
+use bytes::Bytes;
+use futures::{Stream, StreamExt};
+use tokio::sync::mpsc;
+use vigil_config::NatsConfig;
+
+/// The streams of contracts.md §2: name, subjects, and whether deletes and purges are denied.
+pub const STREAMS: &[(&str, &str, bool)] = &[
+    ("VITALS", "vitals.*.*", false),
+    ("CHECKINS", "checkin.*.*", false),
+    ("OCCUPANCY", "occupancy.*.*", false),
+    ("ALERTS", "alerts.*.*", true),
+    ("FLOW", "flow.*.*", false),
+    ("DLQ", "dlq.>", false),
+];
+
+/// What went wrong talking to the bus.
+#[derive(Debug, thiserror::Error)]
+pub enum BusError {
+    #[error("cannot connect to NATS at {url}: {reason}")]
+    Connect { url: String, reason: String },
+    #[error("cannot set up stream {stream}: {reason}")]
+    Stream { stream: String, reason: String },
+    #[error("cannot set up consumer {consumer}: {reason}")]
+    Consumer { consumer: String, reason: String },
+    #[error("publish to {subject} failed: {reason}")]
+    Publish { subject: String, reason: String },
+    #[error("acknowledgement failed: {0}")]
+    Ack(String),
+    #[error("the embedded bus has no consumer for {0}")]
+    Closed(String),
+}
+
+/// One inbound message, as either bus delivers it.
+pub struct Delivery {
+    pub subject: String,
+    pub payload: Bytes,
+    pub content_type: Option<String>,
+    /// Sequence in the source stream (0 on the embedded bus).
+    pub stream_seq: u64,
+    /// Messages still pending for the consumer after this one (consumer lag).
+    pub pending: u64,
+    message: Option<jetstream::Message>,
+}
+
+impl Delivery {
+    /// Acknowledges this message and, under the consumer's ack-all policy, every one before it.
+    ///
+    /// # Errors
+    /// [`BusError::Ack`] when NATS did not take the acknowledgement (it will redeliver).
+    pub async fn ack(&self) -> Result<(), BusError> {
+        match &self.message {
+            Some(m) => m.ack().await.map_err(|e| BusError::Ack(e.to_string())),
+            None => Ok(()),
+        }
+    }
+}
+
+/// A bus, JetStream or embedded.
+#[derive(Clone)]
+pub enum Bus {
+    JetStream(JetStreamBus),
+    Embedded(EmbeddedBus),
+}
+
+#[derive(Clone)]
+pub struct JetStreamBus {
+    pub client: async_nats::Client,
+    pub js: jetstream::Context,
+}
+
+impl Bus {
+    /// Connects to NATS and creates any missing stream of contracts.md §2.
+    ///
+    /// # Errors
+    /// [`BusError::Connect`] or [`BusError::Stream`].
+    pub async fn connect(url: &str, cfg: &NatsConfig) -> Result<Bus, BusError> {
+        let client = async_nats::ConnectOptions::new()
+            .name("vigil-engine")
+            .retry_on_initial_connect()
+            .connection_timeout(Duration::from_secs(5))
+            .connect(url)
+            .await
+            .map_err(|e| BusError::Connect {
+                url: url.into(),
+                reason: e.to_string(),
+            })?;
+        let js = jetstream::new(client.clone());
+        for &(name, subjects, immutable) in STREAMS {
+            let config = stream::Config {
+                name: name.into(),
+                subjects: vec![subjects.into()],
+                storage: stream::StorageType::File,
+                num_replicas: cfg.replicas,
+                max_age: if immutable {
+                    Duration::ZERO
+                } else {
+                    cfg.max_age.as_std()
+                },
+                deny_delete: immutable,
+                deny_purge: immutable,
+                allow_direct: true,
+                ..Default::default()
+            };
+            tokio::time::timeout(Duration::from_secs(30), js.get_or_create_stream(config))
+                .await
+                .map_err(|_| BusError::Stream {
+                    stream: name.into(),
+                    reason: "timed out".into(),
+                })?
+                .map_err(|e| BusError::Stream {
+                    stream: name.into(),
+                    reason: e.to_string(),
+                })?;
+        }
+        Ok(Bus::JetStream(JetStreamBus { client, js }))
+    }
+
+    /// An embedded bus whose `vitals.*` publishes are delivered to the engine.
+    pub fn embedded(capacity: usize) -> Bus {
+        let (tx, rx) = mpsc::channel(capacity);
+        Bus::Embedded(EmbeddedBus {
+            vitals_tx: tx,
+            vitals_rx: Arc::new(Mutex::new(Some(rx))),
+            published: Arc::new(Mutex::new(HashMap::new())),
+        })
+    }
+
+    /// Binds the durable pull consumer on `VITALS` (ack-all) and returns its deliveries.
+    ///
+    /// # Errors
+    /// [`BusError::Consumer`] when the consumer cannot be created or started.
+    pub async fn consume_vitals(
+        &self,
+        cfg: &NatsConfig,
+    ) -> Result<std::pin::Pin<Box<dyn Stream<Item = Delivery> + Send>>, BusError> {
+        match self {
+            Bus::JetStream(b) => {
+                let err = |e: String| BusError::Consumer {
+                    consumer: cfg.consumer.clone(),
+                    reason: e,
+                };
+                let stream =
+                    b.js.get_stream("VITALS")
+                        .await
+                        .map_err(|e| err(e.to_string()))?;
+                let window = (cfg.batch * cfg.max_inflight_batches * 2).max(1024);
+                let consumer: consumer::PullConsumer = stream
+                    .get_or_create_consumer(
+                        &cfg.consumer,
+                        consumer::pull::Config {
+                            durable_name: Some(cfg.consumer.clone()),
+                            ack_policy: consumer::AckPolicy::All,
+                            ack_wait: cfg.ack_wait.as_std(),
+                            max_ack_pending: i64::try_from(window).unwrap_or(i64::MAX),
+                            ..Default::default()
+                        },
+                    )
+                    .await
+                    .map_err(|e| err(e.to_string()))?;
+                let messages = consumer
+                    .stream()
+                    .max_messages_per_batch(cfg.batch)
+                    .messages()
+                    .await
+                    .map_err(|e| err(e.to_string()))?;
+                Ok(Box::pin(messages.filter_map(|m| async move {
+                    match m {
+                        Ok(m) => Some(delivery_of(m)),
+                        Err(e) => {
+                            tracing::warn!(error = %e, "VITALS consumer hiccup; the client retries");
+                            None
+                        }
+                    }
+                })))
+            }
+            Bus::Embedded(b) => {
+                let rx = b
+                    .vitals_rx
+                    .lock()
+                    .ok()
+                    .and_then(|mut g| g.take())
+                    .ok_or_else(|| BusError::Closed("vitals (already consumed)".into()))?;
+                Ok(Box::pin(tokio_stream_from(rx)))
+            }
+        }
+    }
+
+    /// Publishes and waits until the bus has it (JetStream: the stream's publish acknowledgement).
+    ///
+    /// # Errors
+    /// [`BusError::Publish`] when it was not stored; the caller retries.
+    pub async fn publish(
+        &self,
+        subject: String,
+        headers: Vec<(&'static str, String)>,
+        payload: Bytes,
+    ) -> Result<(), BusError> {
+        self.send(subject, headers, payload).await?.stored().await
+    }
+
+    /// Sends a message and returns without waiting for the stream to store it, so a publisher can
+    /// keep many in flight while they stay in order on the connection. A `Nats-Msg-Id` header
+    /// makes a retried publish be stored once.
+    ///
+    /// # Errors
+    /// [`BusError::Publish`] when it could not be sent.
+    pub async fn send(
+        &self,
+        subject: String,
+        headers: Vec<(&'static str, String)>,
+        payload: Bytes,
+    ) -> Result<PendingPublish, BusError> {
+        match self {
+            Bus::JetStream(b) => {
+                let mut map = HeaderMap::new();
+                for (k, v) in headers {
+                    map.insert(k, v.as_str());
+                }
+                let ack =
+                    b.js.publish_with_headers(subject.clone(), map, payload)
+                        .await
+                        .map_err(|e| BusError::Publish {
+                            subject: subject.clone(),
+                            reason: e.to_string(),
+                        })?;
+                Ok(PendingPublish {
+                    subject,
+                    ack: Some(ack),
+                })
+            }
+            Bus::Embedded(b) => {
+                b.publish(subject.clone(), headers, payload).await?;
+                Ok(PendingPublish { subject, ack: None })
+            }
+        }
+    }
+}
+
+/// A sent publish whose storage is not yet confirmed.
+pub struct PendingPublish {
+    subject: String,
+    ack: Option<jetstream::context::PublishAckFuture>,
+}
+
+impl PendingPublish {
+    /// Waits for the stream's acknowledgement.
+    ///
+    /// # Errors
+    /// [`BusError::Publish`] when the stream did not store it.
+    pub async fn stored(self) -> Result<(), BusError> {
+        match self.ack {
+            Some(ack) => ack.await.map(|_| ()).map_err(|e| BusError::Publish {
+                subject: self.subject,
+                reason: e.to_string(),
+            }),
+            None => Ok(()),
+        }
+    }
+}
+
+fn delivery_of(m: jetstream::Message) -> Delivery {
+    let (stream_seq, pending) = m
+        .info()
+        .map(|i| (i.stream_sequence, i.pending))
+        .unwrap_or((0, 0));
+    let content_type = m
+        .headers
+        .as_ref()
+        .and_then(|h| h.get("Content-Type"))
+        .map(|v| v.as_str().to_string());
+    Delivery {
+        subject: m.subject.to_string(),
+        payload: m.payload.clone(),
+        content_type,
+        stream_seq,
+        pending,
+        message: Some(m),
+    }
+}
+
+fn tokio_stream_from(mut rx: mpsc::Receiver<Delivery>) -> impl Stream<Item = Delivery> + Send {
+    futures::stream::poll_fn(move |cx| rx.poll_recv(cx))
+}
+
+/// The embedded bus: `vitals.*` goes to the engine through a bounded channel (publishers wait when
+/// it is full); everything else is kept in memory, last message per subject, for inspection.
+#[derive(Clone)]
+pub struct EmbeddedBus {
+    vitals_tx: mpsc::Sender<Delivery>,
+    vitals_rx: Arc<Mutex<Option<mpsc::Receiver<Delivery>>>>,
+    published: Arc<Mutex<HashMap<String, (u64, Bytes)>>>,
+}
+
+impl EmbeddedBus {
+    async fn publish(
+        &self,
+        subject: String,
+        headers: Vec<(&'static str, String)>,
+        payload: Bytes,
+    ) -> Result<(), BusError> {
+        if subject.starts_with("vitals.") {
+            let content_type = headers
+                .into_iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case("Content-Type"))
+                .map(|(_, v)| v);
+            let d = Delivery {
+                subject,
+                payload,
+                content_type,
+                stream_seq: 0,
+                pending: 0,
+                message: None,
+            };
+            return self
+                .vitals_tx
+                .send(d)
+                .await
+                .map_err(|e| BusError::Closed(e.0.subject));
+        }
+        if let Ok(mut p) = self.published.lock() {
+            let entry = p.entry(subject).or_insert((0, Bytes::new()));
+            entry.0 += 1;
+            entry.1 = payload;
+        }
+        Ok(())
+    }
+
+    /// How many messages were published on `subject`, and the last one.
+    pub fn last(&self, subject: &str) -> Option<(u64, Bytes)> {
+        self.published
+            .lock()
+            .ok()
+            .and_then(|p| p.get(subject).cloned())
+    }
+}

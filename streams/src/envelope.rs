@@ -1,0 +1,858 @@
+//! The event envelope of contracts.md §1 and the `VITALS` event types of §3, decoded from JSON or
+//! MessagePack and validated. Everything that fails becomes a [`Rejection`] with a stable code:
+//! it goes to the DLQ, never into the engine.
+
+use std::fmt;
+
+use serde::Deserialize;
+use vigil_config::is_token;
+use vigil_engine::{Consciousness, LabResult, Spo2Scale, Timestamp, Vitals};
+
+/// Largest encoded message the engine accepts (contracts.md §1).
+pub const MAX_MESSAGE_BYTES: usize = 64 * 1024;
+
+/// How far ahead of the engine's clock `occurredAt` may be before the event is rejected: a
+/// monitor with a clock hours ahead would otherwise make every correct reading look late.
+pub const MAX_CLOCK_SKEW_MS: i64 = 5 * 60_000;
+
+/// Why a message was rejected: the `Vigil-Error-Code` header of its DLQ entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RejectCode {
+    PayloadTooLarge,
+    UnsupportedContentType,
+    DecodeFailed,
+    SchemaInvalid,
+    EnvelopeInvalid,
+    UnknownEventType,
+    UnsupportedVersion,
+    WrongStream,
+    SubjectInvalid,
+    TenantMismatch,
+    PatientMismatch,
+    OccurredInFuture,
+    DataInvalid,
+    VitalOutOfRange,
+    LabOutOfRange,
+}
+
+impl RejectCode {
+    pub const ALL: [RejectCode; 15] = [
+        RejectCode::PayloadTooLarge,
+        RejectCode::UnsupportedContentType,
+        RejectCode::DecodeFailed,
+        RejectCode::SchemaInvalid,
+        RejectCode::EnvelopeInvalid,
+        RejectCode::UnknownEventType,
+        RejectCode::UnsupportedVersion,
+        RejectCode::WrongStream,
+        RejectCode::SubjectInvalid,
+        RejectCode::TenantMismatch,
+        RejectCode::PatientMismatch,
+        RejectCode::OccurredInFuture,
+        RejectCode::DataInvalid,
+        RejectCode::VitalOutOfRange,
+        RejectCode::LabOutOfRange,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RejectCode::PayloadTooLarge => "PAYLOAD_TOO_LARGE",
+            RejectCode::UnsupportedContentType => "UNSUPPORTED_CONTENT_TYPE",
+            RejectCode::DecodeFailed => "DECODE_FAILED",
+            RejectCode::SchemaInvalid => "SCHEMA_INVALID",
+            RejectCode::EnvelopeInvalid => "ENVELOPE_INVALID",
+            RejectCode::UnknownEventType => "UNKNOWN_EVENT_TYPE",
+            RejectCode::UnsupportedVersion => "UNSUPPORTED_VERSION",
+            RejectCode::WrongStream => "WRONG_STREAM",
+            RejectCode::SubjectInvalid => "SUBJECT_INVALID",
+            RejectCode::TenantMismatch => "TENANT_MISMATCH",
+            RejectCode::PatientMismatch => "PATIENT_MISMATCH",
+            RejectCode::OccurredInFuture => "OCCURRED_IN_FUTURE",
+            RejectCode::DataInvalid => "DATA_INVALID",
+            RejectCode::VitalOutOfRange => "VITAL_OUT_OF_RANGE",
+            RejectCode::LabOutOfRange => "LAB_OUT_OF_RANGE",
+        }
+    }
+}
+
+/// A rejected message: the code and a sentence a producer's developer can act on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rejection {
+    pub code: RejectCode,
+    pub message: String,
+}
+
+impl fmt::Display for Rejection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.code.as_str(), self.message)
+    }
+}
+
+fn reject(code: RejectCode, message: impl Into<String>) -> Rejection {
+    Rejection {
+        code,
+        message: message.into(),
+    }
+}
+
+/// How the payload is encoded, from the NATS `Content-Type` header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Encoding {
+    Json,
+    MessagePack,
+}
+
+impl Encoding {
+    /// `None` (no header) and `application/json` are JSON; `application/msgpack` is MessagePack.
+    ///
+    /// # Errors
+    /// `UNSUPPORTED_CONTENT_TYPE` for any other value.
+    pub fn from_content_type(ct: Option<&str>) -> Result<Self, Rejection> {
+        let Some(ct) = ct else {
+            return Ok(Encoding::Json);
+        };
+        let base = ct.split(';').next().unwrap_or("").trim();
+        match base.to_ascii_lowercase().as_str() {
+            "" | "application/json" => Ok(Encoding::Json),
+            "application/msgpack" | "application/x-msgpack" | "application/vnd.msgpack" => {
+                Ok(Encoding::MessagePack)
+            }
+            _ => Err(reject(
+                RejectCode::UnsupportedContentType,
+                format!("Content-Type `{ct}` is neither application/json nor application/msgpack"),
+            )),
+        }
+    }
+}
+
+/// The wire envelope with the union of the `VITALS` data fields, decoded in one pass. Unknown
+/// data fields are allowed (contracts are additive); wrong types are a schema error.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct WireEnvelope {
+    event_id: Option<String>,
+    event_type: Option<String>,
+    event_version: Option<String>,
+    occurred_at: Option<String>,
+    producer: Option<String>,
+    tenant_id: Option<String>,
+    correlation_id: Option<String>,
+    data: Option<WireData>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+struct WireData {
+    patient_id: Option<String>,
+    unit_id: Option<String>,
+    bed_id: Option<String>,
+    device_id: Option<String>,
+    hr: Option<f64>,
+    rr: Option<f64>,
+    spo2: Option<f64>,
+    spo2_scale: Option<f64>,
+    on_oxygen: Option<bool>,
+    temp: Option<f64>,
+    sbp: Option<f64>,
+    dbp: Option<f64>,
+    map: Option<f64>,
+    consciousness: Option<String>,
+    gcs: Option<f64>,
+    code: Option<String>,
+    value: Option<f64>,
+    unit: Option<String>,
+    collected_at: Option<String>,
+}
+
+/// Only the fields that say what the event is: decoded when the full decode failed, to tell an
+/// unknown event type from a schema error.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct WireHead {
+    event_type: Option<String>,
+}
+
+/// Envelope fields every event carries.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EventMeta {
+    pub event_id: String,
+    pub tenant_id: String,
+    pub patient_id: String,
+    pub unit_id: String,
+    pub occurred_at: Timestamp,
+    pub producer: String,
+    pub correlation_id: Option<String>,
+}
+
+/// A validated `VITALS` event.
+#[derive(Debug, Clone, PartialEq)]
+pub enum VitalsEvent {
+    Observation {
+        meta: EventMeta,
+        vitals: Vitals,
+    },
+    Lab {
+        meta: EventMeta,
+        lab: LabResult,
+        collected_at: Timestamp,
+    },
+}
+
+impl VitalsEvent {
+    pub fn meta(&self) -> &EventMeta {
+        match self {
+            VitalsEvent::Observation { meta, .. } | VitalsEvent::Lab { meta, .. } => meta,
+        }
+    }
+    pub fn event_type(&self) -> &'static str {
+        match self {
+            VitalsEvent::Observation { .. } => VITALS_OBSERVATION,
+            VitalsEvent::Lab { .. } => LAB_RESULT,
+        }
+    }
+}
+
+pub const VITALS_OBSERVATION: &str = "vitals.observation.v1";
+pub const LAB_RESULT: &str = "lab.result.v1";
+/// Types of the other inbound streams: valid events, but not on `VITALS`.
+const OTHER_STREAM_TYPES: &[&str] = &[
+    "appointment.scheduled.v1",
+    "patient.checkin.v1",
+    "appointment.status.changed.v1",
+    "provider.status.update.v1",
+    "resource.occupancy.update.v1",
+    "orchestration.alert.v1",
+    "patient.flow.update.v1",
+];
+
+/// Parses an RFC 3339 timestamp into engine time.
+///
+/// # Errors
+/// A message naming `field` when the text is not RFC 3339.
+pub fn parse_time(field: &str, text: &str) -> Result<Timestamp, String> {
+    chrono::DateTime::parse_from_rfc3339(text)
+        .map(|t| Timestamp::from_millis(t.timestamp_millis()))
+        .map_err(|e| format!("`{field}` is not an RFC 3339 timestamp ({e}): `{text}`"))
+}
+
+fn required(field: &str, v: Option<String>) -> Result<String, Rejection> {
+    v.ok_or_else(|| {
+        reject(
+            RejectCode::EnvelopeInvalid,
+            format!("missing required field `{field}`"),
+        )
+    })
+}
+
+fn length_1_128(field: &str, v: &str) -> Result<(), Rejection> {
+    if v.is_empty() || v.chars().count() > 128 {
+        return Err(reject(
+            RejectCode::EnvelopeInvalid,
+            format!("`{field}` must be 1..128 characters"),
+        ));
+    }
+    Ok(())
+}
+
+/// Decodes and validates one message that arrived on `subject` of the `VITALS` stream.
+/// `now` is the engine's clock, for the clock-skew check only.
+///
+/// # Errors
+/// A [`Rejection`] with the contract's or Vigil's error code; see docs/contract-decisions.md.
+pub fn decode_vitals(
+    subject: &str,
+    payload: &[u8],
+    encoding: Encoding,
+    now: Timestamp,
+) -> Result<VitalsEvent, Rejection> {
+    if payload.len() > MAX_MESSAGE_BYTES {
+        return Err(reject(
+            RejectCode::PayloadTooLarge,
+            format!(
+                "{} bytes exceeds the {MAX_MESSAGE_BYTES}-byte limit",
+                payload.len()
+            ),
+        ));
+    }
+    let mut parts = subject.split('.');
+    let (Some("vitals"), Some(subject_tenant), Some(subject_patient), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err(reject(
+            RejectCode::SubjectInvalid,
+            format!("subject `{subject}` is not vitals.{{tenantId}}.{{patientId}}"),
+        ));
+    };
+    let env: WireEnvelope = decode(payload, encoding)?;
+
+    let event_type = required("eventType", env.event_type)?;
+    let is_lab = match event_type.as_str() {
+        VITALS_OBSERVATION => false,
+        LAB_RESULT => true,
+        t if OTHER_STREAM_TYPES.contains(&t) => {
+            return Err(reject(
+                RejectCode::WrongStream,
+                format!("`{t}` does not belong on VITALS"),
+            ));
+        }
+        t => {
+            return Err(reject(
+                RejectCode::UnknownEventType,
+                format!("unknown eventType `{t}`"),
+            ));
+        }
+    };
+    let event_id = required("eventId", env.event_id)?;
+    length_1_128("eventId", &event_id)?;
+    let version = required("eventVersion", env.event_version)?;
+    if version != "1" {
+        return Err(reject(
+            RejectCode::UnsupportedVersion,
+            format!("eventVersion `{version}` of {event_type} is not supported (expected \"1\")"),
+        ));
+    }
+    let occurred_text = required("occurredAt", env.occurred_at)?;
+    let occurred_at = parse_time("occurredAt", &occurred_text)
+        .map_err(|m| reject(RejectCode::EnvelopeInvalid, m))?;
+    let producer = required("producer", env.producer)?;
+    length_1_128("producer", &producer)?;
+    let tenant_id = required("tenantId", env.tenant_id)?;
+    if !is_token(&tenant_id) {
+        return Err(reject(
+            RejectCode::EnvelopeInvalid,
+            "`tenantId` must match [A-Za-z0-9_-]{1,64}",
+        ));
+    }
+    if tenant_id != subject_tenant {
+        return Err(reject(
+            RejectCode::TenantMismatch,
+            format!("tenantId `{tenant_id}` does not match subject tenant `{subject_tenant}`"),
+        ));
+    }
+    if occurred_at.since(now) > MAX_CLOCK_SKEW_MS {
+        return Err(reject(
+            RejectCode::OccurredInFuture,
+            format!(
+                "occurredAt {occurred_text} is more than 5 min ahead of the engine clock {now}"
+            ),
+        ));
+    }
+    let data = env
+        .data
+        .ok_or_else(|| reject(RejectCode::EnvelopeInvalid, "missing required field `data`"))?;
+
+    let patient_id = data_token("patientId", data.patient_id.clone())?;
+    if patient_id != subject_patient {
+        return Err(reject(
+            RejectCode::PatientMismatch,
+            format!(
+                "data.patientId `{patient_id}` does not match subject patient `{subject_patient}`"
+            ),
+        ));
+    }
+    let unit_id = data_token("unitId", data.unit_id.clone())?;
+    let meta = EventMeta {
+        event_id,
+        tenant_id,
+        patient_id,
+        unit_id,
+        occurred_at,
+        producer,
+        correlation_id: env.correlation_id,
+    };
+    if is_lab {
+        lab(meta, data)
+    } else {
+        observation(meta, data)
+    }
+}
+
+fn decode<'a, T: Deserialize<'a>>(payload: &'a [u8], encoding: Encoding) -> Result<T, Rejection> {
+    let full = match encoding {
+        Encoding::Json => serde_json::from_slice::<T>(payload).map_err(|e| {
+            let code = if e.is_syntax() || e.is_eof() {
+                RejectCode::DecodeFailed
+            } else {
+                RejectCode::SchemaInvalid
+            };
+            reject(code, format!("JSON: {e}"))
+        }),
+        Encoding::MessagePack => rmp_serde::from_slice::<T>(payload).map_err(|e| {
+            let code = match e {
+                rmp_serde::decode::Error::Syntax(_) => RejectCode::SchemaInvalid,
+                rmp_serde::decode::Error::TypeMismatch(rmp::Marker::Reserved) => {
+                    RejectCode::DecodeFailed
+                }
+                rmp_serde::decode::Error::TypeMismatch(_) => RejectCode::SchemaInvalid,
+                _ => RejectCode::DecodeFailed,
+            };
+            reject(code, format!("MessagePack: {e}"))
+        }),
+    };
+    full.map_err(|mut rejection| {
+        // A schema error in an event of a type we do not know is reported as the unknown type.
+        if rejection.code == RejectCode::SchemaInvalid {
+            let head = match encoding {
+                Encoding::Json => serde_json::from_slice::<WireHead>(payload).ok(),
+                Encoding::MessagePack => rmp_serde::from_slice::<WireHead>(payload).ok(),
+            };
+            if let Some(t) = head.and_then(|h| h.event_type)
+                && t != VITALS_OBSERVATION
+                && t != LAB_RESULT
+            {
+                rejection = reject(
+                    RejectCode::UnknownEventType,
+                    format!("unknown eventType `{t}`"),
+                );
+            }
+        }
+        rejection
+    })
+}
+
+fn data_token(field: &str, v: Option<String>) -> Result<String, Rejection> {
+    let v = v.ok_or_else(|| {
+        reject(
+            RejectCode::DataInvalid,
+            format!("missing required field `data.{field}`"),
+        )
+    })?;
+    if !is_token(&v) {
+        return Err(reject(
+            RejectCode::DataInvalid,
+            format!("`data.{field}` must match [A-Za-z0-9_-]{{1,64}}"),
+        ));
+    }
+    Ok(v)
+}
+
+/// Physiologically possible ranges (inclusive); outside them a value is an artefact.
+const RANGES: &[(&str, f64, f64)] = &[
+    ("hr", 0.0, 300.0),
+    ("rr", 0.0, 100.0),
+    ("spo2", 0.0, 100.0),
+    ("temp", 25.0, 45.0),
+    ("sbp", 0.0, 300.0),
+    ("dbp", 0.0, 300.0),
+    ("map", 0.0, 300.0),
+    ("gcs", 3.0, 15.0),
+];
+
+fn in_range(name: &str, v: Option<f64>) -> Result<Option<f64>, Rejection> {
+    let Some(v) = v else { return Ok(None) };
+    let (_, lo, hi) = RANGES
+        .iter()
+        .find(|(n, _, _)| *n == name)
+        .copied()
+        .unwrap_or((name, 0.0, 0.0));
+    if !v.is_finite() || v < lo || v > hi {
+        return Err(reject(
+            RejectCode::VitalOutOfRange,
+            format!("{name} {v} is outside the physiological range {lo}..{hi}"),
+        ));
+    }
+    Ok(Some(v))
+}
+
+fn observation(meta: EventMeta, d: WireData) -> Result<VitalsEvent, Rejection> {
+    let spo2_scale = match d.spo2_scale {
+        None => None,
+        Some(s) if s == 1.0 => Some(Spo2Scale::Scale1),
+        Some(s) if s == 2.0 => Some(Spo2Scale::Scale2),
+        Some(s) => {
+            return Err(reject(
+                RejectCode::DataInvalid,
+                format!("spo2Scale must be 1 or 2, not {s}"),
+            ));
+        }
+    };
+    let consciousness = match d.consciousness.as_deref() {
+        None => None,
+        Some(c) => Some(Consciousness::from_code(c).ok_or_else(|| {
+            reject(
+                RejectCode::DataInvalid,
+                format!("consciousness must be one of A, C, V, P, U, not `{c}`"),
+            )
+        })?),
+    };
+    if let Some(g) = d.gcs
+        && g.fract() != 0.0
+    {
+        return Err(reject(
+            RejectCode::DataInvalid,
+            format!("gcs must be a whole number, not {g}"),
+        ));
+    }
+    let vitals = Vitals {
+        hr: in_range("hr", d.hr)?,
+        rr: in_range("rr", d.rr)?,
+        spo2: in_range("spo2", d.spo2)?,
+        spo2_scale,
+        on_oxygen: d.on_oxygen,
+        temp: in_range("temp", d.temp)?,
+        sbp: in_range("sbp", d.sbp)?,
+        dbp: in_range("dbp", d.dbp)?,
+        map: in_range("map", d.map)?,
+        consciousness,
+        gcs: in_range("gcs", d.gcs)?,
+    };
+    let any = [
+        vitals.hr,
+        vitals.rr,
+        vitals.spo2,
+        vitals.temp,
+        vitals.sbp,
+        vitals.dbp,
+        vitals.map,
+        vitals.gcs,
+    ]
+    .iter()
+    .any(Option::is_some)
+        || vitals.on_oxygen.is_some()
+        || vitals.consciousness.is_some();
+    if !any {
+        return Err(reject(
+            RejectCode::DataInvalid,
+            "a vitals observation needs at least one measurement",
+        ));
+    }
+    let _ = (d.bed_id, d.device_id);
+    Ok(VitalsEvent::Observation { meta, vitals })
+}
+
+/// Upper bounds of the lab codes the engine understands, in the contract's units.
+const LAB_LIMITS: &[(&str, f64)] = &[
+    ("lactate", 30.0),
+    ("wbc", 500.0),
+    ("bands", 100.0),
+    ("paco2", 200.0),
+    ("creatinine", 5000.0),
+    ("platelets", 5000.0),
+    ("bilirubin", 1000.0),
+];
+
+fn lab(meta: EventMeta, d: WireData) -> Result<VitalsEvent, Rejection> {
+    let code = d
+        .code
+        .filter(|c| !c.is_empty() && c.len() <= 64)
+        .ok_or_else(|| {
+            reject(
+                RejectCode::DataInvalid,
+                "lab.result.v1 needs `code` (1..64 characters)",
+            )
+        })?;
+    let value = d.value.ok_or_else(|| {
+        reject(
+            RejectCode::DataInvalid,
+            "lab.result.v1 needs a numeric `value`",
+        )
+    })?;
+    let limit = LAB_LIMITS
+        .iter()
+        .find(|(c, _)| *c == code)
+        .map(|(_, hi)| *hi);
+    if !value.is_finite() || value < 0.0 || limit.is_some_and(|hi| value > hi) {
+        return Err(reject(
+            RejectCode::LabOutOfRange,
+            format!("{code} {value} is negative or impossible"),
+        ));
+    }
+    let collected_at = match d.collected_at {
+        Some(text) => {
+            parse_time("collectedAt", &text).map_err(|m| reject(RejectCode::DataInvalid, m))?
+        }
+        None => meta.occurred_at,
+    };
+    Ok(VitalsEvent::Lab {
+        meta,
+        lab: LabResult {
+            code,
+            value,
+            unit: d.unit,
+        },
+        collected_at,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const NOW: Timestamp = Timestamp::from_millis(1_764_234_300_000 + 3_600_000);
+
+    fn contract_json() -> serde_json::Value {
+        serde_json::json!({
+            "eventId": "evt-0001", "eventType": "vitals.observation.v1", "eventVersion": "1",
+            "occurredAt": "2025-11-27T09:05:00Z", "producer": "monitor-gw-3",
+            "tenantId": "clinic-abc", "correlationId": "req-9876",
+            "data": {
+                "patientId": "patient-123", "unitId": "icu-3", "bedId": "b12", "deviceId": "mon-881",
+                "hr": 112, "rr": 24, "spo2": 93, "spo2Scale": 1, "onOxygen": false,
+                "temp": 38.6, "sbp": 98, "dbp": 61, "map": 73, "consciousness": "A", "gcs": 15
+            }
+        })
+    }
+
+    fn json(v: &serde_json::Value) -> Vec<u8> {
+        serde_json::to_vec(v).expect("json")
+    }
+
+    fn code_of(subject: &str, v: &serde_json::Value) -> &'static str {
+        decode_vitals(subject, &json(v), Encoding::Json, NOW)
+            .expect_err("should reject")
+            .code
+            .as_str()
+    }
+
+    const SUBJECT: &str = "vitals.clinic-abc.patient-123";
+
+    #[test]
+    fn contract_example_decodes_in_json_and_msgpack() {
+        let v = contract_json();
+        let a = decode_vitals(SUBJECT, &json(&v), Encoding::Json, NOW).expect("json");
+        let packed = rmp_serde::to_vec_named(&v).expect("msgpack");
+        let b = decode_vitals(SUBJECT, &packed, Encoding::MessagePack, NOW).expect("msgpack");
+        assert_eq!(a, b);
+        let VitalsEvent::Observation { meta, vitals } = a else {
+            panic!("not an observation")
+        };
+        assert_eq!(meta.event_id, "evt-0001");
+        assert_eq!(meta.occurred_at.to_string(), "2025-11-27T09:05:00Z");
+        assert_eq!(meta.correlation_id.as_deref(), Some("req-9876"));
+        assert_eq!((vitals.hr, vitals.temp), (Some(112.0), Some(38.6)));
+        assert_eq!(vitals.consciousness, Some(Consciousness::A));
+    }
+
+    #[test]
+    fn lab_example_decodes() {
+        let v = serde_json::json!({
+            "eventId": "evt-2", "eventType": "lab.result.v1", "eventVersion": "1",
+            "occurredAt": "2025-11-27T09:05:00Z", "producer": "lis", "tenantId": "clinic-abc",
+            "data": { "patientId": "patient-123", "unitId": "icu-3", "code": "lactate", "value": 2.6,
+                      "unit": "mmol/L", "collectedAt": "2025-11-27T08:50:00Z" }
+        });
+        let e = decode_vitals(SUBJECT, &json(&v), Encoding::Json, NOW).expect("lab");
+        let VitalsEvent::Lab {
+            lab, collected_at, ..
+        } = e
+        else {
+            panic!("not a lab")
+        };
+        assert_eq!((lab.code.as_str(), lab.value), ("lactate", 2.6));
+        assert_eq!(collected_at.to_string(), "2025-11-27T08:50:00Z");
+    }
+
+    #[test]
+    fn every_rejection_code() {
+        let base = contract_json();
+        let with = |path: &[&str], val: serde_json::Value| {
+            let mut v = base.clone();
+            let mut cur = &mut v;
+            for p in &path[..path.len() - 1] {
+                cur = &mut cur[*p];
+            }
+            cur[path[path.len() - 1]] = val;
+            v
+        };
+        let without = |path: &[&str]| {
+            let mut v = base.clone();
+            let obj = if path.len() == 2 {
+                &mut v[path[0]]
+            } else {
+                &mut v
+            };
+            obj.as_object_mut()
+                .expect("object")
+                .remove(*path.last().expect("path"));
+            v
+        };
+        use serde_json::json as j;
+        assert_eq!(code_of("vitals.clinic-abc", &base), "SUBJECT_INVALID");
+        assert_eq!(code_of(SUBJECT, &without(&["eventId"])), "ENVELOPE_INVALID");
+        assert_eq!(
+            code_of(SUBJECT, &with(&["eventId"], j!(""))),
+            "ENVELOPE_INVALID"
+        );
+        assert_eq!(
+            code_of(SUBJECT, &with(&["eventId"], j!("x".repeat(129)))),
+            "ENVELOPE_INVALID"
+        );
+        assert_eq!(
+            code_of(SUBJECT, &without(&["producer"])),
+            "ENVELOPE_INVALID"
+        );
+        assert_eq!(code_of(SUBJECT, &without(&["data"])), "ENVELOPE_INVALID");
+        assert_eq!(
+            code_of(SUBJECT, &with(&["occurredAt"], j!("yesterday"))),
+            "ENVELOPE_INVALID"
+        );
+        assert_eq!(
+            code_of(SUBJECT, &with(&["eventType"], j!("vitals.guess.v9"))),
+            "UNKNOWN_EVENT_TYPE"
+        );
+        assert_eq!(
+            code_of(SUBJECT, &with(&["eventType"], j!("patient.checkin.v1"))),
+            "WRONG_STREAM"
+        );
+        assert_eq!(
+            code_of(SUBJECT, &with(&["eventVersion"], j!("2"))),
+            "UNSUPPORTED_VERSION"
+        );
+        assert_eq!(
+            code_of(SUBJECT, &with(&["eventVersion"], j!(1))),
+            "SCHEMA_INVALID"
+        );
+        assert_eq!(
+            code_of(SUBJECT, &with(&["tenantId"], j!("other"))),
+            "TENANT_MISMATCH"
+        );
+        assert_eq!(
+            code_of(SUBJECT, &with(&["tenantId"], j!("bad tenant"))),
+            "ENVELOPE_INVALID"
+        );
+        assert_eq!(
+            code_of(SUBJECT, &with(&["occurredAt"], j!("2030-01-01T00:00:00Z"))),
+            "OCCURRED_IN_FUTURE"
+        );
+        assert_eq!(
+            code_of(SUBJECT, &with(&["data", "patientId"], j!("patient-9"))),
+            "PATIENT_MISMATCH"
+        );
+        assert_eq!(
+            code_of(SUBJECT, &without(&["data", "unitId"])),
+            "DATA_INVALID"
+        );
+        assert_eq!(
+            code_of(SUBJECT, &with(&["data", "hr"], j!("fast"))),
+            "SCHEMA_INVALID"
+        );
+        assert_eq!(
+            code_of(SUBJECT, &with(&["data", "hr"], j!(301))),
+            "VITAL_OUT_OF_RANGE"
+        );
+        assert_eq!(
+            code_of(SUBJECT, &with(&["data", "hr"], j!(-1))),
+            "VITAL_OUT_OF_RANGE"
+        );
+        assert_eq!(
+            code_of(SUBJECT, &with(&["data", "spo2"], j!(101))),
+            "VITAL_OUT_OF_RANGE"
+        );
+        assert_eq!(
+            code_of(SUBJECT, &with(&["data", "temp"], j!(24.9))),
+            "VITAL_OUT_OF_RANGE"
+        );
+        assert_eq!(
+            code_of(SUBJECT, &with(&["data", "temp"], j!(45.1))),
+            "VITAL_OUT_OF_RANGE"
+        );
+        assert_eq!(
+            code_of(SUBJECT, &with(&["data", "gcs"], j!(2))),
+            "VITAL_OUT_OF_RANGE"
+        );
+        assert_eq!(
+            code_of(SUBJECT, &with(&["data", "spo2Scale"], j!(3))),
+            "DATA_INVALID"
+        );
+        assert_eq!(
+            code_of(SUBJECT, &with(&["data", "consciousness"], j!("X"))),
+            "DATA_INVALID"
+        );
+        let empty = with(
+            &["data"],
+            j!({"patientId": "patient-123", "unitId": "icu-3"}),
+        );
+        assert_eq!(code_of(SUBJECT, &empty), "DATA_INVALID");
+        assert_eq!(
+            decode_vitals(SUBJECT, b"{not json", Encoding::Json, NOW)
+                .expect_err("syntax")
+                .code,
+            RejectCode::DecodeFailed
+        );
+        assert_eq!(
+            decode_vitals(SUBJECT, &[0xc1, 0x00], Encoding::MessagePack, NOW)
+                .expect_err("mp")
+                .code,
+            RejectCode::DecodeFailed
+        );
+        let big = vec![b' '; MAX_MESSAGE_BYTES + 1];
+        assert_eq!(
+            decode_vitals(SUBJECT, &big, Encoding::Json, NOW)
+                .expect_err("big")
+                .code,
+            RejectCode::PayloadTooLarge
+        );
+    }
+
+    #[test]
+    fn range_edges_are_accepted() {
+        let base = contract_json();
+        for (field, v) in [
+            ("hr", 0.0),
+            ("hr", 300.0),
+            ("spo2", 0.0),
+            ("spo2", 100.0),
+            ("temp", 25.0),
+            ("temp", 45.0),
+        ] {
+            let mut e = base.clone();
+            e["data"][field] = serde_json::json!(v);
+            assert!(
+                decode_vitals(SUBJECT, &json(&e), Encoding::Json, NOW).is_ok(),
+                "{field} {v}"
+            );
+        }
+    }
+
+    #[test]
+    fn lab_rejections() {
+        let lab = |code: &str, value: serde_json::Value| {
+            serde_json::json!({
+                "eventId": "e", "eventType": "lab.result.v1", "eventVersion": "1",
+                "occurredAt": "2025-11-27T09:05:00Z", "producer": "lis", "tenantId": "clinic-abc",
+                "data": { "patientId": "patient-123", "unitId": "icu-3", "code": code, "value": value }
+            })
+        };
+        assert_eq!(
+            code_of(SUBJECT, &lab("lactate", serde_json::json!(-0.1))),
+            "LAB_OUT_OF_RANGE"
+        );
+        assert_eq!(
+            code_of(SUBJECT, &lab("lactate", serde_json::json!(31))),
+            "LAB_OUT_OF_RANGE"
+        );
+        assert_eq!(
+            code_of(SUBJECT, &lab("", serde_json::json!(1))),
+            "DATA_INVALID"
+        );
+        // Unknown codes are kept (not scored), when the value is not negative.
+        assert!(
+            decode_vitals(
+                SUBJECT,
+                &json(&lab("ferritin", serde_json::json!(900))),
+                Encoding::Json,
+                NOW
+            )
+            .is_ok()
+        );
+    }
+
+    #[test]
+    fn content_types() {
+        assert_eq!(Encoding::from_content_type(None), Ok(Encoding::Json));
+        assert_eq!(
+            Encoding::from_content_type(Some("application/msgpack")),
+            Ok(Encoding::MessagePack)
+        );
+        assert_eq!(
+            Encoding::from_content_type(Some("application/json; charset=utf-8")),
+            Ok(Encoding::Json)
+        );
+        assert_eq!(
+            Encoding::from_content_type(Some("text/xml"))
+                .expect_err("xml")
+                .code,
+            RejectCode::UnsupportedContentType
+        );
+    }
+}

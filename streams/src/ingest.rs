@@ -1,0 +1,135 @@
+//! The `VITALS` ingest loop: pull, decode, validate, dedupe, dead-letter, hand off, acknowledge.
+//!
+//! Ack strategy (docs/ingest.md): the consumer is durable with ack policy *all*. Messages are
+//! taken in batches of what is ready (up to `nats.batch`). Each batch has a receipt; every event
+//! handed to a patient actor and every output it causes carries a clone, and the batch's last
+//! message is acknowledged only when all clones are gone, i.e. when every event is applied and
+//! every alert transition and dead letter is stored. Batches are acknowledged strictly in order,
+//! and at most `nats.max_inflight_batches` are in flight, which bounds every queue behind it.
+//! After a crash NATS redelivers everything after the last acknowledged batch: at-least-once,
+//! with duplicates absorbed by the `(tenantId, eventId)` dedupe and by `Nats-Msg-Id` on outputs.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::Instant;
+
+use futures::{Stream, StreamExt};
+use tokio::sync::{mpsc, oneshot};
+use vigil_config::NatsConfig;
+use vigil_engine::Timestamp;
+
+use crate::bus::Delivery;
+use crate::dedupe::Dedupe;
+use crate::envelope::{Encoding, VitalsEvent, decode_vitals};
+use crate::metrics::{IngestMetrics, type_index};
+use crate::outbox::Outbox;
+use crate::output::dead_letter;
+use crate::receipt::{Receipt, batch_receipt};
+
+/// Where decoded events go (the patient actors). `dispatch` returns once the batch is accepted;
+/// it waits while the actors' queues are full.
+pub trait EventSink: Send + Sync + 'static {
+    fn dispatch(
+        &self,
+        events: Vec<VitalsEvent>,
+        receipt: Receipt,
+    ) -> impl Future<Output = ()> + Send;
+}
+
+/// The engine's wall clock, for the clock-skew check.
+pub fn wall_clock() -> Timestamp {
+    let ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0);
+    Timestamp::from_millis(ms)
+}
+
+/// Runs until `inbound` ends or `shutdown` resolves, then finishes every batch in flight and
+/// acknowledges it before returning.
+pub async fn run_vitals<S: EventSink>(
+    inbound: Pin<Box<dyn Stream<Item = Delivery> + Send>>,
+    sink: S,
+    outbox: Outbox,
+    metrics: Arc<IngestMetrics>,
+    cfg: &NatsConfig,
+    dedupe_capacity: usize,
+    shutdown: impl Future<Output = ()>,
+) {
+    let (ack_tx, mut ack_rx) =
+        mpsc::channel::<(Delivery, oneshot::Receiver<()>, Instant)>(cfg.max_inflight_batches);
+    let ack_metrics = metrics.clone();
+    let acker = tokio::spawn(async move {
+        while let Some((last, done, started)) = ack_rx.recv().await {
+            let _ = done.await;
+            match last.ack().await {
+                Ok(()) => {
+                    ack_metrics.batches_acked.fetch_add(1, Relaxed);
+                    ack_metrics
+                        .batch_apply_us
+                        .fetch_add(started.elapsed().as_micros() as u64, Relaxed);
+                }
+                Err(e) => {
+                    ack_metrics.ack_failures.fetch_add(1, Relaxed);
+                    tracing::warn!(error = %e, "batch acknowledgement failed; NATS will redeliver it");
+                }
+            }
+        }
+    });
+    let mut dedupe = Dedupe::new(dedupe_capacity);
+    let mut chunks = inbound.ready_chunks(cfg.batch);
+    tokio::pin!(shutdown);
+    loop {
+        let mut chunk = tokio::select! {
+            biased;
+            () = &mut shutdown => break,
+            c = chunks.next() => match c { Some(c) => c, None => break },
+        };
+        let started = Instant::now();
+        let (receipt, done) = batch_receipt();
+        let now = wall_clock();
+        let mut events = Vec::with_capacity(chunk.len());
+        for d in &chunk {
+            let t0 = Instant::now();
+            let decoded = Encoding::from_content_type(d.content_type.as_deref())
+                .and_then(|enc| decode_vitals(&d.subject, &d.payload, enc, now));
+            match decoded {
+                Ok(event) => {
+                    let i = type_index(event.event_type());
+                    metrics.decode_ns[i].fetch_add(t0.elapsed().as_nanos() as u64, Relaxed);
+                    let meta = event.meta();
+                    if dedupe.first_time(&meta.tenant_id, &meta.event_id) {
+                        metrics.events[i].fetch_add(1, Relaxed);
+                        events.push(event);
+                    } else {
+                        metrics.duplicates.fetch_add(1, Relaxed);
+                    }
+                }
+                Err(rejection) => {
+                    metrics.dead_letter(rejection.code);
+                    tracing::debug!(subject = %d.subject, code = rejection.code.as_str(), "dead-lettered");
+                    outbox
+                        .send(dead_letter("VITALS", d, &rejection, receipt.clone()))
+                        .await;
+                }
+            }
+        }
+        if let Some(last) = chunk.last() {
+            metrics.consumer_lag.store(last.pending, Relaxed);
+        }
+        if events.is_empty() {
+            drop(receipt);
+        } else {
+            sink.dispatch(events, receipt).await;
+        }
+        if let Some(last) = chunk.pop()
+            && ack_tx.send((last, done, started)).await.is_err()
+        {
+            break;
+        }
+    }
+    drop(ack_tx);
+    let _ = acker.await;
+}
