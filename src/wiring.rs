@@ -10,7 +10,7 @@ use vigil_actors::{
     AlertCommand, Backpressure, InputKind, Outputs, PatientInput, PatientShards, PatientUpdate,
 };
 use vigil_engine::{Alert, CommandError};
-use vigil_gateway::{CommandPort, CommandRequest, Hub};
+use vigil_gateway::{CommandPort, CommandRequest, Hub, PatientView};
 use vigil_streams::output::alert_message;
 use vigil_streams::{EventSink, IngestMetrics, Outbox, Receipt, VitalsEvent};
 
@@ -36,15 +36,15 @@ impl Outputs for EngineOutputs {
     }
 
     fn patient(&self, u: PatientUpdate) {
-        self.hub.publish_patient(
-            &u.tenant,
-            &u.patient_id,
-            &u.unit_id,
-            u.at,
-            u.news2,
-            u.partial,
-            &u.vitals,
-        );
+        self.hub.publish_patient(&PatientView {
+            tenant: &u.tenant,
+            patient: &u.patient_id,
+            unit: &u.unit_id,
+            at: u.at,
+            news2: u.news2,
+            partial: u.partial,
+            vitals: &u.vitals,
+        });
     }
 }
 

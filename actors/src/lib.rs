@@ -228,3 +228,156 @@ impl PatientShards {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use std::sync::Mutex;
+    use std::time::Duration;
+
+    use vigil_engine::{AlertState, CommandKind};
+
+    use super::*;
+
+    #[derive(Default)]
+    struct Recorder {
+        alerts: Mutex<Vec<Alert>>,
+        updates: Mutex<Vec<PatientUpdate>>,
+    }
+
+    impl Outputs for Recorder {
+        fn alert(&self, alert: &Alert, _: Option<Receipt>) -> Option<Backpressure> {
+            self.alerts.lock().unwrap().push(alert.clone());
+            None
+        }
+        fn patient(&self, update: PatientUpdate) {
+            self.updates.lock().unwrap().push(update);
+        }
+    }
+
+    fn input(patient: &str, minute: i64, hr: f64) -> PatientInput {
+        PatientInput {
+            tenant: "t1".into(),
+            patient_id: patient.into(),
+            unit_id: "icu-3".into(),
+            occurred_at: Timestamp::from_millis(1_764_234_000_000 + minute * 60_000),
+            kind: InputKind::Vitals(Vitals {
+                hr: Some(hr),
+                rr: Some(26.0),
+                spo2: Some(91.0),
+                ..Vitals::default()
+            }),
+        }
+    }
+
+    fn start(passivate_after_ms: i64, recorder: Arc<Recorder>) -> PatientShards {
+        let settings = ActorSettings {
+            shards: 2,
+            mailbox: 4,
+            passivate_after_ms,
+            engine: Arc::new(Settings::default()),
+        };
+        PatientShards::start(settings, recorder).expect("start")
+    }
+
+    async fn settle(receipt_holder: Receipt) {
+        // The receipt is dropped by every actor once applied: wait for that.
+        for _ in 0..200 {
+            if Arc::strong_count(&receipt_holder) == 1 {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("inputs were not applied");
+    }
+
+    #[tokio::test]
+    async fn events_reach_their_patient_in_order_and_commands_are_serialized() {
+        let rec = Arc::new(Recorder::default());
+        let shards = start(3_600_000, rec.clone());
+        let receipt: Receipt = Arc::new(());
+        // More inputs than the mailbox holds: backpressure, nothing lost.
+        let inputs: Vec<PatientInput> = (0..40)
+            .map(|i| input(&format!("p{}", i % 10), i / 10, 140.0))
+            .collect();
+        shards.deliver(inputs, receipt.clone()).await;
+        settle(receipt).await;
+        let alerts = rec.alerts.lock().unwrap().clone();
+        assert_eq!(alerts.len(), 10, "one high alert per patient");
+        assert!(alerts.iter().all(|a| a.rule == "news2.high"));
+        assert_eq!(shards.patient_count().await, 10);
+        let a = &alerts[0];
+        let cmd = AlertCommand {
+            tenant: "t1".into(),
+            patient_id: a.patient_id.clone().unwrap(),
+            alert_id: a.alert_id.clone(),
+            kind: CommandKind::Ack,
+            role: vigil_config::Role::Nurse,
+            by: "nurse-1".into(),
+            reason: String::new(),
+            at: Timestamp::from_millis(1_764_234_900_000),
+        };
+        let acked = shards.command(cmd.clone()).await.unwrap().expect("ack");
+        assert_eq!(acked.state, AlertState::Acknowledged);
+        let again = shards.command(cmd.clone()).await.unwrap();
+        assert_eq!(again.expect_err("twice").code(), "INVALID_TRANSITION");
+        let unknown = AlertCommand {
+            patient_id: "nobody".into(),
+            ..cmd
+        };
+        assert_eq!(
+            shards
+                .command(unknown)
+                .await
+                .unwrap()
+                .expect_err("404")
+                .code(),
+            "ALERT_NOT_FOUND"
+        );
+        assert_eq!(
+            rec.alerts.lock().unwrap().len(),
+            11,
+            "the ack is an output too"
+        );
+        shards.stop();
+    }
+
+    #[tokio::test]
+    async fn idle_patients_without_open_alerts_are_passivated() {
+        let rec = Arc::new(Recorder::default());
+        let shards = start(200, rec.clone());
+        let receipt: Receipt = Arc::new(());
+        // p-calm scores low (no alert); p-sick fires news2.high and must be kept.
+        let mut inputs = vec![input("p-calm", 0, 70.0), input("p-calm", 1, 70.0)];
+        for i in &mut inputs {
+            if let InputKind::Vitals(v) = &mut i.kind {
+                v.rr = Some(16.0);
+                v.spo2 = Some(98.0);
+            }
+        }
+        inputs.extend([input("p-sick", 0, 140.0), input("p-sick", 1, 140.0)]);
+        shards.deliver(inputs, receipt.clone()).await;
+        settle(receipt).await;
+        assert_eq!(shards.patient_count().await, 2);
+        tokio::time::sleep(Duration::from_millis(800)).await;
+        assert_eq!(
+            shards.patient_count().await,
+            1,
+            "the calm patient is passivated, the sick one kept"
+        );
+        shards.stop();
+    }
+
+    #[test]
+    fn shard_hash_is_stable() {
+        assert_eq!(
+            shard_of("clinic-abc", "patient-123", 2),
+            shard_of("clinic-abc", "patient-123", 2)
+        );
+        let spread: std::collections::HashSet<usize> = (0..100)
+            .map(|i| shard_of("t", &format!("p{i}"), 4))
+            .collect();
+        assert_eq!(spread.len(), 4);
+    }
+}

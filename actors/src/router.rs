@@ -94,7 +94,7 @@ impl ShardRouter {
         self.patients.retain(|_, e| {
             let keep = now.duration_since(e.last_input) < idle || e.has_active_alert.get();
             // A full mailbox means the actor is busy: keep it and try again next sweep.
-            !keep && e.addr.try_send(Passivate).is_ok() || keep
+            keep || e.addr.try_send(Passivate).is_err()
         });
         let passivated = before - self.patients.len();
         if passivated > 0 {

@@ -385,7 +385,7 @@ impl News2 {
     pub fn scoring_summary(&self) -> String {
         let mut scoring: Vec<&Component> =
             self.components.iter().filter(|c| c.points > 0).collect();
-        scoring.sort_by(|a, b| b.points.cmp(&a.points));
+        scoring.sort_by_key(|c| std::cmp::Reverse(c.points));
         let parts: Vec<String> = scoring
             .iter()
             .map(|c| format!("{} {} ({})", c.name.label(), c.value, c.points))

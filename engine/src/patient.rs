@@ -154,7 +154,8 @@ mod tests {
     fn v(target: u8) -> Vitals {
         let mut v = base();
         let mut left = target;
-        let steps: [(u8, fn(&mut Vitals)); 5] = [
+        type Step = (u8, fn(&mut Vitals));
+        let steps: [Step; 5] = [
             (2, |v| v.rr = Some(22.0)),
             (2, |v| v.sbp = Some(95.0)),
             (2, |v| v.on_oxygen = Some(true)),

@@ -96,6 +96,18 @@ struct PatientFrameJson<'a> {
     vitals: &'a Vitals,
 }
 
+/// A patient's live state as the engine reports it.
+#[derive(Debug, Clone, Copy)]
+pub struct PatientView<'a> {
+    pub tenant: &'a str,
+    pub patient: &'a str,
+    pub unit: &'a str,
+    pub at: Timestamp,
+    pub news2: Option<u8>,
+    pub partial: bool,
+    pub vitals: &'a Vitals,
+}
+
 /// Gateway counters.
 #[derive(Debug, Default)]
 pub struct GatewayMetrics {
@@ -230,35 +242,26 @@ impl Hub {
     }
 
     /// Records a patient's latest state; connections coalesce these (latest wins).
-    pub fn publish_patient(
-        &self,
-        tenant: &str,
-        patient: &str,
-        unit: &str,
-        at: Timestamp,
-        news2: Option<u8>,
-        partial: bool,
-        vitals: &Vitals,
-    ) {
+    pub fn publish_patient(&self, p: &PatientView<'_>) {
         let json = PatientFrameJson {
             r#type: "patient",
-            patient_id: patient,
-            unit_id: unit,
-            at,
-            news2,
+            patient_id: p.patient,
+            unit_id: p.unit,
+            at: p.at,
+            news2: p.news2,
             qsofa: None,
             sirs: None,
-            partial,
-            vitals,
+            partial: p.partial,
+            vitals: p.vitals,
         };
         let frame = Arc::new(PatientFrame {
-            tenant: tenant.into(),
-            unit: unit.into(),
-            patient: patient.into(),
+            tenant: p.tenant.into(),
+            unit: p.unit.into(),
+            patient: p.patient.into(),
             frame: serde_json::to_string(&json).unwrap_or_default(),
         });
         self.patients
-            .insert((tenant.to_string(), patient.to_string()), frame.clone());
+            .insert((p.tenant.to_string(), p.patient.to_string()), frame.clone());
         let _ = self.patient_tx.send(frame);
     }
 

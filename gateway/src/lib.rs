@@ -26,7 +26,8 @@ use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 use vigil_engine::Timestamp;
 
 pub use hub::{
-    AlertEntry, CommandPort, CommandRequest, GatewayMetrics, Hub, MetricsSource, Principal,
+    AlertEntry, CommandPort, CommandRequest, GatewayMetrics, Hub, MetricsSource, PatientView,
+    Principal,
 };
 
 /// Wall-clock time for commands.

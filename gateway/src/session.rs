@@ -463,3 +463,126 @@ impl Session {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use std::future::Future;
+    use std::pin::Pin;
+
+    use futures::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::protocol::Role as WsRole;
+    use vigil_config::Config;
+    use vigil_engine::{Alert, CommandError};
+
+    use super::*;
+    use crate::hub::{CommandPort, CommandRequest};
+
+    struct NoCommands;
+
+    impl CommandPort for NoCommands {
+        fn execute(
+            &self,
+            req: CommandRequest,
+        ) -> Pin<Box<dyn Future<Output = Result<Alert, CommandError>> + Send>> {
+            Box::pin(async move { Err(CommandError::NotFound(req.alert_id)) })
+        }
+    }
+
+    fn hub(client_queue: usize) -> Arc<Hub> {
+        let text = format!(
+            "[gateway]\nclient_queue = {client_queue}\n[[auth.tokens]]\ntoken = \"nurse-token\"\n\
+             tenant = \"t1\"\nrole = \"nurse\"\nunits = [\"icu-3\"]\n"
+        );
+        Hub::new(
+            &Config::from_toml(&text, "test").unwrap(),
+            Arc::new(NoCommands),
+            None,
+        )
+    }
+
+    fn alert(n: u64) -> Alert {
+        use vigil_engine::{Patient, Settings, Timestamp, Vitals};
+        let mut p = Patient::new("t1", &format!("p{n}"), "icu-3");
+        let v = Vitals {
+            hr: Some(140.0),
+            rr: Some(30.0),
+            spo2: Some(85.0),
+            ..Vitals::default()
+        };
+        let s = Settings::default();
+        p.observe("icu-3", &v, Timestamp(1000), &s);
+        p.observe("icu-3", &v, Timestamp(2000), &s)
+            .alerts
+            .pop()
+            .expect("alert")
+    }
+
+    /// A real WebSocket over an in-memory pipe: server session on one end, client on the other.
+    async fn connect(hub: &Arc<Hub>) -> WebSocketStream<tokio::io::DuplexStream> {
+        let (server, client) = tokio::io::duplex(64 * 1024);
+        let principal = hub.authenticate("nurse-token").unwrap().clone();
+        let ws = WebSocketStream::from_raw_socket(server, WsRole::Server, None).await;
+        tokio::spawn(run(ws, principal, hub.clone()));
+        WebSocketStream::from_raw_socket(client, WsRole::Client, None).await
+    }
+
+    async fn next_json(c: &mut WebSocketStream<tokio::io::DuplexStream>) -> serde_json::Value {
+        loop {
+            match c.next().await.expect("frame").expect("ok") {
+                Message::Text(t) => return serde_json::from_str(t.as_str()).unwrap(),
+                _ => continue,
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn a_client_too_slow_for_alerts_is_closed_with_1013() {
+        let hub = hub(8);
+        let mut c = connect(&hub).await;
+        c.send(Message::text(
+            r#"{"type":"subscribe","id":"s1","channels":["alerts"]}"#,
+        ))
+        .await
+        .unwrap();
+        assert_eq!(next_json(&mut c).await["type"], "subscribed");
+        assert_eq!(next_json(&mut c).await["type"], "snapshot");
+        // 200 alerts at once overrun an 8-frame queue before the session can drain it.
+        for n in 0..200 {
+            hub.publish_alert(&alert(n));
+        }
+        let mut code = None;
+        while let Some(Ok(m)) = c.next().await {
+            if let Message::Close(f) = m {
+                code = f.map(|f| u16::from(f.code));
+                break;
+            }
+        }
+        assert_eq!(code, Some(1013));
+        assert_eq!(hub.metrics.slow_client_closes.load(Relaxed), 1);
+    }
+
+    #[tokio::test]
+    async fn a_client_that_keeps_up_gets_every_alert_after_the_snapshot() {
+        let hub = hub(4096);
+        hub.publish_alert(&alert(0));
+        let mut c = connect(&hub).await;
+        c.send(Message::text(
+            r#"{"type":"subscribe","id":"s1","channels":["alerts"],"minLevel":"critical"}"#,
+        ))
+        .await
+        .unwrap();
+        assert_eq!(next_json(&mut c).await["type"], "subscribed");
+        let snap = next_json(&mut c).await;
+        assert_eq!(snap["alerts"].as_array().unwrap().len(), 1);
+        for n in 1..=50 {
+            hub.publish_alert(&alert(n));
+        }
+        for n in 1..=50 {
+            let f = next_json(&mut c).await;
+            assert_eq!(f["type"], "alert");
+            assert_eq!(f["alert"]["patientId"], format!("p{n}"));
+        }
+    }
+}

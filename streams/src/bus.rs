@@ -68,7 +68,7 @@ impl Delivery {
 /// A bus, JetStream or embedded.
 #[derive(Clone)]
 pub enum Bus {
-    JetStream(JetStreamBus),
+    JetStream(Box<JetStreamBus>),
     Embedded(EmbeddedBus),
 }
 
@@ -122,7 +122,7 @@ impl Bus {
                     reason: e.to_string(),
                 })?;
         }
-        Ok(Bus::JetStream(JetStreamBus { client, js }))
+        Ok(Bus::JetStream(Box::new(JetStreamBus { client, js })))
     }
 
     /// An embedded bus whose `vitals.*` publishes are delivered to the engine.

@@ -457,8 +457,8 @@ fn in_range(name: &str, v: Option<f64>) -> Result<Option<f64>, Rejection> {
 fn observation(meta: EventMeta, d: WireData) -> Result<VitalsEvent, Rejection> {
     let spo2_scale = match d.spo2_scale {
         None => None,
-        Some(s) if s == 1.0 => Some(Spo2Scale::Scale1),
-        Some(s) if s == 2.0 => Some(Spo2Scale::Scale2),
+        Some(1.0) => Some(Spo2Scale::Scale1),
+        Some(2.0) => Some(Spo2Scale::Scale2),
         Some(s) => {
             return Err(reject(
                 RejectCode::DataInvalid,

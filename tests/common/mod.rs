@@ -1,0 +1,427 @@
+//! Test harness: a real `nats-server -js` on a free loopback port with a temporary store (killed
+//! and removed on drop), the real `vigil` binary against it, and real WebSocket clients.
+//! A missing `nats-server` fails the test with how to install it; nothing is skipped.
+
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use async_nats::jetstream;
+use futures::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+
+static COUNTER: AtomicU32 = AtomicU32::new(0);
+
+fn temp_dir(kind: &str) -> PathBuf {
+    let n = COUNTER.fetch_add(1, Ordering::SeqCst);
+    let dir = std::env::temp_dir().join(format!("vigil-test-{kind}-{}-{n}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    dir
+}
+
+fn nats_server_binary() -> PathBuf {
+    if let Ok(p) = std::env::var("NATS_SERVER_BIN") {
+        return PathBuf::from(p);
+    }
+    for dir in std::env::var("PATH")
+        .unwrap_or_default()
+        .split(':')
+        .chain(["/usr/sbin", "/usr/local/bin"])
+    {
+        let p = PathBuf::from(dir).join("nats-server");
+        if p.is_file() {
+            return p;
+        }
+    }
+    panic!(
+        "nats-server not found: the integration tests need a real NATS server with JetStream. \
+         Install it with `apt-get install nats-server` (Debian) or set NATS_SERVER_BIN; \
+         `.ci/run` installs it when missing."
+    );
+}
+
+/// A nats-server with JetStream on a random loopback port.
+pub struct NatsServer {
+    child: Child,
+    pub url: String,
+    store: PathBuf,
+}
+
+impl NatsServer {
+    pub fn start() -> Self {
+        let store = temp_dir("nats");
+        let mut child = Command::new(nats_server_binary())
+            .args(["-js", "-a", "127.0.0.1", "-p", "-1", "-sd"])
+            .arg(&store)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn nats-server");
+        let stderr = child.stderr.take().expect("stderr");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Some(i) = line.find("Listening for client connections on ") {
+                    let addr = line[i + "Listening for client connections on ".len()..]
+                        .trim()
+                        .to_string();
+                    let _ = tx.send(addr);
+                }
+            }
+        });
+        let addr = rx
+            .recv_timeout(Duration::from_secs(15))
+            .expect("nats-server did not start listening");
+        NatsServer {
+            child,
+            url: format!("nats://{addr}"),
+            store,
+        }
+    }
+
+    pub async fn client(&self) -> async_nats::Client {
+        async_nats::connect(&self.url)
+            .await
+            .expect("connect to test nats-server")
+    }
+}
+
+impl Drop for NatsServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.store);
+    }
+}
+
+pub const TOKENS: &str = r#"
+[[auth.tokens]]
+token = "nurse-icu3-token"
+tenant = "clinic-abc"
+role = "nurse"
+units = ["icu-3"]
+name = "nurse-anna"
+
+[[auth.tokens]]
+token = "viewer-icu3-token"
+tenant = "clinic-abc"
+role = "viewer"
+units = ["icu-3"]
+
+[[auth.tokens]]
+token = "nurse-ward9-token"
+tenant = "clinic-abc"
+role = "nurse"
+units = ["ward-9"]
+
+[[auth.tokens]]
+token = "admin-abc-token"
+tenant = "clinic-abc"
+role = "admin"
+
+[[auth.tokens]]
+token = "admin-other-token"
+tenant = "clinic-other"
+role = "admin"
+"#;
+
+/// The real `vigil run` binary against a test nats-server.
+pub struct Engine {
+    child: Option<Child>,
+    pub addr: String,
+    dir: PathBuf,
+    pub log: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl Engine {
+    pub fn start(nats: &NatsServer, extra_config: &str) -> Self {
+        let dir = temp_dir("engine");
+        let config = dir.join("vigil.toml");
+        let text = format!(
+            "[nats]\nurl = \"{}\"\nconsumer = \"vigil-test\"\n\n[gateway]\nlisten = \"127.0.0.1:0\"\n{TOKENS}\n{extra_config}",
+            nats.url
+        );
+        std::fs::write(&config, text).expect("write config");
+        let mut child = Command::new(env!("CARGO_BIN_EXE_vigil"))
+            .arg("run")
+            .arg("--config")
+            .arg(&config)
+            .env("RUST_LOG", "info")
+            .env_remove("VIGIL_NATS_URL")
+            .env_remove("VIGIL_LISTEN")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn vigil");
+        let stderr = child.stderr.take().expect("stderr");
+        let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let sink = log.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Some(i) = line.find("listening on ") {
+                    let _ = tx.send(line[i + "listening on ".len()..].trim().to_string());
+                }
+                sink.lock().unwrap().push(line);
+            }
+        });
+        let addr = rx
+            .recv_timeout(Duration::from_secs(30))
+            .expect("vigil did not log `listening on`");
+        Engine {
+            child: Some(child),
+            addr,
+            dir,
+            log,
+        }
+    }
+
+    pub async fn wait_ready(&self) {
+        for _ in 0..200 {
+            if http_get(&self.addr, "/readyz").await.0 == 200 {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!(
+            "engine never became ready; log: {:?}",
+            self.log.lock().unwrap()
+        );
+    }
+
+    pub fn ws_url(&self, token: &str) -> String {
+        format!("ws://{}/ws?token={token}", self.addr)
+    }
+
+    /// Sends SIGTERM and waits for the exit status.
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        let mut child = self.child.take().expect("running");
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(child.id().to_string())
+            .status();
+        for _ in 0..300 {
+            if let Some(status) = child.try_wait().expect("wait") {
+                return status;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = child.kill();
+        panic!("vigil did not exit within 15 s of SIGTERM");
+    }
+
+    pub async fn metric(&self, name: &str) -> f64 {
+        let (_, body) = http_get(&self.addr, "/metrics").await;
+        body.lines()
+            .find(|l| l.starts_with(name) && l[name.len()..].starts_with(' '))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("metric {name} not found"))
+    }
+}
+
+impl Drop for Engine {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A plain HTTP/1.1 GET: status and body.
+pub async fn http_get(addr: &str, path: &str) -> (u16, String) {
+    let Ok(mut s) = tokio::net::TcpStream::connect(addr).await else {
+        return (0, String::new());
+    };
+    let req = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    if s.write_all(req.as_bytes()).await.is_err() {
+        return (0, String::new());
+    }
+    let mut buf = Vec::new();
+    let _ = s.read_to_end(&mut buf).await;
+    let text = String::from_utf8_lossy(&buf).to_string();
+    let status = text
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    (status, body)
+}
+
+/// Vitals data whose NEWS2 is 8: RR 26 (3), SpO2 91 (3), HR 112 (2), rest 0.
+pub fn vitals_news2_8(patient: &str, unit: &str) -> Value {
+    json!({"patientId": patient, "unitId": unit, "hr": 112, "rr": 26, "spo2": 91, "onOxygen": false,
+           "temp": 37.0, "sbp": 120, "consciousness": "A"})
+}
+
+/// Vitals data whose NEWS2 is 0.
+pub fn vitals_news2_0(patient: &str, unit: &str) -> Value {
+    json!({"patientId": patient, "unitId": unit, "hr": 70, "rr": 16, "spo2": 98, "onOxygen": false,
+           "temp": 37.0, "sbp": 120, "consciousness": "A"})
+}
+
+/// An envelope `seconds_ago` seconds in the past.
+pub fn envelope(
+    tenant: &str,
+    event_id: &str,
+    event_type: &str,
+    seconds_ago: i64,
+    data: Value,
+) -> Value {
+    let at = chrono::Utc::now() - chrono::Duration::seconds(seconds_ago);
+    json!({
+        "eventId": event_id, "eventType": event_type, "eventVersion": "1",
+        "occurredAt": at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        "producer": "test-monitor", "tenantId": tenant, "data": data
+    })
+}
+
+pub async fn publish_json(js: &jetstream::Context, subject: &str, v: &Value) {
+    js.publish(subject.to_string(), serde_json::to_vec(v).unwrap().into())
+        .await
+        .expect("publish")
+        .await
+        .expect("stored");
+}
+
+pub async fn publish_raw(
+    js: &jetstream::Context,
+    subject: &str,
+    headers: &[(&str, &str)],
+    payload: Vec<u8>,
+) {
+    let mut h = async_nats::HeaderMap::new();
+    for (k, v) in headers {
+        h.insert(*k, *v);
+    }
+    js.publish_with_headers(subject.to_string(), h, payload.into())
+        .await
+        .expect("publish")
+        .await
+        .expect("stored");
+}
+
+/// A real WebSocket client.
+pub struct Client {
+    ws: tokio_tungstenite::WebSocketStream<
+        tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
+    >,
+}
+
+impl Client {
+    pub async fn connect(url: &str) -> Client {
+        let (ws, _) = tokio_tungstenite::connect_async(url)
+            .await
+            .expect("ws connect");
+        Client { ws }
+    }
+
+    pub async fn connect_with_header(url: &str, token: &str) -> Client {
+        let mut req = url.into_client_request().expect("request");
+        req.headers_mut().insert(
+            "Authorization",
+            format!("Bearer {token}").parse().expect("header"),
+        );
+        let (ws, _) = tokio_tungstenite::connect_async(req)
+            .await
+            .expect("ws connect");
+        Client { ws }
+    }
+
+    pub async fn send(&mut self, v: Value) {
+        self.ws
+            .send(Message::text(v.to_string()))
+            .await
+            .expect("send");
+    }
+
+    pub async fn send_text(&mut self, t: &str) {
+        self.ws
+            .send(Message::text(t.to_string()))
+            .await
+            .expect("send");
+    }
+
+    /// The next JSON frame, or `None` after `secs` seconds of silence.
+    pub async fn next(&mut self, secs: u64) -> Option<Value> {
+        loop {
+            match tokio::time::timeout(Duration::from_secs(secs), self.ws.next()).await {
+                Ok(Some(Ok(Message::Text(t)))) => {
+                    return Some(serde_json::from_str(t.as_str()).expect("json frame"));
+                }
+                Ok(Some(Ok(Message::Close(_)))) | Ok(None) | Ok(Some(Err(_))) | Err(_) => {
+                    return None;
+                }
+                Ok(Some(Ok(_))) => {}
+            }
+        }
+    }
+
+    /// The next frame of `kind`, skipping others (patient frames, typically).
+    pub async fn next_of(&mut self, kind: &str, secs: u64) -> Value {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
+        loop {
+            let left = deadline
+                .saturating_duration_since(tokio::time::Instant::now())
+                .as_secs()
+                .max(1);
+            match self.next(left).await {
+                Some(v) if v["type"] == kind => return v,
+                Some(_) if tokio::time::Instant::now() < deadline => {}
+                other => panic!("no `{kind}` frame within {secs} s (last: {other:?})"),
+            }
+        }
+    }
+
+    /// Asserts that no frame of `kind` arrives within `secs`.
+    pub async fn none_of(&mut self, kind: &str, secs: u64) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
+        while tokio::time::Instant::now() < deadline {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            match tokio::time::timeout(left, self.ws.next()).await {
+                Ok(Some(Ok(Message::Text(t)))) => {
+                    let v: Value = serde_json::from_str(t.as_str()).expect("json");
+                    assert_ne!(v["type"], kind, "unexpected frame {v}");
+                }
+                _ => return,
+            }
+        }
+    }
+
+    pub async fn subscribe(&mut self, channels: &[&str]) -> Value {
+        self.send(json!({"type": "subscribe", "id": "s1", "channels": channels}))
+            .await;
+        let sub = self.next_of("subscribed", 5).await;
+        assert_eq!(sub["id"], "s1");
+        if channels.contains(&"alerts") {
+            self.next_of("snapshot", 5).await
+        } else {
+            Value::Null
+        }
+    }
+
+    /// Waits for the close frame and returns its code.
+    pub async fn close_code(&mut self, secs: u64) -> Option<u16> {
+        loop {
+            match tokio::time::timeout(Duration::from_secs(secs), self.ws.next()).await {
+                Ok(Some(Ok(Message::Close(Some(f))))) => return Some(f.code.into()),
+                Ok(Some(Ok(_))) => {}
+                _ => return None,
+            }
+        }
+    }
+}

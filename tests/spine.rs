@@ -1,0 +1,532 @@
+//! The spine end to end against a real nats-server and the real binary: vitals on JetStream to an
+//! explained alert on a WebSocket and in `ALERTS`; every DLQ case; dedupe; isolation; commands
+//! and roles; snapshot on reconnect; clean shutdown.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::time::Duration;
+
+use async_nats::jetstream;
+use common::*;
+use serde_json::{Value, json};
+
+const T: &str = "clinic-abc";
+const OBS: &str = "vitals.observation.v1";
+
+async fn alert_on_stream(js: &jetstream::Context, tenant: &str, alert_id: &str) -> Value {
+    let stream = js.get_stream("ALERTS").await.expect("ALERTS exists");
+    let m = stream
+        .get_last_raw_message_by_subject(&format!("alerts.{tenant}.{alert_id}"))
+        .await
+        .expect("alert transition on ALERTS");
+    serde_json::from_slice(&m.payload).expect("envelope json")
+}
+
+/// Publishes two readings scoring NEWS2 8 (one JSON, one MessagePack): `news2.high` fires.
+async fn raise_high(js: &jetstream::Context, tenant: &str, patient: &str, unit: &str) {
+    let subject = format!("vitals.{tenant}.{patient}");
+    let first = envelope(
+        tenant,
+        &format!("{patient}-e1"),
+        OBS,
+        60,
+        vitals_news2_8(patient, unit),
+    );
+    publish_json(js, &subject, &first).await;
+    let second = envelope(
+        tenant,
+        &format!("{patient}-e2"),
+        OBS,
+        30,
+        vitals_news2_8(patient, unit),
+    );
+    let packed = rmp_serde::to_vec_named(&second).unwrap();
+    publish_raw(
+        js,
+        &subject,
+        &[("Content-Type", "application/msgpack")],
+        packed,
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn vitals_to_explained_alert_on_websocket_and_alerts_stream() {
+    let nats = NatsServer::start();
+    let engine = Engine::start(&nats, "");
+    engine.wait_ready().await;
+    let js = jetstream::new(nats.client().await);
+
+    let mut nurse = Client::connect(&engine.ws_url("nurse-icu3-token")).await;
+    let snapshot = nurse.subscribe(&["alerts", "patients"]).await;
+    assert_eq!(snapshot["alerts"], json!([]));
+
+    raise_high(&js, T, "patient-123", "icu-3").await;
+    let frame = nurse.next_of("alert", 10).await;
+    let alert = &frame["alert"];
+    assert_eq!(alert["rule"], "news2.high");
+    assert_eq!(alert["level"], "critical");
+    assert_eq!(alert["state"], "open");
+    assert_eq!(alert["category"], "deterioration");
+    assert_eq!(alert["patientId"], "patient-123");
+    assert_eq!(alert["unitId"], "icu-3");
+    assert_eq!(
+        alert["message"],
+        "NEWS2 8 (high): RR 26 (3), SpO2 91 (3), HR 112 (2)"
+    );
+    assert_eq!(alert["meta"]["news2"], 8);
+    assert_eq!(
+        alert["explanation"]["why"],
+        "NEWS2 aggregate 8 >= 7 (threshold profile default)"
+    );
+    assert!(
+        alert["explanation"]["whyNow"]
+            .as_str()
+            .unwrap()
+            .contains("sustained over 2 readings")
+    );
+    assert_eq!(
+        alert["explanation"]["components"].as_array().unwrap().len(),
+        7
+    );
+    assert_eq!(alert["transition"]["to"], "open");
+    assert_eq!(alert["transition"]["from"], Value::Null);
+    assert_eq!(alert["escalation"]["targets"], json!(["role:nurse@icu-3"]));
+    for key in ["resourceId", "providerId"] {
+        assert_eq!(alert[key], Value::Null, "{key}");
+    }
+    assert_eq!(alert["relatedAppointments"], json!([]));
+
+    // The patient frame carries the score and the latest vitals.
+    let patient = nurse.next_of("patient", 5).await;
+    assert_eq!(
+        (patient["patientId"].as_str(), patient["news2"].as_i64()),
+        (Some("patient-123"), Some(8))
+    );
+    assert_eq!(patient["vitals"]["hr"], 112.0);
+
+    // The transition is on ALERTS as an orchestration.alert.v1 envelope.
+    let id = alert["alertId"].as_str().unwrap();
+    let stored = alert_on_stream(&js, T, id).await;
+    assert_eq!(stored["eventType"], "orchestration.alert.v1");
+    assert_eq!(stored["tenantId"], T);
+    assert_eq!(stored["data"]["alertId"], id);
+    assert_eq!(stored["data"]["state"], "open");
+
+    // ALERTS is an immutable audit trail.
+    let info = js
+        .get_stream("ALERTS")
+        .await
+        .unwrap()
+        .cached_info()
+        .config
+        .clone();
+    assert!(info.deny_delete && info.deny_purge);
+    let streams: Vec<String> = ["VITALS", "CHECKINS", "OCCUPANCY", "ALERTS", "FLOW", "DLQ"]
+        .into_iter()
+        .filter(|s| futures::executor::block_on(js.get_stream(*s)).is_err())
+        .map(String::from)
+        .collect();
+    assert!(streams.is_empty(), "missing streams: {streams:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_bad_message_goes_to_the_dlq_with_a_code_and_good_ones_still_flow() {
+    let nats = NatsServer::start();
+    let engine = Engine::start(&nats, "");
+    engine.wait_ready().await;
+    let js = jetstream::new(nats.client().await);
+    let s = "vitals.clinic-abc.patient-1";
+    let good = |id: &str| envelope(T, id, OBS, 10, vitals_news2_0("patient-1", "icu-3"));
+    let with = |id: &str, f: &dyn Fn(&mut Value)| {
+        let mut v = good(id);
+        f(&mut v);
+        serde_json::to_vec(&v).unwrap()
+    };
+    type Case<'a> = (&'a str, Vec<(&'a str, &'a str)>, Vec<u8>, &'a str);
+    let cases: Vec<Case> = vec![
+        (s, vec![], b"{not json".to_vec(), "DECODE_FAILED"),
+        (
+            s,
+            vec![],
+            with("b1", &|v| v["data"]["hr"] = json!("fast")),
+            "SCHEMA_INVALID",
+        ),
+        (
+            s,
+            vec![],
+            with("b2", &|v| {
+                v.as_object_mut().unwrap().remove("producer");
+            }),
+            "ENVELOPE_INVALID",
+        ),
+        (
+            s,
+            vec![],
+            with("b3", &|v| v["eventType"] = json!("vitals.guess.v7")),
+            "UNKNOWN_EVENT_TYPE",
+        ),
+        (
+            s,
+            vec![],
+            with("b4", &|v| v["eventVersion"] = json!("2")),
+            "UNSUPPORTED_VERSION",
+        ),
+        (
+            s,
+            vec![],
+            with("b5", &|v| v["eventType"] = json!("patient.checkin.v1")),
+            "WRONG_STREAM",
+        ),
+        (
+            s,
+            vec![],
+            with("b6", &|v| v["tenantId"] = json!("clinic-other")),
+            "TENANT_MISMATCH",
+        ),
+        (
+            s,
+            vec![],
+            with("b7", &|v| v["data"]["patientId"] = json!("patient-2")),
+            "PATIENT_MISMATCH",
+        ),
+        (
+            s,
+            vec![],
+            with("b8", &|v| v["occurredAt"] = json!("2099-01-01T00:00:00Z")),
+            "OCCURRED_IN_FUTURE",
+        ),
+        (
+            s,
+            vec![],
+            with("b9", &|v| v["data"]["consciousness"] = json!("Z")),
+            "DATA_INVALID",
+        ),
+        (
+            s,
+            vec![],
+            with("b10", &|v| v["data"]["hr"] = json!(400)),
+            "VITAL_OUT_OF_RANGE",
+        ),
+        (
+            s,
+            vec![("Content-Type", "text/xml")],
+            with("b11", &|_| {}),
+            "UNSUPPORTED_CONTENT_TYPE",
+        ),
+        (s, vec![], vec![b' '; 70 * 1024], "PAYLOAD_TOO_LARGE"),
+    ];
+    // SUBJECT_INVALID cannot arrive through VITALS (its subjects are vitals.*.*): unit-tested.
+    for (subject, headers, payload, _) in &cases {
+        publish_raw(&js, subject, headers, payload.clone()).await;
+    }
+    let lab = envelope(
+        T,
+        "lab-neg",
+        "lab.result.v1",
+        10,
+        json!({"patientId": "patient-1", "unitId": "icu-3", "code": "lactate", "value": -1}),
+    );
+    publish_json(&js, s, &lab).await;
+    publish_json(&js, s, &good("g1")).await;
+
+    let mut dlq = js.get_stream("DLQ").await.unwrap();
+    let expected = cases.len() + 1;
+    let mut waited = 0;
+    while dlq.info().await.unwrap().state.messages < expected as u64 && waited < 100 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        waited += 1;
+    }
+    assert_eq!(dlq.info().await.unwrap().state.messages, expected as u64);
+    let mut codes = Vec::new();
+    for seq in 1..=expected as u64 {
+        let m = dlq.get_raw_message(seq).await.unwrap();
+        assert_eq!(m.subject.as_str(), "dlq.VITALS");
+        let h = |k: &str| {
+            m.headers
+                .get(k)
+                .map(|v| v.as_str().to_string())
+                .unwrap_or_default()
+        };
+        assert!(!h("Vigil-Error").is_empty());
+        assert_eq!(h("Vigil-Source-Subject"), s);
+        assert!(h("Vigil-Source-Seq").parse::<u64>().unwrap() >= 1);
+        codes.push(h("Vigil-Error-Code"));
+        if seq == 1 {
+            assert_eq!(&m.payload[..], b"{not json", "the original bytes are kept");
+        }
+    }
+    let mut want: Vec<String> = cases.iter().map(|c| c.3.to_string()).collect();
+    want.push("LAB_OUT_OF_RANGE".into());
+    assert_eq!(codes, want);
+
+    // The good event after all of them was applied, and each code is counted in /metrics.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        engine
+            .metric("vigil_events_ingested_total{type=\"vitals.observation.v1\"}")
+            .await,
+        1.0
+    );
+    assert_eq!(
+        engine
+            .metric("vigil_dlq_total{code=\"VITAL_OUT_OF_RANGE\"}")
+            .await,
+        1.0
+    );
+    assert_eq!(
+        engine
+            .metric("vigil_dlq_total{code=\"DECODE_FAILED\"}")
+            .await,
+        1.0
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redelivered_event_never_counts_as_a_second_reading() {
+    let nats = NatsServer::start();
+    let engine = Engine::start(&nats, "");
+    engine.wait_ready().await;
+    let js = jetstream::new(nats.client().await);
+    let mut admin = Client::connect(&engine.ws_url("admin-abc-token")).await;
+    admin.subscribe(&["alerts"]).await;
+    let s = "vitals.clinic-abc.patient-7";
+    let e1 = envelope(T, "dup-1", OBS, 60, vitals_news2_8("patient-7", "icu-3"));
+    publish_json(&js, s, &e1).await;
+    publish_json(&js, s, &e1).await; // same (tenantId, eventId): a replayed copy
+    admin.none_of("alert", 2).await;
+    assert_eq!(engine.metric("vigil_events_duplicate_total").await, 1.0);
+    let e2 = envelope(T, "dup-2", OBS, 30, vitals_news2_8("patient-7", "icu-3"));
+    publish_json(&js, s, &e2).await;
+    let a = admin.next_of("alert", 10).await;
+    assert_eq!(a["alert"]["rule"], "news2.high");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tenants_and_units_are_isolated() {
+    let nats = NatsServer::start();
+    let engine = Engine::start(&nats, "");
+    engine.wait_ready().await;
+    let js = jetstream::new(nats.client().await);
+    let mut icu = Client::connect(&engine.ws_url("nurse-icu3-token")).await;
+    icu.subscribe(&["alerts", "patients"]).await;
+    let mut ward =
+        Client::connect_with_header(&format!("ws://{}/ws", engine.addr), "nurse-ward9-token").await;
+    ward.subscribe(&["alerts", "patients"]).await;
+    let mut other = Client::connect(&engine.ws_url("admin-other-token")).await;
+    other.subscribe(&["alerts", "patients"]).await;
+
+    // A nurse cannot subscribe to a unit outside the token.
+    icu.send(json!({"type": "subscribe", "id": "s2", "channels": ["alerts"], "units": ["ward-9"]}))
+        .await;
+    let err = icu.next_of("error", 5).await;
+    assert_eq!(
+        (err["id"].as_str(), err["code"].as_str()),
+        (Some("s2"), Some("FORBIDDEN"))
+    );
+
+    raise_high(&js, T, "patient-icu", "icu-3").await;
+    let a = icu.next_of("alert", 10).await;
+    assert_eq!(a["alert"]["unitId"], "icu-3");
+    // Neither the other unit's nurse nor the other tenant hears of it.
+    ward.none_of("alert", 1).await;
+    other.none_of("alert", 1).await;
+    // Nor can they act on it: for them it does not exist.
+    let id = a["alert"]["alertId"].as_str().unwrap().to_string();
+    for c in [&mut ward, &mut other] {
+        c.send(json!({"type": "ack", "id": "c1", "alertId": id}))
+            .await;
+        let e = c.next_of("error", 5).await;
+        assert_eq!(e["code"], "ALERT_NOT_FOUND");
+    }
+    // Patient frames are scoped the same way.
+    ward.none_of("patient", 1).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ack_and_resolve_with_roles_and_snapshot_on_reconnect() {
+    let nats = NatsServer::start();
+    let engine = Engine::start(&nats, "");
+    engine.wait_ready().await;
+    let js = jetstream::new(nats.client().await);
+    let mut nurse = Client::connect(&engine.ws_url("nurse-icu3-token")).await;
+    nurse.subscribe(&["alerts"]).await;
+    raise_high(&js, T, "patient-9", "icu-3").await;
+    let id = nurse.next_of("alert", 10).await["alert"]["alertId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    // A new connection gets the open alert in its snapshot.
+    let mut viewer = Client::connect(&engine.ws_url("viewer-icu3-token")).await;
+    let snap = viewer.subscribe(&["alerts"]).await;
+    assert_eq!(snap["alerts"][0]["alertId"], id.as_str());
+
+    // A viewer may not acknowledge.
+    viewer
+        .send(json!({"type": "ack", "id": "c1", "alertId": id, "reason": "looking"}))
+        .await;
+    let e = viewer.next_of("error", 5).await;
+    assert_eq!(
+        (e["id"].as_str(), e["code"].as_str()),
+        (Some("c1"), Some("FORBIDDEN"))
+    );
+
+    nurse
+        .send(json!({"type": "ack", "id": "c2", "alertId": id, "reason": "at bedside"}))
+        .await;
+    let r = nurse.next_of("result", 5).await;
+    assert_eq!(
+        (r["id"].as_str(), r["ok"].as_bool()),
+        (Some("c2"), Some(true))
+    );
+    let a = nurse.next_of("alert", 5).await;
+    assert_eq!(a["alert"]["state"], "acknowledged");
+    assert_eq!(a["alert"]["transition"]["by"], "nurse-anna");
+    assert_eq!(a["alert"]["transition"]["reason"], "at bedside");
+    assert_eq!(
+        viewer.next_of("alert", 5).await["alert"]["state"],
+        "acknowledged"
+    );
+
+    nurse
+        .send(json!({"type": "ack", "id": "c3", "alertId": id}))
+        .await;
+    assert_eq!(
+        nurse.next_of("error", 5).await["code"],
+        "INVALID_TRANSITION"
+    );
+    nurse
+        .send(json!({"type": "resolve", "id": "c4", "alertId": id, "reason": "treated"}))
+        .await;
+    assert_eq!(nurse.next_of("result", 5).await["ok"], true);
+    assert_eq!(
+        nurse.next_of("alert", 5).await["alert"]["state"],
+        "resolved"
+    );
+    nurse
+        .send(json!({"type": "ack", "id": "c5", "alertId": id}))
+        .await;
+    assert_eq!(
+        nurse.next_of("error", 5).await["code"],
+        "INVALID_TRANSITION"
+    );
+    nurse
+        .send(json!({"type": "ack", "id": "c6", "alertId": "alert-0000000000000000"}))
+        .await;
+    assert_eq!(nurse.next_of("error", 5).await["code"], "ALERT_NOT_FOUND");
+
+    // Every transition is on ALERTS; the last one is the current state.
+    let stored = alert_on_stream(&js, T, &id).await;
+    assert_eq!(stored["data"]["state"], "resolved");
+    assert_eq!(stored["data"]["version"], 3);
+
+    // After resolution a reconnecting client's snapshot no longer holds it.
+    let mut again = Client::connect(&engine.ws_url("nurse-icu3-token")).await;
+    assert_eq!(again.subscribe(&["alerts"]).await["alerts"], json!([]));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_websocket_input_gets_error_frames_and_no_token_gets_401() {
+    let nats = NatsServer::start();
+    let engine = Engine::start(&nats, "");
+    engine.wait_ready().await;
+    assert_eq!(http_get(&engine.addr, "/ws").await.0, 401);
+    assert_eq!(http_get(&engine.addr, "/ws?token=wrong-token").await.0, 401);
+    assert!(
+        tokio_tungstenite::connect_async(format!("ws://{}/ws?token=nope", engine.addr))
+            .await
+            .is_err()
+    );
+    assert_eq!(http_get(&engine.addr, "/healthz").await.0, 200);
+
+    let mut c = Client::connect(&engine.ws_url("nurse-icu3-token")).await;
+    c.send_text("{oops").await;
+    assert_eq!(c.next_of("error", 5).await["code"], "BAD_REQUEST");
+    c.send(json!({"type": "teleport", "id": "x1"})).await;
+    let e = c.next_of("error", 5).await;
+    assert_eq!(
+        (e["id"].as_str(), e["code"].as_str()),
+        (Some("x1"), Some("BAD_REQUEST"))
+    );
+    c.send(json!({"type": "ack", "id": "x2"})).await;
+    let e = c.next_of("error", 5).await;
+    assert!(e["message"].as_str().unwrap().contains("alertId"), "{e}");
+    c.send(json!({"type": "subscribe", "id": "x3", "channels": ["gossip"]}))
+        .await;
+    assert_eq!(c.next_of("error", 5).await["code"], "BAD_REQUEST");
+    c.send(json!({"type": "ping"})).await;
+    assert_eq!(c.next_of("pong", 5).await["type"], "pong");
+    // Flooding is rate limited, not fatal.
+    for _ in 0..60 {
+        c.send(json!({"type": "ping"})).await;
+    }
+    let mut limited = false;
+    for _ in 0..60 {
+        match c.next(5).await {
+            Some(v) if v["code"] == "RATE_LIMITED" => {
+                limited = true;
+                break;
+            }
+            Some(_) => {}
+            None => break,
+        }
+    }
+    assert!(limited, "60 messages at once must hit the rate limit");
+    assert!(
+        engine
+            .metric("vigil_ws_errors_total{code=\"BAD_REQUEST\"}")
+            .await
+            >= 4.0
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_drains_acknowledges_and_exits_zero() {
+    let nats = NatsServer::start();
+    let mut engine = Engine::start(&nats, "");
+    engine.wait_ready().await;
+    let js = jetstream::new(nats.client().await);
+    let mut c = Client::connect(&engine.ws_url("admin-abc-token")).await;
+    c.subscribe(&["alerts"]).await;
+    for i in 0..500 {
+        let p = format!("patient-{}", i % 50);
+        let e = envelope(
+            T,
+            &format!("bulk-{i}"),
+            OBS,
+            120 - i64::from(i % 100),
+            vitals_news2_0(&p, "icu-3"),
+        );
+        publish_json(&js, &format!("vitals.clinic-abc.{p}"), &e).await;
+    }
+    let status = engine.terminate();
+    assert!(status.success(), "exit status {status:?}");
+    // Connected clients are told the gateway is going away.
+    assert_eq!(c.close_code(5).await, Some(1001));
+    // Everything consumed was acknowledged: nothing pending for the durable consumer.
+    let mut consumer: jetstream::consumer::PullConsumer = js
+        .get_stream("VITALS")
+        .await
+        .unwrap()
+        .get_consumer("vigil-test")
+        .await
+        .unwrap();
+    let info = consumer.info().await.unwrap();
+    assert_eq!(info.num_ack_pending, 0, "{info:?}");
+    assert_eq!(
+        info.num_pending + info.ack_floor.stream_sequence,
+        500,
+        "{info:?}"
+    );
+    assert!(
+        engine
+            .log
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|l| l.contains("stopped cleanly"))
+    );
+}
