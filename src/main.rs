@@ -19,6 +19,11 @@ use vigil_streams::{Bus, IngestMetrics, Outbox};
 
 use crate::wiring::{EngineOutputs, ShardCommands, ShardSink};
 
+/// The engine allocates many small short-lived objects per event (decode, hand-off, scores):
+/// mimalloc serves them several times faster than glibc malloc under two busy threads.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(name = "vigil", version, about = "Real-time clinical alerting engine")]
 struct Cli {

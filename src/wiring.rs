@@ -36,14 +36,14 @@ impl Outputs for EngineOutputs {
     }
 
     fn patient(&self, u: PatientUpdate) {
-        self.hub.publish_patient(&PatientView {
-            tenant: &u.tenant,
-            patient: &u.patient_id,
-            unit: &u.unit_id,
+        self.hub.publish_patient(PatientView {
+            tenant: u.tenant,
+            patient: u.patient_id,
+            unit: u.unit_id,
             at: u.at,
             news2: u.news2,
             partial: u.partial,
-            vitals: &u.vitals,
+            vitals: u.vitals,
         });
     }
 }

@@ -46,9 +46,9 @@ pub trait Outputs: Send + Sync + 'static {
 /// The live state shown on dashboards.
 #[derive(Debug, Clone)]
 pub struct PatientUpdate {
-    pub tenant: String,
-    pub patient_id: String,
-    pub unit_id: String,
+    pub tenant: Arc<str>,
+    pub patient_id: Arc<str>,
+    pub unit_id: Arc<str>,
     pub at: Timestamp,
     pub news2: Option<u8>,
     pub partial: bool,
@@ -190,8 +190,14 @@ impl PatientShards {
                 inputs,
                 receipt: receipt.clone(),
             };
-            if router.send(msg).await.is_err() {
-                tracing::error!("patient shard stopped; batch will be redelivered");
+            // Most hand-offs find room; only a full mailbox makes the consumer wait.
+            let sent = match router.try_send(msg) {
+                Ok(()) => Ok(()),
+                Err(SendError::Full(msg)) => router.send(msg).await.map_err(|_| ()),
+                Err(SendError::Closed(_)) => Err(()),
+            };
+            if sent.is_err() {
+                tracing::error!("patient shard stopped; the batch is redelivered after restart");
             }
         }
     }

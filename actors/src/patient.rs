@@ -32,6 +32,8 @@ pub struct PatientActor {
     outputs: Arc<dyn Outputs>,
     /// Shared with the router on the same thread: passivation skips patients with open alerts.
     has_active_alert: Rc<Cell<bool>>,
+    /// Identifiers shared with every update this actor emits (no copy per update).
+    ids: (Arc<str>, Arc<str>, Arc<str>),
 }
 
 impl PatientActor {
@@ -48,6 +50,7 @@ impl PatientActor {
             settings,
             outputs,
             has_active_alert,
+            ids: (Arc::from(tenant), Arc::from(patient), Arc::from(unit)),
         }
     }
 
@@ -84,10 +87,13 @@ impl Handler<Observe> for PatientActor {
             }
         }
         if scored && let Some(score) = &self.patient.last_score {
+            if *self.ids.2 != *self.patient.unit_id {
+                self.ids.2 = Arc::from(self.patient.unit_id.as_str());
+            }
             self.outputs.patient(PatientUpdate {
-                tenant: self.patient.tenant.clone(),
-                patient_id: self.patient.patient_id.clone(),
-                unit_id: self.patient.unit_id.clone(),
+                tenant: self.ids.0.clone(),
+                patient_id: self.ids.1.clone(),
+                unit_id: self.ids.2.clone(),
                 at: score.at,
                 news2: Some(score.total),
                 partial: score.partial(),

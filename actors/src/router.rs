@@ -40,13 +40,16 @@ struct Entry {
     last_input: Instant,
     /// Set by the patient actor (same thread) while it has a non-resolved alert.
     has_active_alert: Rc<Cell<bool>>,
+    /// While a batch is being routed: where this patient's inputs are collected.
+    slot: Option<usize>,
 }
 
 pub struct ShardRouter {
     shard: usize,
     settings: ActorSettings,
     outputs: Arc<dyn Outputs>,
-    patients: HashMap<(String, String), Entry>,
+    /// tenant -> patient -> actor; nested so lookups borrow the event's strings.
+    patients: HashMap<String, HashMap<String, Entry>>,
 }
 
 impl ShardRouter {
@@ -60,10 +63,15 @@ impl ShardRouter {
     }
 
     fn entry(&mut self, tenant: &str, patient: &str, unit: &str) -> &mut Entry {
-        let key = (tenant.to_string(), patient.to_string());
         let settings = &self.settings;
         let outputs = &self.outputs;
-        self.patients.entry(key).or_insert_with(|| {
+        if !self.patients.contains_key(tenant) {
+            self.patients.insert(tenant.to_string(), HashMap::new());
+        }
+        let Some(tenant_map) = self.patients.get_mut(tenant) else {
+            unreachable!("inserted above")
+        };
+        if !tenant_map.contains_key(patient) {
             let flag = Rc::new(Cell::new(false));
             let actor = PatientActor::new(
                 tenant,
@@ -78,25 +86,39 @@ impl ShardRouter {
                 ctx.set_mailbox_capacity(mailbox);
                 actor
             });
-            Entry {
+            let entry = Entry {
                 addr,
                 last_input: Instant::now(),
                 has_active_alert: flag,
-            }
-        })
+                slot: None,
+            };
+            tenant_map.insert(patient.to_string(), entry);
+        }
+        let Some(entry) = tenant_map.get_mut(patient) else {
+            unreachable!("inserted above")
+        };
+        entry
+    }
+
+    fn get(&self, tenant: &str, patient: &str) -> Option<&Entry> {
+        self.patients.get(tenant)?.get(patient)
     }
 
     fn sweep(&mut self) {
         let idle =
             Duration::from_millis(u64::try_from(self.settings.passivate_after_ms).unwrap_or(0));
         let now = Instant::now();
-        let before = self.patients.len();
-        self.patients.retain(|_, e| {
-            let keep = now.duration_since(e.last_input) < idle || e.has_active_alert.get();
-            // A full mailbox means the actor is busy: keep it and try again next sweep.
-            keep || e.addr.try_send(Passivate).is_err()
-        });
-        let passivated = before - self.patients.len();
+        let mut passivated = 0;
+        for patients in self.patients.values_mut() {
+            let before = patients.len();
+            patients.retain(|_, e| {
+                let keep = now.duration_since(e.last_input) < idle || e.has_active_alert.get();
+                // A full mailbox means the actor is busy: keep it and try again next sweep.
+                keep || e.addr.try_send(Passivate).is_err()
+            });
+            passivated += before - patients.len();
+        }
+        self.patients.retain(|_, p| !p.is_empty());
         if passivated > 0 {
             tracing::debug!(shard = self.shard, passivated, "passivated idle patients");
         }
@@ -118,28 +140,38 @@ impl Handler<Deliver> for ShardRouter {
     type Result = ();
 
     fn handle(&mut self, msg: Deliver, ctx: &mut Self::Context) {
-        // One message per patient per batch: events of a patient stay in order.
-        let mut grouped: HashMap<(String, String), Vec<PatientInput>> = HashMap::new();
-        for input in msg.inputs {
-            grouped
-                .entry((input.tenant.clone(), input.patient_id.clone()))
-                .or_default()
-                .push(input);
-        }
+        // One message per patient per batch, inputs in arrival order: collect them per entry
+        // without copying keys, then send.
         let now = Instant::now();
-        for ((tenant, patient), inputs) in grouped {
-            let unit = inputs.last().map(|i| i.unit_id.clone()).unwrap_or_default();
-            let entry = self.entry(&tenant, &patient, &unit);
+        let mut batches: Vec<(Addr<PatientActor>, Vec<PatientInput>)> = Vec::new();
+        for input in msg.inputs {
+            let entry = self.entry(&input.tenant, &input.patient_id, &input.unit_id);
             entry.last_input = now;
+            match entry.slot {
+                Some(i) => batches[i].1.push(input),
+                None => {
+                    entry.slot = Some(batches.len());
+                    batches.push((entry.addr.clone(), vec![input]));
+                }
+            }
+        }
+        for (addr, inputs) in batches {
+            if let Some(first) = inputs.first()
+                && let Some(e) = self
+                    .patients
+                    .get_mut(&first.tenant)
+                    .and_then(|m| m.get_mut(&first.patient_id))
+            {
+                e.slot = None;
+            }
             let observe = Observe {
                 inputs,
                 receipt: msg.receipt.clone(),
             };
-            match entry.addr.try_send(observe) {
+            match addr.try_send(observe) {
                 Ok(()) => {}
                 Err(SendError::Full(observe)) => {
                     // Wait for room before taking the next batch: backpressure, not loss.
-                    let addr = entry.addr.clone();
                     ctx.wait(
                         async move {
                             let _ = addr.send(observe).await;
@@ -148,7 +180,7 @@ impl Handler<Deliver> for ShardRouter {
                     );
                 }
                 Err(SendError::Closed(_)) => {
-                    tracing::error!(shard = self.shard, patient = %patient, "patient actor stopped unexpectedly");
+                    tracing::error!(shard = self.shard, "patient actor stopped unexpectedly");
                 }
             }
         }
@@ -159,8 +191,7 @@ impl Handler<Command> for ShardRouter {
     type Result = ResponseFuture<Result<Alert, CommandError>>;
 
     fn handle(&mut self, msg: Command, _: &mut Self::Context) -> Self::Result {
-        let key = (msg.0.tenant.clone(), msg.0.patient_id.clone());
-        let Some(entry) = self.patients.get(&key) else {
+        let Some(entry) = self.get(&msg.0.tenant, &msg.0.patient_id) else {
             let id = msg.0.alert_id;
             return Box::pin(async move { Err(CommandError::NotFound(id)) });
         };
@@ -178,6 +209,6 @@ impl Handler<Count> for ShardRouter {
     type Result = usize;
 
     fn handle(&mut self, _: Count, _: &mut Self::Context) -> usize {
-        self.patients.len()
+        self.patients.values().map(HashMap::len).sum()
     }
 }

@@ -72,13 +72,32 @@ pub struct AlertEntry {
     pub json: String,
 }
 
-/// The latest live state of one patient, as a ready `patient` frame.
+/// The latest live state of one patient. Its `patient` frame is serialized once, on first
+/// demand by a subscribed connection, so patients nobody watches cost no JSON.
 #[derive(Debug)]
 pub struct PatientFrame {
-    pub tenant: String,
-    pub unit: String,
-    pub patient: String,
-    pub frame: String,
+    pub state: PatientView,
+    json: std::sync::OnceLock<String>,
+}
+
+impl PatientFrame {
+    pub fn json(&self) -> &str {
+        self.json.get_or_init(|| {
+            let p = &self.state;
+            let frame = PatientFrameJson {
+                r#type: "patient",
+                patient_id: &p.patient,
+                unit_id: &p.unit,
+                at: p.at,
+                news2: p.news2,
+                qsofa: None,
+                sirs: None,
+                partial: p.partial,
+                vitals: &p.vitals,
+            };
+            serde_json::to_string(&frame).unwrap_or_default()
+        })
+    }
 }
 
 #[derive(Serialize)]
@@ -97,15 +116,15 @@ struct PatientFrameJson<'a> {
 }
 
 /// A patient's live state as the engine reports it.
-#[derive(Debug, Clone, Copy)]
-pub struct PatientView<'a> {
-    pub tenant: &'a str,
-    pub patient: &'a str,
-    pub unit: &'a str,
+#[derive(Debug, Clone)]
+pub struct PatientView {
+    pub tenant: Arc<str>,
+    pub patient: Arc<str>,
+    pub unit: Arc<str>,
     pub at: Timestamp,
     pub news2: Option<u8>,
     pub partial: bool,
-    pub vitals: &'a Vitals,
+    pub vitals: Vitals,
 }
 
 /// Gateway counters.
@@ -132,7 +151,7 @@ pub struct Hub {
     tokens: HashMap<String, Principal>,
     pub(crate) alerts: DashMap<String, Arc<AlertEntry>>,
     pub(crate) alert_tx: broadcast::Sender<Arc<AlertEntry>>,
-    pub(crate) patients: DashMap<(String, String), Arc<PatientFrame>>,
+    pub(crate) patients: DashMap<(Arc<str>, Arc<str>), Arc<PatientFrame>>,
     pub(crate) patient_tx: broadcast::Sender<Arc<PatientFrame>>,
     pub(crate) commands: Arc<dyn CommandPort>,
     pub metrics: GatewayMetrics,
@@ -242,27 +261,16 @@ impl Hub {
     }
 
     /// Records a patient's latest state; connections coalesce these (latest wins).
-    pub fn publish_patient(&self, p: &PatientView<'_>) {
-        let json = PatientFrameJson {
-            r#type: "patient",
-            patient_id: p.patient,
-            unit_id: p.unit,
-            at: p.at,
-            news2: p.news2,
-            qsofa: None,
-            sirs: None,
-            partial: p.partial,
-            vitals: p.vitals,
-        };
+    pub fn publish_patient(&self, state: PatientView) {
+        let key = (state.tenant.clone(), state.patient.clone());
         let frame = Arc::new(PatientFrame {
-            tenant: p.tenant.into(),
-            unit: p.unit.into(),
-            patient: p.patient.into(),
-            frame: serde_json::to_string(&json).unwrap_or_default(),
+            state,
+            json: std::sync::OnceLock::new(),
         });
-        self.patients
-            .insert((p.tenant.to_string(), p.patient.to_string()), frame.clone());
-        let _ = self.patient_tx.send(frame);
+        self.patients.insert(key, frame.clone());
+        if self.patient_tx.receiver_count() > 0 {
+            let _ = self.patient_tx.send(frame);
+        }
     }
 
     /// The alert's routing entry, if this principal may see it.

@@ -80,9 +80,9 @@ impl Subscription {
             && e.level >= self.min_level
     }
     fn patient_frame_ok(&self, principal: &Principal, f: &PatientFrame) -> bool {
-        f.tenant == principal.tenant
-            && self.unit_ok(Some(&f.unit))
-            && self.patient_ok(Some(&f.patient))
+        *f.state.tenant == *principal.tenant
+            && self.unit_ok(Some(&f.state.unit))
+            && self.patient_ok(Some(&f.state.patient))
     }
 }
 
@@ -111,7 +111,7 @@ struct Session {
     patients: Option<broadcast::Receiver<Arc<PatientFrame>>>,
     /// Versions sent in the snapshot: older broadcast copies are skipped.
     snapshot_versions: HashMap<String, u64>,
-    pending_patients: HashMap<String, Arc<PatientFrame>>,
+    pending_patients: HashMap<Arc<str>, Arc<PatientFrame>>,
     tokens: f64,
     refilled: Instant,
 }
@@ -183,7 +183,7 @@ where
             },
             _ = flush.tick(), if !s.pending_patients.is_empty() => {
                 hub.metrics.patient_frames.fetch_add(s.pending_patients.len() as u64, Relaxed);
-                out.extend(s.pending_patients.drain().map(|(_, f)| f.frame.clone()));
+                out.extend(s.pending_patients.drain().map(|(_, f)| f.json().to_string()));
             },
             _ = shutdown.changed() => break Some((CloseCode::Away, "gateway shutting down")),
         }
@@ -409,7 +409,7 @@ impl Session {
         if let Some(sub) = &self.sub
             && sub.patient_frame_ok(&self.principal, &f)
         {
-            self.pending_patients.insert(f.patient.clone(), f);
+            self.pending_patients.insert(f.state.patient.clone(), f);
         }
     }
 
@@ -418,7 +418,7 @@ impl Session {
         for f in self.hub.patients.iter() {
             if sub.patient_frame_ok(&self.principal, f.value()) {
                 self.pending_patients
-                    .insert(f.patient.clone(), f.value().clone());
+                    .insert(f.state.patient.clone(), f.value().clone());
             }
         }
     }

@@ -1,1 +1,584 @@
-fn main() {}
+//! `vigil-loadtest`: drives Vigil like a hospital does and reports what it measured.
+//!
+//! Modes (`--mode`):
+//! - `live` (default, contracts.md §7): simulated monitors publish MessagePack vitals at `--rate`
+//!   for `--patients` patients; sentinel patients deteriorate at `--triggers` per second, and a
+//!   WebSocket client times each publish-to-alert round trip with an HDR histogram.
+//! - `fill`: stores `--events` vitals for `--patients` patients in `VITALS` (one reading per
+//!   patient per minute of event time, some patients deteriorating), for drain benchmarks.
+//! - `bare`: a bare async-nats pull consumer that only acknowledges (ack-all per batch), reading
+//!   the whole stored `VITALS`: the ceiling the engine is compared with.
+//! - `drain`: watches the engine's durable consumer (`--consumer`) until it has acknowledged
+//!   everything stored, and reports its events/s.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use async_nats::jetstream::{self, consumer};
+use bytes::Bytes;
+use clap::{Parser, ValueEnum};
+use futures::stream::FuturesUnordered;
+use futures::{SinkExt, StreamExt};
+use hdrhistogram::Histogram;
+use serde::Serialize;
+use tokio_tungstenite::tungstenite::Message;
+
+#[derive(Clone, Copy, ValueEnum, PartialEq, Eq, Debug)]
+enum Mode {
+    Live,
+    Fill,
+    Bare,
+    Drain,
+}
+
+#[derive(Parser, Debug)]
+#[command(name = "vigil-loadtest", version, about = "Load tester for Vigil")]
+struct Args {
+    #[arg(long, value_enum, default_value_t = Mode::Live)]
+    mode: Mode,
+    #[arg(long, default_value = "nats://127.0.0.1:4222")]
+    nats_url: String,
+    /// Gateway WebSocket URL (live mode), e.g. ws://127.0.0.1:8080/ws
+    #[arg(long)]
+    ws_url: Option<String>,
+    /// Bearer token of the tenant under test (live mode).
+    #[arg(long)]
+    token: Option<String>,
+    #[arg(long, default_value = "loadtest")]
+    tenant: String,
+    #[arg(long, default_value_t = 10_000)]
+    patients: usize,
+    /// Background vitals per second, all patients together (live mode).
+    #[arg(long, default_value_t = 10_000.0)]
+    rate: f64,
+    /// Seconds to run (live mode).
+    #[arg(long, default_value_t = 30)]
+    duration: u64,
+    /// Deteriorating sentinel patients per second whose alerts are timed (live mode).
+    #[arg(long, default_value_t = 20.0)]
+    triggers: f64,
+    /// Events to store (fill mode).
+    #[arg(long, default_value_t = 2_000_000)]
+    events: u64,
+    /// The engine's durable consumer on VITALS (live: lag; drain: progress).
+    #[arg(long, default_value = "vigil-engine")]
+    consumer: String,
+    /// Publish acknowledgements kept in flight.
+    #[arg(long, default_value_t = 4096)]
+    in_flight: usize,
+    /// Print the report as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Envelope<'a> {
+    event_id: String,
+    event_type: &'static str,
+    event_version: &'static str,
+    occurred_at: String,
+    producer: &'static str,
+    tenant_id: &'a str,
+    data: VitalsData<'a>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct VitalsData<'a> {
+    patient_id: &'a str,
+    unit_id: &'static str,
+    hr: f64,
+    rr: f64,
+    spo2: f64,
+    on_oxygen: bool,
+    temp: f64,
+    sbp: f64,
+    consciousness: &'static str,
+}
+
+const UNIT: &str = "lt-unit";
+
+fn rfc3339(t: chrono::DateTime<chrono::Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+/// A MessagePack `vitals.observation.v1` scoring NEWS2 8 (`sick`) or 0.
+fn vitals(
+    tenant: &str,
+    patient: &str,
+    event_id: String,
+    at: chrono::DateTime<chrono::Utc>,
+    sick: bool,
+) -> Bytes {
+    let (hr, rr, spo2) = if sick {
+        (112.0, 26.0, 91.0)
+    } else {
+        (72.0, 16.0, 98.0)
+    };
+    let env = Envelope {
+        event_id,
+        event_type: "vitals.observation.v1",
+        event_version: "1",
+        occurred_at: rfc3339(at),
+        producer: "vigil-loadtest",
+        tenant_id: tenant,
+        data: VitalsData {
+            patient_id: patient,
+            unit_id: UNIT,
+            hr,
+            rr,
+            spo2,
+            on_oxygen: false,
+            temp: 37.0,
+            sbp: 120.0,
+            consciousness: "A",
+        },
+    };
+    Bytes::from(rmp_serde::to_vec_named(&env).unwrap_or_default())
+}
+
+fn msgpack_headers() -> async_nats::HeaderMap {
+    let mut h = async_nats::HeaderMap::new();
+    h.insert("Content-Type", "application/msgpack");
+    h
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let client = async_nats::connect(&args.nats_url)
+        .await
+        .with_context(|| format!("cannot connect to NATS at {}", args.nats_url))?;
+    let js = jetstream::new(client);
+    match args.mode {
+        Mode::Live => live(&args, js).await,
+        Mode::Fill => fill(&args, js).await,
+        Mode::Bare => bare(&args, js).await,
+        Mode::Drain => drain(&args, js).await,
+    }
+}
+
+type AckFuture = std::pin::Pin<Box<dyn std::future::Future<Output = bool> + Send>>;
+
+/// Publishes with up to `--in-flight` acknowledgements outstanding.
+struct Publisher {
+    js: jetstream::Context,
+    pending: FuturesUnordered<AckFuture>,
+    limit: usize,
+    acked: Arc<AtomicU64>,
+    failed: u64,
+}
+
+impl Publisher {
+    fn new(js: jetstream::Context, limit: usize) -> Self {
+        Self {
+            js,
+            pending: FuturesUnordered::new(),
+            limit: limit.max(1),
+            acked: Arc::new(AtomicU64::new(0)),
+            failed: 0,
+        }
+    }
+
+    async fn publish(&mut self, subject: String, payload: Bytes) -> anyhow::Result<()> {
+        while self.pending.len() >= self.limit {
+            self.reap_one().await;
+        }
+        let ack = self
+            .js
+            .publish_with_headers(subject, msgpack_headers(), payload)
+            .await?;
+        self.pending
+            .push(Box::pin(async move { ack.await.is_ok() }));
+        Ok(())
+    }
+
+    async fn reap_one(&mut self) {
+        match self.pending.next().await {
+            Some(true) => {
+                self.acked.fetch_add(1, Relaxed);
+            }
+            Some(false) => self.failed += 1,
+            None => {}
+        }
+    }
+
+    async fn finish(&mut self) {
+        while !self.pending.is_empty() {
+            self.reap_one().await;
+        }
+    }
+}
+
+#[derive(Serialize, Default)]
+#[serde(rename_all = "camelCase")]
+struct Report {
+    mode: &'static str,
+    patients: usize,
+    duration_s: f64,
+    events_published: u64,
+    publish_failures: u64,
+    events_per_sec: f64,
+    consumer_lag_max: u64,
+    consumer_lag_end: u64,
+    alerts_expected: u64,
+    alerts_received: u64,
+    latency_ms: Option<Latency>,
+}
+
+#[derive(Serialize)]
+struct Latency {
+    p50: f64,
+    p90: f64,
+    p99: f64,
+    p999: f64,
+    max: f64,
+    samples: u64,
+}
+
+fn latency_of(h: &Histogram<u64>) -> Option<Latency> {
+    (!h.is_empty()).then(|| Latency {
+        p50: h.value_at_quantile(0.50) as f64 / 1000.0,
+        p90: h.value_at_quantile(0.90) as f64 / 1000.0,
+        p99: h.value_at_quantile(0.99) as f64 / 1000.0,
+        p999: h.value_at_quantile(0.999) as f64 / 1000.0,
+        max: h.max() as f64 / 1000.0,
+        samples: h.len(),
+    })
+}
+
+async fn consumer_pending(js: &jetstream::Context, name: &str) -> Option<(u64, u64, u64)> {
+    let stream = js.get_stream("VITALS").await.ok()?;
+    let mut c: consumer::PullConsumer = stream.get_consumer(name).await.ok()?;
+    let info = c.info().await.ok()?;
+    Some((
+        info.num_pending,
+        info.num_ack_pending as u64,
+        info.ack_floor.stream_sequence,
+    ))
+}
+
+async fn live(args: &Args, js: jetstream::Context) -> anyhow::Result<()> {
+    let (Some(ws_url), Some(token)) = (&args.ws_url, &args.token) else {
+        bail!("live mode needs --ws-url and --token");
+    };
+    let sep = if ws_url.contains('?') { '&' } else { '?' };
+    let (mut ws, _) = tokio_tungstenite::connect_async(format!("{ws_url}{sep}token={token}"))
+        .await
+        .with_context(|| format!("cannot open {ws_url}"))?;
+    let sub = r#"{"type":"subscribe","id":"lt","channels":["alerts"],"minLevel":"critical"}"#;
+    ws.send(Message::text(sub)).await?;
+
+    let triggers: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
+    let histogram = Arc::new(Mutex::new(Histogram::<u64>::new_with_bounds(
+        1, 60_000_000, 3,
+    )?));
+    let received = Arc::new(AtomicU64::new(0));
+    let reader = {
+        let (triggers, histogram, received) =
+            (triggers.clone(), histogram.clone(), received.clone());
+        tokio::spawn(async move {
+            while let Some(Ok(m)) = ws.next().await {
+                let Message::Text(t) = m else { continue };
+                let now = Instant::now();
+                let Ok(v) = serde_json::from_str::<serde_json::Value>(t.as_str()) else {
+                    continue;
+                };
+                if v["type"] != "alert" || v["alert"]["version"] != 1 {
+                    continue;
+                }
+                let patient = v["alert"]["patientId"].as_str().unwrap_or_default();
+                let sent = triggers.lock().ok().and_then(|mut m| m.remove(patient));
+                if let Some(sent) = sent {
+                    received.fetch_add(1, Relaxed);
+                    let us = now.duration_since(sent).as_micros() as u64;
+                    if let Ok(mut h) = histogram.lock() {
+                        let _ = h.record(us.max(1));
+                    }
+                }
+            }
+        })
+    };
+
+    let start = Instant::now();
+    let end = start + Duration::from_secs(args.duration);
+    let mut publisher = Publisher::new(js.clone(), args.in_flight);
+    let acked = publisher.acked.clone();
+    let tenant = args.tenant.clone();
+    let patients: Vec<String> = (0..args.patients.max(1))
+        .map(|i| format!("lt-{i}"))
+        .collect();
+
+    // Sentinel patients: two NEWS2-8 readings each, timed from the second publish.
+    let trigger_task = {
+        let (js, tenant, triggers) = (js.clone(), tenant.clone(), triggers.clone());
+        let every = Duration::from_secs_f64(1.0 / args.triggers.max(0.01));
+        tokio::spawn(async move {
+            let mut sent = 0u64;
+            let mut tick = tokio::time::interval(every);
+            let run = format!("{:x}", std::process::id());
+            while Instant::now() < end {
+                tick.tick().await;
+                let patient = format!("lt-trig-{run}-{sent}");
+                let subject = format!("vitals.{tenant}.{patient}");
+                let t0 = chrono::Utc::now() - chrono::Duration::seconds(1);
+                let first = vitals(&tenant, &patient, format!("{patient}-1"), t0, true);
+                let ok = match js
+                    .publish_with_headers(subject.clone(), msgpack_headers(), first)
+                    .await
+                {
+                    Ok(ack) => ack.await.is_ok(),
+                    Err(_) => false,
+                };
+                if !ok {
+                    continue;
+                }
+                let second = vitals(
+                    &tenant,
+                    &patient,
+                    format!("{patient}-2"),
+                    chrono::Utc::now(),
+                    true,
+                );
+                if let Ok(mut m) = triggers.lock() {
+                    m.insert(patient.clone(), Instant::now());
+                }
+                if let Ok(ack) = js
+                    .publish_with_headers(subject, msgpack_headers(), second)
+                    .await
+                {
+                    let _ = ack.await;
+                }
+                sent += 1;
+            }
+            sent
+        })
+    };
+
+    let lag = Arc::new(AtomicU64::new(0));
+    let lag_task = {
+        let (js, lag, name) = (js.clone(), lag.clone(), args.consumer.clone());
+        tokio::spawn(async move {
+            while Instant::now() < end {
+                if let Some((pending, ack_pending, _)) = consumer_pending(&js, &name).await {
+                    lag.fetch_max(pending + ack_pending, Relaxed);
+                }
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+        })
+    };
+
+    let per_ms = args.rate / 1000.0;
+    let mut owed = 0.0;
+    let mut seq = 0u64;
+    let mut tick = tokio::time::interval(Duration::from_millis(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+    let run = format!("{:x}", std::process::id());
+    while Instant::now() < end {
+        tick.tick().await;
+        owed += per_ms;
+        let now = chrono::Utc::now();
+        while owed >= 1.0 {
+            owed -= 1.0;
+            let patient = &patients[(seq % patients.len() as u64) as usize];
+            let payload = vitals(&tenant, patient, format!("lt-{run}-{seq}"), now, false);
+            publisher
+                .publish(format!("vitals.{tenant}.{patient}"), payload)
+                .await?;
+            seq += 1;
+        }
+    }
+    publisher.finish().await;
+    let elapsed = start.elapsed().as_secs_f64();
+    let expected = trigger_task.await.unwrap_or(0);
+    let _ = lag_task.await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    reader.abort();
+    let lag_end = consumer_pending(&js, &args.consumer)
+        .await
+        .map_or(0, |(p, a, _)| p + a);
+    let h = histogram.lock().map(|h| h.clone()).ok();
+    let report = Report {
+        mode: "live",
+        patients: args.patients,
+        duration_s: elapsed,
+        events_published: acked.load(Relaxed),
+        publish_failures: publisher.failed,
+        events_per_sec: acked.load(Relaxed) as f64 / elapsed,
+        consumer_lag_max: lag.load(Relaxed),
+        consumer_lag_end: lag_end,
+        alerts_expected: expected,
+        alerts_received: received.load(Relaxed),
+        latency_ms: h.as_ref().and_then(latency_of),
+    };
+    print_report(args, &report)
+}
+
+fn print_report(args: &Args, r: &Report) -> anyhow::Result<()> {
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(r)?);
+        return Ok(());
+    }
+    println!("mode              {}", r.mode);
+    println!("patients          {}", r.patients);
+    println!("duration          {:.1} s", r.duration_s);
+    println!(
+        "events            {} ({} failed)",
+        r.events_published, r.publish_failures
+    );
+    println!("sustained         {:.0} events/s", r.events_per_sec);
+    if r.mode == "live" {
+        println!(
+            "consumer lag      max {} / at end {}",
+            r.consumer_lag_max, r.consumer_lag_end
+        );
+        println!(
+            "alerts            {} of {} timed",
+            r.alerts_received, r.alerts_expected
+        );
+        match &r.latency_ms {
+            Some(l) => println!(
+                "publish->alert    p50 {:.2} ms  p90 {:.2} ms  p99 {:.2} ms  p99.9 {:.2} ms  max {:.2} ms  (n={})",
+                l.p50, l.p90, l.p99, l.p999, l.max, l.samples
+            ),
+            None => println!("publish->alert    no alert received"),
+        }
+    }
+    Ok(())
+}
+
+async fn fill(args: &Args, js: jetstream::Context) -> anyhow::Result<()> {
+    // The engine creates VITALS at start; create it the same way if the engine has not run yet.
+    js.get_or_create_stream(jetstream::stream::Config {
+        name: "VITALS".into(),
+        subjects: vec!["vitals.*.*".into()],
+        storage: jetstream::stream::StorageType::File,
+        allow_direct: true,
+        ..Default::default()
+    })
+    .await
+    .context("cannot create VITALS")?;
+    let patients = args.patients.max(1) as u64;
+    let readings = args.events.div_ceil(patients);
+    // Event time: one reading per patient per minute, ending now.
+    let base = chrono::Utc::now() - chrono::Duration::minutes(readings as i64 + 1);
+    let mut publisher = Publisher::new(js, args.in_flight);
+    let start = Instant::now();
+    let run = format!("{:x}", std::process::id());
+    let names: Vec<String> = (0..patients).map(|i| format!("lt-{i}")).collect();
+    for i in 0..args.events {
+        let p = i % patients;
+        let minute = i / patients;
+        // One patient in twenty alternates 30 sick minutes and 30 well ones: alerts open and clear.
+        let sick = p % 20 == 0 && (minute / 30) % 2 == 0;
+        let at = base + chrono::Duration::minutes(minute as i64);
+        let patient = &names[p as usize];
+        let payload = vitals(&args.tenant, patient, format!("fill-{run}-{i}"), at, sick);
+        publisher
+            .publish(format!("vitals.{}.{patient}", args.tenant), payload)
+            .await?;
+    }
+    publisher.finish().await;
+    let elapsed = start.elapsed().as_secs_f64();
+    let stored = publisher.acked.load(Relaxed);
+    let report = Report {
+        mode: "fill",
+        patients: args.patients,
+        duration_s: elapsed,
+        events_published: stored,
+        publish_failures: publisher.failed,
+        events_per_sec: stored as f64 / elapsed,
+        ..Report::default()
+    };
+    print_report(args, &report)
+}
+
+async fn bare(args: &Args, js: jetstream::Context) -> anyhow::Result<()> {
+    let mut stream = js.get_stream("VITALS").await.context("no VITALS stream")?;
+    let target = stream.info().await?.state.last_sequence;
+    let name = format!("bare-{}", std::process::id());
+    let c: consumer::PullConsumer = stream
+        .create_consumer(consumer::pull::Config {
+            durable_name: Some(name.clone()),
+            ack_policy: consumer::AckPolicy::All,
+            max_ack_pending: 8192,
+            ..Default::default()
+        })
+        .await?;
+    let mut messages = c
+        .stream()
+        .max_messages_per_batch(512)
+        .messages()
+        .await?
+        .ready_chunks(512);
+    let start = Instant::now();
+    let mut count = 0u64;
+    while let Some(batch) = messages.next().await {
+        let mut last_seq = 0;
+        let mut last = None;
+        for m in batch.into_iter().flatten() {
+            count += 1;
+            last_seq = m.info().map(|i| i.stream_sequence).unwrap_or(0);
+            last = Some(m);
+        }
+        if let Some(m) = last {
+            m.ack().await.map_err(|e| anyhow::anyhow!("ack: {e}"))?;
+        }
+        if last_seq >= target {
+            break;
+        }
+    }
+    let elapsed = start.elapsed().as_secs_f64();
+    let _ = stream.delete_consumer(&name).await;
+    let report = Report {
+        mode: "bare",
+        patients: args.patients,
+        duration_s: elapsed,
+        events_published: count,
+        events_per_sec: count as f64 / elapsed,
+        ..Report::default()
+    };
+    print_report(args, &report)
+}
+
+async fn drain(args: &Args, js: jetstream::Context) -> anyhow::Result<()> {
+    let mut stream = js.get_stream("VITALS").await.context("no VITALS stream")?;
+    let target = stream.info().await?.state.last_sequence;
+    // Wait for the engine's consumer to exist and to start moving.
+    let mut start = None;
+    let mut floor0 = 0;
+    let deadline = Instant::now() + Duration::from_secs(600);
+    loop {
+        if Instant::now() > deadline {
+            bail!(
+                "consumer {} did not finish within 10 minutes",
+                args.consumer
+            );
+        }
+        if let Some((pending, ack_pending, floor)) = consumer_pending(&js, &args.consumer).await {
+            if start.is_none() && (floor > 0 || ack_pending > 0 || pending < target) {
+                start = Some(Instant::now());
+                floor0 = floor;
+            }
+            if floor >= target && ack_pending == 0 {
+                break;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let elapsed = start.map_or(0.0, |s| s.elapsed().as_secs_f64());
+    let drained = target - floor0;
+    let report = Report {
+        mode: "drain",
+        patients: args.patients,
+        duration_s: elapsed,
+        events_published: drained,
+        events_per_sec: drained as f64 / elapsed.max(1e-9),
+        ..Report::default()
+    };
+    print_report(args, &report)
+}

@@ -40,27 +40,63 @@ pub enum BusError {
     Closed(String),
 }
 
-/// One inbound message, as either bus delivers it.
-pub struct Delivery {
-    pub subject: String,
-    pub payload: Bytes,
-    pub content_type: Option<String>,
-    /// Sequence in the source stream (0 on the embedded bus).
-    pub stream_seq: u64,
-    /// Messages still pending for the consumer after this one (consumer lag).
-    pub pending: u64,
-    message: Option<jetstream::Message>,
+/// One inbound message, as either bus delivers it. JetStream messages are kept as they came:
+/// subject, headers and sequence are read from them on demand, not copied per message.
+pub enum Delivery {
+    JetStream(Box<jetstream::Message>),
+    Embedded {
+        subject: String,
+        payload: Bytes,
+        content_type: Option<String>,
+    },
 }
 
 impl Delivery {
+    pub fn subject(&self) -> &str {
+        match self {
+            Delivery::JetStream(m) => m.subject.as_str(),
+            Delivery::Embedded { subject, .. } => subject,
+        }
+    }
+
+    pub fn payload(&self) -> &Bytes {
+        match self {
+            Delivery::JetStream(m) => &m.payload,
+            Delivery::Embedded { payload, .. } => payload,
+        }
+    }
+
+    pub fn content_type(&self) -> Option<&str> {
+        match self {
+            Delivery::JetStream(m) => m.headers.as_ref()?.get("Content-Type").map(|v| v.as_str()),
+            Delivery::Embedded { content_type, .. } => content_type.as_deref(),
+        }
+    }
+
+    /// Sequence in the source stream (0 on the embedded bus).
+    pub fn stream_seq(&self) -> u64 {
+        match self {
+            Delivery::JetStream(m) => m.info().map_or(0, |i| i.stream_sequence),
+            Delivery::Embedded { .. } => 0,
+        }
+    }
+
+    /// Messages still pending for the consumer after this one (consumer lag).
+    pub fn pending(&self) -> u64 {
+        match self {
+            Delivery::JetStream(m) => m.info().map_or(0, |i| i.pending),
+            Delivery::Embedded { .. } => 0,
+        }
+    }
+
     /// Acknowledges this message and, under the consumer's ack-all policy, every one before it.
     ///
     /// # Errors
     /// [`BusError::Ack`] when NATS did not take the acknowledgement (it will redeliver).
     pub async fn ack(&self) -> Result<(), BusError> {
-        match &self.message {
-            Some(m) => m.ack().await.map_err(|e| BusError::Ack(e.to_string())),
-            None => Ok(()),
+        match self {
+            Delivery::JetStream(m) => m.ack().await.map_err(|e| BusError::Ack(e.to_string())),
+            Delivery::Embedded { .. } => Ok(()),
         }
     }
 }
@@ -175,7 +211,7 @@ impl Bus {
                     .map_err(|e| err(e.to_string()))?;
                 Ok(Box::pin(messages.filter_map(|m| async move {
                     match m {
-                        Ok(m) => Some(delivery_of(m)),
+                        Ok(m) => Some(Delivery::JetStream(Box::new(m))),
                         Err(e) => {
                             tracing::warn!(error = %e, "VITALS consumer hiccup; the client retries");
                             None
@@ -268,26 +304,6 @@ impl PendingPublish {
     }
 }
 
-fn delivery_of(m: jetstream::Message) -> Delivery {
-    let (stream_seq, pending) = m
-        .info()
-        .map(|i| (i.stream_sequence, i.pending))
-        .unwrap_or((0, 0));
-    let content_type = m
-        .headers
-        .as_ref()
-        .and_then(|h| h.get("Content-Type"))
-        .map(|v| v.as_str().to_string());
-    Delivery {
-        subject: m.subject.to_string(),
-        payload: m.payload.clone(),
-        content_type,
-        stream_seq,
-        pending,
-        message: Some(m),
-    }
-}
-
 fn tokio_stream_from(mut rx: mpsc::Receiver<Delivery>) -> impl Stream<Item = Delivery> + Send {
     futures::stream::poll_fn(move |cx| rx.poll_recv(cx))
 }
@@ -313,19 +329,16 @@ impl EmbeddedBus {
                 .into_iter()
                 .find(|(k, _)| k.eq_ignore_ascii_case("Content-Type"))
                 .map(|(_, v)| v);
-            let d = Delivery {
+            let d = Delivery::Embedded {
                 subject,
                 payload,
                 content_type,
-                stream_seq: 0,
-                pending: 0,
-                message: None,
             };
             return self
                 .vitals_tx
                 .send(d)
                 .await
-                .map_err(|e| BusError::Closed(e.0.subject));
+                .map_err(|e| BusError::Closed(e.0.subject().to_string()));
         }
         if let Ok(mut p) = self.published.lock() {
             let entry = p.entry(subject).or_insert((0, Bytes::new()));

@@ -93,8 +93,8 @@ pub async fn run_vitals<S: EventSink>(
         let mut events = Vec::with_capacity(chunk.len());
         for d in &chunk {
             let t0 = Instant::now();
-            let decoded = Encoding::from_content_type(d.content_type.as_deref())
-                .and_then(|enc| decode_vitals(&d.subject, &d.payload, enc, now));
+            let decoded = Encoding::from_content_type(d.content_type())
+                .and_then(|enc| decode_vitals(d.subject(), d.payload(), enc, now));
             match decoded {
                 Ok(event) => {
                     let i = type_index(event.event_type());
@@ -109,7 +109,7 @@ pub async fn run_vitals<S: EventSink>(
                 }
                 Err(rejection) => {
                     metrics.dead_letter(rejection.code);
-                    tracing::debug!(subject = %d.subject, code = rejection.code.as_str(), "dead-lettered");
+                    tracing::debug!(subject = %d.subject(), code = rejection.code.as_str(), "dead-lettered");
                     outbox
                         .send(dead_letter("VITALS", d, &rejection, receipt.clone()))
                         .await;
@@ -117,7 +117,7 @@ pub async fn run_vitals<S: EventSink>(
             }
         }
         if let Some(last) = chunk.last() {
-            metrics.consumer_lag.store(last.pending, Relaxed);
+            metrics.consumer_lag.store(last.pending(), Relaxed);
         }
         if events.is_empty() {
             drop(receipt);

@@ -62,25 +62,23 @@ pub fn dead_letter(
     rejection: &Rejection,
     receipt: Receipt,
 ) -> OutMessage {
+    let seq = d.stream_seq();
     let mut headers = vec![
         ("Vigil-Error-Code", rejection.code.as_str().to_string()),
         ("Vigil-Error", header_text(&rejection.message)),
-        ("Vigil-Source-Subject", header_text(&d.subject)),
-        ("Vigil-Source-Seq", d.stream_seq.to_string()),
+        ("Vigil-Source-Subject", header_text(d.subject())),
+        ("Vigil-Source-Seq", seq.to_string()),
     ];
-    if let Some(ct) = &d.content_type {
+    if let Some(ct) = d.content_type() {
         headers.push(("Content-Type", header_text(ct)));
     }
-    if d.stream_seq > 0 {
-        headers.push((
-            "Nats-Msg-Id",
-            format!("dlq-{source_stream}-{}", d.stream_seq),
-        ));
+    if seq > 0 {
+        headers.push(("Nats-Msg-Id", format!("dlq-{source_stream}-{seq}")));
     }
     OutMessage {
         subject: format!("dlq.{source_stream}"),
         headers,
-        payload: d.payload.clone(),
+        payload: d.payload().clone(),
         receipt: Some(receipt),
     }
 }
