@@ -1,1 +1,127 @@
-fn main() {}
+//! Criterion benches of the per-event hot path, reported as events per second
+//! (`Throughput::Elements`): decode JSON vs MessagePack, NEWS2 scoring, the per-patient update
+//! (chart, score, rules) and the ingest dedupe. Run: `cargo bench --bench pipeline`.
+
+use std::hint::black_box;
+
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use serde_json::json;
+use vigil_engine::news2::{Chart, Freshness, News2};
+use vigil_engine::{Consciousness, Patient, Settings, Timestamp, Vitals};
+use vigil_streams::dedupe::Dedupe;
+use vigil_streams::{Encoding, decode_vitals};
+
+const BATCH: usize = 1000;
+const T0: i64 = 1_764_234_300_000;
+
+fn envelope(i: usize) -> serde_json::Value {
+    json!({
+        "eventId": format!("evt-{i}"), "eventType": "vitals.observation.v1", "eventVersion": "1",
+        "occurredAt": "2025-11-27T09:05:00Z", "producer": "monitor-gw-3", "tenantId": "clinic-abc",
+        "data": { "patientId": "patient-123", "unitId": "icu-3", "hr": 112, "rr": 24, "spo2": 93,
+                  "onOxygen": false, "temp": 38.6, "sbp": 98, "consciousness": "A" }
+    })
+}
+
+fn decode(c: &mut Criterion) {
+    let json: Vec<Vec<u8>> = (0..BATCH)
+        .map(|i| serde_json::to_vec(&envelope(i)).unwrap_or_default())
+        .collect();
+    let packed: Vec<Vec<u8>> = (0..BATCH)
+        .map(|i| rmp_serde::to_vec_named(&envelope(i)).unwrap_or_default())
+        .collect();
+    let now = Timestamp::from_millis(T0 + 60_000);
+    let mut g = c.benchmark_group("decode");
+    g.throughput(Throughput::Elements(BATCH as u64));
+    for (name, msgs, enc) in [
+        ("json", &json, Encoding::Json),
+        ("msgpack", &packed, Encoding::MessagePack),
+    ] {
+        g.bench_function(name, |b| {
+            b.iter(|| {
+                for m in msgs {
+                    black_box(decode_vitals("vitals.clinic-abc.patient-123", m, enc, now).ok());
+                }
+            })
+        });
+    }
+    g.finish();
+}
+
+fn vitals(i: usize) -> Vitals {
+    Vitals {
+        hr: Some(70.0 + (i % 60) as f64),
+        rr: Some(12.0 + (i % 14) as f64),
+        spo2: Some(90.0 + (i % 10) as f64),
+        on_oxygen: Some(i % 7 == 0),
+        temp: Some(36.0 + (i % 30) as f64 / 10.0),
+        sbp: Some(95.0 + (i % 50) as f64),
+        consciousness: Some(Consciousness::A),
+        ..Vitals::default()
+    }
+}
+
+fn scoring(c: &mut Criterion) {
+    let charts: Vec<Chart> = (0..BATCH)
+        .map(|i| {
+            let mut ch = Chart::default();
+            ch.record(&vitals(i), Timestamp::from_millis(T0));
+            ch
+        })
+        .collect();
+    let at = Timestamp::from_millis(T0 + 60_000);
+    let mut g = c.benchmark_group("news2");
+    g.throughput(Throughput::Elements(BATCH as u64));
+    g.bench_function("score", |b| {
+        b.iter(|| {
+            for ch in &charts {
+                black_box(News2::score(ch, at, Freshness::default()).total);
+            }
+        })
+    });
+    g.finish();
+}
+
+fn patient_update(c: &mut Criterion) {
+    let settings = Settings::default();
+    let patients = 10_000;
+    let mut ward: Vec<Patient> = (0..patients)
+        .map(|i| Patient::new("clinic-abc", &format!("patient-{i}"), "icu-3"))
+        .collect();
+    let readings: Vec<Vitals> = (0..BATCH).map(vitals).collect();
+    let mut minute = 0i64;
+    let mut g = c.benchmark_group("patient");
+    g.throughput(Throughput::Elements(BATCH as u64));
+    g.bench_function("observe_10k_patients", |b| {
+        b.iter(|| {
+            minute += 1;
+            let at = Timestamp::from_millis(T0 + minute * 60_000);
+            for (i, v) in readings.iter().enumerate() {
+                let p = &mut ward[(minute as usize * BATCH + i) % patients];
+                black_box(p.observe("icu-3", v, at, &settings).alerts.len());
+            }
+        })
+    });
+    g.finish();
+}
+
+fn dedupe(c: &mut Criterion) {
+    let ids: Vec<String> = (0..BATCH).map(|i| format!("evt-{i}")).collect();
+    let mut d = Dedupe::new(262_144);
+    let mut round = 0u64;
+    let mut g = c.benchmark_group("dedupe");
+    g.throughput(Throughput::Elements(BATCH as u64));
+    g.bench_function("first_time", |b| {
+        b.iter(|| {
+            round += 1;
+            let tenant = format!("t{round}");
+            for id in &ids {
+                black_box(d.first_time(&tenant, id));
+            }
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, decode, scoring, patient_update, dedupe);
+criterion_main!(benches);

@@ -408,6 +408,17 @@ role = "admin"          # no units: every unit of the tenant
     }
 
     #[test]
+    fn example_file_in_the_repository_loads() {
+        let c = Config::from_toml(
+            include_str!("../../vigil.example.toml"),
+            "vigil.example.toml",
+        )
+        .expect("vigil.example.toml must stay valid");
+        assert_eq!(c.auth.tokens.len(), 2);
+        assert_eq!(c.nats.batch, NatsConfig::default().batch);
+    }
+
+    #[test]
     fn empty_file_is_all_defaults() {
         let c = Config::from_toml("", "x.toml").expect("empty config");
         assert_eq!(c.gateway.listen, "127.0.0.1:8080");

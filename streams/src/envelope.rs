@@ -2,6 +2,7 @@
 //! MessagePack and validated. Everything that fails becomes a [`Rejection`] with a stable code:
 //! it goes to the DLQ, never into the engine.
 
+use std::borrow::Cow;
 use std::fmt;
 
 use serde::Deserialize;
@@ -125,28 +126,38 @@ impl Encoding {
     }
 }
 
-/// The wire envelope with the union of the `VITALS` data fields, decoded in one pass. Unknown
-/// data fields are allowed (contracts are additive); wrong types are a schema error.
+/// The wire envelope with the union of the `VITALS` data fields, decoded in one pass. Strings
+/// are borrowed from the payload where possible; only what the engine keeps is copied. Unknown
+/// data fields (e.g. `bedId`, `deviceId`) are ignored (contracts are additive); wrong types are
+/// a schema error.
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct WireEnvelope {
-    event_id: Option<String>,
-    event_type: Option<String>,
-    event_version: Option<String>,
-    occurred_at: Option<String>,
-    producer: Option<String>,
-    tenant_id: Option<String>,
-    correlation_id: Option<String>,
-    data: Option<WireData>,
+struct WireEnvelope<'a> {
+    #[serde(borrow)]
+    event_id: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    event_type: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    event_version: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    occurred_at: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    producer: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    tenant_id: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    correlation_id: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    data: Option<WireData<'a>>,
 }
 
 #[derive(Deserialize, Default)]
 #[serde(rename_all = "camelCase")]
-struct WireData {
-    patient_id: Option<String>,
-    unit_id: Option<String>,
-    bed_id: Option<String>,
-    device_id: Option<String>,
+struct WireData<'a> {
+    #[serde(borrow)]
+    patient_id: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    unit_id: Option<Cow<'a, str>>,
     hr: Option<f64>,
     rr: Option<f64>,
     spo2: Option<f64>,
@@ -156,12 +167,16 @@ struct WireData {
     sbp: Option<f64>,
     dbp: Option<f64>,
     map: Option<f64>,
-    consciousness: Option<String>,
+    #[serde(borrow)]
+    consciousness: Option<Cow<'a, str>>,
     gcs: Option<f64>,
-    code: Option<String>,
+    #[serde(borrow)]
+    code: Option<Cow<'a, str>>,
     value: Option<f64>,
-    unit: Option<String>,
-    collected_at: Option<String>,
+    #[serde(borrow)]
+    unit: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    collected_at: Option<Cow<'a, str>>,
 }
 
 /// Only the fields that say what the event is: decoded when the full decode failed, to tell an
@@ -180,7 +195,6 @@ pub struct EventMeta {
     pub patient_id: String,
     pub unit_id: String,
     pub occurred_at: Timestamp,
-    pub producer: String,
     pub correlation_id: Option<String>,
 }
 
@@ -235,7 +249,7 @@ pub fn parse_time(field: &str, text: &str) -> Result<Timestamp, String> {
         .map_err(|e| format!("`{field}` is not an RFC 3339 timestamp ({e}): `{text}`"))
 }
 
-fn required(field: &str, v: Option<String>) -> Result<String, Rejection> {
+fn required<'a>(field: &str, v: Option<Cow<'a, str>>) -> Result<Cow<'a, str>, Rejection> {
     v.ok_or_else(|| {
         reject(
             RejectCode::EnvelopeInvalid,
@@ -286,7 +300,7 @@ pub fn decode_vitals(
     let env: WireEnvelope = decode(payload, encoding)?;
 
     let event_type = required("eventType", env.event_type)?;
-    let is_lab = match event_type.as_str() {
+    let is_lab = match &*event_type {
         VITALS_OBSERVATION => false,
         LAB_RESULT => true,
         t if OTHER_STREAM_TYPES.contains(&t) => {
@@ -323,7 +337,7 @@ pub fn decode_vitals(
             "`tenantId` must match [A-Za-z0-9_-]{1,64}",
         ));
     }
-    if tenant_id != subject_tenant {
+    if *tenant_id != *subject_tenant {
         return Err(reject(
             RejectCode::TenantMismatch,
             format!("tenantId `{tenant_id}` does not match subject tenant `{subject_tenant}`"),
@@ -337,11 +351,11 @@ pub fn decode_vitals(
             ),
         ));
     }
-    let data = env
+    let mut data = env
         .data
         .ok_or_else(|| reject(RejectCode::EnvelopeInvalid, "missing required field `data`"))?;
 
-    let patient_id = data_token("patientId", data.patient_id.clone())?;
+    let patient_id = data_token("patientId", data.patient_id.take())?;
     if patient_id != subject_patient {
         return Err(reject(
             RejectCode::PatientMismatch,
@@ -350,15 +364,14 @@ pub fn decode_vitals(
             ),
         ));
     }
-    let unit_id = data_token("unitId", data.unit_id.clone())?;
+    let unit_id = data_token("unitId", data.unit_id.take())?;
     let meta = EventMeta {
-        event_id,
-        tenant_id,
-        patient_id,
-        unit_id,
+        event_id: event_id.into_owned(),
+        tenant_id: tenant_id.into_owned(),
+        patient_id: patient_id.into_owned(),
+        unit_id: unit_id.into_owned(),
         occurred_at,
-        producer,
-        correlation_id: env.correlation_id,
+        correlation_id: env.correlation_id.map(Cow::into_owned),
     };
     if is_lab {
         lab(meta, data)
@@ -410,7 +423,7 @@ fn decode<'a, T: Deserialize<'a>>(payload: &'a [u8], encoding: Encoding) -> Resu
     })
 }
 
-fn data_token(field: &str, v: Option<String>) -> Result<String, Rejection> {
+fn data_token<'a>(field: &str, v: Option<Cow<'a, str>>) -> Result<Cow<'a, str>, Rejection> {
     let v = v.ok_or_else(|| {
         reject(
             RejectCode::DataInvalid,
@@ -454,7 +467,7 @@ fn in_range(name: &str, v: Option<f64>) -> Result<Option<f64>, Rejection> {
     Ok(Some(v))
 }
 
-fn observation(meta: EventMeta, d: WireData) -> Result<VitalsEvent, Rejection> {
+fn observation(meta: EventMeta, d: WireData<'_>) -> Result<VitalsEvent, Rejection> {
     let spo2_scale = match d.spo2_scale {
         None => None,
         Some(1.0) => Some(Spo2Scale::Scale1),
@@ -516,7 +529,6 @@ fn observation(meta: EventMeta, d: WireData) -> Result<VitalsEvent, Rejection> {
             "a vitals observation needs at least one measurement",
         ));
     }
-    let _ = (d.bed_id, d.device_id);
     Ok(VitalsEvent::Observation { meta, vitals })
 }
 
@@ -531,10 +543,11 @@ const LAB_LIMITS: &[(&str, f64)] = &[
     ("bilirubin", 1000.0),
 ];
 
-fn lab(meta: EventMeta, d: WireData) -> Result<VitalsEvent, Rejection> {
+fn lab(meta: EventMeta, d: WireData<'_>) -> Result<VitalsEvent, Rejection> {
     let code = d
         .code
         .filter(|c| !c.is_empty() && c.len() <= 64)
+        .map(Cow::into_owned)
         .ok_or_else(|| {
             reject(
                 RejectCode::DataInvalid,
@@ -568,7 +581,7 @@ fn lab(meta: EventMeta, d: WireData) -> Result<VitalsEvent, Rejection> {
         lab: LabResult {
             code,
             value,
-            unit: d.unit,
+            unit: d.unit.map(Cow::into_owned),
         },
         collected_at,
     })
