@@ -25,6 +25,11 @@ pub struct EngineOutputs {
 impl Outputs for EngineOutputs {
     fn alert(&self, alert: &Alert, receipt: Option<Receipt>) -> Option<Backpressure> {
         self.metrics.alert_transitions.fetch_add(1, Relaxed);
+        if alert.version == 1 {
+            // Event time of the reading that opened it to now: how late staff hear of it.
+            let delay = vigil_streams::wall_clock().since(alert.opened_at);
+            self.metrics.alert_delay.record(delay);
+        }
         self.hub.publish_alert(alert);
         match self.outbox.try_send(alert_message(alert, receipt)) {
             Ok(()) => None,

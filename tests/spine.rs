@@ -115,6 +115,12 @@ async fn vitals_to_explained_alert_on_websocket_and_alerts_stream() {
     assert_eq!(stored["data"]["alertId"], id);
     assert_eq!(stored["data"]["state"], "open");
 
+    // The opening is timed from the reading's occurredAt in /metrics.
+    assert_eq!(
+        engine.metric("vigil_alert_open_delay_seconds_count").await,
+        1.0
+    );
+
     // ALERTS is an immutable audit trail.
     let info = js
         .get_stream("ALERTS")

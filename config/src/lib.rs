@@ -71,8 +71,8 @@ impl Default for NatsConfig {
         Self {
             url: None,
             consumer: "vigil-engine".into(),
-            batch: 512,
-            max_inflight_batches: 8,
+            batch: 2048,
+            max_inflight_batches: 16,
             ack_wait: Duration::from_secs(30),
             max_age: Duration::from_secs(0),
             replicas: 1,

@@ -28,6 +28,9 @@ use crate::outbox::Outbox;
 use crate::output::dead_letter;
 use crate::receipt::{Receipt, batch_receipt};
 
+/// Acknowledgements are sent at most this often (each one acknowledges everything before it).
+const ACK_INTERVAL: std::time::Duration = std::time::Duration::from_millis(1);
+
 /// Where decoded events go (the patient actors). `dispatch` returns once the batch is accepted;
 /// it waits while the actors' queues are full.
 pub trait EventSink: Send + Sync + 'static {
@@ -62,14 +65,31 @@ pub async fn run_vitals<S: EventSink>(
         mpsc::channel::<(Delivery, oneshot::Receiver<()>, Instant)>(cfg.max_inflight_batches);
     let ack_metrics = metrics.clone();
     let acker = tokio::spawn(async move {
-        while let Some((last, done, started)) = ack_rx.recv().await {
+        let mut last_ack: Option<Instant> = None;
+        while let Some((mut last, done, started)) = ack_rx.recv().await {
             let _ = done.await;
+            let mut applied = vec![started];
+            // Coalesce: one ack-all at most every ACK_INTERVAL covers every batch finished in the
+            // meantime. At low rates batches hold a few messages each, and acking each of them
+            // would cost nats-server more than the events themselves.
+            if let Some(wait) = last_ack.map(|t| ACK_INTERVAL.saturating_sub(t.elapsed()))
+                && !wait.is_zero()
+            {
+                tokio::time::sleep(wait).await;
+            }
+            while let Ok((next, done, started)) = ack_rx.try_recv() {
+                let _ = done.await;
+                last = next;
+                applied.push(started);
+            }
+            last_ack = Some(Instant::now());
             match last.ack().await {
                 Ok(()) => {
-                    ack_metrics.batches_acked.fetch_add(1, Relaxed);
                     ack_metrics
-                        .batch_apply_us
-                        .fetch_add(started.elapsed().as_micros() as u64, Relaxed);
+                        .batches_acked
+                        .fetch_add(applied.len() as u64, Relaxed);
+                    let us: u128 = applied.iter().map(|s| s.elapsed().as_micros()).sum();
+                    ack_metrics.batch_apply_us.fetch_add(us as u64, Relaxed);
                 }
                 Err(e) => {
                     ack_metrics.ack_failures.fetch_add(1, Relaxed);

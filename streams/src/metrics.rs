@@ -20,6 +20,50 @@ pub struct IngestMetrics {
     /// Sum and count of batch hand-off to fully-applied-and-published, in microseconds.
     pub batch_apply_us: AtomicU64,
     pub alert_transitions: AtomicU64,
+    /// Opened alerts by delay from the triggering reading's `occurredAt` to emission.
+    pub alert_delay: DelayHistogram,
+}
+
+/// Upper bounds (seconds) of the alert delay buckets.
+pub const DELAY_BUCKETS: [f64; 12] = [
+    0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0, 60.0,
+];
+
+/// A Prometheus histogram over [`DELAY_BUCKETS`], lock-free.
+#[derive(Debug, Default)]
+pub struct DelayHistogram {
+    buckets: [AtomicU64; 12],
+    count: AtomicU64,
+    sum_us: AtomicU64,
+}
+
+impl DelayHistogram {
+    pub fn record(&self, delay_ms: i64) {
+        let ms = delay_ms.max(0) as u64;
+        let secs = ms as f64 / 1000.0;
+        if let Some(i) = DELAY_BUCKETS.iter().position(|b| secs <= *b) {
+            self.buckets[i].fetch_add(1, Relaxed);
+        }
+        self.count.fetch_add(1, Relaxed);
+        self.sum_us.fetch_add(ms * 1000, Relaxed);
+    }
+
+    fn render(&self, name: &str, out: &mut String) {
+        let _ = writeln!(out, "# TYPE {name} histogram");
+        let mut cumulative = 0;
+        for (i, b) in DELAY_BUCKETS.iter().enumerate() {
+            cumulative += self.buckets[i].load(Relaxed);
+            let _ = writeln!(out, "{name}_bucket{{le=\"{b}\"}} {cumulative}");
+        }
+        let count = self.count.load(Relaxed);
+        let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {count}");
+        let _ = writeln!(
+            out,
+            "{name}_sum {:.6}",
+            self.sum_us.load(Relaxed) as f64 / 1e6
+        );
+        let _ = writeln!(out, "{name}_count {count}");
+    }
 }
 
 pub(crate) fn type_index(event_type: &str) -> usize {
@@ -108,6 +152,43 @@ impl IngestMetrics {
             out,
             "vigil_alert_transitions_total {}",
             self.alert_transitions.load(Relaxed)
+        );
+        self.alert_delay
+            .render("vigil_alert_open_delay_seconds", out);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn delay_histogram_is_cumulative_with_edges_inclusive() {
+        let h = DelayHistogram::default();
+        for ms in [0, 1, 2, 9, 10, 11, 70_000] {
+            h.record(ms);
+        }
+        let mut out = String::new();
+        h.render("d", &mut out);
+        assert!(out.contains("d_bucket{le=\"0.001\"} 2\n"), "{out}");
+        assert!(out.contains("d_bucket{le=\"0.002\"} 3\n"), "{out}");
+        assert!(out.contains("d_bucket{le=\"0.01\"} 5\n"), "{out}");
+        assert!(out.contains("d_bucket{le=\"0.02\"} 6\n"), "{out}");
+        assert!(out.contains("d_bucket{le=\"60\"} 6\n"), "{out}");
+        assert!(out.contains("d_bucket{le=\"+Inf\"} 7\n"), "{out}");
+        assert!(out.contains("d_count 7\n"), "{out}");
+    }
+
+    #[test]
+    fn every_dead_letter_code_is_rendered() {
+        let m = IngestMetrics::default();
+        m.dead_letter(RejectCode::VitalOutOfRange);
+        let mut out = String::new();
+        m.render(&mut out);
+        assert!(out.contains("vigil_dlq_total{code=\"VITAL_OUT_OF_RANGE\"} 1\n"));
+        assert_eq!(
+            out.matches("vigil_dlq_total{").count(),
+            RejectCode::ALL.len()
         );
     }
 }
