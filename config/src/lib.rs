@@ -56,7 +56,8 @@ pub struct NatsConfig {
     pub consumer: String,
     /// Most messages the consumer hands to the patient shards in one batch.
     pub batch: usize,
-    /// Batches handed off but not yet applied; bounds every queue between NATS and the actors.
+    /// `batch` times this is the most messages handed off but not yet acknowledged; it bounds
+    /// every queue between NATS and the actors.
     pub max_inflight_batches: usize,
     /// How long NATS waits for an acknowledgement before redelivering.
     pub ack_wait: Duration,

@@ -16,7 +16,7 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::time::Instant;
 
 use futures::{Stream, StreamExt};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
 use vigil_config::NatsConfig;
 use vigil_engine::Timestamp;
 
@@ -27,6 +27,17 @@ use crate::metrics::{IngestMetrics, type_index};
 use crate::outbox::Outbox;
 use crate::output::dead_letter;
 use crate::receipt::{Receipt, batch_receipt};
+
+/// A batch between hand-off and acknowledgement.
+struct InFlight {
+    /// The batch's last message: acknowledging it acknowledges the batch (ack-all).
+    last: Delivery,
+    /// Resolves when every event is applied and every output stored.
+    done: oneshot::Receiver<()>,
+    started: Instant,
+    /// One permit per message of the batch, returned once it is acknowledged.
+    permit: OwnedSemaphorePermit,
+}
 
 /// Acknowledgements are sent at most this often (each one acknowledges everything before it).
 const ACK_INTERVAL: std::time::Duration = std::time::Duration::from_millis(1);
@@ -61,14 +72,26 @@ pub async fn run_vitals<S: EventSink>(
     dedupe_capacity: usize,
     shutdown: impl Future<Output = ()>,
 ) {
-    let (ack_tx, mut ack_rx) =
-        mpsc::channel::<(Delivery, oneshot::Receiver<()>, Instant)>(cfg.max_inflight_batches);
+    // In flight is bounded by messages, not batches: at live rates a batch holds a message or
+    // two, and a bound of 16 tiny batches would stall the consumer for nothing.
+    let window = cfg
+        .batch
+        .saturating_mul(cfg.max_inflight_batches)
+        .clamp(1, Semaphore::MAX_PERMITS);
+    let permits = Arc::new(Semaphore::new(window));
+    let (ack_tx, mut ack_rx) = mpsc::channel::<InFlight>(window);
     let ack_metrics = metrics.clone();
     let acker = tokio::spawn(async move {
         let mut last_ack: Option<Instant> = None;
-        while let Some((mut last, done, started)) = ack_rx.recv().await {
+        while let Some(InFlight {
+            last: mut newest,
+            done,
+            started,
+            permit,
+        }) = ack_rx.recv().await
+        {
             let _ = done.await;
-            let mut applied = vec![started];
+            let mut applied = vec![(started, permit)];
             // Coalesce: one ack-all at most every ACK_INTERVAL covers every batch finished in the
             // meantime. At low rates batches hold a few messages each, and acking each of them
             // would cost nats-server more than the events themselves.
@@ -77,18 +100,18 @@ pub async fn run_vitals<S: EventSink>(
             {
                 tokio::time::sleep(wait).await;
             }
-            while let Ok((next, done, started)) = ack_rx.try_recv() {
-                let _ = done.await;
-                last = next;
-                applied.push(started);
+            while let Ok(next) = ack_rx.try_recv() {
+                let _ = next.done.await;
+                newest = next.last;
+                applied.push((next.started, next.permit));
             }
             last_ack = Some(Instant::now());
-            match last.ack().await {
+            match newest.ack().await {
                 Ok(()) => {
                     ack_metrics
                         .batches_acked
                         .fetch_add(applied.len() as u64, Relaxed);
-                    let us: u128 = applied.iter().map(|s| s.elapsed().as_micros()).sum();
+                    let us: u128 = applied.iter().map(|(s, _)| s.elapsed().as_micros()).sum();
                     ack_metrics.batch_apply_us.fetch_add(us as u64, Relaxed);
                 }
                 Err(e) => {
@@ -106,6 +129,9 @@ pub async fn run_vitals<S: EventSink>(
             biased;
             () = &mut shutdown => break,
             c = chunks.next() => match c { Some(c) => c, None => break },
+        };
+        let Ok(permit) = permits.clone().acquire_many_owned(chunk.len() as u32).await else {
+            break;
         };
         let started = Instant::now();
         let (receipt, done) = batch_receipt();
@@ -145,7 +171,15 @@ pub async fn run_vitals<S: EventSink>(
             sink.dispatch(events, receipt).await;
         }
         if let Some(last) = chunk.pop()
-            && ack_tx.send((last, done, started)).await.is_err()
+            && ack_tx
+                .send(InFlight {
+                    last,
+                    done,
+                    started,
+                    permit,
+                })
+                .await
+                .is_err()
         {
             break;
         }
