@@ -1,8 +1,8 @@
 //! One router per arbiter: owns the map from patient key to patient actor, creates actors on
 //! first contact, passivates idle ones, and forwards commands.
 
+use rustc_hash::FxHashMap;
 use std::cell::Cell;
-use std::collections::HashMap;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -48,8 +48,10 @@ pub struct ShardRouter {
     shard: usize,
     settings: ActorSettings,
     outputs: Arc<dyn Outputs>,
-    /// tenant -> patient -> actor; nested so lookups borrow the event's strings.
-    patients: HashMap<String, HashMap<String, Entry>>,
+    /// tenant -> patient -> actor; nested so lookups borrow the event's strings. Fx hashing:
+    /// keys are identifiers the engine routes on (several lookups per event), not user input
+    /// whose collisions could hurt anything but this shard's speed.
+    patients: FxHashMap<String, FxHashMap<String, Entry>>,
 }
 
 impl ShardRouter {
@@ -58,7 +60,7 @@ impl ShardRouter {
             shard,
             settings,
             outputs,
-            patients: HashMap::new(),
+            patients: FxHashMap::default(),
         }
     }
 
@@ -66,7 +68,8 @@ impl ShardRouter {
         let settings = &self.settings;
         let outputs = &self.outputs;
         if !self.patients.contains_key(tenant) {
-            self.patients.insert(tenant.to_string(), HashMap::new());
+            self.patients
+                .insert(tenant.to_string(), FxHashMap::default());
         }
         let Some(tenant_map) = self.patients.get_mut(tenant) else {
             unreachable!("inserted above")
@@ -209,6 +212,6 @@ impl Handler<Count> for ShardRouter {
     type Result = usize;
 
     fn handle(&mut self, _: Count, _: &mut Self::Context) -> usize {
-        self.patients.values().map(HashMap::len).sum()
+        self.patients.values().map(FxHashMap::len).sum()
     }
 }

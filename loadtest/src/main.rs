@@ -70,6 +70,9 @@ struct Args {
     /// consumer's best on this machine (256: -25 %, 1024 and 2048: slower and erratic).
     #[arg(long, default_value_t = 512)]
     batch: usize,
+    /// Bare mode: acknowledge every Nth message (ack-all) instead of each batch's last.
+    #[arg(long)]
+    ack_every: Option<u64>,
     /// Publish acknowledgements kept in flight.
     #[arg(long, default_value_t = 4096)]
     in_flight: usize,
@@ -527,9 +530,17 @@ async fn bare(args: &Args, js: jetstream::Context) -> anyhow::Result<()> {
         for m in batch.into_iter().flatten() {
             count += 1;
             last_seq = m.info().map(|i| i.stream_sequence).unwrap_or(0);
+            if let Some(n) = args.ack_every
+                && (count % n == 0 || last_seq >= target)
+            {
+                m.ack().await.map_err(|e| anyhow::anyhow!("ack: {e}"))?;
+                continue;
+            }
             last = Some(m);
         }
-        if let Some(m) = last {
+        if args.ack_every.is_none()
+            && let Some(m) = last
+        {
             m.ack().await.map_err(|e| anyhow::anyhow!("ack: {e}"))?;
         }
         if last_seq >= target {

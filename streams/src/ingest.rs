@@ -15,6 +15,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::Instant;
 
+use futures::stream::FuturesOrdered;
 use futures::{Stream, StreamExt};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
 use vigil_config::NatsConfig;
@@ -27,6 +28,106 @@ use crate::metrics::{IngestMetrics, type_index};
 use crate::outbox::Outbox;
 use crate::output::dead_letter;
 use crate::receipt::{Receipt, batch_receipt};
+
+/// Chunks being decoded ahead of the one being handed off.
+const DECODE_AHEAD: usize = 4;
+
+/// A chunk with each message decoded (or rejected), ready to be applied in order.
+struct Decoded {
+    chunk: Vec<Delivery>,
+    results: Vec<Result<VitalsEvent, crate::envelope::Rejection>>,
+    permit: OwnedSemaphorePermit,
+    started: Instant,
+}
+
+fn decode_chunk(
+    chunk: Vec<Delivery>,
+    permit: OwnedSemaphorePermit,
+    metrics: &IngestMetrics,
+) -> Decoded {
+    let started = Instant::now();
+    let now = wall_clock();
+    let results = chunk
+        .iter()
+        .map(|d| {
+            let t0 = Instant::now();
+            let r = Encoding::from_content_type(d.content_type())
+                .and_then(|enc| decode_vitals(d.subject(), d.payload(), enc, now));
+            if let Ok(event) = &r {
+                let i = type_index(event.event_type());
+                metrics.decode_ns[i].fetch_add(t0.elapsed().as_nanos() as u64, Relaxed);
+            }
+            r
+        })
+        .collect();
+    Decoded {
+        chunk,
+        results,
+        permit,
+        started,
+    }
+}
+
+/// Dedupes, dead-letters and hands off one decoded chunk, then queues its acknowledgement.
+/// Returns `false` when the acknowledger has stopped.
+async fn apply<S: EventSink>(
+    decoded: Decoded,
+    dedupe: &mut Dedupe,
+    sink: &S,
+    outbox: &Outbox,
+    metrics: &IngestMetrics,
+    ack_tx: &mpsc::Sender<InFlight>,
+) -> bool {
+    let Decoded {
+        mut chunk,
+        results,
+        permit,
+        started,
+    } = decoded;
+    let (receipt, done) = batch_receipt();
+    let mut events = Vec::with_capacity(chunk.len());
+    for (d, result) in chunk.iter().zip(results) {
+        match result {
+            Ok(event) => {
+                let i = type_index(event.event_type());
+                let meta = event.meta();
+                if dedupe.first_time(&meta.tenant_id, &meta.event_id) {
+                    metrics.events[i].fetch_add(1, Relaxed);
+                    events.push(event);
+                } else {
+                    metrics.duplicates.fetch_add(1, Relaxed);
+                }
+            }
+            Err(rejection) => {
+                metrics.dead_letter(rejection.code);
+                tracing::debug!(subject = %d.subject(), code = rejection.code.as_str(), "dead-lettered");
+                outbox
+                    .send(dead_letter("VITALS", d, &rejection, receipt.clone()))
+                    .await;
+            }
+        }
+    }
+    if let Some(last) = chunk.last() {
+        metrics.consumer_lag.store(last.pending(), Relaxed);
+    }
+    if events.is_empty() {
+        drop(receipt);
+    } else {
+        sink.dispatch(events, receipt).await;
+    }
+    match chunk.pop() {
+        Some(last) => ack_tx
+            .send(InFlight {
+                last,
+                done,
+                started,
+                permit,
+            })
+            .await
+            .is_ok(),
+        None => true,
+    }
+}
 
 /// A batch between hand-off and acknowledgement.
 struct InFlight {
@@ -123,65 +224,36 @@ pub async fn run_vitals<S: EventSink>(
     });
     let mut dedupe = Dedupe::new(dedupe_capacity);
     let mut chunks = inbound.ready_chunks(cfg.batch);
+    // Chunks are decoded in parallel on the runtime's workers (decoding is most of the per-event
+    // work) and come back in order; dedupe, dead letters and hand-off stay serial, in order.
+    let mut decoding = FuturesOrdered::new();
     tokio::pin!(shutdown);
-    loop {
-        let mut chunk = tokio::select! {
+    let mut open = true;
+    while open || !decoding.is_empty() {
+        tokio::select! {
             biased;
-            () = &mut shutdown => break,
-            c = chunks.next() => match c { Some(c) => c, None => break },
-        };
-        let Ok(permit) = permits.clone().acquire_many_owned(chunk.len() as u32).await else {
-            break;
-        };
-        let started = Instant::now();
-        let (receipt, done) = batch_receipt();
-        let now = wall_clock();
-        let mut events = Vec::with_capacity(chunk.len());
-        for d in &chunk {
-            let t0 = Instant::now();
-            let decoded = Encoding::from_content_type(d.content_type())
-                .and_then(|enc| decode_vitals(d.subject(), d.payload(), enc, now));
-            match decoded {
-                Ok(event) => {
-                    let i = type_index(event.event_type());
-                    metrics.decode_ns[i].fetch_add(t0.elapsed().as_nanos() as u64, Relaxed);
-                    let meta = event.meta();
-                    if dedupe.first_time(&meta.tenant_id, &meta.event_id) {
-                        metrics.events[i].fetch_add(1, Relaxed);
-                        events.push(event);
-                    } else {
-                        metrics.duplicates.fetch_add(1, Relaxed);
-                    }
-                }
-                Err(rejection) => {
-                    metrics.dead_letter(rejection.code);
-                    tracing::debug!(subject = %d.subject(), code = rejection.code.as_str(), "dead-lettered");
-                    outbox
-                        .send(dead_letter("VITALS", d, &rejection, receipt.clone()))
-                        .await;
+            () = &mut shutdown, if open => open = false,
+            Some(decoded) = decoding.next(), if !decoding.is_empty() => {
+                let Ok(Ok(decoded)) = decoded else {
+                    tracing::error!("a decode task failed; its batch is redelivered after ack_wait");
+                    continue;
+                };
+                if !apply(decoded, &mut dedupe, &sink, &outbox, &metrics, &ack_tx).await {
+                    break;
                 }
             }
-        }
-        if let Some(last) = chunk.last() {
-            metrics.consumer_lag.store(last.pending(), Relaxed);
-        }
-        if events.is_empty() {
-            drop(receipt);
-        } else {
-            sink.dispatch(events, receipt).await;
-        }
-        if let Some(last) = chunk.pop()
-            && ack_tx
-                .send(InFlight {
-                    last,
-                    done,
-                    started,
-                    permit,
-                })
-                .await
-                .is_err()
-        {
-            break;
+            c = chunks.next(), if open && decoding.len() < DECODE_AHEAD => match c {
+                Some(chunk) => {
+                    let permits = permits.clone();
+                    let metrics = metrics.clone();
+                    decoding.push_back(tokio::spawn(async move {
+                        // Taken here, not in the loop, so the loop never blocks on the window.
+                        let permit = permits.acquire_many_owned(chunk.len() as u32).await?;
+                        Ok::<_, tokio::sync::AcquireError>(decode_chunk(chunk, permit, &metrics))
+                    }));
+                }
+                None => open = false,
+            },
         }
     }
     drop(ack_tx);
