@@ -160,7 +160,13 @@ async fn serve(cfg: Config, bus: Bus, demo_patients: Option<usize>) -> anyhow::R
     let gateway = tokio::spawn(vigil_gateway::serve(listener, hub.clone(), async move {
         let _ = gateway_stop.wait_for(|s| *s).await;
     }));
-    tracing::info!("listening on {local}");
+    // Scripts and operators wait for this line (contracts.md §7): it is written even when the
+    // log filter hides INFO.
+    if tracing::enabled!(tracing::Level::INFO) {
+        tracing::info!("listening on {local}");
+    } else {
+        eprintln!("listening on {local}");
+    }
 
     let inbound = bus.consume_vitals(&cfg.nats).await?;
     hub.set_ready(true);

@@ -47,6 +47,8 @@ impl Outputs for EngineOutputs {
             unit: u.unit_id,
             at: u.at,
             news2: u.news2,
+            qsofa: u.qsofa,
+            sirs: u.sirs,
             partial: u.partial,
             vitals: u.vitals,
         });

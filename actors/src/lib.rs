@@ -51,6 +51,8 @@ pub struct PatientUpdate {
     pub unit_id: Arc<str>,
     pub at: Timestamp,
     pub news2: Option<u8>,
+    pub qsofa: Option<u8>,
+    pub sirs: Option<u8>,
     pub partial: bool,
     pub vitals: Vitals,
 }

@@ -71,14 +71,17 @@ impl Handler<Observe> for PatientActor {
     type Result = ();
 
     fn handle(&mut self, msg: Observe, ctx: &mut Self::Context) {
-        let mut scored = false;
+        // qSOFA and SIRS totals of the newest score, when this message produced one.
+        let mut scored = None;
         for input in &msg.inputs {
             match &input.kind {
                 InputKind::Vitals(v) => {
                     let out =
                         self.patient
                             .observe(&input.unit_id, v, input.occurred_at, &self.settings);
-                    scored |= out.score.is_some();
+                    if out.score.is_some() {
+                        scored = Some((out.qsofa.map(|q| q.total), out.sirs.map(|s| s.total)));
+                    }
                     for alert in &out.alerts {
                         self.emit(alert, Some(msg.receipt.clone()), ctx);
                     }
@@ -86,7 +89,9 @@ impl Handler<Observe> for PatientActor {
                 InputKind::Lab { lab, collected_at } => self.patient.record_lab(lab, *collected_at),
             }
         }
-        if scored && let Some(score) = &self.patient.last_score {
+        if let Some((qsofa, sirs)) = scored
+            && let Some(score) = &self.patient.last_score
+        {
             if *self.ids.2 != *self.patient.unit_id {
                 self.ids.2 = Arc::from(self.patient.unit_id.as_str());
             }
@@ -96,6 +101,8 @@ impl Handler<Observe> for PatientActor {
                 unit_id: self.ids.2.clone(),
                 at: score.at,
                 news2: Some(score.total),
+                qsofa,
+                sirs,
                 partial: score.partial(),
                 vitals: self.patient.chart.latest(),
             });

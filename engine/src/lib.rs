@@ -10,6 +10,7 @@ pub mod news2;
 pub mod observation;
 pub mod patient;
 pub mod rules;
+pub mod sepsis;
 pub mod time;
 
 pub use alert::{Alert, AlertState, Category, CommandError, CommandKind, Level};

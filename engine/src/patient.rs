@@ -7,6 +7,7 @@ use crate::alert::{Alert, AlertState, CommandError, CommandKind};
 use crate::news2::{Chart, News2, Reading};
 use crate::observation::{LabResult, Vitals};
 use crate::rules::{News2Risk, Settings, Subject};
+use crate::sepsis::{CriteriaScore, Labs, qsofa, sirs};
 use crate::time::Timestamp;
 
 /// What one observation produced.
@@ -15,6 +16,9 @@ pub struct Observed {
     /// The new score, or `None` for a reading older than the last score (it updates the chart
     /// but scores and alerts only move forward in event time).
     pub score: Option<News2>,
+    /// qSOFA and SIRS at the same time as `score` (shown on dashboards; their rules come later).
+    pub qsofa: Option<CriteriaScore>,
+    pub sirs: Option<CriteriaScore>,
     /// The alert after each transition this observation caused, in order.
     pub alerts: Vec<Alert>,
 }
@@ -69,9 +73,13 @@ impl Patient {
             unit: &self.unit_id,
         };
         let alerts = self.risk.evaluate(subject, &score, settings);
+        let q = qsofa(&self.chart, at, settings.sepsis);
+        let s = sirs(&self.chart, self, at, settings.sepsis);
         self.last_score = Some(score.clone());
         Observed {
             score: Some(score),
+            qsofa: Some(q),
+            sirs: Some(s),
             alerts,
         }
     }
@@ -124,6 +132,12 @@ impl Patient {
             self.risk.resolved_by_person();
         }
         Ok(alert)
+    }
+}
+
+impl Labs for Patient {
+    fn lab(&self, code: &str) -> Option<Reading<f64>> {
+        Patient::lab(self, code)
     }
 }
 
@@ -468,6 +482,30 @@ mod tests {
         s.single3.enabled = false;
         let mut p = patient();
         assert!(run(&mut p, &s, &[(0, s3(3)), (1, s3(3))]).is_empty());
+    }
+
+    #[test]
+    fn observations_carry_qsofa_and_sirs_using_labs() {
+        let s = Settings::default();
+        let mut p = patient();
+        p.record_lab(
+            &LabResult {
+                code: "wbc".into(),
+                value: 14.0,
+                unit: None,
+            },
+            t(0),
+        );
+        let v = Vitals {
+            rr: Some(24.0),
+            sbp: Some(95.0),
+            hr: Some(110.0),
+            temp: Some(38.6),
+            ..base()
+        };
+        let o = p.observe("icu-3", &v, t(5), &s);
+        assert_eq!(o.qsofa.map(|q| q.total), Some(2));
+        assert_eq!(o.sirs.map(|q| (q.total, q.partial)), Some((4, false)));
     }
 
     #[test]

@@ -70,6 +70,8 @@ pub struct Settings {
     /// Threshold profile name shown in every explanation.
     pub profile: String,
     pub freshness: Freshness,
+    /// Freshness of the qSOFA/SIRS inputs (vitals, consciousness, labs).
+    pub sepsis: crate::sepsis::SepsisFreshness,
     pub single3: RuleSettings,
     pub medium: RuleSettings,
     pub high: RuleSettings,
@@ -81,6 +83,7 @@ impl Default for Settings {
         Self {
             profile: "default".into(),
             freshness: Freshness::default(),
+            sepsis: crate::sepsis::SepsisFreshness::default(),
             single3: RuleSettings {
                 enabled: true,
                 threshold: 3,
@@ -111,6 +114,11 @@ impl Settings {
             freshness: Freshness {
                 vitals_ms: config.scoring.vitals_freshness.as_millis_i64(),
                 consciousness_ms: config.scoring.consciousness_freshness.as_millis_i64(),
+            },
+            sepsis: crate::sepsis::SepsisFreshness {
+                vitals_ms: config.scoring.vitals_freshness.as_millis_i64(),
+                consciousness_ms: config.scoring.consciousness_freshness.as_millis_i64(),
+                labs_ms: config.scoring.labs_freshness.as_millis_i64(),
             },
             ..Settings::default()
         };

@@ -90,8 +90,8 @@ impl PatientFrame {
                 unit_id: &p.unit,
                 at: p.at,
                 news2: p.news2,
-                qsofa: None,
-                sirs: None,
+                qsofa: p.qsofa,
+                sirs: p.sirs,
                 partial: p.partial,
                 vitals: &p.vitals,
             };
@@ -108,7 +108,6 @@ struct PatientFrameJson<'a> {
     unit_id: &'a str,
     at: Timestamp,
     news2: Option<u8>,
-    /// Not computed yet (the sepsis rules arrive later): always `null`.
     qsofa: Option<u8>,
     sirs: Option<u8>,
     partial: bool,
@@ -123,6 +122,8 @@ pub struct PatientView {
     pub unit: Arc<str>,
     pub at: Timestamp,
     pub news2: Option<u8>,
+    pub qsofa: Option<u8>,
+    pub sirs: Option<u8>,
     pub partial: bool,
     pub vitals: Vitals,
 }
