@@ -541,3 +541,112 @@ async fn sigterm_drains_acknowledges_and_exits_zero() {
             .any(|l| l.contains("stopped cleanly"))
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_mirror_lists_and_commands_alerts_with_the_same_codes() {
+    let nats = NatsServer::start();
+    let engine = Engine::start(&nats, "");
+    engine.wait_ready().await;
+    let js = jetstream::new(nats.client().await);
+    let mut watcher = Client::connect(&engine.ws_url("nurse-icu3-token")).await;
+    watcher.subscribe(&["alerts"]).await;
+    raise_high(&js, T, "patient-h", "icu-3").await;
+    let id = watcher.next_of("alert", 10).await["alert"]["alertId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let a = &engine.addr;
+
+    assert_eq!(http_json(a, "GET", "/api/alerts", None, "").await.0, 401);
+    let (status, list) = http_json(
+        a,
+        "GET",
+        "/api/alerts?state=open",
+        Some("nurse-icu3-token"),
+        "",
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(list["alerts"][0]["alertId"], id.as_str());
+    let (status, err) = http_json(
+        a,
+        "GET",
+        "/api/alerts?state=bogus",
+        Some("nurse-icu3-token"),
+        "",
+    )
+    .await;
+    assert_eq!((status, err["code"].as_str()), (400, Some("BAD_REQUEST")));
+    let (_, other_unit) = http_json(a, "GET", "/api/alerts", Some("nurse-ward9-token"), "").await;
+    assert_eq!(other_unit["alerts"], json!([]));
+
+    let ack = format!("/api/alerts/{id}/ack");
+    let (status, err) = http_json(a, "POST", &ack, Some("viewer-icu3-token"), "").await;
+    assert_eq!((status, err["code"].as_str()), (403, Some("FORBIDDEN")));
+    let (status, err) = http_json(
+        a,
+        "POST",
+        &ack,
+        Some("nurse-icu3-token"),
+        r#"{"reason": 5}"#,
+    )
+    .await;
+    assert_eq!(status, 400);
+    assert!(
+        err["message"].as_str().unwrap().contains("`reason`"),
+        "{err}"
+    );
+    let (status, err) =
+        http_json(a, "POST", &ack, Some("nurse-icu3-token"), r#"{"why": "x"}"#).await;
+    assert_eq!(status, 400);
+    assert!(err["message"].as_str().unwrap().contains("`why`"), "{err}");
+    let (status, err) = http_json(a, "POST", &ack, Some("nurse-icu3-token"), "{not json").await;
+    assert_eq!((status, err["code"].as_str()), (400, Some("BAD_REQUEST")));
+    let (status, err) = http_json(a, "POST", &ack, Some("admin-other-token"), "").await;
+    assert_eq!(
+        (status, err["code"].as_str()),
+        (404, Some("ALERT_NOT_FOUND"))
+    );
+
+    let (status, ok) = http_json(
+        a,
+        "POST",
+        &ack,
+        Some("nurse-icu3-token"),
+        r#"{"reason": "at bedside"}"#,
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(ok["alert"]["state"], "acknowledged");
+    assert_eq!(ok["alert"]["transition"]["by"], "nurse-anna");
+    // The HTTP command fans out to WebSocket clients like any transition.
+    assert_eq!(
+        watcher.next_of("alert", 5).await["alert"]["state"],
+        "acknowledged"
+    );
+    let (status, err) = http_json(a, "POST", &ack, Some("nurse-icu3-token"), "").await;
+    assert_eq!(
+        (status, err["code"].as_str()),
+        (409, Some("INVALID_TRANSITION"))
+    );
+    let (status, _) = http_json(
+        a,
+        "POST",
+        &format!("/api/alerts/{id}/resolve"),
+        Some("nurse-icu3-token"),
+        "",
+    )
+    .await;
+    assert_eq!(status, 200);
+    let (_, resolved) = http_json(
+        a,
+        "GET",
+        "/api/alerts?state=resolved",
+        Some("nurse-icu3-token"),
+        "",
+    )
+    .await;
+    assert_eq!(resolved["alerts"][0]["state"], "resolved");
+    let (_, open) = http_json(a, "GET", "/api/alerts", Some("nurse-icu3-token"), "").await;
+    assert_eq!(open["alerts"], json!([]));
+}

@@ -274,6 +274,62 @@ impl Hub {
         }
     }
 
+    /// Applies a person's command through the actor that owns the alert: the one path for the
+    /// WebSocket and the HTTP mirror. An alert of another tenant or of a unit outside the
+    /// token does not exist for the caller (`ALERT_NOT_FOUND`).
+    ///
+    /// # Errors
+    /// The engine's refusal, with the contract's code.
+    pub async fn command(
+        &self,
+        principal: &Principal,
+        kind: CommandKind,
+        alert_id: &str,
+        reason: String,
+    ) -> Result<Alert, CommandError> {
+        let not_found = || CommandError::NotFound(alert_id.to_string());
+        let entry = self.alert_for(principal, alert_id).ok_or_else(not_found)?;
+        let patient = entry.patient.clone().ok_or_else(not_found)?;
+        let req = CommandRequest {
+            tenant: entry.tenant.clone(),
+            patient_id: patient,
+            alert_id: alert_id.to_string(),
+            kind,
+            role: principal.role,
+            by: principal.name.clone(),
+            reason,
+            at: crate::now(),
+        };
+        let result = self.commands.execute(req).await;
+        match &result {
+            Ok(_) => {
+                self.metrics.commands_ok.fetch_add(1, Relaxed);
+            }
+            Err(e) => self.metrics.error(e.code()),
+        }
+        result
+    }
+
+    /// The alerts this principal may see, in `state` (or every non-resolved one), oldest first.
+    pub fn alerts_in_scope(
+        &self,
+        principal: &Principal,
+        state: Option<AlertState>,
+    ) -> Vec<Arc<AlertEntry>> {
+        let mut v: Vec<Arc<AlertEntry>> = self
+            .alerts
+            .iter()
+            .map(|e| e.value().clone())
+            .filter(|e| principal.covers(&e.tenant, e.unit.as_deref()))
+            .filter(|e| match state {
+                Some(s) => e.state == s,
+                None => e.state != AlertState::Resolved,
+            })
+            .collect();
+        v.sort_by_key(|e| e.emitted_at);
+        v
+    }
+
     /// The alert's routing entry, if this principal may see it.
     pub(crate) fn alert_for(
         &self,

@@ -14,16 +14,17 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 
 use axum::Router;
+use axum::extract::Path;
 use axum::extract::{Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
-use vigil_engine::Timestamp;
+use vigil_engine::{AlertState, CommandKind, Timestamp};
 
 pub use hub::{
     AlertEntry, CommandPort, CommandRequest, GatewayMetrics, Hub, MetricsSource, PatientView,
@@ -47,6 +48,8 @@ pub fn router(hub: Arc<Hub>) -> Router {
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .route("/ws", get(ws_upgrade))
+        .route("/api/alerts", get(api_alerts))
+        .route("/api/alerts/{alert_id}/{action}", post(api_command))
         .with_state(hub)
 }
 
@@ -113,14 +116,149 @@ fn bearer(req: &Request) -> Option<String> {
         .map(str::to_string)
 }
 
+/// HTTP status for each of the contract's error codes.
+fn status_of(code: &str) -> StatusCode {
+    match code {
+        "UNAUTHORIZED" => StatusCode::UNAUTHORIZED,
+        "FORBIDDEN" => StatusCode::FORBIDDEN,
+        "ALERT_NOT_FOUND" => StatusCode::NOT_FOUND,
+        "INVALID_TRANSITION" => StatusCode::CONFLICT,
+        "RATE_LIMITED" => StatusCode::TOO_MANY_REQUESTS,
+        _ => StatusCode::BAD_REQUEST,
+    }
+}
+
+fn api_error(hub: &Hub, code: &'static str, message: &str) -> Response {
+    hub.metrics.error(code);
+    json_error(status_of(code), code, message)
+}
+
+fn authorize(hub: &Hub, req: &Request) -> Option<Principal> {
+    bearer(req).and_then(|t| hub.authenticate(&t).cloned())
+}
+
+fn unauthorized(hub: &Hub) -> Response {
+    hub.metrics.rejected_unauthorized.fetch_add(1, Relaxed);
+    json_error(
+        StatusCode::UNAUTHORIZED,
+        "UNAUTHORIZED",
+        "a valid bearer token is required",
+    )
+}
+
+/// `GET /api/alerts[?state=open|acknowledged|snoozed|resolved]`: the alerts in the token's
+/// scope (every non-resolved one without `state`), as `{"alerts": [...]}`.
+async fn api_alerts(State(hub): State<Arc<Hub>>, req: Request) -> Response {
+    let Some(principal) = authorize(&hub, &req) else {
+        return unauthorized(&hub);
+    };
+    let state = req
+        .uri()
+        .query()
+        .unwrap_or("")
+        .split('&')
+        .find_map(|kv| kv.strip_prefix("state="));
+    let state = match state {
+        None | Some("") => None,
+        Some("open") => Some(AlertState::Open),
+        Some("acknowledged") => Some(AlertState::Acknowledged),
+        Some("snoozed") => Some(AlertState::Snoozed),
+        Some("resolved") => Some(AlertState::Resolved),
+        Some(other) => {
+            let msg =
+                format!("`state` must be open, acknowledged, snoozed or resolved, not `{other}`");
+            return api_error(&hub, "BAD_REQUEST", &msg);
+        }
+    };
+    let mut body = String::from(r#"{"alerts":["#);
+    for (i, e) in hub.alerts_in_scope(&principal, state).iter().enumerate() {
+        if i > 0 {
+            body.push(',');
+        }
+        body.push_str(&e.json);
+    }
+    body.push_str("]}");
+    (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "application/json")],
+        body,
+    )
+        .into_response()
+}
+
+/// The optional JSON body of a command: `{"reason": "..."}`.
+fn command_reason(body: &[u8]) -> Result<String, String> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(String::new());
+    }
+    let value: serde_json::Value =
+        serde_json::from_slice(body).map_err(|e| format!("body is not JSON: {e}"))?;
+    let serde_json::Value::Object(fields) = value else {
+        return Err("body must be a JSON object such as {\"reason\": \"at bedside\"}".into());
+    };
+    let mut reason = String::new();
+    for (key, v) in fields {
+        match (key.as_str(), v) {
+            ("reason", serde_json::Value::String(r)) => reason = r,
+            ("reason", serde_json::Value::Null) => {}
+            ("reason", _) => return Err("field `reason` must be a string".into()),
+            (other, _) => return Err(format!("unknown field `{other}`; expected `reason`")),
+        }
+    }
+    Ok(reason)
+}
+
+/// `POST /api/alerts/{alertId}/ack|resolve`: the WebSocket commands for integrations that
+/// cannot hold a socket. Same tokens, same codes: 401, 403 `FORBIDDEN`, 404 `ALERT_NOT_FOUND`,
+/// 409 `INVALID_TRANSITION`, 400 `BAD_REQUEST`.
+async fn api_command(
+    State(hub): State<Arc<Hub>>,
+    Path((alert_id, action)): Path<(String, String)>,
+    req: Request,
+) -> Response {
+    let Some(principal) = authorize(&hub, &req) else {
+        return unauthorized(&hub);
+    };
+    let kind = match action.as_str() {
+        "ack" => CommandKind::Ack,
+        "resolve" => CommandKind::Resolve,
+        "snooze" => {
+            return api_error(
+                &hub,
+                "BAD_REQUEST",
+                "snooze is not supported by this engine version yet",
+            );
+        }
+        other => {
+            let msg = format!("unknown action `{other}`; expected ack or resolve");
+            return api_error(&hub, "BAD_REQUEST", &msg);
+        }
+    };
+    let body = match axum::body::to_bytes(req.into_body(), 64 * 1024).await {
+        Ok(b) => b,
+        Err(_) => return api_error(&hub, "BAD_REQUEST", "body larger than 64 KiB or unreadable"),
+    };
+    let reason = match command_reason(&body) {
+        Ok(r) => r,
+        Err(msg) => return api_error(&hub, "BAD_REQUEST", &msg),
+    };
+    match hub.command(&principal, kind, &alert_id, reason).await {
+        Ok(alert) => {
+            let body = serde_json::json!({"ok": true, "alert": alert}).to_string();
+            (
+                StatusCode::OK,
+                [(header::CONTENT_TYPE, "application/json")],
+                body,
+            )
+                .into_response()
+        }
+        Err(e) => json_error(status_of(e.code()), e.code(), &e.to_string()),
+    }
+}
+
 async fn ws_upgrade(State(hub): State<Arc<Hub>>, mut req: Request) -> Response {
-    let Some(principal) = bearer(&req).and_then(|t| hub.authenticate(&t).cloned()) else {
-        hub.metrics.rejected_unauthorized.fetch_add(1, Relaxed);
-        return json_error(
-            StatusCode::UNAUTHORIZED,
-            "UNAUTHORIZED",
-            "a valid bearer token is required",
-        );
+    let Some(principal) = authorize(&hub, &req) else {
+        return unauthorized(&hub);
     };
     let headers = req.headers();
     let is_upgrade = headers

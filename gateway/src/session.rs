@@ -22,7 +22,7 @@ use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use vigil_engine::{AlertState, CommandKind, Level};
 
-use crate::hub::{AlertEntry, CommandRequest, Hub, PatientFrame, Principal};
+use crate::hub::{AlertEntry, Hub, PatientFrame, Principal};
 
 /// A write that takes longer than this means the client is not reading.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
@@ -93,6 +93,11 @@ fn error_frame(
     message: impl Into<String>,
 ) -> String {
     hub.metrics.error(code);
+    error_json(id, code, message)
+}
+
+/// An `error` frame, not counted (for errors `Hub::command` already counted).
+fn error_json(id: Option<&str>, code: &'static str, message: impl Into<String>) -> String {
     json!({"type": "error", "id": id, "code": code, "message": message.into()}).to_string()
 }
 
@@ -426,40 +431,15 @@ impl Session {
     async fn command(&mut self, kind: CommandKind, cmd: AlertCommandMsg) -> String {
         let hub = self.hub.clone();
         let id = cmd.id.as_deref();
-        // Alerts of another tenant or of units outside the token do not exist for this client.
-        let Some(entry) = hub.alert_for(&self.principal, &cmd.alert_id) else {
-            return error_frame(
-                &hub,
-                id,
-                "ALERT_NOT_FOUND",
-                format!("alert {} not found", cmd.alert_id),
-            );
-        };
-        let Some(patient) = entry.patient.clone() else {
-            return error_frame(
-                &hub,
-                id,
-                "ALERT_NOT_FOUND",
-                format!("alert {} not found", cmd.alert_id),
-            );
-        };
-        let req = CommandRequest {
-            tenant: entry.tenant.clone(),
-            patient_id: patient,
-            alert_id: cmd.alert_id.clone(),
-            kind,
-            role: self.principal.role,
-            by: self.principal.name.clone(),
-            reason: cmd.reason,
-            at: crate::now(),
-        };
-        match hub.commands.execute(req).await {
+        match hub
+            .command(&self.principal, kind, &cmd.alert_id, cmd.reason)
+            .await
+        {
             Ok(alert) => {
-                hub.metrics.commands_ok.fetch_add(1, Relaxed);
                 let alert = serde_json::to_value(&alert).unwrap_or_default();
                 json!({"type": "result", "id": id, "ok": true, "alert": alert}).to_string()
             }
-            Err(e) => error_frame(&hub, id, e.code(), e.to_string()),
+            Err(e) => error_json(id, e.code(), e.to_string()),
         }
     }
 }
