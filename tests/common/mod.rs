@@ -240,10 +240,29 @@ impl Drop for Engine {
 
 /// A plain HTTP/1.1 GET: status and body.
 pub async fn http_get(addr: &str, path: &str) -> (u16, String) {
+    http_request(addr, "GET", path, None, "").await
+}
+
+/// A plain HTTP/1.1 request with an optional bearer token and body: status and body text
+/// (status 0 when the connection failed).
+pub async fn http_request(
+    addr: &str,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: &str,
+) -> (u16, String) {
     let Ok(mut s) = tokio::net::TcpStream::connect(addr).await else {
         return (0, String::new());
     };
-    let req = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    let auth = token
+        .map(|t| format!("Authorization: Bearer {t}\r\n"))
+        .unwrap_or_default();
+    let req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\n{auth}Content-Type: application/json\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
     if s.write_all(req.as_bytes()).await.is_err() {
         return (0, String::new());
     }
@@ -426,7 +445,7 @@ impl Client {
     }
 }
 
-/// A plain HTTP/1.1 request with an optional bearer token and body: status and JSON body.
+/// An HTTP request whose answer is JSON: status and parsed body (`Null` if not JSON).
 pub async fn http_json(
     addr: &str,
     method: &str,
@@ -434,24 +453,6 @@ pub async fn http_json(
     token: Option<&str>,
     body: &str,
 ) -> (u16, Value) {
-    let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
-    let auth = token
-        .map(|t| format!("Authorization: Bearer {t}\r\n"))
-        .unwrap_or_default();
-    let req = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\n{auth}Content-Type: application/json\r\n\
-         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    );
-    s.write_all(req.as_bytes()).await.expect("write");
-    let mut buf = Vec::new();
-    let _ = s.read_to_end(&mut buf).await;
-    let text = String::from_utf8_lossy(&buf).to_string();
-    let status = text
-        .split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    let body = text.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or("");
-    (status, serde_json::from_str(body).unwrap_or(Value::Null))
+    let (status, text) = http_request(addr, method, path, token, body).await;
+    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
 }
