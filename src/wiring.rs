@@ -6,11 +6,9 @@ use std::pin::Pin;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, OnceLock};
 
-use vigil_actors::{
-    AlertCommand, Backpressure, InputKind, Outputs, PatientInput, PatientShards, PatientUpdate,
-};
-use vigil_engine::{Alert, CommandError};
-use vigil_gateway::{CommandPort, CommandRequest, Hub, PatientView};
+use vigil_actors::{AlertCommand, Backpressure, InputKind, Outputs, PatientInput, PatientShards};
+use vigil_engine::{Alert, CommandError, PatientStatus};
+use vigil_gateway::{CommandPort, CommandRequest, Hub};
 use vigil_streams::output::alert_message;
 use vigil_streams::{EventSink, IngestMetrics, Outbox, Receipt, VitalsEvent};
 
@@ -40,18 +38,8 @@ impl Outputs for EngineOutputs {
         }
     }
 
-    fn patient(&self, u: PatientUpdate) {
-        self.hub.publish_patient(PatientView {
-            tenant: u.tenant,
-            patient: u.patient_id,
-            unit: u.unit_id,
-            at: u.at,
-            news2: u.news2,
-            qsofa: u.qsofa,
-            sirs: u.sirs,
-            partial: u.partial,
-            vitals: u.vitals,
-        });
+    fn patient(&self, status: PatientStatus) {
+        self.hub.publish_patient(status);
     }
 }
 

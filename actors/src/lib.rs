@@ -23,7 +23,9 @@ use std::sync::Arc;
 
 use actix::prelude::*;
 use vigil_config::Role;
-use vigil_engine::{Alert, CommandError, CommandKind, LabResult, Settings, Timestamp, Vitals};
+use vigil_engine::{
+    Alert, CommandError, CommandKind, LabResult, PatientStatus, Settings, Timestamp, Vitals,
+};
 
 pub use patient::PatientActor;
 pub use router::ShardRouter;
@@ -40,21 +42,7 @@ pub trait Outputs: Send + Sync + 'static {
     /// actor waits for it before handling anything else.
     fn alert(&self, alert: &Alert, receipt: Option<Receipt>) -> Option<Backpressure>;
     /// The patient's latest score and vitals (coalesced downstream).
-    fn patient(&self, update: PatientUpdate);
-}
-
-/// The live state shown on dashboards.
-#[derive(Debug, Clone)]
-pub struct PatientUpdate {
-    pub tenant: Arc<str>,
-    pub patient_id: Arc<str>,
-    pub unit_id: Arc<str>,
-    pub at: Timestamp,
-    pub news2: Option<u8>,
-    pub qsofa: Option<u8>,
-    pub sirs: Option<u8>,
-    pub partial: bool,
-    pub vitals: Vitals,
+    fn patient(&self, status: PatientStatus);
 }
 
 /// One validated inbound event for a patient.
@@ -251,7 +239,7 @@ mod tests {
     #[derive(Default)]
     struct Recorder {
         alerts: Mutex<Vec<Alert>>,
-        updates: Mutex<Vec<PatientUpdate>>,
+        updates: Mutex<Vec<PatientStatus>>,
     }
 
     impl Outputs for Recorder {
@@ -259,7 +247,7 @@ mod tests {
             self.alerts.lock().unwrap().push(alert.clone());
             None
         }
-        fn patient(&self, update: PatientUpdate) {
+        fn patient(&self, update: PatientStatus) {
             self.updates.lock().unwrap().push(update);
         }
     }

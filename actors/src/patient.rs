@@ -6,10 +6,10 @@ use std::rc::Rc;
 use std::sync::Arc;
 
 use actix::prelude::*;
-use vigil_engine::{Alert, CommandError, Patient, Settings};
+use vigil_engine::{Alert, CommandError, Patient, PatientStatus, Settings};
 
 use crate::router::Command;
-use crate::{InputKind, Outputs, PatientInput, PatientUpdate, Receipt};
+use crate::{InputKind, Outputs, PatientInput, Receipt};
 
 pub(crate) struct Observe {
     pub inputs: Vec<PatientInput>,
@@ -95,7 +95,7 @@ impl Handler<Observe> for PatientActor {
             if *self.ids.2 != *self.patient.unit_id {
                 self.ids.2 = Arc::from(self.patient.unit_id.as_str());
             }
-            self.outputs.patient(PatientUpdate {
+            self.outputs.patient(PatientStatus {
                 tenant: self.ids.0.clone(),
                 patient_id: self.ids.1.clone(),
                 unit_id: self.ids.2.clone(),

@@ -16,6 +16,6 @@ pub mod time;
 pub use alert::{Alert, AlertState, Category, CommandError, CommandKind, Level};
 pub use news2::{Chart, News2, Param};
 pub use observation::{Consciousness, LabResult, Spo2Scale, Vitals};
-pub use patient::{Observed, Patient};
+pub use patient::{Observed, Patient, PatientStatus};
 pub use rules::Settings;
 pub use time::Timestamp;

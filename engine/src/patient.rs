@@ -23,6 +23,22 @@ pub struct Observed {
     pub alerts: Vec<Alert>,
 }
 
+/// A patient's live status as dashboards show it: the latest scores and vitals. Identifiers are
+/// shared (`Arc<str>`), so an update per reading copies no strings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PatientStatus {
+    pub tenant: std::sync::Arc<str>,
+    pub patient_id: std::sync::Arc<str>,
+    pub unit_id: std::sync::Arc<str>,
+    pub at: Timestamp,
+    pub news2: Option<u8>,
+    pub qsofa: Option<u8>,
+    pub sirs: Option<u8>,
+    /// The NEWS2 had missing parameters.
+    pub partial: bool,
+    pub vitals: Vitals,
+}
+
 /// Labs kept per code (latest by collection time); scored by the sepsis rules.
 const MAX_LAB_CODES: usize = 32;
 

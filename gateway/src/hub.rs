@@ -13,7 +13,9 @@ use dashmap::DashMap;
 use serde::Serialize;
 use tokio::sync::broadcast;
 use vigil_config::{Config, Role};
-use vigil_engine::{Alert, AlertState, CommandError, CommandKind, Level, Timestamp, Vitals};
+use vigil_engine::{
+    Alert, AlertState, CommandError, CommandKind, Level, PatientStatus, Timestamp, Vitals,
+};
 
 /// Who a bearer token speaks for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -76,7 +78,7 @@ pub struct AlertEntry {
 /// demand by a subscribed connection, so patients nobody watches cost no JSON.
 #[derive(Debug)]
 pub struct PatientFrame {
-    pub state: PatientView,
+    pub state: PatientStatus,
     json: std::sync::OnceLock<String>,
 }
 
@@ -86,8 +88,8 @@ impl PatientFrame {
             let p = &self.state;
             let frame = PatientFrameJson {
                 r#type: "patient",
-                patient_id: &p.patient,
-                unit_id: &p.unit,
+                patient_id: &p.patient_id,
+                unit_id: &p.unit_id,
                 at: p.at,
                 news2: p.news2,
                 qsofa: p.qsofa,
@@ -112,20 +114,6 @@ struct PatientFrameJson<'a> {
     sirs: Option<u8>,
     partial: bool,
     vitals: &'a Vitals,
-}
-
-/// A patient's live state as the engine reports it.
-#[derive(Debug, Clone)]
-pub struct PatientView {
-    pub tenant: Arc<str>,
-    pub patient: Arc<str>,
-    pub unit: Arc<str>,
-    pub at: Timestamp,
-    pub news2: Option<u8>,
-    pub qsofa: Option<u8>,
-    pub sirs: Option<u8>,
-    pub partial: bool,
-    pub vitals: Vitals,
 }
 
 /// Gateway counters.
@@ -262,8 +250,8 @@ impl Hub {
     }
 
     /// Records a patient's latest state; connections coalesce these (latest wins).
-    pub fn publish_patient(&self, state: PatientView) {
-        let key = (state.tenant.clone(), state.patient.clone());
+    pub fn publish_patient(&self, state: PatientStatus) {
+        let key = (state.tenant.clone(), state.patient_id.clone());
         let frame = Arc::new(PatientFrame {
             state,
             json: std::sync::OnceLock::new(),

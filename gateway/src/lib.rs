@@ -27,8 +27,7 @@ use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 use vigil_engine::{AlertState, CommandKind, Timestamp};
 
 pub use hub::{
-    AlertEntry, CommandPort, CommandRequest, GatewayMetrics, Hub, MetricsSource, PatientView,
-    Principal,
+    AlertEntry, CommandPort, CommandRequest, GatewayMetrics, Hub, MetricsSource, Principal,
 };
 
 /// Wall-clock time for commands.

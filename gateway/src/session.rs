@@ -81,8 +81,8 @@ impl Subscription {
     }
     fn patient_frame_ok(&self, principal: &Principal, f: &PatientFrame) -> bool {
         *f.state.tenant == *principal.tenant
-            && self.unit_ok(Some(&f.state.unit))
-            && self.patient_ok(Some(&f.state.patient))
+            && self.unit_ok(Some(&f.state.unit_id))
+            && self.patient_ok(Some(&f.state.patient_id))
     }
 }
 
@@ -414,7 +414,7 @@ impl Session {
         if let Some(sub) = &self.sub
             && sub.patient_frame_ok(&self.principal, &f)
         {
-            self.pending_patients.insert(f.state.patient.clone(), f);
+            self.pending_patients.insert(f.state.patient_id.clone(), f);
         }
     }
 
@@ -423,7 +423,7 @@ impl Session {
         for f in self.hub.patients.iter() {
             if sub.patient_frame_ok(&self.principal, f.value()) {
                 self.pending_patients
-                    .insert(f.state.patient.clone(), f.value().clone());
+                    .insert(f.state.patient_id.clone(), f.value().clone());
             }
         }
     }
