@@ -64,7 +64,8 @@ pub async fn simulate_ward(bus: Bus, n: usize) {
     let mut monitors: Vec<Monitor> = (0..n)
         .map(|i| Monitor {
             id: format!("patient-{i:04}"),
-            unit: UNITS[i % UNITS.len()],
+            // Blocks of ten per unit, so every unit has deteriorating patients (i % 10 == 3).
+            unit: UNITS[(i / 10) % UNITS.len()],
             base: [
                 rng.random_range(62.0..84.0),
                 rng.random_range(13.0..18.0),

@@ -36,12 +36,43 @@ impl Consciousness {
     }
 }
 
-/// NEWS2 SpO2 scale: 1 by default, 2 for hypercapnic respiratory failure.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+/// NEWS2 SpO2 scale: 1 by default, 2 for hypercapnic respiratory failure. On the wire it is the
+/// number 1 or 2, as in `vitals.observation.v1`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Spo2Scale {
     #[default]
     Scale1,
     Scale2,
+}
+
+impl Serialize for Spo2Scale {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u8(match self {
+            Spo2Scale::Scale1 => 1,
+            Spo2Scale::Scale2 => 2,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn vitals_serialize_in_the_contract_shape() {
+        let v = Vitals {
+            hr: Some(112.0),
+            spo2_scale: Some(Spo2Scale::Scale2),
+            on_oxygen: Some(true),
+            consciousness: Some(Consciousness::V),
+            ..Vitals::default()
+        };
+        let json = serde_json::to_value(&v).expect("json");
+        assert_eq!(
+            json,
+            serde_json::json!({"hr": 112.0, "spo2Scale": 2, "onOxygen": true, "consciousness": "V"})
+        );
+    }
 }
 
 /// One `vitals.observation.v1` reading. Units: /min, %, degrees C, mmHg.
