@@ -106,7 +106,10 @@ async fn vitals_to_explained_alert_on_websocket_and_alerts_stream() {
         (Some("patient-123"), Some(8))
     );
     assert_eq!(patient["vitals"]["hr"], 112.0);
-    assert_eq!(patient["vitals"]["spo2Scale"], 1, "the contract's number, not a variant name");
+    assert_eq!(
+        patient["vitals"]["spo2Scale"], 1,
+        "the contract's number, not a variant name"
+    );
     // qSOFA: RR 26 >= 22 only; SIRS: HR 112 > 90 and RR 26 > 20 (no labs: partial).
     assert_eq!(
         (patient["qsofa"].as_i64(), patient["sirs"].as_i64()),
