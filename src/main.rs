@@ -175,6 +175,7 @@ async fn serve(cfg: Config, bus: Bus, demo_patients: Option<usize>) -> anyhow::R
         tokio::spawn(demo::simulate_ward(bus.clone(), n))
     });
 
+    let mut ingest_failed = false;
     let mut ingest_stop = stop_rx.clone();
     let ingest = vigil_streams::run_vitals(
         inbound,
@@ -189,7 +190,10 @@ async fn serve(cfg: Config, bus: Bus, demo_patients: Option<usize>) -> anyhow::R
     );
     tokio::pin!(ingest);
     tokio::select! {
-        () = &mut ingest => tracing::warn!("the VITALS consumer ended"),
+        () = &mut ingest => {
+            tracing::error!("the VITALS consumer ended; shutting down so a supervisor restarts the engine");
+            ingest_failed = true;
+        }
         () = shutdown_signal() => {
             tracing::info!("shutting down: draining in-flight events");
             let _ = stop_tx.send(true);
@@ -212,6 +216,9 @@ async fn serve(cfg: Config, bus: Bus, demo_patients: Option<usize>) -> anyhow::R
         .is_err()
     {
         tracing::error!("outputs still unpublished after 10 s; they are recomputed on replay");
+    }
+    if ingest_failed {
+        anyhow::bail!("the VITALS consumer ended unexpectedly");
     }
     tracing::info!("stopped cleanly");
     Ok(())

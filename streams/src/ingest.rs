@@ -235,8 +235,10 @@ pub async fn run_vitals<S: EventSink>(
             () = &mut shutdown, if open => open = false,
             Some(decoded) = decoding.next(), if !decoding.is_empty() => {
                 let Ok(Ok(decoded)) = decoded else {
-                    tracing::error!("a decode task failed; its batch is redelivered after ack_wait");
-                    continue;
+                    // Skipping the chunk would let the next ack-all acknowledge it unapplied:
+                    // stop consuming instead; NATS redelivers everything not yet acknowledged.
+                    tracing::error!("a decode task failed; ingest stops, unacknowledged events are redelivered");
+                    break;
                 };
                 if !apply(decoded, &mut dedupe, &sink, &outbox, &metrics, &ack_tx).await {
                     break;
