@@ -8,7 +8,7 @@ use std::sync::{Arc, OnceLock};
 
 use vigil_actors::{AlertCommand, Backpressure, InputKind, Outputs, PatientInput, PatientShards};
 use vigil_engine::{Alert, CommandError, PatientStatus};
-use vigil_gateway::{CommandPort, CommandRequest, Hub};
+use vigil_gateway::{CommandPort, Hub};
 use vigil_streams::output::alert_message;
 use vigil_streams::{EventSink, IngestMetrics, Outbox, Receipt, VitalsEvent};
 
@@ -50,25 +50,15 @@ pub struct ShardCommands(pub OnceLock<PatientShards>);
 impl CommandPort for ShardCommands {
     fn execute(
         &self,
-        req: CommandRequest,
+        cmd: AlertCommand,
     ) -> Pin<Box<dyn Future<Output = Result<Alert, CommandError>> + Send>> {
         let shards = self.0.get().cloned();
         Box::pin(async move {
-            let not_found = CommandError::NotFound(req.alert_id.clone());
-            let Some(shards) = shards else {
-                return Err(not_found);
-            };
-            let cmd = AlertCommand {
-                tenant: req.tenant,
-                patient_id: req.patient_id,
-                alert_id: req.alert_id,
-                kind: req.kind,
-                role: req.role,
-                by: req.by,
-                reason: req.reason,
-                at: req.at,
-            };
-            shards.command(cmd).await.unwrap_or(Err(not_found))
+            let not_found = CommandError::NotFound(cmd.alert_id.clone());
+            match shards {
+                Some(shards) => shards.command(cmd).await.unwrap_or(Err(not_found)),
+                None => Err(not_found),
+            }
         })
     }
 }

@@ -22,10 +22,9 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use actix::prelude::*;
-use vigil_config::Role;
-use vigil_engine::{
-    Alert, CommandError, CommandKind, LabResult, PatientStatus, Settings, Timestamp, Vitals,
-};
+use vigil_engine::{Alert, CommandError, LabResult, PatientStatus, Settings, Timestamp, Vitals};
+
+pub use vigil_engine::AlertCommand;
 
 pub use patient::PatientActor;
 pub use router::ShardRouter;
@@ -62,19 +61,6 @@ pub enum InputKind {
         lab: LabResult,
         collected_at: Timestamp,
     },
-}
-
-/// A person's command about an alert of one patient.
-#[derive(Debug, Clone)]
-pub struct AlertCommand {
-    pub tenant: String,
-    pub patient_id: String,
-    pub alert_id: String,
-    pub kind: CommandKind,
-    pub role: Role,
-    pub by: String,
-    pub reason: String,
-    pub at: Timestamp,
 }
 
 /// Actor-level settings.

@@ -121,6 +121,21 @@ pub enum CommandKind {
     Resolve,
 }
 
+/// A person's command about one patient's alert, as the gateway hands it to the actor that
+/// owns the alert (WebSocket and HTTP alike).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AlertCommand {
+    pub tenant: String,
+    pub patient_id: String,
+    pub alert_id: String,
+    pub kind: CommandKind,
+    pub role: Role,
+    /// Who sent it, recorded as the transition's `by`.
+    pub by: String,
+    pub reason: String,
+    pub at: Timestamp,
+}
+
 /// Why a command was refused; the codes are the contract's error codes.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum CommandError {

@@ -13,7 +13,7 @@ pub mod rules;
 pub mod sepsis;
 pub mod time;
 
-pub use alert::{Alert, AlertState, Category, CommandError, CommandKind, Level};
+pub use alert::{Alert, AlertCommand, AlertState, Category, CommandError, CommandKind, Level};
 pub use news2::{Chart, News2, Param};
 pub use observation::{Consciousness, LabResult, Spo2Scale, Vitals};
 pub use patient::{Observed, Patient, PatientStatus};

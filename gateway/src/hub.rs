@@ -14,7 +14,8 @@ use serde::Serialize;
 use tokio::sync::broadcast;
 use vigil_config::{Config, Role};
 use vigil_engine::{
-    Alert, AlertState, CommandError, CommandKind, Level, PatientStatus, Timestamp, Vitals,
+    Alert, AlertCommand, AlertState, CommandError, CommandKind, Level, PatientStatus, Timestamp,
+    Vitals,
 };
 
 /// Who a bearer token speaks for.
@@ -35,24 +36,11 @@ impl Principal {
     }
 }
 
-/// A command as the gateway hands it to the engine side.
-#[derive(Debug, Clone)]
-pub struct CommandRequest {
-    pub tenant: String,
-    pub patient_id: String,
-    pub alert_id: String,
-    pub kind: CommandKind,
-    pub role: Role,
-    pub by: String,
-    pub reason: String,
-    pub at: Timestamp,
-}
-
 /// The port through which commands reach the actor that owns the alert.
 pub trait CommandPort: Send + Sync + 'static {
     fn execute(
         &self,
-        req: CommandRequest,
+        req: AlertCommand,
     ) -> Pin<Box<dyn Future<Output = Result<Alert, CommandError>> + Send>>;
 }
 
@@ -278,7 +266,7 @@ impl Hub {
         let not_found = || CommandError::NotFound(alert_id.to_string());
         let entry = self.alert_for(principal, alert_id).ok_or_else(not_found)?;
         let patient = entry.patient.clone().ok_or_else(not_found)?;
-        let req = CommandRequest {
+        let req = AlertCommand {
             tenant: entry.tenant.clone(),
             patient_id: patient,
             alert_id: alert_id.to_string(),

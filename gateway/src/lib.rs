@@ -26,9 +26,7 @@ use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 use vigil_engine::{AlertState, CommandKind, Timestamp};
 
-pub use hub::{
-    AlertEntry, CommandPort, CommandRequest, GatewayMetrics, Hub, MetricsSource, Principal,
-};
+pub use hub::{AlertEntry, CommandPort, GatewayMetrics, Hub, MetricsSource, Principal};
 
 /// Wall-clock time for commands.
 pub(crate) fn now() -> Timestamp {

@@ -457,14 +457,15 @@ mod tests {
     use vigil_engine::{Alert, CommandError};
 
     use super::*;
-    use crate::hub::{CommandPort, CommandRequest};
+    use crate::hub::CommandPort;
+    use vigil_engine::AlertCommand;
 
     struct NoCommands;
 
     impl CommandPort for NoCommands {
         fn execute(
             &self,
-            req: CommandRequest,
+            req: AlertCommand,
         ) -> Pin<Box<dyn Future<Output = Result<Alert, CommandError>> + Send>> {
             Box::pin(async move { Err(CommandError::NotFound(req.alert_id)) })
         }
