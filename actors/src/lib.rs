@@ -146,10 +146,6 @@ impl PatientShards {
         })
     }
 
-    pub fn shard_count(&self) -> usize {
-        self.routers.len()
-    }
-
     /// Hands inputs to their shards, waiting while a shard's mailbox is full. `receipt` is held
     /// until every input has been applied and its outputs published.
     pub async fn deliver(&self, inputs: Vec<PatientInput>, receipt: Receipt) {

@@ -2,7 +2,6 @@
 //! in-process bus for `vigil demo` (no services needed). Both hand the engine [`Delivery`]s and
 //! take publishes; only JetStream persists anything.
 
-use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -167,7 +166,6 @@ impl Bus {
         Bus::Embedded(EmbeddedBus {
             vitals_tx: tx,
             vitals_rx: Arc::new(Mutex::new(Some(rx))),
-            published: Arc::new(Mutex::new(HashMap::new())),
         })
     }
 
@@ -309,12 +307,12 @@ fn tokio_stream_from(mut rx: mpsc::Receiver<Delivery>) -> impl Stream<Item = Del
 }
 
 /// The embedded bus: `vitals.*` goes to the engine through a bounded channel (publishers wait when
-/// it is full); everything else is kept in memory, last message per subject, for inspection.
+/// it is full). Everything else (alert transitions, dead letters) is accepted and not kept: the
+/// demo has no audit trail, and dashboards get alerts from the gateway, not from the bus.
 #[derive(Clone)]
 pub struct EmbeddedBus {
     vitals_tx: mpsc::Sender<Delivery>,
     vitals_rx: Arc<Mutex<Option<mpsc::Receiver<Delivery>>>>,
-    published: Arc<Mutex<HashMap<String, (u64, Bytes)>>>,
 }
 
 impl EmbeddedBus {
@@ -340,19 +338,6 @@ impl EmbeddedBus {
                 .await
                 .map_err(|e| BusError::Closed(e.0.subject().to_string()));
         }
-        if let Ok(mut p) = self.published.lock() {
-            let entry = p.entry(subject).or_insert((0, Bytes::new()));
-            entry.0 += 1;
-            entry.1 = payload;
-        }
         Ok(())
-    }
-
-    /// How many messages were published on `subject`, and the last one.
-    pub fn last(&self, subject: &str) -> Option<(u64, Bytes)> {
-        self.published
-            .lock()
-            .ok()
-            .and_then(|p| p.get(subject).cloned())
     }
 }

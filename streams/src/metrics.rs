@@ -77,13 +77,6 @@ impl IngestMetrics {
         }
     }
 
-    pub fn dead_letter_count(&self, code: RejectCode) -> u64 {
-        RejectCode::ALL
-            .iter()
-            .position(|c| *c == code)
-            .map_or(0, |i| self.dead_letters[i].load(Relaxed))
-    }
-
     /// Appends the Prometheus text exposition of every counter.
     pub fn render(&self, out: &mut String) {
         let types = [
