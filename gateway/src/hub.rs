@@ -306,6 +306,25 @@ impl Hub {
         v
     }
 
+    /// `{"alerts":[alert, ...]}` from entries whose JSON is already serialized, with `prefix`
+    /// fields before the array (e.g. `"type":"snapshot",`).
+    pub(crate) fn alerts_json(prefix: &str, entries: &[Arc<AlertEntry>]) -> String {
+        let mut out = String::with_capacity(
+            16 + prefix.len() + entries.iter().map(|e| e.json.len() + 1).sum::<usize>(),
+        );
+        out.push('{');
+        out.push_str(prefix);
+        out.push_str(r#""alerts":["#);
+        for (i, e) in entries.iter().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            out.push_str(&e.json);
+        }
+        out.push_str("]}");
+        out
+    }
+
     /// The alert's routing entry, if this principal may see it.
     pub(crate) fn alert_for(
         &self,

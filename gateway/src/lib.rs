@@ -167,14 +167,7 @@ async fn api_alerts(State(hub): State<Arc<Hub>>, req: Request) -> Response {
             return api_error(&hub, "BAD_REQUEST", &msg);
         }
     };
-    let mut body = String::from(r#"{"alerts":["#);
-    for (i, e) in hub.alerts_in_scope(&principal, state).iter().enumerate() {
-        if i > 0 {
-            body.push(',');
-        }
-        body.push_str(&e.json);
-    }
-    body.push_str("]}");
+    let body = Hub::alerts_json("", &hub.alerts_in_scope(&principal, state));
     (
         StatusCode::OK,
         [(header::CONTENT_TYPE, "application/json")],

@@ -20,7 +20,7 @@ use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
-use vigil_engine::{AlertState, CommandKind, Level};
+use vigil_engine::{CommandKind, Level};
 
 use crate::hub::{AlertEntry, Hub, PatientFrame, Principal};
 
@@ -365,23 +365,12 @@ impl Session {
         self.alerts = sub.alerts.then(|| hub.alert_tx.subscribe());
         self.snapshot_versions.clear();
         if sub.alerts {
-            let mut entries: Vec<Arc<AlertEntry>> = hub
-                .alerts
-                .iter()
-                .map(|e| e.value().clone())
-                .filter(|e| e.state != AlertState::Resolved && sub.alert_ok(&self.principal, e))
-                .collect();
-            entries.sort_by_key(|e| e.emitted_at);
-            let mut frame = String::from(r#"{"type":"snapshot","alerts":["#);
-            for (i, e) in entries.iter().enumerate() {
-                if i > 0 {
-                    frame.push(',');
-                }
-                frame.push_str(&e.json);
+            let mut entries = hub.alerts_in_scope(&self.principal, None);
+            entries.retain(|e| sub.alert_ok(&self.principal, e));
+            for e in &entries {
                 self.snapshot_versions.insert(e.alert_id.clone(), e.version);
             }
-            frame.push_str("]}");
-            out.push(frame);
+            out.push(Hub::alerts_json(r#""type":"snapshot","#, &entries));
         }
         self.patients = sub.patients.then(|| hub.patient_tx.subscribe());
         self.pending_patients.clear();
