@@ -13,7 +13,7 @@ use clap::{Parser, Subcommand};
 use tokio::net::TcpListener;
 use vigil_actors::{ActorSettings, PatientShards};
 use vigil_config::Config;
-use vigil_engine::Settings;
+use vigil_engine::Profiles;
 use vigil_gateway::Hub;
 use vigil_streams::{Bus, IngestMetrics, Outbox};
 
@@ -145,7 +145,8 @@ async fn serve(cfg: Config, bus: Bus, demo_patients: Option<usize>) -> anyhow::R
             shards: cfg.engine.shards,
             mailbox: cfg.engine.mailbox,
             passivate_after_ms: cfg.engine.passivate_after.as_millis_i64(),
-            engine: Arc::new(Settings::from_config(&cfg)),
+            profiles: Arc::new(Profiles::from_config(&cfg)),
+            tick_every: cfg.engine.tick.as_std(),
         },
         outputs,
     )?;

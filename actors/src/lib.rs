@@ -22,7 +22,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use actix::prelude::*;
-use vigil_engine::{Alert, CommandError, LabResult, PatientStatus, Settings, Timestamp, Vitals};
+use vigil_engine::{Alert, CommandError, LabResult, PatientStatus, Profiles, Timestamp, Vitals};
 
 pub use vigil_engine::AlertCommand;
 
@@ -69,7 +69,10 @@ pub struct ActorSettings {
     pub shards: usize,
     pub mailbox: usize,
     pub passivate_after_ms: i64,
-    pub engine: Arc<Settings>,
+    /// Threshold profiles; each patient uses the one of its unit.
+    pub profiles: Arc<Profiles>,
+    /// How often each patient actor checks for signal loss (wall clock).
+    pub tick_every: std::time::Duration,
 }
 
 /// Why the actor system could not start or answer.
@@ -254,7 +257,8 @@ mod tests {
             shards: 2,
             mailbox: 4,
             passivate_after_ms,
-            engine: Arc::new(Settings::default()),
+            profiles: Arc::new(Profiles::single(vigil_engine::Settings::default())),
+            tick_every: Duration::from_secs(10),
         };
         PatientShards::start(settings, recorder).expect("start")
     }

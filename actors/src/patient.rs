@@ -6,7 +6,9 @@ use std::rc::Rc;
 use std::sync::Arc;
 
 use actix::prelude::*;
-use vigil_engine::{Alert, CommandError, Patient, PatientStatus, Settings};
+use vigil_engine::{
+    Alert, CommandError, Observed, Patient, PatientStatus, Profiles, Settings, Timestamp,
+};
 
 use crate::router::Command;
 use crate::{InputKind, Outputs, PatientInput, Receipt};
@@ -28,7 +30,10 @@ impl Message for Passivate {
 
 pub struct PatientActor {
     patient: Patient,
+    profiles: Arc<Profiles>,
+    /// The profile of the patient's current unit (looked up again when the unit changes).
     settings: Arc<Settings>,
+    tick_every: std::time::Duration,
     outputs: Arc<dyn Outputs>,
     /// Shared with the router on the same thread: passivation skips patients with open alerts.
     has_active_alert: Rc<Cell<bool>>,
@@ -41,13 +46,16 @@ impl PatientActor {
         tenant: &str,
         patient: &str,
         unit: &str,
-        settings: Arc<Settings>,
+        profiles: Arc<Profiles>,
+        tick_every: std::time::Duration,
         outputs: Arc<dyn Outputs>,
         has_active_alert: Rc<Cell<bool>>,
     ) -> Self {
         Self {
             patient: Patient::new(tenant, patient, unit),
-            settings,
+            settings: profiles.for_unit(tenant, unit).clone(),
+            profiles,
+            tick_every,
             outputs,
             has_active_alert,
             ids: (Arc::from(tenant), Arc::from(patient), Arc::from(unit)),
@@ -58,13 +66,42 @@ impl PatientActor {
         if let Some(wait) = self.outputs.alert(alert, receipt) {
             ctx.wait(wait.into_actor(self));
         }
-        self.has_active_alert
-            .set(self.patient.active_alert().is_some());
+        self.has_active_alert.set(self.patient.has_active_alert());
     }
+
+    /// The profile for `unit`: the cached one unless the patient moved.
+    fn settings_for(&mut self, unit: &str) -> Arc<Settings> {
+        if *self.patient.unit_id != *unit {
+            self.settings = self.profiles.for_unit(&self.patient.tenant, unit).clone();
+        }
+        self.settings.clone()
+    }
+
+    /// Signal loss needs time to pass with no event: checked on this actor's own timer.
+    fn tick(&mut self, ctx: &mut Context<Self>) {
+        let now = wall_clock();
+        if let Some(alert) = self.patient.tick(now, &self.settings) {
+            self.emit(&alert, None, ctx);
+        }
+    }
+}
+
+/// The machine's clock as engine time (the only wall-clock read of the actors).
+fn wall_clock() -> Timestamp {
+    let ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+    Timestamp::from_millis(ms)
 }
 
 impl Actor for PatientActor {
     type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        if self.settings.signal_loss.enabled {
+            ctx.run_interval(self.tick_every, |act, ctx| act.tick(ctx));
+        }
+    }
 }
 
 impl Handler<Observe> for PatientActor {
@@ -74,19 +111,22 @@ impl Handler<Observe> for PatientActor {
         // qSOFA and SIRS totals of the newest score, when this message produced one.
         let mut scored = None;
         for input in &msg.inputs {
-            match &input.kind {
+            let settings = self.settings_for(&input.unit_id);
+            let out: Observed = match &input.kind {
                 InputKind::Vitals(v) => {
-                    let out =
-                        self.patient
-                            .observe(&input.unit_id, v, input.occurred_at, &self.settings);
-                    if out.score.is_some() {
-                        scored = Some((out.qsofa.map(|q| q.total), out.sirs.map(|s| s.total)));
-                    }
-                    for alert in &out.alerts {
-                        self.emit(alert, Some(msg.receipt.clone()), ctx);
-                    }
+                    self.patient
+                        .observe(&input.unit_id, v, input.occurred_at, &settings)
                 }
-                InputKind::Lab { lab, collected_at } => self.patient.record_lab(lab, *collected_at),
+                InputKind::Lab { lab, collected_at } => {
+                    self.patient
+                        .record_lab(&input.unit_id, lab, *collected_at, &settings)
+                }
+            };
+            if out.score.is_some() {
+                scored = Some((out.qsofa.map(|q| q.total), out.sirs.map(|s| s.total)));
+            }
+            for alert in &out.alerts {
+                self.emit(alert, Some(msg.receipt.clone()), ctx);
             }
         }
         if let Some((qsofa, sirs)) = scored
@@ -104,7 +144,7 @@ impl Handler<Observe> for PatientActor {
                 qsofa,
                 sirs,
                 partial: score.partial(),
-                vitals: self.patient.chart.latest(),
+                vitals: self.patient.window.chart.latest(),
             });
         }
     }

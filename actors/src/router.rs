@@ -80,7 +80,8 @@ impl ShardRouter {
                 tenant,
                 patient,
                 unit,
-                settings.engine.clone(),
+                settings.profiles.clone(),
+                settings.tick_every,
                 outputs.clone(),
                 flag.clone(),
             );

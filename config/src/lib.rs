@@ -44,6 +44,8 @@ pub struct Config {
     /// Rule settings keyed by rule name, e.g. `[rules."news2.high"]`.
     pub rules: BTreeMap<String, RuleConfig>,
     pub scoring: ScoringConfig,
+    /// Threshold profiles: per-unit (or per-tenant default) overrides of rules and scoring.
+    pub profiles: Vec<ProfileConfig>,
 }
 
 /// Connection to NATS JetStream and how the engine consumes and retains streams.
@@ -120,6 +122,8 @@ pub struct EngineConfig {
     pub dedupe_capacity: usize,
     /// Name of the built-in threshold profile, shown in every explanation.
     pub profile: String,
+    /// How often each patient actor checks the rules that fire as time passes (signal loss).
+    pub tick: Duration,
 }
 
 impl Default for EngineConfig {
@@ -130,6 +134,7 @@ impl Default for EngineConfig {
             passivate_after: Duration::from_secs(6 * 3600),
             dedupe_capacity: 262_144,
             profile: "default".into(),
+            tick: Duration::from_secs(10),
         }
     }
 }
@@ -142,6 +147,11 @@ pub struct ScoringConfig {
     pub consciousness_freshness: Duration,
     pub labs_freshness: Duration,
     pub lactate_freshness: Duration,
+    /// How far back the patient window keeps history (event time).
+    pub horizon: Duration,
+    /// An event older than the patient's newest by more than this updates history but fires
+    /// nothing (docs/window.md).
+    pub lateness: Duration,
 }
 
 impl Default for ScoringConfig {
@@ -151,8 +161,43 @@ impl Default for ScoringConfig {
             consciousness_freshness: Duration::from_secs(4 * 3600),
             labs_freshness: Duration::from_secs(24 * 3600),
             lactate_freshness: Duration::from_secs(6 * 3600),
+            horizon: Duration::from_secs(6 * 3600),
+            lateness: Duration::from_secs(10 * 60),
         }
     }
+}
+
+/// The `[scoring]` keys a profile may override; unset keys keep the file's (or built-in) value.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ScoringOverride {
+    pub vitals_freshness: Option<Duration>,
+    pub consciousness_freshness: Option<Duration>,
+    pub labs_freshness: Option<Duration>,
+    pub lactate_freshness: Option<Duration>,
+    pub horizon: Option<Duration>,
+    pub lateness: Option<Duration>,
+}
+
+/// One threshold profile (`[[profiles]]`). It starts from the file's `[rules]` and `[scoring]`
+/// (themselves over the built-in defaults) and overrides what it names.
+///
+/// Selection for an event of `(tenant, unit)`: the profile listing the unit (for that tenant or
+/// for every tenant); else the tenant's default profile (`tenant` set, no `units`); else the
+/// global default profile (neither set); else the built-in profile named `engine.profile`.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ProfileConfig {
+    /// Shown in every explanation; `[A-Za-z0-9_-]{1,64}`, unique.
+    pub name: String,
+    #[serde(default)]
+    pub tenant: Option<String>,
+    #[serde(default)]
+    pub units: Vec<String>,
+    #[serde(default)]
+    pub scoring: ScoringOverride,
+    #[serde(default)]
+    pub rules: BTreeMap<String, RuleConfig>,
 }
 
 /// Overrides for one rule. Unset fields keep the rule's built-in default.
@@ -160,12 +205,18 @@ impl Default for ScoringConfig {
 #[serde(deny_unknown_fields)]
 pub struct RuleConfig {
     pub enabled: Option<bool>,
-    /// Score at or above which the rule holds (NEWS2 rules).
+    /// Score at or above which the rule holds: the NEWS2 aggregate (`news2.medium`,
+    /// `news2.high`), the rise (`news2.trend`), qSOFA or SIRS points (`sepsis.*`).
     pub threshold: Option<u8>,
     /// Consecutive scores the condition must hold before the rule fires.
     pub sustain: Option<u32>,
     /// How long the condition must be absent before the alert clears.
     pub clear: Option<Duration>,
+    /// `news2.trend`: how far back the rise is measured. `technical.signal_loss`: the silence
+    /// that counts as signal loss.
+    pub window: Option<Duration>,
+    /// `sepsis.sirs_lactate`: lactate (mmol/L) at or above which the rule holds.
+    pub lactate: Option<f64>,
 }
 
 /// Bearer tokens for the gateway.
@@ -222,7 +273,27 @@ impl Role {
 }
 
 /// Rule names the engine knows; `[rules."x"]` with any other name is an error.
-pub const KNOWN_RULES: &[&str] = &["news2.single3", "news2.medium", "news2.high"];
+pub const KNOWN_RULES: &[&str] = &[
+    "news2.single3",
+    "news2.medium",
+    "news2.high",
+    "news2.trend",
+    "sepsis.qsofa",
+    "sepsis.sirs_lactate",
+    "technical.signal_loss",
+];
+
+/// The most points each rule's `threshold` can count (NEWS2 0-20, qSOFA 0-3, SIRS 0-4).
+fn threshold_max(rule: &str) -> u8 {
+    match rule {
+        "sepsis.qsofa" => 3,
+        "sepsis.sirs_lactate" => 4,
+        _ => 20,
+    }
+}
+
+/// Name of the built-in profile for hourly charted data (`vigil replay --psv`).
+pub const CHARTED_PROFILE: &str = "charted";
 
 /// True when `s` is a valid identifier token (contracts.md §1): `[A-Za-z0-9_-]{1,64}`.
 pub fn is_token(s: &str) -> bool {
@@ -314,6 +385,16 @@ impl Config {
                 "must match [A-Za-z0-9_-]{1,64}",
             ));
         }
+        if self.engine.tick.as_millis() < 100 {
+            return Err(invalid(path, "engine.tick", "must be at least 100ms"));
+        }
+        if !is_token(&self.engine.profile) {
+            return Err(invalid(
+                path,
+                "engine.profile",
+                "must match [A-Za-z0-9_-]{1,64}",
+            ));
+        }
         if self.nats.ack_wait.as_millis() < 1000 {
             return Err(invalid(path, "nats.ack_wait", "must be at least 1s"));
         }
@@ -345,26 +426,125 @@ impl Config {
                 ));
             }
         }
-        for (name, rule) in &self.rules {
-            let key = |field: &str| format!("rules.\"{name}\".{field}");
-            if !KNOWN_RULES.contains(&name.as_str()) {
+        validate_rules(path, "rules", &self.rules)?;
+        if self.scoring.horizon.as_millis() < self.scoring.lateness.as_millis() {
+            return Err(invalid(
+                path,
+                "scoring.horizon",
+                "must be at least scoring.lateness",
+            ));
+        }
+        self.validate_profiles(path)?;
+        Ok(())
+    }
+}
+
+impl Config {
+    fn validate_profiles(&self, path: &str) -> Result<(), ConfigError> {
+        let mut names = HashSet::new();
+        let mut defaults = HashSet::new();
+        let mut units = HashSet::new();
+        for (i, p) in self.profiles.iter().enumerate() {
+            let key = |field: &str| format!("profiles[{i}].{field}");
+            if !is_token(&p.name) {
                 return Err(invalid(
                     path,
-                    &format!("rules.\"{name}\""),
-                    format!("unknown rule; known rules: {}", KNOWN_RULES.join(", ")),
+                    &key("name"),
+                    "must match [A-Za-z0-9_-]{1,64}",
                 ));
             }
-            if rule.sustain == Some(0) {
-                return Err(invalid(path, &key("sustain"), "must be at least 1"));
+            if !names.insert(p.name.as_str()) {
+                return Err(invalid(
+                    path,
+                    &key("name"),
+                    format!("duplicate profile `{}`", p.name),
+                ));
             }
-            if let Some(t) = rule.threshold
-                && t > 20
+            if let Some(t) = p.tenant.as_deref()
+                && !is_token(t)
             {
-                return Err(invalid(path, &key("threshold"), "NEWS2 ranges 0-20"));
+                return Err(invalid(
+                    path,
+                    &key("tenant"),
+                    "must match [A-Za-z0-9_-]{1,64}",
+                ));
+            }
+            let tenant = p.tenant.as_deref().unwrap_or("*");
+            if p.units.is_empty() && !defaults.insert(tenant) {
+                return Err(invalid(
+                    path,
+                    &key("units"),
+                    format!("a second default profile for tenant `{tenant}` (no units)"),
+                ));
+            }
+            for unit in &p.units {
+                if !is_token(unit) {
+                    return Err(invalid(
+                        path,
+                        &key("units"),
+                        format!("`{unit}` is not a valid unit"),
+                    ));
+                }
+                if !units.insert((tenant, unit.as_str())) {
+                    return Err(invalid(
+                        path,
+                        &key("units"),
+                        format!("unit `{unit}` is already in another profile"),
+                    ));
+                }
+            }
+            validate_rules(path, &format!("profiles[{i}].rules"), &p.rules)?;
+            let horizon = p.scoring.horizon.unwrap_or(self.scoring.horizon);
+            let lateness = p.scoring.lateness.unwrap_or(self.scoring.lateness);
+            if horizon.as_millis() < lateness.as_millis() {
+                return Err(invalid(
+                    path,
+                    &key("scoring.horizon"),
+                    "must be at least the lateness bound",
+                ));
             }
         }
         Ok(())
     }
+}
+
+fn validate_rules(
+    path: &str,
+    prefix: &str,
+    rules: &BTreeMap<String, RuleConfig>,
+) -> Result<(), ConfigError> {
+    for (name, rule) in rules {
+        let key = |field: &str| format!("{prefix}.\"{name}\".{field}");
+        if !KNOWN_RULES.contains(&name.as_str()) {
+            return Err(invalid(
+                path,
+                &format!("{prefix}.\"{name}\""),
+                format!("unknown rule; known rules: {}", KNOWN_RULES.join(", ")),
+            ));
+        }
+        if rule.sustain == Some(0) {
+            return Err(invalid(path, &key("sustain"), "must be at least 1"));
+        }
+        if let Some(t) = rule.threshold {
+            let max = threshold_max(name);
+            if t > max || (t == 0 && name != "news2.single3") {
+                return Err(invalid(
+                    path,
+                    &key("threshold"),
+                    format!("must be 1..={max} for {name}"),
+                ));
+            }
+        }
+        if let Some(l) = rule.lactate
+            && !(l.is_finite() && l > 0.0 && l <= 30.0)
+        {
+            return Err(invalid(path, &key("lactate"), "must be in (0, 30] mmol/L"));
+        }
+        if rule.window.is_some_and(|w| w.as_millis() == 0) {
+            return Err(invalid(path, &key("window"), "must be longer than 0s"));
+        }
+    }
+    Ok(())
 }
 
 fn invalid(path: &str, key: &str, reason: impl Into<String>) -> ConfigError {

@@ -81,11 +81,24 @@ pub struct Transition {
     pub reason: String,
 }
 
-/// Rule-specific figures (`meta.news2`).
-#[derive(Debug, Clone, PartialEq, Serialize)]
+/// Rule-specific figures (`meta.news2`, and for the other rules the figure they fired on).
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Meta {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub news2: Option<u8>,
+    /// `news2.trend`: the rise within the trend window.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub news2_rise: Option<u8>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub qsofa: Option<u8>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sirs: Option<u8>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lactate: Option<f64>,
+    /// `technical.signal_loss`: minutes without an observation when it fired.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub silence_minutes: Option<i64>,
 }
 
 /// One alert, exactly the `orchestration.alert.v1` data shape plus additive `tenantId`/`version`.

@@ -6,16 +6,21 @@
 //! with an injected clock and replays give the same answers as live runs.
 
 pub mod alert;
+pub mod conditions;
 pub mod news2;
 pub mod observation;
 pub mod patient;
+pub mod profiles;
 pub mod rules;
 pub mod sepsis;
 pub mod time;
+pub mod window;
 
 pub use alert::{Alert, AlertCommand, AlertState, Category, CommandError, CommandKind, Level};
-pub use news2::{Chart, News2, Param};
+pub use news2::{Chart, Input, News2, Param};
 pub use observation::{Consciousness, LabResult, Spo2Scale, Vitals};
 pub use patient::{Observed, Patient, PatientStatus};
+pub use profiles::Profiles;
 pub use rules::Settings;
 pub use time::Timestamp;
+pub use window::{Placement, Window, WindowSettings};

@@ -46,14 +46,64 @@ impl Param {
 
     /// How a clinician reads it in a message.
     pub fn label(self) -> &'static str {
+        Input::from(self).label()
+    }
+}
+
+/// Every input an explanation can name: the NEWS2 parameters, the other qSOFA/SIRS inputs, the
+/// labs the rules score, and derived figures (`news2` for the trend, `silence` for signal loss).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Input {
+    Rr,
+    Spo2,
+    Air,
+    Sbp,
+    Hr,
+    Consciousness,
+    Temp,
+    Gcs,
+    Paco2,
+    Wbc,
+    Bands,
+    Lactate,
+    News2,
+    /// Minutes without any observation (signal loss).
+    Silence,
+}
+
+impl Input {
+    /// How a clinician reads it in a message.
+    pub fn label(self) -> &'static str {
         match self {
-            Param::Rr => "RR",
-            Param::Spo2 => "SpO2",
-            Param::Air => "O2",
-            Param::Sbp => "SBP",
-            Param::Hr => "HR",
-            Param::Consciousness => "ACVPU",
-            Param::Temp => "Temp",
+            Input::Rr => "RR",
+            Input::Spo2 => "SpO2",
+            Input::Air => "O2",
+            Input::Sbp => "SBP",
+            Input::Hr => "HR",
+            Input::Consciousness => "ACVPU",
+            Input::Temp => "Temp",
+            Input::Gcs => "GCS",
+            Input::Paco2 => "PaCO2",
+            Input::Wbc => "WBC",
+            Input::Bands => "Bands",
+            Input::Lactate => "Lactate",
+            Input::News2 => "NEWS2",
+            Input::Silence => "Silence (min)",
+        }
+    }
+}
+
+impl From<Param> for Input {
+    fn from(p: Param) -> Self {
+        match p {
+            Param::Rr => Input::Rr,
+            Param::Spo2 => Input::Spo2,
+            Param::Air => Input::Air,
+            Param::Sbp => Input::Sbp,
+            Param::Hr => Input::Hr,
+            Param::Consciousness => Input::Consciousness,
+            Param::Temp => Input::Temp,
         }
     }
 }
@@ -180,33 +230,39 @@ pub struct Chart {
     pub gcs: Option<Reading<f64>>,
 }
 
-fn keep_latest<T: Copy>(slot: &mut Option<Reading<T>>, value: Option<T>, at: Timestamp) {
+fn keep_latest<T: Copy>(slot: &mut Option<Reading<T>>, value: Option<T>, at: Timestamp) -> bool {
     if let Some(value) = value
         && slot.is_none_or(|r| r.at <= at)
     {
         *slot = Some(Reading { value, at });
+        return true;
     }
+    false
 }
 
 impl Chart {
-    /// Records every measurement present in `v`, observed at `at`.
-    pub fn record(&mut self, v: &Vitals, at: Timestamp) {
-        keep_latest(&mut self.rr, v.rr, at);
-        keep_latest(&mut self.spo2, v.spo2, at);
+    /// Records every measurement present in `v`, observed at `at`. Returns true when any
+    /// parameter's latest reading changed (a reading older than the chart's changes nothing).
+    pub fn record(&mut self, v: &Vitals, at: Timestamp) -> bool {
         // The scale travels with the SpO2 reading it qualifies (default scale 1).
         let scale = v
             .spo2
             .map(|_| v.spo2_scale.unwrap_or_default())
             .or(v.spo2_scale);
-        keep_latest(&mut self.spo2_scale, scale, at);
-        keep_latest(&mut self.on_oxygen, v.on_oxygen, at);
-        keep_latest(&mut self.sbp, v.sbp, at);
-        keep_latest(&mut self.dbp, v.dbp, at);
-        keep_latest(&mut self.map, v.map, at);
-        keep_latest(&mut self.hr, v.hr, at);
-        keep_latest(&mut self.temp, v.temp, at);
-        keep_latest(&mut self.consciousness, v.consciousness, at);
-        keep_latest(&mut self.gcs, v.gcs, at);
+        let changed = [
+            keep_latest(&mut self.rr, v.rr, at),
+            keep_latest(&mut self.spo2, v.spo2, at),
+            keep_latest(&mut self.spo2_scale, scale, at),
+            keep_latest(&mut self.on_oxygen, v.on_oxygen, at),
+            keep_latest(&mut self.sbp, v.sbp, at),
+            keep_latest(&mut self.dbp, v.dbp, at),
+            keep_latest(&mut self.map, v.map, at),
+            keep_latest(&mut self.hr, v.hr, at),
+            keep_latest(&mut self.temp, v.temp, at),
+            keep_latest(&mut self.consciousness, v.consciousness, at),
+            keep_latest(&mut self.gcs, v.gcs, at),
+        ];
+        changed.contains(&true)
     }
 
     /// The latest value of every measurement, as a `vitals` object for dashboards.
@@ -256,17 +312,27 @@ impl std::fmt::Display for ComponentValue {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             ComponentValue::Whole(v) => write!(f, "{v}"),
-            ComponentValue::Decimal(v) => write!(f, "{v:.1}"),
+            ComponentValue::Decimal(v) => f.write_str(&decimal(*v)),
             ComponentValue::Text(v) => f.write_str(v),
         }
     }
 }
 
-/// One scored parameter: its rounded value, points and observation time.
+/// A measured value as clinicians write it: at least one decimal (`2.0`, `38.5`), more only
+/// when the value has them (`12.35`).
+pub fn decimal(v: f64) -> String {
+    if ((v * 10.0).round() - v * 10.0).abs() < 1e-9 {
+        format!("{v:.1}")
+    } else {
+        format!("{v}")
+    }
+}
+
+/// One scored input: its rounded value, points and observation time.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Component {
-    pub name: Param,
+    pub name: Input,
     pub value: ComponentValue,
     pub points: u8,
     pub observed_at: Timestamp,
@@ -338,7 +404,7 @@ impl News2 {
             };
             match component {
                 Some((value, points, observed_at)) => components.push(Component {
-                    name: param,
+                    name: param.into(),
                     value,
                     points,
                     observed_at,
@@ -367,7 +433,7 @@ impl News2 {
     pub fn points(&self, param: Param) -> Option<u8> {
         self.components
             .iter()
-            .find(|c| c.name == param)
+            .find(|c| c.name == Input::from(param))
             .map(|c| c.points)
     }
 
@@ -662,7 +728,7 @@ mod tests {
             at: t(0),
             total,
             components: vec![Component {
-                name: Param::Hr,
+                name: Input::Hr,
                 value: ComponentValue::Whole(0),
                 points: if three { 3 } else { 0 },
                 observed_at: t(0),

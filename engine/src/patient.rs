@@ -1,26 +1,34 @@
-//! One patient's state: the chart of latest readings, latest labs, the NEWS2 risk rules and the
-//! patient's alert. Owned by exactly one actor, so every change to it is serialized.
+//! One patient's state: the window of observations and labs, the NEWS2 risk family and the
+//! other rules, each with at most one open alert. Owned by exactly one actor (or one replay
+//! thread), so every change to it is serialized.
 
 use vigil_config::Role;
 
 use crate::alert::{Alert, AlertState, CommandError, CommandKind};
-use crate::news2::{Chart, News2, Reading};
+use crate::conditions::{
+    Condition, Finding, Opening, Track, qsofa_opening, signal_loss_opening, sirs_lactate_opening,
+    trend_opening,
+};
+use crate::news2::News2;
 use crate::observation::{LabResult, Vitals};
 use crate::rules::{News2Risk, Settings, Subject};
 use crate::sepsis::{CriteriaScore, Labs, qsofa, sirs};
 use crate::time::Timestamp;
+use crate::window::{Placement, Window};
 
 /// What one observation produced.
 #[derive(Debug, Clone, Default)]
 pub struct Observed {
-    /// The new score, or `None` for a reading older than the last score (it updates the chart
-    /// but scores and alerts only move forward in event time).
+    /// The new score, or `None` when the observation scored nothing: it was late (beyond the
+    /// lateness bound), or older than the last score without changing any latest reading.
     pub score: Option<News2>,
-    /// qSOFA and SIRS at the same time as `score` (shown on dashboards; their rules come later).
+    /// qSOFA and SIRS at the same time as `score` (or, for a lab, at the patient's newest time).
     pub qsofa: Option<CriteriaScore>,
     pub sirs: Option<CriteriaScore>,
     /// The alert after each transition this observation caused, in order.
     pub alerts: Vec<Alert>,
+    /// True when the event was older than the lateness bound: history only, no alerts.
+    pub late: bool,
 }
 
 /// A patient's live status as dashboards show it: the latest scores and vitals. Identifiers are
@@ -39,19 +47,22 @@ pub struct PatientStatus {
     pub vitals: Vitals,
 }
 
-/// Labs kept per code (latest by collection time); scored by the sepsis rules.
-const MAX_LAB_CODES: usize = 32;
-
 #[derive(Debug, Clone)]
 pub struct Patient {
     pub tenant: String,
     pub patient_id: String,
     /// The unit of the latest observation.
     pub unit_id: String,
-    pub chart: Chart,
-    pub labs: Vec<(String, Reading<f64>)>,
+    pub window: Window,
     pub last_score: Option<News2>,
+    /// The latest qSOFA and SIRS with their time (for `whyNow`).
+    pub last_qsofa: Option<(CriteriaScore, Timestamp)>,
+    pub last_sirs: Option<(CriteriaScore, Timestamp)>,
     risk: News2Risk,
+    trend: Track,
+    qsofa: Track,
+    sirs_lactate: Track,
+    signal_loss: Track,
 }
 
 impl Patient {
@@ -60,14 +71,35 @@ impl Patient {
             tenant: tenant.into(),
             patient_id: patient_id.into(),
             unit_id: unit_id.into(),
-            chart: Chart::default(),
-            labs: Vec::new(),
+            window: Window::default(),
             last_score: None,
+            last_qsofa: None,
+            last_sirs: None,
             risk: News2Risk::default(),
+            trend: Track::default(),
+            qsofa: Track::default(),
+            sirs_lactate: Track::default(),
+            signal_loss: Track::default(),
         }
     }
 
-    /// Records a vitals observation made at `at` and, when it is the newest, scores and alerts.
+    fn track_mut(&mut self, rule: Condition) -> &mut Track {
+        match rule {
+            Condition::Trend => &mut self.trend,
+            Condition::Qsofa => &mut self.qsofa,
+            Condition::SirsLactate => &mut self.sirs_lactate,
+            Condition::SignalLoss => &mut self.signal_loss,
+        }
+    }
+
+    fn set_unit(&mut self, unit: &str) {
+        if self.unit_id != unit {
+            self.unit_id = unit.to_string();
+        }
+    }
+
+    /// Records a vitals observation made at `at`; scores and evaluates every rule unless the
+    /// observation is late (docs/window.md).
     pub fn observe(
         &mut self,
         unit: &str,
@@ -75,51 +107,218 @@ impl Patient {
         at: Timestamp,
         settings: &Settings,
     ) -> Observed {
-        self.chart.record(vitals, at);
-        if self.last_score.as_ref().is_some_and(|s| at < s.at) {
-            return Observed::default();
-        }
-        if self.unit_id != unit {
-            self.unit_id = unit.to_string();
-        }
-        let score = News2::score(&self.chart, at, settings.freshness);
+        let (placement, changed) = self.window.record(vitals, at, settings.window);
+        let mut out = Observed::default();
+        // Data flows again: a signal-loss alert clears, a disarmed rule re-arms.
+        let flowing = self.window.newest_vitals().unwrap_or(at);
         let subject = Subject {
             tenant: &self.tenant,
             patient: &self.patient_id,
             unit: &self.unit_id,
         };
-        let alerts = self.risk.evaluate(subject, &score, settings);
-        let q = qsofa(&self.chart, at, settings.sepsis);
-        let s = sirs(&self.chart, self, at, settings.sepsis);
-        self.last_score = Some(score.clone());
-        Observed {
-            score: Some(score),
-            qsofa: Some(q),
-            sirs: Some(s),
-            alerts,
-        }
-    }
-
-    /// Keeps the latest result per lab code (by collection time), at most `MAX_LAB_CODES` codes.
-    pub fn record_lab(&mut self, lab: &LabResult, collected_at: Timestamp) {
-        let reading = Reading {
-            value: lab.value,
-            at: collected_at,
+        let quiet = Finding {
+            holds: false,
+            active: false,
         };
-        if let Some((_, r)) = self.labs.iter_mut().find(|(c, _)| *c == lab.code) {
-            if r.at <= collected_at {
-                *r = reading;
-            }
-        } else if self.labs.len() < MAX_LAB_CODES {
-            self.labs.push((lab.code.clone(), reading));
+        out.alerts.extend(self.signal_loss.step(
+            Condition::SignalLoss,
+            subject,
+            quiet,
+            flowing,
+            settings,
+            Opening::none,
+        ));
+        if placement != Placement::Current {
+            out.late = true;
+            return out;
         }
+        let score_at = match &self.last_score {
+            Some(last) if at < last.at => {
+                if !changed {
+                    return out;
+                }
+                last.at
+            }
+            _ => at,
+        };
+        self.set_unit(unit);
+        let score = News2::score(&self.window.chart, score_at, settings.freshness);
+        self.window
+            .note_score(score_at, score.total, settings.window);
+        let subject = Subject {
+            tenant: &self.tenant,
+            patient: &self.patient_id,
+            unit: &self.unit_id,
+        };
+        out.alerts
+            .extend(self.risk.evaluate(subject, &score, settings));
+
+        // news2.trend: the rise over the lowest score of the trend window.
+        let from = score_at.plus_millis(-settings.trend.window_ms);
+        if let Some(baseline) = self.window.lowest_news2_since(from) {
+            let rise = score.total.saturating_sub(baseline.0);
+            let holds = rise >= settings.trend.threshold;
+            let finding = Finding {
+                holds,
+                active: holds,
+            };
+            out.alerts.extend(self.trend.step(
+                Condition::Trend,
+                subject,
+                finding,
+                score_at,
+                settings,
+                || trend_opening(&score, baseline, settings),
+            ));
+        }
+
+        let q = qsofa(&self.window.chart, score_at, settings.sepsis);
+        let holds = q.total >= settings.qsofa.threshold;
+        let previous = self.last_qsofa.map(|(q, at)| (q.total, at));
+        let chart = &self.window.chart;
+        out.alerts.extend(self.qsofa.step(
+            Condition::Qsofa,
+            subject,
+            Finding {
+                holds,
+                active: holds,
+            },
+            score_at,
+            settings,
+            || qsofa_opening(chart, q, previous, score_at, settings),
+        ));
+        self.last_qsofa = Some((q, score_at));
+        let s = self.evaluate_sirs_lactate(score_at, settings, &mut out.alerts);
+        self.last_score = Some(score.clone());
+        out.score = Some(score);
+        out.qsofa = Some(q);
+        out.sirs = Some(s);
+        out
     }
 
-    pub fn lab(&self, code: &str) -> Option<Reading<f64>> {
-        self.labs.iter().find(|(c, _)| c == code).map(|(_, r)| *r)
+    /// SIRS at `at` and the `sepsis.sirs_lactate` rule.
+    fn evaluate_sirs_lactate(
+        &mut self,
+        at: Timestamp,
+        settings: &Settings,
+        alerts: &mut Vec<Alert>,
+    ) -> CriteriaScore {
+        let s = sirs(&self.window.chart, &self.window, at, settings.sepsis);
+        let r = &settings.sirs_lactate;
+        let lactate = self
+            .window
+            .lab("lactate")
+            .filter(|l| at.since(l.at) <= settings.sepsis.lactate_ms && l.at <= at);
+        let active = s.total >= r.threshold;
+        let holds = active && lactate.is_some_and(|l| l.value >= r.lactate);
+        let subject = Subject {
+            tenant: &self.tenant,
+            patient: &self.patient_id,
+            unit: &self.unit_id,
+        };
+        let (chart, window) = (&self.window.chart, &self.window);
+        alerts.extend(self.sirs_lactate.step(
+            Condition::SirsLactate,
+            subject,
+            Finding { holds, active },
+            at,
+            settings,
+            || {
+                let l = lactate.map_or((0.0, at), |l| (l.value, l.at));
+                sirs_lactate_opening(chart, window, s, l, at, settings)
+            },
+        ));
+        self.last_sirs = Some((s, at));
+        s
     }
 
-    /// The patient's alert that is not resolved, if any.
+    /// Records a lab result collected at `collected_at`. Unknown codes are stored, not scored.
+    /// A current result re-evaluates SIRS and `sepsis.sirs_lactate` at the patient's newest
+    /// time (NEWS2 rules move only on vitals, so a lab never counts as a consecutive score).
+    pub fn record_lab(
+        &mut self,
+        unit: &str,
+        lab: &LabResult,
+        collected_at: Timestamp,
+        settings: &Settings,
+    ) -> Observed {
+        let placement = self.window.record_lab(lab, collected_at, settings.window);
+        let mut out = Observed::default();
+        if placement != Placement::Current {
+            out.late = true;
+            return out;
+        }
+        if !matches!(lab.code.as_str(), "lactate" | "wbc" | "bands" | "paco2") {
+            return out;
+        }
+        self.set_unit(unit);
+        let at = self.window.newest().unwrap_or(collected_at);
+        out.sirs = Some(self.evaluate_sirs_lactate(at, settings, &mut out.alerts));
+        out
+    }
+
+    /// Time passes with no event: fires `technical.signal_loss` once a monitored patient has
+    /// sent no vitals for the rule's window. Driven by the owning actor's timer (live) or by the
+    /// replay clock.
+    pub fn tick(&mut self, now: Timestamp, settings: &Settings) -> Option<Alert> {
+        let r = &settings.signal_loss;
+        let last = self.window.newest_vitals()?;
+        if !r.enabled || now.since(last) < r.window_ms || self.signal_loss.active_alert().is_some()
+        {
+            return None;
+        }
+        let subject = Subject {
+            tenant: &self.tenant,
+            patient: &self.patient_id,
+            unit: &self.unit_id,
+        };
+        let silent = Finding {
+            holds: true,
+            active: true,
+        };
+        self.signal_loss.step(
+            Condition::SignalLoss,
+            subject,
+            silent,
+            now,
+            settings,
+            || signal_loss_opening(last, now, settings),
+        )
+    }
+
+    /// When the next [`Patient::tick`] could fire, if signal loss is armed.
+    pub fn next_tick(&self, settings: &Settings) -> Option<Timestamp> {
+        let r = &settings.signal_loss;
+        if !r.enabled || self.signal_loss.active_alert().is_some() {
+            return None;
+        }
+        self.window
+            .newest_vitals()
+            .map(|last| last.plus_millis(r.window_ms))
+    }
+
+    pub fn lab(&self, code: &str) -> Option<crate::news2::Reading<f64>> {
+        self.window.lab(code)
+    }
+
+    /// Every alert of this patient that is not resolved.
+    pub fn active_alerts(&self) -> impl Iterator<Item = &Alert> {
+        [
+            self.risk.active_alert(),
+            self.trend.active_alert(),
+            self.qsofa.active_alert(),
+            self.sirs_lactate.active_alert(),
+            self.signal_loss.active_alert(),
+        ]
+        .into_iter()
+        .flatten()
+    }
+
+    pub fn has_active_alert(&self) -> bool {
+        self.active_alerts().next().is_some()
+    }
+
+    /// The NEWS2 risk family's alert when it is not resolved.
     pub fn active_alert(&self) -> Option<&Alert> {
         self.risk.active_alert()
     }
@@ -137,23 +336,43 @@ impl Patient {
         reason: &str,
         now: Timestamp,
     ) -> Result<Alert, CommandError> {
-        let alert = self
-            .risk
-            .alert_mut()
-            .filter(|a| a.alert_id == alert_id)
-            .ok_or_else(|| CommandError::NotFound(alert_id.to_string()))?;
+        let owner = if self.risk.alert().is_some_and(|a| a.alert_id == alert_id) {
+            None
+        } else {
+            Some(
+                Condition::ALL
+                    .into_iter()
+                    .find(|c| {
+                        self.track(*c)
+                            .alert()
+                            .is_some_and(|a| a.alert_id == alert_id)
+                    })
+                    .ok_or_else(|| CommandError::NotFound(alert_id.to_string()))?,
+            )
+        };
+        let alert = match owner {
+            None => self.risk.alert_mut(),
+            Some(c) => self.track_mut(c).alert_mut(),
+        }
+        .ok_or_else(|| CommandError::NotFound(alert_id.to_string()))?;
         alert.command(kind, role, by, reason, now)?;
         let alert = alert.clone();
         if alert.state == AlertState::Resolved {
-            self.risk.resolved_by_person();
+            match owner {
+                None => self.risk.resolved_by_person(),
+                Some(c) => self.track_mut(c).resolved_by_person(),
+            }
         }
         Ok(alert)
     }
-}
 
-impl Labs for Patient {
-    fn lab(&self, code: &str) -> Option<Reading<f64>> {
-        Patient::lab(self, code)
+    fn track(&self, rule: Condition) -> &Track {
+        match rule {
+            Condition::Trend => &self.trend,
+            Condition::Qsofa => &self.qsofa,
+            Condition::SirsLactate => &self.sirs_lactate,
+            Condition::SignalLoss => &self.signal_loss,
+        }
     }
 }
 
@@ -220,13 +439,22 @@ mod tests {
         out
     }
 
+    /// The NEWS2 risk family alone (the other rules have their own tests below).
+    fn news2_only() -> Settings {
+        let mut s = Settings::default();
+        s.trend.enabled = false;
+        s.qsofa.enabled = false;
+        s.sirs_lactate.enabled = false;
+        s
+    }
+
     fn patient() -> Patient {
         Patient::new("clinic-abc", "patient-123", "icu-3")
     }
 
     #[test]
     fn high_needs_two_consecutive_scores() {
-        let s = Settings::default();
+        let s = news2_only();
         let mut p = patient();
         assert!(
             run(&mut p, &s, &[(0, v(4)), (2, v(8))])
@@ -249,7 +477,7 @@ mod tests {
     fn contract_example_explanation() {
         let s = Settings {
             profile: "icu-default".into(),
-            ..Settings::default()
+            ..news2_only()
         };
         let mut p = patient();
         run(&mut p, &s, &[(2, v(4))]);
@@ -292,7 +520,7 @@ mod tests {
 
     #[test]
     fn medium_fires_on_two_scores_of_five_or_more() {
-        let s = Settings::default();
+        let s = news2_only();
         let mut p = patient();
         assert!(run(&mut p, &s, &[(0, v(5))]).is_empty());
         let a = run(&mut p, &s, &[(1, v(6))]);
@@ -315,7 +543,7 @@ mod tests {
 
     #[test]
     fn single3_fires_on_one_score_below_five() {
-        let s = Settings::default();
+        let s = news2_only();
         let mut p = patient();
         let a = run(&mut p, &s, &[(0, s3(3))]);
         assert_eq!(a.len(), 1);
@@ -332,7 +560,7 @@ mod tests {
 
     #[test]
     fn single3_upgrades_to_medium_when_sustained() {
-        let s = Settings::default();
+        let s = news2_only();
         let mut p = patient();
         let a = run(&mut p, &s, &[(0, s3(3)), (1, s3(6))]);
         assert_eq!(a.len(), 1);
@@ -346,7 +574,7 @@ mod tests {
 
     #[test]
     fn high_clears_after_fifteen_minutes_below_seven_and_downgrades() {
-        let s = Settings::default();
+        let s = news2_only();
         let mut p = patient();
         run(&mut p, &s, &[(0, v(8)), (1, v(8))]);
         // Below 7 from minute 2; at minute 16 only 14 min have passed.
@@ -362,7 +590,7 @@ mod tests {
 
     #[test]
     fn a_high_reading_restarts_the_clear_period() {
-        let s = Settings::default();
+        let s = news2_only();
         let mut p = patient();
         run(&mut p, &s, &[(0, v(8)), (1, v(8)), (2, v(2)), (10, v(8))]);
         // Absent again from 11: 15 min later is 26.
@@ -377,7 +605,7 @@ mod tests {
 
     #[test]
     fn medium_resolves_after_fifteen_minutes_below_five() {
-        let s = Settings::default();
+        let s = news2_only();
         let mut p = patient();
         run(&mut p, &s, &[(0, v(5)), (1, v(5))]);
         assert!(run(&mut p, &s, &[(5, v(4)), (19, v(2))]).is_empty());
@@ -392,7 +620,7 @@ mod tests {
 
     #[test]
     fn single3_clears_when_no_parameter_scores_three_for_fifteen_minutes() {
-        let s = Settings::default();
+        let s = news2_only();
         let mut p = patient();
         run(&mut p, &s, &[(0, s3(3))]);
         assert!(run(&mut p, &s, &[(1, v(2)), (15, v(2))]).is_empty());
@@ -402,7 +630,7 @@ mod tests {
 
     #[test]
     fn acknowledge_then_resolve_and_refusals() {
-        let s = Settings::default();
+        let s = news2_only();
         let mut p = patient();
         let id = run(&mut p, &s, &[(0, v(7)), (1, v(7))])[0].alert_id.clone();
         let err = p
@@ -448,7 +676,7 @@ mod tests {
 
     #[test]
     fn a_manual_resolve_needs_a_fresh_sustained_run() {
-        let s = Settings::default();
+        let s = news2_only();
         let mut p = patient();
         let id = run(&mut p, &s, &[(0, v(8)), (1, v(8))])[0].alert_id.clone();
         p.command(
@@ -471,7 +699,7 @@ mod tests {
 
     #[test]
     fn acknowledged_alert_still_upgrades_and_auto_resolves() {
-        let s = Settings::default();
+        let s = news2_only();
         let mut p = patient();
         let id = run(&mut p, &s, &[(0, v(5)), (1, v(5))])[0].alert_id.clone();
         p.command(&id, CommandKind::Ack, Role::Nurse, "u1", "", t(2))
@@ -485,7 +713,7 @@ mod tests {
 
     #[test]
     fn late_reading_updates_chart_without_scoring() {
-        let s = Settings::default();
+        let s = news2_only();
         let mut p = patient();
         run(&mut p, &s, &[(10, v(0))]);
         let o = p.observe("icu-3", &s3(9), t(5), &s);
@@ -494,7 +722,7 @@ mod tests {
 
     #[test]
     fn disabled_rule_never_fires() {
-        let mut s = Settings::default();
+        let mut s = news2_only();
         s.single3.enabled = false;
         let mut p = patient();
         assert!(run(&mut p, &s, &[(0, s3(3)), (1, s3(3))]).is_empty());
@@ -502,15 +730,17 @@ mod tests {
 
     #[test]
     fn observations_carry_qsofa_and_sirs_using_labs() {
-        let s = Settings::default();
+        let s = news2_only();
         let mut p = patient();
         p.record_lab(
+            "icu-3",
             &LabResult {
                 code: "wbc".into(),
                 value: 14.0,
                 unit: None,
             },
             t(0),
+            &s,
         );
         let v = Vitals {
             rr: Some(24.0),
@@ -524,18 +754,327 @@ mod tests {
         assert_eq!(o.sirs.map(|q| (q.total, q.partial)), Some((4, false)));
     }
 
+    fn rules_of(alerts: &[Alert]) -> Vec<(&'static str, AlertState)> {
+        alerts.iter().map(|a| (a.rule, a.state)).collect()
+    }
+
+    fn only(mut s: Settings, keep: &str) -> Settings {
+        s.single3.enabled = keep == "news2";
+        s.medium.enabled = keep == "news2";
+        s.high.enabled = keep == "news2";
+        s.trend.enabled = keep == "news2.trend";
+        s.qsofa.enabled = keep == "sepsis.qsofa";
+        s.sirs_lactate.enabled = keep == "sepsis.sirs_lactate";
+        s
+    }
+
     #[test]
-    fn labs_keep_latest_per_code() {
+    fn trend_fires_on_a_rise_of_three_within_sixty_minutes() {
+        let s = only(Settings::default(), "news2.trend");
         let mut p = patient();
-        let lab = |v| LabResult {
-            code: "lactate".into(),
-            value: v,
-            unit: None,
+        // 1 -> 3: a rise of 2 is not enough.
+        assert!(run(&mut p, &s, &[(0, v(1)), (20, v(3))]).is_empty());
+        // 1 at minute 0 -> 4 at minute 60: the baseline's minute is still in the window.
+        let a = run(&mut p, &s, &[(60, v(4))]);
+        assert_eq!(rules_of(&a), vec![("news2.trend", AlertState::Open)]);
+        assert_eq!(a[0].meta.news2_rise, Some(3));
+        assert_eq!(
+            a[0].explanation.why,
+            "NEWS2 rose by 3 >= 3 within 60 min (threshold profile default)"
+        );
+        assert_eq!(
+            a[0].explanation.why_now,
+            "NEWS2 1 at 09:00 rose to 4 at 10:00"
+        );
+        assert!(
+            a[0].explanation
+                .components
+                .iter()
+                .any(|c| c.name == crate::news2::Input::News2 && c.points == 1)
+        );
+        // No clear period: it stays open while the score falls.
+        assert!(run(&mut p, &s, &[(90, v(0)), (200, v(0))]).is_empty());
+        assert!(p.active_alerts().any(|a| a.rule == "news2.trend"));
+    }
+
+    #[test]
+    fn trend_baseline_older_than_the_window_does_not_count() {
+        let s = only(Settings::default(), "news2.trend");
+        let mut p = patient();
+        assert!(run(&mut p, &s, &[(0, v(1)), (40, v(3)), (61, v(4))]).is_empty());
+    }
+
+    #[test]
+    fn trend_resolved_by_a_person_rearms_only_after_the_rise_is_gone() {
+        let s = only(Settings::default(), "news2.trend");
+        let mut p = patient();
+        let id = run(&mut p, &s, &[(0, v(1)), (10, v(4))])[0]
+            .alert_id
+            .clone();
+        p.command(&id, CommandKind::Resolve, Role::Nurse, "u1", "seen", t(11))
+            .expect("resolve");
+        assert!(
+            run(&mut p, &s, &[(12, v(4)), (13, v(5))]).is_empty(),
+            "disarmed"
+        );
+        // Past the window the rise is gone (baseline 4); a new rise of 3 fires again.
+        assert!(run(&mut p, &s, &[(80, v(4))]).is_empty());
+        let a = run(&mut p, &s, &[(90, v(7))]);
+        assert_eq!(rules_of(&a), vec![("news2.trend", AlertState::Open)]);
+        assert_ne!(a[0].alert_id, id);
+    }
+
+    fn q(rr: f64, sbp: f64) -> Vitals {
+        Vitals {
+            rr: Some(rr),
+            sbp: Some(sbp),
+            ..base()
+        }
+    }
+
+    #[test]
+    fn qsofa_fires_at_two_and_clears_after_thirty_minutes() {
+        let s = only(Settings::default(), "sepsis.qsofa");
+        let mut p = patient();
+        // RR 21 and SBP 101: neither edge met. RR 22 alone: 1.
+        assert!(run(&mut p, &s, &[(0, q(21.0, 101.0)), (1, q(22.0, 101.0))]).is_empty());
+        let a = run(&mut p, &s, &[(2, q(22.0, 100.0))]);
+        assert_eq!(rules_of(&a), vec![("sepsis.qsofa", AlertState::Open)]);
+        assert_eq!(a[0].level, Level::Critical);
+        assert_eq!(a[0].message, "qSOFA 2: RR 22, SBP 100");
+        assert_eq!(
+            a[0].explanation.why,
+            "qSOFA 2 >= 2 (threshold profile default)"
+        );
+        assert_eq!(
+            a[0].explanation.why_now,
+            "qSOFA rose from 1 at 09:01 to 2 at 09:02"
+        );
+        let names: Vec<_> = a[0]
+            .explanation
+            .components
+            .iter()
+            .map(|c| (c.name, c.points))
+            .collect();
+        use crate::news2::Input;
+        assert_eq!(
+            names,
+            vec![(Input::Rr, 1), (Input::Sbp, 1), (Input::Consciousness, 0)]
+        );
+        // Below 2 from minute 3: not cleared at 32, cleared at 33.
+        assert!(run(&mut p, &s, &[(3, q(16.0, 100.0)), (32, q(16.0, 120.0))]).is_empty());
+        let a = run(&mut p, &s, &[(33, q(16.0, 120.0))]);
+        assert_eq!(rules_of(&a), vec![("sepsis.qsofa", AlertState::Resolved)]);
+        assert_eq!(
+            a[0].transition.reason,
+            "condition cleared: qSOFA below threshold for 30 min"
+        );
+    }
+
+    #[test]
+    fn qsofa_altered_mentation_counts_gcs_below_fifteen() {
+        let s = only(Settings::default(), "sepsis.qsofa");
+        let mut p = patient();
+        let gcs = |g: f64| Vitals {
+            gcs: Some(g),
+            ..q(22.0, 120.0)
         };
-        p.record_lab(&lab(2.6), t(10));
-        p.record_lab(&lab(1.0), t(5));
-        assert_eq!(p.lab("lactate").map(|r| r.value), Some(2.6));
-        p.record_lab(&lab(3.1), t(20));
-        assert_eq!(p.lab("lactate").map(|r| r.value), Some(3.1));
+        assert!(run(&mut p, &s, &[(0, gcs(15.0))]).is_empty());
+        let a = run(&mut p, &s, &[(1, gcs(14.0))]);
+        assert_eq!(rules_of(&a), vec![("sepsis.qsofa", AlertState::Open)]);
+    }
+
+    fn lab(code: &str, value: f64) -> LabResult {
+        LabResult {
+            code: code.into(),
+            value,
+            unit: None,
+        }
+    }
+
+    /// SIRS 2: temperature 38.1 and HR 91 (both just over their edges).
+    fn sirs2() -> Vitals {
+        Vitals {
+            temp: Some(38.1),
+            hr: Some(91.0),
+            ..base()
+        }
+    }
+
+    #[test]
+    fn sirs_lactate_needs_both_and_fires_on_the_lab() {
+        let s = only(Settings::default(), "sepsis.sirs_lactate");
+        let mut p = patient();
+        assert!(
+            run(&mut p, &s, &[(0, sirs2())]).is_empty(),
+            "no lactate yet"
+        );
+        let o = p.record_lab("icu-3", &lab("lactate", 1.9), t(1), &s);
+        assert!(o.alerts.is_empty(), "1.9 is below 2.0");
+        let o = p.record_lab("icu-3", &lab("lactate", 2.0), t(2), &s);
+        assert_eq!(
+            rules_of(&o.alerts),
+            vec![("sepsis.sirs_lactate", AlertState::Open)]
+        );
+        let a = &o.alerts[0];
+        assert_eq!(a.meta.sirs, Some(2));
+        assert_eq!(a.meta.lactate, Some(2.0));
+        assert_eq!(
+            a.explanation.why,
+            "SIRS 2 >= 2 and lactate 2.0 >= 2.0 mmol/L within 6 h (threshold profile default); \
+             partial score, missing paco2, wbc, bands"
+        );
+        assert!(
+            a.explanation
+                .why_now
+                .starts_with("lactate 2.0 collected at 09:02")
+        );
+        assert!(
+            a.explanation
+                .components
+                .iter()
+                .any(|c| c.name == crate::news2::Input::Lactate)
+        );
+        // SIRS 1 (HR 90) from minute 5: cleared after 30 min.
+        let one = Vitals {
+            hr: Some(90.0),
+            ..sirs2()
+        };
+        assert!(run(&mut p, &s, &[(5, one.clone()), (34, one.clone())]).is_empty());
+        let a = run(&mut p, &s, &[(35, one)]);
+        assert_eq!(
+            rules_of(&a),
+            vec![("sepsis.sirs_lactate", AlertState::Resolved)]
+        );
+    }
+
+    #[test]
+    fn sirs_lactate_ignores_lactate_older_than_six_hours() {
+        let s = only(Settings::default(), "sepsis.sirs_lactate");
+        let mut p = patient();
+        p.record_lab("icu-3", &lab("lactate", 4.0), t(0), &s);
+        assert!(run(&mut p, &s, &[(361, sirs2())]).is_empty());
+        let mut q = patient();
+        q.record_lab("icu-3", &lab("lactate", 4.0), t(0), &s);
+        let a = run(&mut q, &s, &[(360, sirs2())]);
+        assert_eq!(
+            rules_of(&a),
+            vec![("sepsis.sirs_lactate", AlertState::Open)]
+        );
+    }
+
+    #[test]
+    fn sirs_uses_paco2_wbc_and_bands_from_labs() {
+        let s = Settings::default();
+        let mut p = patient();
+        p.record_lab("icu-3", &lab("paco2", 31.0), t(0), &s);
+        p.record_lab("icu-3", &lab("bands", 11.0), t(0), &s);
+        let o = p.observe("icu-3", &base(), t(1), &s);
+        assert_eq!(o.sirs.map(|x| x.total), Some(2));
+        // Unknown codes are stored, not scored.
+        let o = p.record_lab("icu-3", &lab("ferritin", 900.0), t(2), &s);
+        assert!(o.sirs.is_none() && o.alerts.is_empty());
+        assert_eq!(p.lab("ferritin").map(|r| r.value), Some(900.0));
+    }
+
+    #[test]
+    fn signal_loss_fires_after_five_silent_minutes_and_clears_on_data() {
+        let s = news2_only();
+        let mut p = patient();
+        assert!(p.tick(t(100), &s).is_none(), "never monitored");
+        run(&mut p, &s, &[(0, base())]);
+        assert_eq!(p.next_tick(&s), Some(t(5)));
+        assert!(p.tick(t(5).plus_millis(-1), &s).is_none());
+        let a = p.tick(t(5), &s).expect("signal loss");
+        assert_eq!(
+            (a.rule, a.category, a.level),
+            (
+                "technical.signal_loss",
+                crate::alert::Category::Technical,
+                Level::Warning
+            )
+        );
+        assert_eq!(a.message, "No observations for 5 min (last at 09:00)");
+        assert!(p.tick(t(6), &s).is_none(), "one alert");
+        assert_eq!(p.next_tick(&s), None);
+        let a = run(&mut p, &s, &[(7, base())]);
+        assert_eq!(
+            rules_of(&a),
+            vec![("technical.signal_loss", AlertState::Resolved)]
+        );
+        assert_eq!(
+            a[0].transition.reason,
+            "condition cleared: observations flowing again"
+        );
+    }
+
+    #[test]
+    fn signal_loss_is_off_in_the_charted_profile() {
+        let s = crate::profiles::charted(&Settings::default());
+        let mut p = patient();
+        run(&mut p, &s, &[(0, base())]);
+        assert!(p.tick(t(600), &s).is_none());
+    }
+
+    #[test]
+    fn late_events_update_history_without_alerts() {
+        let s = Settings::default();
+        let mut p = patient();
+        run(&mut p, &s, &[(30, base())]);
+        // 11 minutes older than the newest: late. It scores nothing, fires nothing.
+        let o = p.observe("icu-3", &q(30.0, 80.0), t(19), &s);
+        assert!(o.late && o.score.is_none() && o.alerts.is_empty());
+        let minute = t(19).millis() / 60_000;
+        assert_eq!(
+            p.window
+                .sample(crate::window::Field::Rr, minute)
+                .map(|x| x.0),
+            Some(30)
+        );
+    }
+
+    #[test]
+    fn a_late_reading_within_the_bound_is_scored_at_the_newest_time() {
+        let s = Settings::default();
+        let mut p = patient();
+        let no_temp = Vitals {
+            temp: None,
+            ..base()
+        };
+        run(&mut p, &s, &[(30, no_temp)]);
+        let temp = Vitals {
+            temp: Some(39.5),
+            ..Vitals::default()
+        };
+        let o = p.observe("icu-3", &temp, t(25), &s);
+        let score = o.score.expect("scored");
+        assert_eq!(score.at, t(30));
+        assert_eq!(score.points(crate::news2::Param::Temp), Some(2));
+        assert!(!o.late);
+    }
+
+    #[test]
+    fn commands_reach_every_rule_and_disarm_it() {
+        let s = only(Settings::default(), "sepsis.qsofa");
+        let mut p = patient();
+        let id = run(&mut p, &s, &[(0, q(22.0, 100.0))])[0].alert_id.clone();
+        let a = p
+            .command(
+                &id,
+                CommandKind::Resolve,
+                Role::Nurse,
+                "u1",
+                "treated",
+                t(1),
+            )
+            .expect("resolve");
+        assert_eq!(a.state, AlertState::Resolved);
+        assert!(!p.has_active_alert());
+        assert!(
+            run(&mut p, &s, &[(2, q(22.0, 100.0))]).is_empty(),
+            "disarmed"
+        );
+        run(&mut p, &s, &[(3, base())]);
+        assert_eq!(run(&mut p, &s, &[(4, q(22.0, 100.0))]).len(), 1, "re-armed");
     }
 }

@@ -12,7 +12,7 @@
 
 use std::collections::VecDeque;
 
-use vigil_config::Config;
+use vigil_config::{Config, RuleConfig};
 
 use crate::alert::{Alert, AlertState, Category, Escalation, Explanation, Level, Meta, Transition};
 use crate::news2::{Freshness, News2};
@@ -53,85 +53,158 @@ impl RiskRule {
     }
 }
 
-/// One rule's thresholds and timing.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// One rule's thresholds and timing (every rule of scoring.md uses a subset).
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct RuleSettings {
     pub enabled: bool,
-    /// NEWS2 aggregate at or above which the rule holds (unused by `single3`, which holds on any
-    /// parameter scoring 3 while the aggregate is below the medium threshold).
+    /// NEWS2 aggregate (`medium`, `high`), rise (`trend`), qSOFA or SIRS points (`sepsis.*`) at
+    /// or above which the rule holds. Unused by `single3`, which holds on any parameter scoring
+    /// 3 while the aggregate is below the medium threshold, and by signal loss.
     pub threshold: u8,
     pub sustain: u32,
-    pub clear_ms: i64,
+    /// How long the condition must be absent before the alert resolves by itself; `None`:
+    /// only people resolve it (`news2.trend`).
+    pub clear_ms: Option<i64>,
+    /// `news2.trend`: how far back the rise is measured; `technical.signal_loss`: the silence
+    /// that counts as lost signal.
+    pub window_ms: i64,
+    /// `sepsis.sirs_lactate`: lactate (mmol/L) at or above which the rule holds.
+    pub lactate: f64,
 }
 
-/// Everything the engine needs to score and alert, resolved from configuration.
-#[derive(Debug, Clone, PartialEq, Eq)]
+impl RuleSettings {
+    const fn new(threshold: u8, sustain: u32, clear_ms: Option<i64>) -> Self {
+        Self {
+            enabled: true,
+            threshold,
+            sustain,
+            clear_ms,
+            window_ms: 0,
+            lactate: 0.0,
+        }
+    }
+
+    /// The clear period, or "never" for rules only people resolve.
+    pub fn clear(&self) -> i64 {
+        self.clear_ms.unwrap_or(i64::MAX)
+    }
+}
+
+const MINUTE: i64 = 60_000;
+
+/// Everything the engine needs to score and alert one unit's patients: a threshold profile,
+/// resolved from configuration (see [`crate::profiles`]).
+#[derive(Debug, Clone, PartialEq)]
 pub struct Settings {
     /// Threshold profile name shown in every explanation.
     pub profile: String,
     pub freshness: Freshness,
-    /// Freshness of the qSOFA/SIRS inputs (vitals, consciousness, labs).
+    /// Freshness of the qSOFA/SIRS inputs (vitals, consciousness, labs, lactate).
     pub sepsis: crate::sepsis::SepsisFreshness,
+    /// Horizon and lateness bound of the patient window.
+    pub window: crate::window::WindowSettings,
     pub single3: RuleSettings,
     pub medium: RuleSettings,
     pub high: RuleSettings,
+    pub trend: RuleSettings,
+    pub qsofa: RuleSettings,
+    pub sirs_lactate: RuleSettings,
+    pub signal_loss: RuleSettings,
 }
 
 impl Default for Settings {
     fn default() -> Self {
-        let fifteen = 15 * 60_000;
+        let fifteen = Some(15 * MINUTE);
+        let thirty = Some(30 * MINUTE);
         Self {
             profile: "default".into(),
             freshness: Freshness::default(),
             sepsis: crate::sepsis::SepsisFreshness::default(),
-            single3: RuleSettings {
-                enabled: true,
-                threshold: 3,
-                sustain: 1,
-                clear_ms: fifteen,
+            window: crate::window::WindowSettings::default(),
+            single3: RuleSettings::new(3, 1, fifteen),
+            medium: RuleSettings::new(5, 2, fifteen),
+            high: RuleSettings::new(7, 2, fifteen),
+            trend: RuleSettings {
+                window_ms: 60 * MINUTE,
+                ..RuleSettings::new(3, 1, None)
             },
-            medium: RuleSettings {
-                enabled: true,
-                threshold: 5,
-                sustain: 2,
-                clear_ms: fifteen,
+            qsofa: RuleSettings::new(2, 1, thirty),
+            sirs_lactate: RuleSettings {
+                lactate: 2.0,
+                ..RuleSettings::new(2, 1, thirty)
             },
-            high: RuleSettings {
-                enabled: true,
-                threshold: 7,
-                sustain: 2,
-                clear_ms: fifteen,
+            // Clears as soon as data flows again.
+            signal_loss: RuleSettings {
+                window_ms: 5 * MINUTE,
+                ..RuleSettings::new(1, 1, Some(0))
             },
         }
     }
 }
 
 impl Settings {
-    /// The built-in defaults with the file's `[scoring]` and `[rules."news2.*"]` applied.
+    /// The built-in defaults with the file's `[scoring]` and `[rules."..."]` applied: the base
+    /// every threshold profile starts from.
     pub fn from_config(config: &Config) -> Self {
+        let sc = &config.scoring;
         let mut s = Settings {
             profile: config.engine.profile.clone(),
-            freshness: Freshness {
-                vitals_ms: config.scoring.vitals_freshness.as_millis_i64(),
-                consciousness_ms: config.scoring.consciousness_freshness.as_millis_i64(),
-            },
-            sepsis: crate::sepsis::SepsisFreshness {
-                vitals_ms: config.scoring.vitals_freshness.as_millis_i64(),
-                consciousness_ms: config.scoring.consciousness_freshness.as_millis_i64(),
-                labs_ms: config.scoring.labs_freshness.as_millis_i64(),
-            },
             ..Settings::default()
         };
-        for rule in RiskRule::ALL {
-            if let Some(o) = config.rules.get(rule.name()) {
-                let r = s.rule_mut(rule);
-                r.enabled = o.enabled.unwrap_or(r.enabled);
-                r.threshold = o.threshold.unwrap_or(r.threshold);
-                r.sustain = o.sustain.unwrap_or(r.sustain);
-                r.clear_ms = o.clear.map_or(r.clear_ms, |d| d.as_millis_i64());
-            }
-        }
+        s.apply_scoring(&vigil_config::ScoringOverride {
+            vitals_freshness: Some(sc.vitals_freshness),
+            consciousness_freshness: Some(sc.consciousness_freshness),
+            labs_freshness: Some(sc.labs_freshness),
+            lactate_freshness: Some(sc.lactate_freshness),
+            horizon: Some(sc.horizon),
+            lateness: Some(sc.lateness),
+        });
+        s.apply_rules(&config.rules);
         s
+    }
+
+    /// Overrides the freshness limits and window the profile names.
+    pub fn apply_scoring(&mut self, o: &vigil_config::ScoringOverride) {
+        let ms = |d: Option<vigil_config::Duration>, cur: i64| d.map_or(cur, |d| d.as_millis_i64());
+        self.freshness.vitals_ms = ms(o.vitals_freshness, self.freshness.vitals_ms);
+        self.freshness.consciousness_ms =
+            ms(o.consciousness_freshness, self.freshness.consciousness_ms);
+        self.sepsis.vitals_ms = self.freshness.vitals_ms;
+        self.sepsis.consciousness_ms = self.freshness.consciousness_ms;
+        self.sepsis.labs_ms = ms(o.labs_freshness, self.sepsis.labs_ms);
+        self.sepsis.lactate_ms = ms(o.lactate_freshness, self.sepsis.lactate_ms);
+        self.window.horizon_ms = ms(o.horizon, self.window.horizon_ms);
+        self.window.lateness_ms = ms(o.lateness, self.window.lateness_ms);
+    }
+
+    /// Overrides the rule settings named in `rules` (keys are rule names).
+    pub fn apply_rules(&mut self, rules: &std::collections::BTreeMap<String, RuleConfig>) {
+        for (name, o) in rules {
+            let Some(r) = self.named_mut(name) else {
+                continue;
+            };
+            r.enabled = o.enabled.unwrap_or(r.enabled);
+            r.threshold = o.threshold.unwrap_or(r.threshold);
+            r.sustain = o.sustain.unwrap_or(r.sustain);
+            if let Some(c) = o.clear {
+                r.clear_ms = Some(c.as_millis_i64());
+            }
+            r.window_ms = o.window.map_or(r.window_ms, |d| d.as_millis_i64());
+            r.lactate = o.lactate.unwrap_or(r.lactate);
+        }
+    }
+
+    fn named_mut(&mut self, name: &str) -> Option<&mut RuleSettings> {
+        Some(match name {
+            "news2.single3" => &mut self.single3,
+            "news2.medium" => &mut self.medium,
+            "news2.high" => &mut self.high,
+            "news2.trend" => &mut self.trend,
+            "sepsis.qsofa" => &mut self.qsofa,
+            "sepsis.sirs_lactate" => &mut self.sirs_lactate,
+            "technical.signal_loss" => &mut self.signal_loss,
+            _ => return None,
+        })
     }
 
     pub fn rule(&self, rule: RiskRule) -> &RuleSettings {
@@ -139,14 +212,6 @@ impl Settings {
             RiskRule::Single3 => &self.single3,
             RiskRule::Medium => &self.medium,
             RiskRule::High => &self.high,
-        }
-    }
-
-    fn rule_mut(&mut self, rule: RiskRule) -> &mut RuleSettings {
-        match rule {
-            RiskRule::Single3 => &mut self.single3,
-            RiskRule::Medium => &mut self.medium,
-            RiskRule::High => &mut self.high,
         }
     }
 
@@ -281,7 +346,7 @@ impl News2Risk {
                     self.absent_since = None;
                 } else {
                     let since = *self.absent_since.get_or_insert(point.at);
-                    let clear_ms = settings.rule(cur).clear_ms;
+                    let clear_ms = settings.rule(cur).clear();
                     if point.at.since(since) >= clear_ms {
                         let lower = RiskRule::ALL.into_iter().rev().find(|&r| {
                             r < cur
@@ -324,9 +389,10 @@ impl News2Risk {
             related_appointments: Vec::new(),
             meta: Meta {
                 news2: Some(score.total),
+                ..Meta::default()
             },
             explanation: self.explain(rule, score, settings, None),
-            escalation: escalation(rule, subject.unit),
+            escalation: escalation(rule.level(), subject.unit),
             transition: Transition {
                 from: None,
                 to: AlertState::Open,
@@ -356,8 +422,8 @@ impl News2Risk {
         alert.message = message(rule, score);
         alert.meta.news2 = Some(score.total);
         alert.explanation = explanation;
-        if alert.escalation.policy != escalation(rule, &unit).policy {
-            alert.escalation = escalation(rule, &unit);
+        if alert.escalation.policy != escalation(rule.level(), &unit).policy {
+            alert.escalation = escalation(rule.level(), &unit);
         }
         let state = alert.state;
         let reason = format!("{how} from {} to {}", prev.name(), rule.name());
@@ -465,8 +531,8 @@ fn message(rule: RiskRule, score: &News2) -> String {
 }
 
 /// The default policy's first level (scoring.md): the unit's nurse. Timers come later.
-fn escalation(rule: RiskRule, unit: &str) -> Escalation {
-    let policy = match rule.level() {
+pub(crate) fn escalation(level: Level, unit: &str) -> Escalation {
+    let policy = match level {
         Level::Critical => "critical-default",
         _ => "warning-default",
     };

@@ -6,7 +6,7 @@
 //! is partial. A criterion with one of several inputs fresh is evaluated on what is there (SIRS
 //! "RR > 20 or PaCO2 < 32" is met by RR alone); the absent inputs are still listed.
 
-use crate::news2::{Chart, Reading, round_tenths, round_whole};
+use crate::news2::{Chart, Component, ComponentValue, Input, Reading, round_tenths, round_whole};
 use crate::observation::Consciousness;
 use crate::time::Timestamp;
 
@@ -16,6 +16,8 @@ pub struct SepsisFreshness {
     pub vitals_ms: i64,
     pub consciousness_ms: i64,
     pub labs_ms: i64,
+    /// Lactate for `sepsis.sirs_lactate` (scoring.md: 6 h).
+    pub lactate_ms: i64,
 }
 
 impl Default for SepsisFreshness {
@@ -24,6 +26,7 @@ impl Default for SepsisFreshness {
             vitals_ms: 15 * 60_000,
             consciousness_ms: 4 * 3_600_000,
             labs_ms: 24 * 3_600_000,
+            lactate_ms: 6 * 3_600_000,
         }
     }
 }
@@ -174,6 +177,127 @@ pub fn sirs(chart: &Chart, labs: &impl Labs, at: Timestamp, f: SepsisFreshness) 
         ],
     );
     s
+}
+
+/// One explanation component: the input's shown value, whether it met its criterion (1 point)
+/// and when it was observed.
+fn component(name: Input, value: ComponentValue, met: bool, at: Timestamp) -> Component {
+    Component {
+        name,
+        value,
+        points: u8::from(met),
+        observed_at: at,
+    }
+}
+
+fn whole(r: Reading<f64>) -> ComponentValue {
+    ComponentValue::Whole(round_whole(r.value))
+}
+
+/// Every fresh qSOFA input with its value and point, for explanations.
+pub fn qsofa_components(chart: &Chart, at: Timestamp, f: SepsisFreshness) -> Vec<Component> {
+    let fresh = |r: &Reading<f64>, limit: i64| at.since(r.at) <= limit;
+    let mut out = Vec::with_capacity(4);
+    if let Some(r) = chart.rr.filter(|r| fresh(r, f.vitals_ms)) {
+        out.push(component(
+            Input::Rr,
+            whole(r),
+            round_whole(r.value) >= 22,
+            r.at,
+        ));
+    }
+    if let Some(r) = chart.sbp.filter(|r| fresh(r, f.vitals_ms)) {
+        out.push(component(
+            Input::Sbp,
+            whole(r),
+            round_whole(r.value) <= 100,
+            r.at,
+        ));
+    }
+    if let Some(r) = chart
+        .consciousness
+        .filter(|r| at.since(r.at) <= f.consciousness_ms)
+    {
+        out.push(component(
+            Input::Consciousness,
+            ComponentValue::Text(r.value.code()),
+            r.value != Consciousness::A,
+            r.at,
+        ));
+    }
+    if let Some(r) = chart.gcs.filter(|r| fresh(r, f.consciousness_ms)) {
+        out.push(component(
+            Input::Gcs,
+            whole(r),
+            round_whole(r.value) < 15,
+            r.at,
+        ));
+    }
+    out
+}
+
+/// Every fresh SIRS input with its value and point, for explanations.
+pub fn sirs_components(
+    chart: &Chart,
+    labs: &impl Labs,
+    at: Timestamp,
+    f: SepsisFreshness,
+) -> Vec<Component> {
+    let vital = |r: Option<Reading<f64>>| r.filter(|r| at.since(r.at) <= f.vitals_ms);
+    let lab = |code| labs.lab(code).filter(|r| at.since(r.at) <= f.labs_ms);
+    let mut out = Vec::with_capacity(6);
+    if let Some(r) = vital(chart.temp) {
+        let tenths = round_tenths(r.value);
+        let shown = ComponentValue::Decimal(tenths as f64 / 10.0);
+        out.push(component(
+            Input::Temp,
+            shown,
+            !(360..=380).contains(&tenths),
+            r.at,
+        ));
+    }
+    if let Some(r) = vital(chart.hr) {
+        out.push(component(
+            Input::Hr,
+            whole(r),
+            round_whole(r.value) > 90,
+            r.at,
+        ));
+    }
+    if let Some(r) = vital(chart.rr) {
+        out.push(component(
+            Input::Rr,
+            whole(r),
+            round_whole(r.value) > 20,
+            r.at,
+        ));
+    }
+    if let Some(r) = lab("paco2") {
+        out.push(component(
+            Input::Paco2,
+            whole(r),
+            round_whole(r.value) < 32,
+            r.at,
+        ));
+    }
+    if let Some(r) = lab("wbc") {
+        let met = !(4.0..=12.0).contains(&r.value);
+        out.push(component(
+            Input::Wbc,
+            ComponentValue::Decimal(r.value),
+            met,
+            r.at,
+        ));
+    }
+    if let Some(r) = lab("bands") {
+        out.push(component(
+            Input::Bands,
+            ComponentValue::Decimal(r.value),
+            r.value > 10.0,
+            r.at,
+        ));
+    }
+    out
 }
 
 #[cfg(test)]

@@ -1,0 +1,412 @@
+//! The single-alert rules of scoring.md beside the NEWS2 risk family: `news2.trend`,
+//! `sepsis.qsofa`, `sepsis.sirs_lactate` and `technical.signal_loss`.
+//!
+//! Each rule keeps one [`Track`] per patient: at most one non-resolved alert. A rule *fires*
+//! when its condition held on `sustain` consecutive evaluations; its alert resolves by itself
+//! once the clearing condition has been absent for the clear period (never, for a rule with no
+//! clear period: people resolve it). After a person resolves an alert the rule is disarmed
+//! until its condition is seen absent once, so a patient whose qSOFA stays at 2 is not
+//! re-alerted every second after a clinician has taken charge (docs/rules.md).
+
+use crate::alert::{Alert, AlertState, Category, Explanation, Level, Meta, Transition, alert_id};
+use crate::news2::{Chart, Component, ComponentValue, Input, News2, decimal};
+use crate::rules::{RuleSettings, Settings, Subject, escalation};
+use crate::sepsis::{CriteriaScore, Labs, qsofa_components, sirs_components};
+use crate::time::Timestamp;
+
+/// The rules of this module.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Condition {
+    Trend,
+    Qsofa,
+    SirsLactate,
+    SignalLoss,
+}
+
+impl Condition {
+    pub const ALL: [Condition; 4] = [
+        Condition::Trend,
+        Condition::Qsofa,
+        Condition::SirsLactate,
+        Condition::SignalLoss,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Condition::Trend => "news2.trend",
+            Condition::Qsofa => "sepsis.qsofa",
+            Condition::SirsLactate => "sepsis.sirs_lactate",
+            Condition::SignalLoss => "technical.signal_loss",
+        }
+    }
+
+    pub fn category(self) -> Category {
+        match self {
+            Condition::Trend => Category::Deterioration,
+            Condition::Qsofa | Condition::SirsLactate => Category::Sepsis,
+            Condition::SignalLoss => Category::Technical,
+        }
+    }
+
+    pub fn level(self) -> Level {
+        match self {
+            Condition::Qsofa | Condition::SirsLactate => Level::Critical,
+            Condition::Trend | Condition::SignalLoss => Level::Warning,
+        }
+    }
+
+    pub fn settings(self, s: &Settings) -> &RuleSettings {
+        match self {
+            Condition::Trend => &s.trend,
+            Condition::Qsofa => &s.qsofa,
+            Condition::SirsLactate => &s.sirs_lactate,
+            Condition::SignalLoss => &s.signal_loss,
+        }
+    }
+}
+
+/// What an evaluation found, and the words to open an alert with if it fires.
+pub struct Finding {
+    /// The firing condition held.
+    pub holds: bool,
+    /// The clearing condition holds (its absence for the clear period resolves the alert).
+    pub active: bool,
+}
+
+/// The words and figures of a new alert.
+pub struct Opening {
+    pub message: String,
+    pub meta: Meta,
+    pub explanation: Explanation,
+}
+
+impl Opening {
+    /// For evaluations that cannot fire (the condition does not hold): never shown.
+    pub fn none() -> Self {
+        Self {
+            message: String::new(),
+            meta: Meta::default(),
+            explanation: Explanation {
+                why: String::new(),
+                why_now: String::new(),
+                components: Vec::new(),
+                missing: Vec::new(),
+                profile: String::new(),
+            },
+        }
+    }
+}
+
+/// One rule's state for one patient.
+#[derive(Debug, Clone, Default)]
+pub struct Track {
+    /// Consecutive evaluations on which the condition held (no alert active).
+    run: u32,
+    /// When the clearing condition was first seen absent while the alert is active.
+    absent_since: Option<Timestamp>,
+    /// Set when a person resolved the alert; cleared once the condition is seen absent.
+    disarmed: bool,
+    alert: Option<Alert>,
+}
+
+impl Track {
+    pub fn alert(&self) -> Option<&Alert> {
+        self.alert.as_ref()
+    }
+
+    pub fn alert_mut(&mut self) -> Option<&mut Alert> {
+        self.alert.as_mut()
+    }
+
+    pub fn active_alert(&self) -> Option<&Alert> {
+        self.alert.as_ref().filter(|a| a.is_active())
+    }
+
+    /// Called after a person resolved the alert.
+    pub fn resolved_by_person(&mut self) {
+        self.run = 0;
+        self.absent_since = None;
+        self.disarmed = true;
+    }
+
+    /// Advances the rule by one evaluation at `at`. `open` builds the alert's words when it
+    /// fires. Returns the alert after the transition this caused, if any.
+    pub fn step(
+        &mut self,
+        rule: Condition,
+        subject: Subject<'_>,
+        finding: Finding,
+        at: Timestamp,
+        settings: &Settings,
+        open: impl FnOnce() -> Opening,
+    ) -> Option<Alert> {
+        let r = rule.settings(settings);
+        if let Some(alert) = self.alert.as_mut().filter(|a| a.is_active()) {
+            if finding.active {
+                self.absent_since = None;
+                return None;
+            }
+            let since = *self.absent_since.get_or_insert(at);
+            let clear = r.clear();
+            if at.since(since) < clear {
+                return None;
+            }
+            let reason = if clear == 0 {
+                format!("condition cleared: {}", clear_words(rule))
+            } else {
+                format!(
+                    "condition cleared: {} for {} min",
+                    clear_words(rule),
+                    clear / 60_000
+                )
+            };
+            alert.transition(AlertState::Resolved, "engine", at, reason);
+            self.absent_since = None;
+            self.run = 0;
+            return Some(alert.clone());
+        }
+        if !finding.holds {
+            self.run = 0;
+            self.disarmed = false;
+            return None;
+        }
+        if !r.enabled || self.disarmed {
+            return None;
+        }
+        self.run += 1;
+        if self.run < r.sustain {
+            return None;
+        }
+        self.run = 0;
+        self.absent_since = None;
+        let o = open();
+        let alert = Alert {
+            alert_id: alert_id(subject.tenant, subject.patient, rule.name(), at),
+            tenant_id: subject.tenant.to_string(),
+            rule: rule.name(),
+            category: rule.category(),
+            level: rule.level(),
+            state: AlertState::Open,
+            message: o.message,
+            patient_id: Some(subject.patient.to_string()),
+            unit_id: Some(subject.unit.to_string()),
+            resource_id: None,
+            provider_id: None,
+            related_appointments: Vec::new(),
+            meta: o.meta,
+            explanation: o.explanation,
+            escalation: escalation(rule.level(), subject.unit),
+            transition: Transition {
+                from: None,
+                to: AlertState::Open,
+                by: "engine".into(),
+                at,
+                reason: "rule fired".into(),
+            },
+            opened_at: at,
+            emitted_at: at,
+            version: 1,
+        };
+        self.alert = Some(alert.clone());
+        Some(alert)
+    }
+}
+
+fn clear_words(rule: Condition) -> &'static str {
+    match rule {
+        Condition::Trend => "NEWS2 no longer risen",
+        Condition::Qsofa => "qSOFA below threshold",
+        Condition::SirsLactate => "SIRS below threshold",
+        Condition::SignalLoss => "observations flowing again",
+    }
+}
+
+fn summary(components: &[Component]) -> String {
+    components
+        .iter()
+        .filter(|c| c.points > 0)
+        .map(|c| format!("{} {}", c.name.label(), c.value))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn partial_note(partial: bool, missing: &[&'static str]) -> String {
+    if partial {
+        format!("; partial score, missing {}", missing.join(", "))
+    } else {
+        String::new()
+    }
+}
+
+/// `news2.trend`: the rise of `score` over the lowest NEWS2 of the trend window.
+pub fn trend_opening(score: &News2, baseline: (u8, Timestamp), settings: &Settings) -> Opening {
+    let r = &settings.trend;
+    let (low, low_at) = baseline;
+    let rise = score.total.saturating_sub(low);
+    let minutes = r.window_ms / 60_000;
+    let mut components = score.components.clone();
+    components.push(Component {
+        name: Input::News2,
+        value: ComponentValue::Whole(i64::from(low)),
+        points: low,
+        observed_at: low_at,
+    });
+    let missing: Vec<&'static str> = score.missing.iter().map(|p| p.name()).collect();
+    Opening {
+        message: format!(
+            "NEWS2 rose by {rise} within {minutes} min: {low} to {}",
+            score.total
+        ),
+        meta: Meta {
+            news2: Some(score.total),
+            news2_rise: Some(rise),
+            ..Meta::default()
+        },
+        explanation: Explanation {
+            why: format!(
+                "NEWS2 rose by {rise} >= {} within {minutes} min (threshold profile {}){}",
+                r.threshold,
+                settings.profile,
+                partial_note(score.partial(), &missing)
+            ),
+            why_now: format!(
+                "NEWS2 {low} at {} rose to {} at {}",
+                low_at.hhmm(),
+                score.total,
+                score.at.hhmm()
+            ),
+            components,
+            missing,
+            profile: settings.profile.clone(),
+        },
+    }
+}
+
+/// `sepsis.qsofa`: qSOFA at or above the threshold.
+pub fn qsofa_opening(
+    chart: &Chart,
+    q: CriteriaScore,
+    previous: Option<(u8, Timestamp)>,
+    at: Timestamp,
+    settings: &Settings,
+) -> Opening {
+    let components = qsofa_components(chart, at, settings.sepsis);
+    let missing = q.missing();
+    let why_now = match previous {
+        Some((total, when)) if total < q.total => format!(
+            "qSOFA rose from {total} at {} to {} at {}",
+            when.hhmm(),
+            q.total,
+            at.hhmm()
+        ),
+        _ => format!("qSOFA {} at {}", q.total, at.hhmm()),
+    };
+    Opening {
+        message: format!("qSOFA {}: {}", q.total, summary(&components)),
+        meta: Meta {
+            qsofa: Some(q.total),
+            ..Meta::default()
+        },
+        explanation: Explanation {
+            why: format!(
+                "qSOFA {} >= {} (threshold profile {}){}",
+                q.total,
+                settings.qsofa.threshold,
+                settings.profile,
+                partial_note(q.partial, &missing)
+            ),
+            why_now,
+            components,
+            missing,
+            profile: settings.profile.clone(),
+        },
+    }
+}
+
+/// `sepsis.sirs_lactate`: SIRS at or above the threshold with a fresh raised lactate.
+pub fn sirs_lactate_opening(
+    chart: &Chart,
+    labs: &impl Labs,
+    s: CriteriaScore,
+    lactate: (f64, Timestamp),
+    at: Timestamp,
+    settings: &Settings,
+) -> Opening {
+    let mut components = sirs_components(chart, labs, at, settings.sepsis);
+    let (value, collected) = lactate;
+    let shown = decimal(value);
+    components.push(Component {
+        name: Input::Lactate,
+        value: ComponentValue::Decimal(value),
+        points: 1,
+        observed_at: collected,
+    });
+    let missing = s.missing();
+    let hours = settings.sepsis.lactate_ms as f64 / 3_600_000.0;
+    Opening {
+        message: format!(
+            "SIRS {} with lactate {shown} mmol/L: {}",
+            s.total,
+            summary(&components)
+        ),
+        meta: Meta {
+            sirs: Some(s.total),
+            lactate: Some(value),
+            ..Meta::default()
+        },
+        explanation: Explanation {
+            why: format!(
+                "SIRS {} >= {} and lactate {shown} >= {} mmol/L within {hours} h (threshold profile {}){}",
+                s.total,
+                settings.sirs_lactate.threshold,
+                decimal(settings.sirs_lactate.lactate),
+                settings.profile,
+                partial_note(s.partial, &missing)
+            ),
+            why_now: format!(
+                "lactate {shown} collected at {}; SIRS {} at {}",
+                collected.hhmm(),
+                s.total,
+                at.hhmm()
+            ),
+            components,
+            missing,
+            profile: settings.profile.clone(),
+        },
+    }
+}
+
+/// `technical.signal_loss`: no observation since `last` at `now`.
+pub fn signal_loss_opening(last: Timestamp, now: Timestamp, settings: &Settings) -> Opening {
+    let minutes = now.since(last) / 60_000;
+    let limit = settings.signal_loss.window_ms / 60_000;
+    Opening {
+        message: format!(
+            "No observations for {minutes} min (last at {})",
+            last.hhmm()
+        ),
+        meta: Meta {
+            silence_minutes: Some(minutes),
+            ..Meta::default()
+        },
+        explanation: Explanation {
+            why: format!(
+                "no observation for {minutes} min >= {limit} min (threshold profile {})",
+                settings.profile
+            ),
+            why_now: format!(
+                "last observation at {}; checked at {}",
+                last.hhmm(),
+                now.hhmm()
+            ),
+            components: vec![Component {
+                name: Input::Silence,
+                value: ComponentValue::Whole(minutes),
+                points: 0,
+                observed_at: last,
+            }],
+            missing: Vec::new(),
+            profile: settings.profile.clone(),
+        },
+    }
+}

@@ -1,0 +1,553 @@
+//! The patient window: what the engine remembers of one patient, in event time.
+//!
+//! - `chart`: the latest raw reading of every parameter with its exact observation time (the
+//!   scores use it);
+//! - `rows`: one row per minute with data, over the horizon (default 6 h): for each parameter
+//!   the rounded value of the minute's latest sample and its second, and the lowest NEWS2
+//!   scored in that minute (the trend rule reads it);
+//! - `labs`: every result per code over the horizon (the latest is always kept).
+//!
+//! Bounded: a 6 h horizon holds at most 361 rows of 32 bytes whatever the sampling rate, and
+//! at most [`MAX_LAB_READINGS`] results per code for [`MAX_LAB_CODES`] codes. Rows store values
+//! rounded exactly as the scores round them (whole numbers; tenths of a degree), so nothing a
+//! score could see is lost; within a minute, samples are ordered by second (ties: the later
+//! arrival wins, as on the chart).
+//!
+//! Out-of-order events are placed at their `occurredAt`. [`Window::record`] says whether the
+//! event is current, late (older than the newest event by more than the lateness bound: it
+//! updates history but must not fire alerts) or beyond the horizon (kept on the chart only if
+//! the chart had nothing newer, never in rows).
+
+use std::collections::VecDeque;
+
+use crate::news2::{Chart, Reading, round_tenths, round_whole};
+use crate::observation::{Consciousness, LabResult, Vitals};
+use crate::sepsis::Labs;
+use crate::time::Timestamp;
+
+/// Distinct lab codes kept per patient (the contract's seven plus room for others).
+pub const MAX_LAB_CODES: usize = 32;
+/// Results kept per lab code within the horizon (oldest dropped first; the latest always kept).
+pub const MAX_LAB_READINGS: usize = 48;
+
+const MINUTE_MS: i64 = 60_000;
+const NONE: i16 = i16::MIN;
+
+/// The parameters kept per minute, in row order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Field {
+    Hr,
+    Rr,
+    Spo2,
+    Sbp,
+    /// Tenths of a degree C.
+    Temp,
+    Gcs,
+    /// 0 A, 1 C, 2 V, 3 P, 4 U.
+    Consciousness,
+    /// 0 air, 1 oxygen.
+    Oxygen,
+}
+
+impl Field {
+    pub const ALL: [Field; 8] = [
+        Field::Hr,
+        Field::Rr,
+        Field::Spo2,
+        Field::Sbp,
+        Field::Temp,
+        Field::Gcs,
+        Field::Consciousness,
+        Field::Oxygen,
+    ];
+
+    /// The field's value in `v`, encoded as the row stores it.
+    pub fn encode(self, v: &Vitals) -> Option<i16> {
+        let whole = |x: Option<f64>| x.map(|x| round_whole(x).clamp(-32_000, 32_000) as i16);
+        match self {
+            Field::Hr => whole(v.hr),
+            Field::Rr => whole(v.rr),
+            Field::Spo2 => whole(v.spo2),
+            Field::Sbp => whole(v.sbp),
+            Field::Temp => v
+                .temp
+                .map(|t| round_tenths(t).clamp(-32_000, 32_000) as i16),
+            Field::Gcs => whole(v.gcs),
+            Field::Consciousness => v.consciousness.map(|c| match c {
+                Consciousness::A => 0,
+                Consciousness::C => 1,
+                Consciousness::V => 2,
+                Consciousness::P => 3,
+                Consciousness::U => 4,
+            }),
+            Field::Oxygen => v.on_oxygen.map(i16::from),
+        }
+    }
+}
+
+/// One minute of history.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Row {
+    /// Minutes since the Unix epoch.
+    minute: i64,
+    values: [i16; 8],
+    /// Millisecond within the minute of each value's sample.
+    ms: [u16; 8],
+    /// Lowest NEWS2 scored in this minute (`u8::MAX`: none) and the millisecond it was scored.
+    news2_min: u8,
+    news2_ms: u16,
+}
+
+impl Row {
+    fn new(minute: i64) -> Self {
+        Self {
+            minute,
+            values: [NONE; 8],
+            ms: [0; 8],
+            news2_min: u8::MAX,
+            news2_ms: 0,
+        }
+    }
+}
+
+/// Where an event landed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Placement {
+    /// Within the lateness bound of the newest event: it may score and fire.
+    Current,
+    /// Older than the lateness bound: history only.
+    Late,
+    /// Older than the horizon: nothing but the chart (when the chart had nothing newer).
+    BeyondHorizon,
+}
+
+/// The window's horizon and lateness bound, in milliseconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WindowSettings {
+    pub horizon_ms: i64,
+    pub lateness_ms: i64,
+}
+
+impl Default for WindowSettings {
+    fn default() -> Self {
+        Self {
+            horizon_ms: 6 * 3_600_000,
+            lateness_ms: 10 * MINUTE_MS,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+struct LabSeries {
+    code: Box<str>,
+    /// Ascending by collection time.
+    readings: VecDeque<Reading<f64>>,
+}
+
+/// One patient's window. See the module documentation.
+#[derive(Debug, Clone, Default)]
+pub struct Window {
+    pub chart: Chart,
+    rows: VecDeque<Row>,
+    labs: Vec<LabSeries>,
+    /// The newest event time seen (vitals or labs).
+    newest: Option<Timestamp>,
+    /// The newest vitals time seen (signal loss counts from it).
+    newest_vitals: Option<Timestamp>,
+}
+
+impl Window {
+    /// The newest event time seen.
+    pub fn newest(&self) -> Option<Timestamp> {
+        self.newest
+    }
+
+    /// The newest vitals observation time seen.
+    pub fn newest_vitals(&self) -> Option<Timestamp> {
+        self.newest_vitals
+    }
+
+    fn place(&mut self, at: Timestamp, w: WindowSettings) -> Placement {
+        let placement = match self.newest {
+            Some(n) if n.since(at) > w.horizon_ms => Placement::BeyondHorizon,
+            Some(n) if n.since(at) > w.lateness_ms => Placement::Late,
+            _ => Placement::Current,
+        };
+        if self.newest.is_none_or(|n| at > n) {
+            self.newest = Some(at);
+        }
+        placement
+    }
+
+    /// Records a vitals observation made at `at`. Returns where it landed and whether it changed
+    /// the chart (a reading older than the chart's for every parameter it carries does not).
+    pub fn record(&mut self, v: &Vitals, at: Timestamp, w: WindowSettings) -> (Placement, bool) {
+        let placement = self.place(at, w);
+        if self.newest_vitals.is_none_or(|n| at > n) {
+            self.newest_vitals = Some(at);
+        }
+        let changed = self.chart.record(v, at);
+        if placement != Placement::BeyondHorizon {
+            let ms = at.millis().rem_euclid(MINUTE_MS) as u16;
+            let row = self.row_mut(at, w);
+            for (i, field) in Field::ALL.into_iter().enumerate() {
+                if let Some(value) = field.encode(v)
+                    && (row.values[i] == NONE || row.ms[i] <= ms)
+                {
+                    row.values[i] = value;
+                    row.ms[i] = ms;
+                }
+            }
+        }
+        (placement, changed)
+    }
+
+    /// Remembers a NEWS2 total scored at `at` (for the trend rule).
+    pub fn note_score(&mut self, at: Timestamp, total: u8, w: WindowSettings) {
+        if self.newest.is_some_and(|n| n.since(at) > w.horizon_ms) {
+            return;
+        }
+        let ms = at.millis().rem_euclid(MINUTE_MS) as u16;
+        let row = self.row_mut(at, w);
+        if total < row.news2_min || row.news2_min == u8::MAX {
+            row.news2_min = total;
+            row.news2_ms = ms;
+        }
+    }
+
+    /// The row of `at`'s minute, created in order; rows older than the horizon are dropped.
+    fn row_mut(&mut self, at: Timestamp, w: WindowSettings) -> &mut Row {
+        let minute = at.millis().div_euclid(MINUTE_MS);
+        let horizon_min = w.horizon_ms.div_euclid(MINUTE_MS) + 1;
+        let newest_min = self
+            .newest
+            .map_or(minute, |n| n.millis().div_euclid(MINUTE_MS));
+        while self
+            .rows
+            .front()
+            .is_some_and(|r| r.minute < newest_min - horizon_min)
+        {
+            self.rows.pop_front();
+        }
+        let idx = match self.rows.binary_search_by_key(&minute, |r| r.minute) {
+            Ok(i) => i,
+            Err(i) => {
+                // Grow to the horizon's row count exactly, never to the next power of two.
+                let max = horizon_min as usize + 1;
+                if self.rows.len() == self.rows.capacity() {
+                    let want = self
+                        .rows
+                        .len()
+                        .max(4)
+                        .min(max.saturating_sub(self.rows.len()));
+                    self.rows.reserve_exact(want.max(1));
+                }
+                self.rows.insert(i, Row::new(minute));
+                i
+            }
+        };
+        &mut self.rows[idx]
+    }
+
+    /// The value of `field` in the minute starting at `minute * 60 s`: the encoded value of the
+    /// minute's latest sample and its time. `None` when the minute had no sample of it or lies
+    /// beyond the horizon.
+    pub fn sample(&self, field: Field, minute: i64) -> Option<(i16, Timestamp)> {
+        let i = Field::ALL.iter().position(|f| *f == field)?;
+        let row = self
+            .rows
+            .binary_search_by_key(&minute, |r| r.minute)
+            .ok()
+            .map(|i| &self.rows[i])?;
+        (row.values[i] != NONE).then(|| {
+            let at = Timestamp::from_millis(minute * MINUTE_MS + i64::from(row.ms[i]));
+            (row.values[i], at)
+        })
+    }
+
+    /// The lowest NEWS2 scored from `from`'s minute on, with the time it was scored: the trend
+    /// rule's baseline. Minute resolution: a score in `from`'s minute counts.
+    pub fn lowest_news2_since(&self, from: Timestamp) -> Option<(u8, Timestamp)> {
+        let first = from.millis().div_euclid(MINUTE_MS);
+        self.rows
+            .iter()
+            .rev()
+            .take_while(|r| r.minute >= first)
+            .filter(|r| r.news2_min != u8::MAX)
+            .min_by_key(|r| (r.news2_min, std::cmp::Reverse(r.minute)))
+            .map(|r| {
+                let at = Timestamp::from_millis(r.minute * MINUTE_MS + i64::from(r.news2_ms));
+                (r.news2_min, at)
+            })
+    }
+
+    /// Rows held (memory accounting and tests).
+    pub fn rows(&self) -> usize {
+        self.rows.len()
+    }
+
+    /// Records a lab result collected at `collected_at`; returns where it landed.
+    pub fn record_lab(
+        &mut self,
+        lab: &LabResult,
+        collected_at: Timestamp,
+        w: WindowSettings,
+    ) -> Placement {
+        let placement = self.place(collected_at, w);
+        let newest = self.newest.unwrap_or(collected_at);
+        let idx = match self.labs.iter().position(|s| *s.code == *lab.code) {
+            Some(i) => i,
+            None if self.labs.len() < MAX_LAB_CODES => {
+                self.labs.push(LabSeries {
+                    code: lab.code.as_str().into(),
+                    readings: VecDeque::new(),
+                });
+                self.labs.len() - 1
+            }
+            None => return placement,
+        };
+        let series = &mut self.labs[idx].readings;
+        let reading = Reading {
+            value: lab.value,
+            at: collected_at,
+        };
+        let pos = series.partition_point(|r| r.at <= collected_at);
+        let is_latest = pos == series.len();
+        if placement != Placement::BeyondHorizon || is_latest {
+            series.insert(pos, reading);
+        }
+        // Keep the horizon and the cap, but never drop the latest result.
+        while series.len() > 1
+            && (series.len() > MAX_LAB_READINGS
+                || series
+                    .front()
+                    .is_some_and(|r| newest.since(r.at) > w.horizon_ms))
+        {
+            series.pop_front();
+        }
+        placement
+    }
+
+    /// Every result of `code` held, oldest first.
+    pub fn lab_history<'a>(&'a self, code: &'a str) -> impl Iterator<Item = Reading<f64>> + 'a {
+        self.labs
+            .iter()
+            .filter(move |s| *s.code == *code)
+            .flat_map(|s| s.readings.iter().copied())
+    }
+}
+
+impl Labs for Window {
+    /// The latest result of `code` by collection time.
+    fn lab(&self, code: &str) -> Option<Reading<f64>> {
+        self.labs
+            .iter()
+            .find(|s| *s.code == *code)
+            .and_then(|s| s.readings.back().copied())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    const W: WindowSettings = WindowSettings {
+        horizon_ms: 60 * MINUTE_MS,
+        lateness_ms: 10 * MINUTE_MS,
+    };
+
+    fn t(sec: i64) -> Timestamp {
+        Timestamp::from_civil(2025, 11, 27, 9, 0, 0).plus_millis(sec * 1000)
+    }
+
+    fn hr(v: f64) -> Vitals {
+        Vitals {
+            hr: Some(v),
+            ..Vitals::default()
+        }
+    }
+
+    #[test]
+    fn placement_follows_the_lateness_bound_and_horizon() {
+        let mut w = Window::default();
+        assert_eq!(w.record(&hr(80.0), t(3600), W).0, Placement::Current);
+        // Exactly 10 min late is still current; one second more is late.
+        assert_eq!(w.record(&hr(81.0), t(3000), W).0, Placement::Current);
+        assert_eq!(w.record(&hr(82.0), t(2999), W).0, Placement::Late);
+        assert_eq!(w.record(&hr(83.0), t(0), W).0, Placement::Late);
+        assert_eq!(w.record(&hr(84.0), t(-1), W).0, Placement::BeyondHorizon);
+        assert_eq!(w.newest(), Some(t(3600)));
+        assert_eq!(w.chart.hr.map(|r| r.value), Some(80.0), "newest stays");
+        assert_eq!(
+            w.sample(Field::Hr, t(2999).millis() / MINUTE_MS)
+                .map(|s| s.0),
+            Some(82)
+        );
+    }
+
+    #[test]
+    fn rows_are_bounded_by_the_horizon_at_one_hertz() {
+        let mut w = Window::default();
+        let six_hours = WindowSettings::default();
+        for s in 0..(8 * 3600) {
+            w.record(&hr(60.0 + (s % 7) as f64), t(s), six_hours);
+        }
+        assert!(w.rows() <= 362, "{} rows", w.rows());
+        assert!(w.rows.capacity() <= 362, "capacity {}", w.rows.capacity());
+    }
+
+    #[test]
+    fn lowest_news2_since_reads_the_minutes_in_range() {
+        let mut w = Window::default();
+        for (sec, total) in [(0, 2), (70, 1), (130, 5), (400, 6)] {
+            w.record(&hr(80.0), t(sec), W);
+            w.note_score(t(sec), total, W);
+        }
+        assert_eq!(w.lowest_news2_since(t(0)), Some((1, t(70))));
+        assert_eq!(w.lowest_news2_since(t(120)), Some((5, t(130))));
+        assert_eq!(
+            w.lowest_news2_since(t(401)),
+            Some((6, t(400))),
+            "same minute counts"
+        );
+        assert_eq!(w.lowest_news2_since(t(480)), None);
+    }
+
+    #[test]
+    fn labs_keep_history_and_latest() {
+        let mut w = Window::default();
+        let lab = |v| LabResult {
+            code: "lactate".into(),
+            value: v,
+            unit: None,
+        };
+        w.record_lab(&lab(2.6), t(600), W);
+        w.record_lab(&lab(1.0), t(300), W);
+        assert_eq!(w.lab("lactate").map(|r| r.value), Some(2.6));
+        w.record_lab(&lab(3.1), t(900), W);
+        let h: Vec<f64> = w.lab_history("lactate").map(|r| r.value).collect();
+        assert_eq!(h, vec![1.0, 2.6, 3.1]);
+        // An hour and more later the old results fall out; the latest stays.
+        w.record_lab(&lab(1.5), t(900 + 3700), W);
+        let h: Vec<f64> = w.lab_history("lactate").map(|r| r.value).collect();
+        assert_eq!(h, vec![1.5]);
+        assert!(w.lab("wbc").is_none());
+    }
+
+    /// One random reading: second offset (distinct per case), and some of the fields.
+    #[derive(Debug, Clone)]
+    struct Ev {
+        sec: i64,
+        v: Vitals,
+    }
+
+    fn ev() -> impl Strategy<Value = (i64, Vitals)> {
+        (
+            proptest::option::of(30.0f64..200.0),
+            proptest::option::of(5.0f64..40.0),
+            proptest::option::of(34.0f64..41.0),
+            proptest::option::of(prop_oneof![Just(Consciousness::A), Just(Consciousness::V)]),
+            proptest::option::of(any::<bool>()),
+        )
+            .prop_map(|(hr, rr, temp, c, o2)| {
+                (
+                    0,
+                    Vitals {
+                        hr,
+                        rr,
+                        temp,
+                        consciousness: c,
+                        on_oxygen: o2,
+                        ..Vitals::default()
+                    },
+                )
+            })
+    }
+
+    fn events() -> impl Strategy<Value = (Vec<Ev>, Vec<usize>)> {
+        proptest::collection::vec(ev(), 1..60)
+            .prop_flat_map(|vs| {
+                let n = vs.len();
+                (
+                    Just(vs),
+                    // Distinct seconds over two hours (beyond the 1 h test horizon).
+                    proptest::sample::subsequence((0..7200i64).collect::<Vec<_>>(), n),
+                    Just((0..n).collect::<Vec<usize>>()).prop_shuffle(),
+                )
+            })
+            .prop_map(|(vs, secs, order)| {
+                let evs = vs
+                    .into_iter()
+                    .zip(secs)
+                    .map(|((_, v), sec)| Ev { sec, v })
+                    .collect();
+                (evs, order)
+            })
+    }
+
+    proptest! {
+        /// Whatever the arrival order, every minute's value of every field equals the latest
+        /// sample of that minute among the raw events, over the horizon of the newest event;
+        /// the chart equals the latest raw reading.
+        #[test]
+        fn window_equals_brute_force_in_any_arrival_order((evs, order) in events()) {
+            let mut w = Window::default();
+            for &i in &order {
+                w.record(&evs[i].v, t(evs[i].sec), W);
+            }
+            let newest = evs.iter().map(|e| e.sec).max().unwrap_or(0);
+            let newest_min = t(newest).millis().div_euclid(MINUTE_MS);
+            let first_min = newest_min - W.horizon_ms / MINUTE_MS - 1;
+            for field in Field::ALL {
+                for minute in first_min..=newest_min {
+                    let brute = evs
+                        .iter()
+                        .filter(|e| t(e.sec).millis().div_euclid(MINUTE_MS) == minute)
+                        .filter(|e| newest - e.sec <= W.horizon_ms / 1000)
+                        .filter_map(|e| field.encode(&e.v).map(|x| (e.sec, x)))
+                        .max_by_key(|(s, _)| *s)
+                        .map(|(s, x)| (x, t(s)));
+                    // Rows at the horizon's edge may be evicted a minute early or kept a
+                    // minute late; inside it, the answer is exact.
+                    if minute > first_min + 1 {
+                        prop_assert_eq!(w.sample(field, minute), brute, "{:?} minute {}", field, minute);
+                    }
+                }
+            }
+            let latest_hr = evs
+                .iter()
+                .filter_map(|e| e.v.hr.map(|x| (e.sec, x)))
+                .max_by_key(|(s, _)| *s)
+                .map(|(s, x)| (x, t(s)));
+            prop_assert_eq!(w.chart.hr.map(|r| (r.value, r.at)), latest_hr);
+            let latest_c = evs
+                .iter()
+                .filter_map(|e| e.v.consciousness.map(|x| (e.sec, x)))
+                .max_by_key(|(s, _)| *s)
+                .map(|(s, x)| (x, t(s)));
+            prop_assert_eq!(w.chart.consciousness.map(|r| (r.value, r.at)), latest_c);
+        }
+
+        /// The trend baseline equals the brute-force minimum over the scores noted in range,
+        /// whatever the order they were noted in.
+        #[test]
+        fn lowest_news2_equals_brute_force(
+            scores in proptest::collection::vec((0i64..3600, 0u8..20), 1..80),
+            from in 0i64..3600,
+        ) {
+            let mut w = Window::default();
+            for (sec, total) in &scores {
+                w.record(&hr(80.0), t(*sec), W);
+                w.note_score(t(*sec), *total, W);
+            }
+            let from_min = t(from).millis().div_euclid(MINUTE_MS);
+            let brute = scores
+                .iter()
+                .filter(|(s, _)| t(*s).millis().div_euclid(MINUTE_MS) >= from_min)
+                .map(|(_, total)| *total)
+                .min();
+            prop_assert_eq!(w.lowest_news2_since(t(from)).map(|x| x.0), brute);
+        }
+    }
+}
