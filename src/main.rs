@@ -2,6 +2,7 @@
 //! substance lives in a library crate.
 
 mod demo;
+mod replay;
 mod wiring;
 
 use std::path::PathBuf;
@@ -56,6 +57,33 @@ enum Command {
         #[arg(long)]
         config: Option<PathBuf>,
     },
+    /// Replay recorded patients through the engine and report what the rules would have done.
+    Replay {
+        /// Directory of PhysioNet/CinC 2019 `.psv` stays.
+        #[arg(long, conflicts_with = "events", required_unless_present = "events")]
+        psv: Option<PathBuf>,
+        /// File of newline-delimited VITALS envelopes (JSON), as on the wire.
+        #[arg(long)]
+        events: Option<PathBuf>,
+        /// Configuration file (threshold profiles, rules).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Threshold profile (default: `charted` for --psv, the base profile for --events).
+        #[arg(long)]
+        profile: Option<String>,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+        /// Draw lead times and alert burden to this SVG file.
+        #[arg(long)]
+        plot: Option<PathBuf>,
+        /// Write every score computed as NDJSON to this file.
+        #[arg(long)]
+        scores: Option<PathBuf>,
+        /// Worker threads (0: one per core).
+        #[arg(long, default_value_t = 0)]
+        threads: usize,
+    },
 }
 
 fn main() -> anyhow::Result<()> {
@@ -67,12 +95,34 @@ fn main() -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .thread_name("vigil-io")
-        .build()
-        .context("cannot start the tokio runtime")?;
+    // Replay is CPU-bound on its own threads; only `run` and `demo` start the async runtime.
+    let runtime = || {
+        tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .thread_name("vigil-io")
+            .build()
+            .context("cannot start the tokio runtime")
+    };
     match cli.command {
+        Command::Replay {
+            psv,
+            events,
+            config,
+            profile,
+            json,
+            plot,
+            scores,
+            threads,
+        } => replay::run(replay::Args {
+            psv,
+            events,
+            config,
+            profile,
+            json,
+            plot,
+            scores,
+            threads,
+        }),
         Command::Run {
             config,
             nats_url,
@@ -92,7 +142,7 @@ fn main() -> anyhow::Result<()> {
                     config.display()
                 );
             };
-            runtime.block_on(async {
+            runtime()?.block_on(async {
                 let bus = Bus::connect(&url, &cfg.nats).await?;
                 tracing::info!(url = %url, "connected to NATS; streams ready");
                 serve(cfg, bus, None).await
@@ -115,7 +165,7 @@ fn main() -> anyhow::Result<()> {
                 cfg.auth.tokens = demo::tokens();
             }
             cfg.validate("<demo>")?;
-            runtime.block_on(async {
+            runtime()?.block_on(async {
                 let bus = Bus::embedded(4096);
                 serve(cfg, bus, Some(patients)).await
             })

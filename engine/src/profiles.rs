@@ -30,6 +30,12 @@ pub fn charted(base: &Settings) -> Settings {
     s.window.lateness_ms = s.window.lateness_ms.max(2 * HOUR);
     s.window.horizon_ms = s.window.horizon_ms.max(s.window.lateness_ms);
     s.signal_loss.enabled = false;
+    // Tuned with `vigil replay` as a sepsis screen on hourly rows (docs/sepsis-screen.md):
+    // hourly single-parameter 3s and hour-to-hour NEWS2 swings were most of the false alerts;
+    // qSOFA must hold on two consecutive charted hours.
+    s.single3.enabled = false;
+    s.trend.enabled = false;
+    s.qsofa.sustain = 2;
     s
 }
 
@@ -207,6 +213,12 @@ name = "everyone"
         let c = p.named("charted").expect("built in");
         assert_eq!(c.freshness.vitals_ms, 4 * HOUR);
         assert!(!c.signal_loss.enabled);
+        assert!(!c.single3.enabled && !c.trend.enabled);
+        assert_eq!(
+            (c.medium.sustain, c.high.sustain, c.qsofa.sustain),
+            (2, 2, 2)
+        );
+        assert!(c.sirs_lactate.enabled);
     }
 
     #[test]

@@ -365,6 +365,60 @@ pub fn decode_vitals(
             format!("subject `{subject}` is not vitals.{{tenantId}}.{{patientId}}"),
         ));
     };
+    decode_envelope(
+        payload,
+        encoding,
+        Some(now),
+        Some((subject_tenant, subject_patient)),
+    )
+}
+
+/// Decodes a recorded `VITALS` event (one line of an exported NDJSON stream, as `vigil replay
+/// --events` reads it): every rule of [`decode_vitals`] except those about the subject it
+/// arrived on and the engine clock, which a recording does not have.
+///
+/// # Errors
+/// A [`Rejection`] with the same codes as live ingest.
+pub fn decode_recorded(payload: &[u8]) -> Result<VitalsEvent, Rejection> {
+    if payload.len() > MAX_MESSAGE_BYTES {
+        return Err(reject(
+            RejectCode::PayloadTooLarge,
+            format!(
+                "{} bytes exceeds the {MAX_MESSAGE_BYTES}-byte limit",
+                payload.len()
+            ),
+        ));
+    }
+    decode_envelope(payload, Encoding::Json, None, None)
+}
+
+/// Checks a vitals reading against the physiological ranges (`VITAL_OUT_OF_RANGE`).
+///
+/// # Errors
+/// The first value outside its range.
+pub fn check_vitals(v: &Vitals) -> Result<(), Rejection> {
+    for (name, value) in [
+        ("hr", v.hr),
+        ("rr", v.rr),
+        ("spo2", v.spo2),
+        ("temp", v.temp),
+        ("sbp", v.sbp),
+        ("dbp", v.dbp),
+        ("map", v.map),
+        ("gcs", v.gcs),
+    ] {
+        in_range(name, value)?;
+    }
+    Ok(())
+}
+
+/// The envelope rules; `subject` is `(tenant, patient)` of the subject the event arrived on.
+fn decode_envelope(
+    payload: &[u8],
+    encoding: Encoding,
+    now: Option<Timestamp>,
+    subject: Option<(&str, &str)>,
+) -> Result<VitalsEvent, Rejection> {
     let env: WireEnvelope = decode(payload, encoding)?;
 
     let event_type = required("eventType", env.event_type)?;
@@ -405,13 +459,17 @@ pub fn decode_vitals(
             "`tenantId` must match [A-Za-z0-9_-]{1,64}",
         ));
     }
-    if *tenant_id != *subject_tenant {
+    if let Some((subject_tenant, _)) = subject
+        && *tenant_id != *subject_tenant
+    {
         return Err(reject(
             RejectCode::TenantMismatch,
             format!("tenantId `{tenant_id}` does not match subject tenant `{subject_tenant}`"),
         ));
     }
-    if occurred_at.since(now) > MAX_CLOCK_SKEW_MS {
+    if let Some(now) = now
+        && occurred_at.since(now) > MAX_CLOCK_SKEW_MS
+    {
         return Err(reject(
             RejectCode::OccurredInFuture,
             format!(
@@ -424,7 +482,9 @@ pub fn decode_vitals(
         .ok_or_else(|| reject(RejectCode::EnvelopeInvalid, "missing required field `data`"))?;
 
     let patient_id = data_token("patientId", data.patient_id.take())?;
-    if patient_id != subject_patient {
+    if let Some((_, subject_patient)) = subject
+        && patient_id != subject_patient
+    {
         return Err(reject(
             RejectCode::PatientMismatch,
             format!(

@@ -1,0 +1,465 @@
+//! vigil-replay: runs recorded patients through the engine's own scoring and rules (the same
+//! [`Patient`] the live actors own, not a copy) with an injected clock, as fast as the CPU
+//! allows on every core, and reports what a threshold profile would have done.
+//!
+//! Dependency chain: `config` -> `engine` -> `streams` (decode) -> **`replay`** -> `vigil`.
+//!
+//! Two sources (contracts.md §7): a directory of PhysioNet/CinC 2019 `.psv` stays, and a file
+//! of newline-delimited `VITALS` envelopes exactly as on the wire. See docs/replay.md for every
+//! definition in the report.
+
+pub mod events;
+pub mod plot;
+pub mod psv;
+pub mod report;
+pub mod utility;
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, mpsc};
+use std::time::Instant;
+
+use serde::Serialize;
+use vigil_engine::{Alert, News2, Param, Patient, Settings, Timestamp};
+use vigil_streams::envelope::check_vitals;
+
+pub use report::{Report, RuleReport};
+
+/// The rules the report lists, in order; the profile as a whole comes after them.
+pub const RULES: [&str; 7] = [
+    "news2.single3",
+    "news2.medium",
+    "news2.high",
+    "news2.trend",
+    "sepsis.qsofa",
+    "sepsis.sirs_lactate",
+    "technical.signal_loss",
+];
+/// Index of the profile as a whole (every rule but the technical one) in per-rule arrays.
+pub const PROFILE: usize = RULES.len();
+const SLOTS: usize = RULES.len() + 1;
+
+fn rule_index(rule: &str) -> Option<usize> {
+    RULES.iter().position(|r| *r == rule)
+}
+
+/// Technical alerts never count as predictions (scoring.md).
+fn predicts(rule: usize) -> bool {
+    !RULES[rule].starts_with("technical.")
+}
+
+/// Where the recorded patients come from.
+#[derive(Debug, Clone)]
+pub enum Source {
+    Psv(PathBuf),
+    Events(PathBuf),
+}
+
+/// A replay to run.
+pub struct Options {
+    pub source: Source,
+    pub settings: Arc<Settings>,
+    /// Worker threads (0: one per core).
+    pub threads: usize,
+    /// Where `--scores` NDJSON goes.
+    pub scores: Option<Box<dyn Write + Send>>,
+    /// Counts finished work for a progress bar (stays, or bytes of the events file).
+    pub progress: Option<Arc<AtomicUsize>>,
+}
+
+/// Why a replay could not run at all (a bad file of a `.psv` directory is reported, not fatal).
+#[derive(Debug, thiserror::Error)]
+pub enum ReplayError {
+    #[error("cannot read {path}: {source}")]
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("{0} holds no .psv files")]
+    NoStays(String),
+    #[error("cannot write scores: {0}")]
+    Scores(std::io::Error),
+}
+
+/// A `.psv` file that was skipped, with the line and the reason.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Skipped {
+    pub file: String,
+    pub line: usize,
+    pub error: String,
+}
+
+/// What one stay (or one recorded patient) produced; merged into the report.
+#[derive(Debug, Clone, Default)]
+pub struct Outcome {
+    /// Rows (psv) or events (NDJSON) of the stay.
+    pub rows: usize,
+    /// Hours the stay covers (patient-days = hours / 24).
+    pub hours: f64,
+    /// `SepsisLabel` per row, when the source has labels.
+    pub labels: Option<Vec<bool>>,
+    /// Hour of each row (for lead times).
+    pub row_hours: Vec<i64>,
+    /// Per row, bit i set when an alert of rule i (bit 7: of the profile) was open after it.
+    pub masks: Vec<u8>,
+    /// Alerts per rule: opened, or moved into that rule by an upgrade or downgrade.
+    pub alerts: [u32; SLOTS],
+    /// First row at which each rule had an open alert.
+    pub first_row: [Option<usize>; SLOTS],
+    /// Observations rejected (`VITAL_OUT_OF_RANGE`), never scored.
+    pub rejected: usize,
+}
+
+/// Follows the alerts of one patient: which rule each active alert stands for.
+#[derive(Default)]
+struct AlertLog {
+    /// (alert id, rule index) of every alert seen, with its current rule.
+    current: Vec<(String, usize)>,
+}
+
+impl AlertLog {
+    fn record(&mut self, alert: &Alert, outcome: &mut Outcome) {
+        let Some(rule) = rule_index(alert.rule) else {
+            return;
+        };
+        let entry = self
+            .current
+            .iter_mut()
+            .find(|(id, _)| *id == alert.alert_id);
+        let counted = match entry {
+            Some((_, r)) if *r == rule => false,
+            Some((_, r)) => {
+                *r = rule;
+                true
+            }
+            None => {
+                self.current.push((alert.alert_id.clone(), rule));
+                true
+            }
+        };
+        if counted && alert.is_active() {
+            outcome.alerts[rule] += 1;
+            if predicts(rule) {
+                outcome.alerts[PROFILE] += u32::from(alert.version == 1);
+            }
+        }
+    }
+}
+
+/// The mask of rules with an open alert on `patient`.
+fn open_mask(patient: &Patient) -> u8 {
+    let mut mask = 0u8;
+    for a in patient.active_alerts() {
+        if let Some(i) = rule_index(a.rule) {
+            mask |= 1 << i;
+            if predicts(i) {
+                mask |= 1 << PROFILE;
+            }
+        }
+    }
+    mask
+}
+
+/// One `--scores` line (contracts.md §7).
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ScoreLine<'a> {
+    patient_id: &'a str,
+    at: Timestamp,
+    news2: ScoreNews2,
+    qsofa: Option<u8>,
+    sirs: Option<u8>,
+}
+
+#[derive(Serialize)]
+struct ScoreNews2 {
+    total: u8,
+    points: Points,
+    partial: bool,
+    missing: Vec<&'static str>,
+}
+
+#[derive(Serialize)]
+struct Points {
+    rr: Option<u8>,
+    spo2: Option<u8>,
+    air: Option<u8>,
+    sbp: Option<u8>,
+    hr: Option<u8>,
+    consciousness: Option<u8>,
+    temp: Option<u8>,
+}
+
+/// Appends one score as an NDJSON line to `out`.
+pub fn write_score(
+    out: &mut Vec<u8>,
+    patient_id: &str,
+    score: &News2,
+    qsofa: Option<u8>,
+    sirs: Option<u8>,
+) {
+    let line = ScoreLine {
+        patient_id,
+        at: score.at,
+        news2: ScoreNews2 {
+            total: score.total,
+            points: Points {
+                rr: score.points(Param::Rr),
+                spo2: score.points(Param::Spo2),
+                air: score.points(Param::Air),
+                sbp: score.points(Param::Sbp),
+                hr: score.points(Param::Hr),
+                consciousness: score.points(Param::Consciousness),
+                temp: score.points(Param::Temp),
+            },
+            partial: score.partial(),
+            missing: score.missing.iter().map(|p| p.name()).collect(),
+        },
+        qsofa,
+        sirs,
+    };
+    if serde_json::to_writer(&mut *out, &line).is_ok() {
+        out.push(b'\n');
+    }
+}
+
+/// Where every replayed stay starts: 2020-01-01T00:00:00Z plus the row's `ICULOS` hours.
+pub fn stay_start() -> Timestamp {
+    Timestamp::from_civil(2020, 1, 1, 0, 0, 0)
+}
+
+const HOUR_MS: i64 = 3_600_000;
+
+/// Runs one `.psv` stay through a fresh [`Patient`].
+pub fn simulate_stay(
+    patient_id: &str,
+    rows: &[psv::Row],
+    settings: &Settings,
+    mut scores: Option<&mut Vec<u8>>,
+) -> Outcome {
+    let unit = "replay";
+    let mut patient = Patient::new("replay", patient_id, unit);
+    let mut log = AlertLog::default();
+    let mut out = Outcome {
+        rows: rows.len(),
+        labels: rows
+            .iter()
+            .all(|r| r.label.is_some())
+            .then(|| rows.iter().map(|r| r.label == Some(true)).collect()),
+        row_hours: Vec::with_capacity(rows.len()),
+        masks: Vec::with_capacity(rows.len()),
+        ..Outcome::default()
+    };
+    let start = stay_start();
+    for (i, row) in rows.iter().enumerate() {
+        let at = start.plus_millis(row.hour * HOUR_MS);
+        while let Some(due) = patient.next_tick(settings).filter(|t| *t <= at) {
+            match patient.tick(due, settings) {
+                Some(alert) => log.record(&alert, &mut out),
+                None => break,
+            }
+        }
+        for lab in &row.labs {
+            let o = patient.record_lab(unit, lab, at, settings);
+            for a in &o.alerts {
+                log.record(a, &mut out);
+            }
+        }
+        let v = &row.vitals;
+        let any = [v.hr, v.rr, v.spo2, v.temp, v.sbp, v.dbp, v.map]
+            .iter()
+            .any(Option::is_some)
+            || v.on_oxygen.is_some();
+        if any {
+            if check_vitals(v).is_err() {
+                out.rejected += 1;
+            } else {
+                let o = patient.observe(unit, v, at, settings);
+                for a in &o.alerts {
+                    log.record(a, &mut out);
+                }
+                if let (Some(buf), Some(score)) = (scores.as_deref_mut(), &o.score) {
+                    write_score(
+                        buf,
+                        patient_id,
+                        score,
+                        o.qsofa.map(|q| q.total),
+                        o.sirs.map(|s| s.total),
+                    );
+                }
+            }
+        }
+        let mask = open_mask(&patient);
+        for (slot, first) in out.first_row.iter_mut().enumerate() {
+            if mask & (1 << slot) != 0 && first.is_none() {
+                *first = Some(i);
+            }
+        }
+        out.masks.push(mask);
+        out.row_hours.push(row.hour);
+    }
+    out.hours = rows.len() as f64;
+    out
+}
+
+/// The `.psv` files of `dir`, sorted by name.
+fn psv_files(dir: &Path) -> Result<Vec<PathBuf>, ReplayError> {
+    let io = |source| ReplayError::Io {
+        path: dir.display().to_string(),
+        source,
+    };
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map_err(io)?
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "psv"))
+        .collect();
+    files.sort();
+    if files.is_empty() {
+        return Err(ReplayError::NoStays(dir.display().to_string()));
+    }
+    Ok(files)
+}
+
+fn threads(n: usize) -> usize {
+    if n == 0 {
+        std::thread::available_parallelism().map_or(2, |n| n.get())
+    } else {
+        n
+    }
+}
+
+type ScoreTx = mpsc::SyncSender<Vec<u8>>;
+type ScoreWriter = std::thread::JoinHandle<std::io::Result<()>>;
+
+/// Starts the `--scores` writer: one thread that writes whole stays' lines as they come.
+fn score_writer(scores: Option<Box<dyn Write + Send>>) -> (Option<ScoreTx>, Option<ScoreWriter>) {
+    let Some(mut w) = scores else {
+        return (None, None);
+    };
+    let (tx, rx) = mpsc::sync_channel::<Vec<u8>>(256);
+    let handle = std::thread::spawn(move || {
+        for chunk in rx {
+            w.write_all(&chunk)?;
+        }
+        w.flush()
+    });
+    (Some(tx), Some(handle))
+}
+
+/// Runs a replay and builds its report.
+///
+/// # Errors
+/// [`ReplayError`] when the source cannot be read at all or the scores cannot be written.
+pub fn run(options: Options) -> Result<Report, ReplayError> {
+    let started = Instant::now();
+    let settings = options.settings.clone();
+    let threads = threads(options.threads);
+    let (tx, writer) = score_writer(options.scores);
+    let (kind, outcomes, skipped, rejected_codes) = match &options.source {
+        Source::Psv(dir) => {
+            let files = psv_files(dir)?;
+            let (outcomes, skipped) =
+                replay_psv(&files, &settings, threads, tx, options.progress.as_ref());
+            ("psv", outcomes, skipped, Vec::new())
+        }
+        Source::Events(file) => {
+            let (outcomes, rejected) =
+                events::replay(file, &settings, threads, tx, options.progress.as_ref())?;
+            ("events", outcomes, Vec::new(), rejected)
+        }
+    };
+    if let Some(w) = writer {
+        match w.join() {
+            Ok(r) => r.map_err(ReplayError::Scores)?,
+            Err(_) => {
+                return Err(ReplayError::Scores(std::io::Error::other(
+                    "score writer failed",
+                )));
+            }
+        }
+    }
+    Ok(Report::build(
+        kind,
+        &settings,
+        &outcomes,
+        skipped,
+        rejected_codes,
+        threads,
+        started.elapsed().as_secs_f64(),
+    ))
+}
+
+fn replay_psv(
+    files: &[PathBuf],
+    settings: &Settings,
+    threads: usize,
+    scores: Option<mpsc::SyncSender<Vec<u8>>>,
+    progress: Option<&Arc<AtomicUsize>>,
+) -> (Vec<Outcome>, Vec<Skipped>) {
+    let next = AtomicUsize::new(0);
+    let skipped = Mutex::new(Vec::new());
+    let mut outcomes = Vec::with_capacity(files.len());
+    std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..threads)
+            .map(|_| {
+                let scores = scores.clone();
+                let (next, skipped) = (&next, &skipped);
+                scope.spawn(move || {
+                    let mut mine = Vec::new();
+                    let mut buf = Vec::new();
+                    loop {
+                        let i = next.fetch_add(1, Ordering::Relaxed);
+                        let Some(path) = files.get(i) else { break };
+                        let name = path.display().to_string();
+                        let parsed = std::fs::read_to_string(path)
+                            .map_err(|e| psv::PsvError {
+                                line: 0,
+                                reason: format!("cannot read: {e}"),
+                            })
+                            .and_then(|text| psv::parse(&text));
+                        match parsed {
+                            Ok(rows) => {
+                                let id = path
+                                    .file_stem()
+                                    .map_or_else(|| name.clone(), |s| s.to_string_lossy().into());
+                                let want = scores.is_some();
+                                let o =
+                                    simulate_stay(&id, &rows, settings, want.then_some(&mut buf));
+                                if let Some(tx) = &scores
+                                    && !buf.is_empty()
+                                {
+                                    let _ = tx.send(std::mem::take(&mut buf));
+                                }
+                                mine.push(o);
+                            }
+                            Err(e) => {
+                                if let Ok(mut s) = skipped.lock() {
+                                    s.push(Skipped {
+                                        file: name,
+                                        line: e.line,
+                                        error: e.reason,
+                                    });
+                                }
+                            }
+                        }
+                        if let Some(p) = progress {
+                            p.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                    mine
+                })
+            })
+            .collect();
+        drop(scores);
+        for w in workers {
+            if let Ok(mine) = w.join() {
+                outcomes.extend(mine);
+            }
+        }
+    });
+    let mut skipped = skipped.into_inner().unwrap_or_default();
+    skipped.sort_by(|a, b| a.file.cmp(&b.file));
+    (outcomes, skipped)
+}

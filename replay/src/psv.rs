@@ -1,0 +1,224 @@
+//! The PhysioNet/CinC 2019 layout: one pipe-separated `.psv` file per stay, a header row naming
+//! the columns, one row per hour, `NaN` for not measured (scoring.md, last section).
+
+use vigil_engine::{LabResult, Vitals};
+
+/// One hourly row, in engine terms.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Row {
+    /// Hours since ICU admission (`ICULOS`); the row's time is this many hours after the stay's
+    /// start. Missing `ICULOS` counts on from the previous row.
+    pub hour: i64,
+    pub vitals: Vitals,
+    /// Lab results of this row, with the contract's codes.
+    pub labs: Vec<LabResult>,
+    /// `SepsisLabel`, when the file has that column.
+    pub label: Option<bool>,
+}
+
+/// A stay that could not be read: the line (1-based, the header is line 1) and why.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("line {line}: {reason}")]
+pub struct PsvError {
+    pub line: usize,
+    pub reason: String,
+}
+
+/// Vital columns and where they go.
+const VITALS: &[&str] = &["HR", "O2Sat", "Temp", "SBP", "MAP", "DBP", "Resp", "FiO2"];
+/// Lab columns and the contract's code for each (units as the challenge recorded them:
+/// PaCO2 mmHg, lactate mmol/L, WBC 10^9/L, platelets 10^9/L; creatinine and bilirubin are
+/// mg/dL there and are converted to the contract's umol/L).
+const LABS: &[(&str, &str, f64)] = &[
+    ("PaCO2", "paco2", 1.0),
+    ("Lactate", "lactate", 1.0),
+    ("WBC", "wbc", 1.0),
+    ("Platelets", "platelets", 1.0),
+    ("Creatinine", "creatinine", 88.4),
+    ("Bilirubin_total", "bilirubin", 17.1),
+];
+
+struct Columns {
+    vitals: [Option<usize>; 8],
+    labs: Vec<(usize, &'static str, f64)>,
+    iculos: Option<usize>,
+    label: Option<usize>,
+    count: usize,
+}
+
+fn columns(header: &str) -> Result<Columns, PsvError> {
+    let names: Vec<&str> = header.trim_end_matches('\r').split('|').collect();
+    let find = |n: &str| names.iter().position(|c| c.trim() == n);
+    let mut vitals = [None; 8];
+    for (slot, name) in vitals.iter_mut().zip(VITALS) {
+        *slot = find(name);
+    }
+    let labs: Vec<(usize, &'static str, f64)> = LABS
+        .iter()
+        .filter_map(|(col, code, factor)| find(col).map(|i| (i, *code, *factor)))
+        .collect();
+    if vitals.iter().all(Option::is_none) && labs.is_empty() {
+        return Err(PsvError {
+            line: 1,
+            reason: format!(
+                "header names none of the columns Vigil reads ({}, ...)",
+                VITALS.join(", ")
+            ),
+        });
+    }
+    Ok(Columns {
+        vitals,
+        labs,
+        iculos: find("ICULOS"),
+        label: find("SepsisLabel"),
+        count: names.len(),
+    })
+}
+
+fn number(field: &str, column: &str) -> Result<Option<f64>, String> {
+    let f = field.trim();
+    if f.is_empty() || f == "NaN" || f == "nan" {
+        return Ok(None);
+    }
+    match f.parse::<f64>() {
+        Ok(v) if v.is_finite() => Ok(Some(v)),
+        _ => Err(format!("column {column}: `{f}` is not a number")),
+    }
+}
+
+/// Parses a whole file.
+///
+/// # Errors
+/// The first malformed line (wrong number of fields, a value that is not a number, a label
+/// other than 0 or 1).
+pub fn parse(text: &str) -> Result<Vec<Row>, PsvError> {
+    let mut lines = text.lines().enumerate();
+    let header = lines.next().map(|(_, h)| h).ok_or_else(|| PsvError {
+        line: 1,
+        reason: "empty file (no header row)".into(),
+    })?;
+    let cols = columns(header)?;
+    let mut rows = Vec::new();
+    let mut last_hour = 0;
+    for (i, line) in lines {
+        let line_no = i + 1;
+        let line = line.trim_end_matches('\r');
+        if line.trim().is_empty() {
+            continue;
+        }
+        let fields: Vec<&str> = line.split('|').collect();
+        let err = |reason: String| PsvError {
+            line: line_no,
+            reason,
+        };
+        if fields.len() != cols.count {
+            return Err(err(format!(
+                "{} fields where the header has {}",
+                fields.len(),
+                cols.count
+            )));
+        }
+        let get = |idx: Option<usize>, name: &str| -> Result<Option<f64>, PsvError> {
+            idx.map_or(Ok(None), |i| number(fields[i], name).map_err(err))
+        };
+        let v = |k: usize| get(cols.vitals[k], VITALS[k]);
+        let fio2 = v(7)?;
+        // FiO2 is a fraction in the challenge data; > 0.21 means supplemental oxygen.
+        let vitals = Vitals {
+            hr: v(0)?,
+            spo2: v(1)?,
+            temp: v(2)?,
+            sbp: v(3)?,
+            map: v(4)?,
+            dbp: v(5)?,
+            rr: v(6)?,
+            on_oxygen: fio2.map(|f| if f > 1.0 { f > 21.0 } else { f > 0.21 }),
+            ..Vitals::default()
+        };
+        let mut labs = Vec::new();
+        for &(idx, code, factor) in &cols.labs {
+            if let Some(value) = number(fields[idx], code).map_err(err)? {
+                labs.push(LabResult {
+                    code: code.into(),
+                    value: value * factor,
+                    unit: None,
+                });
+            }
+        }
+        let hour = match get(cols.iculos, "ICULOS")? {
+            Some(h) => h.round() as i64,
+            None => last_hour + 1,
+        };
+        last_hour = hour;
+        let label = match get(cols.label, "SepsisLabel")? {
+            None => None,
+            Some(0.0) => Some(false),
+            Some(1.0) => Some(true),
+            Some(l) => return Err(err(format!("column SepsisLabel: {l} is not 0 or 1"))),
+        };
+        rows.push(Row {
+            hour,
+            vitals,
+            labs,
+            label,
+        });
+    }
+    Ok(rows)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HEADER: &str = "HR|O2Sat|Temp|SBP|MAP|DBP|Resp|EtCO2|BaseExcess|HCO3|FiO2|pH|PaCO2|SaO2|AST|BUN|Alkalinephos|Calcium|Chloride|Creatinine|Bilirubin_direct|Glucose|Lactate|Magnesium|Phosphate|Potassium|Bilirubin_total|TroponinI|Hct|Hgb|PTT|WBC|Fibrinogen|Platelets|Age|Gender|Unit1|Unit2|HospAdmTime|ICULOS|SepsisLabel";
+
+    fn row(hr: &str, fio2: &str, lactate: &str, iculos: &str, label: &str) -> String {
+        let mut f = vec!["NaN"; 41];
+        f[0] = hr;
+        f[10] = fio2;
+        f[22] = lactate;
+        f[39] = iculos;
+        f[40] = label;
+        f.join("|")
+    }
+
+    #[test]
+    fn challenge_layout_parses() {
+        let text = format!(
+            "{HEADER}\n{}\n{}\n",
+            row("97", "NaN", "NaN", "1", "0"),
+            row("NaN", "0.5", "2.6", "2", "1")
+        );
+        let rows = parse(&text).expect("parse");
+        assert_eq!(rows.len(), 2);
+        assert_eq!(rows[0].vitals.hr, Some(97.0));
+        assert_eq!((rows[0].hour, rows[0].label), (1, Some(false)));
+        assert_eq!(rows[1].vitals.on_oxygen, Some(true));
+        assert_eq!(rows[1].labs[0].code, "lactate");
+        assert_eq!(rows[1].labs[0].value, 2.6);
+        assert_eq!(rows[1].label, Some(true));
+    }
+
+    #[test]
+    fn malformed_rows_name_the_line() {
+        let bad = format!(
+            "{HEADER}\n{}\n{}\n",
+            row("97", "NaN", "NaN", "1", "0"),
+            row("9x", "NaN", "NaN", "2", "0")
+        );
+        let e = parse(&bad).expect_err("bad number");
+        assert_eq!(e.line, 3);
+        assert!(e.reason.contains("HR") && e.reason.contains("9x"), "{e}");
+        let short = format!("{HEADER}\n97|98\n");
+        assert_eq!(parse(&short).expect_err("short").line, 2);
+        let label = format!("{HEADER}\n{}\n", row("97", "NaN", "NaN", "1", "2"));
+        assert!(
+            parse(&label)
+                .expect_err("label")
+                .reason
+                .contains("SepsisLabel")
+        );
+        assert_eq!(parse("").expect_err("empty").line, 1);
+        assert_eq!(parse("A|B\n1|2\n").expect_err("no columns").line, 1);
+    }
+}

@@ -1,0 +1,263 @@
+//! The replay report: per rule and for the profile as a whole (docs/replay.md defines each
+//! figure).
+
+use std::fmt::Write as _;
+
+use serde::Serialize;
+
+use crate::utility::{Utility, t_sepsis};
+use crate::{Outcome, PROFILE, RULES, SLOTS, Skipped};
+
+/// What one rule (or the whole profile) would have done.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RuleReport {
+    pub rule: String,
+    /// False when the profile switches the rule off (its figures are then empty).
+    pub enabled: bool,
+    /// Stays with at least one alert of the rule.
+    pub patients_alerted: usize,
+    /// Alerts of the rule (opened, or moved into the rule by an upgrade or downgrade).
+    pub alerts: u64,
+    /// Septic stays with an alert open at some row up to t_sepsis + 3, over septic stays.
+    pub sensitivity: Option<f64>,
+    /// Stays never labelled septic with no alert at all, over such stays.
+    pub specificity: Option<f64>,
+    /// Median hours from the first alert to the first `SepsisLabel = 1` row, over septic stays
+    /// alerted at or before that row.
+    pub median_lead_hours: Option<f64>,
+    pub alerts_per_patient_day: Option<f64>,
+    /// The challenge's normalized utility (`None` without septic stays).
+    pub utility: Option<f64>,
+}
+
+/// The whole report.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Report {
+    pub source: String,
+    pub profile: String,
+    pub stays: usize,
+    /// Rows (psv) or events (NDJSON) replayed.
+    pub rows: usize,
+    pub septic_stays: Option<usize>,
+    pub patient_days: f64,
+    pub threads: usize,
+    pub seconds: f64,
+    pub rows_per_second: f64,
+    pub skipped: Vec<Skipped>,
+    /// Observations rejected, by code (never scored).
+    pub rejected: Vec<(String, usize)>,
+    pub rules: Vec<RuleReport>,
+    /// Every deterioration and sepsis rule together.
+    pub overall: RuleReport,
+    /// Lead times of the profile, for the plot (not in the JSON).
+    #[serde(skip)]
+    pub lead_hours: Vec<f64>,
+}
+
+fn rule_enabled(s: &vigil_engine::Settings, rule: &str) -> bool {
+    match rule {
+        "news2.single3" => s.single3.enabled,
+        "news2.medium" => s.medium.enabled,
+        "news2.high" => s.high.enabled,
+        "news2.trend" => s.trend.enabled,
+        "sepsis.qsofa" => s.qsofa.enabled,
+        "sepsis.sirs_lactate" => s.sirs_lactate.enabled,
+        "technical.signal_loss" => s.signal_loss.enabled,
+        _ => false,
+    }
+}
+
+fn median(v: &mut [f64]) -> Option<f64> {
+    if v.is_empty() {
+        return None;
+    }
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    Some(if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    })
+}
+
+fn ratio(a: usize, b: usize) -> Option<f64> {
+    (b > 0).then(|| a as f64 / b as f64)
+}
+
+impl Report {
+    pub fn build(
+        source: &str,
+        settings: &vigil_engine::Settings,
+        outcomes: &[Outcome],
+        skipped: Vec<Skipped>,
+        mut rejected: Vec<(String, usize)>,
+        threads: usize,
+        seconds: f64,
+    ) -> Report {
+        let rows: usize = outcomes.iter().map(|o| o.rows).sum();
+        let hours: f64 = outcomes.iter().map(|o| o.hours).sum();
+        let patient_days = hours / 24.0;
+        let labelled = !outcomes.is_empty() && outcomes.iter().all(|o| o.labels.is_some());
+        let septic = |o: &Outcome| o.labels.as_deref().and_then(|l| l.iter().position(|&x| x));
+        let septic_stays = outcomes.iter().filter(|o| septic(o).is_some()).count();
+        let rejected_rows: usize = outcomes.iter().map(|o| o.rejected).sum();
+        if rejected_rows > 0 {
+            rejected.push(("VITAL_OUT_OF_RANGE".into(), rejected_rows));
+        }
+        let mut lead_hours = Vec::new();
+        let mut reports: Vec<RuleReport> = (0..SLOTS)
+            .map(|slot| {
+                let bit = 1u8 << slot;
+                let alerted = outcomes
+                    .iter()
+                    .filter(|o| o.first_row[slot].is_some())
+                    .count();
+                let alerts: u64 = outcomes.iter().map(|o| u64::from(o.alerts[slot])).sum();
+                let mut detected = 0;
+                let mut quiet = 0;
+                let mut leads = Vec::new();
+                let mut utility = Utility::default();
+                for o in outcomes {
+                    let Some(labels) = o.labels.as_deref() else {
+                        continue;
+                    };
+                    let predictions: Vec<bool> = o.masks.iter().map(|m| m & bit != 0).collect();
+                    utility.add(labels, &predictions);
+                    match septic(o) {
+                        Some(first) => {
+                            let last = t_sepsis(labels).map_or(0, |t| t + 3).max(0) as usize;
+                            if predictions.iter().take(last + 1).any(|&p| p) {
+                                detected += 1;
+                            }
+                            if let Some(row) = o.first_row[slot].filter(|r| *r <= first) {
+                                leads.push((o.row_hours[first] - o.row_hours[row]) as f64);
+                            }
+                        }
+                        None => quiet += usize::from(o.first_row[slot].is_none()),
+                    }
+                }
+                if slot == PROFILE {
+                    lead_hours = leads.clone();
+                }
+                let healthy = outcomes.len() - septic_stays;
+                let enabled = slot == PROFILE || rule_enabled(settings, RULES[slot]);
+                let labelled = labelled && enabled;
+                RuleReport {
+                    enabled,
+                    rule: if slot == PROFILE {
+                        "profile".into()
+                    } else {
+                        RULES[slot].into()
+                    },
+                    patients_alerted: alerted,
+                    alerts,
+                    sensitivity: if labelled {
+                        ratio(detected, septic_stays)
+                    } else {
+                        None
+                    },
+                    specificity: if labelled {
+                        ratio(quiet, healthy)
+                    } else {
+                        None
+                    },
+                    median_lead_hours: median(&mut leads),
+                    alerts_per_patient_day: (patient_days > 0.0)
+                        .then(|| alerts as f64 / patient_days),
+                    utility: if labelled { utility.normalized() } else { None },
+                }
+            })
+            .collect();
+        let overall = reports.pop().unwrap_or_else(|| RuleReport {
+            rule: "profile".into(),
+            enabled: true,
+            patients_alerted: 0,
+            alerts: 0,
+            sensitivity: None,
+            specificity: None,
+            median_lead_hours: None,
+            alerts_per_patient_day: None,
+            utility: None,
+        });
+        Report {
+            source: source.into(),
+            profile: settings.profile.clone(),
+            stays: outcomes.len(),
+            rows,
+            septic_stays: labelled.then_some(septic_stays),
+            patient_days,
+            threads,
+            seconds,
+            rows_per_second: if seconds > 0.0 {
+                rows as f64 / seconds
+            } else {
+                0.0
+            },
+            skipped,
+            rejected,
+            rules: reports,
+            overall,
+            lead_hours,
+        }
+    }
+
+    /// The report for people: a header, a table, the skipped files.
+    pub fn to_text(&self) -> String {
+        let mut s = String::new();
+        let unit = if self.source == "psv" {
+            "rows"
+        } else {
+            "events"
+        };
+        let _ = writeln!(
+            s,
+            "vigil replay ({}): {} stays, {} {unit}, {:.1} patient-days, profile {}",
+            self.source, self.stays, self.rows, self.patient_days, self.profile
+        );
+        let _ = writeln!(
+            s,
+            "{:.2} s on {} threads ({:.0} {unit}/s)",
+            self.seconds, self.threads, self.rows_per_second
+        );
+        if let Some(n) = self.septic_stays {
+            let _ = writeln!(s, "septic stays (SepsisLabel): {n}");
+        }
+        let _ = writeln!(
+            s,
+            "\n{:<22} {:>8} {:>8} {:>7} {:>7} {:>9} {:>10} {:>8}",
+            "rule", "alerted", "alerts", "sens", "spec", "lead(h)", "alerts/pd", "utility"
+        );
+        let pct = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{:.1}%", v * 100.0));
+        let num = |v: Option<f64>, d: usize| v.map_or("-".to_string(), |v| format!("{v:.d$}"));
+        for r in self.rules.iter().chain(std::iter::once(&self.overall)) {
+            if !r.enabled {
+                let _ = writeln!(s, "{:<22} {:>8}", r.rule, "off");
+                continue;
+            }
+            let _ = writeln!(
+                s,
+                "{:<22} {:>8} {:>8} {:>7} {:>7} {:>9} {:>10} {:>8}",
+                r.rule,
+                r.patients_alerted,
+                r.alerts,
+                pct(r.sensitivity),
+                pct(r.specificity),
+                num(r.median_lead_hours, 1),
+                num(r.alerts_per_patient_day, 2),
+                num(r.utility, 3)
+            );
+        }
+        for (code, n) in &self.rejected {
+            let _ = writeln!(s, "\nrejected {code}: {n}");
+        }
+        if !self.skipped.is_empty() {
+            let _ = writeln!(s, "\nskipped {} file(s):", self.skipped.len());
+            for k in &self.skipped {
+                let _ = writeln!(s, "  {} line {}: {}", k.file, k.line, k.error);
+            }
+        }
+        s
+    }
+}

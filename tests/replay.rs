@@ -1,0 +1,276 @@
+//! `vigil replay` end to end: the real binary on small `.psv` and NDJSON fixtures written here,
+//! with reports computed by hand (docs/replay.md defines every figure).
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde_json::{Value, json};
+
+fn temp_dir(kind: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!(
+        "vigil-replay-{kind}-{}-{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos()
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+const HEADER: &str = "HR|O2Sat|Temp|SBP|MAP|DBP|Resp|FiO2|PaCO2|Lactate|WBC|ICULOS|SepsisLabel";
+
+/// One row: HR, Temp, lactate (NaN when `None`), ICULOS and label; the rest normal.
+fn row(hr: u32, temp: f64, lactate: Option<f64>, hour: u32, label: u8) -> String {
+    let lac = lactate.map_or("NaN".to_string(), |l| l.to_string());
+    format!("{hr}|98|{temp}|125|85|70|16|NaN|NaN|{lac}|NaN|{hour}|{label}")
+}
+
+/// Only `sepsis.sirs_lactate`, so the expected predictions are easy to see.
+const SIRS_ONLY: &str = r#"
+[[profiles]]
+name = "sirs-only"
+[profiles.rules."news2.single3"]
+enabled = false
+[profiles.rules."news2.medium"]
+enabled = false
+[profiles.rules."news2.high"]
+enabled = false
+[profiles.rules."news2.trend"]
+enabled = false
+[profiles.rules."sepsis.qsofa"]
+enabled = false
+"#;
+
+fn vigil(args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_vigil"))
+        .args(args)
+        .output()
+        .expect("run vigil");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn write_stays(dir: &Path) {
+    // Septic stay, labels 0,0,0,0,1,1. SIRS 2 (HR 120, Temp 39.0) with lactate 3.0 from the
+    // third row (index 2) on: predictions 0,0,1,1,1,1 as in the challenge's worked example.
+    let septic = [
+        row(80, 37.0, None, 1, 0),
+        row(82, 37.0, None, 2, 0),
+        row(120, 39.0, Some(3.0), 3, 0),
+        row(121, 39.1, None, 4, 0),
+        row(122, 39.2, None, 5, 1),
+        row(123, 39.3, None, 6, 1),
+    ];
+    std::fs::write(
+        dir.join("a-septic.psv"),
+        format!("{HEADER}\n{}\n", septic.join("\n")),
+    )
+    .unwrap();
+    // A stay that is never septic and never alerted: six normal rows.
+    let quiet: Vec<String> = (1..=6).map(|h| row(75, 36.8, None, h, 0)).collect();
+    std::fs::write(
+        dir.join("b-quiet.psv"),
+        format!("{HEADER}\n{}\n", quiet.join("\n")),
+    )
+    .unwrap();
+    // A malformed row: reported with file and line; the other files carry on.
+    std::fs::write(
+        dir.join("c-broken.psv"),
+        format!("{HEADER}\n{}\n80|98|oops\n", row(80, 37.0, None, 1, 0)),
+    )
+    .unwrap();
+}
+
+fn close(a: &Value, b: f64) -> bool {
+    a.as_f64().is_some_and(|a| (a - b).abs() < 1e-4)
+}
+
+#[test]
+fn psv_replay_reports_the_hand_computed_figures() {
+    let dir = temp_dir("psv");
+    write_stays(&dir);
+    let config = dir.join("vigil.toml");
+    std::fs::write(&config, SIRS_ONLY).unwrap();
+    let scores = dir.join("scores.ndjson");
+    let plot = dir.join("plot.svg");
+    let (ok, stdout, stderr) = vigil(&[
+        "replay",
+        "--psv",
+        dir.to_str().unwrap(),
+        "--config",
+        config.to_str().unwrap(),
+        "--profile",
+        "sirs-only",
+        "--json",
+        "--scores",
+        scores.to_str().unwrap(),
+        "--plot",
+        plot.to_str().unwrap(),
+    ]);
+    assert!(ok, "{stderr}");
+    let r: Value = serde_json::from_str(&stdout).expect("json report");
+    assert_eq!(r["profile"], "sirs-only");
+    assert_eq!(r["stays"], 2);
+    assert_eq!(r["rows"], 12);
+    assert_eq!(r["septicStays"], 1);
+    assert!(close(&r["patientDays"], 0.5));
+    let skipped = r["skipped"].as_array().unwrap();
+    assert_eq!(skipped.len(), 1);
+    assert!(
+        skipped[0]["file"]
+            .as_str()
+            .unwrap()
+            .ends_with("c-broken.psv")
+    );
+    assert_eq!(skipped[0]["line"], 3);
+
+    let sirs = r["rules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|x| x["rule"] == "sepsis.sirs_lactate")
+        .unwrap();
+    assert_eq!(sirs["patientsAlerted"], 1);
+    assert_eq!(sirs["alerts"], 1);
+    assert!(close(&sirs["sensitivity"], 1.0));
+    assert!(close(&sirs["specificity"], 1.0));
+    // First alert at ICULOS 3, first label at ICULOS 5.
+    assert!(close(&sirs["medianLeadHours"], 2.0));
+    // One alert over 12 rows = 0.5 patient-days.
+    assert!(close(&sirs["alertsPerPatientDay"], 2.0));
+    // U = 3.3889 (worked example), U_none = -2/9, U_best = 4.2222:
+    // (3.3889 + 0.2222) / (4.2222 + 0.2222) = 0.8125.
+    assert!(close(&sirs["utility"], 0.8125), "{sirs}");
+    assert_eq!(r["overall"]["utility"], sirs["utility"]);
+    let qsofa = r["rules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|x| x["rule"] == "sepsis.qsofa")
+        .unwrap();
+    assert_eq!(qsofa["enabled"], false);
+
+    let lines: Vec<Value> = std::fs::read_to_string(&scores)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("score line"))
+        .collect();
+    assert_eq!(lines.len(), 12, "one score per row with vitals");
+    let first = lines
+        .iter()
+        .find(|l| l["patientId"] == "a-septic" && l["at"] == "2020-01-01T03:00:00Z")
+        .expect("septic third row");
+    assert_eq!(first["news2"]["points"]["hr"], 2);
+    assert_eq!(first["news2"]["points"]["consciousness"], Value::Null);
+    assert_eq!(first["news2"]["partial"], true);
+    assert!(
+        first["news2"]["missing"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("consciousness"))
+    );
+    assert_eq!(first["sirs"], 2);
+    assert_eq!(first["qsofa"], 0);
+    let svg = std::fs::read_to_string(&plot).unwrap();
+    assert!(svg.starts_with("<svg") && svg.contains("sepsis.sirs_lactate"));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn psv_replay_prints_a_table_and_rejects_unknown_profiles() {
+    let dir = temp_dir("psv-text");
+    write_stays(&dir);
+    let (ok, stdout, stderr) = vigil(&["replay", "--psv", dir.to_str().unwrap()]);
+    assert!(ok, "{stderr}");
+    assert!(stdout.contains("profile charted"), "{stdout}");
+    assert!(stdout.contains("c-broken.psv line 3"), "{stdout}");
+    assert!(
+        stdout.contains("news2.single3               off"),
+        "{stdout}"
+    );
+    let (ok, _, stderr) = vigil(&[
+        "replay",
+        "--psv",
+        dir.to_str().unwrap(),
+        "--profile",
+        "nope",
+    ]);
+    assert!(!ok);
+    assert!(stderr.contains("no threshold profile `nope`") && stderr.contains("charted"));
+    let (ok, _, stderr) = vigil(&["replay", "--psv", "/nonexistent-vigil-dir"]);
+    assert!(!ok && stderr.contains("/nonexistent-vigil-dir"), "{stderr}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+fn envelope(id: &str, minute: u32, data: Value) -> String {
+    json!({
+        "eventId": id, "eventType": "vitals.observation.v1", "eventVersion": "1",
+        "occurredAt": format!("2025-11-27T09:{minute:02}:00Z"), "producer": "mon-1",
+        "tenantId": "clinic-abc", "data": data
+    })
+    .to_string()
+}
+
+#[test]
+fn events_replay_uses_the_live_decoder_and_rules() {
+    let dir = temp_dir("events");
+    let high = |p: &str| {
+        json!({"patientId": p, "unitId": "icu-3", "hr": 112, "rr": 26, "spo2": 91,
+               "onOxygen": false, "temp": 37.0, "sbp": 120, "consciousness": "A"})
+    };
+    let normal = |p: &str| {
+        json!({"patientId": p, "unitId": "icu-3", "hr": 70, "rr": 16, "spo2": 98,
+               "onOxygen": false, "temp": 37.0, "sbp": 120, "consciousness": "A"})
+    };
+    let lines = [
+        envelope("e1", 0, high("p-1")),
+        envelope("e2", 0, normal("p-2")),
+        envelope("e3", 1, high("p-1")),
+        envelope("e4", 1, normal("p-2")),
+        "{not json".to_string(),
+        envelope(
+            "e5",
+            2,
+            json!({"patientId": "p-2", "unitId": "icu-3", "hr": 400}),
+        ),
+    ];
+    let file = dir.join("events.ndjson");
+    std::fs::write(&file, lines.join("\n") + "\n").unwrap();
+    let (ok, stdout, stderr) = vigil(&["replay", "--events", file.to_str().unwrap(), "--json"]);
+    assert!(ok, "{stderr}");
+    let r: Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(r["source"], "events");
+    assert_eq!(r["profile"], "default");
+    assert_eq!(r["stays"], 2);
+    assert_eq!(r["septicStays"], Value::Null);
+    let rejected: Vec<(String, u64)> = r["rejected"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| (x[0].as_str().unwrap().to_string(), x[1].as_u64().unwrap()))
+        .collect();
+    assert_eq!(
+        rejected,
+        vec![
+            ("DECODE_FAILED".to_string(), 1),
+            ("VITAL_OUT_OF_RANGE".to_string(), 1)
+        ]
+    );
+    let high = r["rules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|x| x["rule"] == "news2.high")
+        .unwrap();
+    assert_eq!(high["patientsAlerted"], 1);
+    assert_eq!(high["alerts"], 1);
+    assert_eq!(high["sensitivity"], Value::Null, "no labels in a recording");
+    let _ = std::fs::remove_dir_all(&dir);
+}
