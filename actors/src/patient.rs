@@ -34,6 +34,8 @@ pub struct PatientActor {
     /// The profile of the patient's current unit (looked up again when the unit changes).
     settings: Arc<Settings>,
     tick_every: std::time::Duration,
+    /// Wall-clock time the latest vitals arrived (signal loss counts silence from it).
+    heard: Option<Timestamp>,
     outputs: Arc<dyn Outputs>,
     /// Shared with the router on the same thread: passivation skips patients with open alerts.
     has_active_alert: Rc<Cell<bool>>,
@@ -56,6 +58,7 @@ impl PatientActor {
             settings: profiles.for_unit(tenant, unit).clone(),
             profiles,
             tick_every,
+            heard: None,
             outputs,
             has_active_alert,
             ids: (Arc::from(tenant), Arc::from(patient), Arc::from(unit)),
@@ -80,7 +83,8 @@ impl PatientActor {
     /// Signal loss needs time to pass with no event: checked on this actor's own timer.
     fn tick(&mut self, ctx: &mut Context<Self>) {
         let now = wall_clock();
-        if let Some(alert) = self.patient.tick(now, &self.settings) {
+        let Some(heard) = self.heard else { return };
+        if let Some(alert) = self.patient.tick(now, heard, &self.settings) {
             self.emit(&alert, None, ctx);
         }
     }
@@ -114,6 +118,7 @@ impl Handler<Observe> for PatientActor {
             let settings = self.settings_for(&input.unit_id);
             let out: Observed = match &input.kind {
                 InputKind::Vitals(v) => {
+                    self.heard = Some(wall_clock());
                     self.patient
                         .observe(&input.unit_id, v, input.occurred_at, &settings)
                 }

@@ -258,11 +258,14 @@ impl Patient {
     }
 
     /// Time passes with no event: fires `technical.signal_loss` once a monitored patient has
-    /// sent no vitals for the rule's window. Driven by the owning actor's timer (live) or by the
-    /// replay clock.
-    pub fn tick(&mut self, now: Timestamp, settings: &Settings) -> Option<Alert> {
+    /// been silent for the rule's window. `heard` is when its latest vitals arrived: live, the
+    /// actor's receive time on the wall clock (so a backlog drained after downtime does not
+    /// look like silence); in replay, the latest `occurredAt`. Driven by the owning actor's
+    /// timer (live) or by the replay clock.
+    pub fn tick(&mut self, now: Timestamp, heard: Timestamp, settings: &Settings) -> Option<Alert> {
         let r = &settings.signal_loss;
-        let last = self.window.newest_vitals()?;
+        self.window.newest_vitals()?;
+        let last = heard;
         if !r.enabled || now.since(last) < r.window_ms || self.signal_loss.active_alert().is_some()
         {
             return None;
@@ -981,11 +984,11 @@ mod tests {
     fn signal_loss_fires_after_five_silent_minutes_and_clears_on_data() {
         let s = news2_only();
         let mut p = patient();
-        assert!(p.tick(t(100), &s).is_none(), "never monitored");
+        assert!(p.tick(t(100), t(0), &s).is_none(), "never monitored");
         run(&mut p, &s, &[(0, base())]);
         assert_eq!(p.next_tick(&s), Some(t(5)));
-        assert!(p.tick(t(5).plus_millis(-1), &s).is_none());
-        let a = p.tick(t(5), &s).expect("signal loss");
+        assert!(p.tick(t(5).plus_millis(-1), t(0), &s).is_none());
+        let a = p.tick(t(5), t(0), &s).expect("signal loss");
         assert_eq!(
             (a.rule, a.category, a.level),
             (
@@ -995,7 +998,7 @@ mod tests {
             )
         );
         assert_eq!(a.message, "No observations for 5 min (last at 09:00)");
-        assert!(p.tick(t(6), &s).is_none(), "one alert");
+        assert!(p.tick(t(6), t(0), &s).is_none(), "one alert");
         assert_eq!(p.next_tick(&s), None);
         let a = run(&mut p, &s, &[(7, base())]);
         assert_eq!(
@@ -1013,7 +1016,7 @@ mod tests {
         let s = crate::profiles::charted(&Settings::default());
         let mut p = patient();
         run(&mut p, &s, &[(0, base())]);
-        assert!(p.tick(t(600), &s).is_none());
+        assert!(p.tick(t(600), t(0), &s).is_none());
     }
 
     #[test]

@@ -158,7 +158,11 @@ fn worker(
         t.outcome.rows += 1;
         // Time passes up to this event: signal loss fires when it would have.
         while let Some(due) = t.patient.next_tick(settings).filter(|d| *d <= at) {
-            match t.patient.tick(due, settings) {
+            match t.patient.tick(
+                due,
+                due.plus_millis(-settings.signal_loss.window_ms),
+                settings,
+            ) {
                 Some(alert) => t.log.record(&alert, &mut t.outcome),
                 None => break,
             }

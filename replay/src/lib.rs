@@ -255,7 +255,11 @@ pub fn simulate_stay(
     for (i, row) in rows.iter().enumerate() {
         let at = start.plus_millis(row.hour * HOUR_MS);
         while let Some(due) = patient.next_tick(settings).filter(|t| *t <= at) {
-            match patient.tick(due, settings) {
+            match patient.tick(
+                due,
+                due.plus_millis(-settings.signal_loss.window_ms),
+                settings,
+            ) {
                 Some(alert) => log.record(&alert, &mut out),
                 None => break,
             }
