@@ -218,35 +218,56 @@ impl Window {
     /// The row of `at`'s minute, created in order; rows older than the horizon are dropped.
     fn row_mut(&mut self, at: Timestamp, w: WindowSettings) -> &mut Row {
         let minute = at.millis().div_euclid(MINUTE_MS);
-        let horizon_min = w.horizon_ms.div_euclid(MINUTE_MS) + 1;
-        let newest_min = self
-            .newest
-            .map_or(minute, |n| n.millis().div_euclid(MINUTE_MS));
-        while self
-            .rows
-            .front()
-            .is_some_and(|r| r.minute < newest_min - horizon_min)
-        {
-            self.rows.pop_front();
-        }
-        let idx = match self.rows.binary_search_by_key(&minute, |r| r.minute) {
-            Ok(i) => i,
-            Err(i) => {
-                // Grow to the horizon's row count exactly, never to the next power of two.
-                let max = horizon_min as usize + 1;
-                if self.rows.len() == self.rows.capacity() {
-                    let want = self
-                        .rows
-                        .len()
-                        .max(4)
-                        .min(max.saturating_sub(self.rows.len()));
-                    self.rows.reserve_exact(want.max(1));
+        // Fast path: monitors send in order, so the row is the last one or a new last one.
+        let idx = match self.rows.back().map(|r| r.minute) {
+            Some(last) if last == minute => self.rows.len() - 1,
+            Some(last) if last > minute => {
+                match self.rows.binary_search_by_key(&minute, |r| r.minute) {
+                    Ok(i) => i,
+                    Err(i) => {
+                        self.reserve_row(w);
+                        self.rows.insert(i, Row::new(minute));
+                        i
+                    }
                 }
-                self.rows.insert(i, Row::new(minute));
-                i
+            }
+            _ => {
+                self.evict(minute, w);
+                self.reserve_row(w);
+                self.rows.push_back(Row::new(minute));
+                self.rows.len() - 1
             }
         };
         &mut self.rows[idx]
+    }
+
+    fn horizon_minutes(w: WindowSettings) -> i64 {
+        w.horizon_ms.div_euclid(MINUTE_MS) + 1
+    }
+
+    /// Drops rows older than the horizon before the newest event (or `minute`, if newer).
+    fn evict(&mut self, minute: i64, w: WindowSettings) {
+        let newest_min = self
+            .newest
+            .map_or(minute, |n| n.millis().div_euclid(MINUTE_MS))
+            .max(minute);
+        let first = newest_min - Self::horizon_minutes(w);
+        while self.rows.front().is_some_and(|r| r.minute < first) {
+            self.rows.pop_front();
+        }
+    }
+
+    /// Grows to the horizon's row count exactly, never to the next power of two.
+    fn reserve_row(&mut self, w: WindowSettings) {
+        if self.rows.len() == self.rows.capacity() {
+            let max = Self::horizon_minutes(w) as usize + 1;
+            let want = self
+                .rows
+                .len()
+                .max(4)
+                .min(max.saturating_sub(self.rows.len()));
+            self.rows.reserve_exact(want.max(1));
+        }
     }
 
     /// The value of `field` in the minute starting at `minute * 60 s`: the encoded value of the

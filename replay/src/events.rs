@@ -21,13 +21,13 @@ use crate::{AlertLog, Outcome, ReplayError, open_mask, write_score};
 /// The `patientId` string value of a JSON line, found without decoding it.
 fn patient_of(line: &[u8]) -> Option<&[u8]> {
     const KEY: &[u8] = b"\"patientId\"";
-    let at = line.windows(KEY.len()).position(|w| w == KEY)?;
+    let at = memchr::memmem::find(line, KEY)?;
     let rest = &line[at + KEY.len()..];
-    let colon = rest.iter().position(|&b| b == b':')?;
+    let colon = memchr::memchr(b':', rest)?;
     let rest = &rest[colon + 1..];
-    let open = rest.iter().position(|&b| b == b'"')?;
+    let open = memchr::memchr(b'"', rest)?;
     let rest = &rest[open + 1..];
-    let close = rest.iter().position(|&b| b == b'"')?;
+    let close = memchr::memchr(b'"', rest)?;
     Some(&rest[..close])
 }
 
