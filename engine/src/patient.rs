@@ -1080,4 +1080,28 @@ mod tests {
         run(&mut p, &s, &[(3, base())]);
         assert_eq!(run(&mut p, &s, &[(4, q(22.0, 100.0))]).len(), 1, "re-armed");
     }
+
+    #[test]
+    fn six_hours_at_one_hertz_fit_in_sixteen_kib() {
+        let s = Settings::default();
+        let mut p = patient();
+        let start = t(0);
+        for sec in 0..(7 * 3600) {
+            let at = start.plus_millis(sec * 1000);
+            p.observe("icu-3", &base(), at, &s);
+            if sec % 3600 == 0 {
+                p.record_lab("icu-3", &lab("lactate", 1.2), at, &s);
+            }
+        }
+        let bytes = std::mem::size_of::<Patient>()
+            + p.window.heap_bytes()
+            + p.tenant.len()
+            + p.patient_id.len()
+            + p.unit_id.len()
+            + p.last_score.as_ref().map_or(0, |s| {
+                s.components.capacity() * std::mem::size_of::<crate::news2::Component>()
+            });
+        assert!(bytes <= 16 * 1024, "{bytes} bytes per patient");
+        assert!(p.window.rows() <= 363);
+    }
 }

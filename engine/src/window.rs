@@ -2,8 +2,8 @@
 //!
 //! - `chart`: the latest raw reading of every parameter with its exact observation time (the
 //!   scores use it);
-//! - `rows`: one row per minute with data, over the horizon (default 6 h): for each parameter
-//!   the rounded value of the minute's latest sample and its second, and the lowest NEWS2
+//! - `rows`: one 32-byte row per minute with data, over the horizon (default 6 h): for each
+//!   parameter the rounded value of the minute's latest sample and its second, and the lowest NEWS2
 //!   scored in that minute (the trend rule reads it);
 //! - `labs`: every result per code over the horizon (the latest is always kept).
 //!
@@ -88,26 +88,31 @@ impl Field {
 /// One minute of history.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Row {
-    /// Minutes since the Unix epoch.
-    minute: i64,
+    /// Minutes since the Unix epoch (fits until the year 6000).
+    minute: i32,
     values: [i16; 8],
-    /// Millisecond within the minute of each value's sample.
-    ms: [u16; 8],
-    /// Lowest NEWS2 scored in this minute (`u8::MAX`: none) and the millisecond it was scored.
+    /// Second within the minute of each value's sample.
+    sec: [u8; 8],
+    /// Lowest NEWS2 scored in this minute (`u8::MAX`: none) and the second it was scored.
     news2_min: u8,
-    news2_ms: u16,
+    news2_sec: u8,
 }
 
 impl Row {
     fn new(minute: i64) -> Self {
         Self {
-            minute,
+            minute: minute as i32,
             values: [NONE; 8],
-            ms: [0; 8],
+            sec: [0; 8],
             news2_min: u8::MAX,
-            news2_ms: 0,
+            news2_sec: 0,
         }
     }
+}
+
+/// The second within its minute of `at` (sub-second order within a row is arrival order).
+fn second_of(at: Timestamp) -> u8 {
+    (at.millis().rem_euclid(MINUTE_MS) / 1000) as u8
 }
 
 /// Where an event landed.
@@ -188,14 +193,14 @@ impl Window {
         }
         let changed = self.chart.record(v, at);
         if placement != Placement::BeyondHorizon {
-            let ms = at.millis().rem_euclid(MINUTE_MS) as u16;
+            let sec = second_of(at);
             let row = self.row_mut(at, w);
             for (i, field) in Field::ALL.into_iter().enumerate() {
                 if let Some(value) = field.encode(v)
-                    && (row.values[i] == NONE || row.ms[i] <= ms)
+                    && (row.values[i] == NONE || row.sec[i] <= sec)
                 {
                     row.values[i] = value;
-                    row.ms[i] = ms;
+                    row.sec[i] = sec;
                 }
             }
         }
@@ -207,11 +212,11 @@ impl Window {
         if self.newest.is_some_and(|n| n.since(at) > w.horizon_ms) {
             return;
         }
-        let ms = at.millis().rem_euclid(MINUTE_MS) as u16;
+        let sec = second_of(at);
         let row = self.row_mut(at, w);
         if total < row.news2_min || row.news2_min == u8::MAX {
             row.news2_min = total;
-            row.news2_ms = ms;
+            row.news2_sec = sec;
         }
     }
 
@@ -219,10 +224,13 @@ impl Window {
     fn row_mut(&mut self, at: Timestamp, w: WindowSettings) -> &mut Row {
         let minute = at.millis().div_euclid(MINUTE_MS);
         // Fast path: monitors send in order, so the row is the last one or a new last one.
-        let idx = match self.rows.back().map(|r| r.minute) {
+        let idx = match self.rows.back().map(|r| i64::from(r.minute)) {
             Some(last) if last == minute => self.rows.len() - 1,
             Some(last) if last > minute => {
-                match self.rows.binary_search_by_key(&minute, |r| r.minute) {
+                match self
+                    .rows
+                    .binary_search_by_key(&minute, |r| i64::from(r.minute))
+                {
                     Ok(i) => i,
                     Err(i) => {
                         self.reserve_row(w);
@@ -252,7 +260,11 @@ impl Window {
             .map_or(minute, |n| n.millis().div_euclid(MINUTE_MS))
             .max(minute);
         let first = newest_min - Self::horizon_minutes(w);
-        while self.rows.front().is_some_and(|r| r.minute < first) {
+        while self
+            .rows
+            .front()
+            .is_some_and(|r| i64::from(r.minute) < first)
+        {
             self.rows.pop_front();
         }
     }
@@ -277,11 +289,11 @@ impl Window {
         let i = Field::ALL.iter().position(|f| *f == field)?;
         let row = self
             .rows
-            .binary_search_by_key(&minute, |r| r.minute)
+            .binary_search_by_key(&minute, |r| i64::from(r.minute))
             .ok()
             .map(|i| &self.rows[i])?;
         (row.values[i] != NONE).then(|| {
-            let at = Timestamp::from_millis(minute * MINUTE_MS + i64::from(row.ms[i]));
+            let at = Timestamp::from_millis(minute * MINUTE_MS + i64::from(row.sec[i]) * 1000);
             (row.values[i], at)
         })
     }
@@ -293,13 +305,27 @@ impl Window {
         self.rows
             .iter()
             .rev()
-            .take_while(|r| r.minute >= first)
+            .take_while(|r| i64::from(r.minute) >= first)
             .filter(|r| r.news2_min != u8::MAX)
             .min_by_key(|r| (r.news2_min, std::cmp::Reverse(r.minute)))
             .map(|r| {
-                let at = Timestamp::from_millis(r.minute * MINUTE_MS + i64::from(r.news2_ms));
+                let minute = i64::from(r.minute) * MINUTE_MS;
+                let at = Timestamp::from_millis(minute + i64::from(r.news2_sec) * 1000);
                 (r.news2_min, at)
             })
+    }
+
+    /// Bytes the window holds on the heap (rows and labs, by capacity): the memory accounting
+    /// behind the 16 KiB-per-patient budget (docs/window.md).
+    pub fn heap_bytes(&self) -> usize {
+        let labs: usize = self
+            .labs
+            .iter()
+            .map(|s| s.code.len() + s.readings.capacity() * std::mem::size_of::<Reading<f64>>())
+            .sum();
+        self.rows.capacity() * std::mem::size_of::<Row>()
+            + self.labs.capacity() * std::mem::size_of::<LabSeries>()
+            + labs
     }
 
     /// Rows held (memory accounting and tests).
@@ -414,8 +440,9 @@ mod tests {
         for s in 0..(8 * 3600) {
             w.record(&hr(60.0 + (s % 7) as f64), t(s), six_hours);
         }
-        assert!(w.rows() <= 362, "{} rows", w.rows());
-        assert!(w.rows.capacity() <= 362, "capacity {}", w.rows.capacity());
+        assert!(w.rows() <= 363, "{} rows", w.rows());
+        assert!(w.rows.capacity() <= 363, "capacity {}", w.rows.capacity());
+        assert_eq!(std::mem::size_of::<Row>(), 32);
     }
 
     #[test]
