@@ -194,6 +194,20 @@ impl Settings {
         }
     }
 
+    /// A rule's settings by its name (`news2.high`, `sepsis.qsofa`, ...).
+    pub fn named(&self, name: &str) -> Option<&RuleSettings> {
+        Some(match name {
+            "news2.single3" => &self.single3,
+            "news2.medium" => &self.medium,
+            "news2.high" => &self.high,
+            "news2.trend" => &self.trend,
+            "sepsis.qsofa" => &self.qsofa,
+            "sepsis.sirs_lactate" => &self.sirs_lactate,
+            "technical.signal_loss" => &self.signal_loss,
+            _ => return None,
+        })
+    }
+
     fn named_mut(&mut self, name: &str) -> Option<&mut RuleSettings> {
         Some(match name {
             "news2.single3" => &mut self.single3,

@@ -195,12 +195,8 @@ fn worker(
                 let _ = tx.send(std::mem::take(&mut buf));
             }
         }
-        let mask = open_mask(&t.patient);
-        for (slot, first) in t.outcome.first_row.iter_mut().enumerate() {
-            if mask & (1 << slot) != 0 && first.is_none() {
-                *first = Some(t.outcome.rows - 1);
-            }
-        }
+        let row = t.outcome.rows - 1;
+        t.outcome.note_open(open_mask(&t.patient), row);
     }
     if let Some(tx) = &scores
         && !buf.is_empty()

@@ -26,16 +26,9 @@ use vigil_streams::envelope::check_vitals;
 
 pub use report::{Report, RuleReport};
 
-/// The rules the report lists, in order; the profile as a whole comes after them.
-pub const RULES: [&str; 7] = [
-    "news2.single3",
-    "news2.medium",
-    "news2.high",
-    "news2.trend",
-    "sepsis.qsofa",
-    "sepsis.sirs_lactate",
-    "technical.signal_loss",
-];
+/// The rules the report lists (every rule the engine knows), in order; the profile as a whole
+/// comes after them.
+pub const RULES: &[&str] = vigil_config::KNOWN_RULES;
 /// Index of the profile as a whole (every rule but the technical one) in per-rule arrays.
 pub const PROFILE: usize = RULES.len();
 const SLOTS: usize = RULES.len() + 1;
@@ -109,6 +102,17 @@ pub struct Outcome {
     pub first_row: [Option<usize>; SLOTS],
     /// Observations rejected (`VITAL_OUT_OF_RANGE`), never scored.
     pub rejected: usize,
+}
+
+impl Outcome {
+    /// Records `row` as the first row of every rule in `mask` that had none yet.
+    fn note_open(&mut self, mask: u8, row: usize) {
+        for (slot, first) in self.first_row.iter_mut().enumerate() {
+            if mask & (1 << slot) != 0 && first.is_none() {
+                *first = Some(row);
+            }
+        }
+    }
 }
 
 /// Follows the alerts of one patient: which rule each active alert stands for.
@@ -295,11 +299,7 @@ pub fn simulate_stay(
             }
         }
         let mask = open_mask(&patient);
-        for (slot, first) in out.first_row.iter_mut().enumerate() {
-            if mask & (1 << slot) != 0 && first.is_none() {
-                *first = Some(i);
-            }
-        }
+        out.note_open(mask, i);
         out.masks.push(mask);
         out.row_hours.push(row.hour);
     }

@@ -56,19 +56,6 @@ pub struct Report {
     pub lead_hours: Vec<f64>,
 }
 
-fn rule_enabled(s: &vigil_engine::Settings, rule: &str) -> bool {
-    match rule {
-        "news2.single3" => s.single3.enabled,
-        "news2.medium" => s.medium.enabled,
-        "news2.high" => s.high.enabled,
-        "news2.trend" => s.trend.enabled,
-        "sepsis.qsofa" => s.qsofa.enabled,
-        "sepsis.sirs_lactate" => s.sirs_lactate.enabled,
-        "technical.signal_loss" => s.signal_loss.enabled,
-        _ => false,
-    }
-}
-
 fn median(v: &mut [f64]) -> Option<f64> {
     if v.is_empty() {
         return None;
@@ -142,7 +129,8 @@ impl Report {
                     lead_hours = leads.clone();
                 }
                 let healthy = outcomes.len() - septic_stays;
-                let enabled = slot == PROFILE || rule_enabled(settings, RULES[slot]);
+                let enabled =
+                    slot == PROFILE || settings.named(RULES[slot]).is_some_and(|r| r.enabled);
                 let labelled = labelled && enabled;
                 RuleReport {
                     enabled,
