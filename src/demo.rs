@@ -24,11 +24,13 @@ pub fn tokens() -> Vec<TokenConfig> {
         role,
         units: units.iter().map(|u| u.to_string()).collect(),
         name: None,
+        page_roles: Vec::new(),
     };
     vec![
         token("demo-admin-token", Role::Admin, &[]),
         token("demo-nurse-ward-a", Role::Nurse, &["ward-a"]),
         token("demo-viewer-token", Role::Viewer, &[]),
+        token("demo-pager-ward-a", Role::Pager, &["ward-a"]),
     ]
 }
 
@@ -39,8 +41,9 @@ pub fn print_banner(addr: SocketAddr, patients: usize) {
     println!("  dashboard WebSocket (admin): ws://{addr}/ws?token=demo-admin-token");
     println!("  nurse of ward-a:             ws://{addr}/ws?token=demo-nurse-ward-a");
     println!("  viewer:                      ws://{addr}/ws?token=demo-viewer-token");
+    println!("  pager of ward-a:             ws://{addr}/ws?token=demo-pager-ward-a");
     println!(
-        "  then send: {{\"type\":\"subscribe\",\"id\":\"s1\",\"channels\":[\"alerts\",\"patients\"]}}"
+        "  then send: {{\"type\":\"subscribe\",\"id\":\"s1\",\"channels\":[\"alerts\",\"patients\",\"pages\"]}}"
     );
     println!("  metrics: http://{addr}/metrics   Ctrl-C stops");
 }

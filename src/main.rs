@@ -185,6 +185,11 @@ async fn serve(cfg: Config, bus: Bus, demo_patients: Option<usize>) -> anyhow::R
         commands.clone(),
         Some(Arc::new(move |out: &mut String| m.render(out))),
     );
+    let history_bus = bus.clone();
+    hub.set_history(Arc::new(move |subject: String| {
+        let bus = history_bus.clone();
+        Box::pin(async move { bus.history(&subject).await.map_err(|e| e.to_string()) })
+    }));
     let outputs = Arc::new(EngineOutputs {
         hub: hub.clone(),
         outbox: outbox.clone(),

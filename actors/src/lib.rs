@@ -237,12 +237,23 @@ mod tests {
         }
     }
 
+    /// Event times start at the test's start: escalation deadlines (minutes after opening)
+    /// stay in the future while the test runs.
+    fn base_millis() -> i64 {
+        static BASE: std::sync::OnceLock<i64> = std::sync::OnceLock::new();
+        *BASE.get_or_init(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis() as i64)
+        })
+    }
+
     fn input(patient: &str, minute: i64, hr: f64) -> PatientInput {
         PatientInput {
             tenant: "t1".into(),
             patient_id: patient.into(),
             unit_id: "icu-3".into(),
-            occurred_at: Timestamp::from_millis(1_764_234_000_000 + minute * 60_000),
+            occurred_at: Timestamp::from_millis(base_millis() + minute * 60_000),
             kind: InputKind::Vitals(Vitals {
                 hr: Some(hr),
                 rr: Some(26.0),
@@ -295,10 +306,11 @@ mod tests {
             patient_id: a.patient_id.clone().unwrap(),
             alert_id: a.alert_id.clone(),
             kind: CommandKind::Ack,
+            page_id: String::new(),
             role: vigil_config::Role::Nurse,
             by: "nurse-1".into(),
             reason: String::new(),
-            at: Timestamp::from_millis(1_764_234_900_000),
+            at: Timestamp::from_millis(base_millis() + 15 * 60_000),
         };
         let acked = shards.command(cmd.clone()).await.unwrap().expect("ack");
         assert_eq!(acked.state, AlertState::Acknowledged);

@@ -41,6 +41,8 @@ pub struct PatientActor {
     has_active_alert: Rc<Cell<bool>>,
     /// Identifiers shared with every update this actor emits (no copy per update).
     ids: (Arc<str>, Arc<str>, Arc<str>),
+    /// The one escalation timer of this patient: the earliest deadline of its alerts.
+    timer: Option<(Timestamp, SpawnHandle)>,
 }
 
 impl PatientActor {
@@ -62,7 +64,35 @@ impl PatientActor {
             outputs,
             has_active_alert,
             ids: (Arc::from(tenant), Arc::from(patient), Arc::from(unit)),
+            timer: None,
         }
+    }
+
+    /// Keeps one timer armed for the earliest alert deadline (escalation, page resend, snooze
+    /// end, acknowledgement expiry). The timer is only a wake-up: the alerts' own deadlines
+    /// decide what is due, so a wake-up for a deadline that has since moved does nothing.
+    fn schedule(&mut self, ctx: &mut Context<Self>) {
+        let next = self.patient.next_deadline();
+        if self.timer.as_ref().map(|(at, _)| *at) == next {
+            return;
+        }
+        if let Some((_, handle)) = self.timer.take() {
+            ctx.cancel_future(handle);
+        }
+        let Some(at) = next else { return };
+        let wait = u64::try_from(at.since(wall_clock())).unwrap_or(0);
+        let handle = ctx.run_later(std::time::Duration::from_millis(wait), |act, ctx| {
+            act.timer = None;
+            act.on_deadline(ctx);
+        });
+        self.timer = Some((at, handle));
+    }
+
+    fn on_deadline(&mut self, ctx: &mut Context<Self>) {
+        for alert in self.patient.advance(wall_clock()) {
+            self.emit(&alert, None, ctx);
+        }
+        self.schedule(ctx);
     }
 
     fn emit(&mut self, alert: &Alert, receipt: Option<Receipt>, ctx: &mut Context<Self>) {
@@ -86,6 +116,7 @@ impl PatientActor {
         let Some(heard) = self.heard else { return };
         if let Some(alert) = self.patient.tick(now, heard, &self.settings) {
             self.emit(&alert, None, ctx);
+            self.schedule(ctx);
         }
     }
 }
@@ -134,6 +165,9 @@ impl Handler<Observe> for PatientActor {
                 self.emit(alert, Some(msg.receipt.clone()), ctx);
             }
         }
+        if self.timer.is_some() || self.patient.has_active_alert() {
+            self.schedule(ctx);
+        }
         if let Some((qsofa, sirs)) = scored
             && let Some(score) = &self.patient.last_score
         {
@@ -159,11 +193,11 @@ impl Handler<Command> for PatientActor {
     type Result = Result<Alert, CommandError>;
 
     fn handle(&mut self, msg: Command, ctx: &mut Self::Context) -> Self::Result {
-        let c = msg.0;
-        let alert = self
-            .patient
-            .command(&c.alert_id, c.kind, c.role, &c.by, &c.reason, c.at)?;
-        self.emit(&alert, None, ctx);
+        let (alert, changed) = self.patient.command(&msg.0)?;
+        if changed {
+            self.emit(&alert, None, ctx);
+            self.schedule(ctx);
+        }
         Ok(alert)
     }
 }

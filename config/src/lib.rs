@@ -46,7 +46,59 @@ pub struct Config {
     pub scoring: ScoringConfig,
     /// Threshold profiles: per-unit (or per-tenant default) overrides of rules and scoring.
     pub profiles: Vec<ProfileConfig>,
+    /// Escalation policies (`[[escalation.policies]]`), over the built-in defaults.
+    pub escalation: EscalationConfig,
 }
+
+/// `[escalation]`: policies given here replace the built-in policy of the same name; the others
+/// are tried first, in file order, then the built-ins (`delay-default`, `critical-default`,
+/// `warning-default`). The first policy whose `match` fits an alert applies.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct EscalationConfig {
+    pub policies: Vec<PolicyConfig>,
+}
+
+/// One escalation policy, shaped as in contracts.md §7.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyConfig {
+    pub name: String,
+    /// Which alerts it applies to; an empty match applies to every alert.
+    #[serde(default, rename = "match")]
+    pub matches: PolicyMatch,
+    /// How long an acknowledgement holds before the alert is paged again while its condition
+    /// still holds (default 30m for critical matches, 60m otherwise).
+    #[serde(default)]
+    pub ack_expiry: Option<Duration>,
+    /// How long a page may go without a `receipt` before it is sent again (default 60s).
+    #[serde(default)]
+    pub page_receipt_timeout: Option<Duration>,
+    pub levels: Vec<PolicyLevelConfig>,
+}
+
+/// `match = { level = "critical" }`, `{ category = "delay" }`, or both.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyMatch {
+    #[serde(default)]
+    pub level: Option<String>,
+    #[serde(default)]
+    pub category: Option<String>,
+}
+
+/// One escalation level: who is paged, `after` the alert opened.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyLevelConfig {
+    pub after: Duration,
+    pub targets: Vec<Role>,
+}
+
+/// Alert levels a policy may match.
+pub const ALERT_LEVELS: &[&str] = &["info", "warning", "critical"];
+/// Alert categories a policy may match.
+pub const ALERT_CATEGORIES: &[&str] = &["deterioration", "sepsis", "delay", "technical"];
 
 /// Connection to NATS JetStream and how the engine consumes and retains streams.
 #[derive(Debug, Clone, Deserialize)]
@@ -239,6 +291,10 @@ pub struct TokenConfig {
     /// Who holds the token, recorded as `by` in the transitions it causes (default `role:tenant`).
     #[serde(default)]
     pub name: Option<String>,
+    /// For `pager` tokens: the escalation roles whose pages this pager takes (default: every
+    /// role, within the token's units). Other roles take the pages addressed to their own role.
+    #[serde(default)]
+    pub page_roles: Vec<Role>,
 }
 
 /// Staff roles of contracts.md §5.
@@ -435,6 +491,7 @@ impl Config {
             ));
         }
         self.validate_profiles(path)?;
+        self.validate_policies(path)?;
         Ok(())
     }
 }
@@ -446,20 +503,7 @@ impl Config {
         let mut units = HashSet::new();
         for (i, p) in self.profiles.iter().enumerate() {
             let key = |field: &str| format!("profiles[{i}].{field}");
-            if !is_token(&p.name) {
-                return Err(invalid(
-                    path,
-                    &key("name"),
-                    "must match [A-Za-z0-9_-]{1,64}",
-                ));
-            }
-            if !names.insert(p.name.as_str()) {
-                return Err(invalid(
-                    path,
-                    &key("name"),
-                    format!("duplicate profile `{}`", p.name),
-                ));
-            }
+            unique_name(path, &key("name"), &p.name, &mut names, "profile")?;
             if let Some(t) = p.tenant.as_deref()
                 && !is_token(t)
             {
@@ -506,6 +550,102 @@ impl Config {
         }
         Ok(())
     }
+}
+
+impl Config {
+    fn validate_policies(&self, path: &str) -> Result<(), ConfigError> {
+        let mut names = HashSet::new();
+        for (i, p) in self.escalation.policies.iter().enumerate() {
+            let key = |field: &str| format!("escalation.policies[{i}].{field}");
+            unique_name(path, &key("name"), &p.name, &mut names, "policy")?;
+            if let Some(l) = p.matches.level.as_deref()
+                && !ALERT_LEVELS.contains(&l)
+            {
+                return Err(invalid(
+                    path,
+                    &key("match.level"),
+                    format!("`{l}` is not one of {}", ALERT_LEVELS.join(", ")),
+                ));
+            }
+            if let Some(c) = p.matches.category.as_deref()
+                && !ALERT_CATEGORIES.contains(&c)
+            {
+                return Err(invalid(
+                    path,
+                    &key("match.category"),
+                    format!("`{c}` is not one of {}", ALERT_CATEGORIES.join(", ")),
+                ));
+            }
+            if p.levels.is_empty() {
+                return Err(invalid(path, &key("levels"), "needs at least one level"));
+            }
+            let mut previous = None;
+            for (j, level) in p.levels.iter().enumerate() {
+                let lkey = format!("escalation.policies[{i}].levels[{j}]");
+                if level.targets.is_empty() {
+                    return Err(invalid(
+                        path,
+                        &format!("{lkey}.targets"),
+                        "needs at least one role",
+                    ));
+                }
+                if let Some(r) = level
+                    .targets
+                    .iter()
+                    .find(|r| matches!(r, Role::Viewer | Role::Pager))
+                {
+                    return Err(invalid(
+                        path,
+                        &format!("{lkey}.targets"),
+                        format!("`{}` is not a role that can be paged", r.as_str()),
+                    ));
+                }
+                if j == 0 && level.after.as_millis() != 0 {
+                    return Err(invalid(
+                        path,
+                        &format!("{lkey}.after"),
+                        "the first level is paged when the alert opens: must be \"0s\"",
+                    ));
+                }
+                if previous.is_some_and(|prev| level.after <= prev) {
+                    return Err(invalid(
+                        path,
+                        &format!("{lkey}.after"),
+                        "must be later than the level before",
+                    ));
+                }
+                previous = Some(level.after);
+            }
+            if p.ack_expiry.is_some_and(|d| d.as_millis() < 1000) {
+                return Err(invalid(path, &key("ack_expiry"), "must be at least 1s"));
+            }
+            if p.page_receipt_timeout.is_some_and(|d| d.as_millis() < 1000) {
+                return Err(invalid(
+                    path,
+                    &key("page_receipt_timeout"),
+                    "must be at least 1s",
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A name that must be a token and unique among `seen` (profiles, policies).
+fn unique_name<'a>(
+    path: &str,
+    key: &str,
+    name: &'a str,
+    seen: &mut HashSet<&'a str>,
+    what: &str,
+) -> Result<(), ConfigError> {
+    if !is_token(name) {
+        return Err(invalid(path, key, "must match [A-Za-z0-9_-]{1,64}"));
+    }
+    if !seen.insert(name) {
+        return Err(invalid(path, key, format!("duplicate {what} `{name}`")));
+    }
+    Ok(())
 }
 
 fn validate_rules(
@@ -675,6 +815,85 @@ role = "admin"          # no units: every unit of the tenant
         });
         assert_eq!(c.nats.url.as_deref(), Some("nats://10.0.0.9:4222"));
         assert_eq!(c.listen_addr().expect("addr").port(), 9999);
+    }
+
+    #[test]
+    fn contract_policy_shape_parses() {
+        let text = r#"
+[[escalation.policies]]
+name = "critical-default"
+match = { level = "critical" }          # or { category = "delay" }, or both
+ack_expiry = "30m"
+page_receipt_timeout = "60s"
+levels = [
+  { after = "0s",  targets = ["nurse"] },
+  { after = "5m",  targets = ["charge_nurse"] },
+  { after = "10m", targets = ["rapid_response"] },
+]
+"#;
+        let c = Config::from_toml(text, "v.toml").expect("policy");
+        let p = &c.escalation.policies[0];
+        assert_eq!(p.matches.level.as_deref(), Some("critical"));
+        assert_eq!(p.levels.len(), 3);
+        assert_eq!(p.levels[1].targets, vec![Role::ChargeNurse]);
+        assert_eq!(p.ack_expiry, Some(Duration::from_secs(1800)));
+    }
+
+    #[test]
+    fn invalid_policies_name_the_key() {
+        let level = "levels = [{ after = \"0s\", targets = [\"nurse\"] }]";
+        let cases = [
+            (
+                format!("[[escalation.policies]]\nname = \"a b\"\n{level}\n"),
+                "escalation.policies[0].name",
+            ),
+            (
+                format!("[[escalation.policies]]\nname = \"p\"\nmatch = {{ level = \"severe\" }}\n{level}\n"),
+                "match.level",
+            ),
+            (
+                format!("[[escalation.policies]]\nname = \"p\"\nmatch = {{ category = \"x\" }}\n{level}\n"),
+                "match.category",
+            ),
+            (
+                "[[escalation.policies]]\nname = \"p\"\nlevels = []\n".to_string(),
+                "escalation.policies[0].levels",
+            ),
+            (
+                "[[escalation.policies]]\nname = \"p\"\nlevels = [{ after = \"1m\", targets = [\"nurse\"] }]\n".to_string(),
+                "levels[0].after",
+            ),
+            (
+                "[[escalation.policies]]\nname = \"p\"\nlevels = [{ after = \"0s\", targets = [\"nurse\"] }, { after = \"0s\", targets = [\"manager\"] }]\n".to_string(),
+                "levels[1].after",
+            ),
+            (
+                "[[escalation.policies]]\nname = \"p\"\nlevels = [{ after = \"0s\", targets = [] }]\n".to_string(),
+                "levels[0].targets",
+            ),
+            (
+                "[[escalation.policies]]\nname = \"p\"\nlevels = [{ after = \"0s\", targets = [\"viewer\"] }]\n".to_string(),
+                "levels[0].targets",
+            ),
+            (
+                format!("[[escalation.policies]]\nname = \"p\"\nack_expiry = \"0s\"\n{level}\n"),
+                "ack_expiry",
+            ),
+            (
+                format!("[[escalation.policies]]\nname = \"p\"\n{level}\n[[escalation.policies]]\nname = \"p\"\n{level}\n"),
+                "escalation.policies[1].name",
+            ),
+            (
+                format!("[[escalation.policies]]\nname = \"p\"\nrepeat = true\n{level}\n"),
+                "repeat",
+            ),
+        ];
+        for (text, key) in cases {
+            let err = Config::from_toml(&text, "v.toml")
+                .expect_err(&text)
+                .to_string();
+            assert!(err.contains(key), "{text:?} -> {err}");
+        }
     }
 
     #[test]

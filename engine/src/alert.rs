@@ -1,13 +1,17 @@
 //! The alert record (`orchestration.alert.v1` data) and its state machine.
 //!
-//! States: `open` -> `acknowledged` -> `resolved`; any non-terminal state -> `resolved`.
-//! `snoozed` exists in the record so that snoozing slots in later; no command reaches it yet.
+//! States: `open` -> `acknowledged` -> `resolved`; `open`/`acknowledged` -> `snoozed` -> `open`
+//! when the snooze ends; an acknowledgement that expires while the condition holds goes back to
+//! `open` and re-pages; any non-terminal state -> `resolved`, which is terminal. Escalation
+//! steps, page delivery states and severity changes are transitions too (`to` stays the state).
 //! Every change is a transition with who, when, from, to and why; `version` counts them, so
-//! a consumer can tell a newer copy of an alert from an older one.
+//! a consumer can tell a newer copy of an alert from an older one. Deadlines and paging live in
+//! [`crate::escalation`].
 
 use serde::Serialize;
 use vigil_config::Role;
 
+pub use crate::escalation::Escalation;
 use crate::news2::Component;
 use crate::time::Timestamp;
 
@@ -58,17 +62,6 @@ pub struct Explanation {
     /// Inputs with no fresh value (additive to the contract).
     pub missing: Vec<&'static str>,
     pub profile: String,
-}
-
-/// The escalation in force. Timers that advance `level` arrive with escalation policies; until
-/// then `next_at` is `null`: nothing is scheduled, and the alert says so.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Escalation {
-    pub policy: String,
-    pub level: u32,
-    pub next_at: Option<Timestamp>,
-    pub targets: Vec<String>,
 }
 
 /// The last change of state, with who, when and why.
@@ -125,6 +118,31 @@ pub struct Alert {
     pub emitted_at: Timestamp,
     /// 1 at open, +1 per transition.
     pub version: u64,
+    /// While `snoozed`: when the snooze ends.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub snoozed_until: Option<Timestamp>,
+    /// While `acknowledged`: when the acknowledgement expires (re-page if the condition holds).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ack_expires_at: Option<Timestamp>,
+}
+
+/// Longest snooze a person may ask for: 24 h.
+pub const MAX_SNOOZE_MS: i64 = 24 * 3_600_000;
+/// Shortest snooze: 1 s (`minutes` may be fractional, e.g. `0.5`).
+pub const MIN_SNOOZE_MS: i64 = 1000;
+
+/// A snooze length from the wire's `minutes` (fractional minutes allowed), in milliseconds.
+///
+/// # Errors
+/// A message naming `minutes` when it is not a number from 1 s to 24 h.
+pub fn snooze_millis(minutes: f64) -> Result<i64, String> {
+    let ms = minutes * 60_000.0;
+    if !ms.is_finite() || ms < MIN_SNOOZE_MS as f64 || ms > MAX_SNOOZE_MS as f64 {
+        return Err(format!(
+            "`minutes` must be from 1 s to 24 h (0.0167 to 1440), not {minutes}"
+        ));
+    }
+    Ok(ms.round() as i64)
 }
 
 /// A command a person sends about an alert.
@@ -132,6 +150,14 @@ pub struct Alert {
 pub enum CommandKind {
     Ack,
     Resolve,
+    /// Quiet the alert this long ([`MIN_SNOOZE_MS`]..=[`MAX_SNOOZE_MS`]; see [`snooze_millis`]).
+    Snooze {
+        millis: i64,
+    },
+    /// A pager received the page (`AlertCommand::page_id`).
+    Receipt,
+    /// A pager declines the page: the alert escalates at once.
+    Decline,
 }
 
 /// A person's command about one patient's alert, as the gateway hands it to the actor that
@@ -142,6 +168,8 @@ pub struct AlertCommand {
     pub patient_id: String,
     pub alert_id: String,
     pub kind: CommandKind,
+    /// For `Receipt` and `Decline`: the page.
+    pub page_id: String,
     pub role: Role,
     /// Who sent it, recorded as the transition's `by`.
     pub by: String,
@@ -154,6 +182,10 @@ pub struct AlertCommand {
 pub enum CommandError {
     #[error("alert {0} not found")]
     NotFound(String),
+    #[error("page {0} not found")]
+    PageNotFound(String),
+    #[error("{0}")]
+    BadRequest(String),
     #[error("role {role} cannot {action} {category} alerts")]
     Forbidden {
         role: &'static str,
@@ -171,7 +203,8 @@ impl CommandError {
     /// The contract's error code.
     pub fn code(&self) -> &'static str {
         match self {
-            CommandError::NotFound(_) => "ALERT_NOT_FOUND",
+            CommandError::NotFound(_) | CommandError::PageNotFound(_) => "ALERT_NOT_FOUND",
+            CommandError::BadRequest(_) => "BAD_REQUEST",
             CommandError::Forbidden { .. } => "FORBIDDEN",
             CommandError::InvalidTransition { .. } => "INVALID_TRANSITION",
         }
@@ -183,7 +216,16 @@ impl CommandKind {
         match self {
             CommandKind::Ack => "acknowledge",
             CommandKind::Resolve => "resolve",
+            CommandKind::Snooze { .. } => "snooze",
+            CommandKind::Receipt => "receipt pages of",
+            CommandKind::Decline => "decline pages of",
         }
+    }
+}
+
+impl Category {
+    pub fn as_str(self) -> &'static str {
+        category_name(self)
     }
 }
 
@@ -209,7 +251,10 @@ pub fn may_command(role: Role, kind: CommandKind, category: Category) -> bool {
         Role::Viewer => false,
         Role::Nurse | Role::ChargeNurse | Role::Physician | Role::RapidResponse => clinical,
         Role::Coordinator | Role::Manager => category == Category::Delay,
-        Role::Pager => kind == CommandKind::Ack,
+        Role::Pager => matches!(
+            kind,
+            CommandKind::Ack | CommandKind::Receipt | CommandKind::Decline
+        ),
     }
 }
 
@@ -232,12 +277,14 @@ impl Alert {
         self.version += 1;
     }
 
-    /// Applies a person's command, or refuses it leaving the alert unchanged.
+    /// Applies a person's `Ack`, `Resolve` or `Snooze`, or refuses it leaving the alert
+    /// unchanged. (Page receipts and declines are [`Alert::receipt`] and [`Alert::decline`].)
     ///
     /// # Errors
     /// `Forbidden` when the role may not act on this category, `InvalidTransition` when the
-    /// state does not allow it (an acknowledged alert is not acknowledged again; a resolved
-    /// alert is never reopened).
+    /// state does not allow it (an acknowledged alert is not acknowledged again, a snoozed one
+    /// not snoozed again; a resolved alert is never reopened), `BadRequest` for a snooze outside
+    /// 1 s to 24 h.
     pub fn command(
         &mut self,
         kind: CommandKind,
@@ -253,12 +300,18 @@ impl Alert {
                 category: category_name(self.category),
             });
         }
+        use AlertState::*;
         let to = match (kind, self.state) {
-            (CommandKind::Ack, AlertState::Open | AlertState::Snoozed) => AlertState::Acknowledged,
-            (
-                CommandKind::Resolve,
-                AlertState::Open | AlertState::Acknowledged | AlertState::Snoozed,
-            ) => AlertState::Resolved,
+            (CommandKind::Ack, Open | Snoozed) => Acknowledged,
+            (CommandKind::Resolve, Open | Acknowledged | Snoozed) => Resolved,
+            (CommandKind::Snooze { millis }, _)
+                if !(MIN_SNOOZE_MS..=MAX_SNOOZE_MS).contains(&millis) =>
+            {
+                return Err(CommandError::BadRequest(
+                    "`minutes` must be from 1 s to 24 h".into(),
+                ));
+            }
+            (CommandKind::Snooze { .. }, Open | Acknowledged) => Snoozed,
             (_, state) => {
                 return Err(CommandError::InvalidTransition {
                     action: kind.verb(),
@@ -266,11 +319,22 @@ impl Alert {
                 });
             }
         };
-        let reason = if reason.is_empty() {
+        let mut reason = if reason.is_empty() {
             kind.verb().to_string()
         } else {
             reason.to_string()
         };
+        match kind {
+            CommandKind::Ack => self.on_acknowledged(by, at),
+            CommandKind::Snooze { millis } => {
+                self.on_snoozed(at.plus_millis(millis));
+                reason = format!(
+                    "snoozed for {}: {reason}",
+                    crate::escalation::minutes(millis)
+                );
+            }
+            _ => self.on_resolved(),
+        }
         self.transition(to, by, at, reason);
         Ok(())
     }
@@ -316,6 +380,18 @@ mod tests {
         assert!(may_command(Role::Pager, Ack, Category::Deterioration));
         assert!(!may_command(Role::Pager, Resolve, Category::Deterioration));
         assert!(may_command(Role::Admin, Resolve, Category::Technical));
+    }
+
+    #[test]
+    fn snooze_lengths_from_one_second_to_a_day() {
+        assert_eq!(snooze_millis(30.0), Ok(1_800_000));
+        assert_eq!(snooze_millis(0.1), Ok(6_000));
+        assert_eq!(snooze_millis(1440.0), Ok(MAX_SNOOZE_MS));
+        assert_eq!(snooze_millis(1.0 / 60.0), Ok(1000));
+        for bad in [0.0, 0.01, -5.0, 1440.01, f64::NAN, f64::INFINITY] {
+            let err = snooze_millis(bad).expect_err("out of range");
+            assert!(err.contains("`minutes`"), "{err}");
+        }
     }
 
     #[test]

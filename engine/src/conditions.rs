@@ -8,9 +8,11 @@
 //! until its condition is seen absent once, so a patient whose qSOFA stays at 2 is not
 //! re-alerted every second after a clinician has taken charge (docs/rules.md).
 
-use crate::alert::{Alert, AlertState, Category, Explanation, Level, Meta, Transition, alert_id};
+use crate::alert::{
+    Alert, AlertState, Category, Escalation, Explanation, Level, Meta, Transition, alert_id,
+};
 use crate::news2::{Chart, Component, ComponentValue, Input, News2, decimal};
-use crate::rules::{RuleSettings, Settings, Subject, escalation};
+use crate::rules::{RuleSettings, Settings, Subject};
 use crate::sepsis::{CriteriaScore, Labs, qsofa_components, sirs_components};
 use crate::time::Timestamp;
 
@@ -122,6 +124,11 @@ impl Track {
         self.alert.as_ref().filter(|a| a.is_active())
     }
 
+    /// The alert's condition is present (not in its clear period).
+    pub fn condition_present(&self) -> bool {
+        self.absent_since.is_none()
+    }
+
     /// Called after a person resolved the alert.
     pub fn resolved_by_person(&mut self) {
         self.run = 0;
@@ -180,8 +187,11 @@ impl Track {
         self.run = 0;
         self.absent_since = None;
         let o = open();
+        let id = alert_id(subject.tenant, subject.patient, rule.name(), at);
+        let policy = settings.policies.select(rule.level(), rule.category());
         let alert = Alert {
-            alert_id: alert_id(subject.tenant, subject.patient, rule.name(), at),
+            escalation: Escalation::start(policy, &id, Some(subject.unit), at, 0),
+            alert_id: id,
             tenant_id: subject.tenant.to_string(),
             rule: rule.name(),
             category: rule.category(),
@@ -195,7 +205,6 @@ impl Track {
             related_appointments: Vec::new(),
             meta: o.meta,
             explanation: o.explanation,
-            escalation: escalation(rule.level(), subject.unit),
             transition: Transition {
                 from: None,
                 to: AlertState::Open,
@@ -206,6 +215,8 @@ impl Track {
             opened_at: at,
             emitted_at: at,
             version: 1,
+            snoozed_until: None,
+            ack_expires_at: None,
         };
         self.alert = Some(alert.clone());
         Some(alert)

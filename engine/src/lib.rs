@@ -7,6 +7,7 @@
 
 pub mod alert;
 pub mod conditions;
+pub mod escalation;
 pub mod news2;
 pub mod observation;
 pub mod patient;
@@ -17,6 +18,7 @@ pub mod time;
 pub mod window;
 
 pub use alert::{Alert, AlertCommand, AlertState, Category, CommandError, CommandKind, Level};
+pub use escalation::{Escalation, Page, PageState, Policies, Policy};
 pub use news2::{Chart, Input, News2, Param};
 pub use observation::{Consciousness, LabResult, Spo2Scale, Vitals};
 pub use patient::{Observed, Patient, PatientStatus};

@@ -2,8 +2,6 @@
 //! other rules, each with at most one open alert. Owned by exactly one actor (or one replay
 //! thread), so every change to it is serialized.
 
-use vigil_config::Role;
-
 use crate::alert::{Alert, AlertState, CommandError, CommandKind};
 use crate::conditions::{
     Condition, Finding, Opening, Track, qsofa_opening, signal_loss_opening, sirs_lactate_opening,
@@ -326,47 +324,88 @@ impl Patient {
         self.risk.active_alert()
     }
 
-    /// Applies a person's command to one of this patient's alerts.
+    /// Applies a person's command to one of this patient's alerts. Returns the alert and
+    /// whether the command changed it (a second receipt of a delivered page changes nothing).
     ///
     /// # Errors
-    /// `NotFound` when the patient has no such alert; otherwise as [`Alert::command`].
+    /// `NotFound` when the patient has no such alert; otherwise as [`Alert::command`],
+    /// [`Alert::receipt`] and [`Alert::decline`].
     pub fn command(
         &mut self,
-        alert_id: &str,
-        kind: CommandKind,
-        role: Role,
-        by: &str,
-        reason: &str,
-        now: Timestamp,
-    ) -> Result<Alert, CommandError> {
-        let owner = if self.risk.alert().is_some_and(|a| a.alert_id == alert_id) {
+        c: &crate::alert::AlertCommand,
+    ) -> Result<(Alert, bool), CommandError> {
+        let not_found = || CommandError::NotFound(c.alert_id.clone());
+        let owner = if self.risk.alert().is_some_and(|a| a.alert_id == c.alert_id) {
             None
         } else {
             Some(
                 Condition::ALL
                     .into_iter()
-                    .find(|c| {
-                        self.track(*c)
+                    .find(|r| {
+                        self.track(*r)
                             .alert()
-                            .is_some_and(|a| a.alert_id == alert_id)
+                            .is_some_and(|a| a.alert_id == c.alert_id)
                     })
-                    .ok_or_else(|| CommandError::NotFound(alert_id.to_string()))?,
+                    .ok_or_else(not_found)?,
             )
         };
         let alert = match owner {
             None => self.risk.alert_mut(),
-            Some(c) => self.track_mut(c).alert_mut(),
+            Some(r) => self.track_mut(r).alert_mut(),
         }
-        .ok_or_else(|| CommandError::NotFound(alert_id.to_string()))?;
-        alert.command(kind, role, by, reason, now)?;
+        .ok_or_else(not_found)?;
+        let changed = match c.kind {
+            CommandKind::Receipt | CommandKind::Decline => {
+                if !crate::alert::may_command(c.role, c.kind, alert.category) {
+                    return Err(CommandError::Forbidden {
+                        role: c.role.as_str(),
+                        action: c.kind.verb(),
+                        category: alert.category.as_str(),
+                    });
+                }
+                if c.kind == CommandKind::Receipt {
+                    alert.receipt(&c.page_id, &c.by, c.at)?
+                } else {
+                    alert.decline(&c.page_id, &c.by, &c.reason, c.at)?;
+                    true
+                }
+            }
+            kind => {
+                alert.command(kind, c.role, &c.by, &c.reason, c.at)?;
+                true
+            }
+        };
         let alert = alert.clone();
         if alert.state == AlertState::Resolved {
             match owner {
                 None => self.risk.resolved_by_person(),
-                Some(c) => self.track_mut(c).resolved_by_person(),
+                Some(r) => self.track_mut(r).resolved_by_person(),
             }
         }
-        Ok(alert)
+        Ok((alert, changed))
+    }
+
+    /// Applies every escalation, snooze, acknowledgement-expiry and page-resend deadline that has
+    /// passed by `now` (wall clock live, the replay clock in replay); returns each transition.
+    pub fn advance(&mut self, now: Timestamp) -> Vec<Alert> {
+        let mut out = Vec::new();
+        let holds = self.risk.condition_present();
+        if let Some(a) = self.risk.alert_mut() {
+            out.extend(a.advance(now, holds));
+        }
+        for rule in Condition::ALL {
+            let track = self.track_mut(rule);
+            let holds = track.condition_present();
+            if let Some(a) = track.alert_mut() {
+                out.extend(a.advance(now, holds));
+            }
+        }
+        out
+    }
+
+    /// The earliest alert deadline of this patient (what the owner's timer wakes for).
+    pub fn next_deadline(&self) -> Option<Timestamp> {
+        self.active_alerts().filter_map(Alert::next_deadline).min()
     }
 
     fn track(&self, rule: Condition) -> &Track {
@@ -384,6 +423,45 @@ mod tests {
     use super::*;
     use crate::alert::Level;
     use crate::observation::Consciousness;
+    use vigil_config::Role;
+
+    /// The old positional form of [`Patient::command`], for the tests of ack and resolve.
+    trait Cmd {
+        fn cmd(
+            &mut self,
+            id: &str,
+            kind: CommandKind,
+            role: Role,
+            by: &str,
+            reason: &str,
+            at: Timestamp,
+        ) -> Result<Alert, CommandError>;
+    }
+
+    impl Cmd for Patient {
+        fn cmd(
+            &mut self,
+            id: &str,
+            kind: CommandKind,
+            role: Role,
+            by: &str,
+            reason: &str,
+            at: Timestamp,
+        ) -> Result<Alert, CommandError> {
+            let c = crate::alert::AlertCommand {
+                tenant: self.tenant.clone(),
+                patient_id: self.patient_id.clone(),
+                alert_id: id.into(),
+                kind,
+                page_id: String::new(),
+                role,
+                by: by.into(),
+                reason: reason.into(),
+                at,
+            };
+            self.command(&c).map(|(a, _)| a)
+        }
+    }
 
     fn t(min: i64) -> Timestamp {
         Timestamp::from_civil(2025, 11, 27, 9, 0, 0).plus_millis(min * 60_000)
@@ -538,7 +616,20 @@ mod tests {
         assert_eq!(a[0].alert_id, a[1].alert_id, "one alert per patient");
         assert_eq!(
             a[1].transition.reason,
-            "upgraded from news2.medium to news2.high"
+            "upgraded from news2.medium to news2.high: paged under critical-default level 1 \
+             (role:nurse@icu-3)"
+        );
+        assert_eq!(a[0].escalation.policy, "warning-default");
+        assert_eq!(a[1].escalation.policy, "critical-default");
+        assert_eq!(
+            a[1].escalation.next_at,
+            Some(t(2).plus_millis(5 * 60_000)),
+            "the upgrade restarts escalation under the critical policy"
+        );
+        assert_ne!(
+            a[0].escalation.page.as_ref().map(|p| &p.page_id),
+            a[1].escalation.page.as_ref().map(|p| &p.page_id),
+            "and pages again"
         );
         assert_eq!(a[1].transition.to, AlertState::Open);
         assert_eq!(a[1].version, 2);
@@ -637,7 +728,7 @@ mod tests {
         let mut p = patient();
         let id = run(&mut p, &s, &[(0, v(7)), (1, v(7))])[0].alert_id.clone();
         let err = p
-            .command(&id, CommandKind::Ack, Role::Viewer, "u1", "", t(2))
+            .cmd(&id, CommandKind::Ack, Role::Viewer, "u1", "", t(2))
             .expect_err("viewer");
         assert_eq!(err.code(), "FORBIDDEN");
         assert_eq!(
@@ -646,18 +737,18 @@ mod tests {
             "refusal changes nothing"
         );
         let a = p
-            .command(&id, CommandKind::Ack, Role::Nurse, "u1", "at bedside", t(2))
+            .cmd(&id, CommandKind::Ack, Role::Nurse, "u1", "at bedside", t(2))
             .expect("ack");
         assert_eq!(a.state, AlertState::Acknowledged);
         assert_eq!(a.transition.from, Some(AlertState::Open));
         assert_eq!(a.transition.by, "u1");
         assert_eq!(a.transition.reason, "at bedside");
         let err = p
-            .command(&id, CommandKind::Ack, Role::Nurse, "u2", "", t(3))
+            .cmd(&id, CommandKind::Ack, Role::Nurse, "u2", "", t(3))
             .expect_err("twice");
         assert_eq!(err.code(), "INVALID_TRANSITION");
         let a = p
-            .command(
+            .cmd(
                 &id,
                 CommandKind::Resolve,
                 Role::Nurse,
@@ -668,11 +759,11 @@ mod tests {
             .expect("resolve");
         assert_eq!((a.state, a.version), (AlertState::Resolved, 3));
         let err = p
-            .command(&id, CommandKind::Ack, Role::Nurse, "u1", "", t(5))
+            .cmd(&id, CommandKind::Ack, Role::Nurse, "u1", "", t(5))
             .expect_err("resolved");
         assert_eq!(err.code(), "INVALID_TRANSITION");
         let err = p
-            .command("alert-nope", CommandKind::Ack, Role::Nurse, "u1", "", t(5))
+            .cmd("alert-nope", CommandKind::Ack, Role::Nurse, "u1", "", t(5))
             .expect_err("404");
         assert_eq!(err.code(), "ALERT_NOT_FOUND");
     }
@@ -682,7 +773,7 @@ mod tests {
         let s = news2_only();
         let mut p = patient();
         let id = run(&mut p, &s, &[(0, v(8)), (1, v(8))])[0].alert_id.clone();
-        p.command(
+        p.cmd(
             &id,
             CommandKind::Resolve,
             Role::Nurse,
@@ -705,7 +796,7 @@ mod tests {
         let s = news2_only();
         let mut p = patient();
         let id = run(&mut p, &s, &[(0, v(5)), (1, v(5))])[0].alert_id.clone();
-        p.command(&id, CommandKind::Ack, Role::Nurse, "u1", "", t(2))
+        p.cmd(&id, CommandKind::Ack, Role::Nurse, "u1", "", t(2))
             .expect("ack");
         let a = run(&mut p, &s, &[(3, v(7)), (4, v(7))]);
         assert_eq!(
@@ -814,7 +905,7 @@ mod tests {
         let id = run(&mut p, &s, &[(0, v(1)), (10, v(4))])[0]
             .alert_id
             .clone();
-        p.command(&id, CommandKind::Resolve, Role::Nurse, "u1", "seen", t(11))
+        p.cmd(&id, CommandKind::Resolve, Role::Nurse, "u1", "seen", t(11))
             .expect("resolve");
         assert!(
             run(&mut p, &s, &[(12, v(4)), (13, v(5))]).is_empty(),
@@ -1062,7 +1153,7 @@ mod tests {
         let mut p = patient();
         let id = run(&mut p, &s, &[(0, q(22.0, 100.0))])[0].alert_id.clone();
         let a = p
-            .command(
+            .cmd(
                 &id,
                 CommandKind::Resolve,
                 Role::Nurse,

@@ -15,6 +15,7 @@ use std::collections::VecDeque;
 use vigil_config::{Config, RuleConfig};
 
 use crate::alert::{Alert, AlertState, Category, Escalation, Explanation, Level, Meta, Transition};
+use crate::escalation::Policies;
 use crate::news2::{Freshness, News2};
 use crate::time::Timestamp;
 
@@ -110,6 +111,8 @@ pub struct Settings {
     pub qsofa: RuleSettings,
     pub sirs_lactate: RuleSettings,
     pub signal_loss: RuleSettings,
+    /// Escalation policies (the same for every profile: `[[escalation.policies]]`).
+    pub policies: std::sync::Arc<Policies>,
 }
 
 impl Default for Settings {
@@ -138,6 +141,7 @@ impl Default for Settings {
                 window_ms: 5 * MINUTE,
                 ..RuleSettings::new(1, 1, Some(0))
             },
+            policies: std::sync::Arc::new(Policies::default()),
         }
     }
 }
@@ -149,6 +153,7 @@ impl Settings {
         let sc = &config.scoring;
         let mut s = Settings {
             profile: config.engine.profile.clone(),
+            policies: std::sync::Arc::new(Policies::from_config(&config.escalation)),
             ..Settings::default()
         };
         s.apply_scoring(&vigil_config::ScoringOverride {
@@ -294,6 +299,11 @@ impl News2Risk {
         self.alert.as_ref().filter(|a| a.is_active())
     }
 
+    /// The alert's condition is present (not in its clear period).
+    pub fn condition_present(&self) -> bool {
+        self.absent_since.is_none()
+    }
+
     /// Called after a person resolved the alert: the rule must be sustained afresh.
     pub fn resolved_by_person(&mut self) {
         self.counts_after = self.recent.back().map(|p| p.at);
@@ -388,8 +398,13 @@ impl News2Risk {
         settings: &Settings,
     ) -> Alert {
         let at = score.at;
+        let alert_id = crate::alert::alert_id(subject.tenant, subject.patient, "news2", at);
+        let policy = settings
+            .policies
+            .select(rule.level(), Category::Deterioration);
         let alert = Alert {
-            alert_id: crate::alert::alert_id(subject.tenant, subject.patient, "news2", at),
+            escalation: Escalation::start(policy, &alert_id, Some(subject.unit), at, 0),
+            alert_id,
             tenant_id: subject.tenant.to_string(),
             rule: rule.name(),
             category: Category::Deterioration,
@@ -406,7 +421,6 @@ impl News2Risk {
                 ..Meta::default()
             },
             explanation: self.explain(rule, score, settings, None),
-            escalation: escalation(rule.level(), subject.unit),
             transition: Transition {
                 from: None,
                 to: AlertState::Open,
@@ -417,6 +431,8 @@ impl News2Risk {
             opened_at: at,
             emitted_at: at,
             version: 1,
+            snoozed_until: None,
+            ack_expires_at: None,
         };
         self.alert = Some(alert.clone());
         self.rule = Some(rule);
@@ -430,17 +446,27 @@ impl News2Risk {
         let Some(alert) = self.alert.as_mut() else {
             return;
         };
-        let unit = alert.unit_id.clone().unwrap_or_default();
+        let upgrade = rule.level() > alert.level;
         alert.rule = rule.name();
         alert.level = rule.level();
         alert.message = message(rule, score);
         alert.meta.news2 = Some(score.total);
         alert.explanation = explanation;
-        if alert.escalation.policy != escalation(rule.level(), &unit).policy {
-            alert.escalation = escalation(rule.level(), &unit);
+        // An upgrade re-pages under the new level's policy; a downgrade keeps the escalation
+        // under way (the policy copied at opening stays in force).
+        let mut state = alert.state;
+        let mut reason = format!("{how} from {} to {}", prev.name(), rule.name());
+        if upgrade {
+            let policy = settings
+                .policies
+                .select(rule.level(), Category::Deterioration);
+            state = alert.upgrade_policy(policy, score.at);
+            reason.push_str(&format!(
+                ": paged under {} level 1 ({})",
+                alert.escalation.policy,
+                alert.escalation.targets.join(", ")
+            ));
         }
-        let state = alert.state;
-        let reason = format!("{how} from {} to {}", prev.name(), rule.name());
         alert.transition(state, "engine", score.at, reason);
         self.rule = Some(rule);
         self.absent_since = None;
@@ -542,18 +568,4 @@ fn message(rule: RiskRule, score: &News2) -> String {
         m.push_str(" [partial]");
     }
     m
-}
-
-/// The default policy's first level (scoring.md): the unit's nurse. Timers come later.
-pub(crate) fn escalation(level: Level, unit: &str) -> Escalation {
-    let policy = match level {
-        Level::Critical => "critical-default",
-        _ => "warning-default",
-    };
-    Escalation {
-        policy: policy.into(),
-        level: 1,
-        next_at: None,
-        targets: vec![format!("role:nurse@{unit}")],
-    }
 }

@@ -14,8 +14,8 @@ use serde::Serialize;
 use tokio::sync::broadcast;
 use vigil_config::{Config, Role};
 use vigil_engine::{
-    Alert, AlertCommand, AlertState, CommandError, CommandKind, Level, PatientStatus, Timestamp,
-    Vitals,
+    Alert, AlertCommand, AlertState, CommandError, CommandKind, Level, Page, PageState,
+    PatientStatus, Timestamp, Vitals,
 };
 
 /// Who a bearer token speaks for.
@@ -27,6 +27,8 @@ pub struct Principal {
     pub units: Vec<String>,
     /// Shown as the `by` of the transitions this token causes.
     pub name: String,
+    /// For `pager` tokens: the roles whose pages it takes (empty: every role).
+    pub page_roles: Vec<Role>,
 }
 
 impl Principal {
@@ -47,6 +49,13 @@ pub trait CommandPort: Send + Sync + 'static {
 /// Extra `/metrics` text from the rest of the process (ingest counters).
 pub type MetricsSource = Arc<dyn Fn(&mut String) + Send + Sync>;
 
+/// Reads every message stored on one `ALERTS` subject, oldest first (the audit trail).
+pub type HistorySource = Arc<
+    dyn Fn(String) -> Pin<Box<dyn Future<Output = Result<Vec<bytes::Bytes>, String>> + Send>>
+        + Send
+        + Sync,
+>;
+
 /// An alert as the gateway keeps and sends it: routing fields plus its JSON, serialized once.
 #[derive(Debug)]
 pub struct AlertEntry {
@@ -58,8 +67,28 @@ pub struct AlertEntry {
     pub state: AlertState,
     pub version: u64,
     pub emitted_at: Timestamp,
+    /// The current page, if any.
+    pub page: Option<Page>,
     /// `orchestration.alert.v1` data as JSON.
     pub json: String,
+}
+
+/// A page waiting for its receipt: sent to every matching pager connection now, and to each
+/// matching pager that connects while it waits.
+#[derive(Debug)]
+pub struct PageEntry {
+    pub page: Page,
+    pub tenant: String,
+    pub unit: Option<String>,
+    /// The `page` frame, serialized once.
+    pub frame: String,
+}
+
+impl PageEntry {
+    /// True when a connection of this principal should get the page.
+    pub fn reaches(&self, p: &Principal) -> bool {
+        p.covers(&self.tenant, self.unit.as_deref()) && self.page.reaches(p.role, &p.page_roles)
+    }
 }
 
 /// The latest live state of one patient. Its `patient` frame is serialized once, on first
@@ -114,6 +143,7 @@ pub struct GatewayMetrics {
     pub slow_client_closes: AtomicU64,
     pub alert_frames: AtomicU64,
     pub patient_frames: AtomicU64,
+    pub page_frames: AtomicU64,
     pub commands_ok: AtomicU64,
     pub errors: DashMap<&'static str, u64>,
 }
@@ -129,11 +159,16 @@ pub struct Hub {
     pub(crate) alerts: DashMap<String, Arc<AlertEntry>>,
     pub(crate) alert_tx: broadcast::Sender<Arc<AlertEntry>>,
     pub(crate) patients: DashMap<(Arc<str>, Arc<str>), Arc<PatientFrame>>,
+    /// Pages waiting for a receipt, by page id.
+    pub(crate) pages: DashMap<String, Arc<PageEntry>>,
+    pub(crate) page_tx: broadcast::Sender<Arc<PageEntry>>,
     pub(crate) patient_tx: broadcast::Sender<Arc<PatientFrame>>,
     pub(crate) commands: Arc<dyn CommandPort>,
     pub metrics: GatewayMetrics,
     pub(crate) ready: AtomicBool,
     pub(crate) extra_metrics: Option<MetricsSource>,
+    /// Where `GET /api/alerts/{id}/history` reads the audit trail (set once at start).
+    pub(crate) history: std::sync::OnceLock<HistorySource>,
     pub(crate) config: vigil_config::GatewayConfig,
     /// Resolved alerts are kept this long so late commands get INVALID_TRANSITION, not 404.
     resolved_retention_ms: i64,
@@ -161,6 +196,7 @@ impl Hub {
                         .name
                         .clone()
                         .unwrap_or_else(|| format!("{}:{}", t.role.as_str(), t.tenant)),
+                    page_roles: t.page_roles.clone(),
                 };
                 (t.token.clone(), principal)
             })
@@ -172,10 +208,13 @@ impl Hub {
             alert_tx: broadcast::channel(cap).0,
             patients: DashMap::new(),
             patient_tx: broadcast::channel(cap).0,
+            pages: DashMap::new(),
+            page_tx: broadcast::channel(cap).0,
             commands,
             metrics: GatewayMetrics::default(),
             ready: AtomicBool::new(false),
             extra_metrics,
+            history: std::sync::OnceLock::new(),
             config: config.gateway.clone(),
             resolved_retention_ms: 3_600_000,
             resolved_seen: AtomicU64::new(0),
@@ -190,6 +229,11 @@ impl Hub {
     /// Closes every WebSocket session (1001, going away).
     pub fn close_all(&self) {
         self.shutdown.send_replace(true);
+    }
+
+    /// Sets where the audit trail is read from (once; later calls are ignored).
+    pub fn set_history(&self, source: HistorySource) {
+        let _ = self.history.set(source);
     }
 
     /// Marks the engine ready (`/readyz` answers 200).
@@ -210,25 +254,80 @@ impl Hub {
             state: alert.state,
             version: alert.version,
             emitted_at: alert.emitted_at,
+            page: alert.escalation.page.clone(),
             json,
         });
-        match self.alerts.entry(alert.alert_id.clone()) {
+        let previous_page = match self.alerts.entry(alert.alert_id.clone()) {
             dashmap::Entry::Occupied(mut o) => {
                 if o.get().version >= entry.version {
                     return;
                 }
-                o.insert(entry.clone());
+                o.insert(entry.clone())
+                    .page
+                    .as_ref()
+                    .map(|p| p.page_id.clone())
             }
             dashmap::Entry::Vacant(v) => {
                 v.insert(entry.clone());
+                None
             }
-        }
-        let _ = self.alert_tx.send(entry);
+        };
+        let _ = self.alert_tx.send(entry.clone());
+        self.track_page(&entry, previous_page);
         if alert.state == AlertState::Resolved
             && self.resolved_seen.fetch_add(1, Relaxed) % 1024 == 1023
         {
             self.prune_resolved(alert.emitted_at);
         }
+    }
+
+    /// Keeps the pending-page table in step with an alert transition, and sends a `page` frame
+    /// when the transition issued or re-sent a page. A page waits while the alert is open or
+    /// acknowledged (an upgrade pages an acknowledged alert) and the page is not yet receipted.
+    fn track_page(&self, entry: &AlertEntry, previous: Option<String>) {
+        let current = entry.page.as_ref().map(|p| p.page_id.as_str());
+        if let Some(prev) = previous.as_deref()
+            && Some(prev) != current
+        {
+            self.pages.remove(prev);
+        }
+        let Some(page) = &entry.page else { return };
+        let waiting = page.state == PageState::Sent
+            && matches!(entry.state, AlertState::Open | AlertState::Acknowledged);
+        if !waiting {
+            self.pages.remove(&page.page_id);
+            return;
+        }
+        let sent_before = self.pages.get(&page.page_id).map_or(0, |p| p.page.attempts);
+        if sent_before >= page.attempts {
+            return;
+        }
+        let mut frame = String::with_capacity(entry.json.len() + 64);
+        frame.push_str(r#"{"type":"page","pageId":"#);
+        frame.push_str(&serde_json::to_string(&page.page_id).unwrap_or_default());
+        frame.push_str(r#","alert":"#);
+        frame.push_str(&entry.json);
+        frame.push('}');
+        let pending = Arc::new(PageEntry {
+            page: page.clone(),
+            tenant: entry.tenant.clone(),
+            unit: entry.unit.clone(),
+            frame,
+        });
+        self.pages.insert(page.page_id.clone(), pending.clone());
+        let _ = self.page_tx.send(pending);
+    }
+
+    /// Pages waiting for a receipt that a connection of `principal` should get.
+    pub fn pending_pages(&self, principal: &Principal) -> Vec<Arc<PageEntry>> {
+        let mut v: Vec<Arc<PageEntry>> = self
+            .pages
+            .iter()
+            .map(|e| e.value().clone())
+            .filter(|e| e.reaches(principal))
+            .collect();
+        v.sort_by_key(|e| e.page.sent_at);
+        v
     }
 
     fn prune_resolved(&self, now: Timestamp) {
@@ -252,31 +351,20 @@ impl Hub {
 
     /// Applies a person's command through the actor that owns the alert: the one path for the
     /// WebSocket and the HTTP mirror. An alert of another tenant or of a unit outside the
-    /// token does not exist for the caller (`ALERT_NOT_FOUND`).
+    /// token does not exist for the caller (`ALERT_NOT_FOUND`). `Receipt` and `Decline` name
+    /// a page (`target`); the others name an alert.
     ///
     /// # Errors
-    /// The engine's refusal, with the contract's code.
+    /// The engine's refusal, with the contract's code; `FORBIDDEN` for a page addressed to
+    /// another role.
     pub async fn command(
         &self,
         principal: &Principal,
         kind: CommandKind,
-        alert_id: &str,
+        target: &str,
         reason: String,
     ) -> Result<Alert, CommandError> {
-        let not_found = || CommandError::NotFound(alert_id.to_string());
-        let entry = self.alert_for(principal, alert_id).ok_or_else(not_found)?;
-        let patient = entry.patient.clone().ok_or_else(not_found)?;
-        let req = AlertCommand {
-            tenant: entry.tenant.clone(),
-            patient_id: patient,
-            alert_id: alert_id.to_string(),
-            kind,
-            role: principal.role,
-            by: principal.name.clone(),
-            reason,
-            at: crate::now(),
-        };
-        let result = self.commands.execute(req).await;
+        let result = self.route_command(principal, kind, target, reason).await;
         match &result {
             Ok(_) => {
                 self.metrics.commands_ok.fetch_add(1, Relaxed);
@@ -284,6 +372,60 @@ impl Hub {
             Err(e) => self.metrics.error(e.code()),
         }
         result
+    }
+
+    async fn route_command(
+        &self,
+        principal: &Principal,
+        kind: CommandKind,
+        target: &str,
+        reason: String,
+    ) -> Result<Alert, CommandError> {
+        let paging = matches!(kind, CommandKind::Receipt | CommandKind::Decline);
+        let (alert_id, page_id) = if paging {
+            // Page ids are `page-<hex>-<n>` for alert `alert-<hex>`.
+            let alert = target
+                .strip_prefix("page-")
+                .and_then(|rest| rest.rsplit_once('-'))
+                .map(|(hex, _)| format!("alert-{hex}"))
+                .ok_or_else(|| CommandError::PageNotFound(target.to_string()))?;
+            (alert, target.to_string())
+        } else {
+            (target.to_string(), String::new())
+        };
+        let not_found = || {
+            if paging {
+                CommandError::PageNotFound(target.to_string())
+            } else {
+                CommandError::NotFound(target.to_string())
+            }
+        };
+        let entry = self.alert_for(principal, &alert_id).ok_or_else(not_found)?;
+        if paging && principal.role != Role::Admin {
+            let page = entry.page.as_ref().filter(|p| p.page_id == page_id);
+            if let Some(p) = page
+                && !p.reaches(principal.role, &principal.page_roles)
+            {
+                return Err(CommandError::Forbidden {
+                    role: principal.role.as_str(),
+                    action: kind.verb(),
+                    category: "other roles'",
+                });
+            }
+        }
+        let patient = entry.patient.clone().ok_or_else(not_found)?;
+        let req = AlertCommand {
+            tenant: entry.tenant.clone(),
+            patient_id: patient,
+            alert_id,
+            kind,
+            page_id,
+            role: principal.role,
+            by: principal.name.clone(),
+            reason,
+            at: crate::now(),
+        };
+        self.commands.execute(req).await
     }
 
     /// The alerts this principal may see, in `state` (or every non-resolved one), oldest first.
@@ -356,6 +498,7 @@ impl Hub {
             ("vigil_ws_slow_client_closes_total", &m.slow_client_closes),
             ("vigil_ws_alert_frames_total", &m.alert_frames),
             ("vigil_ws_patient_frames_total", &m.patient_frames),
+            ("vigil_ws_page_frames_total", &m.page_frames),
             ("vigil_commands_ok_total", &m.commands_ok),
         ];
         for (name, v) in lines {

@@ -26,7 +26,10 @@ use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 use vigil_engine::{AlertState, CommandKind, Timestamp};
 
-pub use hub::{AlertEntry, CommandPort, GatewayMetrics, Hub, MetricsSource, Principal};
+pub use hub::{
+    AlertEntry, CommandPort, GatewayMetrics, HistorySource, Hub, MetricsSource, PageEntry,
+    Principal,
+};
 
 /// Wall-clock time for commands.
 pub(crate) fn now() -> Timestamp {
@@ -46,6 +49,7 @@ pub fn router(hub: Arc<Hub>) -> Router {
         .route("/metrics", get(metrics))
         .route("/ws", get(ws_upgrade))
         .route("/api/alerts", get(api_alerts))
+        .route("/api/alerts/{alert_id}/history", get(api_history))
         .route("/api/alerts/{alert_id}/{action}", post(api_command))
         .with_state(hub)
 }
@@ -176,31 +180,46 @@ async fn api_alerts(State(hub): State<Arc<Hub>>, req: Request) -> Response {
         .into_response()
 }
 
-/// The optional JSON body of a command: `{"reason": "..."}`.
-fn command_reason(body: &[u8]) -> Result<String, String> {
-    if body.iter().all(u8::is_ascii_whitespace) {
-        return Ok(String::new());
-    }
-    let value: serde_json::Value =
-        serde_json::from_slice(body).map_err(|e| format!("body is not JSON: {e}"))?;
-    let serde_json::Value::Object(fields) = value else {
-        return Err("body must be a JSON object such as {\"reason\": \"at bedside\"}".into());
+/// The JSON body of a command: `{"reason": "..."}`, optional for `ack` and `resolve`;
+/// `{"minutes": 30, "reason": "..."}` for `snooze`, where `minutes` is required.
+fn command_body(body: &[u8], snooze: bool) -> Result<(String, Option<i64>), String> {
+    let expected = if snooze {
+        "{\"minutes\": 30, \"reason\": \"comfort care\"}"
+    } else {
+        "{\"reason\": \"at bedside\"}"
     };
     let mut reason = String::new();
-    for (key, v) in fields {
-        match (key.as_str(), v) {
-            ("reason", serde_json::Value::String(r)) => reason = r,
-            ("reason", serde_json::Value::Null) => {}
-            ("reason", _) => return Err("field `reason` must be a string".into()),
-            (other, _) => return Err(format!("unknown field `{other}`; expected `reason`")),
+    let mut minutes = None;
+    if !body.iter().all(u8::is_ascii_whitespace) {
+        let value: serde_json::Value =
+            serde_json::from_slice(body).map_err(|e| format!("body is not JSON: {e}"))?;
+        let serde_json::Value::Object(fields) = value else {
+            return Err(format!("body must be a JSON object such as {expected}"));
+        };
+        for (key, v) in fields {
+            match (key.as_str(), v) {
+                ("reason", serde_json::Value::String(r)) => reason = r,
+                ("reason", serde_json::Value::Null) => {}
+                ("reason", _) => return Err("field `reason` must be a string".into()),
+                ("minutes", v) if snooze => {
+                    let m = v.as_f64().ok_or("field `minutes` must be a number")?;
+                    minutes = Some(vigil_engine::alert::snooze_millis(m)?);
+                }
+                (other, _) => {
+                    return Err(format!("unknown field `{other}`; expected {expected}"));
+                }
+            }
         }
     }
-    Ok(reason)
+    if snooze && minutes.is_none() {
+        return Err(format!("field `minutes` is required, e.g. {expected}"));
+    }
+    Ok((reason, minutes))
 }
 
-/// `POST /api/alerts/{alertId}/ack|resolve`: the WebSocket commands for integrations that
-/// cannot hold a socket. Same tokens, same codes: 401, 403 `FORBIDDEN`, 404 `ALERT_NOT_FOUND`,
-/// 409 `INVALID_TRANSITION`, 400 `BAD_REQUEST`.
+/// `POST /api/alerts/{alertId}/ack|resolve|snooze`: the WebSocket commands for integrations
+/// that cannot hold a socket. Same tokens, same codes: 401, 403 `FORBIDDEN`, 404
+/// `ALERT_NOT_FOUND`, 409 `INVALID_TRANSITION`, 400 `BAD_REQUEST` naming the field.
 async fn api_command(
     State(hub): State<Arc<Hub>>,
     Path((alert_id, action)): Path<(String, String)>,
@@ -209,28 +228,24 @@ async fn api_command(
     let Some(principal) = authorize(&hub, &req) else {
         return unauthorized(&hub);
     };
-    let kind = match action.as_str() {
-        "ack" => CommandKind::Ack,
-        "resolve" => CommandKind::Resolve,
-        "snooze" => {
-            return api_error(
-                &hub,
-                "BAD_REQUEST",
-                "snooze is not supported by this engine version yet",
-            );
-        }
-        other => {
-            let msg = format!("unknown action `{other}`; expected ack or resolve");
-            return api_error(&hub, "BAD_REQUEST", &msg);
-        }
-    };
+    if !["ack", "resolve", "snooze"].contains(&action.as_str()) {
+        let msg = format!("unknown action `{action}`; expected ack, resolve or snooze");
+        return api_error(&hub, "BAD_REQUEST", &msg);
+    }
     let body = match axum::body::to_bytes(req.into_body(), 64 * 1024).await {
         Ok(b) => b,
         Err(_) => return api_error(&hub, "BAD_REQUEST", "body larger than 64 KiB or unreadable"),
     };
-    let reason = match command_reason(&body) {
+    let (reason, minutes) = match command_body(&body, action == "snooze") {
         Ok(r) => r,
         Err(msg) => return api_error(&hub, "BAD_REQUEST", &msg),
+    };
+    let kind = match (action.as_str(), minutes) {
+        ("ack", _) => CommandKind::Ack,
+        ("resolve", _) => CommandKind::Resolve,
+        (_, m) => CommandKind::Snooze {
+            millis: m.unwrap_or(0),
+        },
     };
     match hub.command(&principal, kind, &alert_id, reason).await {
         Ok(alert) => {
@@ -244,6 +259,70 @@ async fn api_command(
         }
         Err(e) => json_error(status_of(e.code()), e.code(), &e.to_string()),
     }
+}
+
+/// `GET /api/alerts/{alertId}/history`: every transition of the alert from the `ALERTS`
+/// stream (the audit trail), oldest first, as `{"alertId", "history": [alert, ...]}`. Only the
+/// token's tenant is searched; an alert of a unit outside the token is not found.
+async fn api_history(
+    State(hub): State<Arc<Hub>>,
+    Path(alert_id): Path<String>,
+    req: Request,
+) -> Response {
+    let Some(principal) = authorize(&hub, &req) else {
+        return unauthorized(&hub);
+    };
+    if !vigil_config::is_token(&alert_id) {
+        return api_error(
+            &hub,
+            "BAD_REQUEST",
+            "`alertId` must match [A-Za-z0-9_-]{1,64}",
+        );
+    }
+    let Some(history) = hub.history.get() else {
+        return api_error(&hub, "BAD_REQUEST", "this engine keeps no audit trail");
+    };
+    let subject = format!("alerts.{}.{alert_id}", principal.tenant);
+    let payloads = match history(subject).await {
+        Ok(p) => p,
+        Err(e) => {
+            tracing::warn!(error = %e, "reading an alert's history failed");
+            return json_error(StatusCode::SERVICE_UNAVAILABLE, "UNAVAILABLE", &e);
+        }
+    };
+    let mut items = Vec::with_capacity(payloads.len());
+    for p in &payloads {
+        let Ok(mut envelope) = serde_json::from_slice::<serde_json::Value>(p) else {
+            continue;
+        };
+        let data = envelope
+            .get_mut("data")
+            .map(serde_json::Value::take)
+            .unwrap_or_default();
+        let unit = data.get("unitId").and_then(|u| u.as_str());
+        if !principal.covers(&principal.tenant, unit) {
+            return api_error(
+                &hub,
+                "ALERT_NOT_FOUND",
+                &format!("alert {alert_id} not found"),
+            );
+        }
+        items.push(data);
+    }
+    if items.is_empty() {
+        return api_error(
+            &hub,
+            "ALERT_NOT_FOUND",
+            &format!("alert {alert_id} not found"),
+        );
+    }
+    let body = serde_json::json!({"alertId": alert_id, "history": items}).to_string();
+    (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "application/json")],
+        body,
+    )
+        .into_response()
 }
 
 async fn ws_upgrade(State(hub): State<Arc<Hub>>, mut req: Request) -> Response {

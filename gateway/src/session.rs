@@ -22,7 +22,7 @@ use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use vigil_engine::{CommandKind, Level};
 
-use crate::hub::{AlertEntry, Hub, PatientFrame, Principal};
+use crate::hub::{AlertEntry, Hub, PageEntry, PatientFrame, Principal};
 
 /// A write that takes longer than this means the client is not reading.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
@@ -55,10 +55,36 @@ struct AlertCommandMsg {
     reason: String,
 }
 
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct SnoozeMsg {
+    #[serde(rename = "type")]
+    _type: String,
+    id: Option<String>,
+    alert_id: String,
+    /// Whole or fractional minutes (1 s to 24 h).
+    minutes: f64,
+    #[serde(default)]
+    reason: String,
+}
+
+/// `receipt` and `decline` (contracts.md §5; `id` is optional, additive).
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct PageMsg {
+    #[serde(rename = "type")]
+    _type: String,
+    id: Option<String>,
+    page_id: String,
+    #[serde(default)]
+    reason: String,
+}
+
 /// What this connection asked for, narrowed to what its token allows.
 struct Subscription {
     alerts: bool,
     patients: bool,
+    pages: bool,
     /// Empty: every unit of the tenant (only for tokens without units).
     units: Vec<String>,
     patient_ids: Vec<String>,
@@ -108,12 +134,21 @@ async fn recv_or_wait<T: Clone>(rx: &mut Option<broadcast::Receiver<T>>) -> Resu
     }
 }
 
+/// The answer to a command: a `result` or an `error` frame.
+struct Reply {
+    frame: String,
+    ok: bool,
+}
+
 struct Session {
     hub: Arc<Hub>,
     principal: Principal,
     sub: Option<Subscription>,
     alerts: Option<broadcast::Receiver<Arc<AlertEntry>>>,
     patients: Option<broadcast::Receiver<Arc<PatientFrame>>>,
+    pages: Option<broadcast::Receiver<Arc<PageEntry>>>,
+    /// Page sends (id, attempt) already written to this connection.
+    pages_sent: HashMap<String, u32>,
     /// Versions sent in the snapshot: older broadcast copies are skipped.
     snapshot_versions: HashMap<String, u64>,
     pending_patients: HashMap<Arc<str>, Arc<PatientFrame>>,
@@ -136,6 +171,8 @@ where
         sub: None,
         alerts: None,
         patients: None,
+        pages: None,
+        pages_sent: HashMap::new(),
         snapshot_versions: HashMap::new(),
         pending_patients: HashMap::new(),
         tokens: RATE_BURST,
@@ -178,6 +215,15 @@ where
                 }
                 Err(RecvError::Lagged(_)) => {
                     break Some((CloseCode::Again, "too slow for alerts; reconnect for a fresh snapshot"));
+                }
+                Err(RecvError::Closed) => break Some((CloseCode::Away, "gateway shutting down")),
+            },
+            r = recv_or_wait(&mut s.pages) => match r {
+                Ok(page) => s.on_page(&page, &mut out),
+                // Pages are never dropped: a pager too slow for them reconnects and gets every
+                // page still waiting.
+                Err(RecvError::Lagged(_)) => {
+                    break Some((CloseCode::Again, "too slow for pages; reconnect to get every waiting page"));
                 }
                 Err(RecvError::Closed) => break Some((CloseCode::Away, "gateway shutting down")),
             },
@@ -288,18 +334,41 @@ impl Session {
                     } else {
                         CommandKind::Resolve
                     };
-                    out.push(self.command(k, cmd).await);
+                    out.push(
+                        self.command(k, cmd.id, &cmd.alert_id, cmd.reason)
+                            .await
+                            .frame,
+                    );
                 }
                 Err(e) => out.push(error_frame(&hub, id, "BAD_REQUEST", format!("{kind}: {e}"))),
             },
-            "snooze" | "receipt" | "decline" => out.push(error_frame(
-                &hub,
-                id,
-                "BAD_REQUEST",
-                format!(
-                    "`{kind}` is not supported by this engine version yet (escalation and pagers)"
-                ),
-            )),
+            "snooze" => match serde_json::from_value::<SnoozeMsg>(value) {
+                Ok(m) => match vigil_engine::alert::snooze_millis(m.minutes) {
+                    Ok(millis) => {
+                        let kind = CommandKind::Snooze { millis };
+                        out.push(self.command(kind, m.id, &m.alert_id, m.reason).await.frame);
+                    }
+                    Err(e) => out.push(error_frame(&hub, m.id.as_deref(), "BAD_REQUEST", e)),
+                },
+                Err(e) => out.push(error_frame(&hub, id, "BAD_REQUEST", format!("snooze: {e}"))),
+            },
+            "receipt" | "decline" => match serde_json::from_value::<PageMsg>(value) {
+                Ok(m) => {
+                    let kind = if kind == "receipt" {
+                        CommandKind::Receipt
+                    } else {
+                        CommandKind::Decline
+                    };
+                    // The contract's receipt and decline carry no `id`: without one, only an
+                    // error is answered.
+                    let quiet = m.id.is_none();
+                    let reply = self.command(kind, m.id, &m.page_id, m.reason).await;
+                    if !(quiet && reply.ok) {
+                        out.push(reply.frame);
+                    }
+                }
+                Err(e) => out.push(error_frame(&hub, id, "BAD_REQUEST", format!("{kind}: {e}"))),
+            },
             "" => out.push(error_frame(&hub, id, "BAD_REQUEST", "missing `type`")),
             other => out.push(error_frame(
                 &hub,
@@ -355,6 +424,7 @@ impl Session {
         let sub = Subscription {
             alerts: has("alerts"),
             patients: has("patients"),
+            pages: has("pages"),
             units,
             patient_ids: req.patients,
             min_level: req.min_level.unwrap_or(Level::Info),
@@ -374,7 +444,18 @@ impl Session {
         }
         self.patients = sub.patients.then(|| hub.patient_tx.subscribe());
         self.pending_patients.clear();
+        // Pages: subscribe first, then send every page still waiting for a receipt.
+        self.pages = sub.pages.then(|| hub.page_tx.subscribe());
+        self.pages_sent.clear();
+        let waiting = if sub.pages {
+            hub.pending_pages(&self.principal)
+        } else {
+            Vec::new()
+        };
         self.sub = Some(sub);
+        for page in &waiting {
+            self.on_page(page, out);
+        }
         if self.patients.is_some() {
             self.resync_patients();
         }
@@ -417,18 +498,46 @@ impl Session {
         }
     }
 
-    async fn command(&mut self, kind: CommandKind, cmd: AlertCommandMsg) -> String {
+    fn on_page(&mut self, page: &PageEntry, out: &mut Vec<String>) {
+        if !self.sub.as_ref().is_some_and(|s| s.pages) || !page.reaches(&self.principal) {
+            return;
+        }
+        let sent = self
+            .pages_sent
+            .entry(page.page.page_id.clone())
+            .or_insert(0);
+        if *sent >= page.page.attempts {
+            return;
+        }
+        *sent = page.page.attempts;
+        if self.pages_sent.len() > 4096 {
+            let hub = self.hub.clone();
+            self.pages_sent.retain(|id, _| hub.pages.contains_key(id));
+        }
+        self.hub.metrics.page_frames.fetch_add(1, Relaxed);
+        out.push(page.frame.clone());
+    }
+
+    async fn command(
+        &mut self,
+        kind: CommandKind,
+        id: Option<String>,
+        target: &str,
+        reason: String,
+    ) -> Reply {
         let hub = self.hub.clone();
-        let id = cmd.id.as_deref();
-        match hub
-            .command(&self.principal, kind, &cmd.alert_id, cmd.reason)
-            .await
-        {
+        let id = id.as_deref();
+        match hub.command(&self.principal, kind, target, reason).await {
             Ok(alert) => {
                 let alert = serde_json::to_value(&alert).unwrap_or_default();
-                json!({"type": "result", "id": id, "ok": true, "alert": alert}).to_string()
+                let frame =
+                    json!({"type": "result", "id": id, "ok": true, "alert": alert}).to_string();
+                Reply { frame, ok: true }
             }
-            Err(e) => error_json(id, e.code(), e.to_string()),
+            Err(e) => Reply {
+                frame: error_json(id, e.code(), e.to_string()),
+                ok: false,
+            },
         }
     }
 }

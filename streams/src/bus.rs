@@ -166,6 +166,8 @@ impl Bus {
         Bus::Embedded(EmbeddedBus {
             vitals_tx: tx,
             vitals_rx: Arc::new(Mutex::new(Some(rx))),
+            alerts: Arc::default(),
+            kept: Arc::default(),
         })
     }
 
@@ -280,6 +282,49 @@ impl Bus {
     }
 }
 
+impl Bus {
+    /// Every message stored on one `ALERTS` subject, oldest first: an alert's audit trail.
+    /// JetStream: direct gets, one per message, from any replica. Embedded: the transitions
+    /// published since the demo started.
+    ///
+    /// # Errors
+    /// [`BusError::Stream`] when the stream cannot be read.
+    pub async fn history(&self, subject: &str) -> Result<Vec<Bytes>, BusError> {
+        match self {
+            Bus::JetStream(b) => {
+                let err = |reason: String| BusError::Stream {
+                    stream: "ALERTS".into(),
+                    reason,
+                };
+                let stream =
+                    b.js.get_stream("ALERTS")
+                        .await
+                        .map_err(|e| err(e.to_string()))?;
+                let mut out = Vec::new();
+                let mut next = None;
+                loop {
+                    match stream.direct_get_next_for_subject(subject, next).await {
+                        Ok(m) => {
+                            next = Some(m.sequence + 1);
+                            out.push(m.payload);
+                        }
+                        Err(e) if e.kind() == jetstream::stream::DirectGetErrorKind::NotFound => {
+                            return Ok(out);
+                        }
+                        Err(e) => return Err(err(e.to_string())),
+                    }
+                }
+            }
+            Bus::Embedded(b) => Ok(b
+                .alerts
+                .lock()
+                .ok()
+                .and_then(|m| m.get(subject).cloned())
+                .unwrap_or_default()),
+        }
+    }
+}
+
 /// A sent publish whose storage is not yet confirmed.
 pub struct PendingPublish {
     subject: String,
@@ -307,13 +352,18 @@ fn tokio_stream_from(mut rx: mpsc::Receiver<Delivery>) -> impl Stream<Item = Del
 }
 
 /// The embedded bus: `vitals.*` goes to the engine through a bounded channel (publishers wait when
-/// it is full). Everything else (alert transitions, dead letters) is accepted and not kept: the
-/// demo has no audit trail, and dashboards get alerts from the gateway, not from the bus.
+/// it is full). Alert transitions are kept in memory per subject (the demo's audit trail, up to
+/// [`EMBEDDED_ALERT_MESSAGES`] messages); dead letters are accepted and not kept.
 #[derive(Clone)]
 pub struct EmbeddedBus {
     vitals_tx: mpsc::Sender<Delivery>,
     vitals_rx: Arc<Mutex<Option<mpsc::Receiver<Delivery>>>>,
+    alerts: Arc<Mutex<std::collections::HashMap<String, Vec<Bytes>>>>,
+    kept: Arc<std::sync::atomic::AtomicUsize>,
 }
+
+/// Most alert transitions the embedded bus keeps; later ones are not kept (the demo logs it).
+pub const EMBEDDED_ALERT_MESSAGES: usize = 1_000_000;
 
 impl EmbeddedBus {
     async fn publish(
@@ -337,6 +387,18 @@ impl EmbeddedBus {
                 .send(d)
                 .await
                 .map_err(|e| BusError::Closed(e.0.subject().to_string()));
+        }
+        if subject.starts_with("alerts.") {
+            use std::sync::atomic::Ordering::Relaxed;
+            let n = self.kept.fetch_add(1, Relaxed);
+            if n == EMBEDDED_ALERT_MESSAGES {
+                tracing::warn!("the embedded bus keeps no more alert history (limit reached)");
+            }
+            if n < EMBEDDED_ALERT_MESSAGES
+                && let Ok(mut m) = self.alerts.lock()
+            {
+                m.entry(subject).or_default().push(payload);
+            }
         }
         Ok(())
     }
