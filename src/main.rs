@@ -2,6 +2,7 @@
 //! substance lives in a library crate.
 
 mod demo;
+mod recovery;
 mod replay;
 mod wiring;
 
@@ -224,6 +225,14 @@ async fn serve(cfg: Config, bus: Bus, demo_patients: Option<usize>) -> anyhow::R
         eprintln!("listening on {local}");
     }
 
+    let recovered = recovery::recover(&bus, &cfg, &shards).await?;
+    tracing::info!(
+        events = recovered.events,
+        open_alerts = recovered.alerts,
+        unreadable = recovered.unreadable,
+        seconds = recovered.elapsed.as_secs_f64(),
+        "recovery finished"
+    );
     let inbound = bus.consume_vitals(&cfg.nats).await?;
     hub.set_ready(true);
     let simulator = demo_patients.map(|n| {

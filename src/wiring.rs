@@ -41,6 +41,10 @@ impl Outputs for EngineOutputs {
     fn patient(&self, status: PatientStatus) {
         self.hub.publish_patient(status);
     }
+
+    fn restored(&self, alert: &Alert) {
+        self.hub.publish_alert(alert);
+    }
 }
 
 /// Commands reach the actor that owns the alert. Set once the shards exist.

@@ -42,6 +42,9 @@ pub trait Outputs: Send + Sync + 'static {
     fn alert(&self, alert: &Alert, receipt: Option<Receipt>) -> Option<Backpressure>;
     /// The patient's latest score and vitals (coalesced downstream).
     fn patient(&self, status: PatientStatus);
+    /// An alert restored on recovery, as stored on `ALERTS`: shown to dashboards, not
+    /// published again.
+    fn restored(&self, alert: &Alert);
 }
 
 /// One validated inbound event for a patient.
@@ -152,6 +155,10 @@ impl PatientShards {
     /// Hands inputs to their shards, waiting while a shard's mailbox is full. `receipt` is held
     /// until every input has been applied and its outputs published.
     pub async fn deliver(&self, inputs: Vec<PatientInput>, receipt: Receipt) {
+        self.deliver_as(inputs, receipt, false).await;
+    }
+
+    async fn deliver_as(&self, inputs: Vec<PatientInput>, receipt: Receipt, history: bool) {
         let n = self.routers.len();
         let mut per_shard: Vec<Vec<PatientInput>> = (0..n).map(|_| Vec::new()).collect();
         for input in inputs {
@@ -164,6 +171,7 @@ impl PatientShards {
             let msg = router::Deliver {
                 inputs,
                 receipt: receipt.clone(),
+                history,
             };
             // Most hand-offs find room; only a full mailbox makes the consumer wait.
             let sent = match router.try_send(msg) {
@@ -175,6 +183,37 @@ impl PatientShards {
                 tracing::error!("patient shard stopped; the batch is redelivered after restart");
             }
         }
+    }
+
+    /// Recovery: hands already-acknowledged history to the shards. The events rebuild the
+    /// windows and rule state; nothing they cause is published (it was, before the restart).
+    pub async fn deliver_history(&self, inputs: Vec<PatientInput>, receipt: Receipt) {
+        self.deliver_as(inputs, receipt, true).await;
+    }
+
+    /// Recovery: reconciles every patient with the alerts `ALERTS` holds open (see
+    /// `Patient::reconcile`), creating actors for patients that have one. Returns how many
+    /// alerts were installed.
+    pub async fn recover(&self, alerts: Vec<Alert>) -> usize {
+        let n = self.routers.len();
+        let open: Arc<std::collections::HashSet<String>> =
+            Arc::new(alerts.iter().map(|a| a.alert_id.clone()).collect());
+        let mut per_shard: Vec<Vec<Alert>> = (0..n).map(|_| Vec::new()).collect();
+        for a in alerts {
+            let patient = a.patient_id.clone().unwrap_or_default();
+            per_shard[shard_of(&a.tenant_id, &patient, n)].push(a);
+        }
+        let mut installed = 0;
+        for (router, alerts) in self.routers.iter().zip(per_shard) {
+            installed += router
+                .send(router::Recover {
+                    alerts,
+                    open: open.clone(),
+                })
+                .await
+                .unwrap_or(0);
+        }
+        installed
     }
 
     /// Applies a command through the patient's actor, serialized with its events.
@@ -234,6 +273,9 @@ mod tests {
         }
         fn patient(&self, update: PatientStatus) {
             self.updates.lock().unwrap().push(update);
+        }
+        fn restored(&self, alert: &Alert) {
+            self.alerts.lock().unwrap().push(alert.clone());
         }
     }
 

@@ -16,6 +16,19 @@ use crate::{InputKind, Outputs, PatientInput, Receipt};
 pub(crate) struct Observe {
     pub inputs: Vec<PatientInput>,
     pub receipt: Receipt,
+    /// Recovery history: rebuild state, publish nothing.
+    pub history: bool,
+}
+
+/// Recovery: install the alerts `ALERTS` holds open for this patient (see
+/// `Patient::reconcile`); `open` is every open alert id.
+pub(crate) struct Reconcile {
+    pub alerts: Vec<Alert>,
+    pub open: Arc<std::collections::HashSet<String>>,
+}
+
+impl Message for Reconcile {
+    type Result = usize;
 }
 
 impl Message for Observe {
@@ -161,9 +174,15 @@ impl Handler<Observe> for PatientActor {
             if out.score.is_some() {
                 scored = Some((out.qsofa.map(|q| q.total), out.sirs.map(|s| s.total)));
             }
+            if msg.history {
+                continue;
+            }
             for alert in &out.alerts {
                 self.emit(alert, Some(msg.receipt.clone()), ctx);
             }
+        }
+        if msg.history {
+            return;
         }
         if self.timer.is_some() || self.patient.has_active_alert() {
             self.schedule(ctx);
@@ -199,6 +218,22 @@ impl Handler<Command> for PatientActor {
             self.schedule(ctx);
         }
         Ok(alert)
+    }
+}
+
+impl Handler<Reconcile> for PatientActor {
+    type Result = usize;
+
+    fn handle(&mut self, msg: Reconcile, ctx: &mut Self::Context) -> usize {
+        let open = msg.open;
+        let installed = self.patient.reconcile(msg.alerts, |id| open.contains(id));
+        for alert in self.patient.active_alerts() {
+            self.outputs.restored(alert);
+        }
+        self.has_active_alert.set(self.patient.has_active_alert());
+        // Deadlines that passed while the engine was down fire at once.
+        self.schedule(ctx);
+        installed
     }
 }
 

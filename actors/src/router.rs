@@ -10,13 +10,25 @@ use std::time::{Duration, Instant};
 use actix::prelude::*;
 use vigil_engine::{Alert, CommandError};
 
-use crate::patient::{Observe, Passivate, PatientActor};
+use crate::patient::{Observe, Passivate, PatientActor, Reconcile};
 use crate::{ActorSettings, AlertCommand, Outputs, PatientInput, Receipt};
 
 /// A batch share for this shard.
 pub(crate) struct Deliver {
     pub inputs: Vec<PatientInput>,
     pub receipt: Receipt,
+    /// Recovery history: applied without publishing anything.
+    pub history: bool,
+}
+
+/// Recovery: the alerts `ALERTS` holds open for this shard's patients, and every open id.
+pub(crate) struct Recover {
+    pub alerts: Vec<Alert>,
+    pub open: Arc<std::collections::HashSet<String>>,
+}
+
+impl Message for Recover {
+    type Result = usize;
 }
 
 impl Message for Deliver {
@@ -171,6 +183,7 @@ impl Handler<Deliver> for ShardRouter {
             let observe = Observe {
                 inputs,
                 receipt: msg.receipt.clone(),
+                history: msg.history,
             };
             match addr.try_send(observe) {
                 Ok(()) => {}
@@ -205,6 +218,48 @@ impl Handler<Command> for ShardRouter {
             addr.send(msg)
                 .await
                 .unwrap_or(Err(CommandError::NotFound(id)))
+        })
+    }
+}
+
+impl Handler<Recover> for ShardRouter {
+    type Result = ResponseFuture<usize>;
+
+    fn handle(&mut self, msg: Recover, _: &mut Self::Context) -> Self::Result {
+        let mut restored: FxHashMap<(String, String), Vec<Alert>> = FxHashMap::default();
+        for a in msg.alerts {
+            let key = (
+                a.tenant_id.clone(),
+                a.patient_id.clone().unwrap_or_default(),
+            );
+            restored.entry(key).or_default().push(a);
+        }
+        // Patients with a restored alert get an actor even if no history was replayed.
+        for ((tenant, patient), alerts) in &restored {
+            let unit = alerts
+                .iter()
+                .find_map(|a| a.unit_id.clone())
+                .unwrap_or_default();
+            self.entry(tenant, patient, &unit);
+        }
+        let mut sends = Vec::new();
+        for (tenant, patients) in &self.patients {
+            for (patient, entry) in patients {
+                let alerts = restored
+                    .remove(&(tenant.clone(), patient.clone()))
+                    .unwrap_or_default();
+                sends.push(entry.addr.send(Reconcile {
+                    alerts,
+                    open: msg.open.clone(),
+                }));
+            }
+        }
+        Box::pin(async move {
+            let mut installed = 0;
+            for s in sends {
+                installed += s.await.unwrap_or(0);
+            }
+            installed
         })
     }
 }

@@ -8,14 +8,14 @@
 //! a consumer can tell a newer copy of an alert from an older one. Deadlines and paging live in
 //! [`crate::escalation`].
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use vigil_config::Role;
 
 pub use crate::escalation::Escalation;
 use crate::news2::Component;
 use crate::time::Timestamp;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum AlertState {
     Open,
@@ -43,7 +43,7 @@ pub enum Level {
     Critical,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Category {
     Deterioration,
@@ -53,19 +53,20 @@ pub enum Category {
 }
 
 /// Why the alert fired and why now, with every contributing input.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Explanation {
     pub why: String,
     pub why_now: String,
     pub components: Vec<Component>,
     /// Inputs with no fresh value (additive to the contract).
+    #[serde(deserialize_with = "crate::news2::input_names")]
     pub missing: Vec<&'static str>,
     pub profile: String,
 }
 
 /// The last change of state, with who, when and why.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Transition {
     pub from: Option<AlertState>,
     pub to: AlertState,
@@ -75,8 +76,8 @@ pub struct Transition {
 }
 
 /// Rule-specific figures (`meta.news2`, and for the other rules the figure they fired on).
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
-#[serde(rename_all = "camelCase")]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
 pub struct Meta {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub news2: Option<u8>,
@@ -95,12 +96,13 @@ pub struct Meta {
 }
 
 /// One alert, exactly the `orchestration.alert.v1` data shape plus additive `tenantId`/`version`.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Alert {
     pub alert_id: String,
     pub tenant_id: String,
-    pub rule: &'static str,
+    #[serde(deserialize_with = "rule_name")]
+    pub rule: RuleName,
     pub category: Category,
     pub level: Level,
     pub state: AlertState,
@@ -119,11 +121,41 @@ pub struct Alert {
     /// 1 at open, +1 per transition.
     pub version: u64,
     /// While `snoozed`: when the snooze ends.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none", default)]
     pub snoozed_until: Option<Timestamp>,
     /// While `acknowledged`: when the acknowledgement expires (re-page if the condition holds).
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none", default)]
     pub ack_expires_at: Option<Timestamp>,
+}
+
+/// A rule's name. An alias, not `&'static str` written out, so that serde's derive reads it
+/// through [`rule_name`] instead of borrowing from the input.
+pub type RuleName = &'static str;
+
+/// Reads a rule name back as the engine's own `&'static str` (alerts read from `ALERTS`).
+fn rule_name<'de, D: serde::Deserializer<'de>>(d: D) -> Result<&'static str, D::Error> {
+    let name = std::borrow::Cow::<str>::deserialize(d)?;
+    vigil_config::KNOWN_RULES
+        .iter()
+        .find(|r| **r == name)
+        .copied()
+        .ok_or_else(|| serde::de::Error::custom(format!("unknown rule `{name}`")))
+}
+
+impl Alert {
+    /// An alert from an `orchestration.alert.v1` envelope as published on `ALERTS`.
+    ///
+    /// # Errors
+    /// A message saying what does not parse.
+    pub fn from_envelope(payload: &[u8]) -> Result<Alert, String> {
+        #[derive(Deserialize)]
+        struct Envelope {
+            data: Alert,
+        }
+        serde_json::from_slice::<Envelope>(payload)
+            .map(|e| e.data)
+            .map_err(|e| format!("not an alert envelope: {e}"))
+    }
 }
 
 /// Longest snooze a person may ask for: 24 h.

@@ -129,6 +129,14 @@ impl Track {
         self.absent_since.is_none()
     }
 
+    /// Recovery: makes `alert` (read back from `ALERTS`) the rule's alert, or forgets the
+    /// rule's alert with `None`.
+    pub fn install(&mut self, alert: Option<Alert>) {
+        self.alert = alert;
+        self.absent_since = None;
+        self.run = 0;
+    }
+
     /// Called after a person resolved the alert.
     pub fn resolved_by_person(&mut self) {
         self.run = 0;

@@ -13,7 +13,7 @@
 
 use std::sync::Arc;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use vigil_config::{EscalationConfig, PolicyConfig, Role};
 
 use crate::alert::{Alert, AlertState, Category, CommandError, Level};
@@ -22,7 +22,7 @@ use crate::time::Timestamp;
 const MINUTE: i64 = 60_000;
 
 /// One level of a policy: the roles paged `after_ms` from the start of escalation.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct PolicyLevel {
     pub after_ms: i64,
@@ -30,13 +30,14 @@ pub struct PolicyLevel {
 }
 
 /// An escalation policy as copied into each alert it applies to.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Policy {
     pub name: String,
-    #[serde(skip)]
+    /// The policy's `match`.
+    #[serde(rename = "matchLevel", default)]
     pub level: Option<Level>,
-    #[serde(skip)]
+    #[serde(rename = "matchCategory", default)]
     pub category: Option<Category>,
     pub ack_expiry_ms: i64,
     pub page_receipt_timeout_ms: i64,
@@ -168,7 +169,7 @@ impl Policies {
 }
 
 /// Delivery state of a page (contracts.md §5).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum PageState {
     Sent,
@@ -189,7 +190,7 @@ impl PageState {
 }
 
 /// The current page of an alert: one per escalation step, superseded by the next.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Page {
     pub page_id: String,
@@ -202,9 +203,9 @@ pub struct Page {
     /// How many times it has been sent.
     pub attempts: u32,
     /// Who moved it out of `sent` (receipt, acknowledgement or decline), and when.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none", default)]
     pub by: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none", default)]
     pub at: Option<Timestamp>,
 }
 
@@ -233,7 +234,7 @@ impl Page {
 
 /// The escalation in force: the contract's `policy`, `level`, `nextAt`, `targets`, plus the
 /// policy snapshot, the time offsets count from, and the current page (additive fields).
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Escalation {
     pub policy: String,

@@ -2,7 +2,7 @@
 //! scales, freshness and partial scores. Band functions take already-rounded integers (tenths of a
 //! degree for temperature) so every band edge is an exact integer comparison.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::observation::{Consciousness, Spo2Scale, Vitals};
 use crate::time::Timestamp;
@@ -52,7 +52,7 @@ impl Param {
 
 /// Every input an explanation can name: the NEWS2 parameters, the other qSOFA/SIRS inputs, the
 /// labs the rules score, and derived figures (`news2` for the trend, `silence` for signal loss).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Input {
     Rr,
@@ -92,6 +92,62 @@ impl Input {
             Input::Silence => "Silence (min)",
         }
     }
+}
+
+impl Input {
+    pub const ALL: [Input; 14] = [
+        Input::Rr,
+        Input::Spo2,
+        Input::Air,
+        Input::Sbp,
+        Input::Hr,
+        Input::Consciousness,
+        Input::Temp,
+        Input::Gcs,
+        Input::Paco2,
+        Input::Wbc,
+        Input::Bands,
+        Input::Lactate,
+        Input::News2,
+        Input::Silence,
+    ];
+
+    /// Wire name, as serialized (`rr`, `paco2`, `silence`, ...).
+    pub fn name(self) -> &'static str {
+        match self {
+            Input::Rr => "rr",
+            Input::Spo2 => "spo2",
+            Input::Air => "air",
+            Input::Sbp => "sbp",
+            Input::Hr => "hr",
+            Input::Consciousness => "consciousness",
+            Input::Temp => "temp",
+            Input::Gcs => "gcs",
+            Input::Paco2 => "paco2",
+            Input::Wbc => "wbc",
+            Input::Bands => "bands",
+            Input::Lactate => "lactate",
+            Input::News2 => "news2",
+            Input::Silence => "silence",
+        }
+    }
+}
+
+/// Reads a list of input names back as the engine's own `&'static str`s (`missing`).
+pub(crate) fn input_names<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Vec<&'static str>, D::Error> {
+    let names = Vec::<std::borrow::Cow<str>>::deserialize(d)?;
+    names
+        .iter()
+        .map(|n| {
+            Input::ALL
+                .iter()
+                .map(|i| i.name())
+                .find(|x| x == n)
+                .ok_or_else(|| serde::de::Error::custom(format!("unknown input `{n}`")))
+        })
+        .collect()
 }
 
 impl From<Param> for Input {
@@ -308,6 +364,33 @@ pub enum ComponentValue {
     Text(&'static str),
 }
 
+/// The texts a component can show (oxygen status, ACVPU).
+const COMPONENT_TEXTS: [&str; 7] = ["air", "oxygen", "A", "C", "V", "P", "U"];
+
+impl<'de> Deserialize<'de> for ComponentValue {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Wire<'a> {
+            Whole(i64),
+            Decimal(f64),
+            #[serde(borrow)]
+            Text(std::borrow::Cow<'a, str>),
+        }
+        Ok(match Wire::deserialize(d)? {
+            Wire::Whole(v) => ComponentValue::Whole(v),
+            Wire::Decimal(v) => ComponentValue::Decimal(v),
+            Wire::Text(t) => ComponentValue::Text(
+                COMPONENT_TEXTS
+                    .iter()
+                    .find(|x| **x == t)
+                    .copied()
+                    .ok_or_else(|| serde::de::Error::custom(format!("unknown value `{t}`")))?,
+            ),
+        })
+    }
+}
+
 impl std::fmt::Display for ComponentValue {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
@@ -329,7 +412,7 @@ pub fn decimal(v: f64) -> String {
 }
 
 /// One scored input: its rounded value, points and observation time.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Component {
     pub name: Input,

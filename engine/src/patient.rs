@@ -403,6 +403,42 @@ impl Patient {
         out
     }
 
+    /// Recovery after a restart, once the window has been rebuilt from `VITALS`: an alert the
+    /// rebuild re-opened is kept only if `ALERTS` says it is still open (`is_open`), otherwise
+    /// it was resolved (or superseded) before the restart and is forgotten; then every alert
+    /// `ALERTS` holds open for this patient is installed as stored, with its level, policy
+    /// snapshot, page and deadlines. A deadline that passed meanwhile fires on the next
+    /// [`Patient::advance`]. Returns the number of alerts installed.
+    pub fn reconcile(&mut self, restored: Vec<Alert>, is_open: impl Fn(&str) -> bool) -> usize {
+        let stale = |a: Option<&Alert>| a.is_some_and(|a| a.is_active() && !is_open(&a.alert_id));
+        if stale(self.risk.alert()) {
+            self.risk.install(None);
+        }
+        for rule in Condition::ALL {
+            if stale(self.track(rule).alert()) {
+                self.track_mut(rule).install(None);
+            }
+        }
+        let mut installed = 0;
+        for alert in restored.into_iter().filter(Alert::is_active) {
+            if let Some(unit) = &alert.unit_id {
+                self.set_unit(unit);
+            }
+            if crate::rules::RiskRule::ALL
+                .iter()
+                .any(|r| r.name() == alert.rule)
+            {
+                self.risk.install(Some(alert));
+            } else if let Some(rule) = Condition::ALL.into_iter().find(|c| c.name() == alert.rule) {
+                self.track_mut(rule).install(Some(alert));
+            } else {
+                continue;
+            }
+            installed += 1;
+        }
+        installed
+    }
+
     /// The earliest alert deadline of this patient (what the owner's timer wakes for).
     pub fn next_deadline(&self) -> Option<Timestamp> {
         self.active_alerts().filter_map(Alert::next_deadline).min()
@@ -766,6 +802,68 @@ mod tests {
             .cmd("alert-nope", CommandKind::Ack, Role::Nurse, "u1", "", t(5))
             .expect_err("404");
         assert_eq!(err.code(), "ALERT_NOT_FOUND");
+    }
+
+    #[test]
+    fn an_alert_reads_back_from_its_envelope_exactly() {
+        let s = news2_only();
+        let mut p = patient();
+        let mut a = run(&mut p, &s, &[(0, v(7)), (1, v(7))])[0].clone();
+        a.command(CommandKind::Ack, Role::Nurse, "u1", "at bedside", t(2))
+            .expect("ack");
+        let envelope = serde_json::json!({"eventId": "x", "data": a});
+        let bytes = serde_json::to_vec(&envelope).expect("json");
+        let back = Alert::from_envelope(&bytes).expect("reads back");
+        assert_eq!(back, a);
+        assert!(
+            back.explanation
+                .components
+                .iter()
+                .any(|c| c.value == crate::news2::ComponentValue::Text("oxygen"))
+        );
+        let err = Alert::from_envelope(br#"{"data": {"alertId": "a"}}"#).expect_err("partial");
+        assert!(err.contains("missing field"), "{err}");
+        let mut bad = serde_json::to_value(&a).expect("value");
+        bad["rule"] = "news2.unknown".into();
+        let bytes = serde_json::to_vec(&serde_json::json!({"data": bad})).expect("json");
+        assert!(
+            Alert::from_envelope(&bytes)
+                .expect_err("rule")
+                .contains("unknown rule")
+        );
+    }
+
+    #[test]
+    fn reconcile_keeps_what_alerts_says_is_open_and_installs_it_as_stored() {
+        let s = news2_only();
+        // Before the crash: the alert opened and was acknowledged.
+        let mut before = patient();
+        let opened = run(&mut before, &s, &[(0, v(7)), (1, v(7))])[0].clone();
+        let acked = before
+            .cmd(
+                &opened.alert_id,
+                CommandKind::Ack,
+                Role::Nurse,
+                "u1",
+                "",
+                t(2),
+            )
+            .expect("ack");
+        // After: the window is rebuilt from the same readings (outputs not published), which
+        // re-opens the same alert id, then ALERTS' stored state is installed over it.
+        let mut after = patient();
+        let rebuilt = run(&mut after, &s, &[(0, v(7)), (1, v(7))]);
+        assert_eq!(rebuilt[0].alert_id, opened.alert_id, "stable alert ids");
+        let n = after.reconcile(vec![acked.clone()], |id| id == acked.alert_id);
+        assert_eq!(n, 1);
+        assert_eq!(after.active_alert(), Some(&acked));
+        // It goes on as if nothing happened: no duplicate on the next high score.
+        assert!(run(&mut after, &s, &[(3, v(7))]).is_empty());
+        // An alert the rebuild re-opened that ALERTS says is not open is forgotten.
+        let mut other = patient();
+        run(&mut other, &s, &[(0, v(7)), (1, v(7))]);
+        assert_eq!(other.reconcile(Vec::new(), |_| false), 0);
+        assert!(!other.has_active_alert());
     }
 
     #[test]

@@ -304,6 +304,16 @@ impl News2Risk {
         self.absent_since.is_none()
     }
 
+    /// Recovery: makes `alert` (read back from `ALERTS`) the family's alert, or forgets the
+    /// family's alert with `None`.
+    pub fn install(&mut self, alert: Option<Alert>) {
+        self.rule = alert
+            .as_ref()
+            .and_then(|a| RiskRule::ALL.into_iter().find(|r| r.name() == a.rule));
+        self.alert = alert;
+        self.absent_since = None;
+    }
+
     /// Called after a person resolved the alert: the rule must be sustained afresh.
     pub fn resolved_by_person(&mut self) {
         self.counts_after = self.recent.back().map(|p| p.at);

@@ -325,6 +325,161 @@ impl Bus {
     }
 }
 
+impl Bus {
+    /// The last message of every `ALERTS` subject: each alert's current state. Recovery keeps
+    /// the non-resolved ones. Embedded: none (the demo starts fresh).
+    ///
+    /// # Errors
+    /// [`BusError::Stream`] when the stream cannot be read.
+    pub async fn alert_states(&self) -> Result<Vec<Bytes>, BusError> {
+        let Bus::JetStream(b) = self else {
+            return Ok(Vec::new());
+        };
+        let (tx, mut rx) = mpsc::channel(4);
+        let read = ordered_read(
+            &b.js,
+            "ALERTS",
+            "alerts.>",
+            consumer::DeliverPolicy::LastPerSubject,
+            u64::MAX,
+            tx,
+        );
+        let collect = async {
+            let mut out = Vec::new();
+            while let Some(chunk) = rx.recv().await {
+                out.extend(chunk.into_iter().map(|(_, p, _)| p));
+            }
+            out
+        };
+        let (read, out) = tokio::join!(read, collect);
+        read.map(|()| out)
+    }
+
+    /// Sends, in chunks to `out`, the `VITALS` messages of the last `horizon` that the durable
+    /// consumer `durable` has already acknowledged (stream sequence at or below its ack floor),
+    /// oldest first, as `(subject, payload, content type)`: what rebuilds the patient windows
+    /// after a restart. Later messages are redelivered by the durable consumer itself.
+    /// Embedded: none.
+    ///
+    /// # Errors
+    /// [`BusError::Stream`] when the stream or the consumer cannot be read.
+    pub async fn acknowledged_vitals(
+        &self,
+        durable: &str,
+        horizon: Duration,
+        out: mpsc::Sender<Vec<StoredMessage>>,
+    ) -> Result<(), BusError> {
+        let Bus::JetStream(b) = self else {
+            return Ok(());
+        };
+        let err = |reason: String| BusError::Stream {
+            stream: "VITALS".into(),
+            reason,
+        };
+        let stream =
+            b.js.get_stream("VITALS")
+                .await
+                .map_err(|e| err(e.to_string()))?;
+        let floor = match stream.consumer_info(durable).await {
+            Ok(info) => info.ack_floor.stream_sequence,
+            Err(e) if e.to_string().to_lowercase().contains("not found") => 0,
+            Err(e) => return Err(err(e.to_string())),
+        };
+        if floor == 0 {
+            return Ok(());
+        }
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        let start = now.saturating_sub(horizon);
+        let start = async_nats::datetime::from_nanos(start.as_nanos() as i128)
+            .map_err(|e| err(e.to_string()))?;
+        ordered_read(
+            &b.js,
+            "VITALS",
+            "vitals.>",
+            consumer::DeliverPolicy::ByStartTime { start_time: start },
+            floor,
+            out,
+        )
+        .await
+    }
+}
+
+/// A stored message as recovery reads it: subject, payload, content type.
+pub type StoredMessage = (String, Bytes, Option<String>);
+
+/// Reads a stream through an ordered consumer from `policy` until nothing is pending or the
+/// stream sequence passes `until_seq`, sending the messages to `out` in chunks.
+async fn ordered_read(
+    js: &jetstream::Context,
+    stream_name: &str,
+    filter: &str,
+    policy: consumer::DeliverPolicy,
+    until_seq: u64,
+    out: mpsc::Sender<Vec<StoredMessage>>,
+) -> Result<(), BusError> {
+    let err = |reason: String| BusError::Stream {
+        stream: stream_name.into(),
+        reason,
+    };
+    let stream = js
+        .get_stream(stream_name)
+        .await
+        .map_err(|e| err(e.to_string()))?;
+    let consumer = stream
+        .create_consumer(consumer::pull::OrderedConfig {
+            filter_subject: filter.into(),
+            deliver_policy: policy,
+            ..Default::default()
+        })
+        .await
+        .map_err(|e| err(e.to_string()))?;
+    const CHUNK: usize = 4096;
+    let mut chunk = Vec::with_capacity(CHUNK);
+    let mut consumer = consumer;
+    let pending = consumer
+        .info()
+        .await
+        .map(|i| i.num_pending)
+        .map_err(|e| err(e.to_string()))?;
+    if pending == 0 {
+        return Ok(());
+    }
+    let mut messages = consumer.messages().await.map_err(|e| err(e.to_string()))?;
+    loop {
+        let next = tokio::time::timeout(Duration::from_secs(30), messages.next())
+            .await
+            .map_err(|_| err("timed out reading".into()))?;
+        let Some(m) = next else { break };
+        let m = m.map_err(|e| err(e.to_string()))?;
+        let info = m.info().map_err(|e| err(e.to_string()))?;
+        let (seq, left) = (info.stream_sequence, info.pending);
+        if seq > until_seq {
+            break;
+        }
+        let content_type = m
+            .headers
+            .as_ref()
+            .and_then(|h| h.get("Content-Type"))
+            .map(|v| v.as_str().to_string());
+        chunk.push((m.subject.to_string(), m.payload.clone(), content_type));
+        if chunk.len() == CHUNK {
+            let full = std::mem::replace(&mut chunk, Vec::with_capacity(CHUNK));
+            if out.send(full).await.is_err() {
+                return Ok(());
+            }
+        }
+        if left == 0 || seq == until_seq {
+            break;
+        }
+    }
+    if !chunk.is_empty() {
+        let _ = out.send(chunk).await;
+    }
+    Ok(())
+}
+
 /// A sent publish whose storage is not yet confirmed.
 pub struct PendingPublish {
     subject: String,

@@ -218,6 +218,13 @@ impl Engine {
         panic!("vigil did not exit within 15 s of SIGTERM");
     }
 
+    /// `kill -9`: the process gets no chance to finish anything.
+    pub fn kill9(&mut self) {
+        let mut child = self.child.take().expect("running");
+        child.kill().expect("SIGKILL");
+        let _ = child.wait();
+    }
+
     pub async fn metric(&self, name: &str) -> f64 {
         let (_, body) = http_get(&self.addr, "/metrics").await;
         body.lines()
