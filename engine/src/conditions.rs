@@ -111,39 +111,52 @@ pub struct Track {
     alert: Option<Alert>,
 }
 
-impl Track {
-    pub fn alert(&self) -> Option<&Alert> {
+/// What the NEWS2 risk family and each other rule have in common: at most one alert at a time
+/// (kept after it resolves until the next opens), and whether its condition is present. The
+/// patient goes through this for everything it does to all its alerts alike.
+pub trait AlertOwner {
+    fn alert(&self) -> Option<&Alert>;
+    fn alert_mut(&mut self) -> Option<&mut Alert>;
+    /// The alert's condition is present (not in its clear period).
+    fn condition_present(&self) -> bool;
+    /// Recovery: makes `alert` (read back from `ALERTS`) the owner's alert, or forgets the
+    /// owner's alert with `None`.
+    fn install(&mut self, alert: Option<Alert>);
+    /// Called after a person resolved the alert: the rule must fire afresh.
+    fn resolved_by_person(&mut self);
+
+    fn active_alert(&self) -> Option<&Alert> {
+        self.alert().filter(|a| a.is_active())
+    }
+}
+
+impl AlertOwner for Track {
+    fn alert(&self) -> Option<&Alert> {
         self.alert.as_ref()
     }
 
-    pub fn alert_mut(&mut self) -> Option<&mut Alert> {
+    fn alert_mut(&mut self) -> Option<&mut Alert> {
         self.alert.as_mut()
     }
 
-    pub fn active_alert(&self) -> Option<&Alert> {
-        self.alert.as_ref().filter(|a| a.is_active())
-    }
-
-    /// The alert's condition is present (not in its clear period).
-    pub fn condition_present(&self) -> bool {
+    fn condition_present(&self) -> bool {
         self.absent_since.is_none()
     }
 
-    /// Recovery: makes `alert` (read back from `ALERTS`) the rule's alert, or forgets the
-    /// rule's alert with `None`.
-    pub fn install(&mut self, alert: Option<Alert>) {
+    fn install(&mut self, alert: Option<Alert>) {
         self.alert = alert;
         self.absent_since = None;
         self.run = 0;
     }
 
-    /// Called after a person resolved the alert.
-    pub fn resolved_by_person(&mut self) {
+    fn resolved_by_person(&mut self) {
         self.run = 0;
         self.absent_since = None;
         self.disarmed = true;
     }
+}
 
+impl Track {
     /// Advances the rule by one evaluation at `at`. `open` builds the alert's words when it
     /// fires. Returns the alert after the transition this caused, if any.
     pub fn step(

@@ -4,8 +4,8 @@
 
 use crate::alert::{Alert, AlertState, CommandError, CommandKind};
 use crate::conditions::{
-    Condition, Finding, Opening, Track, qsofa_opening, signal_loss_opening, sirs_lactate_opening,
-    trend_opening,
+    AlertOwner, Condition, Finding, Opening, Track, qsofa_opening, signal_loss_opening,
+    sirs_lactate_opening, trend_opening,
 };
 use crate::news2::News2;
 use crate::observation::{LabResult, Vitals};
@@ -44,6 +44,9 @@ pub struct PatientStatus {
     pub partial: bool,
     pub vitals: Vitals,
 }
+
+/// How many owners of alerts a patient has: the NEWS2 risk family and each other rule.
+const OWNERS: usize = 1 + Condition::ALL.len();
 
 #[derive(Debug, Clone)]
 pub struct Patient {
@@ -304,15 +307,33 @@ impl Patient {
 
     /// Every alert of this patient that is not resolved.
     pub fn active_alerts(&self) -> impl Iterator<Item = &Alert> {
-        [
-            self.risk.active_alert(),
-            self.trend.active_alert(),
-            self.qsofa.active_alert(),
-            self.sirs_lactate.active_alert(),
-            self.signal_loss.active_alert(),
-        ]
-        .into_iter()
-        .flatten()
+        (0..OWNERS).filter_map(|i| self.owner(i).active_alert())
+    }
+
+    /// The owner of alerts: 0 is the NEWS2 risk family, then each rule of `Condition::ALL`.
+    fn owner(&self, i: usize) -> &dyn AlertOwner {
+        match i {
+            0 => &self.risk,
+            i => self.track(Condition::ALL[i - 1]),
+        }
+    }
+
+    fn owner_mut(&mut self, i: usize) -> &mut dyn AlertOwner {
+        match i {
+            0 => &mut self.risk,
+            i => self.track_mut(Condition::ALL[i - 1]),
+        }
+    }
+
+    /// Which owner raises alerts of `rule`.
+    fn owner_of(rule: &str) -> Option<usize> {
+        if crate::rules::RiskRule::ALL.iter().any(|r| r.name() == rule) {
+            return Some(0);
+        }
+        Condition::ALL
+            .iter()
+            .position(|c| c.name() == rule)
+            .map(|i| i + 1)
     }
 
     pub fn has_active_alert(&self) -> bool {
@@ -335,25 +356,15 @@ impl Patient {
         c: &crate::alert::AlertCommand,
     ) -> Result<(Alert, bool), CommandError> {
         let not_found = || CommandError::NotFound(c.alert_id.clone());
-        let owner = if self.risk.alert().is_some_and(|a| a.alert_id == c.alert_id) {
-            None
-        } else {
-            Some(
-                Condition::ALL
-                    .into_iter()
-                    .find(|r| {
-                        self.track(*r)
-                            .alert()
-                            .is_some_and(|a| a.alert_id == c.alert_id)
-                    })
-                    .ok_or_else(not_found)?,
-            )
-        };
-        let alert = match owner {
-            None => self.risk.alert_mut(),
-            Some(r) => self.track_mut(r).alert_mut(),
-        }
-        .ok_or_else(not_found)?;
+        let owner = (0..OWNERS)
+            .find(|&i| {
+                self.owner(i)
+                    .alert()
+                    .is_some_and(|a| a.alert_id == c.alert_id)
+            })
+            .ok_or_else(not_found)?;
+        let owner = self.owner_mut(owner);
+        let alert = owner.alert_mut().ok_or_else(not_found)?;
         let changed = match c.kind {
             CommandKind::Receipt | CommandKind::Decline => {
                 if !crate::alert::may_command(c.role, c.kind, alert.category) {
@@ -377,10 +388,7 @@ impl Patient {
         };
         let alert = alert.clone();
         if alert.state == AlertState::Resolved {
-            match owner {
-                None => self.risk.resolved_by_person(),
-                Some(r) => self.track_mut(r).resolved_by_person(),
-            }
+            owner.resolved_by_person();
         }
         Ok((alert, changed))
     }
@@ -389,14 +397,10 @@ impl Patient {
     /// passed by `now` (wall clock live, the replay clock in replay); returns each transition.
     pub fn advance(&mut self, now: Timestamp) -> Vec<Alert> {
         let mut out = Vec::new();
-        let holds = self.risk.condition_present();
-        if let Some(a) = self.risk.alert_mut() {
-            out.extend(a.advance(now, holds));
-        }
-        for rule in Condition::ALL {
-            let track = self.track_mut(rule);
-            let holds = track.condition_present();
-            if let Some(a) = track.alert_mut() {
+        for i in 0..OWNERS {
+            let owner = self.owner_mut(i);
+            let holds = owner.condition_present();
+            if let Some(a) = owner.alert_mut() {
                 out.extend(a.advance(now, holds));
             }
         }
@@ -410,30 +414,21 @@ impl Patient {
     /// snapshot, page and deadlines. A deadline that passed meanwhile fires on the next
     /// [`Patient::advance`]. Returns the number of alerts installed.
     pub fn reconcile(&mut self, restored: Vec<Alert>, is_open: impl Fn(&str) -> bool) -> usize {
-        let stale = |a: Option<&Alert>| a.is_some_and(|a| a.is_active() && !is_open(&a.alert_id));
-        if stale(self.risk.alert()) {
-            self.risk.install(None);
-        }
-        for rule in Condition::ALL {
-            if stale(self.track(rule).alert()) {
-                self.track_mut(rule).install(None);
+        for i in 0..OWNERS {
+            let owner = self.owner_mut(i);
+            if owner.active_alert().is_some_and(|a| !is_open(&a.alert_id)) {
+                owner.install(None);
             }
         }
         let mut installed = 0;
         for alert in restored.into_iter().filter(Alert::is_active) {
+            let Some(i) = Self::owner_of(alert.rule) else {
+                continue;
+            };
             if let Some(unit) = &alert.unit_id {
                 self.set_unit(unit);
             }
-            if crate::rules::RiskRule::ALL
-                .iter()
-                .any(|r| r.name() == alert.rule)
-            {
-                self.risk.install(Some(alert));
-            } else if let Some(rule) = Condition::ALL.into_iter().find(|c| c.name() == alert.rule) {
-                self.track_mut(rule).install(Some(alert));
-            } else {
-                continue;
-            }
+            self.owner_mut(i).install(Some(alert));
             installed += 1;
         }
         installed

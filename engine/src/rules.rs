@@ -15,6 +15,7 @@ use std::collections::VecDeque;
 use vigil_config::{Config, RuleConfig};
 
 use crate::alert::{Alert, AlertState, Category, Escalation, Explanation, Level, Meta, Transition};
+use crate::conditions::AlertOwner;
 use crate::escalation::Policies;
 use crate::news2::{Freshness, News2};
 use crate::time::Timestamp;
@@ -286,27 +287,20 @@ pub struct Subject<'a> {
     pub unit: &'a str,
 }
 
-impl News2Risk {
-    pub fn alert(&self) -> Option<&Alert> {
+impl AlertOwner for News2Risk {
+    fn alert(&self) -> Option<&Alert> {
         self.alert.as_ref()
     }
 
-    pub fn alert_mut(&mut self) -> Option<&mut Alert> {
+    fn alert_mut(&mut self) -> Option<&mut Alert> {
         self.alert.as_mut()
     }
 
-    pub fn active_alert(&self) -> Option<&Alert> {
-        self.alert.as_ref().filter(|a| a.is_active())
-    }
-
-    /// The alert's condition is present (not in its clear period).
-    pub fn condition_present(&self) -> bool {
+    fn condition_present(&self) -> bool {
         self.absent_since.is_none()
     }
 
-    /// Recovery: makes `alert` (read back from `ALERTS`) the family's alert, or forgets the
-    /// family's alert with `None`.
-    pub fn install(&mut self, alert: Option<Alert>) {
+    fn install(&mut self, alert: Option<Alert>) {
         self.rule = alert
             .as_ref()
             .and_then(|a| RiskRule::ALL.into_iter().find(|r| r.name() == a.rule));
@@ -314,13 +308,14 @@ impl News2Risk {
         self.absent_since = None;
     }
 
-    /// Called after a person resolved the alert: the rule must be sustained afresh.
-    pub fn resolved_by_person(&mut self) {
+    fn resolved_by_person(&mut self) {
         self.counts_after = self.recent.back().map(|p| p.at);
         self.rule = None;
         self.absent_since = None;
     }
+}
 
+impl News2Risk {
     fn sustained(&self, settings: &Settings, rule: RiskRule) -> bool {
         let r = settings.rule(rule);
         if !r.enabled {
