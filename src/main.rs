@@ -59,32 +59,7 @@ enum Command {
         config: Option<PathBuf>,
     },
     /// Replay recorded patients through the engine and report what the rules would have done.
-    Replay {
-        /// Directory of PhysioNet/CinC 2019 `.psv` stays.
-        #[arg(long, conflicts_with = "events", required_unless_present = "events")]
-        psv: Option<PathBuf>,
-        /// File of newline-delimited VITALS envelopes (JSON), as on the wire.
-        #[arg(long)]
-        events: Option<PathBuf>,
-        /// Configuration file (threshold profiles, rules).
-        #[arg(long)]
-        config: Option<PathBuf>,
-        /// Threshold profile (default: `charted` for --psv, the base profile for --events).
-        #[arg(long)]
-        profile: Option<String>,
-        /// Print the report as JSON.
-        #[arg(long)]
-        json: bool,
-        /// Draw lead times and alert burden to this SVG file.
-        #[arg(long)]
-        plot: Option<PathBuf>,
-        /// Write every score computed as NDJSON to this file.
-        #[arg(long)]
-        scores: Option<PathBuf>,
-        /// Worker threads (0: one per core).
-        #[arg(long, default_value_t = 0)]
-        threads: usize,
-    },
+    Replay(replay::Args),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -105,25 +80,7 @@ fn main() -> anyhow::Result<()> {
             .context("cannot start the tokio runtime")
     };
     match cli.command {
-        Command::Replay {
-            psv,
-            events,
-            config,
-            profile,
-            json,
-            plot,
-            scores,
-            threads,
-        } => replay::run(replay::Args {
-            psv,
-            events,
-            config,
-            profile,
-            json,
-            plot,
-            scores,
-            threads,
-        }),
+        Command::Replay(args) => replay::run(args),
         Command::Run {
             config,
             nats_url,

@@ -11,14 +11,32 @@ use vigil_config::{CHARTED_PROFILE, Config};
 use vigil_engine::Profiles;
 use vigil_replay::{Options, Source};
 
+/// `vigil replay` (contracts.md §7).
+#[derive(clap::Args)]
 pub struct Args {
+    /// Directory of PhysioNet/CinC 2019 `.psv` stays.
+    #[arg(long, conflicts_with = "events", required_unless_present = "events")]
     pub psv: Option<PathBuf>,
+    /// File of newline-delimited VITALS envelopes (JSON), as on the wire.
+    #[arg(long)]
     pub events: Option<PathBuf>,
+    /// Configuration file (threshold profiles, rules).
+    #[arg(long)]
     pub config: Option<PathBuf>,
+    /// Threshold profile (default: `charted` for --psv, the base profile for --events).
+    #[arg(long)]
     pub profile: Option<String>,
+    /// Print the report as JSON.
+    #[arg(long)]
     pub json: bool,
+    /// Draw lead times and alert burden to this SVG file.
+    #[arg(long)]
     pub plot: Option<PathBuf>,
+    /// Write every score computed as NDJSON to this file.
+    #[arg(long)]
     pub scores: Option<PathBuf>,
+    /// Worker threads (0: one per core).
+    #[arg(long, default_value_t = 0)]
     pub threads: usize,
 }
 
