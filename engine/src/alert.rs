@@ -257,16 +257,12 @@ impl CommandKind {
 
 impl Category {
     pub fn as_str(self) -> &'static str {
-        category_name(self)
-    }
-}
-
-fn category_name(c: Category) -> &'static str {
-    match c {
-        Category::Deterioration => "deterioration",
-        Category::Sepsis => "sepsis",
-        Category::Delay => "delay",
-        Category::Technical => "technical",
+        match self {
+            Category::Deterioration => "deterioration",
+            Category::Sepsis => "sepsis",
+            Category::Delay => "delay",
+            Category::Technical => "technical",
+        }
     }
 }
 
@@ -329,7 +325,7 @@ impl Alert {
             return Err(CommandError::Forbidden {
                 role: role.as_str(),
                 action: kind.verb(),
-                category: category_name(self.category),
+                category: self.category.as_str(),
             });
         }
         use AlertState::*;

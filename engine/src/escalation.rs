@@ -69,8 +69,8 @@ impl Policy {
     }
 
     fn from_config(p: &PolicyConfig) -> Self {
-        let level = p.matches.level.as_deref().and_then(level_named);
-        let category = p.matches.category.as_deref().and_then(category_named);
+        let level = p.matches.level.as_deref().and_then(named::<Level>);
+        let category = p.matches.category.as_deref().and_then(named::<Category>);
         let default_ack = if level == Some(Level::Critical) {
             30 * MINUTE
         } else {
@@ -94,23 +94,11 @@ impl Policy {
     }
 }
 
-fn level_named(s: &str) -> Option<Level> {
-    Some(match s {
-        "info" => Level::Info,
-        "warning" => Level::Warning,
-        "critical" => Level::Critical,
-        _ => return None,
-    })
-}
-
-fn category_named(s: &str) -> Option<Category> {
-    Some(match s {
-        "deterioration" => Category::Deterioration,
-        "sepsis" => Category::Sepsis,
-        "delay" => Category::Delay,
-        "technical" => Category::Technical,
-        _ => return None,
-    })
+/// A wire name (`critical`, `delay`) as the engine's enum, through the enum's own serde
+/// names. Config validation has already refused any other name.
+fn named<T: serde::de::DeserializeOwned>(s: &str) -> Option<T> {
+    use serde::de::IntoDeserializer;
+    T::deserialize(IntoDeserializer::<serde::de::value::Error>::into_deserializer(s)).ok()
 }
 
 /// The policies in force, in the order they are tried.
