@@ -220,6 +220,20 @@ impl Page {
     }
 }
 
+/// The id of an alert's `n`th page: `page-<hex>-<n>` for alert `alert-<hex>`, so that a
+/// `receipt` or `decline` names its alert without a lookup table ([`page_alert`]).
+fn page_id(alert_id: &str, n: u32) -> String {
+    let hex = alert_id.strip_prefix("alert-").unwrap_or(alert_id);
+    format!("page-{hex}-{n}")
+}
+
+/// The alert a page id belongs to (the inverse of how page ids are made).
+pub fn page_alert(page_id: &str) -> Option<String> {
+    let (hex, n) = page_id.strip_prefix("page-")?.rsplit_once('-')?;
+    n.parse::<u32>().ok()?;
+    Some(format!("alert-{hex}"))
+}
+
 /// The escalation in force: the contract's `policy`, `level`, `nextAt`, `targets`, plus the
 /// policy snapshot, the time offsets count from, and the current page (additive fields).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -312,9 +326,8 @@ impl Escalation {
             .get(idx + 1)
             .map(|l| since.plus_millis(l.after_ms));
         self.pages += 1;
-        let hex = alert_id.strip_prefix("alert-").unwrap_or(alert_id);
         self.page = Some(Page {
-            page_id: format!("page-{hex}-{}", self.pages),
+            page_id: page_id(alert_id, self.pages),
             level: self.level,
             targets: self.targets.clone(),
             state: PageState::Sent,
@@ -1059,6 +1072,15 @@ levels = [ { after = "0s", targets = ["physician", "rapid_response"] } ]
         );
         assert_eq!(json["escalation"]["page"]["state"], "sent");
         assert_eq!(json["escalation"]["nextAt"], serde_json::Value::Null);
+    }
+
+    #[test]
+    fn page_ids_name_their_alert() {
+        let a = critical();
+        assert_eq!(page_alert(&page_id(&a)), Some(a.alert_id.clone()));
+        for bad in ["alert-1", "page-", "page-abc", "page-abc-x"] {
+            assert_eq!(page_alert(bad), None, "{bad}");
+        }
     }
 
     #[test]

@@ -383,11 +383,7 @@ impl Hub {
     ) -> Result<Alert, CommandError> {
         let paging = matches!(kind, CommandKind::Receipt | CommandKind::Decline);
         let (alert_id, page_id) = if paging {
-            // Page ids are `page-<hex>-<n>` for alert `alert-<hex>`.
-            let alert = target
-                .strip_prefix("page-")
-                .and_then(|rest| rest.rsplit_once('-'))
-                .map(|(hex, _)| format!("alert-{hex}"))
+            let alert = vigil_engine::escalation::page_alert(target)
                 .ok_or_else(|| CommandError::PageNotFound(target.to_string()))?;
             (alert, target.to_string())
         } else {
