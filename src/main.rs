@@ -138,10 +138,16 @@ async fn serve(cfg: Config, bus: Bus, demo_patients: Option<usize>) -> anyhow::R
     let (outbox, outbox_task) = Outbox::start(bus.clone(), 65_536, 1024);
     let commands = Arc::new(ShardCommands::default());
     let m = metrics.clone();
+    let link = bus.link();
     let hub = Hub::new(
         &cfg,
         commands.clone(),
-        Some(Arc::new(move |out: &mut String| m.render(out))),
+        Some(Arc::new(move |out: &mut String| {
+            m.render(out);
+            if let Some(link) = &link {
+                link.render(out);
+            }
+        })),
     );
     let history_bus = bus.clone();
     hub.set_history(Arc::new(move |subject: String| {

@@ -104,18 +104,8 @@ async fn kill_9_mid_escalation_loses_nothing_and_duplicates_nothing() {
     // The window was rebuilt: another high reading continues the same alert, no second one.
     reading(&js, 3, 0).await;
     tokio::time::sleep(Duration::from_millis(800)).await;
-    let (status, body) = http_json(
-        &second.addr,
-        "GET",
-        "/api/alerts",
-        Some("admin-abc-token"),
-        "",
-    )
-    .await;
-    assert_eq!(status, 200);
-    let ids: Vec<&str> = body["alerts"]
-        .as_array()
-        .unwrap()
+    let alerts = list_alerts(&second.addr, "admin-abc-token").await;
+    let ids: Vec<&str> = alerts
         .iter()
         .filter(|a| a["patientId"] == "patient-1")
         .map(|a| a["alertId"].as_str().unwrap())

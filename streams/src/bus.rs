@@ -111,6 +111,49 @@ pub enum Bus {
 pub struct JetStreamBus {
     pub client: async_nats::Client,
     pub js: jetstream::Context,
+    pub link: Arc<Link>,
+}
+
+/// The state of the connection to NATS, for `/metrics`. The client reconnects by itself (with
+/// backoff, forever); the pull consumer, publishes and acknowledgements resume on the new
+/// connection.
+#[derive(Debug, Default)]
+pub struct Link {
+    connected: std::sync::atomic::AtomicBool,
+    disconnects: std::sync::atomic::AtomicU64,
+}
+
+impl Link {
+    fn on_event(&self, event: &async_nats::Event) {
+        use std::sync::atomic::Ordering::Relaxed;
+        match event {
+            async_nats::Event::Connected => {
+                self.connected.store(true, Relaxed);
+                tracing::info!("connected to NATS");
+            }
+            async_nats::Event::Disconnected => {
+                self.connected.store(false, Relaxed);
+                self.disconnects.fetch_add(1, Relaxed);
+                tracing::warn!("disconnected from NATS; reconnecting");
+            }
+            other => tracing::debug!(event = %other, "NATS client event"),
+        }
+    }
+
+    /// Appends `vigil_nats_connected` and `vigil_nats_disconnects_total`.
+    pub fn render(&self, out: &mut String) {
+        use std::fmt::Write;
+        use std::sync::atomic::Ordering::Relaxed;
+        let up = u8::from(self.connected.load(Relaxed));
+        let _ = writeln!(out, "# TYPE vigil_nats_connected gauge");
+        let _ = writeln!(out, "vigil_nats_connected {up}");
+        let _ = writeln!(out, "# TYPE vigil_nats_disconnects_total counter");
+        let _ = writeln!(
+            out,
+            "vigil_nats_disconnects_total {}",
+            self.disconnects.load(Relaxed)
+        );
+    }
 }
 
 impl Bus {
@@ -119,8 +162,14 @@ impl Bus {
     /// # Errors
     /// [`BusError::Connect`] or [`BusError::Stream`].
     pub async fn connect(url: &str, cfg: &NatsConfig) -> Result<Bus, BusError> {
+        let link = Arc::new(Link::default());
+        let events = link.clone();
         let client = async_nats::ConnectOptions::new()
             .name("vigil-engine")
+            .event_callback(move |event| {
+                let events = events.clone();
+                async move { events.on_event(&event) }
+            })
             .retry_on_initial_connect()
             .connection_timeout(Duration::from_secs(5))
             .connect(url)
@@ -157,7 +206,17 @@ impl Bus {
                     reason: e.to_string(),
                 })?;
         }
-        Ok(Bus::JetStream(Box::new(JetStreamBus { client, js })))
+        link.connected
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+        Ok(Bus::JetStream(Box::new(JetStreamBus { client, js, link })))
+    }
+
+    /// The NATS connection's state (none for the embedded bus).
+    pub fn link(&self) -> Option<Arc<Link>> {
+        match self {
+            Bus::JetStream(b) => Some(b.link.clone()),
+            Bus::Embedded(_) => None,
+        }
     }
 
     /// An embedded bus whose `vitals.*` publishes are delivered to the engine.

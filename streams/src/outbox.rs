@@ -5,6 +5,7 @@
 //! A publish that fails is retried with backoff until it is stored: outputs are never dropped.
 //! The queue in front is bounded; callers that find it full wait (see `vigil-actors`).
 
+use std::collections::HashSet;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -23,6 +24,9 @@ pub struct OutMessage {
     pub payload: Bytes,
     /// Dropped once the message is stored.
     pub receipt: Option<Receipt>,
+    /// Stored after every earlier `ordered` message of its subject, even across a lost
+    /// connection (an alert's transitions). Others only need to be stored (dead letters).
+    pub ordered: bool,
 }
 
 /// Handle for queueing outputs; cheap to clone.
@@ -61,11 +65,27 @@ impl Outbox {
 
 async fn publish_loop(bus: Bus, mut rx: mpsc::Receiver<OutMessage>, in_flight: usize) {
     let mut pending = FuturesOrdered::new();
+    // Subjects with an ordered message in flight. An ordered message waits until the one before
+    // it on its subject is stored: if a connection drops with both in flight, the first can be
+    // lost while the second reaches the server, and its retry would then land after it. An
+    // alert's subject must hold its transitions in order (its history, and recovery's
+    // last-per-subject read, rely on it).
+    let mut subjects: HashSet<String> = HashSet::new();
     let mut open = true;
     while open || !pending.is_empty() {
         tokio::select! {
             m = rx.recv(), if open && pending.len() < in_flight => match m {
                 Some(m) => {
+                    while m.ordered && subjects.contains(&m.subject) {
+                        match pending.next().await {
+                            Some(Some(stored)) => subjects.remove(&stored),
+                            Some(None) => false,
+                            None => break,
+                        };
+                    }
+                    if m.ordered {
+                        subjects.insert(m.subject.clone());
+                    }
                     let mut sent = send_with_retry(&bus, &m).await;
                     let bus = bus.clone();
                     pending.push_back(async move {
@@ -76,12 +96,16 @@ async fn publish_loop(bus: Bus, mut rx: mpsc::Receiver<OutMessage>, in_flight: u
                             backoff = (backoff * 2).min(Duration::from_secs(5));
                             sent = send_with_retry(&bus, &m).await;
                         }
-                        drop(m.receipt);
+                        m.ordered.then_some(m.subject)
                     });
                 }
                 None => open = false,
             },
-            Some(()) = pending.next(), if !pending.is_empty() => {}
+            Some(stored) = pending.next(), if !pending.is_empty() => {
+                if let Some(subject) = stored {
+                    subjects.remove(&subject);
+                }
+            }
         }
     }
 }

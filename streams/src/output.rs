@@ -44,6 +44,7 @@ pub fn alert_message(alert: &Alert, receipt: Option<Receipt>) -> OutMessage {
         ],
         payload: Bytes::from(payload),
         receipt,
+        ordered: true,
     }
 }
 
@@ -80,5 +81,6 @@ pub fn dead_letter(
         headers,
         payload: d.payload().clone(),
         receipt: Some(receipt),
+        ordered: false,
     }
 }

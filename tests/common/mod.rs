@@ -50,38 +50,45 @@ fn nats_server_binary() -> PathBuf {
 
 /// A nats-server with JetStream on a random loopback port.
 pub struct NatsServer {
-    child: Child,
+    child: Option<Child>,
     pub url: String,
     store: PathBuf,
+}
+
+/// Spawns `nats-server -js` on `port` ("-1": any free one) with `store`; the child and the
+/// address it listens on.
+fn spawn_nats(port: &str, store: &std::path::Path) -> (Child, String) {
+    let mut child = Command::new(nats_server_binary())
+        .args(["-js", "-a", "127.0.0.1", "-p", port, "-sd"])
+        .arg(store)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn nats-server");
+    let stderr = child.stderr.take().expect("stderr");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if let Some(i) = line.find("Listening for client connections on ") {
+                let addr = line[i + "Listening for client connections on ".len()..]
+                    .trim()
+                    .to_string();
+                let _ = tx.send(addr);
+            }
+        }
+    });
+    let addr = rx
+        .recv_timeout(Duration::from_secs(15))
+        .expect("nats-server did not start listening");
+    (child, addr)
 }
 
 impl NatsServer {
     pub fn start() -> Self {
         let store = temp_dir("nats");
-        let mut child = Command::new(nats_server_binary())
-            .args(["-js", "-a", "127.0.0.1", "-p", "-1", "-sd"])
-            .arg(&store)
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn nats-server");
-        let stderr = child.stderr.take().expect("stderr");
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Some(i) = line.find("Listening for client connections on ") {
-                    let addr = line[i + "Listening for client connections on ".len()..]
-                        .trim()
-                        .to_string();
-                    let _ = tx.send(addr);
-                }
-            }
-        });
-        let addr = rx
-            .recv_timeout(Duration::from_secs(15))
-            .expect("nats-server did not start listening");
+        let (child, addr) = spawn_nats("-1", &store);
         NatsServer {
-            child,
+            child: Some(child),
             url: format!("nats://{addr}"),
             store,
         }
@@ -92,12 +99,41 @@ impl NatsServer {
             .await
             .expect("connect to test nats-server")
     }
+
+    /// Stops the server with `signal`: "TERM" as an operator's restart (JetStream flushes its
+    /// store and exits), "KILL" as a crash. Waits for it to be gone.
+    pub fn stop(&mut self, signal: &str) {
+        let mut child = self.child.take().expect("nats-server running");
+        let _ = Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(child.id().to_string())
+            .status();
+        for _ in 0..200 {
+            if child.try_wait().expect("wait").is_some() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+
+    /// Starts the stopped server again on the same port with the same store.
+    pub fn start_again(&mut self) {
+        assert!(self.child.is_none(), "nats-server is still running");
+        let port = self.url.rsplit(':').next().expect("port").to_string();
+        let (child, addr) = spawn_nats(&port, &self.store);
+        assert_eq!(format!("nats://{addr}"), self.url, "same address");
+        self.child = Some(child);
+    }
 }
 
 impl Drop for NatsServer {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
         let _ = std::fs::remove_dir_all(&self.store);
     }
 }
@@ -462,4 +498,11 @@ pub async fn http_json(
 ) -> (u16, Value) {
     let (status, text) = http_request(addr, method, path, token, body).await;
     (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+}
+
+/// `GET /api/alerts` as `token`: the alerts listed (asserting 200).
+pub async fn list_alerts(addr: &str, token: &str) -> Vec<Value> {
+    let (status, body) = http_json(addr, "GET", "/api/alerts", Some(token), "").await;
+    assert_eq!(status, 200, "{body}");
+    body["alerts"].as_array().expect("alerts array").clone()
 }
