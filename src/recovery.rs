@@ -35,6 +35,11 @@ fn horizon(cfg: &Config) -> Duration {
         .map_or(Duration::from_secs(6 * 3600), |d| d.as_std())
 }
 
+fn now_minus(d: Duration) -> vigil_engine::Timestamp {
+    let now = wall_clock();
+    vigil_engine::Timestamp::from_millis(now.millis() - i64::try_from(d.as_millis()).unwrap_or(0))
+}
+
 /// Runs recovery against `bus` into `shards`.
 ///
 /// # Errors
@@ -67,11 +72,16 @@ pub async fn recover(bus: &Bus, cfg: &Config, shards: &PatientShards) -> anyhow:
     let (read, events) = tokio::join!(read, apply);
     read?;
 
+    // Open alerts, and those a person resolved within the horizon: the rebuilt windows must not
+    // re-open a condition someone just resolved (docs/recovery.md).
     let mut alerts: Vec<Alert> = Vec::new();
     let mut unreadable = 0;
+    let since = now_minus(horizon(cfg));
     for payload in bus.alert_states().await? {
         match Alert::from_envelope(&payload) {
-            Ok(a) if a.is_active() => alerts.push(a),
+            Ok(a) if a.is_active() || (a.resolved_by_person() && a.transition.at >= since) => {
+                alerts.push(a);
+            }
             Ok(_) => {}
             Err(e) => {
                 unreadable += 1;
@@ -79,8 +89,7 @@ pub async fn recover(bus: &Bus, cfg: &Config, shards: &PatientShards) -> anyhow:
             }
         }
     }
-    let open = alerts.len();
-    shards.recover(alerts).await;
+    let open = shards.recover(alerts).await;
     Ok(Recovered {
         events,
         alerts: open,

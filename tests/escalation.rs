@@ -2,7 +2,8 @@
 //! policies configured in seconds: a critical alert pages the nurse, escalates to the charge
 //! nurse's pager when nobody acknowledges, a decline jumps a level at once, a page waiting for a
 //! role reaches the pager that connects later, the pager's ack accepts it; a snooze comes back;
-//! the HTTP mirror and the audit trail (`/api/alerts/{id}/history`) tell the same story.
+//! the HTTP mirror and the audit trail (`/api/alerts/{id}/history`) tell the same story; an ack
+//! and a resolve racing from two clients end in one consistent state, never an un-resolve.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -304,4 +305,99 @@ async fn a_snooze_comes_back_open_and_escalation_restarts() {
     // And, still unacknowledged, it escalates from the restart.
     let l2 = alert_where(&mut nurse, "escalated to level 2").await;
     assert_eq!(l2["escalation"]["level"], 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_ack_and_resolve_from_two_clients_end_in_one_consistent_state() {
+    let nats = NatsServer::start();
+    let engine = Engine::start(&nats, FAST_POLICIES);
+    engine.wait_ready().await;
+    let js = jetstream::new(nats.client().await);
+    let patients: Vec<String> = (0..8).map(|i| format!("race-{i}")).collect();
+    for p in &patients {
+        make_critical(&js, p).await;
+    }
+    let mut ids = Vec::new();
+    for _ in 0..100 {
+        ids = list_alerts(&engine.addr, "admin-abc-token")
+            .await
+            .iter()
+            .map(|a| a["alertId"].as_str().unwrap().to_string())
+            .collect();
+        if ids.len() == patients.len() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(ids.len(), patients.len(), "one critical alert per patient");
+    // For each alert, a nurse acknowledges over the WebSocket while the charge nurse resolves
+    // over HTTP, at the same moment; every other time the ack leaves a little later, so that
+    // both orders happen.
+    let mut nurse = Client::connect(&engine.ws_url("nurse-icu3-token")).await;
+    for (i, id) in ids.iter().enumerate() {
+        let ack = async {
+            if i % 2 == 1 {
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+            nurse
+                .send(json!({"type": "ack", "id": id, "alertId": id, "reason": "at bedside"}))
+                .await;
+            loop {
+                let f = nurse.next(10).await.expect("a reply to the ack");
+                if matches!(f["type"].as_str(), Some("result" | "error")) && f["id"] == id.as_str()
+                {
+                    return f;
+                }
+            }
+        };
+        let path = format!("/api/alerts/{id}/resolve");
+        let resolve = http_json(&engine.addr, "POST", &path, Some("charge-icu3-token"), "");
+        let (ack, (status, resolved)) = tokio::join!(ack, resolve);
+        // The resolve always succeeds (from open or from acknowledged); the ack either came
+        // first or is refused, never applied after the resolve.
+        assert_eq!(status, 200, "{resolved}");
+        assert_eq!(resolved["alert"]["state"], "resolved");
+        let ack_won = ack["type"] == "result";
+        if !ack_won {
+            assert_eq!(ack["code"], "INVALID_TRANSITION", "{ack}");
+        }
+        // The audit trail agrees: versions in order, resolved last, acknowledged only before.
+        let mut history = Vec::new();
+        for _ in 0..100 {
+            let (_, body) = http_json(
+                &engine.addr,
+                "GET",
+                &format!("/api/alerts/{id}/history"),
+                Some("admin-abc-token"),
+                "",
+            )
+            .await;
+            history = body["history"].as_array().cloned().unwrap_or_default();
+            if history.last().is_some_and(|a| a["state"] == "resolved") {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        let states: Vec<&str> = history
+            .iter()
+            .map(|a| a["state"].as_str().unwrap())
+            .collect();
+        let versions: Vec<u64> = history
+            .iter()
+            .map(|a| a["version"].as_u64().unwrap())
+            .collect();
+        assert_eq!(versions, (1..=versions.len() as u64).collect::<Vec<_>>());
+        assert_eq!(states.last(), Some(&"resolved"), "{states:?}");
+        assert_eq!(
+            states.iter().filter(|s| **s == "resolved").count(),
+            1,
+            "{states:?}"
+        );
+        assert_eq!(states.contains(&"acknowledged"), ack_won, "{states:?}");
+    }
+    assert!(
+        list_alerts(&engine.addr, "admin-abc-token")
+            .await
+            .is_empty()
+    );
 }

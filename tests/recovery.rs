@@ -32,14 +32,18 @@ units = ["icu-3"]
 "#;
 
 async fn reading(js: &jetstream::Context, n: u32, seconds_ago: i64) {
+    reading_for(js, "patient-1", n, seconds_ago).await;
+}
+
+async fn reading_for(js: &jetstream::Context, patient: &str, n: u32, seconds_ago: i64) {
     let v = envelope(
         T,
-        &format!("r-{n}"),
+        &format!("{patient}-r-{n}"),
         "vitals.observation.v1",
         seconds_ago,
-        vitals_news2_8("patient-1", "icu-3"),
+        vitals_news2_8(patient, "icu-3"),
     );
-    publish_json(js, &format!("vitals.{T}.patient-1"), &v).await;
+    publish_json(js, &format!("vitals.{T}.{patient}"), &v).await;
 }
 
 /// The log without terminal colour codes.
@@ -70,6 +74,17 @@ async fn kill_9_mid_escalation_loses_nothing_and_duplicates_nothing() {
     let page = nurse.next_of("page", 10).await;
     let alert_id = page["alert"]["alertId"].as_str().unwrap().to_string();
     assert_eq!(page["alert"]["escalation"]["level"], 1);
+    // Patient 2's alert is resolved by the nurse before the crash (the condition persists).
+    reading_for(&js, "patient-2", 1, 2).await;
+    reading_for(&js, "patient-2", 2, 1).await;
+    let page = nurse.next_of("page", 10).await;
+    assert_eq!(page["alert"]["patientId"], "patient-2");
+    let path = format!(
+        "/api/alerts/{}/resolve",
+        page["alert"]["alertId"].as_str().unwrap()
+    );
+    let (status, body) = http_json(&first.addr, "POST", &path, Some("nurse-icu3-token"), "").await;
+    assert_eq!(status, 200, "{body}");
     // Let the engine acknowledge the readings (the alert is stored first), then kill it hard.
     tokio::time::sleep(Duration::from_millis(700)).await;
     first.kill9();
@@ -82,8 +97,8 @@ async fn kill_9_mid_escalation_loses_nothing_and_duplicates_nothing() {
     let log = plain(&second.log.lock().unwrap().join("\n"));
     assert!(log.contains("recovery finished"), "{log}");
     assert!(
-        log.contains("events=2") && log.contains("open_alerts=1"),
-        "both readings replayed, one alert restored: {log}"
+        log.contains("events=4") && log.contains("open_alerts=1"),
+        "every reading replayed, one open alert restored: {log}"
     );
     // The charge nurse sees the same alert, escalated at once on recovery, and is paged.
     let mut charge = Client::connect(&second.ws_url("charge-icu3-token")).await;
@@ -114,6 +129,15 @@ async fn kill_9_mid_escalation_loses_nothing_and_duplicates_nothing() {
         ids,
         [alert_id.as_str()],
         "one alert for the condition, not two"
+    );
+    // The resolve survived the restart as a resolve: one more high reading for patient 2 is
+    // not a fresh sustained run, so no alert re-opens (it would, were the rule re-armed).
+    reading_for(&js, "patient-2", 3, 0).await;
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let alerts = list_alerts(&second.addr, "admin-abc-token").await;
+    assert!(
+        alerts.iter().all(|a| a["patientId"] != "patient-2"),
+        "{alerts:?}"
     );
     // The audit trail is gap-free across the crash: versions 1, 2, ... each stored once.
     let path = format!("/api/alerts/{alert_id}/history");

@@ -191,13 +191,18 @@ impl PatientShards {
         self.deliver_as(inputs, receipt, true).await;
     }
 
-    /// Recovery: reconciles every patient with the alerts `ALERTS` holds open (see
-    /// `Patient::reconcile`), creating actors for patients that have one. Returns how many
-    /// alerts were installed.
+    /// Recovery: reconciles every patient with the alerts `ALERTS` holds open and those a
+    /// person resolved (see `Patient::reconcile`), creating actors for patients with an open
+    /// one. Returns how many open alerts were installed.
     pub async fn recover(&self, alerts: Vec<Alert>) -> usize {
         let n = self.routers.len();
-        let open: Arc<std::collections::HashSet<String>> =
-            Arc::new(alerts.iter().map(|a| a.alert_id.clone()).collect());
+        let open: Arc<std::collections::HashSet<String>> = Arc::new(
+            alerts
+                .iter()
+                .filter(|a| a.is_active())
+                .map(|a| a.alert_id.clone())
+                .collect(),
+        );
         let mut per_shard: Vec<Vec<Alert>> = (0..n).map(|_| Vec::new()).collect();
         for a in alerts {
             let patient = a.patient_id.clone().unwrap_or_default();

@@ -234,8 +234,12 @@ impl Handler<Recover> for ShardRouter {
             );
             restored.entry(key).or_default().push(a);
         }
-        // Patients with a restored alert get an actor even if no history was replayed.
+        // Patients with an open alert get an actor even if no history was replayed (a resolved
+        // one only matters to a window that was).
         for ((tenant, patient), alerts) in &restored {
+            if !alerts.iter().any(Alert::is_active) {
+                continue;
+            }
             let unit = alerts
                 .iter()
                 .find_map(|a| a.unit_id.clone())

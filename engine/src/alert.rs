@@ -65,6 +65,9 @@ pub struct Explanation {
     pub profile: String,
 }
 
+/// `transition.by` of everything the engine does by itself (rules, timers).
+pub const ENGINE: &str = "engine";
+
 /// The last change of state, with who, when and why.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Transition {
@@ -287,6 +290,11 @@ pub fn may_command(role: Role, kind: CommandKind, category: Category) -> bool {
 }
 
 impl Alert {
+    /// Resolved by a person (not by the engine clearing it): its rule must fire afresh.
+    pub fn resolved_by_person(&self) -> bool {
+        self.state == AlertState::Resolved && self.transition.by != ENGINE
+    }
+
     pub fn is_active(&self) -> bool {
         self.state != AlertState::Resolved
     }

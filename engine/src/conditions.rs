@@ -122,8 +122,9 @@ pub trait AlertOwner {
     /// Recovery: makes `alert` (read back from `ALERTS`) the owner's alert, or forgets the
     /// owner's alert with `None`.
     fn install(&mut self, alert: Option<Alert>);
-    /// Called after a person resolved the alert: the rule must fire afresh.
-    fn resolved_by_person(&mut self);
+    /// Called after a person resolved the alert at `at`: the rule must fire afresh. Recovery
+    /// calls it too, for an alert a person resolved before the restart.
+    fn resolved_by_person(&mut self, at: Timestamp);
 
     fn active_alert(&self) -> Option<&Alert> {
         self.alert().filter(|a| a.is_active())
@@ -149,7 +150,7 @@ impl AlertOwner for Track {
         self.run = 0;
     }
 
-    fn resolved_by_person(&mut self) {
+    fn resolved_by_person(&mut self, _: Timestamp) {
         self.run = 0;
         self.absent_since = None;
         self.disarmed = true;
@@ -188,7 +189,7 @@ impl Track {
                     clear / 60_000
                 )
             };
-            alert.transition(AlertState::Resolved, "engine", at, reason);
+            alert.transition(AlertState::Resolved, crate::alert::ENGINE, at, reason);
             self.absent_since = None;
             self.run = 0;
             return Some(alert.clone());
@@ -229,7 +230,7 @@ impl Track {
             transition: Transition {
                 from: None,
                 to: AlertState::Open,
-                by: "engine".into(),
+                by: crate::alert::ENGINE.into(),
                 at,
                 reason: "rule fired".into(),
             },

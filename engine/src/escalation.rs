@@ -469,7 +469,7 @@ impl Alert {
                     (AlertState::Open, reason)
                 }
             };
-            self.transition(to, "engine", now, reason);
+            self.transition(to, crate::alert::ENGINE, now, reason);
             out.push(self.clone());
         }
         out
@@ -683,7 +683,7 @@ mod tests {
             transition: Transition {
                 from: None,
                 to: AlertState::Open,
-                by: "engine".into(),
+                by: crate::alert::ENGINE.into(),
                 at: T0,
                 reason: "rule fired".into(),
             },

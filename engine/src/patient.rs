@@ -388,7 +388,7 @@ impl Patient {
         };
         let alert = alert.clone();
         if alert.state == AlertState::Resolved {
-            owner.resolved_by_person();
+            owner.resolved_by_person(c.at);
         }
         Ok((alert, changed))
     }
@@ -420,16 +420,37 @@ impl Patient {
                 owner.install(None);
             }
         }
-        let mut installed = 0;
-        for alert in restored.into_iter().filter(Alert::is_active) {
+        // Per owner, the newest stored alert decides: an open one is installed as stored; one a
+        // person resolved disarms the rule as the resolve did before the restart (so the
+        // rebuilt window does not re-open the condition at once); one the engine resolved
+        // changes nothing.
+        let mut newest: [Option<Alert>; OWNERS] = std::array::from_fn(|_| None);
+        for alert in restored {
             let Some(i) = Self::owner_of(alert.rule) else {
                 continue;
             };
-            if let Some(unit) = &alert.unit_id {
-                self.set_unit(unit);
+            if newest[i]
+                .as_ref()
+                .is_none_or(|n| alert.opened_at > n.opened_at)
+            {
+                newest[i] = Some(alert);
             }
-            self.owner_mut(i).install(Some(alert));
-            installed += 1;
+        }
+        let mut installed = 0;
+        for (i, alert) in newest.into_iter().enumerate() {
+            let Some(alert) = alert else { continue };
+            if alert.is_active() {
+                if let Some(unit) = &alert.unit_id {
+                    self.set_unit(unit);
+                }
+                self.owner_mut(i).install(Some(alert));
+                installed += 1;
+            } else if alert.resolved_by_person() && self.owner_mut(i).active_alert().is_none() {
+                let at = alert.transition.at;
+                let owner = self.owner_mut(i);
+                owner.install(Some(alert));
+                owner.resolved_by_person(at);
+            }
         }
         installed
     }
@@ -452,7 +473,7 @@ impl Patient {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::alert::Level;
+    use crate::alert::{ENGINE, Level};
     use crate::observation::Consciousness;
     use vigil_config::Role;
 
@@ -861,11 +882,9 @@ mod tests {
         assert!(!other.has_active_alert());
     }
 
-    #[test]
-    fn a_manual_resolve_needs_a_fresh_sustained_run() {
-        let s = news2_only();
-        let mut p = patient();
-        let id = run(&mut p, &s, &[(0, v(8)), (1, v(8))])[0].alert_id.clone();
+    /// news2.high opened by scores of 8 at 0 and 1 min, resolved by a nurse at 2 min.
+    fn opened_then_resolved(p: &mut Patient, s: &Settings) -> Alert {
+        let id = run(p, s, &[(0, v(8)), (1, v(8))])[0].alert_id.clone();
         p.cmd(
             &id,
             CommandKind::Resolve,
@@ -874,7 +893,50 @@ mod tests {
             "treated",
             t(2),
         )
-        .expect("resolve");
+        .expect("resolve")
+    }
+
+    #[test]
+    fn a_resolve_by_a_person_before_a_restart_still_needs_a_fresh_sustained_run() {
+        let s = news2_only();
+        // Before the crash: opened at 0-1, resolved by a nurse at 2, one more high score at 3.
+        let mut before = patient();
+        let resolved = opened_then_resolved(&mut before, &s);
+        let id = resolved.alert_id.clone();
+        assert!(run(&mut before, &s, &[(3, v(8))]).is_empty());
+        // After: the rebuild re-opens the same alert id from the same readings; ALERTS has it
+        // resolved by a person, so the rule is disarmed as of the resolve, not re-opened.
+        let mut after = patient();
+        assert_eq!(
+            run(&mut after, &s, &[(0, v(8)), (1, v(8)), (3, v(8))])[0].alert_id,
+            id
+        );
+        assert_eq!(after.reconcile(vec![resolved.clone()], |_| false), 0);
+        assert!(!after.has_active_alert());
+        // Exactly as without the restart: the score at 3 counts, so 4 completes a fresh run.
+        let a = run(&mut after, &s, &[(4, v(8))]);
+        assert_eq!(a.len(), 1, "a new sustained run opens a new alert");
+        assert_ne!(a[0].alert_id, id);
+        // Without the score at 3, the first score after the restart is not sustained.
+        let mut late = patient();
+        run(&mut late, &s, &[(0, v(8)), (1, v(8))]);
+        late.reconcile(vec![resolved.clone()], |_| false);
+        assert!(run(&mut late, &s, &[(4, v(8))]).is_empty(), "no duplicate");
+        assert_eq!(run(&mut late, &s, &[(5, v(8))]).len(), 1);
+        // An alert the engine resolved (the condition cleared) leaves the rebuild as it is.
+        let mut cleared = resolved;
+        cleared.transition.by = ENGINE.into();
+        let mut other = patient();
+        run(&mut other, &s, &[(0, v(8)), (1, v(8))]);
+        other.reconcile(vec![cleared], |_| false);
+        assert_eq!(run(&mut other, &s, &[(4, v(8))]).len(), 1);
+    }
+
+    #[test]
+    fn a_manual_resolve_needs_a_fresh_sustained_run() {
+        let s = news2_only();
+        let mut p = patient();
+        let id = opened_then_resolved(&mut p, &s).alert_id;
         assert!(
             run(&mut p, &s, &[(3, v(8))]).is_empty(),
             "one new score is not sustained"

@@ -308,8 +308,9 @@ impl AlertOwner for News2Risk {
         self.absent_since = None;
     }
 
-    fn resolved_by_person(&mut self) {
-        self.counts_after = self.recent.back().map(|p| p.at);
+    fn resolved_by_person(&mut self, at: Timestamp) {
+        // Only scores after the resolve count towards the next alert.
+        self.counts_after = self.recent.iter().rev().map(|p| p.at).find(|t| *t <= at);
         self.rule = None;
         self.absent_since = None;
     }
@@ -429,7 +430,7 @@ impl News2Risk {
             transition: Transition {
                 from: None,
                 to: AlertState::Open,
-                by: "engine".into(),
+                by: crate::alert::ENGINE.into(),
                 at,
                 reason: "rule fired".into(),
             },
@@ -472,7 +473,7 @@ impl News2Risk {
                 alert.escalation.targets.join(", ")
             ));
         }
-        alert.transition(state, "engine", score.at, reason);
+        alert.transition(state, crate::alert::ENGINE, score.at, reason);
         self.rule = Some(rule);
         self.absent_since = None;
     }
@@ -484,7 +485,7 @@ impl News2Risk {
                 rule.name(),
                 clear_ms / 60_000
             );
-            alert.transition(AlertState::Resolved, "engine", at, reason);
+            alert.transition(AlertState::Resolved, crate::alert::ENGINE, at, reason);
         }
         self.rule = None;
         self.absent_since = None;

@@ -73,6 +73,10 @@ struct Args {
     /// Bare mode: acknowledge every Nth message (ack-all) instead of each batch's last.
     #[arg(long)]
     ack_every: Option<u64>,
+    /// Fill mode: every patient's last two readings score NEWS2 8, so each ends with an open
+    /// critical alert once the engine has drained the stream (the recovery benchmark).
+    #[arg(long)]
+    end_sick: bool,
     /// Publish acknowledgements kept in flight.
     #[arg(long, default_value_t = 4096)]
     in_flight: usize,
@@ -481,7 +485,8 @@ async fn fill(args: &Args, js: jetstream::Context) -> anyhow::Result<()> {
         let p = i % patients;
         let minute = i / patients;
         // One patient in twenty alternates 30 sick minutes and 30 well ones: alerts open and clear.
-        let sick = p % 20 == 0 && (minute / 30) % 2 == 0;
+        let sick =
+            (p % 20 == 0 && (minute / 30) % 2 == 0) || (args.end_sick && minute + 2 >= readings);
         let at = base + chrono::Duration::minutes(minute as i64);
         let patient = &names[p as usize];
         let payload = vitals(&args.tenant, patient, format!("fill-{run}-{i}"), at, sick);
