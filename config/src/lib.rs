@@ -269,6 +269,8 @@ pub struct RuleConfig {
     pub window: Option<Duration>,
     /// `sepsis.sirs_lactate`: lactate (mmol/L) at or above which the rule holds.
     pub lactate: Option<f64>,
+    /// `delay.provider`: the average start delay at or below which its alert clears.
+    pub clear_below: Option<Duration>,
 }
 
 /// Bearer tokens for the gateway.
@@ -337,7 +339,17 @@ pub const KNOWN_RULES: &[&str] = &[
     "sepsis.qsofa",
     "sepsis.sirs_lactate",
     "technical.signal_loss",
+    "delay.waiting",
+    "delay.provider",
+    "delay.resource_overrun",
 ];
+
+/// The clinical rules (scored from vitals and labs; what replay reports on).
+pub const CLINICAL_RULES: &[&str] = KNOWN_RULES.split_at(7).0;
+
+/// The delay rules of scoring.md: their thresholds are durations (`window`, and `clear_below`
+/// for `delay.provider`), not points.
+pub const DELAY_RULES: &[&str] = KNOWN_RULES.split_at(7).1;
 
 /// The most points each rule's `threshold` can count (NEWS2 0-20, qSOFA 0-3, SIRS 0-4).
 fn threshold_max(rule: &str) -> u8 {
@@ -665,6 +677,30 @@ fn validate_rules(
         if rule.sustain == Some(0) {
             return Err(invalid(path, &key("sustain"), "must be at least 1"));
         }
+        let delay = DELAY_RULES.contains(&name.as_str());
+        if delay && rule.threshold.is_some() {
+            return Err(invalid(
+                path,
+                &key("threshold"),
+                "delay rules take a duration: set `window` (and `clear_below` for delay.provider)",
+            ));
+        }
+        if let (Some(below), Some(window)) = (rule.clear_below, rule.window)
+            && below.as_millis() >= window.as_millis()
+        {
+            return Err(invalid(
+                path,
+                &key("clear_below"),
+                "must be shorter than window (the delay that fires the alert)",
+            ));
+        }
+        if rule.clear_below.is_some() && name != "delay.provider" {
+            return Err(invalid(
+                path,
+                &key("clear_below"),
+                "only delay.provider has a clear_below",
+            ));
+        }
         if let Some(t) = rule.threshold {
             let max = threshold_max(name);
             if t > max || (t == 0 && name != "news2.single3") {
@@ -903,5 +939,42 @@ levels = [
         let r = &c.rules["news2.high"];
         assert_eq!((r.threshold, r.sustain), (Some(8), Some(3)));
         assert_eq!(r.clear, Some(Duration::from_secs(1200)));
+    }
+
+    #[test]
+    fn rule_lists_split_clinical_from_delay() {
+        assert_eq!(CLINICAL_RULES.last(), Some(&"technical.signal_loss"));
+        assert_eq!(
+            DELAY_RULES,
+            ["delay.waiting", "delay.provider", "delay.resource_overrun"]
+        );
+    }
+
+    #[test]
+    fn delay_rules_take_durations_and_refuse_points() {
+        let text = "[rules.\"delay.provider\"]\nwindow = \"45m\"\nclear_below = \"20m\"\n";
+        let c = Config::from_toml(text, "v.toml").expect("delay rule");
+        let r = &c.rules["delay.provider"];
+        assert_eq!(r.window, Some(Duration::from_secs(2700)));
+        assert_eq!(r.clear_below, Some(Duration::from_secs(1200)));
+        for (text, reason) in [
+            (
+                "[rules.\"delay.waiting\"]\nthreshold = 3\n",
+                "take a duration",
+            ),
+            (
+                "[rules.\"delay.waiting\"]\nclear_below = \"5m\"\n",
+                "only delay.provider",
+            ),
+            (
+                "[rules.\"delay.provider\"]\nwindow = \"15m\"\nclear_below = \"15m\"\n",
+                "shorter than window",
+            ),
+        ] {
+            let err = Config::from_toml(text, "v.toml")
+                .expect_err(text)
+                .to_string();
+            assert!(err.contains(reason), "{text:?} -> {err}");
+        }
     }
 }

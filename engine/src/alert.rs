@@ -53,7 +53,7 @@ pub enum Category {
 }
 
 /// Why the alert fired and why now, with every contributing input.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Explanation {
     pub why: String,
@@ -78,6 +78,19 @@ pub struct Transition {
     pub reason: String,
 }
 
+impl Transition {
+    /// The first transition of every alert: opened by the engine because its rule fired.
+    pub fn fired(at: Timestamp) -> Self {
+        Self {
+            from: None,
+            to: AlertState::Open,
+            by: ENGINE.into(),
+            at,
+            reason: "rule fired".into(),
+        }
+    }
+}
+
 /// Rule-specific figures (`meta.news2`, and for the other rules the figure they fired on).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", default)]
@@ -96,6 +109,15 @@ pub struct Meta {
     /// `technical.signal_loss`: minutes without an observation when it fired.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub silence_minutes: Option<i64>,
+    /// `delay.provider`: the average start delay, minutes (contracts.md's alert example).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub avg_delay_minutes: Option<f64>,
+    /// `delay.waiting`: minutes waited when it fired.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub waited_minutes: Option<i64>,
+    /// `delay.resource_overrun`: minutes past `expectedFreeAt` when it fired.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub overrun_minutes: Option<i64>,
 }
 
 /// One alert, exactly the `orchestration.alert.v1` data shape plus additive `tenantId`/`version`.
@@ -143,6 +165,36 @@ fn rule_name<'de, D: serde::Deserializer<'de>>(d: D) -> Result<&'static str, D::
         .find(|r| **r == name)
         .copied()
         .ok_or_else(|| serde::de::Error::custom(format!("unknown rule `{name}`")))
+}
+
+impl Alert {
+    /// What every new alert shares: open, version 1, opened and emitted at `at` because its rule
+    /// fired. Rules fill in the rest with struct update syntax.
+    pub fn opening(at: Timestamp) -> Alert {
+        Alert {
+            alert_id: String::new(),
+            tenant_id: String::new(),
+            rule: "",
+            category: Category::Deterioration,
+            level: Level::Info,
+            state: AlertState::Open,
+            message: String::new(),
+            patient_id: None,
+            unit_id: None,
+            resource_id: None,
+            provider_id: None,
+            related_appointments: Vec::new(),
+            meta: Meta::default(),
+            explanation: Explanation::default(),
+            escalation: Escalation::none(at),
+            transition: Transition::fired(at),
+            opened_at: at,
+            emitted_at: at,
+            version: 1,
+            snoozed_until: None,
+            ack_expires_at: None,
+        }
+    }
 }
 
 impl Alert {

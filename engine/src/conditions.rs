@@ -8,9 +8,7 @@
 //! until its condition is seen absent once, so a patient whose qSOFA stays at 2 is not
 //! re-alerted every second after a clinician has taken charge (docs/rules.md).
 
-use crate::alert::{
-    Alert, AlertState, Category, Escalation, Explanation, Level, Meta, Transition, alert_id,
-};
+use crate::alert::{Alert, AlertState, Category, Escalation, Explanation, Level, Meta, alert_id};
 use crate::news2::{Chart, Component, ComponentValue, Input, News2, decimal};
 use crate::rules::{RuleSettings, Settings, Subject};
 use crate::sepsis::{CriteriaScore, Labs, qsofa_components, sirs_components};
@@ -108,7 +106,8 @@ pub struct Track {
     absent_since: Option<Timestamp>,
     /// Set when a person resolved the alert; cleared once the condition is seen absent.
     disarmed: bool,
-    alert: Option<Alert>,
+    /// Boxed: most patients have no alert, and an inline one would cost every patient its size.
+    alert: Option<Box<Alert>>,
 }
 
 /// What the NEWS2 risk family and each other rule have in common: at most one alert at a time
@@ -133,11 +132,11 @@ pub trait AlertOwner {
 
 impl AlertOwner for Track {
     fn alert(&self) -> Option<&Alert> {
-        self.alert.as_ref()
+        self.alert.as_deref()
     }
 
     fn alert_mut(&mut self) -> Option<&mut Alert> {
-        self.alert.as_mut()
+        self.alert.as_deref_mut()
     }
 
     fn condition_present(&self) -> bool {
@@ -145,7 +144,7 @@ impl AlertOwner for Track {
     }
 
     fn install(&mut self, alert: Option<Alert>) {
-        self.alert = alert;
+        self.alert = alert.map(Box::new);
         self.absent_since = None;
         self.run = 0;
     }
@@ -192,7 +191,7 @@ impl Track {
             alert.transition(AlertState::Resolved, crate::alert::ENGINE, at, reason);
             self.absent_since = None;
             self.run = 0;
-            return Some(alert.clone());
+            return Some(Alert::clone(alert));
         }
         if !finding.holds {
             self.run = 0;
@@ -218,29 +217,14 @@ impl Track {
             rule: rule.name(),
             category: rule.category(),
             level: rule.level(),
-            state: AlertState::Open,
             message: o.message,
             patient_id: Some(subject.patient.to_string()),
             unit_id: Some(subject.unit.to_string()),
-            resource_id: None,
-            provider_id: None,
-            related_appointments: Vec::new(),
             meta: o.meta,
             explanation: o.explanation,
-            transition: Transition {
-                from: None,
-                to: AlertState::Open,
-                by: crate::alert::ENGINE.into(),
-                at,
-                reason: "rule fired".into(),
-            },
-            opened_at: at,
-            emitted_at: at,
-            version: 1,
-            snoozed_until: None,
-            ack_expires_at: None,
+            ..Alert::opening(at)
         };
-        self.alert = Some(alert.clone());
+        self.alert = Some(Box::new(alert.clone()));
         Some(alert)
     }
 }

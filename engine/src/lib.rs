@@ -11,6 +11,7 @@ pub mod escalation;
 pub mod news2;
 pub mod observation;
 pub mod patient;
+pub mod practice;
 pub mod profiles;
 pub mod rules;
 pub mod sepsis;

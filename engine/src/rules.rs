@@ -14,7 +14,7 @@ use std::collections::VecDeque;
 
 use vigil_config::{Config, RuleConfig};
 
-use crate::alert::{Alert, AlertState, Category, Escalation, Explanation, Level, Meta, Transition};
+use crate::alert::{Alert, AlertState, Category, Escalation, Explanation, Level, Meta};
 use crate::conditions::AlertOwner;
 use crate::escalation::Policies;
 use crate::news2::{Freshness, News2};
@@ -72,6 +72,8 @@ pub struct RuleSettings {
     pub window_ms: i64,
     /// `sepsis.sirs_lactate`: lactate (mmol/L) at or above which the rule holds.
     pub lactate: f64,
+    /// `delay.provider`: the average start delay at or below which its alert clears.
+    pub clear_below_ms: i64,
 }
 
 impl RuleSettings {
@@ -83,6 +85,7 @@ impl RuleSettings {
             clear_ms,
             window_ms: 0,
             lactate: 0.0,
+            clear_below_ms: 0,
         }
     }
 
@@ -112,6 +115,13 @@ pub struct Settings {
     pub qsofa: RuleSettings,
     pub sirs_lactate: RuleSettings,
     pub signal_loss: RuleSettings,
+    /// `delay.waiting`: `window_ms` is the wait that counts as a delay.
+    pub waiting: RuleSettings,
+    /// `delay.provider`: fires when the average start delay of the provider's latest `sustain`
+    /// started or due appointments exceeds `window_ms`; clears at or below `clear_below_ms`.
+    pub provider: RuleSettings,
+    /// `delay.resource_overrun`: `window_ms` past `expectedFreeAt` while still occupied.
+    pub overrun: RuleSettings,
     /// Escalation policies (the same for every profile: `[[escalation.policies]]`).
     pub policies: std::sync::Arc<Policies>,
 }
@@ -141,6 +151,21 @@ impl Default for Settings {
             signal_loss: RuleSettings {
                 window_ms: 5 * MINUTE,
                 ..RuleSettings::new(1, 1, Some(0))
+            },
+            // The delay rules clear on events (started, freed) or, for the provider, below a
+            // second threshold, never after a clear period.
+            waiting: RuleSettings {
+                window_ms: 30 * MINUTE,
+                ..RuleSettings::new(0, 1, None)
+            },
+            provider: RuleSettings {
+                window_ms: 30 * MINUTE,
+                clear_below_ms: 15 * MINUTE,
+                ..RuleSettings::new(0, 3, None)
+            },
+            overrun: RuleSettings {
+                window_ms: 10 * MINUTE,
+                ..RuleSettings::new(0, 1, None)
             },
             policies: std::sync::Arc::new(Policies::default()),
         }
@@ -197,6 +222,9 @@ impl Settings {
             }
             r.window_ms = o.window.map_or(r.window_ms, |d| d.as_millis_i64());
             r.lactate = o.lactate.unwrap_or(r.lactate);
+            r.clear_below_ms = o
+                .clear_below
+                .map_or(r.clear_below_ms, |d| d.as_millis_i64());
         }
     }
 
@@ -210,6 +238,9 @@ impl Settings {
             "sepsis.qsofa" => &self.qsofa,
             "sepsis.sirs_lactate" => &self.sirs_lactate,
             "technical.signal_loss" => &self.signal_loss,
+            "delay.waiting" => &self.waiting,
+            "delay.provider" => &self.provider,
+            "delay.resource_overrun" => &self.overrun,
             _ => return None,
         })
     }
@@ -223,6 +254,9 @@ impl Settings {
             "sepsis.qsofa" => &mut self.qsofa,
             "sepsis.sirs_lactate" => &mut self.sirs_lactate,
             "technical.signal_loss" => &mut self.signal_loss,
+            "delay.waiting" => &mut self.waiting,
+            "delay.provider" => &mut self.provider,
+            "delay.resource_overrun" => &mut self.overrun,
             _ => return None,
         })
     }
@@ -274,7 +308,8 @@ pub struct News2Risk {
     /// When the current rule's condition was last seen to stop holding.
     absent_since: Option<Timestamp>,
     /// The family's one alert (kept after resolution until a new one opens).
-    alert: Option<Alert>,
+    /// Boxed: most patients have no alert, and an inline one would cost every patient its size.
+    alert: Option<Box<Alert>>,
     /// Which rule the alert currently stands for.
     rule: Option<RiskRule>,
 }
@@ -289,11 +324,11 @@ pub struct Subject<'a> {
 
 impl AlertOwner for News2Risk {
     fn alert(&self) -> Option<&Alert> {
-        self.alert.as_ref()
+        self.alert.as_deref()
     }
 
     fn alert_mut(&mut self) -> Option<&mut Alert> {
-        self.alert.as_mut()
+        self.alert.as_deref_mut()
     }
 
     fn condition_present(&self) -> bool {
@@ -304,7 +339,7 @@ impl AlertOwner for News2Risk {
         self.rule = alert
             .as_ref()
             .and_then(|a| RiskRule::ALL.into_iter().find(|r| r.name() == a.rule));
-        self.alert = alert;
+        self.alert = alert.map(Box::new);
         self.absent_since = None;
     }
 
@@ -369,7 +404,7 @@ impl News2Risk {
             }
             (Some(cur), Some(rule)) if rule > cur => {
                 self.change_rule(rule, score, settings, "upgraded");
-                out.extend(self.alert.clone());
+                out.extend(self.alert.as_deref().cloned());
             }
             (Some(cur), _) => {
                 if settings.active(cur, point.total, point.any_three) {
@@ -387,7 +422,7 @@ impl News2Risk {
                             Some(rule) => self.change_rule(rule, score, settings, "downgraded"),
                             None => self.auto_resolve(cur, score.at, clear_ms),
                         }
-                        out.extend(self.alert.clone());
+                        out.extend(self.alert.as_deref().cloned());
                     }
                 }
             }
@@ -415,32 +450,17 @@ impl News2Risk {
             rule: rule.name(),
             category: Category::Deterioration,
             level: rule.level(),
-            state: AlertState::Open,
             message: message(rule, score),
             patient_id: Some(subject.patient.to_string()),
             unit_id: Some(subject.unit.to_string()),
-            resource_id: None,
-            provider_id: None,
-            related_appointments: Vec::new(),
             meta: Meta {
                 news2: Some(score.total),
                 ..Meta::default()
             },
             explanation: self.explain(rule, score, settings, None),
-            transition: Transition {
-                from: None,
-                to: AlertState::Open,
-                by: crate::alert::ENGINE.into(),
-                at,
-                reason: "rule fired".into(),
-            },
-            opened_at: at,
-            emitted_at: at,
-            version: 1,
-            snoozed_until: None,
-            ack_expires_at: None,
+            ..Alert::opening(at)
         };
-        self.alert = Some(alert.clone());
+        self.alert = Some(Box::new(alert.clone()));
         self.rule = Some(rule);
         self.absent_since = None;
         alert

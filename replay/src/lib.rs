@@ -28,7 +28,7 @@ pub use report::{Report, RuleReport};
 
 /// The rules the report lists (every rule the engine knows), in order; the profile as a whole
 /// comes after them.
-pub const RULES: &[&str] = vigil_config::KNOWN_RULES;
+pub const RULES: &[&str] = vigil_config::CLINICAL_RULES;
 /// Index of the profile as a whole (every rule but the technical one) in per-rule arrays.
 pub const PROFILE: usize = RULES.len();
 const SLOTS: usize = RULES.len() + 1;
