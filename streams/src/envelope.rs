@@ -34,10 +34,14 @@ pub enum RejectCode {
     DataInvalid,
     VitalOutOfRange,
     LabOutOfRange,
+    /// The subject's appointment or resource token differs from the event's.
+    SubjectMismatch,
+    /// A practice status outside the contract's list.
+    UnknownStatus,
 }
 
 impl RejectCode {
-    pub const ALL: [RejectCode; 15] = [
+    pub const ALL: [RejectCode; 17] = [
         RejectCode::PayloadTooLarge,
         RejectCode::UnsupportedContentType,
         RejectCode::DecodeFailed,
@@ -53,6 +57,8 @@ impl RejectCode {
         RejectCode::DataInvalid,
         RejectCode::VitalOutOfRange,
         RejectCode::LabOutOfRange,
+        RejectCode::SubjectMismatch,
+        RejectCode::UnknownStatus,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -72,6 +78,8 @@ impl RejectCode {
             RejectCode::DataInvalid => "DATA_INVALID",
             RejectCode::VitalOutOfRange => "VITAL_OUT_OF_RANGE",
             RejectCode::LabOutOfRange => "LAB_OUT_OF_RANGE",
+            RejectCode::SubjectMismatch => "SUBJECT_MISMATCH",
+            RejectCode::UnknownStatus => "UNKNOWN_STATUS",
         }
     }
 }
@@ -89,7 +97,7 @@ impl fmt::Display for Rejection {
     }
 }
 
-fn reject(code: RejectCode, message: impl Into<String>) -> Rejection {
+pub(crate) fn reject(code: RejectCode, message: impl Into<String>) -> Rejection {
     Rejection {
         code,
         message: message.into(),
@@ -126,13 +134,13 @@ impl Encoding {
     }
 }
 
-/// The wire envelope with the union of the `VITALS` data fields, decoded in one pass. Strings
-/// are borrowed from the payload where possible; only what the engine keeps is copied. Unknown
-/// data fields (e.g. `bedId`, `deviceId`) are ignored (contracts are additive); wrong types are
-/// a schema error.
+/// The wire envelope, its data `D` being the union of one stream's data fields, decoded in one
+/// pass. Strings are borrowed from the payload where possible; only what the engine keeps is
+/// copied. Unknown data fields (e.g. `bedId`, `deviceId`) are ignored (contracts are
+/// additive); wrong types are a schema error.
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct WireEnvelope<'a> {
+pub(crate) struct WireEnvelope<'a, D> {
     #[serde(borrow)]
     event_id: Option<Cow<'a, str>>,
     #[serde(borrow)]
@@ -147,8 +155,7 @@ struct WireEnvelope<'a> {
     tenant_id: Option<Cow<'a, str>>,
     #[serde(borrow)]
     correlation_id: Option<Cow<'a, str>>,
-    #[serde(borrow)]
-    data: Option<WireData<'a>>,
+    pub(crate) data: Option<D>,
 }
 
 #[derive(Deserialize, Default)]
@@ -228,16 +235,111 @@ impl VitalsEvent {
 
 pub const VITALS_OBSERVATION: &str = "vitals.observation.v1";
 pub const LAB_RESULT: &str = "lab.result.v1";
-/// Types of the other inbound streams: valid events, but not on `VITALS`.
-const OTHER_STREAM_TYPES: &[&str] = &[
-    "appointment.scheduled.v1",
-    "patient.checkin.v1",
-    "appointment.status.changed.v1",
-    "provider.status.update.v1",
-    "resource.occupancy.update.v1",
-    "orchestration.alert.v1",
-    "patient.flow.update.v1",
+/// Every event type of the contract, by the stream it belongs on (outbound ones included: a
+/// producer publishing one to an input stream gets `WRONG_STREAM`, not `UNKNOWN_EVENT_TYPE`).
+pub const STREAM_TYPES: &[(&str, &[&str])] = &[
+    ("VITALS", &[VITALS_OBSERVATION, LAB_RESULT]),
+    (
+        "CHECKINS",
+        &[
+            "appointment.scheduled.v1",
+            "patient.checkin.v1",
+            "appointment.status.changed.v1",
+        ],
+    ),
+    (
+        "OCCUPANCY",
+        &["resource.occupancy.update.v1", "provider.status.update.v1"],
+    ),
+    ("ALERTS", &["orchestration.alert.v1"]),
+    ("FLOW", &["patient.flow.update.v1"]),
 ];
+
+/// The envelope fields, checked.
+pub(crate) struct Head<'a> {
+    pub event_type: Cow<'a, str>,
+    pub event_id: Cow<'a, str>,
+    pub tenant_id: Cow<'a, str>,
+    pub occurred_at: Timestamp,
+    pub correlation_id: Option<Cow<'a, str>>,
+}
+
+/// The envelope rules of contracts.md §1 for an event arriving on `stream`: its type belongs
+/// there, ids and times are well-formed, the tenant matches the subject's, and `occurredAt` is
+/// not ahead of `now` by more than the allowed skew.
+#[inline]
+pub(crate) fn check_head<'a, D>(
+    raw: &mut WireEnvelope<'a, D>,
+    stream: &str,
+    now: Option<Timestamp>,
+    subject_tenant: Option<&str>,
+) -> Result<Head<'a>, Rejection> {
+    let event_type = required("eventType", raw.event_type.take())?;
+    match STREAM_TYPES
+        .iter()
+        .find(|(_, types)| types.contains(&&*event_type))
+    {
+        Some((home, _)) if *home == stream => {}
+        Some(_) => {
+            return Err(reject(
+                RejectCode::WrongStream,
+                format!("`{event_type}` does not belong on {stream}"),
+            ));
+        }
+        None => {
+            return Err(reject(
+                RejectCode::UnknownEventType,
+                format!("unknown eventType `{event_type}`"),
+            ));
+        }
+    }
+    let event_id = required("eventId", raw.event_id.take())?;
+    length_1_128("eventId", &event_id)?;
+    let version = required("eventVersion", raw.event_version.take())?;
+    if version != "1" {
+        return Err(reject(
+            RejectCode::UnsupportedVersion,
+            format!("eventVersion `{version}` of {event_type} is not supported (expected \"1\")"),
+        ));
+    }
+    let occurred_text = required("occurredAt", raw.occurred_at.take())?;
+    let occurred_at = parse_time("occurredAt", &occurred_text)
+        .map_err(|m| reject(RejectCode::EnvelopeInvalid, m))?;
+    let producer = required("producer", raw.producer.take())?;
+    length_1_128("producer", &producer)?;
+    let tenant_id = required("tenantId", raw.tenant_id.take())?;
+    if !is_token(&tenant_id) {
+        return Err(reject(
+            RejectCode::EnvelopeInvalid,
+            "`tenantId` must match [A-Za-z0-9_-]{1,64}",
+        ));
+    }
+    if let Some(subject_tenant) = subject_tenant
+        && *tenant_id != *subject_tenant
+    {
+        return Err(reject(
+            RejectCode::TenantMismatch,
+            format!("tenantId `{tenant_id}` does not match subject tenant `{subject_tenant}`"),
+        ));
+    }
+    if let Some(now) = now
+        && occurred_at.since(now) > MAX_CLOCK_SKEW_MS
+    {
+        return Err(reject(
+            RejectCode::OccurredInFuture,
+            format!(
+                "occurredAt {occurred_text} is more than 5 min ahead of the engine clock {now}"
+            ),
+        ));
+    }
+    Ok(Head {
+        event_type,
+        event_id,
+        tenant_id,
+        occurred_at,
+        correlation_id: raw.correlation_id.take(),
+    })
+}
 
 /// Parses an RFC 3339 timestamp into engine time.
 ///
@@ -252,7 +354,10 @@ pub fn parse_time(field: &str, text: &str) -> Result<Timestamp, String> {
         .map_err(|e| format!("`{field}` is not an RFC 3339 timestamp ({e}): `{text}`"))
 }
 
-fn required<'a>(field: &str, v: Option<Cow<'a, str>>) -> Result<Cow<'a, str>, Rejection> {
+pub(crate) fn required<'a>(
+    field: &str,
+    v: Option<Cow<'a, str>>,
+) -> Result<Cow<'a, str>, Rejection> {
     v.ok_or_else(|| {
         reject(
             RejectCode::EnvelopeInvalid,
@@ -271,6 +376,20 @@ fn length_1_128(field: &str, v: &str) -> Result<(), Rejection> {
     Ok(())
 }
 
+/// `PAYLOAD_TOO_LARGE` beyond the contract's limit.
+pub(crate) fn check_size(payload: &[u8]) -> Result<(), Rejection> {
+    if payload.len() > MAX_MESSAGE_BYTES {
+        return Err(reject(
+            RejectCode::PayloadTooLarge,
+            format!(
+                "{} bytes exceeds the {MAX_MESSAGE_BYTES}-byte limit",
+                payload.len()
+            ),
+        ));
+    }
+    Ok(())
+}
+
 /// Decodes and validates one message that arrived on `subject` of the `VITALS` stream.
 /// `now` is the engine's clock, for the clock-skew check only.
 ///
@@ -282,15 +401,7 @@ pub fn decode_vitals(
     encoding: Encoding,
     now: Timestamp,
 ) -> Result<VitalsEvent, Rejection> {
-    if payload.len() > MAX_MESSAGE_BYTES {
-        return Err(reject(
-            RejectCode::PayloadTooLarge,
-            format!(
-                "{} bytes exceeds the {MAX_MESSAGE_BYTES}-byte limit",
-                payload.len()
-            ),
-        ));
-    }
+    check_size(payload)?;
     let mut parts = subject.split('.');
     let (Some("vitals"), Some(subject_tenant), Some(subject_patient), None) =
         (parts.next(), parts.next(), parts.next(), parts.next())
@@ -315,15 +426,7 @@ pub fn decode_vitals(
 /// # Errors
 /// A [`Rejection`] with the same codes as live ingest.
 pub fn decode_recorded(payload: &[u8]) -> Result<VitalsEvent, Rejection> {
-    if payload.len() > MAX_MESSAGE_BYTES {
-        return Err(reject(
-            RejectCode::PayloadTooLarge,
-            format!(
-                "{} bytes exceeds the {MAX_MESSAGE_BYTES}-byte limit",
-                payload.len()
-            ),
-        ));
-    }
+    check_size(payload)?;
     decode_envelope(payload, Encoding::Json, None, None)
 }
 
@@ -354,64 +457,9 @@ fn decode_envelope(
     now: Option<Timestamp>,
     subject: Option<(&str, &str)>,
 ) -> Result<VitalsEvent, Rejection> {
-    let env: WireEnvelope = decode(payload, encoding)?;
-
-    let event_type = required("eventType", env.event_type)?;
-    let is_lab = match &*event_type {
-        VITALS_OBSERVATION => false,
-        LAB_RESULT => true,
-        t if OTHER_STREAM_TYPES.contains(&t) => {
-            return Err(reject(
-                RejectCode::WrongStream,
-                format!("`{t}` does not belong on VITALS"),
-            ));
-        }
-        t => {
-            return Err(reject(
-                RejectCode::UnknownEventType,
-                format!("unknown eventType `{t}`"),
-            ));
-        }
-    };
-    let event_id = required("eventId", env.event_id)?;
-    length_1_128("eventId", &event_id)?;
-    let version = required("eventVersion", env.event_version)?;
-    if version != "1" {
-        return Err(reject(
-            RejectCode::UnsupportedVersion,
-            format!("eventVersion `{version}` of {event_type} is not supported (expected \"1\")"),
-        ));
-    }
-    let occurred_text = required("occurredAt", env.occurred_at)?;
-    let occurred_at = parse_time("occurredAt", &occurred_text)
-        .map_err(|m| reject(RejectCode::EnvelopeInvalid, m))?;
-    let producer = required("producer", env.producer)?;
-    length_1_128("producer", &producer)?;
-    let tenant_id = required("tenantId", env.tenant_id)?;
-    if !is_token(&tenant_id) {
-        return Err(reject(
-            RejectCode::EnvelopeInvalid,
-            "`tenantId` must match [A-Za-z0-9_-]{1,64}",
-        ));
-    }
-    if let Some((subject_tenant, _)) = subject
-        && *tenant_id != *subject_tenant
-    {
-        return Err(reject(
-            RejectCode::TenantMismatch,
-            format!("tenantId `{tenant_id}` does not match subject tenant `{subject_tenant}`"),
-        ));
-    }
-    if let Some(now) = now
-        && occurred_at.since(now) > MAX_CLOCK_SKEW_MS
-    {
-        return Err(reject(
-            RejectCode::OccurredInFuture,
-            format!(
-                "occurredAt {occurred_text} is more than 5 min ahead of the engine clock {now}"
-            ),
-        ));
-    }
+    let mut env: WireEnvelope<WireData> = decode(payload, encoding, "VITALS")?;
+    let head = check_head(&mut env, "VITALS", now, subject.map(|(t, _)| t))?;
+    let is_lab = head.event_type == LAB_RESULT;
     let mut data = env
         .data
         .ok_or_else(|| reject(RejectCode::EnvelopeInvalid, "missing required field `data`"))?;
@@ -429,12 +477,12 @@ fn decode_envelope(
     }
     let unit_id = data_token("unitId", data.unit_id.take())?;
     let meta = EventMeta {
-        event_id: event_id.into_owned(),
-        tenant_id: tenant_id.into_owned(),
+        event_id: head.event_id.into_owned(),
+        tenant_id: head.tenant_id.into_owned(),
         patient_id: patient_id.into_owned(),
         unit_id: unit_id.into_owned(),
-        occurred_at,
-        correlation_id: env.correlation_id.map(Cow::into_owned),
+        occurred_at: head.occurred_at,
+        correlation_id: head.correlation_id.map(Cow::into_owned),
     };
     if is_lab {
         lab(meta, data)
@@ -443,7 +491,14 @@ fn decode_envelope(
     }
 }
 
-fn decode<'a, T: Deserialize<'a>>(payload: &'a [u8], encoding: Encoding) -> Result<T, Rejection> {
+/// Decodes `payload` as `T`. A schema error in an event whose type does not belong on `stream`
+/// is reported as what that is (`UNKNOWN_EVENT_TYPE` or `WRONG_STREAM`): its fields were never
+/// going to fit.
+pub(crate) fn decode<'a, T: Deserialize<'a>>(
+    payload: &'a [u8],
+    encoding: Encoding,
+    stream: &str,
+) -> Result<T, Rejection> {
     let full = match encoding {
         Encoding::Json => serde_json::from_slice::<T>(payload).map_err(|e| {
             let code = if e.is_syntax() || e.is_eof() {
@@ -465,28 +520,44 @@ fn decode<'a, T: Deserialize<'a>>(payload: &'a [u8], encoding: Encoding) -> Resu
             reject(code, format!("MessagePack: {e}"))
         }),
     };
-    full.map_err(|mut rejection| {
-        // A schema error in an event of a type we do not know is reported as the unknown type.
-        if rejection.code == RejectCode::SchemaInvalid {
-            let head = match encoding {
-                Encoding::Json => serde_json::from_slice::<WireHead>(payload).ok(),
-                Encoding::MessagePack => rmp_serde::from_slice::<WireHead>(payload).ok(),
-            };
-            if let Some(t) = head.and_then(|h| h.event_type)
-                && t != VITALS_OBSERVATION
-                && t != LAB_RESULT
-            {
-                rejection = reject(
-                    RejectCode::UnknownEventType,
-                    format!("unknown eventType `{t}`"),
-                );
-            }
-        }
-        rejection
-    })
+    full.map_err(|rejection| reclassify(rejection, payload, encoding, stream))
 }
 
-fn data_token<'a>(field: &str, v: Option<Cow<'a, str>>) -> Result<Cow<'a, str>, Rejection> {
+/// A schema error in an event whose type does not belong on `stream` is reported as what that
+/// is (`UNKNOWN_EVENT_TYPE`, `WRONG_STREAM`). Kept out of line: only failures come here.
+#[cold]
+#[inline(never)]
+fn reclassify(rejection: Rejection, payload: &[u8], encoding: Encoding, stream: &str) -> Rejection {
+    if rejection.code != RejectCode::SchemaInvalid {
+        return rejection;
+    }
+    let head = match encoding {
+        Encoding::Json => serde_json::from_slice::<WireHead>(payload).ok(),
+        Encoding::MessagePack => rmp_serde::from_slice::<WireHead>(payload).ok(),
+    };
+    let Some(t) = head.and_then(|h| h.event_type) else {
+        return rejection;
+    };
+    let mut raw: WireEnvelope<()> = WireEnvelope {
+        event_type: Some(Cow::Owned(t)),
+        event_id: None,
+        event_version: None,
+        occurred_at: None,
+        producer: None,
+        tenant_id: None,
+        correlation_id: None,
+        data: None,
+    };
+    match check_head(&mut raw, stream, None, None) {
+        Err(r) if r.code != RejectCode::EnvelopeInvalid => r,
+        _ => rejection,
+    }
+}
+
+pub(crate) fn data_token<'a>(
+    field: &str,
+    v: Option<Cow<'a, str>>,
+) -> Result<Cow<'a, str>, Rejection> {
     let v = v.ok_or_else(|| {
         reject(
             RejectCode::DataInvalid,

@@ -12,6 +12,7 @@ pub mod ingest;
 pub mod metrics;
 pub mod outbox;
 pub mod output;
+pub mod practice;
 pub mod receipt;
 
 pub use bus::{Bus, BusError, Delivery};

@@ -1,0 +1,618 @@
+//! The practice-flow events of contracts.md §3, as they arrive on `CHECKINS`
+//! (`checkin.{tenantId}.{appointmentId}`) and `OCCUPANCY` (`occupancy.{tenantId}.{resourceId}`,
+//! where a provider's status uses the provider id as the resource token). Same envelope rules,
+//! encodings and error codes as `VITALS`; every failure is a [`Rejection`] for the DLQ.
+
+use std::borrow::Cow;
+
+use serde::Deserialize;
+use vigil_engine::Timestamp;
+use vigil_engine::practice::{AppointmentStatus, ProviderStatus, ResourceStatus};
+
+use crate::envelope::{
+    Encoding, RejectCode, Rejection, WireEnvelope, check_head, check_size, data_token, decode,
+    parse_time, reject,
+};
+
+/// Envelope fields of a practice event.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PracticeMeta {
+    pub event_id: String,
+    pub tenant_id: String,
+    pub occurred_at: Timestamp,
+    pub correlation_id: Option<String>,
+}
+
+/// A validated practice event.
+#[derive(Debug, Clone, PartialEq)]
+pub enum PracticeEvent {
+    Scheduled {
+        meta: PracticeMeta,
+        appointment: String,
+        patient: String,
+        provider: String,
+        location: String,
+        resource: Option<String>,
+        start: Timestamp,
+        duration_minutes: u32,
+    },
+    CheckIn {
+        meta: PracticeMeta,
+        appointment: String,
+        patient: String,
+        location: String,
+        at: Timestamp,
+        method: Option<String>,
+        notes: Option<String>,
+    },
+    StatusChanged {
+        meta: PracticeMeta,
+        appointment: String,
+        previous: AppointmentStatus,
+        status: AppointmentStatus,
+        at: Timestamp,
+        actor: Option<String>,
+        reason: Option<String>,
+    },
+    Provider {
+        meta: PracticeMeta,
+        provider: String,
+        status: ProviderStatus,
+        at: Timestamp,
+        location: Option<String>,
+        note: Option<String>,
+    },
+    Occupancy {
+        meta: PracticeMeta,
+        resource: String,
+        status: ResourceStatus,
+        appointment: Option<String>,
+        expected_free_at: Option<Timestamp>,
+        location: Option<String>,
+    },
+}
+
+impl PracticeEvent {
+    pub fn meta(&self) -> &PracticeMeta {
+        match self {
+            PracticeEvent::Scheduled { meta, .. }
+            | PracticeEvent::CheckIn { meta, .. }
+            | PracticeEvent::StatusChanged { meta, .. }
+            | PracticeEvent::Provider { meta, .. }
+            | PracticeEvent::Occupancy { meta, .. } => meta,
+        }
+    }
+}
+
+/// The union of the practice data fields. Unknown fields are ignored (contracts are
+/// additive); `screeningAnswers` is accepted and not kept.
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+struct Data<'a> {
+    #[serde(borrow)]
+    appointment_id: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    patient_id: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    provider_id: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    location_id: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    resource_id: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    scheduled_start: Option<Cow<'a, str>>,
+    expected_duration_minutes: Option<f64>,
+    #[serde(borrow)]
+    checkin_at: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    method: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    notes: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    previous_status: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    new_status: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    updated_at: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    actor_id: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    reason: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    status: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    effective_at: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    note: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    current_appointment_id: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    expected_free_at: Option<Cow<'a, str>>,
+}
+
+/// Longest free text kept from `notes`, `note`, `reason`, `method`, `actorId` (characters).
+const TEXT_MAX: usize = 1024;
+
+/// Decodes and validates one message from `CHECKINS` or `OCCUPANCY` (`stream`); `now` is the
+/// engine clock for the skew check.
+///
+/// # Errors
+/// A [`Rejection`] with its code: the envelope's (as for `VITALS`), `SUBJECT_INVALID`,
+/// `SUBJECT_MISMATCH` (the subject's appointment or resource differs from the event's),
+/// `UNKNOWN_STATUS` (a status outside the contract's list), `DATA_INVALID`.
+pub fn decode_practice(
+    stream: &str,
+    subject: &str,
+    payload: &[u8],
+    encoding: Encoding,
+    now: Timestamp,
+) -> Result<PracticeEvent, Rejection> {
+    check_size(payload)?;
+    let prefix = match stream {
+        "CHECKINS" => "checkin",
+        _ => "occupancy",
+    };
+    let mut parts = subject.split('.');
+    let (Some(p), Some(subject_tenant), Some(token), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err(subject_invalid(subject, prefix));
+    };
+    if p != prefix {
+        return Err(subject_invalid(subject, prefix));
+    }
+    let mut wire: WireEnvelope<Data> = decode(payload, encoding, stream)?;
+    let head = check_head(&mut wire, stream, Some(now), Some(subject_tenant))?;
+    let d = wire
+        .data
+        .ok_or_else(|| reject(RejectCode::EnvelopeInvalid, "missing required field `data`"))?;
+    let meta = PracticeMeta {
+        event_id: head.event_id.into_owned(),
+        tenant_id: head.tenant_id.into_owned(),
+        occurred_at: head.occurred_at,
+        correlation_id: head.correlation_id.map(Cow::into_owned),
+    };
+    match &*head.event_type {
+        "appointment.scheduled.v1" => scheduled(meta, d, token),
+        "patient.checkin.v1" => check_in(meta, d, token),
+        "appointment.status.changed.v1" => status_changed(meta, d, token),
+        "provider.status.update.v1" => provider(meta, d, token),
+        _ => occupancy(meta, d, token),
+    }
+}
+
+fn subject_invalid(subject: &str, prefix: &str) -> Rejection {
+    let what = if prefix == "checkin" {
+        "appointmentId"
+    } else {
+        "resourceId"
+    };
+    reject(
+        RejectCode::SubjectInvalid,
+        format!("subject `{subject}` is not {prefix}.{{tenantId}}.{{{what}}}"),
+    )
+}
+
+/// `data.{field}` is a token equal to the subject's.
+fn subject_token(field: &str, v: Option<Cow<'_, str>>, token: &str) -> Result<String, Rejection> {
+    let v = data_token(field, v)?;
+    if v != token {
+        return Err(reject(
+            RejectCode::SubjectMismatch,
+            format!("data.{field} `{v}` does not match the subject's `{token}`"),
+        ));
+    }
+    Ok(v.into_owned())
+}
+
+fn token(field: &str, v: Option<Cow<'_, str>>) -> Result<String, Rejection> {
+    data_token(field, v).map(Cow::into_owned)
+}
+
+fn optional_token(field: &str, v: Option<Cow<'_, str>>) -> Result<Option<String>, Rejection> {
+    v.map(|v| token(field, Some(v))).transpose()
+}
+
+fn time(field: &str, v: Option<Cow<'_, str>>) -> Result<Timestamp, Rejection> {
+    let text = v.ok_or_else(|| {
+        reject(
+            RejectCode::DataInvalid,
+            format!("missing required field `data.{field}`"),
+        )
+    })?;
+    parse_time(&format!("data.{field}"), &text).map_err(|m| reject(RejectCode::DataInvalid, m))
+}
+
+fn text(v: Option<Cow<'_, str>>) -> Option<String> {
+    v.map(|t| t.chars().take(TEXT_MAX).collect())
+}
+
+fn status<T>(
+    field: &str,
+    v: Option<Cow<'_, str>>,
+    parse: impl Fn(&str) -> Option<T>,
+    allowed: &str,
+) -> Result<T, Rejection> {
+    let v = v.ok_or_else(|| {
+        reject(
+            RejectCode::DataInvalid,
+            format!("missing required field `data.{field}`"),
+        )
+    })?;
+    parse(&v).ok_or_else(|| {
+        reject(
+            RejectCode::UnknownStatus,
+            format!("data.{field} `{v}` is not one of {allowed}"),
+        )
+    })
+}
+
+fn named<T: for<'de> Deserialize<'de>>(text: &str) -> Option<T> {
+    serde_json::from_value(serde_json::Value::String(text.to_string())).ok()
+}
+
+fn scheduled(meta: PracticeMeta, d: Data<'_>, subject: &str) -> Result<PracticeEvent, Rejection> {
+    let minutes = d.expected_duration_minutes.ok_or_else(|| {
+        reject(
+            RejectCode::DataInvalid,
+            "missing required field `data.expectedDurationMinutes`",
+        )
+    })?;
+    if !(minutes.fract() == 0.0 && (1.0..=1440.0).contains(&minutes)) {
+        return Err(reject(
+            RejectCode::DataInvalid,
+            format!("data.expectedDurationMinutes must be a whole 1..1440, not {minutes}"),
+        ));
+    }
+    Ok(PracticeEvent::Scheduled {
+        appointment: subject_token("appointmentId", d.appointment_id, subject)?,
+        patient: token("patientId", d.patient_id)?,
+        provider: token("providerId", d.provider_id)?,
+        location: token("locationId", d.location_id)?,
+        resource: optional_token("resourceId", d.resource_id)?,
+        start: time("scheduledStart", d.scheduled_start)?,
+        duration_minutes: minutes as u32,
+        meta,
+    })
+}
+
+fn check_in(meta: PracticeMeta, d: Data<'_>, subject: &str) -> Result<PracticeEvent, Rejection> {
+    Ok(PracticeEvent::CheckIn {
+        appointment: subject_token("appointmentId", d.appointment_id, subject)?,
+        patient: token("patientId", d.patient_id)?,
+        location: token("locationId", d.location_id)?,
+        at: time("checkinAt", d.checkin_at)?,
+        method: text(d.method),
+        notes: text(d.notes),
+        meta,
+    })
+}
+
+fn status_changed(
+    meta: PracticeMeta,
+    d: Data<'_>,
+    subject: &str,
+) -> Result<PracticeEvent, Rejection> {
+    const STATUSES: &str = "scheduled, checked_in, in_progress, completed, cancelled, no_show";
+    Ok(PracticeEvent::StatusChanged {
+        appointment: subject_token("appointmentId", d.appointment_id, subject)?,
+        previous: status(
+            "previousStatus",
+            d.previous_status,
+            AppointmentStatus::parse,
+            STATUSES,
+        )?,
+        status: status(
+            "newStatus",
+            d.new_status,
+            AppointmentStatus::parse,
+            STATUSES,
+        )?,
+        at: time("updatedAt", d.updated_at)?,
+        actor: text(d.actor_id),
+        reason: text(d.reason),
+        meta,
+    })
+}
+
+fn provider(meta: PracticeMeta, d: Data<'_>, subject: &str) -> Result<PracticeEvent, Rejection> {
+    Ok(PracticeEvent::Provider {
+        provider: subject_token("providerId", d.provider_id, subject)?,
+        status: status(
+            "status",
+            d.status,
+            named::<ProviderStatus>,
+            "available, busy, break, offline",
+        )?,
+        at: time("effectiveAt", d.effective_at)?,
+        location: optional_token("locationId", d.location_id)?,
+        note: text(d.note),
+        meta,
+    })
+}
+
+fn occupancy(meta: PracticeMeta, d: Data<'_>, subject: &str) -> Result<PracticeEvent, Rejection> {
+    let expected_free_at = d
+        .expected_free_at
+        .map(|t| time("expectedFreeAt", Some(t)))
+        .transpose()?;
+    Ok(PracticeEvent::Occupancy {
+        resource: subject_token("resourceId", d.resource_id, subject)?,
+        status: status(
+            "status",
+            d.status,
+            named::<ResourceStatus>,
+            "free, occupied, cleaning, out_of_service",
+        )?,
+        appointment: optional_token("currentAppointmentId", d.current_appointment_id)?,
+        expected_free_at,
+        location: optional_token("locationId", d.location_id)?,
+        meta,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use super::*;
+    use serde_json::{Value, json};
+
+    fn now() -> Timestamp {
+        Timestamp::parse_rfc3339("2025-11-27T10:00:00Z").unwrap()
+    }
+
+    fn t(text: &str) -> Timestamp {
+        Timestamp::parse_rfc3339(text).unwrap()
+    }
+
+    /// An envelope around `data` exactly as contracts.md §1 shows it.
+    fn envelope(event_type: &str, data: Value) -> Vec<u8> {
+        serde_json::to_vec(&json!({
+            "eventId": "evt-0001", "eventType": event_type, "eventVersion": "1",
+            "occurredAt": "2025-11-27T09:05:00Z", "producer": "booking-1",
+            "tenantId": "clinic-abc", "correlationId": "req-9876", "data": data
+        }))
+        .unwrap()
+    }
+
+    fn checkin(event_type: &str, data: &str) -> Result<PracticeEvent, Rejection> {
+        let data: Value = serde_json::from_str(data).unwrap();
+        decode_practice(
+            "CHECKINS",
+            "checkin.clinic-abc.appt-456",
+            &envelope(event_type, data),
+            Encoding::Json,
+            now(),
+        )
+    }
+
+    fn occupancy_event(
+        subject: &str,
+        event_type: &str,
+        data: &str,
+    ) -> Result<PracticeEvent, Rejection> {
+        let data: Value = serde_json::from_str(data).unwrap();
+        decode_practice(
+            "OCCUPANCY",
+            subject,
+            &envelope(event_type, data),
+            Encoding::Json,
+            now(),
+        )
+    }
+
+    // The data of contracts.md §3, verbatim.
+    const SCHEDULED: &str = r#"{ "appointmentId": "appt-456", "patientId": "patient-123", "providerId": "prov-77",
+  "locationId": "loc-1", "resourceId": "chair-12",
+  "scheduledStart": "2025-11-27T09:00:00Z", "expectedDurationMinutes": 30 }"#;
+    const CHECKIN: &str = r#"{ "patientId": "patient-123", "appointmentId": "appt-456", "locationId": "loc-1",
+  "checkinAt": "2025-11-27T09:04:30Z", "method": "front-desk",
+  "screeningAnswers": { "fever": false }, "notes": "running 5 minutes late" }"#;
+    const STATUS: &str = r#"{ "appointmentId": "appt-456", "previousStatus": "scheduled", "newStatus": "in_progress",
+  "updatedAt": "2025-11-27T09:15:00Z", "actorId": "user-32", "reason": "patient moved to chair" }"#;
+    const PROVIDER: &str = r#"{ "providerId": "prov-77", "status": "available", "effectiveAt": "2025-11-27T09:20:00Z",
+  "locationId": "room-3", "note": "back from break" }"#;
+    const OCCUPANCY: &str = r#"{ "resourceId": "chair-12", "status": "occupied", "currentAppointmentId": "appt-456",
+  "expectedFreeAt": "2025-11-27T09:55:00Z", "locationId": "loc-1" }"#;
+
+    #[test]
+    fn the_contract_examples_decode_as_written() {
+        let meta = PracticeMeta {
+            event_id: "evt-0001".into(),
+            tenant_id: "clinic-abc".into(),
+            occurred_at: t("2025-11-27T09:05:00Z"),
+            correlation_id: Some("req-9876".into()),
+        };
+        assert_eq!(
+            checkin("appointment.scheduled.v1", SCHEDULED).unwrap(),
+            PracticeEvent::Scheduled {
+                meta: meta.clone(),
+                appointment: "appt-456".into(),
+                patient: "patient-123".into(),
+                provider: "prov-77".into(),
+                location: "loc-1".into(),
+                resource: Some("chair-12".into()),
+                start: t("2025-11-27T09:00:00Z"),
+                duration_minutes: 30,
+            }
+        );
+        assert_eq!(
+            checkin("patient.checkin.v1", CHECKIN).unwrap(),
+            PracticeEvent::CheckIn {
+                meta: meta.clone(),
+                appointment: "appt-456".into(),
+                patient: "patient-123".into(),
+                location: "loc-1".into(),
+                at: t("2025-11-27T09:04:30Z"),
+                method: Some("front-desk".into()),
+                notes: Some("running 5 minutes late".into()),
+            }
+        );
+        assert_eq!(
+            checkin("appointment.status.changed.v1", STATUS).unwrap(),
+            PracticeEvent::StatusChanged {
+                meta: meta.clone(),
+                appointment: "appt-456".into(),
+                previous: AppointmentStatus::Scheduled,
+                status: AppointmentStatus::InProgress,
+                at: t("2025-11-27T09:15:00Z"),
+                actor: Some("user-32".into()),
+                reason: Some("patient moved to chair".into()),
+            }
+        );
+        assert_eq!(
+            occupancy_event(
+                "occupancy.clinic-abc.prov-77",
+                "provider.status.update.v1",
+                PROVIDER
+            )
+            .unwrap(),
+            PracticeEvent::Provider {
+                meta: meta.clone(),
+                provider: "prov-77".into(),
+                status: ProviderStatus::Available,
+                at: t("2025-11-27T09:20:00Z"),
+                location: Some("room-3".into()),
+                note: Some("back from break".into()),
+            }
+        );
+        assert_eq!(
+            occupancy_event(
+                "occupancy.clinic-abc.chair-12",
+                "resource.occupancy.update.v1",
+                OCCUPANCY
+            )
+            .unwrap(),
+            PracticeEvent::Occupancy {
+                meta,
+                resource: "chair-12".into(),
+                status: ResourceStatus::Occupied,
+                appointment: Some("appt-456".into()),
+                expected_free_at: Some(t("2025-11-27T09:55:00Z")),
+                location: Some("loc-1".into()),
+            }
+        );
+    }
+
+    #[test]
+    fn msgpack_decodes_the_same() {
+        let data: Value = serde_json::from_str(CHECKIN).unwrap();
+        let v: Value = serde_json::from_slice(&envelope("patient.checkin.v1", data)).unwrap();
+        let packed = rmp_serde::to_vec_named(&v).unwrap();
+        let e = decode_practice(
+            "CHECKINS",
+            "checkin.clinic-abc.appt-456",
+            &packed,
+            Encoding::MessagePack,
+            now(),
+        )
+        .unwrap();
+        assert_eq!(e, checkin("patient.checkin.v1", CHECKIN).unwrap());
+    }
+
+    fn code(r: Result<PracticeEvent, Rejection>) -> &'static str {
+        r.expect_err("rejected").code.as_str()
+    }
+
+    #[test]
+    fn bad_practice_events_get_their_codes() {
+        let with = |base: &str, key: &str, value: Value| {
+            let mut v: Value = serde_json::from_str(base).unwrap();
+            v[key] = value;
+            v.to_string()
+        };
+        let status = |v: &str| with(STATUS, "newStatus", json!(v));
+        assert_eq!(
+            code(checkin("appointment.status.changed.v1", &status("done"))),
+            "UNKNOWN_STATUS"
+        );
+        assert_eq!(
+            code(occupancy_event(
+                "occupancy.clinic-abc.chair-12",
+                "resource.occupancy.update.v1",
+                &with(OCCUPANCY, "status", json!("broken"))
+            )),
+            "UNKNOWN_STATUS"
+        );
+        assert_eq!(
+            code(occupancy_event(
+                "occupancy.clinic-abc.prov-77",
+                "provider.status.update.v1",
+                &with(PROVIDER, "status", json!("lunch"))
+            )),
+            "UNKNOWN_STATUS"
+        );
+        assert_eq!(
+            code(checkin(
+                "patient.checkin.v1",
+                &with(CHECKIN, "appointmentId", json!("appt-999"))
+            )),
+            "SUBJECT_MISMATCH"
+        );
+        assert_eq!(
+            code(checkin(
+                "patient.checkin.v1",
+                &with(CHECKIN, "checkinAt", json!("09:04"))
+            )),
+            "DATA_INVALID"
+        );
+        assert_eq!(
+            code(checkin(
+                "patient.checkin.v1",
+                &with(CHECKIN, "patientId", json!("a b"))
+            )),
+            "DATA_INVALID"
+        );
+        assert_eq!(
+            code(checkin(
+                "appointment.scheduled.v1",
+                &with(SCHEDULED, "expectedDurationMinutes", json!(0))
+            )),
+            "DATA_INVALID"
+        );
+        assert_eq!(
+            code(checkin(
+                "appointment.scheduled.v1",
+                &with(SCHEDULED, "providerId", Value::Null)
+            )),
+            "DATA_INVALID"
+        );
+        // A practice event on the wrong stream, and a vitals event on CHECKINS.
+        assert_eq!(
+            code(occupancy_event(
+                "occupancy.clinic-abc.appt-456",
+                "patient.checkin.v1",
+                CHECKIN
+            )),
+            "WRONG_STREAM"
+        );
+        assert_eq!(
+            code(checkin(
+                "vitals.observation.v1",
+                r#"{"patientId": "p", "unitId": "u", "hr": 80}"#
+            )),
+            "WRONG_STREAM"
+        );
+        assert_eq!(
+            code(checkin("appointment.moved.v1", SCHEDULED)),
+            "UNKNOWN_EVENT_TYPE"
+        );
+        let bad_subject = decode_practice(
+            "CHECKINS",
+            "checkin.clinic-abc",
+            &envelope("patient.checkin.v1", serde_json::from_str(CHECKIN).unwrap()),
+            Encoding::Json,
+            now(),
+        );
+        assert_eq!(code(bad_subject), "SUBJECT_INVALID");
+        let other_tenant = decode_practice(
+            "CHECKINS",
+            "checkin.clinic-other.appt-456",
+            &envelope("patient.checkin.v1", serde_json::from_str(CHECKIN).unwrap()),
+            Encoding::Json,
+            now(),
+        );
+        assert_eq!(code(other_tenant), "TENANT_MISMATCH");
+    }
+}
