@@ -35,11 +35,6 @@ fn horizon(cfg: &Config) -> Duration {
         .map_or(Duration::from_secs(6 * 3600), |d| d.as_std())
 }
 
-fn now_minus(d: Duration) -> vigil_engine::Timestamp {
-    let now = wall_clock();
-    vigil_engine::Timestamp::from_millis(now.millis() - i64::try_from(d.as_millis()).unwrap_or(0))
-}
-
 /// Runs recovery against `bus` into `shards`.
 ///
 /// # Errors
@@ -48,7 +43,8 @@ fn now_minus(d: Duration) -> vigil_engine::Timestamp {
 pub async fn recover(bus: &Bus, cfg: &Config, shards: &PatientShards) -> anyhow::Result<Recovered> {
     let started = Instant::now();
     let (tx, mut rx) = mpsc::channel(4);
-    let read = bus.acknowledged_vitals(&cfg.nats.consumer, horizon(cfg), tx);
+    let horizon = horizon(cfg);
+    let read = bus.acknowledged_vitals(&cfg.nats.consumer, horizon, tx);
     let apply = async {
         let (receipt, done) = batch_receipt();
         let now = wall_clock();
@@ -76,7 +72,7 @@ pub async fn recover(bus: &Bus, cfg: &Config, shards: &PatientShards) -> anyhow:
     // re-open a condition someone just resolved (docs/recovery.md).
     let mut alerts: Vec<Alert> = Vec::new();
     let mut unreadable = 0;
-    let since = now_minus(horizon(cfg));
+    let since = wall_clock().plus_millis(-i64::try_from(horizon.as_millis()).unwrap_or(0));
     for payload in bus.alert_states().await? {
         match Alert::from_envelope(&payload) {
             Ok(a) if a.is_active() || (a.resolved_by_person() && a.transition.at >= since) => {

@@ -86,13 +86,7 @@ impl Opening {
         Self {
             message: String::new(),
             meta: Meta::default(),
-            explanation: Explanation {
-                why: String::new(),
-                why_now: String::new(),
-                components: Vec::new(),
-                missing: Vec::new(),
-                profile: String::new(),
-            },
+            explanation: Explanation::default(),
         }
     }
 }

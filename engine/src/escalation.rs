@@ -69,8 +69,17 @@ impl Policy {
     }
 
     fn from_config(p: &PolicyConfig) -> Self {
-        let level = p.matches.level.as_deref().and_then(named::<Level>);
-        let category = p.matches.category.as_deref().and_then(named::<Category>);
+        // Config validation has already refused any other name.
+        let level = p
+            .matches
+            .level
+            .as_deref()
+            .and_then(crate::from_wire_name::<Level>);
+        let category = p
+            .matches
+            .category
+            .as_deref()
+            .and_then(crate::from_wire_name::<Category>);
         let default_ack = if level == Some(Level::Critical) {
             30 * MINUTE
         } else {
@@ -92,13 +101,6 @@ impl Policy {
                 .collect(),
         }
     }
-}
-
-/// A wire name (`critical`, `delay`) as the engine's enum, through the enum's own serde
-/// names. Config validation has already refused any other name.
-fn named<T: serde::de::DeserializeOwned>(s: &str) -> Option<T> {
-    use serde::de::IntoDeserializer;
-    T::deserialize(IntoDeserializer::<serde::de::value::Error>::into_deserializer(s)).ok()
 }
 
 /// The policies in force, in the order they are tried.
@@ -638,7 +640,7 @@ pub(crate) fn minutes(ms: i64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::alert::{CommandKind, Explanation, MAX_SNOOZE_MS, Meta, Transition};
+    use crate::alert::{CommandKind, Explanation, MAX_SNOOZE_MS};
 
     const T0: Timestamp = Timestamp(1_764_234_840_000); // 2025-11-27T09:14:00Z
 
@@ -665,33 +667,13 @@ mod tests {
             rule: "news2.high",
             category,
             level,
-            state: AlertState::Open,
-            message: String::new(),
             patient_id: Some("p1".into()),
             unit_id: Some("icu-3".into()),
-            resource_id: None,
-            provider_id: None,
-            related_appointments: Vec::new(),
-            meta: Meta::default(),
             explanation: Explanation {
-                why: String::new(),
-                why_now: String::new(),
-                components: Vec::new(),
-                missing: Vec::new(),
                 profile: "default".into(),
+                ..Explanation::default()
             },
-            transition: Transition {
-                from: None,
-                to: AlertState::Open,
-                by: crate::alert::ENGINE.into(),
-                at: T0,
-                reason: "rule fired".into(),
-            },
-            opened_at: T0,
-            emitted_at: T0,
-            version: 1,
-            snoozed_until: None,
-            ack_expires_at: None,
+            ..Alert::opening(T0)
         }
     }
 

@@ -27,3 +27,10 @@ pub use profiles::Profiles;
 pub use rules::Settings;
 pub use time::Timestamp;
 pub use window::{Placement, Window, WindowSettings};
+
+/// A wire name (`critical`, `delay`, `out_of_service`) as one of the engine's enums, through
+/// the enum's own serde names; `None` for any other text.
+pub fn from_wire_name<T: serde::de::DeserializeOwned>(name: &str) -> Option<T> {
+    use serde::de::IntoDeserializer;
+    T::deserialize(IntoDeserializer::<serde::de::value::Error>::into_deserializer(name)).ok()
+}

@@ -33,15 +33,7 @@ impl Param {
 
     /// Wire name (`rr`, `spo2`, `air`, ...).
     pub fn name(self) -> &'static str {
-        match self {
-            Param::Rr => "rr",
-            Param::Spo2 => "spo2",
-            Param::Air => "air",
-            Param::Sbp => "sbp",
-            Param::Hr => "hr",
-            Param::Consciousness => "consciousness",
-            Param::Temp => "temp",
-        }
+        Input::from(self).name()
     }
 
     /// How a clinician reads it in a message.

@@ -477,20 +477,8 @@ mod tests {
     use crate::observation::Consciousness;
     use vigil_config::Role;
 
-    /// The old positional form of [`Patient::command`], for the tests of ack and resolve.
-    trait Cmd {
-        fn cmd(
-            &mut self,
-            id: &str,
-            kind: CommandKind,
-            role: Role,
-            by: &str,
-            reason: &str,
-            at: Timestamp,
-        ) -> Result<Alert, CommandError>;
-    }
-
-    impl Cmd for Patient {
+    impl Patient {
+        /// The positional form of [`Patient::command`], for the tests of ack and resolve.
         fn cmd(
             &mut self,
             id: &str,

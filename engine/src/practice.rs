@@ -148,14 +148,14 @@ impl DelayRule {
 }
 
 /// Who and what a delay alert is about.
-pub struct DelaySubject<'a> {
-    pub tenant: &'a str,
+struct DelaySubject<'a> {
+    tenant: &'a str,
     /// The location (the unit staff tokens are scoped to).
-    pub location: &'a str,
-    pub patient: Option<&'a str>,
-    pub provider: Option<&'a str>,
-    pub resource: Option<&'a str>,
-    pub related: Vec<String>,
+    location: &'a str,
+    patient: Option<&'a str>,
+    provider: Option<&'a str>,
+    resource: Option<&'a str>,
+    related: Vec<String>,
 }
 
 /// The words and figures of a delay alert.
@@ -219,11 +219,16 @@ fn minutes(ms: i64) -> i64 {
 #[derive(Debug, Clone)]
 struct Waiter {
     patient: String,
-    /// The later of check-in and scheduled start: the wait counts from here.
-    since: Timestamp,
     checked_in: Timestamp,
     scheduled: Timestamp,
     alert: Option<Alert>,
+}
+
+impl Waiter {
+    /// The later of check-in and scheduled start: the wait counts from here.
+    fn since(&self) -> Timestamp {
+        self.checked_in.max(self.scheduled)
+    }
 }
 
 /// A location's waiting area: `delay.waiting` for every checked-in appointment not yet started.
@@ -241,17 +246,14 @@ impl WaitingArea {
         checked_in: Timestamp,
         scheduled: Timestamp,
     ) {
-        let since = checked_in.max(scheduled);
         self.waiting
             .entry(appointment.to_string())
             .and_modify(|w| {
                 w.checked_in = checked_in;
                 w.scheduled = scheduled;
-                w.since = since;
             })
             .or_insert(Waiter {
                 patient: patient.to_string(),
-                since,
                 checked_in,
                 scheduled,
                 alert: None,
@@ -289,10 +291,11 @@ impl WaitingArea {
         }
         let mut out = Vec::new();
         for (appointment, w) in &mut self.waiting {
-            if w.alert.as_ref().is_some_and(Alert::is_active) || now.since(w.since) < r.window_ms {
+            if w.alert.as_ref().is_some_and(Alert::is_active) || now.since(w.since()) < r.window_ms
+            {
                 continue;
             }
-            let waited = minutes(now.since(w.since));
+            let waited = minutes(now.since(w.since()));
             let base = if w.checked_in >= w.scheduled {
                 format!("checked in at {}", w.checked_in.hhmm())
             } else {
@@ -309,7 +312,10 @@ impl WaitingArea {
                     minutes(r.window_ms),
                     s.profile
                 ),
-                why_now: format!("{waited} min since {} and not yet started", w.since.hhmm()),
+                why_now: format!(
+                    "{waited} min since {} and not yet started",
+                    w.since().hhmm()
+                ),
                 meta: Meta {
                     waited_minutes: Some(waited),
                     ..Meta::default()
@@ -338,7 +344,7 @@ impl WaitingArea {
         self.waiting
             .values()
             .filter(|w| w.alert.is_none())
-            .map(|w| w.since.plus_millis(s.waiting.window_ms))
+            .map(|w| w.since().plus_millis(s.waiting.window_ms))
             .min()
     }
 
@@ -497,10 +503,9 @@ impl ProviderDelays {
             .map(|b| b.scheduled)
             .min();
         let counted = self.counted(now, n);
-        let growing = self
-            .booked
+        let growing = counted
             .iter()
-            .filter(|(id, b)| b.started.is_none() && counted.iter().any(|(c, _)| c == id))
+            .filter(|(id, _)| self.booked[*id].started.is_none())
             .count() as i64;
         let alerting = self.alert.as_ref().is_some_and(Alert::is_active);
         let crossing = (growing > 0 && r.enabled && !alerting).then(|| {
@@ -524,21 +529,22 @@ pub struct Occupancy {
     pub status: ResourceStatus,
     pub appointment: Option<String>,
     pub expected_free_at: Option<Timestamp>,
-    pub since: Timestamp,
     alert: Option<Alert>,
 }
 
-impl Occupancy {
-    pub fn new(at: Timestamp) -> Self {
+impl Default for Occupancy {
+    /// Free, until told otherwise.
+    fn default() -> Self {
         Self {
             status: ResourceStatus::Free,
             appointment: None,
             expected_free_at: None,
-            since: at,
             alert: None,
         }
     }
+}
 
+impl Occupancy {
     /// Applies an occupancy update; returns the overrun alert, resolved, when the resource was
     /// freed (any status but `occupied`).
     pub fn update(
@@ -548,9 +554,6 @@ impl Occupancy {
         expected_free_at: Option<Timestamp>,
         at: Timestamp,
     ) -> Option<Alert> {
-        if status != self.status {
-            self.since = at;
-        }
         self.status = status;
         self.appointment = appointment;
         self.expected_free_at = expected_free_at;
@@ -642,12 +645,11 @@ mod tests {
     const T: &str = "clinic-abc";
 
     /// 2025-11-27 at `h:m:s.ms`.
-    fn at(h: i64, m: i64, s: i64, ms: i64) -> Timestamp {
-        let day = Timestamp::parse_rfc3339("2025-11-27T00:00:00Z").unwrap();
-        day.plus_millis(((h * 60 + m) * 60 + s) * 1000 + ms)
+    fn at(h: u32, m: u32, s: u32, ms: i64) -> Timestamp {
+        Timestamp::from_civil(2025, 11, 27, h, m, s).plus_millis(ms)
     }
 
-    fn hm(h: i64, m: i64) -> Timestamp {
+    fn hm(h: u32, m: u32) -> Timestamp {
         at(h, m, 0, 0)
     }
 
@@ -832,7 +834,7 @@ mod tests {
     #[test]
     fn overrun_fires_ten_minutes_past_expected_free_and_clears_when_freed() {
         let s = Settings::default();
-        let mut chair = Occupancy::new(hm(9, 0));
+        let mut chair = Occupancy::default();
         // Contract example: chair-12 occupied by appt-456, expected free at 09:55.
         chair.update(
             ResourceStatus::Occupied,
@@ -902,7 +904,7 @@ enabled = false
         assert_eq!(infusion.waiting.window_ms, 45 * MINUTE, "inherits the base");
         assert_eq!(clinic.overrun.window_ms, 10 * MINUTE);
         assert_eq!(infusion.overrun.window_ms, 20 * MINUTE);
-        let mut chair = Occupancy::new(hm(9, 0));
+        let mut chair = Occupancy::default();
         chair.update(ResourceStatus::Occupied, None, Some(hm(9, 55)), hm(9, 15));
         assert!(
             chair

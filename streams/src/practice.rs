@@ -6,8 +6,8 @@
 use std::borrow::Cow;
 
 use serde::Deserialize;
-use vigil_engine::Timestamp;
 use vigil_engine::practice::{AppointmentStatus, ProviderStatus, ResourceStatus};
+use vigil_engine::{Timestamp, from_wire_name};
 
 use crate::envelope::{
     Encoding, RejectCode, Rejection, WireEnvelope, check_head, check_size, data_token, decode,
@@ -247,10 +247,6 @@ fn status<T>(
     })
 }
 
-fn named<T: for<'de> Deserialize<'de>>(text: &str) -> Option<T> {
-    serde_json::from_value(serde_json::Value::String(text.to_string())).ok()
-}
-
 fn scheduled(meta: PracticeMeta, d: Data<'_>, subject: &str) -> Result<PracticeEvent, Rejection> {
     let minutes = d.expected_duration_minutes.ok_or_else(|| {
         reject(
@@ -321,7 +317,7 @@ fn provider(meta: PracticeMeta, d: Data<'_>, subject: &str) -> Result<PracticeEv
         status: status(
             "status",
             d.status,
-            named::<ProviderStatus>,
+            from_wire_name::<ProviderStatus>,
             "available, busy, break, offline",
         )?,
         at: time("effectiveAt", d.effective_at)?,
@@ -341,7 +337,7 @@ fn occupancy(meta: PracticeMeta, d: Data<'_>, subject: &str) -> Result<PracticeE
         status: status(
             "status",
             d.status,
-            named::<ResourceStatus>,
+            from_wire_name::<ResourceStatus>,
             "free, occupied, cleaning, out_of_service",
         )?,
         appointment: optional_token("currentAppointmentId", d.current_appointment_id)?,
