@@ -2,6 +2,7 @@
 //! substance lives in a library crate.
 
 mod demo;
+mod practice;
 mod recovery;
 mod replay;
 mod wiring;
@@ -17,7 +18,7 @@ use vigil_actors::{ActorSettings, PatientShards};
 use vigil_config::Config;
 use vigil_engine::Profiles;
 use vigil_gateway::Hub;
-use vigil_streams::{Bus, IngestMetrics, Outbox};
+use vigil_streams::{Bus, Checkins, IngestMetrics, Occupancy, Outbox, Vitals};
 
 use crate::wiring::{EngineOutputs, ShardCommands, ShardSink};
 
@@ -196,7 +197,9 @@ async fn serve(cfg: Config, bus: Bus, demo_patients: Option<usize>) -> anyhow::R
         seconds = recovered.elapsed.as_secs_f64(),
         "recovery finished"
     );
-    let inbound = bus.consume_vitals(&cfg.nats).await?;
+    let inbound = bus.consume("VITALS", &cfg.nats).await?;
+    let checkins = bus.consume("CHECKINS", &cfg.nats).await?;
+    let occupancy = bus.consume("OCCUPANCY", &cfg.nats).await?;
     hub.set_ready(true);
     let simulator = demo_patients.map(|n| {
         demo::print_banner(local, n);
@@ -204,22 +207,78 @@ async fn serve(cfg: Config, bus: Bus, demo_patients: Option<usize>) -> anyhow::R
     });
 
     let mut ingest_failed = false;
-    let mut ingest_stop = stop_rx.clone();
-    let ingest = vigil_streams::run_vitals(
+    let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|s| *s).await;
+    };
+    let desk = Arc::new(practice::Desk::new(
+        cfg.engine.unscheduled_after.as_millis_i64(),
+    ));
+    let practice_sink = |stream| {
+        practice::PracticeSink::new(
+            stream,
+            desk.clone(),
+            shards.clone(),
+            outbox.clone(),
+            metrics.clone(),
+        )
+    };
+    let vitals = vigil_streams::run_ingest::<Vitals, _>(
         inbound,
-        ShardSink(shards.clone()),
+        ShardSink::new(shards.clone()),
         outbox.clone(),
         metrics.clone(),
         &cfg.nats,
         cfg.engine.dedupe_capacity,
-        async move {
-            let _ = ingest_stop.wait_for(|s| *s).await;
-        },
+        stopped(stop_rx.clone()),
     );
+    let checkins = vigil_streams::run_ingest::<Checkins, _>(
+        checkins,
+        practice_sink("CHECKINS"),
+        outbox.clone(),
+        metrics.clone(),
+        &cfg.nats,
+        cfg.engine.dedupe_capacity,
+        stopped(stop_rx.clone()),
+    );
+    let occupancy = vigil_streams::run_ingest::<Occupancy, _>(
+        occupancy,
+        practice_sink("OCCUPANCY"),
+        outbox.clone(),
+        metrics.clone(),
+        &cfg.nats,
+        cfg.engine.dedupe_capacity,
+        stopped(stop_rx.clone()),
+    );
+    let sweeper = tokio::spawn(practice::sweep_held(
+        desk.clone(),
+        shards.clone(),
+        outbox.clone(),
+        metrics.clone(),
+        stopped(stop_rx.clone()),
+    ));
+    // The three consumers run together; if one ends by itself the engine shuts down.
+    let ingest = async {
+        let (v, c, o) = (vitals, checkins, occupancy);
+        tokio::pin!(v, c, o);
+        let (mut v_done, mut c_done, mut o_done) = (false, false, false);
+        let mut ended_alone = false;
+        while !(v_done && c_done && o_done) {
+            tokio::select! {
+                () = &mut v, if !v_done => { v_done = true; }
+                () = &mut c, if !c_done => { c_done = true; }
+                () = &mut o, if !o_done => { o_done = true; }
+            }
+            if !*stop_rx.borrow() && !ended_alone {
+                ended_alone = true;
+                let _ = stop_tx.send(true);
+            }
+        }
+        ended_alone
+    };
     tokio::pin!(ingest);
     tokio::select! {
-        () = &mut ingest => {
-            tracing::error!("the VITALS consumer ended; shutting down so a supervisor restarts the engine");
+        alone = &mut ingest => {
+            tracing::error!(alone, "a consumer ended; shutting down so a supervisor restarts the engine");
             ingest_failed = true;
         }
         () = shutdown_signal() => {
@@ -232,6 +291,7 @@ async fn serve(cfg: Config, bus: Bus, demo_patients: Option<usize>) -> anyhow::R
         }
     }
     let _ = stop_tx.send(true);
+    let _ = sweeper.await;
     hub.set_ready(false);
     let _ = tokio::time::timeout(Duration::from_secs(5), gateway).await;
     let stopper = shards.clone();
@@ -246,7 +306,7 @@ async fn serve(cfg: Config, bus: Bus, demo_patients: Option<usize>) -> anyhow::R
         tracing::error!("outputs still unpublished after 10 s; they are recomputed on replay");
     }
     if ingest_failed {
-        anyhow::bail!("the VITALS consumer ended unexpectedly");
+        anyhow::bail!("a consumer ended unexpectedly");
     }
     tracing::info!("stopped cleanly");
     Ok(())

@@ -7,10 +7,11 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, OnceLock};
 
 use vigil_actors::{AlertCommand, Backpressure, InputKind, Outputs, PatientInput, PatientShards};
+use vigil_engine::keeper::ResourceView;
 use vigil_engine::{Alert, CommandError, PatientStatus};
 use vigil_gateway::{CommandPort, Hub};
 use vigil_streams::output::alert_message;
-use vigil_streams::{EventSink, IngestMetrics, Outbox, Receipt, VitalsEvent};
+use vigil_streams::{Delivery, EventSink, IngestMetrics, Outbox, Receipt, Rejection, VitalsEvent};
 
 /// Alert transitions go to dashboards at once and to `ALERTS` through the outbox (which holds the
 /// batch receipt until the stream has stored them).
@@ -45,6 +46,10 @@ impl Outputs for EngineOutputs {
     fn restored(&self, alert: &Alert) {
         self.hub.publish_alert(alert);
     }
+
+    fn resource(&self, view: ResourceView) {
+        self.hub.publish_resource(&view);
+    }
 }
 
 /// Commands reach the actor that owns the alert. Set once the shards exist.
@@ -68,7 +73,19 @@ impl CommandPort for ShardCommands {
 }
 
 /// Decoded `VITALS` events become patient inputs on their shards.
-pub struct ShardSink(pub PatientShards);
+pub struct ShardSink {
+    pub shards: PatientShards,
+    pub inputs: Vec<PatientInput>,
+}
+
+impl ShardSink {
+    pub fn new(shards: PatientShards) -> Self {
+        Self {
+            shards,
+            inputs: Vec::new(),
+        }
+    }
+}
 
 pub fn to_input(event: VitalsEvent) -> PatientInput {
     match event {
@@ -94,13 +111,20 @@ pub fn to_input(event: VitalsEvent) -> PatientInput {
 }
 
 impl EventSink for ShardSink {
-    fn dispatch(
-        &self,
-        events: Vec<VitalsEvent>,
-        receipt: Receipt,
-    ) -> impl Future<Output = ()> + Send {
-        let shards = self.0.clone();
-        let inputs: Vec<PatientInput> = events.into_iter().map(to_input).collect();
-        async move { shards.deliver(inputs, receipt).await }
+    type Event = VitalsEvent;
+
+    fn accept(&mut self, event: VitalsEvent, _: &Delivery) -> Result<(), Rejection> {
+        self.inputs.push(to_input(event));
+        Ok(())
+    }
+
+    fn dispatch(&mut self, receipt: Receipt) -> impl Future<Output = ()> + Send {
+        let shards = self.shards.clone();
+        let inputs = std::mem::take(&mut self.inputs);
+        async move {
+            if !inputs.is_empty() {
+                shards.deliver(inputs, receipt).await;
+            }
+        }
     }
 }

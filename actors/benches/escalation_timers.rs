@@ -36,6 +36,7 @@ impl Outputs for Counting {
     }
     fn patient(&self, _: PatientStatus) {}
     fn restored(&self, _: &Alert) {}
+    fn resource(&self, _: vigil_engine::keeper::ResourceView) {}
 }
 
 fn now() -> Timestamp {

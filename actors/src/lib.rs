@@ -15,6 +15,7 @@
 //! The number of batches in flight (`nats.max_inflight_batches`) bounds all of these in practice.
 
 mod patient;
+pub mod practice;
 mod router;
 
 use std::future::Future;
@@ -22,12 +23,24 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use actix::prelude::*;
-use vigil_engine::{Alert, CommandError, LabResult, PatientStatus, Profiles, Timestamp, Vitals};
+use vigil_engine::keeper::ResourceView;
+use vigil_engine::{
+    Alert, CommandError, LabResult, Owner, PatientStatus, Profiles, Timestamp, Vitals,
+};
 
 pub use vigil_engine::AlertCommand;
 
 pub use patient::PatientActor;
+pub use practice::{KeeperActor, PracticeInput, PracticeRouter};
 pub use router::ShardRouter;
+
+/// The machine's clock as engine time (the only wall-clock read of the actors).
+pub(crate) fn wall_clock() -> Timestamp {
+    let ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+    Timestamp::from_millis(ms)
+}
 
 /// A type-erased batch receipt (see `vigil_streams::receipt`): dropped when the work is done.
 pub type Receipt = Arc<dyn std::any::Any + Send + Sync>;
@@ -45,6 +58,8 @@ pub trait Outputs: Send + Sync + 'static {
     /// An alert restored on recovery, as stored on `ALERTS`: shown to dashboards, not
     /// published again.
     fn restored(&self, alert: &Alert);
+    /// A provider's, resource's or waiting area's live state (coalesced downstream).
+    fn resource(&self, view: ResourceView);
 }
 
 /// One validated inbound event for a patient.
@@ -87,10 +102,12 @@ pub enum ActorsError {
     Stopped,
 }
 
-/// Handle to the running shards; cheap to clone, usable from any thread or runtime.
+/// Handle to the running shards (patients, and the practice actors beside them on the same
+/// arbiters); cheap to clone, usable from any thread or runtime.
 #[derive(Clone)]
 pub struct PatientShards {
     routers: Arc<Vec<Addr<ShardRouter>>>,
+    practice: Arc<Vec<Addr<PracticeRouter>>>,
     system: System,
     thread: Arc<std::sync::Mutex<Option<std::thread::JoinHandle<()>>>>,
 }
@@ -128,6 +145,7 @@ impl PatientShards {
                 let system = System::new();
                 system.block_on(async move {
                     let mut routers = Vec::with_capacity(shards);
+                    let mut practice = Vec::with_capacity(shards);
                     for i in 0..shards {
                         let arbiter = Arbiter::new();
                         let (s, o) = (settings.clone(), outputs.clone());
@@ -136,17 +154,27 @@ impl PatientShards {
                             ShardRouter::new(i, s, o)
                         });
                         routers.push(router);
+                        let (s, o) = (settings.clone(), outputs.clone());
+                        practice.push(PracticeRouter::start_in_arbiter(
+                            &arbiter.handle(),
+                            move |ctx| {
+                                ctx.set_mailbox_capacity(s.mailbox);
+                                PracticeRouter::new(s.profiles, s.mailbox, o)
+                            },
+                        ));
                     }
-                    let _ = tx.send((routers, System::current()));
+                    let _ = tx.send((routers, practice, System::current()));
                 });
                 if let Err(e) = system.run() {
                     tracing::error!(error = %e, "actor system ended with an error");
                 }
             })
             .map_err(|e| ActorsError::Start(e.to_string()))?;
-        let (routers, system) = rx.recv().map_err(|e| ActorsError::Start(e.to_string()))?;
+        let (routers, practice, system) =
+            rx.recv().map_err(|e| ActorsError::Start(e.to_string()))?;
         Ok(Self {
             routers: Arc::new(routers),
+            practice: Arc::new(practice),
             system,
             thread: Arc::new(std::sync::Mutex::new(Some(thread))),
         })
@@ -221,19 +249,72 @@ impl PatientShards {
         installed
     }
 
-    /// Applies a command through the patient's actor, serialized with its events.
+    /// Hands practice inputs to the actors they name (a location, provider or resource),
+    /// waiting while a shard's mailbox is full. `receipt` is held until every input has been
+    /// applied and its outputs published.
+    pub async fn deliver_practice(&self, inputs: Vec<PracticeInput>, receipt: Receipt) {
+        let n = self.practice.len();
+        let mut per_shard: Vec<Vec<PracticeInput>> = (0..n).map(|_| Vec::new()).collect();
+        for p in inputs {
+            let Some((_, id)) = p.input.keeper() else {
+                continue;
+            };
+            per_shard[shard_of(&p.tenant, id, n)].push(p);
+        }
+        for (router, inputs) in self.practice.iter().zip(per_shard) {
+            if inputs.is_empty() {
+                continue;
+            }
+            let msg = practice::Deliver {
+                inputs,
+                receipt: receipt.clone(),
+            };
+            let sent = match router.try_send(msg) {
+                Ok(()) => Ok(()),
+                Err(SendError::Full(msg)) => router.send(msg).await.map_err(|_| ()),
+                Err(SendError::Closed(_)) => Err(()),
+            };
+            if sent.is_err() {
+                tracing::error!("practice shard stopped; the batch is redelivered after restart");
+            }
+        }
+    }
+
+    /// Applies a command through the actor that owns the alert (the patient's, or a
+    /// location's, provider's or resource's), serialized with its events.
     ///
     /// # Errors
-    /// The engine's refusal, or `NotFound` when the patient has no live actor.
+    /// The engine's refusal, or `NotFound` when the owner has no live actor.
     pub async fn command(
         &self,
         cmd: AlertCommand,
     ) -> Result<Result<Alert, CommandError>, ActorsError> {
-        let i = shard_of(&cmd.tenant, &cmd.patient_id, self.routers.len());
-        self.routers[i]
-            .send(router::Command(cmd))
-            .await
-            .map_err(|_| ActorsError::Stopped)
+        let n = self.routers.len();
+        match &cmd.owner {
+            Owner::Patient(p) => {
+                let i = shard_of(&cmd.tenant, p, n);
+                self.routers[i]
+                    .send(router::Command(cmd))
+                    .await
+                    .map_err(|_| ActorsError::Stopped)
+            }
+            Owner::Location(id) | Owner::Provider(id) | Owner::Resource(id) => {
+                let i = shard_of(&cmd.tenant, id, n);
+                self.practice[i]
+                    .send(practice::Command(cmd))
+                    .await
+                    .map_err(|_| ActorsError::Stopped)
+            }
+        }
+    }
+
+    /// Counts live practice actors.
+    pub async fn practice_count(&self) -> usize {
+        let mut total = 0;
+        for r in self.practice.iter() {
+            total += r.send(practice::Count).await.unwrap_or(0);
+        }
+        total
     }
 
     /// Counts live patient actors (for `/metrics` and memory measurements).
@@ -269,6 +350,7 @@ mod tests {
     struct Recorder {
         alerts: Mutex<Vec<Alert>>,
         updates: Mutex<Vec<PatientStatus>>,
+        resources: Mutex<Vec<ResourceView>>,
     }
 
     impl Outputs for Recorder {
@@ -281,6 +363,9 @@ mod tests {
         }
         fn restored(&self, alert: &Alert) {
             self.alerts.lock().unwrap().push(alert.clone());
+        }
+        fn resource(&self, view: ResourceView) {
+            self.resources.lock().unwrap().push(view);
         }
     }
 
@@ -350,7 +435,7 @@ mod tests {
         let a = &alerts[0];
         let cmd = AlertCommand {
             tenant: "t1".into(),
-            patient_id: a.patient_id.clone().unwrap(),
+            owner: Owner::Patient(a.patient_id.clone().unwrap()),
             alert_id: a.alert_id.clone(),
             kind: CommandKind::Ack,
             page_id: String::new(),
@@ -364,7 +449,7 @@ mod tests {
         let again = shards.command(cmd.clone()).await.unwrap();
         assert_eq!(again.expect_err("twice").code(), "INVALID_TRANSITION");
         let unknown = AlertCommand {
-            patient_id: "nobody".into(),
+            owner: Owner::Patient("nobody".into()),
             ..cmd
         };
         assert_eq!(

@@ -11,6 +11,7 @@ use vigil_engine::{
 };
 
 use crate::router::Command;
+use crate::wall_clock;
 use crate::{InputKind, Outputs, PatientInput, Receipt};
 
 pub(crate) struct Observe {
@@ -132,14 +133,6 @@ impl PatientActor {
             self.schedule(ctx);
         }
     }
-}
-
-/// The machine's clock as engine time (the only wall-clock read of the actors).
-fn wall_clock() -> Timestamp {
-    let ms = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
-    Timestamp::from_millis(ms)
 }
 
 impl Actor for PatientActor {

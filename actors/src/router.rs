@@ -208,7 +208,11 @@ impl Handler<Command> for ShardRouter {
     type Result = ResponseFuture<Result<Alert, CommandError>>;
 
     fn handle(&mut self, msg: Command, _: &mut Self::Context) -> Self::Result {
-        let Some(entry) = self.get(&msg.0.tenant, &msg.0.patient_id) else {
+        let patient = match &msg.0.owner {
+            vigil_engine::Owner::Patient(p) => p.as_str(),
+            _ => "",
+        };
+        let Some(entry) = self.get(&msg.0.tenant, patient) else {
             let id = msg.0.alert_id;
             return Box::pin(async move { Err(CommandError::NotFound(id)) });
         };

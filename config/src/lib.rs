@@ -176,6 +176,10 @@ pub struct EngineConfig {
     pub profile: String,
     /// How often each patient actor checks the rules that fire as time passes (signal loss).
     pub tick: Duration,
+    /// A check-in or status change for an appointment not scheduled yet is held this long
+    /// for its schedule; then a check-in counts as an unscheduled walk-in and a status change
+    /// goes to the DLQ with `APPOINTMENT_UNKNOWN` (docs/practice.md).
+    pub unscheduled_after: Duration,
 }
 
 impl Default for EngineConfig {
@@ -187,6 +191,7 @@ impl Default for EngineConfig {
             dedupe_capacity: 262_144,
             profile: "default".into(),
             tick: Duration::from_secs(10),
+            unscheduled_after: Duration::from_secs(15 * 60),
         }
     }
 }

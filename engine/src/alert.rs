@@ -247,12 +247,35 @@ pub enum CommandKind {
     Decline,
 }
 
-/// A person's command about one patient's alert, as the gateway hands it to the actor that
-/// owns the alert (WebSocket and HTTP alike).
+/// The actor that keeps an alert, where commands about it go: the patient's for clinical
+/// alerts; for delay alerts the location's waiting area, the provider or the resource.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Owner {
+    Patient(String),
+    Location(String),
+    Provider(String),
+    Resource(String),
+}
+
+impl Alert {
+    /// Who keeps this alert (`None` when a field it needs is missing, e.g. a foreign record).
+    pub fn owner(&self) -> Option<Owner> {
+        let id = |v: &Option<String>| v.clone();
+        match self.rule {
+            "delay.waiting" => id(&self.unit_id).map(Owner::Location),
+            "delay.provider" => id(&self.provider_id).map(Owner::Provider),
+            "delay.resource_overrun" => id(&self.resource_id).map(Owner::Resource),
+            _ => id(&self.patient_id).map(Owner::Patient),
+        }
+    }
+}
+
+/// A person's command about one alert, as the gateway hands it to the actor that owns the
+/// alert (WebSocket and HTTP alike).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AlertCommand {
     pub tenant: String,
-    pub patient_id: String,
+    pub owner: Owner,
     pub alert_id: String,
     pub kind: CommandKind,
     /// For `Receipt` and `Decline`: the page.
@@ -363,6 +386,37 @@ impl Alert {
         self.state = to;
         self.emitted_at = at;
         self.version += 1;
+    }
+
+    /// Applies a person's command from the gateway (ack, resolve, snooze, or a pager's
+    /// receipt or decline). Returns whether it changed the alert: a second receipt of a
+    /// delivered page changes nothing.
+    ///
+    /// # Errors
+    /// As [`Alert::command`], [`Alert::receipt`] and [`Alert::decline`]; `Forbidden` for a
+    /// receipt or decline by a role that may not act on this category.
+    pub fn apply(&mut self, c: &AlertCommand) -> Result<bool, CommandError> {
+        match c.kind {
+            CommandKind::Receipt | CommandKind::Decline => {
+                if !may_command(c.role, c.kind, self.category) {
+                    return Err(CommandError::Forbidden {
+                        role: c.role.as_str(),
+                        action: c.kind.verb(),
+                        category: self.category.as_str(),
+                    });
+                }
+                if c.kind == CommandKind::Receipt {
+                    self.receipt(&c.page_id, &c.by, c.at)
+                } else {
+                    self.decline(&c.page_id, &c.by, &c.reason, c.at)?;
+                    Ok(true)
+                }
+            }
+            kind => {
+                self.command(kind, c.role, &c.by, &c.reason, c.at)?;
+                Ok(true)
+            }
+        }
     }
 
     /// Applies a person's `Ack`, `Resolve` or `Snooze`, or refuses it leaving the alert

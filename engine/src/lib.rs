@@ -6,8 +6,10 @@
 //! with an injected clock and replays give the same answers as live runs.
 
 pub mod alert;
+pub mod appointment;
 pub mod conditions;
 pub mod escalation;
+pub mod keeper;
 pub mod news2;
 pub mod observation;
 pub mod patient;
@@ -18,7 +20,9 @@ pub mod sepsis;
 pub mod time;
 pub mod window;
 
-pub use alert::{Alert, AlertCommand, AlertState, Category, CommandError, CommandKind, Level};
+pub use alert::{
+    Alert, AlertCommand, AlertState, Category, CommandError, CommandKind, Level, Owner,
+};
 pub use escalation::{Escalation, Page, PageState, Policies, Policy};
 pub use news2::{Chart, Input, News2, Param};
 pub use observation::{Consciousness, LabResult, Spo2Scale, Vitals};

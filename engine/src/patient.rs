@@ -2,7 +2,7 @@
 //! other rules, each with at most one open alert. Owned by exactly one actor (or one replay
 //! thread), so every change to it is serialized.
 
-use crate::alert::{Alert, AlertState, CommandError, CommandKind};
+use crate::alert::{Alert, AlertState, CommandError};
 use crate::conditions::{
     AlertOwner, Condition, Finding, Opening, Track, qsofa_opening, signal_loss_opening,
     sirs_lactate_opening, trend_opening,
@@ -365,27 +365,7 @@ impl Patient {
             .ok_or_else(not_found)?;
         let owner = self.owner_mut(owner);
         let alert = owner.alert_mut().ok_or_else(not_found)?;
-        let changed = match c.kind {
-            CommandKind::Receipt | CommandKind::Decline => {
-                if !crate::alert::may_command(c.role, c.kind, alert.category) {
-                    return Err(CommandError::Forbidden {
-                        role: c.role.as_str(),
-                        action: c.kind.verb(),
-                        category: alert.category.as_str(),
-                    });
-                }
-                if c.kind == CommandKind::Receipt {
-                    alert.receipt(&c.page_id, &c.by, c.at)?
-                } else {
-                    alert.decline(&c.page_id, &c.by, &c.reason, c.at)?;
-                    true
-                }
-            }
-            kind => {
-                alert.command(kind, c.role, &c.by, &c.reason, c.at)?;
-                true
-            }
-        };
+        let changed = alert.apply(c)?;
         let alert = alert.clone();
         if alert.state == AlertState::Resolved {
             owner.resolved_by_person(c.at);
@@ -473,7 +453,7 @@ impl Patient {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::alert::{ENGINE, Level};
+    use crate::alert::{CommandKind, ENGINE, Level, Owner};
     use crate::observation::Consciousness;
     use vigil_config::Role;
 
@@ -490,7 +470,7 @@ mod tests {
         ) -> Result<Alert, CommandError> {
             let c = crate::alert::AlertCommand {
                 tenant: self.tenant.clone(),
-                patient_id: self.patient_id.clone(),
+                owner: Owner::Patient(self.patient_id.clone()),
                 alert_id: id.into(),
                 kind,
                 page_id: String::new(),

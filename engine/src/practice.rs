@@ -111,6 +111,17 @@ pub enum ProviderStatus {
     Offline,
 }
 
+impl ProviderStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProviderStatus::Available => "available",
+            ProviderStatus::Busy => "busy",
+            ProviderStatus::Break => "break",
+            ProviderStatus::Offline => "offline",
+        }
+    }
+}
+
 /// Resource statuses of `resource.occupancy.update.v1`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -119,6 +130,17 @@ pub enum ResourceStatus {
     Occupied,
     Cleaning,
     OutOfService,
+}
+
+impl ResourceStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ResourceStatus::Free => "free",
+            ResourceStatus::Occupied => "occupied",
+            ResourceStatus::Cleaning => "cleaning",
+            ResourceStatus::OutOfService => "out_of_service",
+        }
+    }
 }
 
 /// The delay rules.
@@ -150,8 +172,8 @@ impl DelayRule {
 /// Who and what a delay alert is about.
 struct DelaySubject<'a> {
     tenant: &'a str,
-    /// The location (the unit staff tokens are scoped to).
-    location: &'a str,
+    /// The location (the unit staff tokens are scoped to), when known.
+    location: Option<&'a str>,
     patient: Option<&'a str>,
     provider: Option<&'a str>,
     resource: Option<&'a str>,
@@ -181,7 +203,7 @@ fn open(
     let id = alert_id(subject.tenant, key, rule.name(), at);
     let policy = s.policies.select(Level::Warning, Category::Delay);
     Alert {
-        escalation: Escalation::start(policy, &id, Some(subject.location), at, 0),
+        escalation: Escalation::start(policy, &id, subject.location, at, 0),
         alert_id: id,
         tenant_id: subject.tenant.to_string(),
         rule: rule.name(),
@@ -189,7 +211,7 @@ fn open(
         level: Level::Warning,
         message: words.message,
         patient_id: subject.patient.map(str::to_string),
-        unit_id: Some(subject.location.to_string()),
+        unit_id: subject.location.map(str::to_string),
         resource_id: subject.resource.map(str::to_string),
         provider_id: subject.provider.map(str::to_string),
         related_appointments: subject.related,
@@ -291,8 +313,8 @@ impl WaitingArea {
         }
         let mut out = Vec::new();
         for (appointment, w) in &mut self.waiting {
-            if w.alert.as_ref().is_some_and(Alert::is_active) || now.since(w.since()) < r.window_ms
-            {
+            // Once per wait: an alert a person resolved is not raised again for the same wait.
+            if w.alert.is_some() || now.since(w.since()) < r.window_ms {
                 continue;
             }
             let waited = minutes(now.since(w.since()));
@@ -323,7 +345,7 @@ impl WaitingArea {
             };
             let subject = DelaySubject {
                 tenant,
-                location,
+                location: Some(location),
                 patient: Some(&w.patient),
                 provider: None,
                 resource: None,
@@ -353,8 +375,21 @@ impl WaitingArea {
         self.waiting.values_mut().filter_map(|w| w.alert.as_mut())
     }
 
+    pub fn alerts(&self) -> impl Iterator<Item = &Alert> {
+        self.waiting.values().filter_map(|w| w.alert.as_ref())
+    }
+
     pub fn waiting(&self) -> usize {
         self.waiting.len()
+    }
+
+    /// The longest current wait at `now`, in ms (0 with nobody waiting).
+    pub fn longest_wait(&self, now: Timestamp) -> i64 {
+        self.waiting
+            .values()
+            .map(|w| now.since(w.since()).max(0))
+            .max()
+            .unwrap_or(0)
     }
 }
 
@@ -372,6 +407,8 @@ struct Booked {
 pub struct ProviderDelays {
     booked: BTreeMap<String, Booked>,
     alert: Option<Alert>,
+    /// A person resolved the alert: not raised again until the average has cleared.
+    disarmed: bool,
 }
 
 impl ProviderDelays {
@@ -385,6 +422,8 @@ impl ProviderDelays {
                 dropped: false,
             });
         b.scheduled = scheduled;
+        // Booked again (a late arrival after a no-show, a rebooking): it counts again.
+        b.dropped = false;
     }
 
     pub fn started(&mut self, appointment: &str, at: Timestamp) {
@@ -438,7 +477,7 @@ impl ProviderDelays {
         &mut self,
         tenant: &str,
         provider: &str,
-        location: &str,
+        location: Option<&str>,
         now: Timestamp,
         s: &Settings,
     ) -> Option<Alert> {
@@ -446,8 +485,13 @@ impl ProviderDelays {
         let (sum, related) = self.delays(now, s);
         let count = related.len().max(1) as i64;
         let avg = sum / count;
+        let cleared = sum <= r.clear_below_ms * count;
+        if self.disarmed {
+            self.disarmed = !cleared;
+            return None;
+        }
         if self.alert.as_ref().is_some_and(Alert::is_active) {
-            if sum > r.clear_below_ms * count {
+            if !cleared {
                 return None;
             }
             let reason = format!(
@@ -507,7 +551,7 @@ impl ProviderDelays {
             .iter()
             .filter(|(id, _)| self.booked[*id].started.is_none())
             .count() as i64;
-        let alerting = self.alert.as_ref().is_some_and(Alert::is_active);
+        let alerting = self.alert.as_ref().is_some_and(Alert::is_active) || self.disarmed;
         let crossing = (growing > 0 && r.enabled && !alerting).then(|| {
             // Sum of delays must exceed window * count: it grows by `growing` ms per ms.
             let sum: i64 = counted.iter().map(|(_, d)| d).sum();
@@ -518,8 +562,17 @@ impl ProviderDelays {
         [next_due, crossing].into_iter().flatten().min()
     }
 
+    pub fn alert(&self) -> Option<&Alert> {
+        self.alert.as_ref()
+    }
+
     pub fn alert_mut(&mut self) -> Option<&mut Alert> {
         self.alert.as_mut()
+    }
+
+    /// A person resolved the alert: it is not raised again until the average has cleared.
+    pub fn resolved_by_person(&mut self) {
+        self.disarmed = true;
     }
 }
 
@@ -530,6 +583,8 @@ pub struct Occupancy {
     pub appointment: Option<String>,
     pub expected_free_at: Option<Timestamp>,
     alert: Option<Alert>,
+    /// A person resolved the overrun: not raised again until the resource is freed.
+    disarmed: bool,
 }
 
 impl Default for Occupancy {
@@ -540,6 +595,7 @@ impl Default for Occupancy {
             appointment: None,
             expected_free_at: None,
             alert: None,
+            disarmed: false,
         }
     }
 }
@@ -554,12 +610,15 @@ impl Occupancy {
         expected_free_at: Option<Timestamp>,
         at: Timestamp,
     ) -> Option<Alert> {
+        let same_visit = appointment == self.appointment;
         self.status = status;
         self.appointment = appointment;
         self.expected_free_at = expected_free_at;
         if status == ResourceStatus::Occupied {
+            self.disarmed &= same_visit;
             return None;
         }
+        self.disarmed = false;
         clear(&mut self.alert, at, "resource freed".into())
     }
 
@@ -577,7 +636,7 @@ impl Occupancy {
         &mut self,
         tenant: &str,
         resource: &str,
-        location: &str,
+        location: Option<&str>,
         now: Timestamp,
         s: &Settings,
     ) -> Option<Alert> {
@@ -585,6 +644,7 @@ impl Occupancy {
         let free = self.expected_free_at?;
         if !r.enabled
             || self.status != ResourceStatus::Occupied
+            || self.disarmed
             || self.alert.as_ref().is_some_and(Alert::is_active)
             || now.since(free) < r.window_ms
         {
@@ -623,15 +683,24 @@ impl Occupancy {
     }
 
     pub fn next_deadline(&self, s: &Settings) -> Option<Timestamp> {
-        let active = self.alert.as_ref().is_some_and(Alert::is_active);
+        let active = self.alert.as_ref().is_some_and(Alert::is_active) || self.disarmed;
         if !s.overrun.enabled || active || self.status != ResourceStatus::Occupied {
             return None;
         }
         Some(self.expected_free_at?.plus_millis(s.overrun.window_ms))
     }
 
+    pub fn alert(&self) -> Option<&Alert> {
+        self.alert.as_ref()
+    }
+
     pub fn alert_mut(&mut self) -> Option<&mut Alert> {
         self.alert.as_mut()
+    }
+
+    /// A person resolved the overrun: it is not raised again until the resource is freed.
+    pub fn resolved_by_person(&mut self) {
+        self.disarmed = true;
     }
 }
 
@@ -768,11 +837,14 @@ mod tests {
         let mut p = behind();
         // At 10:25 the delays are 30, 35 and 25: average exactly 30, not above it.
         assert_eq!(p.average(hm(10, 25), &s), Some(30 * MINUTE));
-        assert!(p.advance(T, "prov-77", "loc-1", hm(10, 25), &s).is_none());
+        assert!(
+            p.advance(T, "prov-77", Some("loc-1"), hm(10, 25), &s)
+                .is_none()
+        );
         // The due appointment's delay grows with the clock: one millisecond later it is above.
         assert_eq!(p.next_deadline(hm(10, 25), &s), Some(at(10, 25, 0, 1)));
         let a = p
-            .advance(T, "prov-77", "loc-1", at(10, 25, 0, 1), &s)
+            .advance(T, "prov-77", Some("loc-1"), at(10, 25, 0, 1), &s)
             .unwrap();
         assert_eq!(a.rule, "delay.provider");
         assert_eq!(a.message, "Provider running >30m behind");
@@ -780,17 +852,25 @@ mod tests {
         assert_eq!(a.meta.avg_delay_minutes, Some(30.0));
         assert_eq!(a.related_appointments, ["a3", "a2", "a1"]);
         // Held while the average stays above 15 min.
-        assert!(p.advance(T, "prov-77", "loc-1", hm(10, 40), &s).is_none());
+        assert!(
+            p.advance(T, "prov-77", Some("loc-1"), hm(10, 40), &s)
+                .is_none()
+        );
         // a3 starts at 10:26; a4 (11:00) starts on time: delays 0, 26, 35 → 20.3, still held.
         p.started("a3", hm(10, 26));
         p.started("a4", hm(11, 0));
-        assert!(p.advance(T, "prov-77", "loc-1", hm(11, 1), &s).is_none());
+        assert!(
+            p.advance(T, "prov-77", Some("loc-1"), hm(11, 1), &s)
+                .is_none()
+        );
         // Two more on time: 0, 0, 0 → cleared (<= 15).
         for (id, h) in [("a5", 12), ("a6", 13)] {
             p.scheduled(id, hm(h, 0));
             p.started(id, hm(h, 0));
         }
-        let cleared = p.advance(T, "prov-77", "loc-1", hm(13, 1), &s).unwrap();
+        let cleared = p
+            .advance(T, "prov-77", Some("loc-1"), hm(13, 1), &s)
+            .unwrap();
         assert_eq!(cleared.state, AlertState::Resolved);
         assert!(cleared.transition.reason.contains("<= 15 min"));
     }
@@ -803,17 +883,26 @@ mod tests {
             p.scheduled(id, hm(9, m));
             p.started(id, hm(9, started));
         }
-        assert!(p.advance(T, "prov-1", "loc-1", hm(10, 0), &s).is_some());
+        assert!(
+            p.advance(T, "prov-1", Some("loc-1"), hm(10, 0), &s)
+                .is_some()
+        );
         // Three later appointments with delays 15, 15 and 16 min: average 15.33, held.
         for (id, h, late) in [("b1", 11, 15), ("b2", 12, 15), ("b3", 13, 16)] {
             p.scheduled(id, hm(h, 0));
             p.started(id, hm(h, late));
         }
-        assert!(p.advance(T, "prov-1", "loc-1", hm(13, 30), &s).is_none());
+        assert!(
+            p.advance(T, "prov-1", Some("loc-1"), hm(13, 30), &s)
+                .is_none()
+        );
         // b3 re-timed: it started at 13:15; 15, 15, 15 → cleared at exactly 15.
         let mut q = p.clone();
         q.booked.get_mut("b3").unwrap().started = Some(hm(13, 15));
-        assert!(q.advance(T, "prov-1", "loc-1", hm(13, 30), &s).is_some());
+        assert!(
+            q.advance(T, "prov-1", Some("loc-1"), hm(13, 30), &s)
+                .is_some()
+        );
     }
 
     #[test]
@@ -847,11 +936,11 @@ mod tests {
         assert_eq!(chair.delay_minutes(hm(10, 2)), 7);
         assert!(
             chair
-                .advance(T, "chair-12", "loc-1", at(10, 4, 59, 999), &s)
+                .advance(T, "chair-12", Some("loc-1"), at(10, 4, 59, 999), &s)
                 .is_none()
         );
         let a = chair
-            .advance(T, "chair-12", "loc-1", hm(10, 5), &s)
+            .advance(T, "chair-12", Some("loc-1"), hm(10, 5), &s)
             .unwrap();
         assert_eq!(a.rule, "delay.resource_overrun");
         assert_eq!(a.resource_id.as_deref(), Some("chair-12"));
@@ -860,7 +949,7 @@ mod tests {
         assert_eq!(chair.next_deadline(&s), None, "fired once");
         assert!(
             chair
-                .advance(T, "chair-12", "loc-1", hm(10, 30), &s)
+                .advance(T, "chair-12", Some("loc-1"), hm(10, 30), &s)
                 .is_none()
         );
         // A later expected time while still occupied does not clear it; freeing does.
@@ -908,16 +997,16 @@ enabled = false
         chair.update(ResourceStatus::Occupied, None, Some(hm(9, 55)), hm(9, 15));
         assert!(
             chair
-                .advance(T, "c1", "loc-infusion", hm(10, 5), infusion)
+                .advance(T, "c1", Some("loc-infusion"), hm(10, 5), infusion)
                 .is_none()
         );
         let a = chair
-            .advance(T, "c1", "loc-infusion", hm(10, 15), infusion)
+            .advance(T, "c1", Some("loc-infusion"), hm(10, 15), infusion)
             .unwrap();
         assert_eq!(a.explanation.profile, "infusion");
         assert!(
             behind()
-                .advance(T, "p", "loc-infusion", hm(11, 0), infusion)
+                .advance(T, "p", Some("loc-infusion"), hm(11, 0), infusion)
                 .is_none()
         );
     }

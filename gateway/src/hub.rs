@@ -13,8 +13,9 @@ use dashmap::DashMap;
 use serde::Serialize;
 use tokio::sync::broadcast;
 use vigil_config::{Config, Role};
+use vigil_engine::keeper::ResourceView;
 use vigil_engine::{
-    Alert, AlertCommand, AlertState, CommandError, CommandKind, Level, Page, PageState,
+    Alert, AlertCommand, AlertState, CommandError, CommandKind, Level, Owner, Page, PageState,
     PatientStatus, Timestamp, Vitals,
 };
 
@@ -63,6 +64,8 @@ pub struct AlertEntry {
     pub tenant: String,
     pub unit: Option<String>,
     pub patient: Option<String>,
+    /// The actor that keeps the alert: where commands go.
+    pub owner: Option<Owner>,
     pub level: Level,
     pub state: AlertState,
     pub version: u64,
@@ -133,6 +136,24 @@ struct PatientFrameJson<'a> {
     vitals: &'a Vitals,
 }
 
+/// The latest live state of one provider, chair or room, or waiting area: its `resource`
+/// frame, serialized once.
+#[derive(Debug)]
+pub struct ResourceFrame {
+    pub tenant: String,
+    pub unit: Option<String>,
+    /// `{kind}:{id}`: providers, resources and locations are keyed apart.
+    pub key: String,
+    pub json: String,
+}
+
+#[derive(Serialize)]
+struct ResourceFrameJson<'a> {
+    r#type: &'static str,
+    #[serde(flatten)]
+    view: &'a ResourceView,
+}
+
 /// Gateway counters.
 #[derive(Debug, Default)]
 pub struct GatewayMetrics {
@@ -143,6 +164,7 @@ pub struct GatewayMetrics {
     pub slow_client_closes: AtomicU64,
     pub alert_frames: AtomicU64,
     pub patient_frames: AtomicU64,
+    pub resource_frames: AtomicU64,
     pub page_frames: AtomicU64,
     pub commands_ok: AtomicU64,
     pub errors: DashMap<&'static str, u64>,
@@ -163,6 +185,9 @@ pub struct Hub {
     pub(crate) pages: DashMap<String, Arc<PageEntry>>,
     pub(crate) page_tx: broadcast::Sender<Arc<PageEntry>>,
     pub(crate) patient_tx: broadcast::Sender<Arc<PatientFrame>>,
+    /// The latest `resource` frame of each provider, resource and waiting area.
+    pub(crate) resources: DashMap<(String, String), Arc<ResourceFrame>>,
+    pub(crate) resource_tx: broadcast::Sender<Arc<ResourceFrame>>,
     pub(crate) commands: Arc<dyn CommandPort>,
     pub metrics: GatewayMetrics,
     pub(crate) ready: AtomicBool,
@@ -208,6 +233,8 @@ impl Hub {
             alert_tx: broadcast::channel(cap).0,
             patients: DashMap::new(),
             patient_tx: broadcast::channel(cap).0,
+            resources: DashMap::new(),
+            resource_tx: broadcast::channel(cap).0,
             pages: DashMap::new(),
             page_tx: broadcast::channel(cap).0,
             commands,
@@ -250,6 +277,7 @@ impl Hub {
             tenant: alert.tenant_id.clone(),
             unit: alert.unit_id.clone(),
             patient: alert.patient_id.clone(),
+            owner: alert.owner(),
             level: alert.level,
             state: alert.state,
             version: alert.version,
@@ -349,6 +377,35 @@ impl Hub {
         }
     }
 
+    /// Records a provider's, resource's or waiting area's latest state; connections coalesce
+    /// these (latest wins), like patient frames.
+    pub fn publish_resource(&self, view: &ResourceView) {
+        let key = format!(
+            "{}:{}",
+            serde_json::to_value(view.kind)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_string))
+                .unwrap_or_default(),
+            view.resource_id
+        );
+        let json = serde_json::to_string(&ResourceFrameJson {
+            r#type: "resource",
+            view,
+        })
+        .unwrap_or_default();
+        let frame = Arc::new(ResourceFrame {
+            tenant: view.tenant.clone(),
+            unit: view.unit_id.clone(),
+            key: key.clone(),
+            json,
+        });
+        self.resources
+            .insert((view.tenant.clone(), key), frame.clone());
+        if self.resource_tx.receiver_count() > 0 {
+            let _ = self.resource_tx.send(frame);
+        }
+    }
+
     /// Applies a person's command through the actor that owns the alert: the one path for the
     /// WebSocket and the HTTP mirror. An alert of another tenant or of a unit outside the
     /// token does not exist for the caller (`ALERT_NOT_FOUND`). `Receipt` and `Decline` name
@@ -409,10 +466,10 @@ impl Hub {
                 });
             }
         }
-        let patient = entry.patient.clone().ok_or_else(not_found)?;
+        let owner = entry.owner.clone().ok_or_else(not_found)?;
         let req = AlertCommand {
             tenant: entry.tenant.clone(),
-            patient_id: patient,
+            owner,
             alert_id,
             kind,
             page_id,
@@ -494,6 +551,7 @@ impl Hub {
             ("vigil_ws_slow_client_closes_total", &m.slow_client_closes),
             ("vigil_ws_alert_frames_total", &m.alert_frames),
             ("vigil_ws_patient_frames_total", &m.patient_frames),
+            ("vigil_ws_resource_frames_total", &m.resource_frames),
             ("vigil_ws_page_frames_total", &m.page_frames),
             ("vigil_commands_ok_total", &m.commands_ok),
         ];

@@ -22,7 +22,7 @@ use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use vigil_engine::{CommandKind, Level};
 
-use crate::hub::{AlertEntry, Hub, PageEntry, PatientFrame, Principal};
+use crate::hub::{AlertEntry, Hub, PageEntry, PatientFrame, Principal, ResourceFrame};
 
 /// A write that takes longer than this means the client is not reading.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
@@ -84,6 +84,7 @@ struct PageMsg {
 struct Subscription {
     alerts: bool,
     patients: bool,
+    resources: bool,
     pages: bool,
     /// Empty: every unit of the tenant (only for tokens without units).
     units: Vec<String>,
@@ -104,6 +105,9 @@ impl Subscription {
             && self.unit_ok(e.unit.as_deref())
             && self.patient_ok(e.patient.as_deref())
             && e.level >= self.min_level
+    }
+    fn resource_frame_ok(&self, principal: &Principal, f: &ResourceFrame) -> bool {
+        f.tenant == principal.tenant && self.unit_ok(f.unit.as_deref())
     }
     fn patient_frame_ok(&self, principal: &Principal, f: &PatientFrame) -> bool {
         *f.state.tenant == *principal.tenant
@@ -146,12 +150,14 @@ struct Session {
     sub: Option<Subscription>,
     alerts: Option<broadcast::Receiver<Arc<AlertEntry>>>,
     patients: Option<broadcast::Receiver<Arc<PatientFrame>>>,
+    resources: Option<broadcast::Receiver<Arc<ResourceFrame>>>,
     pages: Option<broadcast::Receiver<Arc<PageEntry>>>,
     /// Page sends (id, attempt) already written to this connection.
     pages_sent: HashMap<String, u32>,
     /// Versions sent in the snapshot: older broadcast copies are skipped.
     snapshot_versions: HashMap<String, u64>,
     pending_patients: HashMap<Arc<str>, Arc<PatientFrame>>,
+    pending_resources: HashMap<String, Arc<ResourceFrame>>,
     tokens: f64,
     refilled: Instant,
 }
@@ -171,10 +177,12 @@ where
         sub: None,
         alerts: None,
         patients: None,
+        resources: None,
         pages: None,
         pages_sent: HashMap::new(),
         snapshot_versions: HashMap::new(),
         pending_patients: HashMap::new(),
+        pending_resources: HashMap::new(),
         tokens: RATE_BURST,
         refilled: Instant::now(),
     };
@@ -232,9 +240,16 @@ where
                 Err(RecvError::Lagged(_)) => s.resync_patients(),
                 Err(RecvError::Closed) => s.patients = None,
             },
-            _ = flush.tick(), if !s.pending_patients.is_empty() => {
+            r = recv_or_wait(&mut s.resources) => match r {
+                Ok(frame) => s.on_resource(frame),
+                Err(RecvError::Lagged(_)) => s.resync_resources(),
+                Err(RecvError::Closed) => s.resources = None,
+            },
+            _ = flush.tick(), if !s.pending_patients.is_empty() || !s.pending_resources.is_empty() => {
                 hub.metrics.patient_frames.fetch_add(s.pending_patients.len() as u64, Relaxed);
                 out.extend(s.pending_patients.drain().map(|(_, f)| f.json().to_string()));
+                hub.metrics.resource_frames.fetch_add(s.pending_resources.len() as u64, Relaxed);
+                out.extend(s.pending_resources.drain().map(|(_, f)| f.json.clone()));
             },
             _ = shutdown.changed() => break Some((CloseCode::Away, "gateway shutting down")),
         }
@@ -424,6 +439,7 @@ impl Session {
         let sub = Subscription {
             alerts: has("alerts"),
             patients: has("patients"),
+            resources: has("resources"),
             pages: has("pages"),
             units,
             patient_ids: req.patients,
@@ -444,6 +460,8 @@ impl Session {
         }
         self.patients = sub.patients.then(|| hub.patient_tx.subscribe());
         self.pending_patients.clear();
+        self.resources = sub.resources.then(|| hub.resource_tx.subscribe());
+        self.pending_resources.clear();
         // Pages: subscribe first, then send every page still waiting for a receipt.
         self.pages = sub.pages.then(|| hub.page_tx.subscribe());
         self.pages_sent.clear();
@@ -458,6 +476,30 @@ impl Session {
         }
         if self.patients.is_some() {
             self.resync_patients();
+        }
+        if self.resources.is_some() {
+            self.resync_resources();
+        }
+    }
+
+    fn on_resource(&mut self, f: Arc<ResourceFrame>) {
+        if let Some(sub) = &self.sub
+            && sub.resources
+            && sub.resource_frame_ok(&self.principal, &f)
+        {
+            self.pending_resources.insert(f.key.clone(), f);
+        }
+    }
+
+    /// Every resource's latest frame in scope: on subscribe (the front desk's starting
+    /// picture) and after lagging behind.
+    fn resync_resources(&mut self) {
+        let Some(sub) = &self.sub else { return };
+        for f in self.hub.resources.iter() {
+            if sub.resource_frame_ok(&self.principal, f.value()) {
+                self.pending_resources
+                    .insert(f.key.clone(), f.value().clone());
+            }
         }
     }
 

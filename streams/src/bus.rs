@@ -219,23 +219,33 @@ impl Bus {
         }
     }
 
-    /// An embedded bus whose `vitals.*` publishes are delivered to the engine.
+    /// An embedded bus whose `vitals.*`, `checkin.*` and `occupancy.*` publishes are delivered
+    /// to the engine.
     pub fn embedded(capacity: usize) -> Bus {
-        let (tx, rx) = mpsc::channel(capacity);
+        let inbound = INBOUND.map(|(stream, prefix)| {
+            let (tx, rx) = mpsc::channel(capacity);
+            EmbeddedInbound {
+                stream,
+                prefix,
+                tx,
+                rx: Mutex::new(Some(rx)),
+            }
+        });
         Bus::Embedded(EmbeddedBus {
-            vitals_tx: tx,
-            vitals_rx: Arc::new(Mutex::new(Some(rx))),
+            inbound: Arc::new(inbound),
             alerts: Arc::default(),
             kept: Arc::default(),
         })
     }
 
-    /// Binds the durable pull consumer on `VITALS` (ack-all) and returns its deliveries.
+    /// Binds the durable pull consumer on an inbound `stream` (ack-all) and returns its
+    /// deliveries.
     ///
     /// # Errors
     /// [`BusError::Consumer`] when the consumer cannot be created or started.
-    pub async fn consume_vitals(
+    pub async fn consume(
         &self,
+        stream_name: &'static str,
         cfg: &NatsConfig,
     ) -> Result<std::pin::Pin<Box<dyn Stream<Item = Delivery> + Send>>, BusError> {
         match self {
@@ -245,7 +255,7 @@ impl Bus {
                     reason: e,
                 };
                 let stream =
-                    b.js.get_stream("VITALS")
+                    b.js.get_stream(stream_name)
                         .await
                         .map_err(|e| err(e.to_string()))?;
                 let window = (cfg.batch * cfg.max_inflight_batches * 2).max(1024);
@@ -268,11 +278,11 @@ impl Bus {
                     .messages()
                     .await
                     .map_err(|e| err(e.to_string()))?;
-                Ok(Box::pin(messages.filter_map(|m| async move {
+                Ok(Box::pin(messages.filter_map(move |m| async move {
                     match m {
                         Ok(m) => Some(Delivery::JetStream(Box::new(m))),
                         Err(e) => {
-                            tracing::warn!(error = %e, "VITALS consumer hiccup; the client retries");
+                            tracing::warn!(stream = stream_name, error = %e, "consumer hiccup; the client retries");
                             None
                         }
                     }
@@ -280,11 +290,11 @@ impl Bus {
             }
             Bus::Embedded(b) => {
                 let rx = b
-                    .vitals_rx
-                    .lock()
-                    .ok()
-                    .and_then(|mut g| g.take())
-                    .ok_or_else(|| BusError::Closed("vitals (already consumed)".into()))?;
+                    .inbound
+                    .iter()
+                    .find(|i| i.stream == stream_name)
+                    .and_then(|i| i.rx.lock().ok()?.take())
+                    .ok_or_else(|| BusError::Closed(format!("{stream_name} (already consumed)")))?;
                 Ok(Box::pin(tokio_stream_from(rx)))
             }
         }
@@ -565,13 +575,28 @@ fn tokio_stream_from(mut rx: mpsc::Receiver<Delivery>) -> impl Stream<Item = Del
     futures::stream::poll_fn(move |cx| rx.poll_recv(cx))
 }
 
-/// The embedded bus: `vitals.*` goes to the engine through a bounded channel (publishers wait when
-/// it is full). Alert transitions are kept in memory per subject (the demo's audit trail, up to
-/// [`EMBEDDED_ALERT_MESSAGES`] messages); dead letters are accepted and not kept.
+/// The consumed streams and their subject prefixes.
+const INBOUND: [(&str, &str); 3] = [
+    ("VITALS", "vitals."),
+    ("CHECKINS", "checkin."),
+    ("OCCUPANCY", "occupancy."),
+];
+
+/// One consumed stream of the embedded bus: a bounded channel to the engine.
+struct EmbeddedInbound {
+    stream: &'static str,
+    prefix: &'static str,
+    tx: mpsc::Sender<Delivery>,
+    rx: Mutex<Option<mpsc::Receiver<Delivery>>>,
+}
+
+/// The embedded bus: `vitals.*`, `checkin.*` and `occupancy.*` go to the engine through
+/// bounded channels (publishers wait when one is full). Alert transitions are kept in memory
+/// per subject (the demo's audit trail, up to [`EMBEDDED_ALERT_MESSAGES`] messages); dead
+/// letters and flow updates are accepted and not kept.
 #[derive(Clone)]
 pub struct EmbeddedBus {
-    vitals_tx: mpsc::Sender<Delivery>,
-    vitals_rx: Arc<Mutex<Option<mpsc::Receiver<Delivery>>>>,
+    inbound: Arc<[EmbeddedInbound; 3]>,
     alerts: Arc<Mutex<std::collections::HashMap<String, Vec<Bytes>>>>,
     kept: Arc<std::sync::atomic::AtomicUsize>,
 }
@@ -586,7 +611,7 @@ impl EmbeddedBus {
         headers: Vec<(&'static str, String)>,
         payload: Bytes,
     ) -> Result<(), BusError> {
-        if subject.starts_with("vitals.") {
+        if let Some(inbound) = self.inbound.iter().find(|i| subject.starts_with(i.prefix)) {
             let content_type = headers
                 .into_iter()
                 .find(|(k, _)| k.eq_ignore_ascii_case("Content-Type"))
@@ -596,8 +621,8 @@ impl EmbeddedBus {
                 payload,
                 content_type,
             };
-            return self
-                .vitals_tx
+            return inbound
+                .tx
                 .send(d)
                 .await
                 .map_err(|e| BusError::Closed(e.0.subject().to_string()));

@@ -38,10 +38,14 @@ pub enum RejectCode {
     SubjectMismatch,
     /// A practice status outside the contract's list.
     UnknownStatus,
+    /// A status change or check-in the appointment's current status does not allow.
+    InvalidTransition,
+    /// A status change held for an appointment whose schedule never came.
+    AppointmentUnknown,
 }
 
 impl RejectCode {
-    pub const ALL: [RejectCode; 17] = [
+    pub const ALL: [RejectCode; 19] = [
         RejectCode::PayloadTooLarge,
         RejectCode::UnsupportedContentType,
         RejectCode::DecodeFailed,
@@ -59,6 +63,8 @@ impl RejectCode {
         RejectCode::LabOutOfRange,
         RejectCode::SubjectMismatch,
         RejectCode::UnknownStatus,
+        RejectCode::InvalidTransition,
+        RejectCode::AppointmentUnknown,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -80,6 +86,8 @@ impl RejectCode {
             RejectCode::LabOutOfRange => "LAB_OUT_OF_RANGE",
             RejectCode::SubjectMismatch => "SUBJECT_MISMATCH",
             RejectCode::UnknownStatus => "UNKNOWN_STATUS",
+            RejectCode::InvalidTransition => "INVALID_TRANSITION",
+            RejectCode::AppointmentUnknown => "APPOINTMENT_UNKNOWN",
         }
     }
 }
@@ -97,7 +105,7 @@ impl fmt::Display for Rejection {
     }
 }
 
-pub(crate) fn reject(code: RejectCode, message: impl Into<String>) -> Rejection {
+pub fn reject(code: RejectCode, message: impl Into<String>) -> Rejection {
     Rejection {
         code,
         message: message.into(),

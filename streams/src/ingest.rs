@@ -1,4 +1,6 @@
-//! The `VITALS` ingest loop: pull, decode, validate, dedupe, dead-letter, hand off, acknowledge.
+//! The ingest loop of each consumed stream (`VITALS`, `CHECKINS`, `OCCUPANCY`): pull, decode,
+//! validate, dedupe, dead-letter, hand off, acknowledge. One loop, generic over the stream's
+//! decoding ([`Inbound`]) and over where its events go ([`EventSink`]).
 //!
 //! Ack strategy (docs/ingest.md): the consumer is durable with ack policy *all*. Messages are
 //! taken in batches of what is ready (up to `nats.batch`). Each batch has a receipt; every event
@@ -23,28 +25,100 @@ use vigil_engine::Timestamp;
 
 use crate::bus::Delivery;
 use crate::dedupe::Dedupe;
-use crate::envelope::{Encoding, VitalsEvent, decode_vitals};
-use crate::metrics::{IngestMetrics, type_index};
+use crate::envelope::{Encoding, Rejection, VitalsEvent, decode_vitals};
+use crate::metrics::{IngestMetrics, stream_index, type_index};
 use crate::outbox::Outbox;
 use crate::output::dead_letter;
+use crate::practice::{PracticeEvent, decode_practice};
 use crate::receipt::{Receipt, batch_receipt};
+
+/// A consumed stream: its name and how its messages decode.
+pub trait Inbound: Send + Sync + 'static {
+    type Event: Send + 'static;
+    /// The stream's name (`VITALS`): DLQ subject, metrics label.
+    const STREAM: &'static str;
+    /// Decodes and validates one message; `now` is the engine clock for the skew check.
+    ///
+    /// # Errors
+    /// The [`Rejection`] that goes to the DLQ.
+    fn decode(
+        subject: &str,
+        payload: &[u8],
+        encoding: Encoding,
+        now: Timestamp,
+    ) -> Result<Self::Event, Rejection>;
+    /// `(tenantId, eventId, eventType)`: the dedupe key and the metrics label.
+    fn key(event: &Self::Event) -> (&str, &str, &'static str);
+}
+
+/// `VITALS`: vitals and labs.
+pub struct Vitals;
+
+impl Inbound for Vitals {
+    type Event = VitalsEvent;
+    const STREAM: &'static str = "VITALS";
+
+    fn decode(s: &str, p: &[u8], e: Encoding, now: Timestamp) -> Result<VitalsEvent, Rejection> {
+        decode_vitals(s, p, e, now)
+    }
+
+    fn key(event: &VitalsEvent) -> (&str, &str, &'static str) {
+        let meta = event.meta();
+        (&meta.tenant_id, &meta.event_id, event.event_type())
+    }
+}
+
+/// `CHECKINS`: appointments, check-ins and status changes.
+pub struct Checkins;
+
+/// `OCCUPANCY`: chair and room occupancy, provider status.
+pub struct Occupancy;
+
+macro_rules! practice_inbound {
+    ($t:ty, $name:literal) => {
+        impl Inbound for $t {
+            type Event = PracticeEvent;
+            const STREAM: &'static str = $name;
+
+            fn decode(
+                s: &str,
+                p: &[u8],
+                e: Encoding,
+                now: Timestamp,
+            ) -> Result<PracticeEvent, Rejection> {
+                decode_practice($name, s, p, e, now)
+            }
+
+            fn key(event: &PracticeEvent) -> (&str, &str, &'static str) {
+                (
+                    &event.meta.tenant_id,
+                    &event.meta.event_id,
+                    event.event_type(),
+                )
+            }
+        }
+    };
+}
+
+practice_inbound!(Checkins, "CHECKINS");
+practice_inbound!(Occupancy, "OCCUPANCY");
 
 /// Chunks being decoded ahead of the one being handed off.
 const DECODE_AHEAD: usize = 4;
 
 /// A chunk with each message decoded (or rejected), ready to be applied in order.
-struct Decoded {
+struct Decoded<E> {
     chunk: Vec<Delivery>,
-    results: Vec<Result<VitalsEvent, crate::envelope::Rejection>>,
+    results: Vec<Result<E, Rejection>>,
     permit: OwnedSemaphorePermit,
     started: Instant,
 }
 
-fn decode_chunk(
+fn decode_chunk<I: Inbound>(
     chunk: Vec<Delivery>,
     permit: OwnedSemaphorePermit,
     metrics: &IngestMetrics,
-) -> Decoded {
+) -> Decoded<I::Event> {
     let started = Instant::now();
     let now = wall_clock();
     let results = chunk
@@ -52,9 +126,9 @@ fn decode_chunk(
         .map(|d| {
             let t0 = Instant::now();
             let r = Encoding::from_content_type(d.content_type())
-                .and_then(|enc| decode_vitals(d.subject(), d.payload(), enc, now));
+                .and_then(|enc| I::decode(d.subject(), d.payload(), enc, now));
             if let Ok(event) = &r {
-                let i = type_index(event.event_type());
+                let i = type_index(I::key(event).2);
                 metrics.decode_ns[i].fetch_add(t0.elapsed().as_nanos() as u64, Relaxed);
             }
             r
@@ -70,10 +144,10 @@ fn decode_chunk(
 
 /// Dedupes, dead-letters and hands off one decoded chunk, then queues its acknowledgement.
 /// Returns `false` when the acknowledger has stopped.
-async fn apply<S: EventSink>(
-    decoded: Decoded,
+async fn apply<I: Inbound, S: EventSink<Event = I::Event>>(
+    decoded: Decoded<I::Event>,
     dedupe: &mut Dedupe,
-    sink: &S,
+    sink: &mut S,
     outbox: &Outbox,
     metrics: &IngestMetrics,
     ack_tx: &mpsc::Sender<InFlight>,
@@ -85,36 +159,28 @@ async fn apply<S: EventSink>(
         started,
     } = decoded;
     let (receipt, done) = batch_receipt();
-    let mut events = Vec::with_capacity(chunk.len());
     for (d, result) in chunk.iter().zip(results) {
-        match result {
-            Ok(event) => {
-                let i = type_index(event.event_type());
-                let meta = event.meta();
-                if dedupe.first_time(&meta.tenant_id, &meta.event_id) {
-                    metrics.events[i].fetch_add(1, Relaxed);
-                    events.push(event);
-                } else {
-                    metrics.duplicates.fetch_add(1, Relaxed);
-                }
+        let result = result.and_then(|event| {
+            let (tenant, event_id, event_type) = I::key(&event);
+            if !dedupe.first_time(tenant, event_id) {
+                metrics.duplicates.fetch_add(1, Relaxed);
+                return Ok(());
             }
-            Err(rejection) => {
-                metrics.dead_letter(rejection.code);
-                tracing::debug!(subject = %d.subject(), code = rejection.code.as_str(), "dead-lettered");
-                outbox
-                    .send(dead_letter("VITALS", d, &rejection, receipt.clone()))
-                    .await;
-            }
+            metrics.events[type_index(event_type)].fetch_add(1, Relaxed);
+            sink.accept(event, d)
+        });
+        if let Err(rejection) = result {
+            metrics.dead_letter(rejection.code);
+            tracing::debug!(subject = %d.subject(), code = rejection.code.as_str(), "dead-lettered");
+            outbox
+                .send(dead_letter(I::STREAM, d, &rejection, receipt.clone()))
+                .await;
         }
     }
     if let Some(last) = chunk.last() {
-        metrics.consumer_lag.store(last.pending(), Relaxed);
+        metrics.consumer_lag[stream_index(I::STREAM)].store(last.pending(), Relaxed);
     }
-    if events.is_empty() {
-        drop(receipt);
-    } else {
-        sink.dispatch(events, receipt).await;
-    }
+    sink.dispatch(receipt).await;
     match chunk.pop() {
         Some(last) => ack_tx
             .send(InFlight {
@@ -143,14 +209,19 @@ struct InFlight {
 /// Acknowledgements are sent at most this often (each one acknowledges everything before it).
 const ACK_INTERVAL: std::time::Duration = std::time::Duration::from_millis(1);
 
-/// Where decoded events go (the patient actors). `dispatch` returns once the batch is accepted;
-/// it waits while the actors' queues are full.
-pub trait EventSink: Send + Sync + 'static {
-    fn dispatch(
-        &self,
-        events: Vec<VitalsEvent>,
-        receipt: Receipt,
-    ) -> impl Future<Output = ()> + Send;
+/// Where decoded events go (the actors). The loop calls `accept` for each new event in stream
+/// order, then `dispatch` once per chunk.
+pub trait EventSink: Send + 'static {
+    type Event;
+    /// Takes one new (deduplicated) event. A refusal (e.g. `INVALID_TRANSITION`) is
+    /// dead-lettered with `origin`'s bytes; nothing else changes.
+    ///
+    /// # Errors
+    /// The [`Rejection`] for the DLQ.
+    fn accept(&mut self, event: Self::Event, origin: &Delivery) -> Result<(), Rejection>;
+    /// Hands on everything accepted since the last call; `receipt` is held until all of it is
+    /// applied and its outputs stored. Returns once accepted, waiting while queues are full.
+    fn dispatch(&mut self, receipt: Receipt) -> impl Future<Output = ()> + Send;
 }
 
 /// The engine's wall clock, for the clock-skew check.
@@ -164,9 +235,9 @@ pub fn wall_clock() -> Timestamp {
 
 /// Runs until `inbound` ends or `shutdown` resolves, then finishes every batch in flight and
 /// acknowledges it before returning.
-pub async fn run_vitals<S: EventSink>(
+pub async fn run<I: Inbound, S: EventSink<Event = I::Event>>(
     inbound: Pin<Box<dyn Stream<Item = Delivery> + Send>>,
-    sink: S,
+    mut sink: S,
     outbox: Outbox,
     metrics: Arc<IngestMetrics>,
     cfg: &NatsConfig,
@@ -237,10 +308,10 @@ pub async fn run_vitals<S: EventSink>(
                 let Ok(Ok(decoded)) = decoded else {
                     // Skipping the chunk would let the next ack-all acknowledge it unapplied:
                     // stop consuming instead; NATS redelivers everything not yet acknowledged.
-                    tracing::error!("a decode task failed; ingest stops, unacknowledged events are redelivered");
+                    tracing::error!(stream = I::STREAM, "a decode task failed; ingest stops, unacknowledged events are redelivered");
                     break;
                 };
-                if !apply(decoded, &mut dedupe, &sink, &outbox, &metrics, &ack_tx).await {
+                if !apply::<I, S>(decoded, &mut dedupe, &mut sink, &outbox, &metrics, &ack_tx).await {
                     break;
                 }
             }
@@ -251,7 +322,7 @@ pub async fn run_vitals<S: EventSink>(
                     decoding.push_back(tokio::spawn(async move {
                         // Taken here, not in the loop, so the loop never blocks on the window.
                         let permit = permits.acquire_many_owned(chunk.len() as u32).await?;
-                        Ok::<_, tokio::sync::AcquireError>(decode_chunk(chunk, permit, &metrics))
+                        Ok::<_, tokio::sync::AcquireError>(decode_chunk::<I>(chunk, permit, &metrics))
                     }));
                 }
                 None => open = false,

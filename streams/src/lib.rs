@@ -17,7 +17,8 @@ pub mod receipt;
 
 pub use bus::{Bus, BusError, Delivery};
 pub use envelope::{Encoding, EventMeta, RejectCode, Rejection, VitalsEvent, decode_vitals};
-pub use ingest::{EventSink, run_vitals, wall_clock};
+pub use ingest::{Checkins, EventSink, Inbound, Occupancy, Vitals, run as run_ingest, wall_clock};
 pub use metrics::IngestMetrics;
 pub use outbox::{OutMessage, Outbox};
+pub use practice::{PracticeEvent, PracticeMeta, decode_practice};
 pub use receipt::{Receipt, batch_receipt};

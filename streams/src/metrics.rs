@@ -7,14 +7,21 @@ use crate::envelope::RejectCode;
 
 #[derive(Debug, Default)]
 pub struct IngestMetrics {
-    /// Accepted events: [vitals.observation.v1, lab.result.v1].
-    pub events: [AtomicU64; 2],
+    /// Accepted events, by [`INBOUND_TYPES`] index.
+    pub events: [AtomicU64; INBOUND_TYPES.len()],
     /// Nanoseconds spent decoding and validating, by the same index.
-    pub decode_ns: [AtomicU64; 2],
+    pub decode_ns: [AtomicU64; INBOUND_TYPES.len()],
     pub duplicates: AtomicU64,
     pub dead_letters: [AtomicU64; RejectCode::ALL.len()],
-    /// Messages pending for the consumer, as of the latest delivery.
-    pub consumer_lag: AtomicU64,
+    /// Messages pending for each consumer, as of its latest delivery, by [`INBOUND_STREAMS`].
+    pub consumer_lag: [AtomicU64; INBOUND_STREAMS.len()],
+    /// Practice events waiting for their appointment's schedule (gauge).
+    pub practice_held: AtomicU64,
+    /// Held practice events applied as an unscheduled appointment, or dead-lettered, because
+    /// no schedule came in time.
+    pub practice_unscheduled: AtomicU64,
+    /// `patient.flow.update.v1` messages published.
+    pub flow_updates: AtomicU64,
     pub batches_acked: AtomicU64,
     pub ack_failures: AtomicU64,
     /// Sum and count of batch hand-off to fully-applied-and-published, in microseconds.
@@ -66,8 +73,32 @@ impl DelayHistogram {
     }
 }
 
+/// The inbound event types, in the order of the per-type counters.
+pub const INBOUND_TYPES: [&str; 7] = [
+    crate::envelope::VITALS_OBSERVATION,
+    crate::envelope::LAB_RESULT,
+    "appointment.scheduled.v1",
+    "patient.checkin.v1",
+    "appointment.status.changed.v1",
+    "provider.status.update.v1",
+    "resource.occupancy.update.v1",
+];
+
+/// The consumed streams, in the order of the per-stream counters.
+pub const INBOUND_STREAMS: [&str; 3] = ["VITALS", "CHECKINS", "OCCUPANCY"];
+
 pub(crate) fn type_index(event_type: &str) -> usize {
-    usize::from(event_type != crate::envelope::VITALS_OBSERVATION)
+    INBOUND_TYPES
+        .iter()
+        .position(|t| *t == event_type)
+        .unwrap_or(0)
+}
+
+pub(crate) fn stream_index(stream: &str) -> usize {
+    INBOUND_STREAMS
+        .iter()
+        .position(|s| *s == stream)
+        .unwrap_or(0)
 }
 
 impl IngestMetrics {
@@ -79,10 +110,7 @@ impl IngestMetrics {
 
     /// Appends the Prometheus text exposition of every counter.
     pub fn render(&self, out: &mut String) {
-        let types = [
-            crate::envelope::VITALS_OBSERVATION,
-            crate::envelope::LAB_RESULT,
-        ];
+        let types = INBOUND_TYPES;
         let _ = writeln!(out, "# TYPE vigil_events_ingested_total counter");
         for (i, t) in types.iter().enumerate() {
             let _ = writeln!(
@@ -115,10 +143,30 @@ impl IngestMetrics {
             );
         }
         let _ = writeln!(out, "# TYPE vigil_consumer_lag gauge");
+        for (i, s) in INBOUND_STREAMS.iter().enumerate() {
+            let _ = writeln!(
+                out,
+                "vigil_consumer_lag{{stream=\"{s}\"}} {}",
+                self.consumer_lag[i].load(Relaxed)
+            );
+        }
+        let _ = writeln!(out, "# TYPE vigil_practice_held gauge");
         let _ = writeln!(
             out,
-            "vigil_consumer_lag{{stream=\"VITALS\"}} {}",
-            self.consumer_lag.load(Relaxed)
+            "vigil_practice_held {}",
+            self.practice_held.load(Relaxed)
+        );
+        let _ = writeln!(out, "# TYPE vigil_practice_unscheduled_total counter");
+        let _ = writeln!(
+            out,
+            "vigil_practice_unscheduled_total {}",
+            self.practice_unscheduled.load(Relaxed)
+        );
+        let _ = writeln!(out, "# TYPE vigil_flow_updates_total counter");
+        let _ = writeln!(
+            out,
+            "vigil_flow_updates_total {}",
+            self.flow_updates.load(Relaxed)
         );
         let _ = writeln!(out, "# TYPE vigil_batches_acked_total counter");
         let _ = writeln!(

@@ -1,9 +1,11 @@
 //! Outbound messages: alert transitions as `orchestration.alert.v1` envelopes on
-//! `alerts.{tenantId}.{alertId}`, and dead letters on `dlq.{sourceStream}`.
+//! `alerts.{tenantId}.{alertId}`, flow updates on `flow.{tenantId}.{patientId}`, and dead
+//! letters on `dlq.{sourceStream}`.
 
 use bytes::Bytes;
 use serde::Serialize;
 use vigil_engine::Alert;
+use vigil_engine::appointment::FlowUpdate;
 
 use crate::bus::Delivery;
 use crate::envelope::Rejection;
@@ -19,6 +21,8 @@ struct Envelope<'a, T> {
     occurred_at: String,
     producer: &'static str,
     tenant_id: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    correlation_id: Option<&'a str>,
     data: &'a T,
 }
 
@@ -33,6 +37,7 @@ pub fn alert_message(alert: &Alert, receipt: Option<Receipt>) -> OutMessage {
         occurred_at: alert.transition.at.to_string(),
         producer: "vigil",
         tenant_id: &alert.tenant_id,
+        correlation_id: None,
         data: alert,
     };
     let payload = serde_json::to_vec(&envelope).unwrap_or_default();
@@ -56,6 +61,28 @@ fn header_text(s: &str) -> String {
         .collect()
 }
 
+/// A message as it was stored, kept past its acknowledgement: what a dead letter needs of
+/// it (practice events held for their schedule are dead-lettered later, if at all).
+#[derive(Debug, Clone)]
+pub struct Stored {
+    pub subject: String,
+    pub payload: Bytes,
+    pub content_type: Option<String>,
+    /// Sequence in the source stream (0 on the embedded bus).
+    pub seq: u64,
+}
+
+impl Stored {
+    pub fn of(d: &Delivery) -> Self {
+        Self {
+            subject: d.subject().to_string(),
+            payload: d.payload().clone(),
+            content_type: d.content_type().map(str::to_string),
+            seq: d.stream_seq(),
+        }
+    }
+}
+
 /// The DLQ entry for a rejected delivery: its original bytes with the error headers.
 pub fn dead_letter(
     source_stream: &str,
@@ -63,14 +90,24 @@ pub fn dead_letter(
     rejection: &Rejection,
     receipt: Receipt,
 ) -> OutMessage {
-    let seq = d.stream_seq();
+    dead_letter_stored(source_stream, &Stored::of(d), rejection, Some(receipt))
+}
+
+/// The DLQ entry for a stored message.
+pub fn dead_letter_stored(
+    source_stream: &str,
+    d: &Stored,
+    rejection: &Rejection,
+    receipt: Option<Receipt>,
+) -> OutMessage {
+    let seq = d.seq;
     let mut headers = vec![
         ("Vigil-Error-Code", rejection.code.as_str().to_string()),
         ("Vigil-Error", header_text(&rejection.message)),
-        ("Vigil-Source-Subject", header_text(d.subject())),
+        ("Vigil-Source-Subject", header_text(&d.subject)),
         ("Vigil-Source-Seq", seq.to_string()),
     ];
-    if let Some(ct) = d.content_type() {
+    if let Some(ct) = &d.content_type {
         headers.push(("Content-Type", header_text(ct)));
     }
     if seq > 0 {
@@ -79,8 +116,42 @@ pub fn dead_letter(
     OutMessage {
         subject: format!("dlq.{source_stream}"),
         headers,
-        payload: d.payload().clone(),
-        receipt: Some(receipt),
+        payload: d.payload.clone(),
+        receipt,
         ordered: false,
+    }
+}
+
+/// `patient.flow.update.v1` on `flow.{tenantId}.{patientId}`, caused by the inbound event
+/// `source_event_id`: its `eventId` is `flow-{source}` (one flow update per inbound event at
+/// most), also the `Nats-Msg-Id`, so a redelivered source publishes it once.
+pub fn flow_message(
+    tenant: &str,
+    flow: &FlowUpdate,
+    source_event_id: &str,
+    correlation_id: Option<&str>,
+    receipt: Option<Receipt>,
+) -> OutMessage {
+    let event_id = format!("flow-{source_event_id}");
+    let envelope = Envelope {
+        event_id: event_id.clone(),
+        event_type: "patient.flow.update.v1",
+        event_version: "1",
+        occurred_at: flow.stage_entered_at.to_string(),
+        producer: "vigil",
+        tenant_id: tenant,
+        correlation_id,
+        data: flow,
+    };
+    let payload = serde_json::to_vec(&envelope).unwrap_or_default();
+    OutMessage {
+        subject: format!("flow.{tenant}.{}", flow.patient_id),
+        headers: vec![
+            ("Nats-Msg-Id", format!("{tenant}-{event_id}")),
+            ("Content-Type", "application/json".into()),
+        ],
+        payload: Bytes::from(payload),
+        receipt,
+        ordered: true,
     }
 }

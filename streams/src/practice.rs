@@ -6,6 +6,9 @@
 use std::borrow::Cow;
 
 use serde::Deserialize;
+use vigil_engine::appointment::{
+    Booking, CheckIn, OccupancyUpdate, PracticeChange, ProviderUpdate, StatusChange,
+};
 use vigil_engine::practice::{AppointmentStatus, ProviderStatus, ResourceStatus};
 use vigil_engine::{Timestamp, from_wire_name};
 
@@ -23,64 +26,20 @@ pub struct PracticeMeta {
     pub correlation_id: Option<String>,
 }
 
-/// A validated practice event.
+/// A validated practice event: envelope fields and the engine's view of its data.
 #[derive(Debug, Clone, PartialEq)]
-pub enum PracticeEvent {
-    Scheduled {
-        meta: PracticeMeta,
-        appointment: String,
-        patient: String,
-        provider: String,
-        location: String,
-        resource: Option<String>,
-        start: Timestamp,
-        duration_minutes: u32,
-    },
-    CheckIn {
-        meta: PracticeMeta,
-        appointment: String,
-        patient: String,
-        location: String,
-        at: Timestamp,
-        method: Option<String>,
-        notes: Option<String>,
-    },
-    StatusChanged {
-        meta: PracticeMeta,
-        appointment: String,
-        previous: AppointmentStatus,
-        status: AppointmentStatus,
-        at: Timestamp,
-        actor: Option<String>,
-        reason: Option<String>,
-    },
-    Provider {
-        meta: PracticeMeta,
-        provider: String,
-        status: ProviderStatus,
-        at: Timestamp,
-        location: Option<String>,
-        note: Option<String>,
-    },
-    Occupancy {
-        meta: PracticeMeta,
-        resource: String,
-        status: ResourceStatus,
-        appointment: Option<String>,
-        expected_free_at: Option<Timestamp>,
-        location: Option<String>,
-    },
+pub struct PracticeEvent {
+    pub meta: PracticeMeta,
+    pub change: PracticeChange,
 }
 
 impl PracticeEvent {
     pub fn meta(&self) -> &PracticeMeta {
-        match self {
-            PracticeEvent::Scheduled { meta, .. }
-            | PracticeEvent::CheckIn { meta, .. }
-            | PracticeEvent::StatusChanged { meta, .. }
-            | PracticeEvent::Provider { meta, .. }
-            | PracticeEvent::Occupancy { meta, .. } => meta,
-        }
+        &self.meta
+    }
+
+    pub fn event_type(&self) -> &'static str {
+        self.change.event_type()
     }
 }
 
@@ -172,13 +131,14 @@ pub fn decode_practice(
         occurred_at: head.occurred_at,
         correlation_id: head.correlation_id.map(Cow::into_owned),
     };
-    match &*head.event_type {
-        "appointment.scheduled.v1" => scheduled(meta, d, token),
-        "patient.checkin.v1" => check_in(meta, d, token),
-        "appointment.status.changed.v1" => status_changed(meta, d, token),
-        "provider.status.update.v1" => provider(meta, d, token),
-        _ => occupancy(meta, d, token),
-    }
+    let change = match &*head.event_type {
+        "appointment.scheduled.v1" => scheduled(d, token)?,
+        "patient.checkin.v1" => check_in(d, token)?,
+        "appointment.status.changed.v1" => status_changed(d, token)?,
+        "provider.status.update.v1" => provider(d, token)?,
+        _ => occupancy(d, token)?,
+    };
+    Ok(PracticeEvent { meta, change })
 }
 
 fn subject_invalid(subject: &str, prefix: &str) -> Rejection {
@@ -247,7 +207,7 @@ fn status<T>(
     })
 }
 
-fn scheduled(meta: PracticeMeta, d: Data<'_>, subject: &str) -> Result<PracticeEvent, Rejection> {
+fn scheduled(d: Data<'_>, subject: &str) -> Result<PracticeChange, Rejection> {
     let minutes = d.expected_duration_minutes.ok_or_else(|| {
         reject(
             RejectCode::DataInvalid,
@@ -260,7 +220,7 @@ fn scheduled(meta: PracticeMeta, d: Data<'_>, subject: &str) -> Result<PracticeE
             format!("data.expectedDurationMinutes must be a whole 1..1440, not {minutes}"),
         ));
     }
-    Ok(PracticeEvent::Scheduled {
+    Ok(PracticeChange::Scheduled(Booking {
         appointment: subject_token("appointmentId", d.appointment_id, subject)?,
         patient: token("patientId", d.patient_id)?,
         provider: token("providerId", d.provider_id)?,
@@ -268,29 +228,23 @@ fn scheduled(meta: PracticeMeta, d: Data<'_>, subject: &str) -> Result<PracticeE
         resource: optional_token("resourceId", d.resource_id)?,
         start: time("scheduledStart", d.scheduled_start)?,
         duration_minutes: minutes as u32,
-        meta,
-    })
+    }))
 }
 
-fn check_in(meta: PracticeMeta, d: Data<'_>, subject: &str) -> Result<PracticeEvent, Rejection> {
-    Ok(PracticeEvent::CheckIn {
+fn check_in(d: Data<'_>, subject: &str) -> Result<PracticeChange, Rejection> {
+    Ok(PracticeChange::CheckIn(CheckIn {
         appointment: subject_token("appointmentId", d.appointment_id, subject)?,
         patient: token("patientId", d.patient_id)?,
         location: token("locationId", d.location_id)?,
         at: time("checkinAt", d.checkin_at)?,
         method: text(d.method),
         notes: text(d.notes),
-        meta,
-    })
+    }))
 }
 
-fn status_changed(
-    meta: PracticeMeta,
-    d: Data<'_>,
-    subject: &str,
-) -> Result<PracticeEvent, Rejection> {
+fn status_changed(d: Data<'_>, subject: &str) -> Result<PracticeChange, Rejection> {
     const STATUSES: &str = "scheduled, checked_in, in_progress, completed, cancelled, no_show";
-    Ok(PracticeEvent::StatusChanged {
+    Ok(PracticeChange::Status(StatusChange {
         appointment: subject_token("appointmentId", d.appointment_id, subject)?,
         previous: status(
             "previousStatus",
@@ -307,12 +261,11 @@ fn status_changed(
         at: time("updatedAt", d.updated_at)?,
         actor: text(d.actor_id),
         reason: text(d.reason),
-        meta,
-    })
+    }))
 }
 
-fn provider(meta: PracticeMeta, d: Data<'_>, subject: &str) -> Result<PracticeEvent, Rejection> {
-    Ok(PracticeEvent::Provider {
+fn provider(d: Data<'_>, subject: &str) -> Result<PracticeChange, Rejection> {
+    Ok(PracticeChange::Provider(ProviderUpdate {
         provider: subject_token("providerId", d.provider_id, subject)?,
         status: status(
             "status",
@@ -323,16 +276,15 @@ fn provider(meta: PracticeMeta, d: Data<'_>, subject: &str) -> Result<PracticeEv
         at: time("effectiveAt", d.effective_at)?,
         location: optional_token("locationId", d.location_id)?,
         note: text(d.note),
-        meta,
-    })
+    }))
 }
 
-fn occupancy(meta: PracticeMeta, d: Data<'_>, subject: &str) -> Result<PracticeEvent, Rejection> {
+fn occupancy(d: Data<'_>, subject: &str) -> Result<PracticeChange, Rejection> {
     let expected_free_at = d
         .expected_free_at
         .map(|t| time("expectedFreeAt", Some(t)))
         .transpose()?;
-    Ok(PracticeEvent::Occupancy {
+    Ok(PracticeChange::Occupancy(OccupancyUpdate {
         resource: subject_token("resourceId", d.resource_id, subject)?,
         status: status(
             "status",
@@ -343,8 +295,7 @@ fn occupancy(meta: PracticeMeta, d: Data<'_>, subject: &str) -> Result<PracticeE
         appointment: optional_token("currentAppointmentId", d.current_appointment_id)?,
         expected_free_at,
         location: optional_token("locationId", d.location_id)?,
-        meta,
-    })
+    }))
 }
 
 #[cfg(test)]
@@ -422,39 +373,45 @@ mod tests {
         };
         assert_eq!(
             checkin("appointment.scheduled.v1", SCHEDULED).unwrap(),
-            PracticeEvent::Scheduled {
+            PracticeEvent {
                 meta: meta.clone(),
-                appointment: "appt-456".into(),
-                patient: "patient-123".into(),
-                provider: "prov-77".into(),
-                location: "loc-1".into(),
-                resource: Some("chair-12".into()),
-                start: t("2025-11-27T09:00:00Z"),
-                duration_minutes: 30,
+                change: PracticeChange::Scheduled(Booking {
+                    appointment: "appt-456".into(),
+                    patient: "patient-123".into(),
+                    provider: "prov-77".into(),
+                    location: "loc-1".into(),
+                    resource: Some("chair-12".into()),
+                    start: t("2025-11-27T09:00:00Z"),
+                    duration_minutes: 30,
+                }),
             }
         );
         assert_eq!(
             checkin("patient.checkin.v1", CHECKIN).unwrap(),
-            PracticeEvent::CheckIn {
+            PracticeEvent {
                 meta: meta.clone(),
-                appointment: "appt-456".into(),
-                patient: "patient-123".into(),
-                location: "loc-1".into(),
-                at: t("2025-11-27T09:04:30Z"),
-                method: Some("front-desk".into()),
-                notes: Some("running 5 minutes late".into()),
+                change: PracticeChange::CheckIn(CheckIn {
+                    appointment: "appt-456".into(),
+                    patient: "patient-123".into(),
+                    location: "loc-1".into(),
+                    at: t("2025-11-27T09:04:30Z"),
+                    method: Some("front-desk".into()),
+                    notes: Some("running 5 minutes late".into()),
+                }),
             }
         );
         assert_eq!(
             checkin("appointment.status.changed.v1", STATUS).unwrap(),
-            PracticeEvent::StatusChanged {
+            PracticeEvent {
                 meta: meta.clone(),
-                appointment: "appt-456".into(),
-                previous: AppointmentStatus::Scheduled,
-                status: AppointmentStatus::InProgress,
-                at: t("2025-11-27T09:15:00Z"),
-                actor: Some("user-32".into()),
-                reason: Some("patient moved to chair".into()),
+                change: PracticeChange::Status(StatusChange {
+                    appointment: "appt-456".into(),
+                    previous: AppointmentStatus::Scheduled,
+                    status: AppointmentStatus::InProgress,
+                    at: t("2025-11-27T09:15:00Z"),
+                    actor: Some("user-32".into()),
+                    reason: Some("patient moved to chair".into()),
+                }),
             }
         );
         assert_eq!(
@@ -464,13 +421,15 @@ mod tests {
                 PROVIDER
             )
             .unwrap(),
-            PracticeEvent::Provider {
+            PracticeEvent {
                 meta: meta.clone(),
-                provider: "prov-77".into(),
-                status: ProviderStatus::Available,
-                at: t("2025-11-27T09:20:00Z"),
-                location: Some("room-3".into()),
-                note: Some("back from break".into()),
+                change: PracticeChange::Provider(ProviderUpdate {
+                    provider: "prov-77".into(),
+                    status: ProviderStatus::Available,
+                    at: t("2025-11-27T09:20:00Z"),
+                    location: Some("room-3".into()),
+                    note: Some("back from break".into()),
+                }),
             }
         );
         assert_eq!(
@@ -480,13 +439,15 @@ mod tests {
                 OCCUPANCY
             )
             .unwrap(),
-            PracticeEvent::Occupancy {
+            PracticeEvent {
                 meta,
-                resource: "chair-12".into(),
-                status: ResourceStatus::Occupied,
-                appointment: Some("appt-456".into()),
-                expected_free_at: Some(t("2025-11-27T09:55:00Z")),
-                location: Some("loc-1".into()),
+                change: PracticeChange::Occupancy(OccupancyUpdate {
+                    resource: "chair-12".into(),
+                    status: ResourceStatus::Occupied,
+                    appointment: Some("appt-456".into()),
+                    expected_free_at: Some(t("2025-11-27T09:55:00Z")),
+                    location: Some("loc-1".into()),
+                }),
             }
         );
     }

@@ -1,0 +1,282 @@
+//! Practice actors: one [`KeeperActor`] per location (waiting area), provider and resource
+//! (chair or room), created on first contact by the [`PracticeRouter`] of the arbiter the key
+//! hashes to, beside the patient router. Each holds an engine [`Keeper`] and one timer for its
+//! next deadline, so delay rules fire as time passes, not only on the next event.
+//!
+//! Backpressure as for patients: bounded mailboxes, `try_send`, and a router that waits for
+//! room (`ctx.wait`) instead of dropping. Practice actors are not passivated: a clinic network
+//! has as many as it has locations, providers and chairs, a few bytes to a few KiB each.
+
+use std::sync::Arc;
+
+use actix::prelude::*;
+use rustc_hash::FxHashMap;
+use vigil_engine::keeper::{Keeper, KeeperInput, KeeperKind};
+use vigil_engine::{Alert, CommandError, Owner, Profiles, Settings, Timestamp};
+
+use crate::{AlertCommand, Outputs, Receipt, wall_clock};
+
+/// One practice input for an actor, with its tenant.
+#[derive(Debug, Clone)]
+pub struct PracticeInput {
+    pub tenant: String,
+    pub input: KeeperInput,
+}
+
+/// The actor an owner names, if it is a practice actor.
+pub(crate) fn keeper_of(owner: &Owner) -> Option<(KeeperKind, &str)> {
+    match owner {
+        Owner::Location(id) => Some((KeeperKind::Location, id)),
+        Owner::Provider(id) => Some((KeeperKind::Provider, id)),
+        Owner::Resource(id) => Some((KeeperKind::Resource, id)),
+        Owner::Patient(_) => None,
+    }
+}
+
+pub(crate) struct Inputs {
+    pub inputs: Vec<KeeperInput>,
+    pub receipt: Receipt,
+}
+
+impl Message for Inputs {
+    type Result = ();
+}
+
+pub(crate) struct KeeperCommand(pub AlertCommand);
+
+impl Message for KeeperCommand {
+    type Result = Result<Alert, CommandError>;
+}
+
+pub struct KeeperActor {
+    keeper: Keeper,
+    profiles: Arc<Profiles>,
+    /// The profile of the keeper's location (looked up again when the location changes).
+    settings: Arc<Settings>,
+    outputs: Arc<dyn Outputs>,
+    timer: Option<(Timestamp, SpawnHandle)>,
+}
+
+impl KeeperActor {
+    fn new(keeper: Keeper, profiles: Arc<Profiles>, outputs: Arc<dyn Outputs>) -> Self {
+        let settings = profiles
+            .for_unit(&keeper.tenant, keeper.location().unwrap_or_default())
+            .clone();
+        Self {
+            keeper,
+            profiles,
+            settings,
+            outputs,
+            timer: None,
+        }
+    }
+
+    fn emit(&mut self, alerts: &[Alert], receipt: Option<&Receipt>, ctx: &mut Context<Self>) {
+        for alert in alerts {
+            if let Some(wait) = self.outputs.alert(alert, receipt.cloned()) {
+                ctx.wait(wait.into_actor(self));
+            }
+        }
+    }
+
+    /// Publishes the live view and re-arms the timer for the next deadline.
+    fn settle(&mut self, now: Timestamp, ctx: &mut Context<Self>) {
+        self.outputs.resource(self.keeper.view(now, &self.settings));
+        let next = self.keeper.next_deadline(now, &self.settings);
+        if self.timer.as_ref().map(|(at, _)| *at) == next {
+            return;
+        }
+        if let Some((_, handle)) = self.timer.take() {
+            ctx.cancel_future(handle);
+        }
+        let Some(at) = next else { return };
+        let wait = u64::try_from(at.since(now)).unwrap_or(0);
+        let handle = ctx.run_later(std::time::Duration::from_millis(wait), |act, ctx| {
+            act.timer = None;
+            let now = wall_clock();
+            let alerts = act.keeper.advance(now, &act.settings);
+            act.emit(&alerts, None, ctx);
+            act.settle(now, ctx);
+        });
+        self.timer = Some((at, handle));
+    }
+}
+
+impl Actor for KeeperActor {
+    type Context = Context<Self>;
+}
+
+impl Handler<Inputs> for KeeperActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: Inputs, ctx: &mut Self::Context) {
+        let now = wall_clock();
+        for input in &msg.inputs {
+            let before = self.keeper.location().map(str::to_string);
+            let alerts = self.keeper.apply(input, now, &self.settings);
+            if self.keeper.location() != before.as_deref() {
+                self.settings = self
+                    .profiles
+                    .for_unit(
+                        &self.keeper.tenant,
+                        self.keeper.location().unwrap_or_default(),
+                    )
+                    .clone();
+            }
+            self.emit(&alerts, Some(&msg.receipt), ctx);
+        }
+        self.settle(now, ctx);
+    }
+}
+
+impl Handler<KeeperCommand> for KeeperActor {
+    type Result = Result<Alert, CommandError>;
+
+    fn handle(&mut self, msg: KeeperCommand, ctx: &mut Self::Context) -> Self::Result {
+        let (alert, changed) = self.keeper.command(&msg.0)?;
+        if changed {
+            self.emit(std::slice::from_ref(&alert), None, ctx);
+            self.settle(wall_clock(), ctx);
+        }
+        Ok(alert)
+    }
+}
+
+/// Key of a practice actor within a shard.
+type Key = (KeeperKind, String, String);
+
+pub(crate) struct Deliver {
+    pub inputs: Vec<PracticeInput>,
+    pub receipt: Receipt,
+}
+
+impl Message for Deliver {
+    type Result = ();
+}
+
+pub(crate) struct Command(pub AlertCommand);
+
+impl Message for Command {
+    type Result = Result<Alert, CommandError>;
+}
+
+pub(crate) struct Count;
+
+impl Message for Count {
+    type Result = usize;
+}
+
+/// One per arbiter: the practice actors whose keys hash to it.
+pub struct PracticeRouter {
+    profiles: Arc<Profiles>,
+    mailbox: usize,
+    outputs: Arc<dyn Outputs>,
+    keepers: FxHashMap<Key, Addr<KeeperActor>>,
+}
+
+impl PracticeRouter {
+    pub(crate) fn new(profiles: Arc<Profiles>, mailbox: usize, outputs: Arc<dyn Outputs>) -> Self {
+        Self {
+            profiles,
+            mailbox,
+            outputs,
+            keepers: FxHashMap::default(),
+        }
+    }
+
+    fn addr(&mut self, kind: KeeperKind, tenant: &str, id: &str) -> Addr<KeeperActor> {
+        let key = (kind, tenant.to_string(), id.to_string());
+        if let Some(addr) = self.keepers.get(&key) {
+            return addr.clone();
+        }
+        let actor = KeeperActor::new(
+            Keeper::new(kind, tenant, id),
+            self.profiles.clone(),
+            self.outputs.clone(),
+        );
+        let mailbox = self.mailbox;
+        let addr = KeeperActor::create(move |ctx| {
+            ctx.set_mailbox_capacity(mailbox);
+            actor
+        });
+        self.keepers.insert(key, addr.clone());
+        addr
+    }
+}
+
+impl Actor for PracticeRouter {
+    type Context = Context<Self>;
+}
+
+impl Handler<Deliver> for PracticeRouter {
+    type Result = ();
+
+    fn handle(&mut self, msg: Deliver, ctx: &mut Self::Context) {
+        // One message per actor per batch, inputs in arrival order.
+        let mut batches: Vec<(Key, Vec<KeeperInput>)> = Vec::new();
+        let mut slots: FxHashMap<Key, usize> = FxHashMap::default();
+        for PracticeInput { tenant, input } in msg.inputs {
+            let Some((kind, id)) = input.keeper() else {
+                continue;
+            };
+            let key = (kind, tenant, id.to_string());
+            match slots.get(&key) {
+                Some(&i) => batches[i].1.push(input),
+                None => {
+                    slots.insert(key.clone(), batches.len());
+                    batches.push((key, vec![input]));
+                }
+            }
+        }
+        for ((kind, tenant, id), inputs) in batches {
+            let addr = self.addr(kind, &tenant, &id);
+            let msg = Inputs {
+                inputs,
+                receipt: msg.receipt.clone(),
+            };
+            match addr.try_send(msg) {
+                Ok(()) => {}
+                Err(SendError::Full(msg)) => ctx.wait(
+                    async move {
+                        let _ = addr.send(msg).await;
+                    }
+                    .into_actor(self),
+                ),
+                Err(SendError::Closed(_)) => {
+                    tracing::error!(kind = ?kind, id, "practice actor stopped unexpectedly");
+                }
+            }
+        }
+    }
+}
+
+impl Handler<Command> for PracticeRouter {
+    type Result = ResponseFuture<Result<Alert, CommandError>>;
+
+    fn handle(&mut self, msg: Command, _: &mut Self::Context) -> Self::Result {
+        let cmd = msg.0;
+        let addr = keeper_of(&cmd.owner).and_then(|(kind, id)| {
+            self.keepers
+                .get(&(kind, cmd.tenant.clone(), id.to_string()))
+                .cloned()
+        });
+        Box::pin(async move {
+            let id = cmd.alert_id.clone();
+            match addr {
+                Some(addr) => addr
+                    .send(KeeperCommand(cmd))
+                    .await
+                    .unwrap_or(Err(CommandError::NotFound(id))),
+                None => Err(CommandError::NotFound(id)),
+            }
+        })
+    }
+}
+
+impl Handler<Count> for PracticeRouter {
+    type Result = usize;
+
+    fn handle(&mut self, _: Count, _: &mut Self::Context) -> usize {
+        self.keepers.len()
+    }
+}
