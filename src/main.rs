@@ -189,7 +189,20 @@ async fn serve(cfg: Config, bus: Bus, demo_patients: Option<usize>) -> anyhow::R
         eprintln!("listening on {local}");
     }
 
-    let recovered = recovery::recover(&bus, &cfg, &shards).await?;
+    let desk = Arc::new(practice::Desk::new(
+        cfg.engine.unscheduled_after.as_millis_i64(),
+    ));
+    let practice_sink = |stream| {
+        practice::PracticeSink::new(
+            stream,
+            desk.clone(),
+            shards.clone(),
+            outbox.clone(),
+            metrics.clone(),
+        )
+    };
+    let mut checkins_sink = practice_sink("CHECKINS");
+    let recovered = recovery::recover(&bus, &cfg, &shards, &mut checkins_sink).await?;
     tracing::info!(
         events = recovered.events,
         open_alerts = recovered.alerts,
@@ -210,18 +223,6 @@ async fn serve(cfg: Config, bus: Bus, demo_patients: Option<usize>) -> anyhow::R
     let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|s| *s).await;
     };
-    let desk = Arc::new(practice::Desk::new(
-        cfg.engine.unscheduled_after.as_millis_i64(),
-    ));
-    let practice_sink = |stream| {
-        practice::PracticeSink::new(
-            stream,
-            desk.clone(),
-            shards.clone(),
-            outbox.clone(),
-            metrics.clone(),
-        )
-    };
     let vitals = vigil_streams::run_ingest::<Vitals, _>(
         inbound,
         ShardSink::new(shards.clone()),
@@ -233,7 +234,7 @@ async fn serve(cfg: Config, bus: Bus, demo_patients: Option<usize>) -> anyhow::R
     );
     let checkins = vigil_streams::run_ingest::<Checkins, _>(
         checkins,
-        practice_sink("CHECKINS"),
+        checkins_sink,
         outbox.clone(),
         metrics.clone(),
         &cfg.nats,

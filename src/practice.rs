@@ -271,6 +271,8 @@ pub struct PracticeSink {
     pub shards: PatientShards,
     pub outbox: Outbox,
     pub metrics: Arc<IngestMetrics>,
+    /// Recovery: rebuild state only; publish nothing (it was published before the restart).
+    pub history: bool,
     pending: Pending,
 }
 
@@ -288,6 +290,7 @@ impl PracticeSink {
             shards,
             outbox,
             metrics,
+            history: false,
             pending: Pending::default(),
         }
     }
@@ -345,8 +348,16 @@ impl EventSink for PracticeSink {
 
     fn dispatch(&mut self, receipt: Receipt) -> impl Future<Output = ()> + Send {
         let pending = std::mem::take(&mut self.pending);
-        let (shards, outbox) = (self.shards.clone(), self.outbox.clone());
-        async move { pending.flush(&shards, &outbox, Some(receipt)).await }
+        let (shards, outbox, history) = (self.shards.clone(), self.outbox.clone(), self.history);
+        async move {
+            if history {
+                shards
+                    .deliver_practice_history(pending.inputs, receipt)
+                    .await;
+            } else {
+                pending.flush(&shards, &outbox, Some(receipt)).await;
+            }
+        }
     }
 }
 

@@ -1,7 +1,8 @@
 //! Recovery at start (docs/recovery.md): rebuild every patient window from the `VITALS` the
-//! durable consumer had already acknowledged over the window horizon, then restore every alert
-//! `ALERTS` holds open, with its level, policy snapshot, page and deadlines. `/readyz` turns
-//! ready only after this returns.
+//! durable consumer had already acknowledged over the window horizon, and the appointments,
+//! waiting areas, providers and resources from `CHECKINS` then `OCCUPANCY` over
+//! `engine.practice_horizon`; then restore every alert `ALERTS` holds open, with its level,
+//! policy snapshot, page and deadlines. `/readyz` turns ready only after this returns.
 
 use std::time::{Duration, Instant};
 
@@ -9,14 +10,63 @@ use tokio::sync::mpsc;
 use vigil_actors::{PatientInput, PatientShards};
 use vigil_config::Config;
 use vigil_engine::Alert;
-use vigil_streams::{Bus, Encoding, batch_receipt, decode_vitals, wall_clock};
+use vigil_streams::{
+    Bus, Delivery, Encoding, EventSink, batch_receipt, decode_practice, decode_vitals, wall_clock,
+};
 
+use crate::practice::PracticeSink;
 use crate::wiring::to_input;
+
+/// Replays acknowledged `CHECKINS`, then `OCCUPANCY` (occupancy looks up appointments'
+/// locations), through the same sink as live events in history mode: the desk and the
+/// practice actors are rebuilt, nothing is published. Returns the events replayed.
+async fn replay_practice(bus: &Bus, cfg: &Config, sink: &mut PracticeSink) -> anyhow::Result<u64> {
+    let horizon = cfg.engine.practice_horizon.as_std();
+    let mut events = 0u64;
+    sink.history = true;
+    for stream in ["CHECKINS", "OCCUPANCY"] {
+        let (tx, mut rx) = mpsc::channel(4);
+        let read = bus.acknowledged(stream, &cfg.nats.consumer, horizon, tx);
+        let apply = async {
+            let (receipt, done) = batch_receipt();
+            let now = wall_clock();
+            let mut n = 0u64;
+            while let Some(chunk) = rx.recv().await {
+                for (subject, payload, content_type) in chunk {
+                    let Ok(enc) = Encoding::from_content_type(content_type.as_deref()) else {
+                        continue;
+                    };
+                    let Ok(event) = decode_practice(stream, &subject, &payload, enc, now) else {
+                        continue;
+                    };
+                    let origin = Delivery::Embedded {
+                        subject,
+                        payload,
+                        content_type,
+                    };
+                    // A refusal was dead-lettered when the event first arrived.
+                    if sink.accept(event, &origin).is_ok() {
+                        n += 1;
+                    }
+                }
+                sink.dispatch(receipt.clone()).await;
+            }
+            drop(receipt);
+            let _ = done.await;
+            n
+        };
+        let (read, n) = tokio::join!(read, apply);
+        read?;
+        events += n;
+    }
+    sink.history = false;
+    Ok(events)
+}
 
 /// What recovery found and did.
 #[derive(Debug, Default)]
 pub struct Recovered {
-    /// Acknowledged `VITALS` events replayed into the windows.
+    /// Acknowledged `VITALS`, `CHECKINS` and `OCCUPANCY` events replayed.
     pub events: u64,
     /// Alerts `ALERTS` holds open (installed into their patients).
     pub alerts: usize,
@@ -40,11 +90,16 @@ fn horizon(cfg: &Config) -> Duration {
 /// # Errors
 /// When `VITALS` or `ALERTS` cannot be read: the engine must not report ready without its
 /// open alerts.
-pub async fn recover(bus: &Bus, cfg: &Config, shards: &PatientShards) -> anyhow::Result<Recovered> {
+pub async fn recover(
+    bus: &Bus,
+    cfg: &Config,
+    shards: &PatientShards,
+    practice: &mut PracticeSink,
+) -> anyhow::Result<Recovered> {
     let started = Instant::now();
     let (tx, mut rx) = mpsc::channel(4);
     let horizon = horizon(cfg);
-    let read = bus.acknowledged_vitals(&cfg.nats.consumer, horizon, tx);
+    let read = bus.acknowledged("VITALS", &cfg.nats.consumer, horizon, tx);
     let apply = async {
         let (receipt, done) = batch_receipt();
         let now = wall_clock();
@@ -65,8 +120,9 @@ pub async fn recover(bus: &Bus, cfg: &Config, shards: &PatientShards) -> anyhow:
         let _ = done.await;
         events
     };
-    let (read, events) = tokio::join!(read, apply);
+    let (read, mut events) = tokio::join!(read, apply);
     read?;
+    events += replay_practice(bus, cfg, practice).await?;
 
     // Open alerts, and those a person resolved within the horizon: the rebuilt windows must not
     // re-open a condition someone just resolved (docs/recovery.md).

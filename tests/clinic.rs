@@ -383,3 +383,58 @@ async fn a_morning_clinic_raises_exactly_its_delays_and_flows() {
             .is_empty()
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_keeps_delay_alerts_and_the_state_that_clears_them() {
+    let nats = NatsServer::start();
+    let client = nats.client().await;
+    let js = jetstream::new(client.clone());
+    let mut first = Engine::start(&nats, CLINIC);
+    first.wait_ready().await;
+    let mut desk = Client::connect(&first.ws_url("coord-loc1-token")).await;
+    desk.subscribe(&["alerts"]).await;
+    let mut desk = Inbox {
+        client: desk,
+        frames: Vec::new(),
+    };
+    schedule(&js, "appt-1", "patient-1", 0.0).await;
+    check_in(&js, "appt-1", "patient-1", "").await;
+    let waiting = desk.alert("delay.waiting", "open").await;
+    let provider = desk.alert("delay.provider", "open").await;
+    // The coordinator resolves the provider delay before the crash (it persists).
+    let path = format!(
+        "/api/alerts/{}/resolve",
+        provider["alertId"].as_str().unwrap()
+    );
+    let (code, body) = http_json(&first.addr, "POST", &path, Some("coord-loc1-token"), "").await;
+    assert_eq!(code, 200, "{body}");
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    first.kill9();
+    drop(desk);
+
+    let second = Engine::start(&nats, CLINIC);
+    second.wait_ready().await;
+    // The same waiting alert, once; the provider delay stays resolved.
+    let alerts = list_alerts(&second.addr, "coord-loc1-token").await;
+    let ids: Vec<&str> = alerts
+        .iter()
+        .map(|a| a["alertId"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, [waiting["alertId"].as_str().unwrap()], "{alerts:?}");
+    // The appointment and the waiting area were rebuilt: starting it clears the restored alert.
+    let mut desk = Client::connect(&second.ws_url("coord-loc1-token")).await;
+    desk.subscribe(&["alerts"]).await;
+    let mut desk = Inbox {
+        client: desk,
+        frames: Vec::new(),
+    };
+    status(&js, "st-1", "appt-1", "checked_in", "in_progress").await;
+    let cleared = desk.alert("delay.waiting", "resolved").await;
+    assert_eq!(cleared["alertId"], waiting["alertId"]);
+    desk.client.none_of("alert", 2).await;
+    assert!(
+        list_alerts(&second.addr, "coord-loc1-token")
+            .await
+            .is_empty()
+    );
+}

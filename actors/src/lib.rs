@@ -224,6 +224,20 @@ impl PatientShards {
     /// one. Returns how many open alerts were installed.
     pub async fn recover(&self, alerts: Vec<Alert>) -> usize {
         let n = self.routers.len();
+        // Delay alerts belong to the practice actors.
+        let (delay, alerts): (Vec<Alert>, Vec<Alert>) = alerts
+            .into_iter()
+            .partition(|a| a.owner().is_some_and(|o| !matches!(o, Owner::Patient(_))));
+        let mut practice_shard: Vec<Vec<Alert>> = (0..n).map(|_| Vec::new()).collect();
+        for a in delay {
+            if let Some((_, id)) = a.owner().as_ref().and_then(practice::keeper_of) {
+                practice_shard[shard_of(&a.tenant_id, id, n)].push(a);
+            }
+        }
+        let mut installed = 0;
+        for (router, alerts) in self.practice.iter().zip(practice_shard) {
+            installed += router.send(practice::Recover(alerts)).await.unwrap_or(0);
+        }
         let open: Arc<std::collections::HashSet<String>> = Arc::new(
             alerts
                 .iter()
@@ -236,7 +250,6 @@ impl PatientShards {
             let patient = a.patient_id.clone().unwrap_or_default();
             per_shard[shard_of(&a.tenant_id, &patient, n)].push(a);
         }
-        let mut installed = 0;
         for (router, alerts) in self.routers.iter().zip(per_shard) {
             installed += router
                 .send(router::Recover {
@@ -253,6 +266,21 @@ impl PatientShards {
     /// waiting while a shard's mailbox is full. `receipt` is held until every input has been
     /// applied and its outputs published.
     pub async fn deliver_practice(&self, inputs: Vec<PracticeInput>, receipt: Receipt) {
+        self.deliver_practice_as(inputs, receipt, false).await;
+    }
+
+    /// Recovery: hands already-acknowledged practice history to the actors; nothing they
+    /// cause is published (it was, before the restart).
+    pub async fn deliver_practice_history(&self, inputs: Vec<PracticeInput>, receipt: Receipt) {
+        self.deliver_practice_as(inputs, receipt, true).await;
+    }
+
+    async fn deliver_practice_as(
+        &self,
+        inputs: Vec<PracticeInput>,
+        receipt: Receipt,
+        history: bool,
+    ) {
         let n = self.practice.len();
         let mut per_shard: Vec<Vec<PracticeInput>> = (0..n).map(|_| Vec::new()).collect();
         for p in inputs {
@@ -268,6 +296,7 @@ impl PatientShards {
             let msg = practice::Deliver {
                 inputs,
                 receipt: receipt.clone(),
+                history,
             };
             let sent = match router.try_send(msg) {
                 Ok(()) => Ok(()),

@@ -36,6 +36,8 @@ pub(crate) fn keeper_of(owner: &Owner) -> Option<(KeeperKind, &str)> {
 pub(crate) struct Inputs {
     pub inputs: Vec<KeeperInput>,
     pub receipt: Receipt,
+    /// Recovery history: applied without publishing anything.
+    pub history: bool,
 }
 
 impl Message for Inputs {
@@ -123,9 +125,35 @@ impl Handler<Inputs> for KeeperActor {
                     )
                     .clone();
             }
-            self.emit(&alerts, Some(&msg.receipt), ctx);
+            if !msg.history {
+                self.emit(&alerts, Some(&msg.receipt), ctx);
+            }
         }
+        if !msg.history {
+            self.settle(now, ctx);
+        }
+    }
+}
+
+/// Recovery: the alerts `ALERTS` holds for this actor (possibly none), after its history.
+pub(crate) struct Reconcile(pub Vec<Alert>);
+
+impl Message for Reconcile {
+    type Result = usize;
+}
+
+impl Handler<Reconcile> for KeeperActor {
+    type Result = usize;
+
+    fn handle(&mut self, msg: Reconcile, ctx: &mut Self::Context) -> usize {
+        let now = wall_clock();
+        let publish = self.keeper.reconcile(msg.0, now, &self.settings);
+        for alert in self.keeper.alerts().filter(|a| a.is_active()) {
+            self.outputs.restored(alert);
+        }
+        self.emit(&publish, None, ctx);
         self.settle(now, ctx);
+        self.keeper.alerts().filter(|a| a.is_active()).count()
     }
 }
 
@@ -148,6 +176,7 @@ type Key = (KeeperKind, String, String);
 pub(crate) struct Deliver {
     pub inputs: Vec<PracticeInput>,
     pub receipt: Receipt,
+    pub history: bool,
 }
 
 impl Message for Deliver {
@@ -233,6 +262,7 @@ impl Handler<Deliver> for PracticeRouter {
             let msg = Inputs {
                 inputs,
                 receipt: msg.receipt.clone(),
+                history: msg.history,
             };
             match addr.try_send(msg) {
                 Ok(()) => {}
@@ -269,6 +299,45 @@ impl Handler<Command> for PracticeRouter {
                     .unwrap_or(Err(CommandError::NotFound(id))),
                 None => Err(CommandError::NotFound(id)),
             }
+        })
+    }
+}
+
+/// Recovery for this shard: every practice actor reconciles with the stored alerts it keeps
+/// (actors are created for stored active alerts whose keeper the history did not rebuild).
+pub(crate) struct Recover(pub Vec<Alert>);
+
+impl Message for Recover {
+    type Result = usize;
+}
+
+impl Handler<Recover> for PracticeRouter {
+    type Result = ResponseFuture<usize>;
+
+    fn handle(&mut self, msg: Recover, _: &mut Self::Context) -> Self::Result {
+        let mut stored: FxHashMap<Key, Vec<Alert>> = FxHashMap::default();
+        for a in msg.0 {
+            let Some(owner) = a.owner() else { continue };
+            let Some((kind, id)) = keeper_of(&owner) else {
+                continue;
+            };
+            let key = (kind, a.tenant_id.clone(), id.to_string());
+            if a.is_active() && !self.keepers.contains_key(&key) {
+                self.addr(kind, &key.1, &key.2);
+            }
+            stored.entry(key).or_default().push(a);
+        }
+        let sends: Vec<_> = self
+            .keepers
+            .iter()
+            .map(|(key, addr)| addr.send(Reconcile(stored.remove(key).unwrap_or_default())))
+            .collect();
+        Box::pin(async move {
+            let mut installed = 0;
+            for s in sends {
+                installed += s.await.unwrap_or(0);
+            }
+            installed
         })
     }
 }

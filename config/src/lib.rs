@@ -180,6 +180,9 @@ pub struct EngineConfig {
     /// for its schedule; then a check-in counts as an unscheduled walk-in and a status change
     /// goes to the DLQ with `APPOINTMENT_UNKNOWN` (docs/practice.md).
     pub unscheduled_after: Duration,
+    /// How far back `CHECKINS` and `OCCUPANCY` are replayed at start to rebuild appointments,
+    /// waiting areas, providers and resources (docs/recovery.md).
+    pub practice_horizon: Duration,
 }
 
 impl Default for EngineConfig {
@@ -192,6 +195,7 @@ impl Default for EngineConfig {
             profile: "default".into(),
             tick: Duration::from_secs(10),
             unscheduled_after: Duration::from_secs(15 * 60),
+            practice_horizon: Duration::from_secs(24 * 3600),
         }
     }
 }

@@ -309,6 +309,20 @@ impl Keeper {
         Ok((alert, changed))
     }
 
+    /// Recovery after the streams were replayed into this keeper: installs the alerts
+    /// `ALERTS` holds for it (see `WaitingArea::reconcile` and `reconcile_slot` in
+    /// practice.rs), then lets the rules look at `now`. Returns the transitions to publish:
+    /// alerts the replay found new, and stored ones whose condition is gone.
+    pub fn reconcile(&mut self, stored: Vec<Alert>, now: Timestamp, s: &Settings) -> Vec<Alert> {
+        let mut out = match &mut self.state {
+            State::Location(w) => w.reconcile(stored, now),
+            State::Provider { delays, .. } => delays.reconcile(stored),
+            State::Resource(o) => o.reconcile(stored),
+        };
+        out.extend(self.advance(now, s));
+        out
+    }
+
     /// The live view for `resource` frames at `now`.
     pub fn view(&self, now: Timestamp, s: &Settings) -> ResourceView {
         let mut v = ResourceView {
@@ -520,5 +534,78 @@ mod tests {
         assert_eq!(fired[0].rule, "delay.provider");
         assert_eq!(fired[0].unit_id.as_deref(), Some("loc-1"));
         assert_eq!(k.view(hm(10, 30), &s).delay_minutes, 60);
+    }
+
+    #[test]
+    fn recovery_keeps_stored_alerts_publishes_new_ones_and_resolves_stale_ones() {
+        let s = Settings::default();
+        // Before the crash: a1 waited and was alerted at 09:30.
+        let mut before = Keeper::new(KeeperKind::Location, T, "loc-1");
+        before.apply(&waiting("a1", hm(9, 0)), hm(9, 0), &s);
+        let stored = before.advance(hm(9, 30), &s).remove(0);
+        // After: the replay rebuilds a1 waiting (re-opening its alert at 10:00, unpublished),
+        // a2 waiting past its threshold with no stored alert; a0's stored alert has no waiter.
+        let mut k = Keeper::new(KeeperKind::Location, T, "loc-1");
+        k.apply(&waiting("a1", hm(9, 0)), hm(10, 0), &s);
+        k.apply(&waiting("a2", hm(9, 20)), hm(10, 0), &s);
+        let mut gone = stored.clone();
+        gone.alert_id = "stale".into();
+        gone.related_appointments = vec!["a0".into()];
+        let out = k.reconcile(vec![stored.clone(), gone], hm(10, 0), &s);
+        let ids: Vec<(&str, AlertState)> = out
+            .iter()
+            .take(2)
+            .map(|a| (a.related_appointments[0].as_str(), a.state))
+            .collect();
+        assert_eq!(
+            ids,
+            [("a2", AlertState::Open), ("a0", AlertState::Resolved)]
+        );
+        // Then the stored alert's deadlines that passed while down (page resend at 09:31,
+        // the manager at 09:45) fire at once, on the stored alert itself.
+        let late = &out[2..];
+        assert!(late.iter().all(|a| a.alert_id == stored.alert_id));
+        assert_eq!(late.last().unwrap().escalation.level, 2);
+        let kept: Vec<&str> = k.alerts().map(|a| a.alert_id.as_str()).collect();
+        assert!(
+            kept.contains(&stored.alert_id.as_str()),
+            "the stored alert, not a duplicate"
+        );
+        assert_eq!(k.alerts().count(), 2);
+    }
+
+    #[test]
+    fn recovery_keeps_a_persons_resolve_of_a_provider_delay() {
+        let s = Settings::default();
+        let booked = |i: usize, start| {
+            KeeperInput::Effect(Effect::Booked {
+                provider: "prov-1".into(),
+                location: "loc-1".into(),
+                appointment: format!("a{i}"),
+                start,
+            })
+        };
+        let mut before = Keeper::new(KeeperKind::Provider, T, "prov-1");
+        for (i, start) in [hm(9, 0), hm(9, 10), hm(9, 20)].into_iter().enumerate() {
+            before.apply(&booked(i, start), hm(8, 0), &s);
+        }
+        let id = before.advance(hm(10, 0), &s)[0].alert_id.clone();
+        let (resolved, _) = before
+            .command(&resolve(&id, Owner::Provider("prov-1".into()), hm(10, 1)))
+            .unwrap();
+        let mut k = Keeper::new(KeeperKind::Provider, T, "prov-1");
+        for (i, start) in [hm(9, 0), hm(9, 10), hm(9, 20)].into_iter().enumerate() {
+            k.apply(&booked(i, start), hm(10, 5), &s);
+        }
+        assert!(
+            k.has_active_alert(),
+            "the replay re-opened it (unpublished)"
+        );
+        assert!(k.reconcile(vec![resolved], hm(10, 5), &s).is_empty());
+        assert!(!k.has_active_alert());
+        assert!(
+            k.advance(hm(11, 0), &s).is_empty(),
+            "disarmed until the delay clears"
+        );
     }
 }

@@ -233,6 +233,29 @@ fn clear(alert: &mut Option<Alert>, at: Timestamp, reason: String) -> Option<Ale
     Some(a.clone())
 }
 
+/// Recovery of a keeper with one alert slot (a provider's, a resource's). `stored` are the
+/// alerts `ALERTS` holds for it; the slot holds what replaying the streams opened (never
+/// published). The newest stored alert wins when it is active or a person resolved it (then
+/// the rule stays disarmed); an alert the replay opened after an engine resolve is new and
+/// returned for publishing.
+fn reconcile_slot(slot: &mut Option<Alert>, disarmed: &mut bool, stored: Vec<Alert>) -> Vec<Alert> {
+    let newest = stored.into_iter().max_by_key(|a| a.opened_at);
+    let replayed = slot.take().filter(Alert::is_active);
+    match (newest, replayed) {
+        (Some(a), _) if a.is_active() => *slot = Some(a),
+        (Some(a), _) if a.resolved_by_person() => {
+            *slot = Some(a);
+            *disarmed = true;
+        }
+        (_, Some(r)) => {
+            *slot = Some(r.clone());
+            return vec![r];
+        }
+        (newest, None) => *slot = newest,
+    }
+    Vec::new()
+}
+
 fn minutes(ms: i64) -> i64 {
     ms.div_euclid(MINUTE)
 }
@@ -377,6 +400,45 @@ impl WaitingArea {
 
     pub fn alerts(&self) -> impl Iterator<Item = &Alert> {
         self.waiting.values().filter_map(|w| w.alert.as_ref())
+    }
+
+    /// Recovery: `stored` are the alerts `ALERTS` holds for this location; the waiters were
+    /// rebuilt by replaying the streams, and any alert the replay opened was never published.
+    /// Per appointment the newest stored alert wins, whatever its state (once per wait); an
+    /// alert the replay opened with none stored is new and returned for publishing; a stored
+    /// active alert whose patient no longer waits is resolved now and returned too.
+    pub fn reconcile(&mut self, stored: Vec<Alert>, now: Timestamp) -> Vec<Alert> {
+        let mut by_appointment: BTreeMap<String, Alert> = BTreeMap::new();
+        for a in stored {
+            let Some(appointment) = a.related_appointments.first().cloned() else {
+                continue;
+            };
+            if by_appointment
+                .get(&appointment)
+                .is_none_or(|b| a.opened_at > b.opened_at)
+            {
+                by_appointment.insert(appointment, a);
+            }
+        }
+        let mut publish = Vec::new();
+        for (appointment, w) in &mut self.waiting {
+            let replayed = w.alert.take().filter(Alert::is_active);
+            match by_appointment.remove(appointment) {
+                Some(a) => w.alert = Some(a),
+                None => {
+                    publish.extend(replayed.clone());
+                    w.alert = replayed;
+                }
+            }
+        }
+        for (_, mut a) in by_appointment {
+            if a.is_active() {
+                let reason = "patient no longer waiting (seen on recovery)".to_string();
+                a.transition(AlertState::Resolved, ENGINE, now, reason);
+                publish.push(a);
+            }
+        }
+        publish
     }
 
     pub fn waiting(&self) -> usize {
@@ -574,6 +636,11 @@ impl ProviderDelays {
     pub fn resolved_by_person(&mut self) {
         self.disarmed = true;
     }
+
+    /// Recovery, as for a resource (see `reconcile_slot`); returns alerts to publish.
+    pub fn reconcile(&mut self, stored: Vec<Alert>) -> Vec<Alert> {
+        reconcile_slot(&mut self.alert, &mut self.disarmed, stored)
+    }
 }
 
 /// A chair or room: its occupancy and `delay.resource_overrun`.
@@ -641,6 +708,9 @@ impl Occupancy {
         s: &Settings,
     ) -> Option<Alert> {
         let r = &s.overrun;
+        if self.status != ResourceStatus::Occupied {
+            return clear(&mut self.alert, now, "resource freed".into());
+        }
         let free = self.expected_free_at?;
         if !r.enabled
             || self.status != ResourceStatus::Occupied
@@ -701,6 +771,12 @@ impl Occupancy {
     /// A person resolved the overrun: it is not raised again until the resource is freed.
     pub fn resolved_by_person(&mut self) {
         self.disarmed = true;
+    }
+
+    /// Recovery (see `reconcile_slot`); returns alerts to publish. An active overrun of a
+    /// resource the replay saw freed resolves on the next [`Occupancy::advance`].
+    pub fn reconcile(&mut self, stored: Vec<Alert>) -> Vec<Alert> {
+        reconcile_slot(&mut self.alert, &mut self.disarmed, stored)
     }
 }
 

@@ -424,16 +424,18 @@ impl Bus {
         read.map(|()| out)
     }
 
-    /// Sends, in chunks to `out`, the `VITALS` messages of the last `horizon` that the durable
-    /// consumer `durable` has already acknowledged (stream sequence at or below its ack floor),
-    /// oldest first, as `(subject, payload, content type)`: what rebuilds the patient windows
-    /// after a restart. Later messages are redelivered by the durable consumer itself.
+    /// Sends, in chunks to `out`, the messages of an inbound `stream_name` (`VITALS`,
+    /// `CHECKINS`, `OCCUPANCY`) of the last `horizon` that the durable consumer `durable` has
+    /// already acknowledged (stream sequence at or below its ack floor), oldest first, as
+    /// `(subject, payload, content type)`: what rebuilds the patient windows and the practice
+    /// state after a restart. Later messages are redelivered by the durable consumer itself.
     /// Embedded: none.
     ///
     /// # Errors
     /// [`BusError::Stream`] when the stream or the consumer cannot be read.
-    pub async fn acknowledged_vitals(
+    pub async fn acknowledged(
         &self,
+        stream_name: &'static str,
         durable: &str,
         horizon: Duration,
         out: mpsc::Sender<Vec<StoredMessage>>,
@@ -442,11 +444,11 @@ impl Bus {
             return Ok(());
         };
         let err = |reason: String| BusError::Stream {
-            stream: "VITALS".into(),
+            stream: stream_name.into(),
             reason,
         };
         let stream =
-            b.js.get_stream("VITALS")
+            b.js.get_stream(stream_name)
                 .await
                 .map_err(|e| err(e.to_string()))?;
         let floor = match stream.consumer_info(durable).await {
@@ -463,10 +465,14 @@ impl Bus {
         let start = now.saturating_sub(horizon);
         let start = async_nats::datetime::from_nanos(start.as_nanos() as i128)
             .map_err(|e| err(e.to_string()))?;
+        let filter = INBOUND
+            .iter()
+            .find(|(name, _)| *name == stream_name)
+            .map_or_else(|| ">".to_string(), |(_, prefix)| format!("{prefix}>"));
         ordered_read(
             &b.js,
-            "VITALS",
-            "vitals.>",
+            stream_name,
+            &filter,
             consumer::DeliverPolicy::ByStartTime { start_time: start },
             floor,
             out,
