@@ -123,6 +123,7 @@ fn main() -> anyhow::Result<()> {
             if cfg.auth.tokens.is_empty() {
                 cfg.auth.tokens = demo::tokens();
             }
+            demo::compressed_delay_rules(&mut cfg.rules);
             cfg.validate("<demo>")?;
             runtime()?.block_on(async {
                 let bus = Bus::embedded(4096);
@@ -216,7 +217,10 @@ async fn serve(cfg: Config, bus: Bus, demo_patients: Option<usize>) -> anyhow::R
     hub.set_ready(true);
     let simulator = demo_patients.map(|n| {
         demo::print_banner(local, n);
-        tokio::spawn(demo::simulate_ward(bus.clone(), n))
+        let (ward, clinic) = (bus.clone(), bus.clone());
+        tokio::spawn(async move {
+            tokio::join!(demo::simulate_ward(ward, n), demo::simulate_clinic(clinic));
+        })
     });
 
     let mut ingest_failed = false;

@@ -256,6 +256,16 @@ fn reconcile_slot(slot: &mut Option<Alert>, disarmed: &mut bool, stored: Vec<Ale
     Vec::new()
 }
 
+/// A delay in words: whole minutes (`30m`) from a minute up, seconds (`45s`) below, so
+/// thresholds configured in seconds read right too.
+fn span(ms: i64) -> String {
+    if ms >= MINUTE {
+        format!("{}m", minutes(ms))
+    } else {
+        format!("{}s", ms.max(0) / 1000)
+    }
+}
+
 fn minutes(ms: i64) -> i64 {
     ms.div_euclid(MINUTE)
 }
@@ -340,7 +350,8 @@ impl WaitingArea {
             if w.alert.is_some() || now.since(w.since()) < r.window_ms {
                 continue;
             }
-            let waited = minutes(now.since(w.since()));
+            let waited_ms = now.since(w.since());
+            let waited = minutes(waited_ms);
             let base = if w.checked_in >= w.scheduled {
                 format!("checked in at {}", w.checked_in.hhmm())
             } else {
@@ -351,14 +362,18 @@ impl WaitingArea {
                 )
             };
             let words = Words {
-                message: format!("Patient waiting {waited}m past the later of check-in and start"),
+                message: format!(
+                    "Patient waiting {} past the later of check-in and start",
+                    span(waited_ms)
+                ),
                 why: format!(
-                    "checked in and not in progress {} min after {base} (threshold profile {})",
-                    minutes(r.window_ms),
+                    "checked in and not in progress {} after {base} (threshold profile {})",
+                    span(r.window_ms),
                     s.profile
                 ),
                 why_now: format!(
-                    "{waited} min since {} and not yet started",
+                    "{} since {} and not yet started",
+                    span(waited_ms),
                     w.since().hhmm()
                 ),
                 meta: Meta {
@@ -557,9 +572,9 @@ impl ProviderDelays {
                 return None;
             }
             let reason = format!(
-                "average start delay {} min <= {} min",
-                minutes(avg),
-                minutes(r.clear_below_ms)
+                "average start delay {} <= {}",
+                span(avg),
+                span(r.clear_below_ms)
             );
             return clear(&mut self.alert, now, reason);
         }
@@ -569,16 +584,16 @@ impl ProviderDelays {
         let avg_min = sum as f64 / count as f64 / MINUTE as f64;
         let rounded = (avg_min * 10.0).round() / 10.0;
         let words = Words {
-            message: format!("Provider running >{}m behind", minutes(r.window_ms)),
+            message: format!("Provider running >{} behind", span(r.window_ms)),
             why: format!(
-                "average start delay over the latest {} started or due appointments {} min > {} min \
+                "average start delay over the latest {} started or due appointments {} > {} \
                  (threshold profile {})",
                 related.len(),
-                minutes(avg),
-                minutes(r.window_ms),
+                span(avg),
+                span(r.window_ms),
                 s.profile
             ),
-            why_now: format!("average reached {} min at {}", minutes(avg), now.hhmm()),
+            why_now: format!("average reached {} at {}", span(avg), now.hhmm()),
             meta: Meta {
                 avg_delay_minutes: Some(rounded),
                 ..Meta::default()
@@ -720,12 +735,16 @@ impl Occupancy {
         {
             return None;
         }
-        let over = minutes(now.since(free));
+        let over_ms = now.since(free);
+        let over = minutes(over_ms);
         let words = Words {
-            message: format!("{resource} occupied {over}m past its expected free time"),
+            message: format!(
+                "{resource} occupied {} past its expected free time",
+                span(over_ms)
+            ),
             why: format!(
-                "still occupied {} min or more after expectedFreeAt {} (threshold profile {})",
-                minutes(r.window_ms),
+                "still occupied {} or more after expectedFreeAt {} (threshold profile {})",
+                span(r.window_ms),
                 free.hhmm(),
                 s.profile
             ),
@@ -948,7 +967,7 @@ mod tests {
             .advance(T, "prov-77", Some("loc-1"), hm(13, 1), &s)
             .unwrap();
         assert_eq!(cleared.state, AlertState::Resolved);
-        assert!(cleared.transition.reason.contains("<= 15 min"));
+        assert!(cleared.transition.reason.contains("<= 15m"));
     }
 
     #[test]
@@ -1085,5 +1104,13 @@ enabled = false
                 .advance(T, "p", Some("loc-infusion"), hm(11, 0), infusion)
                 .is_none()
         );
+    }
+
+    #[test]
+    fn delays_read_in_minutes_from_a_minute_and_in_seconds_below() {
+        assert_eq!(span(59_999), "59s");
+        assert_eq!(span(60_000), "1m");
+        assert_eq!(span(30 * MINUTE + 59_000), "30m");
+        assert_eq!(span(-5), "0s");
     }
 }
