@@ -1,6 +1,7 @@
 //! Criterion benches of the per-event hot path, reported as events per second
 //! (`Throughput::Elements`): decode JSON vs MessagePack, NEWS2 scoring, the per-patient update
-//! (chart, score, rules) and the ingest dedupe. Run: `cargo bench --bench pipeline`.
+//! (chart, score, rules), the ingest dedupe and the per-resource practice update. Run:
+//! `cargo bench --bench pipeline`.
 
 use std::hint::black_box;
 
@@ -123,5 +124,74 @@ fn dedupe(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, decode, scoring, patient_update, dedupe);
+/// Per-resource event handling (issue 5): what a practice actor does per input, without the
+/// actor: the keeper's update and rule check, its next deadline and its `resource` view. A
+/// clinic network of 20,000 chairs (occupied, then freed) and 5,000 providers (appointments
+/// booked and started, 24 a day each).
+fn practice(c: &mut Criterion) {
+    use vigil_engine::appointment::{Effect, OccupancyUpdate};
+    use vigil_engine::keeper::{Keeper, KeeperInput, KeeperKind};
+    use vigil_engine::practice::ResourceStatus;
+
+    let settings = Settings::default();
+    let mut chairs: Vec<Keeper> = (0..20_000)
+        .map(|i| Keeper::new(KeeperKind::Resource, "clinic-abc", &format!("chair-{i}")))
+        .collect();
+    let mut providers: Vec<Keeper> = (0..5_000)
+        .map(|i| Keeper::new(KeeperKind::Provider, "clinic-abc", &format!("prov-{i}")))
+        .collect();
+    let appointments: Vec<String> = (0..24).map(|i| format!("appt-{i}")).collect();
+    let mut round = 0usize;
+    let mut g = c.benchmark_group("practice");
+    g.throughput(Throughput::Elements(BATCH as u64));
+    g.bench_function("keeper_event", |b| {
+        b.iter(|| {
+            round += 1;
+            let now = Timestamp::from_millis(T0 + round as i64 * 1000);
+            for i in 0..BATCH {
+                let n = round * BATCH + i;
+                let (keeper, input) = if i % 2 == 0 {
+                    let occupied = (n / chairs.len()) % 2 == 0;
+                    let update = OccupancyUpdate {
+                        resource: String::new(),
+                        status: if occupied {
+                            ResourceStatus::Occupied
+                        } else {
+                            ResourceStatus::Free
+                        },
+                        appointment: None,
+                        expected_free_at: occupied.then(|| now.plus_millis(1_800_000)),
+                        location: None,
+                    };
+                    let k = n % chairs.len();
+                    (&mut chairs[k], KeeperInput::Occupancy { update, at: now })
+                } else {
+                    let k = n % providers.len();
+                    let appointment = appointments[(n / providers.len()) % 24].clone();
+                    let effect = if (n / providers.len()) % 48 < 24 {
+                        Effect::Booked {
+                            provider: String::new(),
+                            location: String::new(),
+                            appointment,
+                            start: now,
+                        }
+                    } else {
+                        Effect::Started {
+                            provider: String::new(),
+                            appointment,
+                            at: now,
+                        }
+                    };
+                    (&mut providers[k], KeeperInput::Effect(effect))
+                };
+                black_box(keeper.apply(&input, now, &settings).len());
+                black_box(keeper.next_deadline(now, &settings));
+                black_box(keeper.view(now, &settings).delay_minutes);
+            }
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, decode, scoring, patient_update, dedupe, practice);
 criterion_main!(benches);

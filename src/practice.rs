@@ -29,6 +29,7 @@ use vigil_streams::{
 #[derive(Debug, Clone)]
 pub struct Origin {
     pub event_id: String,
+    pub occurred_at: Timestamp,
     pub correlation_id: Option<String>,
     pub stored: Stored,
 }
@@ -218,6 +219,7 @@ struct Pending {
 impl Pending {
     /// Queues one event's effects: flow updates to `FLOW`, the rest to the actors.
     fn effects(&mut self, tenant: &str, origin: &Origin, effects: Vec<Effect>, m: &IngestMetrics) {
+        let occurred_at = origin.occurred_at;
         for e in effects {
             match e {
                 Effect::Flow(flow) => {
@@ -233,6 +235,7 @@ impl Pending {
                 e => self.inputs.push(PracticeInput {
                     tenant: tenant.to_string(),
                     input: KeeperInput::Effect(e),
+                    occurred_at,
                 }),
             }
         }
@@ -319,6 +322,7 @@ impl EventSink for PracticeSink {
             change => {
                 let origin = Origin {
                     event_id: meta.event_id,
+                    occurred_at: meta.occurred_at,
                     correlation_id: meta.correlation_id,
                     stored: Stored::of(origin),
                 };
@@ -342,7 +346,11 @@ impl EventSink for PracticeSink {
                 };
             }
         };
-        self.pending.inputs.push(PracticeInput { tenant, input });
+        self.pending.inputs.push(PracticeInput {
+            tenant,
+            input,
+            occurred_at: meta.occurred_at,
+        });
         Ok(())
     }
 
@@ -407,6 +415,7 @@ mod tests {
     fn origin(id: &str) -> Origin {
         Origin {
             event_id: id.into(),
+            occurred_at: t(0),
             correlation_id: None,
             stored: Stored {
                 subject: "checkin.t.a1".into(),

@@ -18,6 +18,9 @@ use serde_json::{Value, json};
 const T: &str = "clinic-abc";
 
 const CLINIC: &str = r#"
+[engine]
+unscheduled_after = "5s"
+
 [rules."delay.waiting"]
 window = "3s"
 

@@ -16,11 +16,12 @@ use vigil_engine::{Alert, CommandError, Owner, Profiles, Settings, Timestamp};
 
 use crate::{AlertCommand, Outputs, Receipt, wall_clock};
 
-/// One practice input for an actor, with its tenant.
+/// One practice input for an actor, with its tenant and its source event's `occurredAt`.
 #[derive(Debug, Clone)]
 pub struct PracticeInput {
     pub tenant: String,
     pub input: KeeperInput,
+    pub occurred_at: Timestamp,
 }
 
 /// The actor an owner names, if it is a practice actor.
@@ -34,7 +35,8 @@ pub(crate) fn keeper_of(owner: &Owner) -> Option<(KeeperKind, &str)> {
 }
 
 pub(crate) struct Inputs {
-    pub inputs: Vec<KeeperInput>,
+    /// Each with its source event's `occurredAt`.
+    pub inputs: Vec<(KeeperInput, Timestamp)>,
     pub receipt: Receipt,
     /// Recovery history: applied without publishing anything.
     pub history: bool,
@@ -113,9 +115,13 @@ impl Handler<Inputs> for KeeperActor {
 
     fn handle(&mut self, msg: Inputs, ctx: &mut Self::Context) {
         let now = wall_clock();
-        for input in &msg.inputs {
+        for (input, occurred_at) in &msg.inputs {
             let before = self.keeper.location().map(str::to_string);
-            let alerts = self.keeper.apply(input, now, &self.settings);
+            // Rules look at the event's own time (never later than now): a backlog of events
+            // hours old, applied in one go, must not find every patient waiting for hours
+            // between a check-in and the start right behind it. Time passing is the timer's.
+            let at = (*occurred_at).min(now);
+            let alerts = self.keeper.apply(input, at, &self.settings);
             if self.keeper.location() != before.as_deref() {
                 self.settings = self
                     .profiles
@@ -242,18 +248,23 @@ impl Handler<Deliver> for PracticeRouter {
 
     fn handle(&mut self, msg: Deliver, ctx: &mut Self::Context) {
         // One message per actor per batch, inputs in arrival order.
-        let mut batches: Vec<(Key, Vec<KeeperInput>)> = Vec::new();
+        let mut batches: Vec<(Key, Vec<(KeeperInput, Timestamp)>)> = Vec::new();
         let mut slots: FxHashMap<Key, usize> = FxHashMap::default();
-        for PracticeInput { tenant, input } in msg.inputs {
+        for PracticeInput {
+            tenant,
+            input,
+            occurred_at,
+        } in msg.inputs
+        {
             let Some((kind, id)) = input.keeper() else {
                 continue;
             };
             let key = (kind, tenant, id.to_string());
             match slots.get(&key) {
-                Some(&i) => batches[i].1.push(input),
+                Some(&i) => batches[i].1.push((input, occurred_at)),
                 None => {
                     slots.insert(key.clone(), batches.len());
-                    batches.push((key, vec![input]));
+                    batches.push((key, vec![(input, occurred_at)]));
                 }
             }
         }

@@ -229,9 +229,11 @@ impl Keeper {
             }
             State::Provider { delays, .. } => {
                 out.extend(delays.advance(tenant, id, location, now, s));
-                let holds = delays
-                    .average(now, s)
-                    .is_some_and(|avg| avg > s.provider.clear_below_ms);
+                // Only with an alert to escalate: the average costs a pass over the bookings.
+                let holds = delays.alert().is_some_and(Alert::is_active)
+                    && delays
+                        .average(now, s)
+                        .is_some_and(|avg| avg > s.provider.clear_below_ms);
                 if let Some(a) = delays.alert_mut() {
                     out.extend(a.advance(now, holds));
                 }

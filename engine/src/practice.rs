@@ -518,28 +518,30 @@ impl ProviderDelays {
     /// The latest `n` started or due appointments at `now` (latest scheduled first) with each
     /// one's start delay: a started one by when it started, a due one by how late it is now.
     fn counted(&self, now: Timestamp, n: usize) -> Vec<(&str, i64)> {
-        let mut due: Vec<(&str, Timestamp, i64)> = self
-            .booked
-            .iter()
-            .filter(|(_, b)| !b.dropped && (b.started.is_some() || b.scheduled <= now))
-            .map(|(id, b)| {
+        // The top `n` by (scheduled, id), newest first, kept in order as the bookings pass:
+        // no sort of the whole day per event.
+        let mut top: Vec<(&str, Timestamp, i64)> = Vec::with_capacity(n + 1);
+        for (id, b) in &self.booked {
+            if b.dropped || (b.started.is_none() && b.scheduled > now) {
+                continue;
+            }
+            let key = (b.scheduled, id.as_str());
+            let at = top.partition_point(|(tid, ts, _)| (*ts, *tid) > key);
+            if at < n {
                 let delay = b.started.unwrap_or(now).since(b.scheduled).max(0);
-                (id.as_str(), b.scheduled, delay)
-            })
-            .collect();
-        due.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| b.0.cmp(a.0)));
-        due.into_iter().take(n).map(|(id, _, d)| (id, d)).collect()
+                top.insert(at, (id.as_str(), b.scheduled, delay));
+                top.truncate(n);
+            }
+        }
+        top.into_iter().map(|(id, _, d)| (id, d)).collect()
     }
 
     /// The start delays (ms) of the counted appointments, summed, with their ids. Compared as
     /// sums (`sum > window * count`) so that no rounding moves an edge.
-    fn delays(&self, now: Timestamp, s: &Settings) -> (i64, Vec<String>) {
+    fn delays(&self, now: Timestamp, s: &Settings) -> (i64, Vec<&str>) {
         let counted = self.counted(now, s.provider.sustain.max(1) as usize);
         let sum = counted.iter().map(|(_, d)| d).sum();
-        (
-            sum,
-            counted.iter().map(|(id, _)| (*id).to_string()).collect(),
-        )
+        (sum, counted.into_iter().map(|(id, _)| id).collect())
     }
 
     /// The average start delay in ms over the counted appointments (`None` with none).
@@ -605,7 +607,7 @@ impl ProviderDelays {
             patient: None,
             provider: Some(provider),
             resource: None,
-            related,
+            related: related.into_iter().map(str::to_string).collect(),
         };
         let alert = open(DelayRule::Provider, subject, words, now, s);
         self.alert = Some(alert.clone());

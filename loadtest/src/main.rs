@@ -8,8 +8,14 @@
 //!   patient per minute of event time, some patients deteriorating), for drain benchmarks.
 //! - `bare`: a bare async-nats pull consumer that only acknowledges (ack-all per batch), reading
 //!   the whole stored `VITALS`: the ceiling the engine is compared with.
-//! - `drain`: watches the engine's durable consumer (`--consumer`) until it has acknowledged
-//!   everything stored, and reports its events/s.
+//! - `clinic`: stores a clinic network's day of practice events in `CHECKINS` and `OCCUPANCY`:
+//!   `--providers` providers (ten per location) with 24 appointments each and `--chairs`
+//!   chairs; per appointment its schedule, check-in, start, chair occupied, provider busy,
+//!   completion, chair cleaning and provider available (8 events, MessagePack). The day is
+//!   compressed into the last half hour of event time (a slot a minute), so a drain measures
+//!   throughput, not delay alerts.
+//! - `drain`: watches the engine's durable consumer (`--consumer`) on each `--stream` until
+//!   it has acknowledged everything stored, and reports its events/s.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -32,6 +38,7 @@ enum Mode {
     Fill,
     Bare,
     Drain,
+    Clinic,
 }
 
 #[derive(Parser, Debug)]
@@ -80,6 +87,15 @@ struct Args {
     /// Publish acknowledgements kept in flight.
     #[arg(long, default_value_t = 4096)]
     in_flight: usize,
+    /// Providers (clinic mode).
+    #[arg(long, default_value_t = 5_000)]
+    providers: usize,
+    /// Chairs and rooms (clinic mode).
+    #[arg(long, default_value_t = 20_000)]
+    chairs: usize,
+    /// Streams whose consumer `drain` waits for (repeat the flag for several).
+    #[arg(long = "stream", default_values_t = ["VITALS".to_string()])]
+    streams: Vec<String>,
     /// Print the report as JSON.
     #[arg(long)]
     json: bool,
@@ -170,6 +186,7 @@ async fn main() -> anyhow::Result<()> {
         Mode::Fill => fill(&args, js).await,
         Mode::Bare => bare(&args, js).await,
         Mode::Drain => drain(&args, js).await,
+        Mode::Clinic => clinic(&args, js).await,
     }
 }
 
@@ -263,7 +280,15 @@ fn latency_of(h: &Histogram<u64>) -> Option<Latency> {
 }
 
 async fn consumer_pending(js: &jetstream::Context, name: &str) -> Option<(u64, u64, u64)> {
-    let stream = js.get_stream("VITALS").await.ok()?;
+    stream_consumer_pending(js, "VITALS", name).await
+}
+
+async fn stream_consumer_pending(
+    js: &jetstream::Context,
+    stream: &str,
+    name: &str,
+) -> Option<(u64, u64, u64)> {
+    let stream = js.get_stream(stream).await.ok()?;
     let mut c: consumer::PullConsumer = stream.get_consumer(name).await.ok()?;
     let info = c.info().await.ok()?;
     Some((
@@ -566,11 +591,17 @@ async fn bare(args: &Args, js: jetstream::Context) -> anyhow::Result<()> {
 }
 
 async fn drain(args: &Args, js: jetstream::Context) -> anyhow::Result<()> {
-    let mut stream = js.get_stream("VITALS").await.context("no VITALS stream")?;
-    let target = stream.info().await?.state.last_sequence;
-    // Wait for the engine's consumer to exist and to start moving.
+    let mut targets = Vec::new();
+    for name in &args.streams {
+        let mut stream = js
+            .get_stream(name)
+            .await
+            .with_context(|| format!("no {name} stream"))?;
+        targets.push((name.clone(), stream.info().await?.state.last_sequence));
+    }
+    // Wait for the engine's consumers to exist and to start moving.
     let mut start = None;
-    let mut floor0 = 0;
+    let mut floors0: Vec<u64> = vec![0; targets.len()];
     let deadline = Instant::now() + Duration::from_secs(600);
     loop {
         if Instant::now() > deadline {
@@ -579,25 +610,173 @@ async fn drain(args: &Args, js: jetstream::Context) -> anyhow::Result<()> {
                 args.consumer
             );
         }
-        if let Some((pending, ack_pending, floor)) = consumer_pending(&js, &args.consumer).await {
-            if start.is_none() && (floor > 0 || ack_pending > 0 || pending < target) {
+        let mut done = true;
+        for (i, (name, target)) in targets.iter().enumerate() {
+            let Some((pending, ack_pending, floor)) =
+                stream_consumer_pending(&js, name, &args.consumer).await
+            else {
+                done = false;
+                continue;
+            };
+            if start.is_none() && (floor > 0 || ack_pending > 0 || pending < *target) {
                 start = Some(Instant::now());
-                floor0 = floor;
+                floors0[i] = floor;
             }
-            if floor >= target && ack_pending == 0 {
-                break;
-            }
+            done &= floor >= *target && ack_pending == 0;
+        }
+        if done {
+            break;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let elapsed = start.map_or(0.0, |s| s.elapsed().as_secs_f64());
-    let drained = target - floor0;
+    let drained: u64 = targets
+        .iter()
+        .zip(&floors0)
+        .map(|((_, target), floor)| target - floor)
+        .sum();
     let report = Report {
         mode: "drain",
         patients: args.patients,
         duration_s: elapsed,
         events_published: drained,
         events_per_sec: drained as f64 / elapsed.max(1e-9),
+        ..Report::default()
+    };
+    print_report(args, &report)
+}
+
+/// One practice event as MessagePack.
+fn practice(
+    tenant: &str,
+    event_id: String,
+    event_type: &str,
+    at: chrono::DateTime<chrono::Utc>,
+    data: serde_json::Value,
+) -> Bytes {
+    let env = serde_json::json!({
+        "eventId": event_id, "eventType": event_type, "eventVersion": "1",
+        "occurredAt": rfc3339(at), "producer": "vigil-loadtest", "tenantId": tenant,
+        "data": data
+    });
+    Bytes::from(rmp_serde::to_vec_named(&env).unwrap_or_default())
+}
+
+async fn clinic(args: &Args, js: jetstream::Context) -> anyhow::Result<()> {
+    for (name, subjects) in [("CHECKINS", "checkin.*.*"), ("OCCUPANCY", "occupancy.*.*")] {
+        js.get_or_create_stream(jetstream::stream::Config {
+            name: name.into(),
+            subjects: vec![subjects.into()],
+            storage: jetstream::stream::StorageType::File,
+            allow_direct: true,
+            ..Default::default()
+        })
+        .await
+        .with_context(|| format!("cannot create {name}"))?;
+    }
+    const SLOTS: i64 = 24;
+    let providers = args.providers.max(1);
+    let chairs = args.chairs.max(1);
+    let tenant = &args.tenant;
+    let run = format!("{:x}", std::process::id());
+    // Slot k starts k minutes after `base`; the last ends a few minutes before now.
+    let base = chrono::Utc::now() - chrono::Duration::minutes(SLOTS + 4);
+    let secs = chrono::Duration::seconds;
+    let mut publisher = Publisher::new(js, args.in_flight);
+    let started = Instant::now();
+    for k in 0..SLOTS {
+        let slot = base + chrono::Duration::minutes(k);
+        for p in 0..providers {
+            let id = format!("lt{run}-p{p}-a{k}");
+            let patient = format!("ltp{run}-{p}-{k}");
+            let provider = format!("ltprov-{p}");
+            let location = format!("ltloc-{}", p / 10);
+            let chair = format!("ltchair-{}", (p * 4 + k as usize % 4) % chairs);
+            let appt = format!("checkin.{tenant}.{id}");
+            let occ = format!("occupancy.{tenant}.{chair}");
+            let prov = format!("occupancy.{tenant}.{provider}");
+            let status = |from: &str, to: &str, at| {
+                serde_json::json!({"appointmentId": id, "previousStatus": from,
+                    "newStatus": to, "updatedAt": rfc3339(at)})
+            };
+            let events = [
+                (
+                    &appt,
+                    "appointment.scheduled.v1",
+                    slot - secs(50),
+                    serde_json::json!({
+                    "appointmentId": id, "patientId": patient, "providerId": provider,
+                    "locationId": location, "resourceId": chair,
+                    "scheduledStart": rfc3339(slot), "expectedDurationMinutes": 30}),
+                ),
+                (
+                    &appt,
+                    "patient.checkin.v1",
+                    slot - secs(5),
+                    serde_json::json!({
+                    "patientId": patient, "appointmentId": id, "locationId": location,
+                    "checkinAt": rfc3339(slot - secs(5))}),
+                ),
+                (
+                    &appt,
+                    "appointment.status.changed.v1",
+                    slot + secs(3),
+                    status("checked_in", "in_progress", slot + secs(3)),
+                ),
+                (
+                    &occ,
+                    "resource.occupancy.update.v1",
+                    slot + secs(3),
+                    serde_json::json!({
+                    "resourceId": chair, "status": "occupied", "currentAppointmentId": id,
+                    "expectedFreeAt": rfc3339(slot + secs(40)), "locationId": location}),
+                ),
+                (
+                    &prov,
+                    "provider.status.update.v1",
+                    slot + secs(3),
+                    serde_json::json!({
+                    "providerId": provider, "status": "busy",
+                    "effectiveAt": rfc3339(slot + secs(3))}),
+                ),
+                (
+                    &appt,
+                    "appointment.status.changed.v1",
+                    slot + secs(38),
+                    status("in_progress", "completed", slot + secs(38)),
+                ),
+                (
+                    &occ,
+                    "resource.occupancy.update.v1",
+                    slot + secs(38),
+                    serde_json::json!({
+                    "resourceId": chair, "status": "cleaning", "locationId": location}),
+                ),
+                (
+                    &prov,
+                    "provider.status.update.v1",
+                    slot + secs(38),
+                    serde_json::json!({
+                    "providerId": provider, "status": "available",
+                    "effectiveAt": rfc3339(slot + secs(38))}),
+                ),
+            ];
+            for (n, (subject, event_type, at, data)) in events.into_iter().enumerate() {
+                let payload = practice(tenant, format!("{id}-{n}"), event_type, at, data);
+                publisher.publish(subject.clone(), payload).await?;
+            }
+        }
+    }
+    publisher.finish().await;
+    let elapsed = started.elapsed().as_secs_f64();
+    let stored = publisher.acked.load(Relaxed);
+    let report = Report {
+        mode: "clinic",
+        patients: providers * SLOTS as usize,
+        duration_s: elapsed,
+        events_published: stored,
+        publish_failures: publisher.failed,
+        events_per_sec: stored as f64 / elapsed,
         ..Report::default()
     };
     print_report(args, &report)
