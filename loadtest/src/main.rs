@@ -240,6 +240,29 @@ impl Publisher {
             self.reap_one().await;
         }
     }
+
+    /// Waits for every publish and prints what was stored since `start`.
+    async fn report(
+        &mut self,
+        args: &Args,
+        mode: &'static str,
+        patients: usize,
+        start: Instant,
+    ) -> anyhow::Result<()> {
+        self.finish().await;
+        let elapsed = start.elapsed().as_secs_f64();
+        let stored = self.acked.load(Relaxed);
+        let report = Report {
+            mode,
+            patients,
+            duration_s: elapsed,
+            events_published: stored,
+            publish_failures: self.failed,
+            events_per_sec: stored as f64 / elapsed,
+            ..Report::default()
+        };
+        print_report(args, &report)
+    }
 }
 
 #[derive(Serialize, Default)]
@@ -519,19 +542,7 @@ async fn fill(args: &Args, js: jetstream::Context) -> anyhow::Result<()> {
             .publish(format!("vitals.{}.{patient}", args.tenant), payload)
             .await?;
     }
-    publisher.finish().await;
-    let elapsed = start.elapsed().as_secs_f64();
-    let stored = publisher.acked.load(Relaxed);
-    let report = Report {
-        mode: "fill",
-        patients: args.patients,
-        duration_s: elapsed,
-        events_published: stored,
-        publish_failures: publisher.failed,
-        events_per_sec: stored as f64 / elapsed,
-        ..Report::default()
-    };
-    print_report(args, &report)
+    publisher.report(args, "fill", args.patients, start).await
 }
 
 async fn bare(args: &Args, js: jetstream::Context) -> anyhow::Result<()> {
@@ -767,17 +778,7 @@ async fn clinic(args: &Args, js: jetstream::Context) -> anyhow::Result<()> {
             }
         }
     }
-    publisher.finish().await;
-    let elapsed = started.elapsed().as_secs_f64();
-    let stored = publisher.acked.load(Relaxed);
-    let report = Report {
-        mode: "clinic",
-        patients: providers * SLOTS as usize,
-        duration_s: elapsed,
-        events_published: stored,
-        publish_failures: publisher.failed,
-        events_per_sec: stored as f64 / elapsed,
-        ..Report::default()
-    };
-    print_report(args, &report)
+    publisher
+        .report(args, "clinic", providers * SLOTS as usize, started)
+        .await
 }
