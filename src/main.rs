@@ -192,6 +192,7 @@ async fn serve(cfg: Config, bus: Bus, demo_patients: Option<usize>) -> anyhow::R
 
     let desk = Arc::new(practice::Desk::new(
         cfg.engine.unscheduled_after.as_millis_i64(),
+        cfg.engine.practice_horizon.as_millis_i64(),
     ));
     let practice_sink = |stream| {
         practice::PracticeSink::new(

@@ -64,6 +64,8 @@ pub struct Desk {
     /// interleave on one appointment.
     held: Mutex<HashMap<String, Vec<Held>>>,
     hold_for_ms: i64,
+    /// Appointments scheduled longer ago than this are forgotten (`engine.practice_horizon`).
+    keep_ms: i64,
 }
 
 fn key(tenant: &str, appointment: &str) -> String {
@@ -71,12 +73,22 @@ fn key(tenant: &str, appointment: &str) -> String {
 }
 
 impl Desk {
-    pub fn new(hold_for_ms: i64) -> Self {
+    pub fn new(hold_for_ms: i64, keep_ms: i64) -> Self {
         Self {
             appointments: DashMap::new(),
             held: Mutex::new(HashMap::new()),
             hold_for_ms,
+            keep_ms,
         }
+    }
+
+    /// Forgets appointments scheduled more than the practice horizon before `now` (what a
+    /// restart would not rebuild either), so the index stays bounded. Returns how many.
+    pub fn evict(&self, now: Timestamp) -> usize {
+        let cutoff = now.plus_millis(-self.keep_ms);
+        let before = self.appointments.len();
+        self.appointments.retain(|_, a| a.start >= cutoff);
+        before - self.appointments.len()
     }
 
     /// Applies a `CHECKINS` event at wall-clock `now`. Returns this event's outcome (`None`
@@ -369,7 +381,8 @@ impl EventSink for PracticeSink {
     }
 }
 
-/// Applies held events whose schedule did not come in time, every second, until `stop`.
+/// Applies held events whose schedule did not come in time, every second, and forgets
+/// appointments older than the practice horizon, every minute, until `stop`.
 pub async fn sweep_held(
     desk: Arc<Desk>,
     shards: PatientShards,
@@ -379,10 +392,13 @@ pub async fn sweep_held(
 ) {
     tokio::pin!(stop);
     let mut every = tokio::time::interval(std::time::Duration::from_secs(1));
-    loop {
+    for tick in 0u64.. {
         tokio::select! {
             () = &mut stop => return,
             _ = every.tick() => {}
+        }
+        if tick % 60 == 0 {
+            desk.evict(vigil_streams::wall_clock());
         }
         let expired = desk.expire(vigil_streams::wall_clock());
         if expired.is_empty() {
@@ -462,7 +478,7 @@ mod tests {
 
     #[test]
     fn a_check_in_before_its_schedule_is_held_and_applied_when_the_schedule_comes() {
-        let desk = Desk::new(60_000);
+        let desk = Desk::new(60_000, 3_600_000);
         let (outcome, released) = desk.apply("t", check_in(), origin("e1"), t(0));
         assert!(outcome.is_none() && released.is_empty());
         assert_eq!(desk.held(), 1);
@@ -480,11 +496,14 @@ mod tests {
         assert_eq!(desk.held(), 0);
         assert_eq!(desk.location_of("t", "a1").as_deref(), Some("loc-1"));
         assert!(desk.location_of("other", "a1").is_none(), "tenants apart");
+        assert_eq!(desk.evict(t(60)), 0, "scheduled an hour ago: kept");
+        assert_eq!(desk.evict(t(60).plus_millis(1)), 1, "then forgotten");
+        assert!(desk.location_of("t", "a1").is_none());
     }
 
     #[test]
     fn an_invalid_transition_is_refused_with_its_code() {
-        let desk = Desk::new(60_000);
+        let desk = Desk::new(60_000, 3_600_000);
         desk.apply("t", booking(), origin("e1"), t(0));
         desk.apply(
             "t",
@@ -505,7 +524,7 @@ mod tests {
 
     #[test]
     fn held_events_expire_into_a_walk_in_or_the_dlq() {
-        let desk = Desk::new(60_000);
+        let desk = Desk::new(60_000, 3_600_000);
         desk.apply("t", check_in(), origin("e1"), t(0));
         desk.apply(
             "t",

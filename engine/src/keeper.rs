@@ -13,6 +13,9 @@ use crate::time::Timestamp;
 
 const MINUTE: i64 = 60_000;
 
+/// A provider's bookings scheduled longer ago than this are forgotten.
+const BOOKINGS_KEPT_MS: i64 = 24 * 60 * MINUTE;
+
 /// Which kind of practice actor.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -177,6 +180,7 @@ impl Keeper {
                     ..
                 } => {
                     delays.scheduled(appointment, *start);
+                    delays.prune(now.plus_millis(-BOOKINGS_KEPT_MS));
                     location.clone_from(&Some(at_location.clone()));
                 }
                 Effect::Started {

@@ -503,6 +503,12 @@ impl ProviderDelays {
         b.dropped = false;
     }
 
+    /// Forgets bookings scheduled before `before` (a day ago, live): they no longer count,
+    /// and a provider's memory stays bounded.
+    pub fn prune(&mut self, before: Timestamp) {
+        self.booked.retain(|_, b| b.scheduled >= before);
+    }
+
     pub fn started(&mut self, appointment: &str, at: Timestamp) {
         if let Some(b) = self.booked.get_mut(appointment) {
             b.started.get_or_insert(at);
@@ -1114,5 +1120,17 @@ enabled = false
         assert_eq!(span(60_000), "1m");
         assert_eq!(span(30 * MINUTE + 59_000), "30m");
         assert_eq!(span(-5), "0s");
+    }
+
+    #[test]
+    fn a_providers_old_bookings_are_forgotten() {
+        let s = Settings::default();
+        let mut p = ProviderDelays::default();
+        p.scheduled("old", hm(9, 0));
+        assert_eq!(p.average(hm(10, 0), &s), Some(60 * MINUTE));
+        p.prune(hm(9, 0));
+        assert!(p.average(hm(10, 0), &s).is_some(), "kept at the edge");
+        p.prune(at(9, 0, 0, 1));
+        assert_eq!(p.average(hm(10, 0), &s), None);
     }
 }
