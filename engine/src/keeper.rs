@@ -5,7 +5,7 @@
 
 use serde::Serialize;
 
-use crate::alert::{Alert, AlertCommand, AlertState, CommandError};
+use crate::alert::{Alert, AlertCommand, CommandError};
 use crate::appointment::{Effect, OccupancyUpdate, ProviderUpdate};
 use crate::practice::{Occupancy, ProviderDelays, ProviderStatus, ResourceStatus, WaitingArea};
 use crate::rules::Settings;
@@ -92,15 +92,6 @@ enum State {
         status: Option<ProviderStatus>,
     },
     Resource(Occupancy),
-}
-
-/// A command on a keeper's single alert, if it is the one named.
-fn command_one(alert: Option<&mut Alert>, c: &AlertCommand) -> Result<(Alert, bool), CommandError> {
-    let a = alert
-        .filter(|a| a.alert_id == c.alert_id)
-        .ok_or_else(|| CommandError::NotFound(c.alert_id.clone()))?;
-    let changed = a.apply(c)?;
-    Ok((a.clone(), changed))
 }
 
 /// One practice actor's state.
@@ -234,18 +225,18 @@ impl Keeper {
             State::Provider { delays, .. } => {
                 out.extend(delays.advance(tenant, id, location, now, s));
                 // Only with an alert to escalate: the average costs a pass over the bookings.
-                let holds = delays.alert().is_some_and(Alert::is_active)
+                let holds = delays.slot().alert().is_some_and(Alert::is_active)
                     && delays
                         .average(now, s)
                         .is_some_and(|avg| avg > s.provider.clear_below_ms);
-                if let Some(a) = delays.alert_mut() {
+                if let Some(a) = delays.slot_mut().alert_mut() {
                     out.extend(a.advance(now, holds));
                 }
             }
             State::Resource(o) => {
                 out.extend(o.advance(tenant, id, location, now, s));
                 let holds = o.status == ResourceStatus::Occupied;
-                if let Some(a) = o.alert_mut() {
+                if let Some(a) = o.slot_mut().alert_mut() {
                     out.extend(a.advance(now, holds));
                 }
             }
@@ -270,8 +261,8 @@ impl Keeper {
     pub fn alerts(&self) -> Box<dyn Iterator<Item = &Alert> + '_> {
         match &self.state {
             State::Location(w) => Box::new(w.alerts()),
-            State::Provider { delays, .. } => Box::new(delays.alert().into_iter()),
-            State::Resource(o) => Box::new(o.alert().into_iter()),
+            State::Provider { delays, .. } => Box::new(delays.slot().alert().into_iter()),
+            State::Resource(o) => Box::new(o.slot().alert().into_iter()),
         }
     }
 
@@ -297,20 +288,8 @@ impl Keeper {
                 let changed = a.apply(c)?;
                 (a.clone(), changed)
             }
-            State::Provider { delays, .. } => {
-                let done = command_one(delays.alert_mut(), c)?;
-                if done.0.state == AlertState::Resolved {
-                    delays.resolved_by_person();
-                }
-                done
-            }
-            State::Resource(o) => {
-                let done = command_one(o.alert_mut(), c)?;
-                if done.0.state == AlertState::Resolved {
-                    o.resolved_by_person();
-                }
-                done
-            }
+            State::Provider { delays, .. } => delays.slot_mut().command(c)?,
+            State::Resource(o) => o.slot_mut().command(c)?,
         };
         Ok((alert, changed))
     }
@@ -322,8 +301,8 @@ impl Keeper {
     pub fn reconcile(&mut self, stored: Vec<Alert>, now: Timestamp, s: &Settings) -> Vec<Alert> {
         let mut out = match &mut self.state {
             State::Location(w) => w.reconcile(stored, now),
-            State::Provider { delays, .. } => delays.reconcile(stored),
-            State::Resource(o) => o.reconcile(stored),
+            State::Provider { delays, .. } => delays.slot_mut().reconcile(stored),
+            State::Resource(o) => o.slot_mut().reconcile(stored),
         };
         out.extend(self.advance(now, s));
         out
@@ -369,7 +348,7 @@ mod tests {
     #![allow(clippy::unwrap_used)]
 
     use super::*;
-    use crate::alert::{CommandKind, Owner};
+    use crate::alert::{AlertState, CommandKind, Owner};
     use crate::practice::AppointmentStatus;
     use vigil_config::Role;
 

@@ -15,7 +15,8 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::alert::{
-    Alert, AlertState, Category, ENGINE, Escalation, Explanation, Level, Meta, alert_id,
+    Alert, AlertCommand, AlertState, Category, CommandError, ENGINE, Escalation, Explanation,
+    Level, Meta, alert_id,
 };
 use crate::rules::{RuleSettings, Settings};
 use crate::time::Timestamp;
@@ -233,27 +234,79 @@ fn clear(alert: &mut Option<Alert>, at: Timestamp, reason: String) -> Option<Ale
     Some(a.clone())
 }
 
-/// Recovery of a keeper with one alert slot (a provider's, a resource's). `stored` are the
-/// alerts `ALERTS` holds for it; the slot holds what replaying the streams opened (never
-/// published). The newest stored alert wins when it is active or a person resolved it (then
-/// the rule stays disarmed); an alert the replay opened after an engine resolve is new and
-/// returned for publishing.
-fn reconcile_slot(slot: &mut Option<Alert>, disarmed: &mut bool, stored: Vec<Alert>) -> Vec<Alert> {
-    let newest = stored.into_iter().max_by_key(|a| a.opened_at);
-    let replayed = slot.take().filter(Alert::is_active);
-    match (newest, replayed) {
-        (Some(a), _) if a.is_active() => *slot = Some(a),
-        (Some(a), _) if a.resolved_by_person() => {
-            *slot = Some(a);
-            *disarmed = true;
-        }
-        (_, Some(r)) => {
-            *slot = Some(r.clone());
-            return vec![r];
-        }
-        (newest, None) => *slot = newest,
+/// The one delay alert of a provider or a resource, and whether a person's resolve has
+/// disarmed its rule until the condition goes away (a provider's average clears, a resource
+/// is freed).
+#[derive(Debug, Clone, Default)]
+pub struct AlertSlot {
+    alert: Option<Alert>,
+    disarmed: bool,
+}
+
+impl AlertSlot {
+    pub fn alert(&self) -> Option<&Alert> {
+        self.alert.as_ref()
     }
-    Vec::new()
+
+    pub fn alert_mut(&mut self) -> Option<&mut Alert> {
+        self.alert.as_mut()
+    }
+
+    fn active(&self) -> bool {
+        self.alert.as_ref().is_some_and(Alert::is_active)
+    }
+
+    /// The rule may not raise a new alert: one is active, or a person's resolve disarmed it.
+    fn holds_back(&self) -> bool {
+        self.active() || self.disarmed
+    }
+
+    /// Keeps a newly opened alert; returns it.
+    fn opened(&mut self, alert: Alert) -> Alert {
+        self.alert = Some(alert.clone());
+        alert
+    }
+
+    /// Applies a person's command to the alert, if it is the one named. A resolve disarms
+    /// the rule. Returns the alert and whether the command changed it.
+    ///
+    /// # Errors
+    /// `NotFound` when the slot holds no alert of that id; otherwise as [`Alert::apply`].
+    pub fn command(&mut self, c: &AlertCommand) -> Result<(Alert, bool), CommandError> {
+        let a = self
+            .alert
+            .as_mut()
+            .filter(|a| a.alert_id == c.alert_id)
+            .ok_or_else(|| CommandError::NotFound(c.alert_id.clone()))?;
+        let changed = a.apply(c)?;
+        let a = a.clone();
+        if a.state == AlertState::Resolved {
+            self.disarmed = true;
+        }
+        Ok((a, changed))
+    }
+
+    /// Recovery. `stored` are the alerts `ALERTS` holds for this keeper; the slot holds what
+    /// replaying the streams opened (never published). The newest stored alert wins when it
+    /// is active or a person resolved it (then the rule stays disarmed); an alert the replay
+    /// opened after an engine resolve is new and returned for publishing.
+    pub fn reconcile(&mut self, stored: Vec<Alert>) -> Vec<Alert> {
+        let newest = stored.into_iter().max_by_key(|a| a.opened_at);
+        let replayed = self.alert.take().filter(Alert::is_active);
+        match (newest, replayed) {
+            (Some(a), _) if a.is_active() => self.alert = Some(a),
+            (Some(a), _) if a.resolved_by_person() => {
+                self.alert = Some(a);
+                self.disarmed = true;
+            }
+            (_, Some(r)) => {
+                self.alert = Some(r.clone());
+                return vec![r];
+            }
+            (newest, None) => self.alert = newest,
+        }
+        Vec::new()
+    }
 }
 
 /// A delay in words: whole minutes (`30m`) from a minute up, seconds (`45s`) below, so
@@ -483,9 +536,7 @@ struct Booked {
 #[derive(Debug, Clone, Default)]
 pub struct ProviderDelays {
     booked: BTreeMap<String, Booked>,
-    alert: Option<Alert>,
-    /// A person resolved the alert: not raised again until the average has cleared.
-    disarmed: bool,
+    slot: AlertSlot,
 }
 
 impl ProviderDelays {
@@ -571,11 +622,11 @@ impl ProviderDelays {
         let count = related.len().max(1) as i64;
         let avg = sum / count;
         let cleared = sum <= r.clear_below_ms * count;
-        if self.disarmed {
-            self.disarmed = !cleared;
+        if self.slot.disarmed {
+            self.slot.disarmed = !cleared;
             return None;
         }
-        if self.alert.as_ref().is_some_and(Alert::is_active) {
+        if self.slot.active() {
             if !cleared {
                 return None;
             }
@@ -584,7 +635,7 @@ impl ProviderDelays {
                 span(avg),
                 span(r.clear_below_ms)
             );
-            return clear(&mut self.alert, now, reason);
+            return clear(&mut self.slot.alert, now, reason);
         }
         if !r.enabled || related.is_empty() || sum <= r.window_ms * count {
             return None;
@@ -615,9 +666,10 @@ impl ProviderDelays {
             resource: None,
             related: related.into_iter().map(str::to_string).collect(),
         };
-        let alert = open(DelayRule::Provider, subject, words, now, s);
-        self.alert = Some(alert.clone());
-        Some(alert)
+        Some(
+            self.slot
+                .opened(open(DelayRule::Provider, subject, words, now, s)),
+        )
     }
 
     /// When the average next crosses the rule's threshold (or the clear level), or the next
@@ -636,8 +688,7 @@ impl ProviderDelays {
             .iter()
             .filter(|(id, _)| self.booked[*id].started.is_none())
             .count() as i64;
-        let alerting = self.alert.as_ref().is_some_and(Alert::is_active) || self.disarmed;
-        let crossing = (growing > 0 && r.enabled && !alerting).then(|| {
+        let crossing = (growing > 0 && r.enabled && !self.slot.holds_back()).then(|| {
             // Sum of delays must exceed window * count: it grows by `growing` ms per ms.
             let sum: i64 = counted.iter().map(|(_, d)| d).sum();
             let target = r.window_ms * counted.len() as i64;
@@ -647,22 +698,13 @@ impl ProviderDelays {
         [next_due, crossing].into_iter().flatten().min()
     }
 
-    pub fn alert(&self) -> Option<&Alert> {
-        self.alert.as_ref()
+    /// The provider's delay alert: commands and recovery reach it through this.
+    pub fn slot(&self) -> &AlertSlot {
+        &self.slot
     }
 
-    pub fn alert_mut(&mut self) -> Option<&mut Alert> {
-        self.alert.as_mut()
-    }
-
-    /// A person resolved the alert: it is not raised again until the average has cleared.
-    pub fn resolved_by_person(&mut self) {
-        self.disarmed = true;
-    }
-
-    /// Recovery, as for a resource (see `reconcile_slot`); returns alerts to publish.
-    pub fn reconcile(&mut self, stored: Vec<Alert>) -> Vec<Alert> {
-        reconcile_slot(&mut self.alert, &mut self.disarmed, stored)
+    pub fn slot_mut(&mut self) -> &mut AlertSlot {
+        &mut self.slot
     }
 }
 
@@ -672,9 +714,7 @@ pub struct Occupancy {
     pub status: ResourceStatus,
     pub appointment: Option<String>,
     pub expected_free_at: Option<Timestamp>,
-    alert: Option<Alert>,
-    /// A person resolved the overrun: not raised again until the resource is freed.
-    disarmed: bool,
+    slot: AlertSlot,
 }
 
 impl Default for Occupancy {
@@ -684,8 +724,7 @@ impl Default for Occupancy {
             status: ResourceStatus::Free,
             appointment: None,
             expected_free_at: None,
-            alert: None,
-            disarmed: false,
+            slot: AlertSlot::default(),
         }
     }
 }
@@ -705,11 +744,11 @@ impl Occupancy {
         self.appointment = appointment;
         self.expected_free_at = expected_free_at;
         if status == ResourceStatus::Occupied {
-            self.disarmed &= same_visit;
+            self.slot.disarmed &= same_visit;
             return None;
         }
-        self.disarmed = false;
-        clear(&mut self.alert, at, "resource freed".into())
+        self.slot.disarmed = false;
+        clear(&mut self.slot.alert, at, "resource freed".into())
     }
 
     /// Minutes past `expectedFreeAt` while occupied (0 otherwise): the `resource` frame's delay.
@@ -732,13 +771,12 @@ impl Occupancy {
     ) -> Option<Alert> {
         let r = &s.overrun;
         if self.status != ResourceStatus::Occupied {
-            return clear(&mut self.alert, now, "resource freed".into());
+            return clear(&mut self.slot.alert, now, "resource freed".into());
         }
         let free = self.expected_free_at?;
         if !r.enabled
             || self.status != ResourceStatus::Occupied
-            || self.disarmed
-            || self.alert.as_ref().is_some_and(Alert::is_active)
+            || self.slot.holds_back()
             || now.since(free) < r.window_ms
         {
             return None;
@@ -774,36 +812,27 @@ impl Occupancy {
             resource: Some(resource),
             related: self.appointment.iter().cloned().collect(),
         };
-        let alert = open(DelayRule::ResourceOverrun, subject, words, now, s);
-        self.alert = Some(alert.clone());
-        Some(alert)
+        Some(
+            self.slot
+                .opened(open(DelayRule::ResourceOverrun, subject, words, now, s)),
+        )
     }
 
     pub fn next_deadline(&self, s: &Settings) -> Option<Timestamp> {
-        let active = self.alert.as_ref().is_some_and(Alert::is_active) || self.disarmed;
-        if !s.overrun.enabled || active || self.status != ResourceStatus::Occupied {
+        if !s.overrun.enabled || self.slot.holds_back() || self.status != ResourceStatus::Occupied {
             return None;
         }
         Some(self.expected_free_at?.plus_millis(s.overrun.window_ms))
     }
 
-    pub fn alert(&self) -> Option<&Alert> {
-        self.alert.as_ref()
+    /// The overrun alert: commands and recovery reach it through this. An active overrun of
+    /// a resource the replay saw freed resolves on the next [`Occupancy::advance`].
+    pub fn slot(&self) -> &AlertSlot {
+        &self.slot
     }
 
-    pub fn alert_mut(&mut self) -> Option<&mut Alert> {
-        self.alert.as_mut()
-    }
-
-    /// A person resolved the overrun: it is not raised again until the resource is freed.
-    pub fn resolved_by_person(&mut self) {
-        self.disarmed = true;
-    }
-
-    /// Recovery (see `reconcile_slot`); returns alerts to publish. An active overrun of a
-    /// resource the replay saw freed resolves on the next [`Occupancy::advance`].
-    pub fn reconcile(&mut self, stored: Vec<Alert>) -> Vec<Alert> {
-        reconcile_slot(&mut self.alert, &mut self.disarmed, stored)
+    pub fn slot_mut(&mut self) -> &mut AlertSlot {
+        &mut self.slot
     }
 }
 
