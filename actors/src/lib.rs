@@ -127,6 +127,67 @@ pub fn shard_of(tenant: &str, patient: &str, shards: usize) -> usize {
     (h % shards.max(1) as u64) as usize
 }
 
+/// A router hands a batch to one of its actors: at once when the actor's mailbox has room,
+/// otherwise the router waits for room before it takes its own next message (backpressure
+/// up to the consumer, not loss). Returns `false` when the actor has stopped.
+pub(crate) fn hand_off<R, A, M>(router: &mut R, ctx: &mut Context<R>, addr: Addr<A>, msg: M) -> bool
+where
+    R: Actor<Context = Context<R>>,
+    A: Actor + Handler<M>,
+    A::Context: actix::dev::ToEnvelope<A, M>,
+    M: Message<Result = ()> + Send + 'static,
+{
+    match addr.try_send(msg) {
+        Ok(()) => true,
+        Err(SendError::Full(msg)) => {
+            ctx.wait(
+                async move {
+                    let _ = addr.send(msg).await;
+                }
+                .into_actor(router),
+            );
+            true
+        }
+        Err(SendError::Closed(_)) => false,
+    }
+}
+
+/// Hands each router its share of `items` (`shard` picks it; `None` skips the item) as one
+/// message, in order. Most hand-offs find room; only a full mailbox makes the caller wait, so
+/// a slow shard slows the consumer instead of growing memory.
+async fn scatter<R, I, M>(
+    routers: &[Addr<R>],
+    items: Vec<I>,
+    shard: impl Fn(&I, usize) -> Option<usize>,
+    message: impl Fn(Vec<I>) -> M,
+    what: &str,
+) where
+    R: Actor + Handler<M>,
+    R::Context: actix::dev::ToEnvelope<R, M>,
+    M: Message<Result = ()> + Send + 'static,
+{
+    let n = routers.len();
+    let mut per_shard: Vec<Vec<I>> = (0..n).map(|_| Vec::new()).collect();
+    for item in items {
+        if let Some(i) = shard(&item, n) {
+            per_shard[i].push(item);
+        }
+    }
+    for (router, items) in routers.iter().zip(per_shard) {
+        if items.is_empty() {
+            continue;
+        }
+        let sent = match router.try_send(message(items)) {
+            Ok(()) => Ok(()),
+            Err(SendError::Full(msg)) => router.send(msg).await.map_err(|_| ()),
+            Err(SendError::Closed(_)) => Err(()),
+        };
+        if sent.is_err() {
+            tracing::error!("{what} shard stopped; the batch is redelivered after restart");
+        }
+    }
+}
+
 impl PatientShards {
     /// Starts an actix system on its own thread with one arbiter (thread) per shard.
     ///
@@ -187,30 +248,13 @@ impl PatientShards {
     }
 
     async fn deliver_as(&self, inputs: Vec<PatientInput>, receipt: Receipt, history: bool) {
-        let n = self.routers.len();
-        let mut per_shard: Vec<Vec<PatientInput>> = (0..n).map(|_| Vec::new()).collect();
-        for input in inputs {
-            per_shard[shard_of(&input.tenant, &input.patient_id, n)].push(input);
-        }
-        for (router, inputs) in self.routers.iter().zip(per_shard) {
-            if inputs.is_empty() {
-                continue;
-            }
-            let msg = router::Deliver {
-                inputs,
-                receipt: receipt.clone(),
-                history,
-            };
-            // Most hand-offs find room; only a full mailbox makes the consumer wait.
-            let sent = match router.try_send(msg) {
-                Ok(()) => Ok(()),
-                Err(SendError::Full(msg)) => router.send(msg).await.map_err(|_| ()),
-                Err(SendError::Closed(_)) => Err(()),
-            };
-            if sent.is_err() {
-                tracing::error!("patient shard stopped; the batch is redelivered after restart");
-            }
-        }
+        let shard = |i: &PatientInput, n| Some(shard_of(&i.tenant, &i.patient_id, n));
+        let message = |inputs| router::Deliver {
+            inputs,
+            receipt: receipt.clone(),
+            history,
+        };
+        scatter(&self.routers, inputs, shard, message, "patient").await;
     }
 
     /// Recovery: hands already-acknowledged history to the shards. The events rebuild the
@@ -281,32 +325,16 @@ impl PatientShards {
         receipt: Receipt,
         history: bool,
     ) {
-        let n = self.practice.len();
-        let mut per_shard: Vec<Vec<PracticeInput>> = (0..n).map(|_| Vec::new()).collect();
-        for p in inputs {
-            let Some((_, id)) = p.input.keeper() else {
-                continue;
-            };
-            per_shard[shard_of(&p.tenant, id, n)].push(p);
-        }
-        for (router, inputs) in self.practice.iter().zip(per_shard) {
-            if inputs.is_empty() {
-                continue;
-            }
-            let msg = practice::Deliver {
-                inputs,
-                receipt: receipt.clone(),
-                history,
-            };
-            let sent = match router.try_send(msg) {
-                Ok(()) => Ok(()),
-                Err(SendError::Full(msg)) => router.send(msg).await.map_err(|_| ()),
-                Err(SendError::Closed(_)) => Err(()),
-            };
-            if sent.is_err() {
-                tracing::error!("practice shard stopped; the batch is redelivered after restart");
-            }
-        }
+        let shard = |p: &PracticeInput, n| {
+            let (_, id) = p.input.keeper()?;
+            Some(shard_of(&p.tenant, id, n))
+        };
+        let message = |inputs| practice::Deliver {
+            inputs,
+            receipt: receipt.clone(),
+            history,
+        };
+        scatter(&self.practice, inputs, shard, message, "practice").await;
     }
 
     /// Applies a command through the actor that owns the alert (the patient's, or a

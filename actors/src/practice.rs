@@ -275,17 +275,8 @@ impl Handler<Deliver> for PracticeRouter {
                 receipt: msg.receipt.clone(),
                 history: msg.history,
             };
-            match addr.try_send(msg) {
-                Ok(()) => {}
-                Err(SendError::Full(msg)) => ctx.wait(
-                    async move {
-                        let _ = addr.send(msg).await;
-                    }
-                    .into_actor(self),
-                ),
-                Err(SendError::Closed(_)) => {
-                    tracing::error!(kind = ?kind, id, "practice actor stopped unexpectedly");
-                }
+            if !crate::hand_off(self, ctx, addr, msg) {
+                tracing::error!(kind = ?kind, id, "practice actor stopped unexpectedly");
             }
         }
     }

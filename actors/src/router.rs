@@ -185,20 +185,8 @@ impl Handler<Deliver> for ShardRouter {
                 receipt: msg.receipt.clone(),
                 history: msg.history,
             };
-            match addr.try_send(observe) {
-                Ok(()) => {}
-                Err(SendError::Full(observe)) => {
-                    // Wait for room before taking the next batch: backpressure, not loss.
-                    ctx.wait(
-                        async move {
-                            let _ = addr.send(observe).await;
-                        }
-                        .into_actor(self),
-                    );
-                }
-                Err(SendError::Closed(_)) => {
-                    tracing::error!(shard = self.shard, "patient actor stopped unexpectedly");
-                }
+            if !crate::hand_off(self, ctx, addr, observe) {
+                tracing::error!(shard = self.shard, "patient actor stopped unexpectedly");
             }
         }
     }
