@@ -340,9 +340,12 @@ impl EventSink for PracticeSink {
                 };
                 let now = vigil_streams::wall_clock();
                 let (outcome, released) = self.desk.apply(&tenant, change, origin, now);
-                self.metrics
-                    .practice_held
-                    .store(self.desk.held() as u64, Relaxed);
+                // Counting held events takes the desk's lock: only when this event changed them.
+                if outcome.is_none() || !released.is_empty() {
+                    self.metrics
+                        .practice_held
+                        .store(self.desk.held() as u64, Relaxed);
+                }
                 for r in released {
                     self.pending
                         .released(self.stream, &tenant, r, &self.metrics);

@@ -28,6 +28,16 @@ pub enum KeeperKind {
     Resource,
 }
 
+impl KeeperKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KeeperKind::Location => "location",
+            KeeperKind::Provider => "provider",
+            KeeperKind::Resource => "resource",
+        }
+    }
+}
+
 /// What a practice actor is told.
 #[derive(Debug, Clone, PartialEq)]
 pub enum KeeperInput {
@@ -493,6 +503,11 @@ mod tests {
     #[test]
     fn a_provider_takes_the_location_of_its_appointments() {
         let s = Settings::default();
+        assert_eq!(
+            serde_json::to_value(KeeperKind::Provider).unwrap(),
+            KeeperKind::Provider.as_str(),
+            "the wire name and as_str agree"
+        );
         let mut k = Keeper::new(KeeperKind::Provider, T, "prov-77");
         let status = KeeperInput::Provider(ProviderUpdate {
             provider: "prov-77".into(),

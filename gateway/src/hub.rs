@@ -380,14 +380,7 @@ impl Hub {
     /// Records a provider's, resource's or waiting area's latest state; connections coalesce
     /// these (latest wins), like patient frames.
     pub fn publish_resource(&self, view: &ResourceView) {
-        let key = format!(
-            "{}:{}",
-            serde_json::to_value(view.kind)
-                .ok()
-                .and_then(|v| v.as_str().map(str::to_string))
-                .unwrap_or_default(),
-            view.resource_id
-        );
+        let key = format!("{}:{}", view.kind.as_str(), view.resource_id);
         let json = serde_json::to_string(&ResourceFrameJson {
             r#type: "resource",
             view,
