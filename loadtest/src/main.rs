@@ -14,6 +14,9 @@
 //!   completion, chair cleaning and provider available (8 events, MessagePack). The day is
 //!   compressed into the last half hour of event time (a slot a minute), so a drain measures
 //!   throughput, not delay alerts.
+//! - `export`: writes the `fill` workload (the same patients, readings and deteriorations) as
+//!   newline-delimited JSON envelopes to `--out`, the form `vigil replay --events` reads; needs
+//!   no NATS.
 //! - `drain`: watches the engine's durable consumer (`--consumer`) on each `--stream` until
 //!   it has acknowledged everything stored, and reports its events/s.
 
@@ -39,6 +42,7 @@ enum Mode {
     Bare,
     Drain,
     Clinic,
+    Export,
 }
 
 #[derive(Parser, Debug)]
@@ -96,6 +100,9 @@ struct Args {
     /// Streams whose consumer `drain` waits for (repeat the flag for several).
     #[arg(long = "stream", default_values_t = ["VITALS".to_string()])]
     streams: Vec<String>,
+    /// The file `export` writes (`-` for standard output).
+    #[arg(long, default_value = "-")]
+    out: String,
     /// Print the report as JSON.
     #[arg(long)]
     json: bool,
@@ -141,12 +148,24 @@ fn vitals(
     at: chrono::DateTime<chrono::Utc>,
     sick: bool,
 ) -> Bytes {
+    let env = envelope(tenant, patient, event_id, at, sick);
+    Bytes::from(rmp_serde::to_vec_named(&env).unwrap_or_default())
+}
+
+/// A `vitals.observation.v1` envelope scoring NEWS2 8 (`sick`) or 0.
+fn envelope<'a>(
+    tenant: &'a str,
+    patient: &'a str,
+    event_id: String,
+    at: chrono::DateTime<chrono::Utc>,
+    sick: bool,
+) -> Envelope<'a> {
     let (hr, rr, spo2) = if sick {
         (112.0, 26.0, 91.0)
     } else {
         (72.0, 16.0, 98.0)
     };
-    let env = Envelope {
+    Envelope {
         event_id,
         event_type: "vitals.observation.v1",
         event_version: "1",
@@ -164,8 +183,7 @@ fn vitals(
             sbp: 120.0,
             consciousness: "A",
         },
-    };
-    Bytes::from(rmp_serde::to_vec_named(&env).unwrap_or_default())
+    }
 }
 
 fn msgpack_headers() -> async_nats::HeaderMap {
@@ -177,17 +195,21 @@ fn msgpack_headers() -> async_nats::HeaderMap {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    match args.mode {
+        Mode::Live => live(&args, connect(&args).await?).await,
+        Mode::Fill => fill(&args, connect(&args).await?).await,
+        Mode::Bare => bare(&args, connect(&args).await?).await,
+        Mode::Drain => drain(&args, connect(&args).await?).await,
+        Mode::Clinic => clinic(&args, connect(&args).await?).await,
+        Mode::Export => export(&args),
+    }
+}
+
+async fn connect(args: &Args) -> anyhow::Result<jetstream::Context> {
     let client = async_nats::connect(&args.nats_url)
         .await
         .with_context(|| format!("cannot connect to NATS at {}", args.nats_url))?;
-    let js = jetstream::new(client);
-    match args.mode {
-        Mode::Live => live(&args, js).await,
-        Mode::Fill => fill(&args, js).await,
-        Mode::Bare => bare(&args, js).await,
-        Mode::Drain => drain(&args, js).await,
-        Mode::Clinic => clinic(&args, js).await,
-    }
+    Ok(jetstream::new(client))
 }
 
 type AckFuture = std::pin::Pin<Box<dyn std::future::Future<Output = bool> + Send>>;
@@ -253,13 +275,8 @@ impl Publisher {
         let elapsed = start.elapsed().as_secs_f64();
         let stored = self.acked.load(Relaxed);
         let report = Report {
-            mode,
-            patients,
-            duration_s: elapsed,
-            events_published: stored,
             publish_failures: self.failed,
-            events_per_sec: stored as f64 / elapsed,
-            ..Report::default()
+            ..Report::throughput(mode, patients, stored, elapsed)
         };
         print_report(args, &report)
     }
@@ -279,6 +296,20 @@ struct Report {
     alerts_expected: u64,
     alerts_received: u64,
     latency_ms: Option<Latency>,
+}
+
+impl Report {
+    /// `events` handled by `mode` in `elapsed` seconds.
+    fn throughput(mode: &'static str, patients: usize, events: u64, elapsed: f64) -> Self {
+        Self {
+            mode,
+            patients,
+            duration_s: elapsed,
+            events_published: events,
+            events_per_sec: events as f64 / elapsed.max(1e-9),
+            ..Self::default()
+        }
+    }
 }
 
 #[derive(Serialize)]
@@ -521,28 +552,101 @@ async fn fill(args: &Args, js: jetstream::Context) -> anyhow::Result<()> {
     })
     .await
     .context("cannot create VITALS")?;
-    let patients = args.patients.max(1) as u64;
-    let readings = args.events.div_ceil(patients);
-    // Event time: one reading per patient per minute, ending now.
-    let base = chrono::Utc::now() - chrono::Duration::minutes(readings as i64 + 1);
     let mut publisher = Publisher::new(js, args.in_flight);
     let start = Instant::now();
-    let run = format!("{:x}", std::process::id());
-    let names: Vec<String> = (0..patients).map(|i| format!("lt-{i}")).collect();
-    for i in 0..args.events {
-        let p = i % patients;
-        let minute = i / patients;
-        // One patient in twenty alternates 30 sick minutes and 30 well ones: alerts open and clear.
-        let sick =
-            (p % 20 == 0 && (minute / 30) % 2 == 0) || (args.end_sick && minute + 2 >= readings);
-        let at = base + chrono::Duration::minutes(minute as i64);
-        let patient = &names[p as usize];
-        let payload = vitals(&args.tenant, patient, format!("fill-{run}-{i}"), at, sick);
+    let mut workload = FillWorkload::new(args);
+    while let Some((patient, payload)) = workload.next_reading(vitals) {
         publisher
             .publish(format!("vitals.{}.{patient}", args.tenant), payload)
             .await?;
     }
     publisher.report(args, "fill", args.patients, start).await
+}
+
+/// The `fill` and `export` workload: `--events` readings for `--patients` patients, one per
+/// patient per minute of event time ending now, one patient in twenty alternating 30 sick
+/// minutes and 30 well ones (so alerts open and clear), and with `--end-sick` every patient's
+/// last two readings sick.
+struct FillWorkload<'a> {
+    args: &'a Args,
+    names: Vec<String>,
+    readings: u64,
+    base: chrono::DateTime<chrono::Utc>,
+    run: String,
+    next: u64,
+}
+
+impl<'a> FillWorkload<'a> {
+    fn new(args: &'a Args) -> Self {
+        let patients = args.patients.max(1) as u64;
+        let readings = args.events.div_ceil(patients);
+        Self {
+            args,
+            names: (0..patients).map(|i| format!("lt-{i}")).collect(),
+            readings,
+            base: chrono::Utc::now() - chrono::Duration::minutes(readings as i64 + 1),
+            run: format!("{:x}", std::process::id()),
+            next: 0,
+        }
+    }
+
+    /// The next reading's patient and its payload, encoded by `encode`.
+    fn next_reading<T>(
+        &mut self,
+        encode: impl FnOnce(&str, &str, String, chrono::DateTime<chrono::Utc>, bool) -> T,
+    ) -> Option<(&str, T)> {
+        let i = self.next;
+        if i >= self.args.events {
+            return None;
+        }
+        self.next += 1;
+        let patients = self.names.len() as u64;
+        let p = i % patients;
+        let minute = i / patients;
+        let sick = (p % 20 == 0 && (minute / 30) % 2 == 0)
+            || (self.args.end_sick && minute + 2 >= self.readings);
+        let at = self.base + chrono::Duration::minutes(minute as i64);
+        let patient = &self.names[p as usize];
+        let event_id = format!("fill-{}-{i}", self.run);
+        Some((
+            patient,
+            encode(&self.args.tenant, patient, event_id, at, sick),
+        ))
+    }
+}
+
+/// Writes the fill workload as JSON lines, the form `vigil replay --events` reads.
+fn export(args: &Args) -> anyhow::Result<()> {
+    use std::io::Write;
+    let out: Box<dyn Write> = if args.out == "-" {
+        Box::new(std::io::stdout().lock())
+    } else {
+        Box::new(
+            std::fs::File::create(&args.out)
+                .with_context(|| format!("cannot create {}", args.out))?,
+        )
+    };
+    let mut out = std::io::BufWriter::with_capacity(1 << 20, out);
+    let start = Instant::now();
+    let mut workload = FillWorkload::new(args);
+    let mut written = 0u64;
+    while let Some((_, line)) = workload
+        .next_reading(|t, p, id, at, sick| serde_json::to_vec(&envelope(t, p, id, at, sick)))
+    {
+        out.write_all(&line?)?;
+        out.write_all(b"\n")?;
+        written += 1;
+    }
+    out.flush()?;
+    let elapsed = start.elapsed().as_secs_f64();
+    let report = Report::throughput("export", args.patients, written, elapsed);
+    if args.out == "-" {
+        // The events went to standard output: keep the report off it.
+        eprintln!("exported {written} events in {elapsed:.2} s");
+        Ok(())
+    } else {
+        print_report(args, &report)
+    }
 }
 
 async fn bare(args: &Args, js: jetstream::Context) -> anyhow::Result<()> {
@@ -590,14 +694,7 @@ async fn bare(args: &Args, js: jetstream::Context) -> anyhow::Result<()> {
     }
     let elapsed = start.elapsed().as_secs_f64();
     let _ = stream.delete_consumer(&name).await;
-    let report = Report {
-        mode: "bare",
-        patients: args.patients,
-        duration_s: elapsed,
-        events_published: count,
-        events_per_sec: count as f64 / elapsed,
-        ..Report::default()
-    };
+    let report = Report::throughput("bare", args.patients, count, elapsed);
     print_report(args, &report)
 }
 
@@ -646,14 +743,7 @@ async fn drain(args: &Args, js: jetstream::Context) -> anyhow::Result<()> {
         .zip(&floors0)
         .map(|((_, target), floor)| target - floor)
         .sum();
-    let report = Report {
-        mode: "drain",
-        patients: args.patients,
-        duration_s: elapsed,
-        events_published: drained,
-        events_per_sec: drained as f64 / elapsed.max(1e-9),
-        ..Report::default()
-    };
+    let report = Report::throughput("drain", args.patients, drained, elapsed);
     print_report(args, &report)
 }
 
