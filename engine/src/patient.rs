@@ -154,24 +154,30 @@ impl Patient {
         out.alerts
             .extend(self.risk.evaluate(subject, &score, settings));
 
-        // news2.trend: the rise over the lowest score of the trend window.
-        let from = score_at.plus_millis(-settings.trend.window_ms);
-        if let Some(baseline) = self.window.lowest_news2_since(from) {
-            let rise = score.total.saturating_sub(baseline.0);
-            let holds = rise >= settings.trend.threshold;
-            let finding = Finding {
-                holds,
-                active: holds,
-            };
-            out.alerts.extend(self.trend.step(
-                Condition::Trend,
-                subject,
-                finding,
-                score_at,
-                settings,
-                || trend_opening(&score, baseline, settings),
-            ));
-        }
+        // news2.trend: the rise over the lowest score of the trend window. A score below the
+        // threshold cannot have risen by it, so most scores need no scan of the window (the
+        // score just noted is in it, so a baseline always exists).
+        let baseline = if score.total < settings.trend.threshold {
+            None
+        } else {
+            let from = score_at.plus_millis(-settings.trend.window_ms);
+            self.window.lowest_news2_since(from)
+        };
+        let holds =
+            baseline.is_some_and(|b| score.total.saturating_sub(b.0) >= settings.trend.threshold);
+        let finding = Finding {
+            holds,
+            active: holds,
+        };
+        let open = || baseline.map_or_else(Opening::none, |b| trend_opening(&score, b, settings));
+        out.alerts.extend(self.trend.step(
+            Condition::Trend,
+            subject,
+            finding,
+            score_at,
+            settings,
+            open,
+        ));
 
         let q = qsofa(&self.window.chart, score_at, settings.sepsis);
         let holds = q.total >= settings.qsofa.threshold;

@@ -85,6 +85,9 @@ impl Field {
     }
 }
 
+/// Rows a window grows by when it is full (512 bytes).
+const ROW_GROWTH: usize = 16;
+
 /// One minute of history.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Row {
@@ -269,15 +272,14 @@ impl Window {
         }
     }
 
-    /// Grows to the horizon's row count exactly, never to the next power of two.
+    /// Grows by [`ROW_GROWTH`] rows at a time up to the horizon's row count exactly, never to
+    /// the next power of two: a window holds at most one growth step of unused rows, and the
+    /// block it outgrows is barely smaller than the new one. The copies stay cheap: the horizon
+    /// bounds the rows (363 for 6 h, so at most 23 growths in a patient's life).
     fn reserve_row(&mut self, w: WindowSettings) {
         if self.rows.len() == self.rows.capacity() {
             let max = Self::horizon_minutes(w) as usize + 1;
-            let want = self
-                .rows
-                .len()
-                .max(4)
-                .min(max.saturating_sub(self.rows.len()));
+            let want = ROW_GROWTH.min(max.saturating_sub(self.rows.len()));
             self.rows.reserve_exact(want.max(1));
         }
     }
@@ -302,17 +304,25 @@ impl Window {
     /// rule's baseline. Minute resolution: a score in `from`'s minute counts.
     pub fn lowest_news2_since(&self, from: Timestamp) -> Option<(u8, Timestamp)> {
         let first = from.millis().div_euclid(MINUTE_MS);
-        self.rows
-            .iter()
-            .rev()
-            .take_while(|r| i64::from(r.minute) >= first)
-            .filter(|r| r.news2_min != u8::MAX)
-            .min_by_key(|r| (r.news2_min, std::cmp::Reverse(r.minute)))
-            .map(|r| {
-                let minute = i64::from(r.minute) * MINUTE_MS;
-                let at = Timestamp::from_millis(minute + i64::from(r.news2_sec) * 1000);
-                (r.news2_min, at)
-            })
+        // Newest first, so that a strictly lower score replaces the best and ties keep the
+        // newest minute; nothing is lower than 0, so a 0 ends the scan.
+        let mut best: Option<&Row> = None;
+        for r in self.rows.iter().rev() {
+            if i64::from(r.minute) < first {
+                break;
+            }
+            if r.news2_min != u8::MAX && best.is_none_or(|b| r.news2_min < b.news2_min) {
+                best = Some(r);
+                if r.news2_min == 0 {
+                    break;
+                }
+            }
+        }
+        best.map(|r| {
+            let minute = i64::from(r.minute) * MINUTE_MS;
+            let at = Timestamp::from_millis(minute + i64::from(r.news2_sec) * 1000);
+            (r.news2_min, at)
+        })
     }
 
     /// Bytes the window holds on the heap (rows and labs, by capacity): the memory accounting

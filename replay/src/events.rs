@@ -1,34 +1,41 @@
 //! `vigil replay --events FILE`: newline-delimited `VITALS` envelopes exactly as on the wire
 //! (JSON, one event per line), decoded and validated by the same code as live ingest.
 //!
-//! Each worker streams the whole file and applies only the lines of its own patients (by a
-//! hash of `patientId`, found with a byte search before any decoding), so every patient's
-//! events are applied in file order by one thread, nothing is buffered beyond one line, and
-//! the workers share nothing but the page cache.
+//! Each worker streams the whole file through its own buffer and applies only the lines of its
+//! own patients (by a hash of `patientId`, found with a byte search before any decoding), so
+//! every patient's events are applied in file order by one thread, lines are read in place
+//! (never copied), and the workers share nothing but the page cache.
 
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader};
+use std::io::Read;
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, mpsc};
 
+use rustc_hash::FxHashMap;
 use vigil_engine::{Patient, Settings, Timestamp};
-use vigil_streams::VitalsEvent;
-use vigil_streams::envelope::decode_recorded;
+use vigil_streams::envelope::{RejectCode, VitalsBody, decode_recorded};
 
 use crate::{AlertLog, Outcome, ReplayError, open_mask, write_score};
 
-/// The `patientId` string value of a JSON line, found without decoding it.
-fn patient_of(line: &[u8]) -> Option<&[u8]> {
-    const KEY: &[u8] = b"\"patientId\"";
-    let at = memchr::memmem::find(line, KEY)?;
-    let rest = &line[at + KEY.len()..];
-    let colon = memchr::memchr(b':', rest)?;
-    let rest = &rest[colon + 1..];
-    let open = memchr::memchr(b'"', rest)?;
-    let rest = &rest[open + 1..];
-    let close = memchr::memchr(b'"', rest)?;
-    Some(&rest[..close])
+/// Finds the `patientId` string value of a JSON line without decoding it.
+struct PatientFinder(memchr::memmem::Finder<'static>);
+
+impl PatientFinder {
+    fn new() -> Self {
+        Self(memchr::memmem::Finder::new(b"\"patientId\""))
+    }
+
+    fn find<'l>(&self, line: &'l [u8]) -> Option<&'l [u8]> {
+        let at = self.0.find(line)?;
+        let rest = &line[at + self.0.needle().len()..];
+        let colon = memchr::memchr(b':', rest)?;
+        let rest = &rest[colon + 1..];
+        let open = memchr::memchr(b'"', rest)?;
+        let rest = &rest[open + 1..];
+        let close = memchr::memchr(b'"', rest)?;
+        Some(&rest[..close])
+    }
 }
 
 fn owner(patient: Option<&[u8]>, threads: usize) -> usize {
@@ -104,6 +111,10 @@ type WorkerResult = Result<(Vec<Outcome>, HashMap<&'static str, usize>), std::io
 /// Rejected lines by code, sorted by code.
 pub type Rejected = Vec<(String, usize)>;
 
+/// Bytes a worker reads at a time. Far above the contract's 64 KiB limit, so a buffer full
+/// of one unfinished line holds a line that is too large whatever its end.
+const READ_CHUNK: usize = 1 << 20;
+
 fn worker(
     file: &Path,
     me: usize,
@@ -112,47 +123,116 @@ fn worker(
     scores: Option<mpsc::SyncSender<Vec<u8>>>,
     progress: Option<&Arc<AtomicUsize>>,
 ) -> WorkerResult {
-    let mut reader = BufReader::with_capacity(1 << 20, std::fs::File::open(file)?);
-    let mut line = Vec::with_capacity(1024);
-    let mut patients: HashMap<String, Tracked> = HashMap::new();
-    let mut rejected: HashMap<&'static str, usize> = HashMap::new();
-    let mut buf = Vec::new();
-    let mut read = 0usize;
+    let mut file = std::fs::File::open(file)?;
+    let mut w = Worker {
+        me,
+        threads,
+        settings,
+        finder: PatientFinder::new(),
+        patients: FxHashMap::default(),
+        key: String::new(),
+        rejected: HashMap::new(),
+        scores,
+        buf: Vec::new(),
+    };
+    let mut buf = vec![0u8; READ_CHUNK];
+    // `buf[..filled]` holds bytes read and not yet applied; `skipping` while the rest of an
+    // oversized line is discarded.
+    let mut filled = 0;
+    let mut skipping = false;
     loop {
-        line.clear();
-        let n = reader.read_until(b'\n', &mut line)?;
-        if n == 0 {
-            break;
-        }
-        read += n;
+        let n = match file.read(&mut buf[filled..]) {
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
         if me == 0
             && let Some(p) = progress
-            && read >= 1 << 20
         {
-            p.fetch_add(read, Ordering::Relaxed);
-            read = 0;
+            p.fetch_add(n, Ordering::Relaxed);
         }
-        let text = line.trim_ascii();
-        if text.is_empty() || owner(patient_of(text), threads) != me {
+        filled += n;
+        let mut start = 0;
+        while let Some(nl) = memchr::memchr(b'\n', &buf[start..filled]) {
+            if !skipping {
+                w.apply(&buf[start..start + nl]);
+            }
+            skipping = false;
+            start += nl + 1;
+        }
+        if n == 0 {
+            if !skipping && start < filled {
+                w.apply(&buf[start..filled]);
+            }
+            break;
+        }
+        if start == 0 && filled == buf.len() {
+            // A whole buffer without a line end: the line is too large. Worker 0 counts it
+            // once (its patient is unknown); every worker skips to its end.
+            if !skipping && me == 0 {
+                w.reject(RejectCode::PayloadTooLarge);
+            }
+            skipping = true;
+            filled = 0;
             continue;
+        }
+        buf.copy_within(start..filled, 0);
+        filled -= start;
+    }
+    w.finish()
+}
+
+/// One worker's patients and what it has written and rejected.
+struct Worker<'s> {
+    me: usize,
+    threads: usize,
+    settings: &'s Settings,
+    finder: PatientFinder,
+    /// `tenantId NUL patientId` -> the patient. Boxed, so the table stays small and a resize
+    /// moves pointers, not windows.
+    patients: FxHashMap<String, Box<Tracked>>,
+    /// Reused to build the key of each event's patient.
+    key: String,
+    rejected: HashMap<&'static str, usize>,
+    scores: Option<mpsc::SyncSender<Vec<u8>>>,
+    /// `--scores` lines not yet handed to the writer.
+    buf: Vec<u8>,
+}
+
+impl Worker<'_> {
+    fn reject(&mut self, code: RejectCode) {
+        *self.rejected.entry(code.as_str()).or_default() += 1;
+    }
+
+    /// Applies one line when its patient is this worker's.
+    fn apply(&mut self, line: &[u8]) {
+        let text = line.trim_ascii();
+        if text.is_empty() || owner(self.finder.find(text), self.threads) != self.me {
+            return;
         }
         let event = match decode_recorded(text) {
             Ok(e) => e,
-            Err(r) => {
-                *rejected.entry(r.code.as_str()).or_default() += 1;
-                continue;
-            }
+            Err(r) => return self.reject(r.code),
         };
-        let meta = event.meta();
-        let key = format!("{}\u{0}{}", meta.tenant_id, meta.patient_id);
-        let at = meta.occurred_at;
-        let t = patients.entry(key).or_insert_with(|| Tracked {
-            patient: Patient::new(&meta.tenant_id, &meta.patient_id, &meta.unit_id),
-            log: AlertLog::default(),
-            outcome: Outcome::default(),
-            first: at,
-            last: at,
-        });
+        let settings = self.settings;
+        self.key.clear();
+        self.key.push_str(&event.tenant_id);
+        self.key.push('\0');
+        self.key.push_str(&event.patient_id);
+        let at = event.occurred_at;
+        if !self.patients.contains_key(self.key.as_str()) {
+            let tracked = Tracked {
+                patient: Patient::new(&event.tenant_id, &event.patient_id, &event.unit_id),
+                log: AlertLog::default(),
+                outcome: Outcome::default(),
+                first: at,
+                last: at,
+            };
+            self.patients.insert(self.key.clone(), Box::new(tracked));
+        }
+        let Some(t) = self.patients.get_mut(self.key.as_str()) else {
+            return;
+        };
         t.first = t.first.min(at);
         t.last = t.last.max(at);
         t.outcome.rows += 1;
@@ -167,53 +247,51 @@ fn worker(
                 None => break,
             }
         }
-        let unit = &event.meta().unit_id;
-        let observed = match &event {
-            VitalsEvent::Observation { vitals, meta } => {
-                t.patient.observe(unit, vitals, meta.occurred_at, settings)
+        let unit = &event.unit_id;
+        let observed = match &event.body {
+            VitalsBody::Observation(vitals) => t.patient.observe(unit, vitals, at, settings),
+            VitalsBody::Lab { lab, collected_at } => {
+                t.patient.record_lab(unit, lab, *collected_at, settings)
             }
-            VitalsEvent::Lab {
-                lab, collected_at, ..
-            } => t.patient.record_lab(unit, lab, *collected_at, settings),
         };
         for a in &observed.alerts {
             t.log.record(a, &mut t.outcome);
         }
-        if scores.is_some()
+        if let Some(tx) = &self.scores
             && let Some(score) = &observed.score
         {
             write_score(
-                &mut buf,
+                &mut self.buf,
                 &t.patient.patient_id,
                 score,
                 observed.qsofa.map(|q| q.total),
                 observed.sirs.map(|s| s.total),
             );
-            if buf.len() >= 1 << 16
-                && let Some(tx) = &scores
-            {
-                let _ = tx.send(std::mem::take(&mut buf));
+            if self.buf.len() >= 1 << 16 {
+                let _ = tx.send(std::mem::take(&mut self.buf));
             }
         }
         let row = t.outcome.rows - 1;
         t.outcome.note_open(open_mask(&t.patient), row);
     }
-    if let Some(tx) = &scores
-        && !buf.is_empty()
-    {
-        let _ = tx.send(buf);
+
+    fn finish(self) -> WorkerResult {
+        if let Some(tx) = &self.scores
+            && !self.buf.is_empty()
+        {
+            let _ = tx.send(self.buf);
+        }
+        let outcomes = self
+            .patients
+            .into_values()
+            .map(|t| {
+                let mut outcome = t.outcome;
+                outcome.hours = t.last.since(t.first) as f64 / 3_600_000.0;
+                outcome
+            })
+            .collect();
+        Ok((outcomes, self.rejected))
     }
-    if let Some(p) = progress {
-        p.fetch_add(read, Ordering::Relaxed);
-    }
-    let outcomes = patients
-        .into_values()
-        .map(|mut t| {
-            t.outcome.hours = t.last.since(t.first) as f64 / 3_600_000.0;
-            t.outcome
-        })
-        .collect();
-    Ok((outcomes, rejected))
 }
 
 #[cfg(test)]
@@ -223,9 +301,56 @@ mod tests {
     #[test]
     fn patient_is_found_without_decoding() {
         let line = br#"{"eventId":"e1","data":{"patientId" : "p-7","unitId":"icu"}}"#;
-        assert_eq!(patient_of(line), Some(&b"p-7"[..]));
-        assert_eq!(patient_of(b"{}"), None);
+        let finder = PatientFinder::new();
+        assert_eq!(finder.find(line), Some(&b"p-7"[..]));
+        assert_eq!(finder.find(b"{}"), None);
         assert_eq!(owner(None, 4), 0);
         assert!(owner(Some(b"p-7"), 4) < 4);
+    }
+
+    fn line(i: usize, patient: &str) -> String {
+        format!(
+            r#"{{"eventId":"e{i}","eventType":"vitals.observation.v1","eventVersion":"1","occurredAt":"2025-11-27T09:{:02}:{:02}Z","producer":"mon-1","tenantId":"t1","data":{{"patientId":"{patient}","unitId":"icu-3","hr":70,"rr":16,"spo2":98,"onOxygen":false,"temp":37.0,"sbp":120,"consciousness":"A"}}}}"#,
+            (i / 60) % 60,
+            i % 60
+        )
+    }
+
+    /// Lines that straddle reads, a line longer than a whole read, invalid UTF-8 and a last line
+    /// without its end: every line is applied or rejected exactly once, on any thread count.
+    #[test]
+    fn every_line_is_applied_or_rejected_once() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let file = dir.path().join("events.ndjson");
+        let mut text = Vec::new();
+        let events = 3 * READ_CHUNK / 280;
+        for i in 0..events {
+            text.extend_from_slice(line(i, &format!("p-{}", i % 7)).as_bytes());
+            text.push(b'\n');
+            if i == events / 2 {
+                // Longer than a read buffer, and with a patientId that no worker owns first.
+                text.extend_from_slice(b"{\"patientId\":\"p-1\",\"pad\":\"");
+                text.resize(text.len() + READ_CHUNK + 10, b'x');
+                text.extend_from_slice(b"\"}\n");
+                text.extend_from_slice(b"{\"eventId\":\"\xff\xfe\"}\n");
+            }
+        }
+        text.extend_from_slice(line(events, "p-last").as_bytes());
+        std::fs::write(&file, &text).expect("write");
+        for threads in [1, 2, 3] {
+            let (outcomes, rejected) =
+                replay(&file, &Settings::default(), threads, None, None).expect("replay");
+            let applied: usize = outcomes.iter().map(|o| o.rows).sum();
+            assert_eq!(applied, events + 1, "{threads} threads");
+            assert_eq!(outcomes.len(), 8, "{threads} threads");
+            assert_eq!(
+                rejected,
+                vec![
+                    ("DECODE_FAILED".to_string(), 1),
+                    ("PAYLOAD_TOO_LARGE".to_string(), 1)
+                ],
+                "{threads} threads"
+            );
+        }
     }
 }

@@ -241,6 +241,51 @@ impl VitalsEvent {
     }
 }
 
+/// What a `VITALS` event says, apart from its envelope.
+#[derive(Debug, Clone, PartialEq)]
+pub enum VitalsBody {
+    Observation(Vitals),
+    Lab {
+        lab: LabResult,
+        collected_at: Timestamp,
+    },
+}
+
+/// A validated `VITALS` event whose identifiers borrow from the payload where they can: what
+/// [`decode_recorded`] returns, so that a replay allocates nothing per line it only scores.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RecordedVitals<'a> {
+    pub event_id: Cow<'a, str>,
+    pub tenant_id: Cow<'a, str>,
+    pub patient_id: Cow<'a, str>,
+    pub unit_id: Cow<'a, str>,
+    pub occurred_at: Timestamp,
+    pub correlation_id: Option<Cow<'a, str>>,
+    pub body: VitalsBody,
+}
+
+impl RecordedVitals<'_> {
+    /// The event with owned identifiers, as live ingest hands it on.
+    pub fn into_event(self) -> VitalsEvent {
+        let meta = EventMeta {
+            event_id: self.event_id.into_owned(),
+            tenant_id: self.tenant_id.into_owned(),
+            patient_id: self.patient_id.into_owned(),
+            unit_id: self.unit_id.into_owned(),
+            occurred_at: self.occurred_at,
+            correlation_id: self.correlation_id.map(Cow::into_owned),
+        };
+        match self.body {
+            VitalsBody::Observation(vitals) => VitalsEvent::Observation { meta, vitals },
+            VitalsBody::Lab { lab, collected_at } => VitalsEvent::Lab {
+                meta,
+                lab,
+                collected_at,
+            },
+        }
+    }
+}
+
 pub const VITALS_OBSERVATION: &str = "vitals.observation.v1";
 pub const LAB_RESULT: &str = "lab.result.v1";
 /// Every event type of the contract, by the stream it belongs on (outbound ones included: a
@@ -425,6 +470,7 @@ pub fn decode_vitals(
         Some(now),
         Some((subject_tenant, subject_patient)),
     )
+    .map(RecordedVitals::into_event)
 }
 
 /// Decodes a recorded `VITALS` event (one line of an exported NDJSON stream, as `vigil replay
@@ -433,7 +479,7 @@ pub fn decode_vitals(
 ///
 /// # Errors
 /// A [`Rejection`] with the same codes as live ingest.
-pub fn decode_recorded(payload: &[u8]) -> Result<VitalsEvent, Rejection> {
+pub fn decode_recorded(payload: &[u8]) -> Result<RecordedVitals<'_>, Rejection> {
     check_size(payload)?;
     decode_envelope(payload, Encoding::Json, None, None)
 }
@@ -459,12 +505,12 @@ pub fn check_vitals(v: &Vitals) -> Result<(), Rejection> {
 }
 
 /// The envelope rules; `subject` is `(tenant, patient)` of the subject the event arrived on.
-fn decode_envelope(
-    payload: &[u8],
+fn decode_envelope<'a>(
+    payload: &'a [u8],
     encoding: Encoding,
     now: Option<Timestamp>,
     subject: Option<(&str, &str)>,
-) -> Result<VitalsEvent, Rejection> {
+) -> Result<RecordedVitals<'a>, Rejection> {
     let mut env: WireEnvelope<WireData> = decode(payload, encoding, "VITALS")?;
     let head = check_head(&mut env, "VITALS", now, subject.map(|(t, _)| t))?;
     let is_lab = head.event_type == LAB_RESULT;
@@ -484,19 +530,20 @@ fn decode_envelope(
         ));
     }
     let unit_id = data_token("unitId", data.unit_id.take())?;
-    let meta = EventMeta {
-        event_id: head.event_id.into_owned(),
-        tenant_id: head.tenant_id.into_owned(),
-        patient_id: patient_id.into_owned(),
-        unit_id: unit_id.into_owned(),
-        occurred_at: head.occurred_at,
-        correlation_id: head.correlation_id.map(Cow::into_owned),
-    };
-    if is_lab {
-        lab(meta, data)
+    let body = if is_lab {
+        lab(head.occurred_at, data)?
     } else {
-        observation(meta, data)
-    }
+        observation(data)?
+    };
+    Ok(RecordedVitals {
+        event_id: head.event_id,
+        tenant_id: head.tenant_id,
+        patient_id,
+        unit_id,
+        occurred_at: head.occurred_at,
+        correlation_id: head.correlation_id,
+        body,
+    })
 }
 
 /// Decodes `payload` as `T`. A schema error in an event whose type does not belong on `stream`
@@ -508,14 +555,22 @@ pub(crate) fn decode<'a, T: Deserialize<'a>>(
     stream: &str,
 ) -> Result<T, Rejection> {
     let full = match encoding {
-        Encoding::Json => serde_json::from_slice::<T>(payload).map_err(|e| {
-            let code = if e.is_syntax() || e.is_eof() {
-                RejectCode::DecodeFailed
-            } else {
-                RejectCode::SchemaInvalid
-            };
-            reject(code, format!("JSON: {e}"))
-        }),
+        // JSON is UTF-8 throughout: one check of the whole payload is cheaper than
+        // serde_json's check of each string it borrows.
+        Encoding::Json => match std::str::from_utf8(payload) {
+            Ok(text) => serde_json::from_str::<T>(text).map_err(|e| {
+                let code = if e.is_syntax() || e.is_eof() {
+                    RejectCode::DecodeFailed
+                } else {
+                    RejectCode::SchemaInvalid
+                };
+                reject(code, format!("JSON: {e}"))
+            }),
+            Err(e) => Err(reject(
+                RejectCode::DecodeFailed,
+                format!("JSON: not UTF-8 ({e})"),
+            )),
+        },
         Encoding::MessagePack => rmp_serde::from_slice::<T>(payload).map_err(|e| {
             let code = match e {
                 rmp_serde::decode::Error::Syntax(_) => RejectCode::SchemaInvalid,
@@ -609,7 +664,7 @@ fn in_range(name: &str, v: Option<f64>) -> Result<Option<f64>, Rejection> {
     Ok(Some(v))
 }
 
-fn observation(meta: EventMeta, d: WireData<'_>) -> Result<VitalsEvent, Rejection> {
+fn observation(d: WireData<'_>) -> Result<VitalsBody, Rejection> {
     let spo2_scale = match d.spo2_scale {
         None => None,
         Some(1.0) => Some(Spo2Scale::Scale1),
@@ -671,7 +726,7 @@ fn observation(meta: EventMeta, d: WireData<'_>) -> Result<VitalsEvent, Rejectio
             "a vitals observation needs at least one measurement",
         ));
     }
-    Ok(VitalsEvent::Observation { meta, vitals })
+    Ok(VitalsBody::Observation(vitals))
 }
 
 /// Upper bounds of the lab codes the engine understands, in the contract's units.
@@ -685,7 +740,7 @@ const LAB_LIMITS: &[(&str, f64)] = &[
     ("bilirubin", 1000.0),
 ];
 
-fn lab(meta: EventMeta, d: WireData<'_>) -> Result<VitalsEvent, Rejection> {
+fn lab(occurred_at: Timestamp, d: WireData<'_>) -> Result<VitalsBody, Rejection> {
     let code = d
         .code
         .filter(|c| !c.is_empty() && c.len() <= 64)
@@ -716,10 +771,9 @@ fn lab(meta: EventMeta, d: WireData<'_>) -> Result<VitalsEvent, Rejection> {
         Some(text) => {
             parse_time("collectedAt", &text).map_err(|m| reject(RejectCode::DataInvalid, m))?
         }
-        None => meta.occurred_at,
+        None => occurred_at,
     };
-    Ok(VitalsEvent::Lab {
-        meta,
+    Ok(VitalsBody::Lab {
         lab: LabResult {
             code,
             value,
