@@ -194,7 +194,7 @@ impl Handler<Observe> for PatientActor {
                 news2: Some(score.total),
                 qsofa,
                 sirs,
-                partial: score.partial(),
+                partial: score.partial,
                 vitals: self.patient.window.chart.latest(),
             });
         }

@@ -29,6 +29,15 @@ pub struct Observed {
     pub late: bool,
 }
 
+/// The latest NEWS2 of a patient, without its components.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LastScore {
+    pub at: Timestamp,
+    pub total: u8,
+    /// Some parameter had no fresh value.
+    pub partial: bool,
+}
+
 /// A patient's live status as dashboards show it: the latest scores and vitals. Identifiers are
 /// shared (`Arc<str>`), so an update per reading copies no strings.
 #[derive(Debug, Clone, PartialEq)]
@@ -55,7 +64,10 @@ pub struct Patient {
     /// The unit of the latest observation.
     pub unit_id: String,
     pub window: Window,
-    pub last_score: Option<News2>,
+    /// The latest NEWS2: what dashboards show and what orders the next reading. The whole score
+    /// (with its components) goes out in [`Observed`]; keeping only this avoids a copy per
+    /// reading.
+    pub last_score: Option<LastScore>,
     /// The latest qSOFA and SIRS with their time (for `whyNow`).
     pub last_qsofa: Option<(CriteriaScore, Timestamp)>,
     pub last_sirs: Option<(CriteriaScore, Timestamp)>,
@@ -196,7 +208,11 @@ impl Patient {
         ));
         self.last_qsofa = Some((q, score_at));
         let s = self.evaluate_sirs_lactate(score_at, settings, &mut out.alerts);
-        self.last_score = Some(score.clone());
+        self.last_score = Some(LastScore {
+            at: score.at,
+            total: score.total,
+            partial: score.partial(),
+        });
         out.score = Some(score);
         out.qsofa = Some(q);
         out.sirs = Some(s);
@@ -1317,10 +1333,7 @@ mod tests {
             + p.window.heap_bytes()
             + p.tenant.len()
             + p.patient_id.len()
-            + p.unit_id.len()
-            + p.last_score.as_ref().map_or(0, |s| {
-                s.components.capacity() * std::mem::size_of::<crate::news2::Component>()
-            });
+            + p.unit_id.len();
         assert!(bytes <= 16 * 1024, "{bytes} bytes per patient");
         assert!(p.window.rows() <= 363);
     }

@@ -2,12 +2,12 @@
 //!
 //! - `chart`: the latest raw reading of every parameter with its exact observation time (the
 //!   scores use it);
-//! - `rows`: one 32-byte row per minute with data, over the horizon (default 6 h): for each
+//! - `rows`: one 24-byte row per minute with data, over the horizon (default 6 h): for each
 //!   parameter the rounded value of the minute's latest sample and its second, and the lowest NEWS2
 //!   scored in that minute (the trend rule reads it);
 //! - `labs`: every result per code over the horizon (the latest is always kept).
 //!
-//! Bounded: a 6 h horizon holds at most 361 rows of 32 bytes whatever the sampling rate, and
+//! Bounded: a 6 h horizon holds at most 361 rows of 24 bytes whatever the sampling rate, and
 //! at most [`MAX_LAB_READINGS`] results per code for [`MAX_LAB_CODES`] codes. Rows store values
 //! rounded exactly as the scores round them (whole numbers; tenths of a degree), so nothing a
 //! score could see is lost; within a minute, samples are ordered by second (ties: the later
@@ -85,31 +85,96 @@ impl Field {
     }
 }
 
-/// Rows a window grows by when it is full (512 bytes).
+/// Rows a window grows by when it is full (384 bytes).
 const ROW_GROWTH: usize = 16;
 
-/// One minute of history.
+/// Numeric fields (`Hr` to `Gcs`), stored as whole `i16`s; consciousness and oxygen are small
+/// codes kept in [`Row::packed`].
+const NUMERIC: usize = 6;
+const CONSCIOUSNESS_SHIFT: u32 = 48;
+const OXYGEN_SHIFT: u32 = 51;
+const NEWS2_SHIFT: u32 = 53;
+const NEWS2_SEC_SHIFT: u32 = 58;
+/// The "no value" code of each packed field.
+const NO_CONSCIOUSNESS: u64 = 0b111;
+const NO_OXYGEN: u64 = 0b11;
+const NO_NEWS2: u64 = 0b1_1111;
+/// Everything packed set to "no value" (seconds 0).
+const PACKED_EMPTY: u64 = (NO_CONSCIOUSNESS << CONSCIOUSNESS_SHIFT)
+    | (NO_OXYGEN << OXYGEN_SHIFT)
+    | (NO_NEWS2 << NEWS2_SHIFT);
+
+/// One minute of history, in 24 bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Row {
     /// Minutes since the Unix epoch (fits until the year 6000).
     minute: i32,
-    values: [i16; 8],
-    /// Second within the minute of each value's sample.
-    sec: [u8; 8],
-    /// Lowest NEWS2 scored in this minute (`u8::MAX`: none) and the second it was scored.
-    news2_min: u8,
-    news2_sec: u8,
+    /// The numeric fields' values (`NONE`: no sample this minute).
+    values: [i16; NUMERIC],
+    /// Bits 0-47: the second within the minute of each field's sample (6 bits per field, in
+    /// `Field::ALL` order). 48-50: consciousness code 0-4 (7: none). 51-52: oxygen 0/1 (3:
+    /// none). 53-57: the lowest NEWS2 scored this minute, 0-20 (31: none). 58-63: the second
+    /// it was scored.
+    packed: u64,
 }
 
 impl Row {
     fn new(minute: i64) -> Self {
         Self {
             minute: minute as i32,
-            values: [NONE; 8],
-            sec: [0; 8],
-            news2_min: u8::MAX,
-            news2_sec: 0,
+            values: [NONE; NUMERIC],
+            packed: PACKED_EMPTY,
         }
+    }
+
+    fn bits(&self, shift: u32, mask: u64) -> u64 {
+        (self.packed >> shift) & mask
+    }
+
+    fn set_bits(&mut self, shift: u32, mask: u64, value: u64) {
+        self.packed = (self.packed & !(mask << shift)) | ((value & mask) << shift);
+    }
+
+    /// Field `i`'s encoded value, `NONE` when the minute had no sample of it.
+    fn value(&self, i: usize) -> i16 {
+        let code = |shift, none| {
+            let v = self.bits(shift, none);
+            if v == none { NONE } else { v as i16 }
+        };
+        match i {
+            _ if i < NUMERIC => self.values[i],
+            6 => code(CONSCIOUSNESS_SHIFT, NO_CONSCIOUSNESS),
+            _ => code(OXYGEN_SHIFT, NO_OXYGEN),
+        }
+    }
+
+    /// The second of field `i`'s sample.
+    fn sec(&self, i: usize) -> u8 {
+        self.bits(6 * i as u32, 0b11_1111) as u8
+    }
+
+    /// Stores field `i`'s encoded value (consciousness 0-4, oxygen 0-1, as
+    /// [`Field::encode`] gives them) and its second.
+    fn set(&mut self, i: usize, value: i16, sec: u8) {
+        match i {
+            _ if i < NUMERIC => self.values[i] = value,
+            6 => self.set_bits(CONSCIOUSNESS_SHIFT, NO_CONSCIOUSNESS, value as u64),
+            _ => self.set_bits(OXYGEN_SHIFT, NO_OXYGEN, value as u64),
+        }
+        self.set_bits(6 * i as u32, 0b11_1111, u64::from(sec));
+    }
+
+    /// The lowest NEWS2 scored in this minute and its second.
+    fn news2(&self) -> Option<(u8, u8)> {
+        let total = self.bits(NEWS2_SHIFT, NO_NEWS2);
+        (total != NO_NEWS2).then(|| (total as u8, self.bits(NEWS2_SEC_SHIFT, 0b11_1111) as u8))
+    }
+
+    /// Stores a NEWS2 total (0-20, so never the "none" code) and its second.
+    fn set_news2(&mut self, total: u8, sec: u8) {
+        let total = u64::from(total).min(NO_NEWS2 - 1);
+        self.set_bits(NEWS2_SHIFT, NO_NEWS2, total);
+        self.set_bits(NEWS2_SEC_SHIFT, 0b11_1111, u64::from(sec));
     }
 }
 
@@ -200,10 +265,9 @@ impl Window {
             let row = self.row_mut(at, w);
             for (i, field) in Field::ALL.into_iter().enumerate() {
                 if let Some(value) = field.encode(v)
-                    && (row.values[i] == NONE || row.sec[i] <= sec)
+                    && (row.value(i) == NONE || row.sec(i) <= sec)
                 {
-                    row.values[i] = value;
-                    row.sec[i] = sec;
+                    row.set(i, value, sec);
                 }
             }
         }
@@ -217,9 +281,8 @@ impl Window {
         }
         let sec = second_of(at);
         let row = self.row_mut(at, w);
-        if total < row.news2_min || row.news2_min == u8::MAX {
-            row.news2_min = total;
-            row.news2_sec = sec;
+        if row.news2().is_none_or(|(lowest, _)| total < lowest) {
+            row.set_news2(total, sec);
         }
     }
 
@@ -294,9 +357,10 @@ impl Window {
             .binary_search_by_key(&minute, |r| i64::from(r.minute))
             .ok()
             .map(|i| &self.rows[i])?;
-        (row.values[i] != NONE).then(|| {
-            let at = Timestamp::from_millis(minute * MINUTE_MS + i64::from(row.sec[i]) * 1000);
-            (row.values[i], at)
+        let value = row.value(i);
+        (value != NONE).then(|| {
+            let at = Timestamp::from_millis(minute * MINUTE_MS + i64::from(row.sec(i)) * 1000);
+            (value, at)
         })
     }
 
@@ -306,22 +370,23 @@ impl Window {
         let first = from.millis().div_euclid(MINUTE_MS);
         // Newest first, so that a strictly lower score replaces the best and ties keep the
         // newest minute; nothing is lower than 0, so a 0 ends the scan.
-        let mut best: Option<&Row> = None;
+        let mut best: Option<(u8, u8, i32)> = None;
         for r in self.rows.iter().rev() {
             if i64::from(r.minute) < first {
                 break;
             }
-            if r.news2_min != u8::MAX && best.is_none_or(|b| r.news2_min < b.news2_min) {
-                best = Some(r);
-                if r.news2_min == 0 {
+            if let Some((total, sec)) = r.news2()
+                && best.is_none_or(|(lowest, _, _)| total < lowest)
+            {
+                best = Some((total, sec, r.minute));
+                if total == 0 {
                     break;
                 }
             }
         }
-        best.map(|r| {
-            let minute = i64::from(r.minute) * MINUTE_MS;
-            let at = Timestamp::from_millis(minute + i64::from(r.news2_sec) * 1000);
-            (r.news2_min, at)
+        best.map(|(total, sec, minute)| {
+            let at = i64::from(minute) * MINUTE_MS + i64::from(sec) * 1000;
+            (total, Timestamp::from_millis(at))
         })
     }
 
@@ -452,7 +517,52 @@ mod tests {
         }
         assert!(w.rows() <= 363, "{} rows", w.rows());
         assert!(w.rows.capacity() <= 363, "capacity {}", w.rows.capacity());
-        assert_eq!(std::mem::size_of::<Row>(), 32);
+        assert_eq!(std::mem::size_of::<Row>(), 24);
+    }
+
+    /// Each packed part of a row holds its extremes without touching the others.
+    #[test]
+    fn row_fields_are_independent_at_their_extremes() {
+        let mut r = Row::new(0);
+        for i in 0..Field::ALL.len() {
+            assert_eq!((r.value(i), r.sec(i)), (NONE, 0), "field {i} starts empty");
+        }
+        assert_eq!(r.news2(), None);
+        let extremes: [(i16, u8); 8] = [
+            (-32_000, 59),
+            (32_000, 0),
+            (0, 59),
+            (300, 1),
+            (450, 58),
+            (3, 59),
+            (4, 59),
+            (1, 59),
+        ];
+        for (i, (value, sec)) in extremes.into_iter().enumerate() {
+            r.set(i, value, sec);
+            r.set_news2(20, 59);
+            for (j, (v, s)) in extremes.into_iter().enumerate().take(i + 1) {
+                assert_eq!(
+                    (r.value(j), r.sec(j)),
+                    (v, s),
+                    "field {j} after setting {i}"
+                );
+            }
+            for j in i + 1..Field::ALL.len() {
+                assert_eq!(
+                    (r.value(j), r.sec(j)),
+                    (NONE, 0),
+                    "field {j} after setting {i}"
+                );
+            }
+            assert_eq!(r.news2(), Some((20, 59)));
+        }
+        r.set(6, 0, 0);
+        r.set(7, 0, 0);
+        r.set_news2(0, 0);
+        assert_eq!((r.value(6), r.value(7), r.news2()), (0, 0, Some((0, 0))));
+        assert_eq!(r.value(5), 3, "gcs kept");
+        assert_eq!(r.minute, 0);
     }
 
     #[test]
@@ -505,10 +615,19 @@ mod tests {
             proptest::option::of(30.0f64..200.0),
             proptest::option::of(5.0f64..40.0),
             proptest::option::of(34.0f64..41.0),
-            proptest::option::of(prop_oneof![Just(Consciousness::A), Just(Consciousness::V)]),
+            proptest::option::of(prop_oneof![
+                Just(Consciousness::A),
+                Just(Consciousness::C),
+                Just(Consciousness::V),
+                Just(Consciousness::P),
+                Just(Consciousness::U)
+            ]),
             proptest::option::of(any::<bool>()),
+            proptest::option::of(70.0f64..100.0),
+            proptest::option::of(40.0f64..250.0),
+            proptest::option::of(3.0f64..15.0),
         )
-            .prop_map(|(hr, rr, temp, c, o2)| {
+            .prop_map(|(hr, rr, temp, c, o2, spo2, sbp, gcs)| {
                 (
                     0,
                     Vitals {
@@ -517,6 +636,9 @@ mod tests {
                         temp,
                         consciousness: c,
                         on_oxygen: o2,
+                        spo2,
+                        sbp,
+                        gcs: gcs.map(f64::round),
                         ..Vitals::default()
                     },
                 )
@@ -591,7 +713,7 @@ mod tests {
         /// whatever the order they were noted in.
         #[test]
         fn lowest_news2_equals_brute_force(
-            scores in proptest::collection::vec((0i64..3600, 0u8..20), 1..80),
+            scores in proptest::collection::vec((0i64..3600, 0u8..=20), 1..80),
             from in 0i64..3600,
         ) {
             let mut w = Window::default();

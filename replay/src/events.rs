@@ -13,8 +13,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, mpsc};
 
 use rustc_hash::FxHashMap;
-use vigil_engine::{Patient, Settings, Timestamp};
-use vigil_streams::envelope::{RejectCode, VitalsBody, decode_recorded};
+use vigil_engine::{Observed, Patient, Settings, Timestamp};
+use vigil_streams::envelope::{RecordedVitals, RejectCode, VitalsBody, decode_recorded};
 
 use crate::{AlertLog, Outcome, ReplayError, open_mask, write_score};
 
@@ -132,8 +132,10 @@ fn worker(
         patients: FxHashMap::default(),
         key: String::new(),
         rejected: HashMap::new(),
-        scores,
-        buf: Vec::new(),
+        scores: ScoreSink {
+            tx: scores,
+            buf: Vec::new(),
+        },
     };
     let mut buf = vec![0u8; READ_CHUNK];
     // `buf[..filled]` holds bytes read and not yet applied; `skipping` while the rest of an
@@ -194,9 +196,83 @@ struct Worker<'s> {
     /// Reused to build the key of each event's patient.
     key: String,
     rejected: HashMap<&'static str, usize>,
-    scores: Option<mpsc::SyncSender<Vec<u8>>>,
-    /// `--scores` lines not yet handed to the writer.
+    scores: ScoreSink,
+}
+
+/// Where `--scores` lines go: gathered here, handed to the writer 64 KiB at a time.
+struct ScoreSink {
+    tx: Option<mpsc::SyncSender<Vec<u8>>>,
     buf: Vec<u8>,
+}
+
+impl ScoreSink {
+    fn write(&mut self, patient_id: &str, observed: &Observed) {
+        let (Some(tx), Some(score)) = (&self.tx, &observed.score) else {
+            return;
+        };
+        write_score(
+            &mut self.buf,
+            patient_id,
+            score,
+            observed.qsofa.map(|q| q.total),
+            observed.sirs.map(|s| s.total),
+        );
+        if self.buf.len() >= 1 << 16 {
+            let _ = tx.send(std::mem::take(&mut self.buf));
+        }
+    }
+
+    fn flush(self) {
+        if let Some(tx) = self.tx
+            && !self.buf.is_empty()
+        {
+            let _ = tx.send(self.buf);
+        }
+    }
+}
+
+impl Tracked {
+    fn new(event: &RecordedVitals<'_>) -> Self {
+        Self {
+            patient: Patient::new(&event.tenant_id, &event.patient_id, &event.unit_id),
+            log: AlertLog::default(),
+            outcome: Outcome::default(),
+            first: event.occurred_at,
+            last: event.occurred_at,
+        }
+    }
+
+    /// Applies one of this patient's events, after the time that passed before it.
+    fn apply(&mut self, event: &RecordedVitals<'_>, settings: &Settings, scores: &mut ScoreSink) {
+        let at = event.occurred_at;
+        self.first = self.first.min(at);
+        self.last = self.last.max(at);
+        self.outcome.rows += 1;
+        // Time passes up to this event: signal loss fires when it would have.
+        while let Some(due) = self.patient.next_tick(settings).filter(|d| *d <= at) {
+            match self.patient.tick(
+                due,
+                due.plus_millis(-settings.signal_loss.window_ms),
+                settings,
+            ) {
+                Some(alert) => self.log.record(&alert, &mut self.outcome),
+                None => break,
+            }
+        }
+        let unit = &event.unit_id;
+        let observed = match &event.body {
+            VitalsBody::Observation(vitals) => self.patient.observe(unit, vitals, at, settings),
+            VitalsBody::Lab { lab, collected_at } => {
+                self.patient.record_lab(unit, lab, *collected_at, settings)
+            }
+        };
+        for a in &observed.alerts {
+            self.log.record(a, &mut self.outcome);
+        }
+        scores.write(&self.patient.patient_id, &observed);
+        let row = self.outcome.rows - 1;
+        self.outcome.note_open(open_mask(&self.patient), row);
+    }
 }
 
 impl Worker<'_> {
@@ -214,73 +290,22 @@ impl Worker<'_> {
             Ok(e) => e,
             Err(r) => return self.reject(r.code),
         };
-        let settings = self.settings;
         self.key.clear();
         self.key.push_str(&event.tenant_id);
         self.key.push('\0');
         self.key.push_str(&event.patient_id);
-        let at = event.occurred_at;
-        if !self.patients.contains_key(self.key.as_str()) {
-            let tracked = Tracked {
-                patient: Patient::new(&event.tenant_id, &event.patient_id, &event.unit_id),
-                log: AlertLog::default(),
-                outcome: Outcome::default(),
-                first: at,
-                last: at,
-            };
-            self.patients.insert(self.key.clone(), Box::new(tracked));
-        }
-        let Some(t) = self.patients.get_mut(self.key.as_str()) else {
-            return;
-        };
-        t.first = t.first.min(at);
-        t.last = t.last.max(at);
-        t.outcome.rows += 1;
-        // Time passes up to this event: signal loss fires when it would have.
-        while let Some(due) = t.patient.next_tick(settings).filter(|d| *d <= at) {
-            match t.patient.tick(
-                due,
-                due.plus_millis(-settings.signal_loss.window_ms),
-                settings,
-            ) {
-                Some(alert) => t.log.record(&alert, &mut t.outcome),
-                None => break,
+        match self.patients.get_mut(self.key.as_str()) {
+            Some(t) => t.apply(&event, self.settings, &mut self.scores),
+            None => {
+                let mut t = Box::new(Tracked::new(&event));
+                t.apply(&event, self.settings, &mut self.scores);
+                self.patients.insert(self.key.clone(), t);
             }
         }
-        let unit = &event.unit_id;
-        let observed = match &event.body {
-            VitalsBody::Observation(vitals) => t.patient.observe(unit, vitals, at, settings),
-            VitalsBody::Lab { lab, collected_at } => {
-                t.patient.record_lab(unit, lab, *collected_at, settings)
-            }
-        };
-        for a in &observed.alerts {
-            t.log.record(a, &mut t.outcome);
-        }
-        if let Some(tx) = &self.scores
-            && let Some(score) = &observed.score
-        {
-            write_score(
-                &mut self.buf,
-                &t.patient.patient_id,
-                score,
-                observed.qsofa.map(|q| q.total),
-                observed.sirs.map(|s| s.total),
-            );
-            if self.buf.len() >= 1 << 16 {
-                let _ = tx.send(std::mem::take(&mut self.buf));
-            }
-        }
-        let row = t.outcome.rows - 1;
-        t.outcome.note_open(open_mask(&t.patient), row);
     }
 
     fn finish(self) -> WorkerResult {
-        if let Some(tx) = &self.scores
-            && !self.buf.is_empty()
-        {
-            let _ = tx.send(self.buf);
-        }
+        self.scores.flush();
         let outcomes = self
             .patients
             .into_values()

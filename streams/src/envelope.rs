@@ -149,19 +149,19 @@ impl Encoding {
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct WireEnvelope<'a, D> {
-    #[serde(borrow)]
+    #[serde(borrow, default, deserialize_with = "borrow_str")]
     event_id: Option<Cow<'a, str>>,
-    #[serde(borrow)]
+    #[serde(borrow, default, deserialize_with = "borrow_str")]
     event_type: Option<Cow<'a, str>>,
-    #[serde(borrow)]
+    #[serde(borrow, default, deserialize_with = "borrow_str")]
     event_version: Option<Cow<'a, str>>,
-    #[serde(borrow)]
+    #[serde(borrow, default, deserialize_with = "borrow_str")]
     occurred_at: Option<Cow<'a, str>>,
-    #[serde(borrow)]
+    #[serde(borrow, default, deserialize_with = "borrow_str")]
     producer: Option<Cow<'a, str>>,
-    #[serde(borrow)]
+    #[serde(borrow, default, deserialize_with = "borrow_str")]
     tenant_id: Option<Cow<'a, str>>,
-    #[serde(borrow)]
+    #[serde(borrow, default, deserialize_with = "borrow_str")]
     correlation_id: Option<Cow<'a, str>>,
     pub(crate) data: Option<D>,
 }
@@ -169,9 +169,9 @@ pub(crate) struct WireEnvelope<'a, D> {
 #[derive(Deserialize, Default)]
 #[serde(rename_all = "camelCase")]
 struct WireData<'a> {
-    #[serde(borrow)]
+    #[serde(borrow, default, deserialize_with = "borrow_str")]
     patient_id: Option<Cow<'a, str>>,
-    #[serde(borrow)]
+    #[serde(borrow, default, deserialize_with = "borrow_str")]
     unit_id: Option<Cow<'a, str>>,
     hr: Option<f64>,
     rr: Option<f64>,
@@ -182,16 +182,28 @@ struct WireData<'a> {
     sbp: Option<f64>,
     dbp: Option<f64>,
     map: Option<f64>,
-    #[serde(borrow)]
+    #[serde(borrow, default, deserialize_with = "borrow_str")]
     consciousness: Option<Cow<'a, str>>,
     gcs: Option<f64>,
-    #[serde(borrow)]
+    #[serde(borrow, default, deserialize_with = "borrow_str")]
     code: Option<Cow<'a, str>>,
     value: Option<f64>,
-    #[serde(borrow)]
+    #[serde(borrow, default, deserialize_with = "borrow_str")]
     unit: Option<Cow<'a, str>>,
-    #[serde(borrow)]
+    #[serde(borrow, default, deserialize_with = "borrow_str")]
     collected_at: Option<Cow<'a, str>>,
+}
+
+/// Deserializes an optional string borrowed from the payload whenever it has no escapes.
+/// `#[serde(borrow)]` does not reach through `Option`: serde gives an `Option<Cow<str>>` an
+/// owned `String` every time, which cost one allocation per string field of every event.
+pub(crate) fn borrow_str<'de: 'a, 'a, D>(d: D) -> Result<Option<Cow<'a, str>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    #[derive(Deserialize)]
+    struct Borrowed<'a>(#[serde(borrow)] Cow<'a, str>);
+    Ok(Option::<Borrowed<'a>>::deserialize(d)?.map(|b| b.0))
 }
 
 /// Only the fields that say what the event is: decoded when the full decode failed, to tell an
@@ -788,6 +800,36 @@ mod tests {
     use super::*;
 
     const NOW: Timestamp = Timestamp::from_millis(1_764_234_300_000 + 3_600_000);
+
+    /// Identifiers borrow from the payload in both encodings (no allocation per field), and
+    /// a JSON string with an escape is still decoded, as an owned string.
+    #[test]
+    fn identifiers_borrow_from_the_payload() {
+        let v = contract_json();
+        let json_bytes = json(&v);
+        let packed = rmp_serde::to_vec_named(&v).expect("msgpack");
+        for (payload, encoding) in [
+            (&json_bytes, Encoding::Json),
+            (&packed, Encoding::MessagePack),
+        ] {
+            let e = decode_envelope(payload, encoding, Some(NOW), None).expect("decodes");
+            for (name, field) in [
+                ("eventId", &e.event_id),
+                ("tenantId", &e.tenant_id),
+                ("patientId", &e.patient_id),
+                ("unitId", &e.unit_id),
+            ] {
+                assert!(matches!(field, Cow::Borrowed(_)), "{name} {encoding:?}");
+            }
+            assert!(matches!(e.correlation_id, Some(Cow::Borrowed("req-9876"))));
+        }
+        let escaped = String::from_utf8(json_bytes)
+            .expect("utf-8")
+            .replace("\"icu-3\"", "\"icu\\u002d3\"");
+        let e =
+            decode_envelope(escaped.as_bytes(), Encoding::Json, Some(NOW), None).expect("decodes");
+        assert!(matches!(e.unit_id, Cow::Owned(ref u) if u == "icu-3"));
+    }
 
     fn contract_json() -> serde_json::Value {
         serde_json::json!({

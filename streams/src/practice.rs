@@ -48,44 +48,44 @@ impl PracticeEvent {
 #[derive(Deserialize, Default)]
 #[serde(rename_all = "camelCase")]
 struct Data<'a> {
-    #[serde(borrow)]
+    #[serde(borrow, default, deserialize_with = "crate::envelope::borrow_str")]
     appointment_id: Option<Cow<'a, str>>,
-    #[serde(borrow)]
+    #[serde(borrow, default, deserialize_with = "crate::envelope::borrow_str")]
     patient_id: Option<Cow<'a, str>>,
-    #[serde(borrow)]
+    #[serde(borrow, default, deserialize_with = "crate::envelope::borrow_str")]
     provider_id: Option<Cow<'a, str>>,
-    #[serde(borrow)]
+    #[serde(borrow, default, deserialize_with = "crate::envelope::borrow_str")]
     location_id: Option<Cow<'a, str>>,
-    #[serde(borrow)]
+    #[serde(borrow, default, deserialize_with = "crate::envelope::borrow_str")]
     resource_id: Option<Cow<'a, str>>,
-    #[serde(borrow)]
+    #[serde(borrow, default, deserialize_with = "crate::envelope::borrow_str")]
     scheduled_start: Option<Cow<'a, str>>,
     expected_duration_minutes: Option<f64>,
-    #[serde(borrow)]
+    #[serde(borrow, default, deserialize_with = "crate::envelope::borrow_str")]
     checkin_at: Option<Cow<'a, str>>,
-    #[serde(borrow)]
+    #[serde(borrow, default, deserialize_with = "crate::envelope::borrow_str")]
     method: Option<Cow<'a, str>>,
-    #[serde(borrow)]
+    #[serde(borrow, default, deserialize_with = "crate::envelope::borrow_str")]
     notes: Option<Cow<'a, str>>,
-    #[serde(borrow)]
+    #[serde(borrow, default, deserialize_with = "crate::envelope::borrow_str")]
     previous_status: Option<Cow<'a, str>>,
-    #[serde(borrow)]
+    #[serde(borrow, default, deserialize_with = "crate::envelope::borrow_str")]
     new_status: Option<Cow<'a, str>>,
-    #[serde(borrow)]
+    #[serde(borrow, default, deserialize_with = "crate::envelope::borrow_str")]
     updated_at: Option<Cow<'a, str>>,
-    #[serde(borrow)]
+    #[serde(borrow, default, deserialize_with = "crate::envelope::borrow_str")]
     actor_id: Option<Cow<'a, str>>,
-    #[serde(borrow)]
+    #[serde(borrow, default, deserialize_with = "crate::envelope::borrow_str")]
     reason: Option<Cow<'a, str>>,
-    #[serde(borrow)]
+    #[serde(borrow, default, deserialize_with = "crate::envelope::borrow_str")]
     status: Option<Cow<'a, str>>,
-    #[serde(borrow)]
+    #[serde(borrow, default, deserialize_with = "crate::envelope::borrow_str")]
     effective_at: Option<Cow<'a, str>>,
-    #[serde(borrow)]
+    #[serde(borrow, default, deserialize_with = "crate::envelope::borrow_str")]
     note: Option<Cow<'a, str>>,
-    #[serde(borrow)]
+    #[serde(borrow, default, deserialize_with = "crate::envelope::borrow_str")]
     current_appointment_id: Option<Cow<'a, str>>,
-    #[serde(borrow)]
+    #[serde(borrow, default, deserialize_with = "crate::envelope::borrow_str")]
     expected_free_at: Option<Cow<'a, str>>,
 }
 
