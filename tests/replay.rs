@@ -145,6 +145,8 @@ fn psv_replay_reports_the_hand_computed_figures() {
     assert!(close(&sirs["medianLeadHours"], 2.0));
     // One alert over 12 rows = 0.5 patient-days.
     assert!(close(&sirs["alertsPerPatientDay"], 2.0));
+    // The stay never labelled was never alerted.
+    assert!(close(&sirs["falseAlertsPerPatientDay"], 0.0));
     // U = 3.3889 (worked example), U_none = -2/9, U_best = 4.2222:
     // (3.3889 + 0.2222) / (4.2222 + 0.2222) = 0.8125.
     assert!(close(&sirs["utility"], 0.8125), "{sirs}");

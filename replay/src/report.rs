@@ -27,6 +27,9 @@ pub struct RuleReport {
     /// alerted at or before that row.
     pub median_lead_hours: Option<f64>,
     pub alerts_per_patient_day: Option<f64>,
+    /// Alerts on stays never labelled septic, per patient-day of those stays: the false-alarm
+    /// burden staff would carry (`None` without labels).
+    pub false_alerts_per_patient_day: Option<f64>,
     /// The challenge's normalized utility (`None` without septic stays).
     pub utility: Option<f64>,
 }
@@ -106,6 +109,7 @@ impl Report {
                 let mut quiet = 0;
                 let mut leads = Vec::new();
                 let mut utility = Utility::default();
+                let (mut false_alerts, mut healthy_hours) = (0u64, 0.0);
                 for o in outcomes {
                     let Some(labels) = o.labels.as_deref() else {
                         continue;
@@ -122,7 +126,11 @@ impl Report {
                                 leads.push((o.row_hours[first] - o.row_hours[row]) as f64);
                             }
                         }
-                        None => quiet += usize::from(o.first_row[slot].is_none()),
+                        None => {
+                            quiet += usize::from(o.first_row[slot].is_none());
+                            false_alerts += u64::from(o.alerts[slot]);
+                            healthy_hours += o.hours;
+                        }
                     }
                 }
                 if slot == PROFILE {
@@ -154,6 +162,8 @@ impl Report {
                     median_lead_hours: median(&mut leads),
                     alerts_per_patient_day: (patient_days > 0.0)
                         .then(|| alerts as f64 / patient_days),
+                    false_alerts_per_patient_day: (labelled && healthy_hours > 0.0)
+                        .then(|| false_alerts as f64 / (healthy_hours / 24.0)),
                     utility: if labelled { utility.normalized() } else { None },
                 }
             })
@@ -167,6 +177,7 @@ impl Report {
             specificity: None,
             median_lead_hours: None,
             alerts_per_patient_day: None,
+            false_alerts_per_patient_day: None,
             utility: None,
         });
         Report {
@@ -214,8 +225,16 @@ impl Report {
         }
         let _ = writeln!(
             s,
-            "\n{:<22} {:>8} {:>8} {:>7} {:>7} {:>9} {:>10} {:>8}",
-            "rule", "alerted", "alerts", "sens", "spec", "lead(h)", "alerts/pd", "utility"
+            "\n{:<22} {:>8} {:>8} {:>7} {:>7} {:>9} {:>10} {:>9} {:>8}",
+            "rule",
+            "alerted",
+            "alerts",
+            "sens",
+            "spec",
+            "lead(h)",
+            "alerts/pd",
+            "false/pd",
+            "utility"
         );
         let pct = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{:.1}%", v * 100.0));
         let num = |v: Option<f64>, d: usize| v.map_or("-".to_string(), |v| format!("{v:.d$}"));
@@ -226,7 +245,7 @@ impl Report {
             }
             let _ = writeln!(
                 s,
-                "{:<22} {:>8} {:>8} {:>7} {:>7} {:>9} {:>10} {:>8}",
+                "{:<22} {:>8} {:>8} {:>7} {:>7} {:>9} {:>10} {:>9} {:>8}",
                 r.rule,
                 r.patients_alerted,
                 r.alerts,
@@ -234,6 +253,7 @@ impl Report {
                 pct(r.specificity),
                 num(r.median_lead_hours, 1),
                 num(r.alerts_per_patient_day, 2),
+                num(r.false_alerts_per_patient_day, 2),
                 num(r.utility, 3)
             );
         }
@@ -247,5 +267,50 @@ impl Report {
             }
         }
         s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A stay whose rows are all `label` with `alerts` profile alerts over `hours`.
+    fn stay(labels: &[bool], alerts: u32, hours: f64) -> Outcome {
+        let mut o = Outcome {
+            rows: labels.len(),
+            hours,
+            labels: Some(labels.to_vec()),
+            row_hours: (1..=labels.len() as i64).collect(),
+            masks: vec![0; labels.len()],
+            ..Outcome::default()
+        };
+        o.alerts[PROFILE] = alerts;
+        if alerts > 0 {
+            o.first_row[PROFILE] = Some(0);
+            o.masks = vec![1 << PROFILE; labels.len()];
+        }
+        o
+    }
+
+    #[test]
+    fn false_alerts_count_only_stays_never_labelled() {
+        let outcomes = [
+            stay(&[false, true], 5, 48.0),
+            stay(&[false, false], 2, 12.0),
+            stay(&[false, false], 0, 12.0),
+        ];
+        let settings = vigil_engine::Settings::default();
+        let r = Report::build("psv", &settings, &outcomes, vec![], vec![], 1, 1.0);
+        // 2 alerts over the 24 h of the two stays never labelled.
+        assert_eq!(r.overall.false_alerts_per_patient_day, Some(2.0));
+        // 7 alerts over 72 h.
+        assert_eq!(r.overall.alerts_per_patient_day, Some(7.0 / 3.0));
+        assert_eq!(r.overall.specificity, Some(0.5));
+        let unlabelled = [Outcome {
+            labels: None,
+            ..stay(&[false], 1, 24.0)
+        }];
+        let r = Report::build("events", &settings, &unlabelled, vec![], vec![], 1, 1.0);
+        assert_eq!(r.overall.false_alerts_per_patient_day, None);
     }
 }
