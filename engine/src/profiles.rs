@@ -32,10 +32,14 @@ pub fn charted(base: &Settings) -> Settings {
     s.signal_loss.enabled = false;
     // Tuned with `vigil replay` as a sepsis screen on hourly rows (docs/sepsis-screen.md):
     // hourly single-parameter 3s and hour-to-hour NEWS2 swings were most of the false alerts;
-    // qSOFA must hold on two consecutive charted hours.
+    // qSOFA, with consciousness never charted, added alerts and no septic stay. A NEWS2 of 3
+    // or more held over four charted hours warns as early as plain NEWS2 >= 5 with less than
+    // half its false alerts: deterioration that lasts, not an unstable hour.
     s.single3.enabled = false;
     s.trend.enabled = false;
-    s.qsofa.sustain = 2;
+    s.qsofa.enabled = false;
+    s.medium.threshold = 3;
+    s.medium.sustain = 4;
     s
 }
 
@@ -213,11 +217,9 @@ name = "everyone"
         let c = p.named("charted").expect("built in");
         assert_eq!(c.freshness.vitals_ms, 4 * HOUR);
         assert!(!c.signal_loss.enabled);
-        assert!(!c.single3.enabled && !c.trend.enabled);
-        assert_eq!(
-            (c.medium.sustain, c.high.sustain, c.qsofa.sustain),
-            (2, 2, 2)
-        );
+        assert!(!c.single3.enabled && !c.trend.enabled && !c.qsofa.enabled);
+        assert_eq!((c.medium.threshold, c.medium.sustain), (3, 4));
+        assert_eq!((c.high.threshold, c.high.sustain), (7, 2));
         assert!(c.sirs_lactate.enabled);
     }
 
