@@ -66,6 +66,7 @@ pub fn print_banner(addr: SocketAddr, patients: usize) {
     println!(
         "vigil demo: {patients} simulated patients on units ward-a and ward-b (tenant `demo`)"
     );
+    println!("  staff dashboard page:        http://{addr}/?token=demo-admin-token");
     println!("  dashboard WebSocket (admin): ws://{addr}/ws?token=demo-admin-token");
     println!("  nurse of ward-a:             ws://{addr}/ws?token=demo-nurse-ward-a");
     println!("  viewer:                      ws://{addr}/ws?token=demo-viewer-token");

@@ -456,6 +456,19 @@ async fn bad_websocket_input_gets_error_frames_and_no_token_gets_401() {
             .is_err()
     );
     assert_eq!(http_get(&engine.addr, "/healthz").await.0, 200);
+    // The dashboard page needs no token to load (it asks for one) and speaks the contract.
+    let (status, page) = http_get(&engine.addr, "/").await;
+    assert_eq!(status, 200);
+    for needle in [
+        "/ws?token=",
+        r#"type: "subscribe""#,
+        r#"["alerts", "patients", "resources", "pages"]"#,
+        r#"["Ack", "ack"], ["Snooze", "snooze"], ["Resolve", "resolve"]"#,
+        r#"type: "receipt""#,
+        r#"type: "decline""#,
+    ] {
+        assert!(page.contains(needle), "dashboard lacks {needle}");
+    }
 
     let mut c = Client::connect(&engine.ws_url("nurse-icu3-token")).await;
     c.send_text("{oops").await;
