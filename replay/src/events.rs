@@ -207,16 +207,10 @@ struct ScoreSink {
 
 impl ScoreSink {
     fn write(&mut self, patient_id: &str, observed: &Observed) {
-        let (Some(tx), Some(score)) = (&self.tx, &observed.score) else {
+        let Some(tx) = &self.tx else {
             return;
         };
-        write_score(
-            &mut self.buf,
-            patient_id,
-            score,
-            observed.qsofa.map(|q| q.total),
-            observed.sirs.map(|s| s.total),
-        );
+        write_score(&mut self.buf, patient_id, observed);
         if self.buf.len() >= 1 << 16 {
             let _ = tx.send(std::mem::take(&mut self.buf));
         }

@@ -21,7 +21,7 @@ use std::sync::{Arc, Mutex, mpsc};
 use std::time::Instant;
 
 use serde::Serialize;
-use vigil_engine::{Alert, News2, Param, Patient, Settings, Timestamp};
+use vigil_engine::{Alert, Observed, Param, Patient, Settings, Timestamp};
 use vigil_streams::envelope::check_vitals;
 
 pub use report::{Report, RuleReport};
@@ -195,14 +195,11 @@ struct Points {
     temp: Option<u8>,
 }
 
-/// Appends one score as an NDJSON line to `out`.
-pub fn write_score(
-    out: &mut Vec<u8>,
-    patient_id: &str,
-    score: &News2,
-    qsofa: Option<u8>,
-    sirs: Option<u8>,
-) {
+/// Appends the score an observation computed, if any, as an NDJSON line to `out`.
+pub fn write_score(out: &mut Vec<u8>, patient_id: &str, observed: &Observed) {
+    let Some(score) = &observed.score else {
+        return;
+    };
     let line = ScoreLine {
         patient_id,
         at: score.at,
@@ -220,8 +217,8 @@ pub fn write_score(
             partial: score.partial(),
             missing: score.missing.iter().map(|p| p.name()).collect(),
         },
-        qsofa,
-        sirs,
+        qsofa: observed.qsofa.map(|q| q.total),
+        sirs: observed.sirs.map(|s| s.total),
     };
     if serde_json::to_writer(&mut *out, &line).is_ok() {
         out.push(b'\n');
@@ -287,14 +284,8 @@ pub fn simulate_stay(
                 for a in &o.alerts {
                     log.record(a, &mut out);
                 }
-                if let (Some(buf), Some(score)) = (scores.as_deref_mut(), &o.score) {
-                    write_score(
-                        buf,
-                        patient_id,
-                        score,
-                        o.qsofa.map(|q| q.total),
-                        o.sirs.map(|s| s.total),
-                    );
+                if let Some(buf) = scores.as_deref_mut() {
+                    write_score(buf, patient_id, &o);
                 }
             }
         }
