@@ -182,6 +182,7 @@ fn psv_replay_reports_the_hand_computed_figures() {
     assert_eq!(first["qsofa"], 0);
     let svg = std::fs::read_to_string(&plot).unwrap();
     assert!(svg.starts_with("<svg") && svg.contains("sepsis.sirs_lactate"));
+    assert!(svg.contains("false: per patient-day of stays never labelled septic"));
     let _ = std::fs::remove_dir_all(&dir);
 }
 

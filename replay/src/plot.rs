@@ -1,6 +1,7 @@
 //! `--plot FILE.svg`: two panels drawn by hand (no plotting dependency): a histogram of the
 //! profile's lead times before the first `SepsisLabel`, and the alert burden (alerts per
-//! patient-day) of every rule.
+//! patient-day) of every rule, overlaid with its false alerts (per patient-day of the stays
+//! never labelled septic).
 
 use std::fmt::Write as _;
 
@@ -116,16 +117,36 @@ fn lead_histogram(s: &mut String, leads: &[f64], x0: f64) {
 }
 
 fn burden_bars(s: &mut String, report: &Report, x0: f64) {
-    let rows: Vec<(&str, f64)> = report
+    let rows: Vec<(&str, f64, Option<f64>)> = report
         .rules
         .iter()
         .chain(std::iter::once(&report.overall))
-        .map(|r| (r.rule.as_str(), r.alerts_per_patient_day.unwrap_or(0.0)))
+        .map(|r| {
+            (
+                r.rule.as_str(),
+                r.alerts_per_patient_day.unwrap_or(0.0),
+                r.false_alerts_per_patient_day,
+            )
+        })
         .collect();
-    let max = rows.iter().map(|r| r.1).fold(0.0f64, f64::max).max(0.1);
+    let max = rows
+        .iter()
+        .map(|r| r.1.max(r.2.unwrap_or(0.0)))
+        .fold(0.0f64, f64::max)
+        .max(0.1);
     axis(s, x0, "Alert burden", "alerts per patient-day", max);
+    if rows.iter().any(|r| r.2.is_some()) {
+        let _ = writeln!(
+            s,
+            r##"<rect x="{:.1}" y="{}" width="10" height="10" fill="#333" fill-opacity="0.45"/><text x="{:.1}" y="{}" font-size="10">false: per patient-day of stays never labelled septic</text>"##,
+            x0 + PANEL - 250.0,
+            TOP - 22.0,
+            x0 + PANEL - 236.0,
+            TOP - 13.0
+        );
+    }
     let bw = PANEL / rows.len() as f64;
-    for (i, (rule, v)) in rows.iter().enumerate() {
+    for (i, (rule, v, false_part)) in rows.iter().enumerate() {
         let h = (BOTTOM - TOP) * v / max;
         let x = x0 + i as f64 * bw;
         let fill = if *rule == "profile" {
@@ -141,6 +162,17 @@ fn burden_bars(s: &mut String, report: &Report, x0: f64) {
             bw - 8.0,
             h
         );
+        if let Some(f) = false_part {
+            let fh = (BOTTOM - TOP) * f / max;
+            let _ = writeln!(
+                s,
+                r##"<rect x="{:.1}" y="{:.1}" width="{:.1}" height="{:.1}" fill="#333" fill-opacity="0.45"/>"##,
+                x + 4.0,
+                BOTTOM - fh,
+                bw - 8.0,
+                fh
+            );
+        }
         let _ = writeln!(
             s,
             r#"<text x="{:.1}" y="{}" transform="rotate(35 {:.1} {})" font-size="10">{}</text>"#,
