@@ -373,12 +373,22 @@ fn threshold_max(rule: &str) -> u8 {
 pub const CHARTED_PROFILE: &str = "charted";
 
 /// True when `s` is a valid identifier token (contracts.md §1): `[A-Za-z0-9_-]{1,64}`.
+/// Three per event on the hot path, hence the table.
 pub fn is_token(s: &str) -> bool {
-    !s.is_empty()
-        && s.len() <= 64
-        && s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+    !s.is_empty() && s.len() <= 64 && s.bytes().all(|b| TOKEN_BYTES[usize::from(b)])
 }
+
+/// `TOKEN_BYTES[b]`: `b` may stand in an identifier token.
+static TOKEN_BYTES: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        t[b] = c.is_ascii_alphanumeric() || c == b'_' || c == b'-';
+        b += 1;
+    }
+    t
+};
 
 impl Config {
     /// Parses and validates TOML text. `path` only labels errors.
@@ -743,6 +753,21 @@ fn invalid(path: &str, key: &str, reason: impl Into<String>) -> ConfigError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tokens_are_ascii_letters_digits_underscore_and_hyphen_up_to_64() {
+        for b in 0..=255u8 {
+            let want = b.is_ascii_alphanumeric() || b == b'_' || b == b'-';
+            let s = [b];
+            let text = std::str::from_utf8(&s);
+            assert_eq!(text.is_ok_and(is_token), want, "byte {b}");
+        }
+        assert!(!is_token(""));
+        assert!(is_token(&"a".repeat(64)));
+        assert!(!is_token(&"a".repeat(65)));
+        assert!(!is_token("icu-3é") && !is_token("icu 3") && !is_token("icu.3"));
+        assert!(is_token("icu_3-B"));
+    }
 
     const MINIMAL: &str = r#"
 [nats]

@@ -501,17 +501,17 @@ pub fn decode_recorded(payload: &[u8]) -> Result<RecordedVitals<'_>, Rejection> 
 /// # Errors
 /// The first value outside its range.
 pub fn check_vitals(v: &Vitals) -> Result<(), Rejection> {
-    for (name, value) in [
-        ("hr", v.hr),
-        ("rr", v.rr),
-        ("spo2", v.spo2),
-        ("temp", v.temp),
-        ("sbp", v.sbp),
-        ("dbp", v.dbp),
-        ("map", v.map),
-        ("gcs", v.gcs),
+    for (range, value) in [
+        (HR, v.hr),
+        (RR, v.rr),
+        (SPO2, v.spo2),
+        (TEMP, v.temp),
+        (SBP, v.sbp),
+        (DBP, v.dbp),
+        (MAP, v.map),
+        (GCS, v.gcs),
     ] {
-        in_range(name, value)?;
+        in_range(range, value)?;
     }
     Ok(())
 }
@@ -648,25 +648,20 @@ pub(crate) fn data_token<'a>(
     Ok(v)
 }
 
-/// Physiologically possible ranges (inclusive); outside them a value is an artefact.
-const RANGES: &[(&str, f64, f64)] = &[
-    ("hr", 0.0, 300.0),
-    ("rr", 0.0, 100.0),
-    ("spo2", 0.0, 100.0),
-    ("temp", 25.0, 45.0),
-    ("sbp", 0.0, 300.0),
-    ("dbp", 0.0, 300.0),
-    ("map", 0.0, 300.0),
-    ("gcs", 3.0, 15.0),
-];
+/// A vital's name and its physiologically possible range (inclusive): outside it a value is
+/// an artefact.
+type Range = (&'static str, f64, f64);
+const HR: Range = ("hr", 0.0, 300.0);
+const RR: Range = ("rr", 0.0, 100.0);
+const SPO2: Range = ("spo2", 0.0, 100.0);
+const TEMP: Range = ("temp", 25.0, 45.0);
+const SBP: Range = ("sbp", 0.0, 300.0);
+const DBP: Range = ("dbp", 0.0, 300.0);
+const MAP: Range = ("map", 0.0, 300.0);
+const GCS: Range = ("gcs", 3.0, 15.0);
 
-fn in_range(name: &str, v: Option<f64>) -> Result<Option<f64>, Rejection> {
+fn in_range((name, lo, hi): Range, v: Option<f64>) -> Result<Option<f64>, Rejection> {
     let Some(v) = v else { return Ok(None) };
-    let (_, lo, hi) = RANGES
-        .iter()
-        .find(|(n, _, _)| *n == name)
-        .copied()
-        .unwrap_or((name, 0.0, 0.0));
     if !v.is_finite() || v < lo || v > hi {
         return Err(reject(
             RejectCode::VitalOutOfRange,
@@ -706,17 +701,17 @@ fn observation(d: WireData<'_>) -> Result<VitalsBody, Rejection> {
         ));
     }
     let vitals = Vitals {
-        hr: in_range("hr", d.hr)?,
-        rr: in_range("rr", d.rr)?,
-        spo2: in_range("spo2", d.spo2)?,
+        hr: in_range(HR, d.hr)?,
+        rr: in_range(RR, d.rr)?,
+        spo2: in_range(SPO2, d.spo2)?,
         spo2_scale,
         on_oxygen: d.on_oxygen,
-        temp: in_range("temp", d.temp)?,
-        sbp: in_range("sbp", d.sbp)?,
-        dbp: in_range("dbp", d.dbp)?,
-        map: in_range("map", d.map)?,
+        temp: in_range(TEMP, d.temp)?,
+        sbp: in_range(SBP, d.sbp)?,
+        dbp: in_range(DBP, d.dbp)?,
+        map: in_range(MAP, d.map)?,
         consciousness,
-        gcs: in_range("gcs", d.gcs)?,
+        gcs: in_range(GCS, d.gcs)?,
     };
     let any = [
         vitals.hr,
