@@ -163,7 +163,7 @@ pub(crate) struct WireEnvelope<'a, D> {
     tenant_id: Option<Cow<'a, str>>,
     #[serde(borrow, default, deserialize_with = "borrow_str")]
     correlation_id: Option<Cow<'a, str>>,
-    pub(crate) data: Option<D>,
+    pub(crate) data: Option<Box<D>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -543,9 +543,9 @@ fn decode_envelope<'a>(
     }
     let unit_id = data_token("unitId", data.unit_id.take())?;
     let body = if is_lab {
-        lab(head.occurred_at, data)?
+        lab(head.occurred_at, *data)?
     } else {
-        observation(data)?
+        observation(&data)?
     };
     Ok(RecordedVitals {
         event_id: head.event_id,
@@ -671,7 +671,7 @@ fn in_range((name, lo, hi): Range, v: Option<f64>) -> Result<Option<f64>, Reject
     Ok(Some(v))
 }
 
-fn observation(d: WireData<'_>) -> Result<VitalsBody, Rejection> {
+fn observation(d: &WireData<'_>) -> Result<VitalsBody, Rejection> {
     let spo2_scale = match d.spo2_scale {
         None => None,
         Some(1.0) => Some(Spo2Scale::Scale1),

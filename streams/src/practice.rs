@@ -122,7 +122,7 @@ pub fn decode_practice(
     }
     let mut wire: WireEnvelope<Data> = decode(payload, encoding, stream)?;
     let head = check_head(&mut wire, stream, Some(now), Some(subject_tenant))?;
-    let d = wire
+    let d = *wire
         .data
         .ok_or_else(|| reject(RejectCode::EnvelopeInvalid, "missing required field `data`"))?;
     let meta = PracticeMeta {
