@@ -369,6 +369,10 @@ fn threshold_max(rule: &str) -> u8 {
     }
 }
 
+/// The most consecutive scores `news2.single3`, `news2.medium` and `news2.high` can require:
+/// the engine keeps this many of each patient's latest scores.
+pub const MAX_RISK_SUSTAIN: u32 = 16;
+
 /// Name of the built-in profile for hourly charted data (`vigil replay --psv`).
 pub const CHARTED_PROFILE: &str = "charted";
 
@@ -696,6 +700,18 @@ fn validate_rules(
         if rule.sustain == Some(0) {
             return Err(invalid(path, &key("sustain"), "must be at least 1"));
         }
+        if name.starts_with("news2.")
+            && name != "news2.trend"
+            && rule.sustain.is_some_and(|n| n > MAX_RISK_SUSTAIN)
+        {
+            return Err(invalid(
+                path,
+                &key("sustain"),
+                format!(
+                    "must be at most {MAX_RISK_SUSTAIN}: the NEWS2 risk rules keep that many scores"
+                ),
+            ));
+        }
         let delay = DELAY_RULES.contains(&name.as_str());
         if delay && rule.threshold.is_some() {
             return Err(invalid(
@@ -852,6 +868,14 @@ role = "admin"          # no units: every unit of the tenant
             ),
             ("[rules.\"news2.huge\"]\nthreshold = 9\n", "news2.huge"),
             ("[rules.\"news2.high\"]\nsustain = 0\n", "sustain"),
+            (
+                "[rules.\"news2.medium\"]\nsustain = 17\n",
+                "rules.\"news2.medium\".sustain",
+            ),
+            (
+                "[[profiles]]\nname = \"p\"\n[profiles.rules.\"news2.single3\"]\nsustain = 99\n",
+                "sustain",
+            ),
             ("[engine]\npassivate_after = \"soon\"\n", "passivate_after"),
         ];
         for (text, key) in cases {

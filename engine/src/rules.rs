@@ -296,8 +296,9 @@ struct ScorePoint {
     any_three: bool,
 }
 
-/// Scores kept per patient: enough for any sustain count operators set and for `whyNow`.
-const HISTORY: usize = 16;
+/// Scores kept per patient: enough for any sustain count configuration accepts and for
+/// `whyNow`.
+const HISTORY: usize = vigil_config::MAX_RISK_SUSTAIN as usize;
 
 /// The family's state for one patient.
 #[derive(Debug, Clone, Default)]
