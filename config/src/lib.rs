@@ -369,6 +369,36 @@ fn threshold_max(rule: &str) -> u8 {
     }
 }
 
+/// `news2.trend`'s default window: the rise is measured over the lowest score of the last hour.
+pub const DEFAULT_TREND_WINDOW: Duration = Duration::from_secs(3600);
+
+/// The trend window `rules` set, if any.
+fn trend_window(rules: &BTreeMap<String, RuleConfig>) -> Option<Duration> {
+    rules.get("news2.trend").and_then(|r| r.window)
+}
+
+/// The trend rule looks back over the patient window's rows: a window longer than the horizon
+/// would silently measure the rise over the horizon only.
+fn check_trend_window(
+    path: &str,
+    key: &str,
+    window: Duration,
+    horizon: Duration,
+) -> Result<(), ConfigError> {
+    if window.as_millis() > horizon.as_millis() {
+        return Err(invalid(
+            path,
+            key,
+            format!(
+                "news2.trend's window ({} s) is longer than the scoring horizon ({} s) the patient window keeps",
+                window.as_millis() / 1000,
+                horizon.as_millis() / 1000
+            ),
+        ));
+    }
+    Ok(())
+}
+
 /// The most consecutive scores `news2.single3`, `news2.medium` and `news2.high` can require:
 /// the engine keeps this many of each patient's latest scores.
 pub const MAX_RISK_SUSTAIN: u32 = 16;
@@ -525,6 +555,12 @@ impl Config {
                 "must be at least scoring.lateness",
             ));
         }
+        check_trend_window(
+            path,
+            "rules.\"news2.trend\".window",
+            trend_window(&self.rules).unwrap_or(DEFAULT_TREND_WINDOW),
+            self.scoring.horizon,
+        )?;
         self.validate_profiles(path)?;
         self.validate_policies(path)?;
         Ok(())
@@ -582,6 +618,14 @@ impl Config {
                     "must be at least the lateness bound",
                 ));
             }
+            check_trend_window(
+                path,
+                &key("rules.\"news2.trend\".window"),
+                trend_window(&p.rules)
+                    .or_else(|| trend_window(&self.rules))
+                    .unwrap_or(DEFAULT_TREND_WINDOW),
+                horizon,
+            )?;
         }
         Ok(())
     }
@@ -868,6 +912,18 @@ role = "admin"          # no units: every unit of the tenant
             ),
             ("[rules.\"news2.huge\"]\nthreshold = 9\n", "news2.huge"),
             ("[rules.\"news2.high\"]\nsustain = 0\n", "sustain"),
+            (
+                "[rules.\"news2.trend\"]\nwindow = \"7h\"\n",
+                "rules.\"news2.trend\".window",
+            ),
+            (
+                "[scoring]\nhorizon = \"30m\"\n",
+                "rules.\"news2.trend\".window",
+            ),
+            (
+                "[[profiles]]\nname = \"p\"\nscoring = { horizon = \"2h\" }\n[profiles.rules.\"news2.trend\"]\nwindow = \"3h\"\n",
+                "profiles[0].rules.\"news2.trend\".window",
+            ),
             (
                 "[rules.\"news2.medium\"]\nsustain = 17\n",
                 "rules.\"news2.medium\".sustain",

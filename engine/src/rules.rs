@@ -139,7 +139,7 @@ impl Default for Settings {
             medium: RuleSettings::new(5, 2, fifteen),
             high: RuleSettings::new(7, 2, fifteen),
             trend: RuleSettings {
-                window_ms: 60 * MINUTE,
+                window_ms: vigil_config::DEFAULT_TREND_WINDOW.as_millis_i64(),
                 ..RuleSettings::new(3, 1, None)
             },
             qsofa: RuleSettings::new(2, 1, thirty),
