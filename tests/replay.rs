@@ -143,6 +143,8 @@ fn psv_replay_reports_the_hand_computed_figures() {
     assert!(close(&sirs["specificity"], 1.0));
     // First alert at ICULOS 3, first label at ICULOS 5.
     assert!(close(&sirs["medianLeadHours"], 2.0));
+    // 2 h ahead is within the 1-6 h of an early warning.
+    assert!(close(&sirs["earlyWarning"], 1.0));
     // One alert over 12 rows = 0.5 patient-days.
     assert!(close(&sirs["alertsPerPatientDay"], 2.0));
     // The stay never labelled was never alerted.

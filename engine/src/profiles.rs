@@ -32,14 +32,14 @@ pub fn charted(base: &Settings) -> Settings {
     s.signal_loss.enabled = false;
     // Tuned with `vigil replay` as a sepsis screen on hourly rows (docs/sepsis-screen.md):
     // hourly single-parameter 3s and hour-to-hour NEWS2 swings were most of the false alerts;
-    // qSOFA, with consciousness never charted, added alerts and no septic stay. A NEWS2 of 3
-    // or more held over four charted hours warns as early as plain NEWS2 >= 5 with less than
-    // half its false alerts: deterioration that lasts, not an unstable hour.
+    // qSOFA, with consciousness never charted, added alerts and no septic stay. A NEWS2 of 4
+    // or more held over two charted hours gives three quarters of plain NEWS2 >= 5's early
+    // warnings with a third fewer false alerts: deterioration that lasts, not an unstable hour.
     s.single3.enabled = false;
     s.trend.enabled = false;
     s.qsofa.enabled = false;
-    s.medium.threshold = 3;
-    s.medium.sustain = 4;
+    s.medium.threshold = 4;
+    s.medium.sustain = 2;
     s
 }
 
@@ -218,7 +218,7 @@ name = "everyone"
         assert_eq!(c.freshness.vitals_ms, 4 * HOUR);
         assert!(!c.signal_loss.enabled);
         assert!(!c.single3.enabled && !c.trend.enabled && !c.qsofa.enabled);
-        assert_eq!((c.medium.threshold, c.medium.sustain), (3, 4));
+        assert_eq!((c.medium.threshold, c.medium.sustain), (4, 2));
         assert_eq!((c.high.threshold, c.high.sustain), (7, 2));
         assert!(c.sirs_lactate.enabled);
     }

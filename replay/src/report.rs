@@ -26,6 +26,10 @@ pub struct RuleReport {
     /// Median hours from the first alert to the first `SepsisLabel = 1` row, over septic stays
     /// alerted at or before that row.
     pub median_lead_hours: Option<f64>,
+    /// Septic stays whose first alert came 1 to 6 hours before their first labelled row, over
+    /// septic stays: warned ahead, within the challenge's reward window (a prediction more than
+    /// 6 h before the label earns nothing), and not merely alerted since admission.
+    pub early_warning: Option<f64>,
     pub alerts_per_patient_day: Option<f64>,
     /// Alerts on stays never labelled septic, per patient-day of those stays: the false-alarm
     /// burden staff would carry (`None` without labels).
@@ -58,6 +62,10 @@ pub struct Report {
     #[serde(skip)]
     pub lead_hours: Vec<f64>,
 }
+
+/// Hours before the first labelled row that count as an early warning (inclusive).
+const EARLY_MIN_H: i64 = 1;
+const EARLY_MAX_H: i64 = 6;
 
 fn median(v: &mut [f64]) -> Option<f64> {
     if v.is_empty() {
@@ -108,6 +116,7 @@ impl Report {
                 let mut detected = 0;
                 let mut quiet = 0;
                 let mut leads = Vec::new();
+                let mut early = 0;
                 let mut utility = Utility::default();
                 let (mut false_alerts, mut healthy_hours) = (0u64, 0.0);
                 for o in outcomes {
@@ -123,7 +132,9 @@ impl Report {
                                 detected += 1;
                             }
                             if let Some(row) = o.first_row[slot].filter(|r| *r <= first) {
-                                leads.push((o.row_hours[first] - o.row_hours[row]) as f64);
+                                let lead = o.row_hours[first] - o.row_hours[row];
+                                leads.push(lead as f64);
+                                early += usize::from((EARLY_MIN_H..=EARLY_MAX_H).contains(&lead));
                             }
                         }
                         None => {
@@ -160,6 +171,11 @@ impl Report {
                         None
                     },
                     median_lead_hours: median(&mut leads),
+                    early_warning: if labelled {
+                        ratio(early, septic_stays)
+                    } else {
+                        None
+                    },
                     alerts_per_patient_day: (patient_days > 0.0)
                         .then(|| alerts as f64 / patient_days),
                     false_alerts_per_patient_day: (labelled && healthy_hours > 0.0)
@@ -176,6 +192,7 @@ impl Report {
             sensitivity: None,
             specificity: None,
             median_lead_hours: None,
+            early_warning: None,
             alerts_per_patient_day: None,
             false_alerts_per_patient_day: None,
             utility: None,
@@ -225,13 +242,14 @@ impl Report {
         }
         let _ = writeln!(
             s,
-            "\n{:<22} {:>8} {:>8} {:>7} {:>7} {:>9} {:>10} {:>9} {:>8}",
+            "\n{:<22} {:>8} {:>8} {:>7} {:>7} {:>9} {:>7} {:>10} {:>9} {:>8}",
             "rule",
             "alerted",
             "alerts",
             "sens",
             "spec",
             "lead(h)",
+            "early",
             "alerts/pd",
             "false/pd",
             "utility"
@@ -245,13 +263,14 @@ impl Report {
             }
             let _ = writeln!(
                 s,
-                "{:<22} {:>8} {:>8} {:>7} {:>7} {:>9} {:>10} {:>9} {:>8}",
+                "{:<22} {:>8} {:>8} {:>7} {:>7} {:>9} {:>7} {:>10} {:>9} {:>8}",
                 r.rule,
                 r.patients_alerted,
                 r.alerts,
                 pct(r.sensitivity),
                 pct(r.specificity),
                 num(r.median_lead_hours, 1),
+                pct(r.early_warning),
                 num(r.alerts_per_patient_day, 2),
                 num(r.false_alerts_per_patient_day, 2),
                 num(r.utility, 3)
@@ -306,6 +325,20 @@ mod tests {
         // 7 alerts over 72 h.
         assert_eq!(r.overall.alerts_per_patient_day, Some(7.0 / 3.0));
         assert_eq!(r.overall.specificity, Some(0.5));
+        // The septic stay's alert came 1 h before its label: an early warning.
+        assert_eq!(r.overall.early_warning, Some(1.0));
+        // Alerted from 7 h before the label: not early; 6 h before: early.
+        let late_label = |alert_row: usize| {
+            let mut labels = vec![false; 8];
+            labels[7] = true;
+            let mut o = stay(&labels, 1, 8.0);
+            o.first_row[PROFILE] = Some(alert_row);
+            o
+        };
+        for (row, early) in [(0, 0.0), (1, 1.0), (6, 1.0), (7, 0.0)] {
+            let r = Report::build("psv", &settings, &[late_label(row)], vec![], vec![], 1, 1.0);
+            assert_eq!(r.overall.early_warning, Some(early), "alert at row {row}");
+        }
         let unlabelled = [Outcome {
             labels: None,
             ..stay(&[false], 1, 24.0)
