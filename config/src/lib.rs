@@ -356,6 +356,10 @@ pub const KNOWN_RULES: &[&str] = &[
 /// The clinical rules (scored from vitals and labs; what replay reports on).
 pub const CLINICAL_RULES: &[&str] = KNOWN_RULES.split_at(7).0;
 
+/// The NEWS2 risk rules of scoring.md: one alert per patient between them, and a `sustain` of
+/// at most [`MAX_RISK_SUSTAIN`].
+pub const NEWS2_RISK_RULES: &[&str] = KNOWN_RULES.split_at(3).0;
+
 /// The delay rules of scoring.md: their thresholds are durations (`window`, and `clear_below`
 /// for `delay.provider`), not points.
 pub const DELAY_RULES: &[&str] = KNOWN_RULES.split_at(7).1;
@@ -744,8 +748,7 @@ fn validate_rules(
         if rule.sustain == Some(0) {
             return Err(invalid(path, &key("sustain"), "must be at least 1"));
         }
-        if name.starts_with("news2.")
-            && name != "news2.trend"
+        if NEWS2_RISK_RULES.contains(&name.as_str())
             && rule.sustain.is_some_and(|n| n > MAX_RISK_SUSTAIN)
         {
             return Err(invalid(
@@ -1058,6 +1061,10 @@ levels = [
     #[test]
     fn rule_lists_split_clinical_from_delay() {
         assert_eq!(CLINICAL_RULES.last(), Some(&"technical.signal_loss"));
+        assert_eq!(
+            NEWS2_RISK_RULES,
+            ["news2.single3", "news2.medium", "news2.high"]
+        );
         assert_eq!(
             DELAY_RULES,
             ["delay.waiting", "delay.provider", "delay.resource_overrun"]
