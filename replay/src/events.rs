@@ -16,7 +16,7 @@ use rustc_hash::FxHashMap;
 use vigil_engine::{Observed, Patient, Settings, Timestamp};
 use vigil_streams::envelope::{RecordedVitals, RejectCode, VitalsBody, decode_recorded};
 
-use crate::{AlertLog, Outcome, ReplayError, open_mask, write_score};
+use crate::{AlertLog, Outcome, ReplayError, open_mask, pass_time, write_score};
 
 /// Finds the `patientId` string value of a JSON line without decoding it.
 struct PatientFinder(memchr::memmem::Finder<'static>);
@@ -242,17 +242,13 @@ impl Tracked {
         self.first = self.first.min(at);
         self.last = self.last.max(at);
         self.outcome.rows += 1;
-        // Time passes up to this event: signal loss fires when it would have.
-        while let Some(due) = self.patient.next_tick(settings).filter(|d| *d <= at) {
-            match self.patient.tick(
-                due,
-                due.plus_millis(-settings.signal_loss.window_ms),
-                settings,
-            ) {
-                Some(alert) => self.log.record(&alert, &mut self.outcome),
-                None => break,
-            }
-        }
+        pass_time(
+            &mut self.patient,
+            at,
+            settings,
+            &mut self.log,
+            &mut self.outcome,
+        );
         let unit = &event.unit_id;
         let observed = match &event.body {
             VitalsBody::Observation(vitals) => self.patient.observe(unit, vitals, at, settings),
@@ -347,7 +343,8 @@ mod tests {
             text.extend_from_slice(line(i, &format!("p-{}", i % 7)).as_bytes());
             text.push(b'\n');
             if i == events / 2 {
-                // Longer than a read buffer, and with a patientId that no worker owns first.
+                // Longer than a read buffer: rejected once (by worker 0, as its patientId is
+                // never read), and the lines after it still applied.
                 text.extend_from_slice(b"{\"patientId\":\"p-1\",\"pad\":\"");
                 text.resize(text.len() + READ_CHUNK + 10, b'x');
                 text.extend_from_slice(b"\"}\n");

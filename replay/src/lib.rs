@@ -255,16 +255,7 @@ pub fn simulate_stay(
     let start = stay_start();
     for (i, row) in rows.iter().enumerate() {
         let at = start.plus_millis(row.hour * HOUR_MS);
-        while let Some(due) = patient.next_tick(settings).filter(|t| *t <= at) {
-            match patient.tick(
-                due,
-                due.plus_millis(-settings.signal_loss.window_ms),
-                settings,
-            ) {
-                Some(alert) => log.record(&alert, &mut out),
-                None => break,
-            }
-        }
+        pass_time(&mut patient, at, settings, &mut log, &mut out);
         for lab in &row.labs {
             let o = patient.record_lab(unit, lab, at, settings);
             for a in &o.alerts {
@@ -296,6 +287,24 @@ pub fn simulate_stay(
     }
     out.hours = rows.len() as f64;
     out
+}
+
+/// Time passes up to `at` on the injected clock: the patient's timer fires (signal loss) when
+/// it would have live.
+fn pass_time(
+    patient: &mut Patient,
+    at: Timestamp,
+    settings: &Settings,
+    log: &mut AlertLog,
+    out: &mut Outcome,
+) {
+    while let Some(due) = patient.next_tick(settings).filter(|t| *t <= at) {
+        let heard = due.plus_millis(-settings.signal_loss.window_ms);
+        match patient.tick(due, heard, settings) {
+            Some(alert) => log.record(&alert, out),
+            None => break,
+        }
+    }
 }
 
 /// The `.psv` files of `dir`, sorted by name.
