@@ -99,7 +99,7 @@ fn patient_update(c: &mut Criterion) {
             let at = Timestamp::from_millis(T0 + minute * 60_000);
             for (i, v) in readings.iter().enumerate() {
                 let p = &mut ward[(minute as usize * BATCH + i) % patients];
-                black_box(p.observe("icu-3", v, at, &settings).alerts.len());
+                black_box(p.observe("icu-3", v, at, at, &settings).alerts.len());
             }
         })
     });

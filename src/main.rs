@@ -137,7 +137,10 @@ fn main() -> anyhow::Result<()> {
 async fn serve(cfg: Config, bus: Bus, demo_patients: Option<usize>) -> anyhow::Result<()> {
     let addr = cfg.listen_addr()?;
     let metrics = Arc::new(IngestMetrics::default());
-    let (outbox, outbox_task) = Outbox::start(bus.clone(), 65_536, 1024);
+    let (outbox, mut outbox_task) = Outbox::start(bus.clone(), 65_536, 1024);
+    // Set when an internal task ends by itself: readiness fails with it, and the process exits
+    // non-zero once in-flight work is safe, so a supervisor restarts it.
+    let stopped_task: Arc<std::sync::OnceLock<String>> = Arc::default();
     let commands = Arc::new(ShardCommands::default());
     let m = metrics.clone();
     let link = bus.link();
@@ -151,6 +154,19 @@ async fn serve(cfg: Config, bus: Bus, demo_patients: Option<usize>) -> anyhow::R
             }
         })),
     );
+    let readiness_link = bus.link();
+    let readiness_stop = stopped_task.clone();
+    hub.set_readiness(Arc::new(move || {
+        if let Some(what) = readiness_stop.get() {
+            return Err(format!("{what}; the engine is shutting down"));
+        }
+        match &readiness_link {
+            Some(link) if !link.is_connected() => {
+                Err("not connected to NATS (reconnecting): events cannot be stored".into())
+            }
+            _ => Ok(()),
+        }
+    }));
     let history_bus = bus.clone();
     hub.set_history(Arc::new(move |subject: String| {
         let bus = history_bus.clone();
@@ -179,7 +195,7 @@ async fn serve(cfg: Config, bus: Bus, demo_patients: Option<usize>) -> anyhow::R
     let local = listener.local_addr()?;
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut gateway_stop = stop_rx.clone();
-    let gateway = tokio::spawn(vigil_gateway::serve(listener, hub.clone(), async move {
+    let mut gateway = tokio::spawn(vigil_gateway::serve(listener, hub.clone(), async move {
         let _ = gateway_stop.wait_for(|s| *s).await;
     }));
     // Scripts and operators wait for this line (contracts.md §7): it is written even when the
@@ -224,7 +240,6 @@ async fn serve(cfg: Config, bus: Bus, demo_patients: Option<usize>) -> anyhow::R
         })
     });
 
-    let mut ingest_failed = false;
     let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|s| *s).await;
     };
@@ -255,7 +270,7 @@ async fn serve(cfg: Config, bus: Bus, demo_patients: Option<usize>) -> anyhow::R
         cfg.engine.dedupe_capacity,
         stopped(stop_rx.clone()),
     );
-    let sweeper = tokio::spawn(practice::sweep_held(
+    let mut sweeper = tokio::spawn(practice::sweep_held(
         desk.clone(),
         shards.clone(),
         outbox.clone(),
@@ -282,37 +297,78 @@ async fn serve(cfg: Config, bus: Bus, demo_patients: Option<usize>) -> anyhow::R
         ended_alone
     };
     tokio::pin!(ingest);
-    tokio::select! {
-        alone = &mut ingest => {
-            tracing::error!(alone, "a consumer ended; shutting down so a supervisor restarts the engine");
-            ingest_failed = true;
+    // What ended by itself, if anything; each arm records it before the drain below.
+    let mut outbox_result = None;
+    let mut ingest_done = false;
+    let mut gateway_done = false;
+    let mut sweeper_done = false;
+    let failure: Option<String> = tokio::select! {
+        _ = &mut ingest => {
+            ingest_done = true;
+            Some("a consumer ended".to_string())
         }
-        () = shutdown_signal() => {
-            tracing::info!("shutting down: draining in-flight events");
-            let _ = stop_tx.send(true);
-            if let Some(sim) = &simulator {
-                sim.abort();
-            }
-            ingest.await;
+        r = &mut outbox_task => {
+            let why = match &r {
+                Ok(Ok(())) => "the outbox ended".to_string(),
+                Ok(Err(e)) => format!("the outbox stopped: {e}"),
+                Err(e) => format!("the outbox task failed: {e}"),
+            };
+            outbox_result = Some(r);
+            Some(why)
         }
+        r = &mut gateway => {
+            gateway_done = true;
+            Some(match r {
+                Ok(Ok(())) => "the gateway ended".to_string(),
+                Ok(Err(e)) => format!("the gateway stopped: {e}"),
+                Err(e) => format!("the gateway task failed: {e}"),
+            })
+        }
+        r = &mut sweeper => {
+            sweeper_done = true;
+            Some(match r {
+                Ok(()) => "the held-event sweeper ended".to_string(),
+                Err(e) => format!("the held-event sweeper failed: {e}"),
+            })
+        }
+        () = shutdown_signal() => None,
+    };
+    match &failure {
+        Some(what) => {
+            // Unready first, so a load balancer stops sending staff here, then drain.
+            let _ = stopped_task.set(what.clone());
+            tracing::error!(stopped = %what, "an internal task ended unexpectedly; shutting down so a supervisor restarts the engine");
+        }
+        None => tracing::info!("shutting down: draining in-flight events"),
     }
     let _ = stop_tx.send(true);
-    let _ = sweeper.await;
+    if let Some(sim) = &simulator {
+        sim.abort();
+    }
+    if !ingest_done {
+        ingest.await;
+    }
+    if !sweeper_done {
+        let _ = sweeper.await;
+    }
     hub.set_ready(false);
-    let _ = tokio::time::timeout(Duration::from_secs(5), gateway).await;
+    if !gateway_done {
+        let _ = tokio::time::timeout(Duration::from_secs(5), gateway).await;
+    }
     let stopper = shards.clone();
     tokio::task::spawn_blocking(move || stopper.stop()).await?;
     drop(commands);
     drop(outbox);
     drop(hub);
-    if tokio::time::timeout(Duration::from_secs(10), outbox_task)
-        .await
-        .is_err()
+    if outbox_result.is_none()
+        && tokio::time::timeout(Duration::from_secs(10), outbox_task)
+            .await
+            .is_err()
     {
         tracing::error!("outputs still unpublished after 10 s; they are recomputed on replay");
     }
-    if ingest_failed {
-        anyhow::bail!("a consumer ended unexpectedly");
+    if let Some(what) = failure {
+        anyhow::bail!("{what}");
     }
     tracing::info!("stopped cleanly");
     Ok(())

@@ -25,8 +25,9 @@ impl Outputs for EngineOutputs {
     fn alert(&self, alert: &Alert, receipt: Option<Receipt>) -> Option<Backpressure> {
         self.metrics.alert_transitions.fetch_add(1, Relaxed);
         if alert.version == 1 {
-            // Event time of the reading that opened it to now: how late staff hear of it.
-            let delay = vigil_streams::wall_clock().since(alert.opened_at);
+            // Source time of what fired it to now: how late staff hear of it.
+            let fired = alert.triggered_at.unwrap_or(alert.opened_at);
+            let delay = vigil_streams::wall_clock().since(fired);
             self.metrics.alert_delay.record(delay);
         }
         self.hub.publish_alert(alert);

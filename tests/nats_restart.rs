@@ -61,18 +61,6 @@ async fn monitors(js: jetstream::Context) {
     }
 }
 
-/// Every message on a stream, oldest first, as JSON.
-async fn all_messages(js: &jetstream::Context, name: &str) -> Vec<Value> {
-    let mut stream = js.get_stream(name).await.expect("stream");
-    let last = stream.info().await.expect("info").state.last_sequence;
-    let mut out = Vec::new();
-    for seq in 1..=last {
-        let m = stream.get_raw_message(seq).await.expect("message");
-        out.push(serde_json::from_slice(&m.payload).expect("json"));
-    }
-    out
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_nats_restart_during_a_stream_of_vitals_loses_no_event_and_no_transition() {
     let mut nats = NatsServer::start();
@@ -91,7 +79,12 @@ async fn a_nats_restart_during_a_stream_of_vitals_loses_no_event_and_no_transiti
         tokio::time::sleep(Duration::from_millis(1500)).await;
         assert!(!load.is_finished(), "the outage must fall inside the load");
         nats.stop(signal);
-        tokio::time::sleep(Duration::from_secs(2)).await;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        // Readiness means "can ingest and store now": not while NATS is away.
+        let (status, body) = http_get(&engine.addr, "/readyz").await;
+        assert_eq!(status, 503, "{body}");
+        assert!(body.contains("not connected to NATS"), "{body}");
+        tokio::time::sleep(Duration::from_millis(1500)).await;
         nats.start_again();
     }
     tokio::time::timeout(Duration::from_secs(120), load)

@@ -74,6 +74,16 @@ async fn kill_9_mid_escalation_loses_nothing_and_duplicates_nothing() {
     let page = nurse.next_of("page", 10).await;
     let alert_id = page["alert"]["alertId"].as_str().unwrap().to_string();
     assert_eq!(page["alert"]["escalation"]["level"], 1);
+    // The deadline is set on the engine's clock, 4 s after the alert opened (the readings are
+    // a second or two older than that).
+    let ms = |v: &serde_json::Value| {
+        chrono::DateTime::parse_from_rfc3339(v.as_str().unwrap())
+            .unwrap()
+            .timestamp_millis()
+    };
+    let opened_at = ms(&page["alert"]["openedAt"]);
+    let deadline = ms(&page["alert"]["escalation"]["nextAt"]);
+    assert_eq!(deadline, opened_at + 4000, "{page}");
     // Patient 2's alert is resolved by the nurse before the crash (the condition persists).
     reading_for(&js, "patient-2", 1, 2).await;
     reading_for(&js, "patient-2", 2, 1).await;
@@ -109,6 +119,13 @@ async fn kill_9_mid_escalation_loses_nothing_and_duplicates_nothing() {
     let page2 = charge.next_of("page", 10).await;
     assert_eq!(page2["alert"]["alertId"], alert_id.as_str());
     assert_eq!(page2["alert"]["escalation"]["level"], 2);
+    // Fired on recovery, after the deadline that passed while the engine was down, and no
+    // sooner than it.
+    assert!(
+        ms(&page2["alert"]["transition"]["at"]) >= deadline,
+        "{page2}"
+    );
+    assert_eq!(ms(&page2["alert"]["openedAt"]), opened_at, "{page2}");
     assert!(
         page2["alert"]["transition"]["reason"]
             .as_str()

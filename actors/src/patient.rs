@@ -151,17 +151,20 @@ impl Handler<Observe> for PatientActor {
     fn handle(&mut self, msg: Observe, ctx: &mut Self::Context) {
         // qSOFA and SIRS totals of the newest score, when this message produced one.
         let mut scored = None;
+        // The engine's clock for this batch: transitions are stamped with it and escalation
+        // counts from it, whatever the readings' own times (contracts.md section 4).
+        let now = wall_clock();
         for input in &msg.inputs {
             let settings = self.settings_for(&input.unit_id);
             let out: Observed = match &input.kind {
                 InputKind::Vitals(v) => {
-                    self.heard = Some(wall_clock());
+                    self.heard = Some(now);
                     self.patient
-                        .observe(&input.unit_id, v, input.occurred_at, &settings)
+                        .observe(&input.unit_id, v, input.occurred_at, now, &settings)
                 }
                 InputKind::Lab { lab, collected_at } => {
                     self.patient
-                        .record_lab(&input.unit_id, lab, *collected_at, &settings)
+                        .record_lab(&input.unit_id, lab, *collected_at, now, &settings)
                 }
             };
             if out.score.is_some() {

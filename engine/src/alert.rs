@@ -141,8 +141,14 @@ pub struct Alert {
     pub explanation: Explanation,
     pub escalation: Escalation,
     pub transition: Transition,
+    /// The engine's clock when the alert opened (escalation counts from here).
     pub opened_at: Timestamp,
+    /// The engine's clock at the latest transition.
     pub emitted_at: Timestamp,
+    /// The source time (`occurredAt`) of what fired the rule: the reading, or the moment a
+    /// delay passed its threshold. Additive; older stored alerts lack it.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub triggered_at: Option<Timestamp>,
     /// 1 at open, +1 per transition.
     pub version: u64,
     /// While `snoozed`: when the snooze ends.
@@ -168,9 +174,10 @@ fn rule_name<'de, D: serde::Deserializer<'de>>(d: D) -> Result<&'static str, D::
 }
 
 impl Alert {
-    /// What every new alert shares: open, version 1, opened and emitted at `at` because its rule
-    /// fired. Rules fill in the rest with struct update syntax.
-    pub fn opening(at: Timestamp) -> Alert {
+    /// What every new alert shares: open, version 1, fired by what happened at `triggered_at`
+    /// (source time), opened and emitted at `at` (the engine's clock, where escalation starts).
+    /// Rules fill in the rest with struct update syntax.
+    pub fn opening(triggered_at: Timestamp, at: Timestamp) -> Alert {
         Alert {
             alert_id: String::new(),
             tenant_id: String::new(),
@@ -190,6 +197,7 @@ impl Alert {
             transition: Transition::fired(at),
             opened_at: at,
             emitted_at: at,
+            triggered_at: Some(triggered_at),
             version: 1,
             snoozed_until: None,
             ack_expires_at: None,
@@ -483,7 +491,8 @@ impl Alert {
 }
 
 /// A stable alert id from what opened it, so that replaying the same events names the same
-/// alert: `alert-` and 16 hex digits of FNV-1a over tenant, subject, rule family and opening time.
+/// alert: `alert-` and 16 hex digits of FNV-1a over tenant, subject, rule family and the source
+/// time of what fired it (never the engine's clock, which differs between runs).
 pub fn alert_id(tenant: &str, subject: &str, family: &str, opened_at: Timestamp) -> String {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     for part in [

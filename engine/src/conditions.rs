@@ -151,14 +151,18 @@ impl AlertOwner for Track {
 }
 
 impl Track {
-    /// Advances the rule by one evaluation at `at`. `open` builds the alert's words when it
-    /// fires. Returns the alert after the transition this caused, if any.
+    /// Advances the rule by one evaluation at `at` (the readings' time: sustain and clear
+    /// periods run on it). `now` is the engine's clock: it stamps the transition and starts
+    /// escalation. `open` builds the alert's words when it fires. Returns the alert after the
+    /// transition this caused, if any.
+    #[allow(clippy::too_many_arguments)]
     pub fn step(
         &mut self,
         rule: Condition,
         subject: Subject<'_>,
         finding: Finding,
         at: Timestamp,
+        now: Timestamp,
         settings: &Settings,
         open: impl FnOnce() -> Opening,
     ) -> Option<Alert> {
@@ -182,7 +186,7 @@ impl Track {
                     clear / 60_000
                 )
             };
-            alert.transition(AlertState::Resolved, crate::alert::ENGINE, at, reason);
+            alert.transition(AlertState::Resolved, crate::alert::ENGINE, now, reason);
             self.absent_since = None;
             self.run = 0;
             return Some(Alert::clone(alert));
@@ -205,7 +209,7 @@ impl Track {
         let id = alert_id(subject.tenant, subject.patient, rule.name(), at);
         let policy = settings.policies.select(rule.level(), rule.category());
         let alert = Alert {
-            escalation: Escalation::start(policy, &id, Some(subject.unit), at, 0),
+            escalation: Escalation::start(policy, &id, Some(subject.unit), now, 0),
             alert_id: id,
             tenant_id: subject.tenant.to_string(),
             rule: rule.name(),
@@ -216,7 +220,7 @@ impl Track {
             unit_id: Some(subject.unit.to_string()),
             meta: o.meta,
             explanation: o.explanation,
-            ..Alert::opening(at)
+            ..Alert::opening(at, now)
         };
         self.alert = Some(Box::new(alert.clone()));
         Some(alert)

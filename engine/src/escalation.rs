@@ -673,7 +673,7 @@ mod tests {
                 profile: "default".into(),
                 ..Explanation::default()
             },
-            ..Alert::opening(T0)
+            ..Alert::opening(T0, T0)
         }
     }
 

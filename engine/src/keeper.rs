@@ -168,9 +168,8 @@ impl Keeper {
                 Effect::DoneWaiting {
                     appointment,
                     status,
-                    at,
                     ..
-                } => out.extend(w.done(appointment, *status, *at)),
+                } => out.extend(w.done(appointment, *status, now)),
                 _ => {}
             },
             (State::Provider { delays, .. }, KeeperInput::Effect(e)) => match e {
@@ -196,7 +195,7 @@ impl Keeper {
                     location.clone_from(&u.location);
                 }
             }
-            (State::Resource(o), KeeperInput::Occupancy { update, at }) => {
+            (State::Resource(o), KeeperInput::Occupancy { update, .. }) => {
                 if update.location.is_some() {
                     location.clone_from(&update.location);
                 }
@@ -204,7 +203,7 @@ impl Keeper {
                     update.status,
                     update.appointment.clone(),
                     update.expected_free_at,
-                    *at,
+                    now,
                 ));
             }
             _ => {}

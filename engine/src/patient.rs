@@ -111,13 +111,16 @@ impl Patient {
         }
     }
 
-    /// Records a vitals observation made at `at`; scores and evaluates every rule unless the
-    /// observation is late (docs/window.md).
+    /// Records a vitals observation made at `at` (its `occurredAt`); scores and evaluates every
+    /// rule unless the observation is late (docs/window.md). Rules run on the readings' times;
+    /// `now` is the engine's clock (the wall clock live, the replay clock in a replay): it stamps
+    /// every transition and escalation counts from it, so a late reading pages level 1 first.
     pub fn observe(
         &mut self,
         unit: &str,
         vitals: &Vitals,
         at: Timestamp,
+        now: Timestamp,
         settings: &Settings,
     ) -> Observed {
         let (placement, changed) = self.window.record(vitals, at, settings.window);
@@ -138,6 +141,7 @@ impl Patient {
             subject,
             quiet,
             flowing,
+            now,
             settings,
             Opening::none,
         ));
@@ -164,7 +168,7 @@ impl Patient {
             unit: &self.unit_id,
         };
         out.alerts
-            .extend(self.risk.evaluate(subject, &score, settings));
+            .extend(self.risk.evaluate(subject, &score, now, settings));
 
         // news2.trend: the rise over the lowest score of the trend window. A score below the
         // threshold cannot have risen by it, so most scores need no scan of the window (the
@@ -187,6 +191,7 @@ impl Patient {
             subject,
             finding,
             score_at,
+            now,
             settings,
             open,
         ));
@@ -203,11 +208,12 @@ impl Patient {
                 active: holds,
             },
             score_at,
+            now,
             settings,
             || qsofa_opening(chart, q, previous, score_at, settings),
         ));
         self.last_qsofa = Some((q, score_at));
-        let s = self.evaluate_sirs_lactate(score_at, settings, &mut out.alerts);
+        let s = self.evaluate_sirs_lactate(score_at, now, settings, &mut out.alerts);
         self.last_score = Some(LastScore {
             at: score.at,
             total: score.total,
@@ -219,10 +225,11 @@ impl Patient {
         out
     }
 
-    /// SIRS at `at` and the `sepsis.sirs_lactate` rule.
+    /// SIRS at `at` and the `sepsis.sirs_lactate` rule (transitions stamped `now`).
     fn evaluate_sirs_lactate(
         &mut self,
         at: Timestamp,
+        now: Timestamp,
         settings: &Settings,
         alerts: &mut Vec<Alert>,
     ) -> CriteriaScore {
@@ -245,6 +252,7 @@ impl Patient {
             subject,
             Finding { holds, active },
             at,
+            now,
             settings,
             || {
                 let l = lactate.map_or((0.0, at), |l| (l.value, l.at));
@@ -258,11 +266,13 @@ impl Patient {
     /// Records a lab result collected at `collected_at`. Unknown codes are stored, not scored.
     /// A current result re-evaluates SIRS and `sepsis.sirs_lactate` at the patient's newest
     /// time (NEWS2 rules move only on vitals, so a lab never counts as a consecutive score).
+    /// `now` is the engine's clock, as in [`Patient::observe`].
     pub fn record_lab(
         &mut self,
         unit: &str,
         lab: &LabResult,
         collected_at: Timestamp,
+        now: Timestamp,
         settings: &Settings,
     ) -> Observed {
         let placement = self.window.record_lab(lab, collected_at, settings.window);
@@ -276,7 +286,7 @@ impl Patient {
         }
         self.set_unit(unit);
         let at = self.window.newest().unwrap_or(collected_at);
-        out.sirs = Some(self.evaluate_sirs_lactate(at, settings, &mut out.alerts));
+        out.sirs = Some(self.evaluate_sirs_lactate(at, now, settings, &mut out.alerts));
         out
     }
 
@@ -306,6 +316,7 @@ impl Patient {
             Condition::SignalLoss,
             subject,
             silent,
+            now,
             now,
             settings,
             || signal_loss_opening(last, now, settings),
@@ -555,7 +566,7 @@ mod tests {
     fn run(p: &mut Patient, s: &Settings, readings: &[(i64, Vitals)]) -> Vec<Alert> {
         let mut out = Vec::new();
         for (min, vitals) in readings {
-            let o = p.observe("icu-3", vitals, t(*min), s);
+            let o = p.observe("icu-3", vitals, t(*min), t(*min), s);
             assert!(o.score.is_some());
             out.extend(o.alerts);
         }
@@ -573,6 +584,100 @@ mod tests {
 
     fn patient() -> Patient {
         Patient::new("clinic-abc", "patient-123", "icu-3")
+    }
+
+    /// Two NEWS2 8 readings taken at 09:00 and 09:01 that reach the engine 15 minutes late.
+    fn late_high(p: &mut Patient, s: &Settings) -> Alert {
+        let lag = 15;
+        for min in [0, 1] {
+            let o = p.observe("icu-3", &v(8), t(min), t(min + lag), s);
+            if let Some(a) = o.alerts.into_iter().next() {
+                return a;
+            }
+        }
+        panic!("news2.high did not fire");
+    }
+
+    #[test]
+    fn a_reading_fifteen_minutes_late_opens_at_level_one_and_escalates_five_minutes_later() {
+        let s = news2_only();
+        let mut p = patient();
+        let a = late_high(&mut p, &s);
+        assert_eq!(a.rule, "news2.high");
+        // The engine's clock opens it and starts escalation; the readings keep their own times.
+        assert_eq!(a.opened_at, t(16));
+        assert_eq!(a.emitted_at, t(16));
+        assert_eq!(a.transition.at, t(16));
+        assert_eq!(a.triggered_at, Some(t(1)));
+        assert_eq!(a.escalation.level, 1);
+        assert_eq!(a.escalation.targets, ["role:nurse@icu-3"]);
+        assert_eq!(a.escalation.next_at, Some(t(21)));
+        assert_eq!(a.escalation.page.as_ref().map(|pg| pg.sent_at), Some(t(16)));
+        assert!(
+            a.explanation
+                .components
+                .iter()
+                .all(|c| c.observed_at == t(1))
+        );
+        assert!(
+            a.explanation.why_now.contains("09:01"),
+            "{}",
+            a.explanation.why_now
+        );
+        // Nothing is due when it opens. The unreceipted page is sent again a minute after it
+        // was sent (not after the reading), and level 1 holds until five minutes have passed.
+        assert!(p.advance(t(16)).is_empty());
+        assert!(p.advance(t(17).plus_millis(-1)).is_empty());
+        let resent = p.advance(t(17));
+        assert_eq!(resent.len(), 1);
+        assert_eq!(
+            resent[0].escalation.page.as_ref().map(|pg| pg.attempts),
+            Some(2)
+        );
+        let before = p.advance(t(21).plus_millis(-1));
+        assert!(before.iter().all(|a| a.escalation.level == 1), "{before:?}");
+        let up = p.advance(t(21));
+        assert_eq!(up.len(), 1);
+        assert_eq!(up[0].escalation.level, 2);
+        assert_eq!(up[0].escalation.targets, ["role:charge_nurse@icu-3"]);
+        assert_eq!(up[0].transition.at, t(21));
+        assert_eq!(up[0].escalation.next_at, Some(t(26)));
+    }
+
+    #[test]
+    fn a_late_alert_keeps_the_id_its_readings_give_it() {
+        // The id comes from the readings' times, so a replay (where the engine's clock is the
+        // readings' clock) and recovery name the same alert as the live run did.
+        let s = news2_only();
+        let mut live = patient();
+        let late = late_high(&mut live, &s);
+        let mut replayed = patient();
+        let on_time = run(&mut replayed, &s, &[(0, v(8)), (1, v(8))]);
+        assert_eq!(on_time[0].alert_id, late.alert_id);
+        assert_eq!(on_time[0].opened_at, t(1));
+    }
+
+    #[test]
+    fn a_late_clearing_resolves_on_the_engine_clock() {
+        let s = news2_only();
+        let mut p = patient();
+        late_high(&mut p, &s);
+        // Below 7 for the 15-minute clear period, by the readings' clock; received 15 min late.
+        let mut resolved = None;
+        for min in 2..=40 {
+            let o = p.observe("icu-3", &v(2), t(min), t(min + 15), &s);
+            if let Some(a) = o
+                .alerts
+                .into_iter()
+                .find(|a| a.state == AlertState::Resolved)
+            {
+                resolved = Some((min, a));
+                break;
+            }
+        }
+        let (min, a) = resolved.expect("resolves once clear for 15 min");
+        assert_eq!(min, 17, "the clear period runs on the readings' times");
+        assert_eq!(a.transition.at, t(32));
     }
 
     #[test]
@@ -615,12 +720,12 @@ mod tests {
             ..Vitals::default()
         };
         assert!(
-            p.observe("icu-3", &v, t(12), &s)
+            p.observe("icu-3", &v, t(12), t(12), &s)
                 .alerts
                 .iter()
                 .all(|a| a.rule != "news2.high")
         );
-        let a = p.observe("icu-3", &v, t(14), &s).alerts;
+        let a = p.observe("icu-3", &v, t(14), t(14), &s).alerts;
         let a = a.last().expect("alert");
         assert_eq!(a.rule, "news2.high");
         assert_eq!(
@@ -955,7 +1060,7 @@ mod tests {
         let s = news2_only();
         let mut p = patient();
         run(&mut p, &s, &[(10, v(0))]);
-        let o = p.observe("icu-3", &s3(9), t(5), &s);
+        let o = p.observe("icu-3", &s3(9), t(5), t(5), &s);
         assert!(o.score.is_none() && o.alerts.is_empty());
     }
 
@@ -979,6 +1084,7 @@ mod tests {
                 unit: None,
             },
             t(0),
+            t(0),
             &s,
         );
         let v = Vitals {
@@ -988,7 +1094,7 @@ mod tests {
             temp: Some(38.6),
             ..base()
         };
-        let o = p.observe("icu-3", &v, t(5), &s);
+        let o = p.observe("icu-3", &v, t(5), t(5), &s);
         assert_eq!(o.qsofa.map(|q| q.total), Some(2));
         assert_eq!(o.sirs.map(|q| (q.total, q.partial)), Some((4, false)));
     }
@@ -1072,6 +1178,22 @@ mod tests {
     }
 
     #[test]
+    fn a_late_qsofa_opens_on_the_engine_clock_at_level_one() {
+        let s = only(Settings::default(), "sepsis.qsofa");
+        let mut p = patient();
+        // Taken at 09:02, received at 09:30.
+        let o = p.observe("icu-3", &q(22.0, 100.0), t(2), t(30), &s);
+        let a = &o.alerts[0];
+        assert_eq!(
+            (a.rule, a.opened_at, a.triggered_at),
+            ("sepsis.qsofa", t(30), Some(t(2)))
+        );
+        assert_eq!(a.escalation.level, 1);
+        assert_eq!(a.escalation.next_at, Some(t(35)));
+        assert!(p.advance(t(30)).is_empty());
+    }
+
+    #[test]
     fn qsofa_fires_at_two_and_clears_after_thirty_minutes() {
         let s = only(Settings::default(), "sepsis.qsofa");
         let mut p = patient();
@@ -1148,9 +1270,9 @@ mod tests {
             run(&mut p, &s, &[(0, sirs2())]).is_empty(),
             "no lactate yet"
         );
-        let o = p.record_lab("icu-3", &lab("lactate", 1.9), t(1), &s);
+        let o = p.record_lab("icu-3", &lab("lactate", 1.9), t(1), t(1), &s);
         assert!(o.alerts.is_empty(), "1.9 is below 2.0");
-        let o = p.record_lab("icu-3", &lab("lactate", 2.0), t(2), &s);
+        let o = p.record_lab("icu-3", &lab("lactate", 2.0), t(2), t(2), &s);
         assert_eq!(
             rules_of(&o.alerts),
             vec![("sepsis.sirs_lactate", AlertState::Open)]
@@ -1191,10 +1313,10 @@ mod tests {
     fn sirs_lactate_ignores_lactate_older_than_six_hours() {
         let s = only(Settings::default(), "sepsis.sirs_lactate");
         let mut p = patient();
-        p.record_lab("icu-3", &lab("lactate", 4.0), t(0), &s);
+        p.record_lab("icu-3", &lab("lactate", 4.0), t(0), t(0), &s);
         assert!(run(&mut p, &s, &[(361, sirs2())]).is_empty());
         let mut q = patient();
-        q.record_lab("icu-3", &lab("lactate", 4.0), t(0), &s);
+        q.record_lab("icu-3", &lab("lactate", 4.0), t(0), t(0), &s);
         let a = run(&mut q, &s, &[(360, sirs2())]);
         assert_eq!(
             rules_of(&a),
@@ -1206,12 +1328,12 @@ mod tests {
     fn sirs_uses_paco2_wbc_and_bands_from_labs() {
         let s = Settings::default();
         let mut p = patient();
-        p.record_lab("icu-3", &lab("paco2", 31.0), t(0), &s);
-        p.record_lab("icu-3", &lab("bands", 11.0), t(0), &s);
-        let o = p.observe("icu-3", &base(), t(1), &s);
+        p.record_lab("icu-3", &lab("paco2", 31.0), t(0), t(0), &s);
+        p.record_lab("icu-3", &lab("bands", 11.0), t(0), t(0), &s);
+        let o = p.observe("icu-3", &base(), t(1), t(1), &s);
         assert_eq!(o.sirs.map(|x| x.total), Some(2));
         // Unknown codes are stored, not scored.
-        let o = p.record_lab("icu-3", &lab("ferritin", 900.0), t(2), &s);
+        let o = p.record_lab("icu-3", &lab("ferritin", 900.0), t(2), t(2), &s);
         assert!(o.sirs.is_none() && o.alerts.is_empty());
         assert_eq!(p.lab("ferritin").map(|r| r.value), Some(900.0));
     }
@@ -1261,7 +1383,7 @@ mod tests {
         let mut p = patient();
         run(&mut p, &s, &[(30, base())]);
         // 11 minutes older than the newest: late. It scores nothing, fires nothing.
-        let o = p.observe("icu-3", &q(30.0, 80.0), t(19), &s);
+        let o = p.observe("icu-3", &q(30.0, 80.0), t(19), t(19), &s);
         assert!(o.late && o.score.is_none() && o.alerts.is_empty());
         let minute = t(19).millis() / 60_000;
         assert_eq!(
@@ -1285,7 +1407,7 @@ mod tests {
             temp: Some(39.5),
             ..Vitals::default()
         };
-        let o = p.observe("icu-3", &temp, t(25), &s);
+        let o = p.observe("icu-3", &temp, t(25), t(25), &s);
         let score = o.score.expect("scored");
         assert_eq!(score.at, t(30));
         assert_eq!(score.points(crate::news2::Param::Temp), Some(2));
@@ -1324,9 +1446,9 @@ mod tests {
         let start = t(0);
         for sec in 0..(7 * 3600) {
             let at = start.plus_millis(sec * 1000);
-            p.observe("icu-3", &base(), at, &s);
+            p.observe("icu-3", &base(), at, at, &s);
             if sec % 3600 == 0 {
-                p.record_lab("icu-3", &lab("lactate", 1.2), at, &s);
+                p.record_lab("icu-3", &lab("lactate", 1.2), at, at, &s);
             }
         }
         let bytes = std::mem::size_of::<Patient>()

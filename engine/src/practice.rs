@@ -223,7 +223,7 @@ fn open(
             profile: s.profile.clone(),
             ..Explanation::default()
         },
-        ..Alert::opening(at)
+        ..Alert::opening(at, at)
     }
 }
 
@@ -369,12 +369,12 @@ impl WaitingArea {
     }
 
     /// The appointment started, was cancelled, or the patient left: no longer waiting. Returns
-    /// its delay alert, resolved, if it had one.
+    /// its delay alert, resolved at `now` (the engine's clock), if it had one.
     pub fn done(
         &mut self,
         appointment: &str,
         status: AppointmentStatus,
-        at: Timestamp,
+        now: Timestamp,
     ) -> Option<Alert> {
         let mut w = self.waiting.remove(appointment)?;
         let reason = match status {
@@ -382,7 +382,7 @@ impl WaitingArea {
             AppointmentStatus::Cancelled => "appointment cancelled".to_string(),
             _ => "patient left".to_string(),
         };
-        clear(&mut w.alert, at, reason)
+        clear(&mut w.alert, now, reason)
     }
 
     /// Fires `delay.waiting` for every patient waiting at least the rule's window at `now`.
@@ -730,14 +730,14 @@ impl Default for Occupancy {
 }
 
 impl Occupancy {
-    /// Applies an occupancy update; returns the overrun alert, resolved, when the resource was
-    /// freed (any status but `occupied`).
+    /// Applies an occupancy update; returns the overrun alert, resolved at `now` (the engine's
+    /// clock), when the resource was freed (any status but `occupied`).
     pub fn update(
         &mut self,
         status: ResourceStatus,
         appointment: Option<String>,
         expected_free_at: Option<Timestamp>,
-        at: Timestamp,
+        now: Timestamp,
     ) -> Option<Alert> {
         let same_visit = appointment == self.appointment;
         self.status = status;
@@ -748,7 +748,7 @@ impl Occupancy {
             return None;
         }
         self.slot.disarmed = false;
-        clear(&mut self.slot.alert, at, "resource freed".into())
+        clear(&mut self.slot.alert, now, "resource freed".into())
     }
 
     /// Minutes past `expectedFreeAt` while occupied (0 otherwise): the `resource` frame's delay.

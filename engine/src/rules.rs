@@ -376,10 +376,13 @@ impl News2Risk {
     }
 
     /// Evaluates the family on a new score; returns the alert after each transition it caused.
+    /// Sustain and clear periods run on the scores' own times; `now` (the engine's clock) stamps
+    /// the transitions and starts escalation, so a late score pages level 1 like any other.
     pub fn evaluate(
         &mut self,
         subject: Subject<'_>,
         score: &News2,
+        now: Timestamp,
         settings: &Settings,
     ) -> Vec<Alert> {
         let point = ScorePoint {
@@ -400,11 +403,11 @@ impl News2Risk {
         let mut out = Vec::new();
         match (current, fired) {
             (None, Some(rule)) => {
-                let alert = self.open(subject, rule, score, settings);
+                let alert = self.open(subject, rule, score, now, settings);
                 out.push(alert);
             }
             (Some(cur), Some(rule)) if rule > cur => {
-                self.change_rule(rule, score, settings, "upgraded");
+                self.change_rule(rule, score, now, settings, "upgraded");
                 out.extend(self.alert.as_deref().cloned());
             }
             (Some(cur), _) => {
@@ -420,8 +423,10 @@ impl News2Risk {
                                 && settings.holds(r, point.total, point.any_three)
                         });
                         match lower {
-                            Some(rule) => self.change_rule(rule, score, settings, "downgraded"),
-                            None => self.auto_resolve(cur, score.at, clear_ms),
+                            Some(rule) => {
+                                self.change_rule(rule, score, now, settings, "downgraded");
+                            }
+                            None => self.auto_resolve(cur, now, clear_ms),
                         }
                         out.extend(self.alert.as_deref().cloned());
                     }
@@ -437,6 +442,7 @@ impl News2Risk {
         subject: Subject<'_>,
         rule: RiskRule,
         score: &News2,
+        now: Timestamp,
         settings: &Settings,
     ) -> Alert {
         let at = score.at;
@@ -445,7 +451,7 @@ impl News2Risk {
             .policies
             .select(rule.level(), Category::Deterioration);
         let alert = Alert {
-            escalation: Escalation::start(policy, &alert_id, Some(subject.unit), at, 0),
+            escalation: Escalation::start(policy, &alert_id, Some(subject.unit), now, 0),
             alert_id,
             tenant_id: subject.tenant.to_string(),
             rule: rule.name(),
@@ -459,7 +465,7 @@ impl News2Risk {
                 ..Meta::default()
             },
             explanation: self.explain(rule, score, settings, None),
-            ..Alert::opening(at)
+            ..Alert::opening(at, now)
         };
         self.alert = Some(Box::new(alert.clone()));
         self.rule = Some(rule);
@@ -467,7 +473,14 @@ impl News2Risk {
         alert
     }
 
-    fn change_rule(&mut self, rule: RiskRule, score: &News2, settings: &Settings, how: &str) {
+    fn change_rule(
+        &mut self,
+        rule: RiskRule,
+        score: &News2,
+        now: Timestamp,
+        settings: &Settings,
+        how: &str,
+    ) {
         let Some(prev) = self.rule else { return };
         let explanation = self.explain(rule, score, settings, Some((prev, how)));
         let Some(alert) = self.alert.as_mut() else {
@@ -487,14 +500,14 @@ impl News2Risk {
             let policy = settings
                 .policies
                 .select(rule.level(), Category::Deterioration);
-            state = alert.upgrade_policy(policy, score.at);
+            state = alert.upgrade_policy(policy, now);
             reason.push_str(&format!(
                 ": paged under {} level 1 ({})",
                 alert.escalation.policy,
                 alert.escalation.targets.join(", ")
             ));
         }
-        alert.transition(state, crate::alert::ENGINE, score.at, reason);
+        alert.transition(state, crate::alert::ENGINE, now, reason);
         self.rule = Some(rule);
         self.absent_since = None;
     }

@@ -50,6 +50,10 @@ pub trait CommandPort: Send + Sync + 'static {
 /// Extra `/metrics` text from the rest of the process (ingest counters).
 pub type MetricsSource = Arc<dyn Fn(&mut String) + Send + Sync>;
 
+/// Whether the engine can ingest and store right now; `Err` says why not. Asked on every
+/// `/readyz`.
+pub type ReadinessCheck = Arc<dyn Fn() -> Result<(), String> + Send + Sync>;
+
 /// Reads every message stored on one `ALERTS` subject, oldest first (the audit trail).
 pub type HistorySource = Arc<
     dyn Fn(String) -> Pin<Box<dyn Future<Output = Result<Vec<bytes::Bytes>, String>> + Send>>
@@ -191,6 +195,8 @@ pub struct Hub {
     pub(crate) commands: Arc<dyn CommandPort>,
     pub metrics: GatewayMetrics,
     pub(crate) ready: AtomicBool,
+    /// What else readiness needs (the NATS link, the engine's tasks); set once at start.
+    readiness: std::sync::OnceLock<ReadinessCheck>,
     pub(crate) extra_metrics: Option<MetricsSource>,
     /// Where `GET /api/alerts/{id}/history` reads the audit trail (set once at start).
     pub(crate) history: std::sync::OnceLock<HistorySource>,
@@ -240,6 +246,7 @@ impl Hub {
             commands,
             metrics: GatewayMetrics::default(),
             ready: AtomicBool::new(false),
+            readiness: std::sync::OnceLock::new(),
             extra_metrics,
             history: std::sync::OnceLock::new(),
             config: config.gateway.clone(),
@@ -263,9 +270,28 @@ impl Hub {
         let _ = self.history.set(source);
     }
 
-    /// Marks the engine ready (`/readyz` answers 200).
+    /// Marks the engine started: recovery finished, consumers bound. `/readyz` answers 200 from
+    /// then on while the readiness check passes.
     pub fn set_ready(&self, ready: bool) {
         self.ready.store(ready, Relaxed);
+    }
+
+    /// Sets what readiness needs beyond a finished start (once; later calls are ignored).
+    pub fn set_readiness(&self, check: ReadinessCheck) {
+        let _ = self.readiness.set(check);
+    }
+
+    /// `Ok` when the engine can ingest and store now, else why not (what `/readyz` says).
+    ///
+    /// # Errors
+    /// The reason, in words an operator can act on.
+    pub fn readiness(&self) -> Result<(), String> {
+        if !self.ready.load(Relaxed) {
+            return Err(
+                "starting or stopping: recovery not finished or consumers not bound".into(),
+            );
+        }
+        self.readiness.get().map_or(Ok(()), |check| check())
     }
 
     /// Records an alert transition and pushes it to every subscribed connection in scope.

@@ -28,7 +28,7 @@ use vigil_engine::{AlertState, CommandKind, Timestamp};
 
 pub use hub::{
     AlertEntry, CommandPort, GatewayMetrics, HistorySource, Hub, MetricsSource, PageEntry,
-    Principal,
+    Principal, ReadinessCheck,
 };
 
 /// Wall-clock time for commands.
@@ -77,10 +77,13 @@ async fn index() -> Html<&'static str> {
 }
 
 async fn readyz(State(hub): State<Arc<Hub>>) -> Response {
-    if hub.ready.load(Relaxed) {
-        (StatusCode::OK, "ready\n").into_response()
-    } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "not ready\n").into_response()
+    match hub.readiness() {
+        Ok(()) => (StatusCode::OK, "ready\n").into_response(),
+        Err(why) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("not ready: {why}\n"),
+        )
+            .into_response(),
     }
 }
 

@@ -633,11 +633,32 @@ mod tests {
             ..Vitals::default()
         };
         let s = Settings::default();
-        p.observe("icu-3", &v, Timestamp(1000), &s);
-        p.observe("icu-3", &v, Timestamp(2000), &s)
+        p.observe("icu-3", &v, Timestamp(1000), Timestamp(1000), &s);
+        p.observe("icu-3", &v, Timestamp(2000), Timestamp(2000), &s)
             .alerts
             .pop()
             .expect("alert")
+    }
+
+    #[test]
+    fn readiness_needs_a_finished_start_and_a_passing_check() {
+        let h = hub(8);
+        let e = h.readiness().expect_err("not started");
+        assert!(e.contains("recovery not finished"), "{e}");
+        h.set_ready(true);
+        assert_eq!(h.readiness(), Ok(()));
+        let link_up = Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let up = link_up.clone();
+        h.set_readiness(Arc::new(move || {
+            if up.load(std::sync::atomic::Ordering::Relaxed) {
+                Ok(())
+            } else {
+                Err("not connected to NATS".into())
+            }
+        }));
+        assert_eq!(h.readiness(), Ok(()));
+        link_up.store(false, std::sync::atomic::Ordering::Relaxed);
+        assert_eq!(h.readiness(), Err("not connected to NATS".into()));
     }
 
     /// A real WebSocket over an in-memory pipe: server session on one end, client on the other.

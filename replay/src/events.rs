@@ -250,10 +250,12 @@ impl Tracked {
             &mut self.outcome,
         );
         let unit = &event.unit_id;
+        // The replay's clock is the events' own: `now` is the event time.
         let observed = match &event.body {
-            VitalsBody::Observation(vitals) => self.patient.observe(unit, vitals, at, settings),
+            VitalsBody::Observation(vitals) => self.patient.observe(unit, vitals, at, at, settings),
             VitalsBody::Lab { lab, collected_at } => {
-                self.patient.record_lab(unit, lab, *collected_at, settings)
+                self.patient
+                    .record_lab(unit, lab, *collected_at, at, settings)
             }
         };
         for a in &observed.alerts {

@@ -257,7 +257,7 @@ pub fn simulate_stay(
         let at = start.plus_millis(row.hour * HOUR_MS);
         pass_time(&mut patient, at, settings, &mut log, &mut out);
         for lab in &row.labs {
-            let o = patient.record_lab(unit, lab, at, settings);
+            let o = patient.record_lab(unit, lab, at, at, settings);
             for a in &o.alerts {
                 log.record(a, &mut out);
             }
@@ -271,7 +271,7 @@ pub fn simulate_stay(
             if check_vitals(v).is_err() {
                 out.rejected += 1;
             } else {
-                let o = patient.observe(unit, v, at, settings);
+                let o = patient.observe(unit, v, at, at, settings);
                 for a in &o.alerts {
                     log.record(a, &mut out);
                 }

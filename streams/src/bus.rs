@@ -5,6 +5,8 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use std::str::FromStr;
+
 use async_nats::HeaderMap;
 use async_nats::jetstream::{self, consumer, stream};
 use bytes::Bytes;
@@ -33,6 +35,9 @@ pub enum BusError {
     Consumer { consumer: String, reason: String },
     #[error("publish to {subject} failed: {reason}")]
     Publish { subject: String, reason: String },
+    /// The subject or a header is something NATS cannot carry: retrying cannot help.
+    #[error("cannot publish to {subject:?}: {reason}")]
+    Unpublishable { subject: String, reason: String },
     #[error("acknowledgement failed: {0}")]
     Ack(String),
     #[error("the embedded bus has no consumer for {0}")]
@@ -138,6 +143,11 @@ impl Link {
             }
             other => tracing::debug!(event = %other, "NATS client event"),
         }
+    }
+
+    /// The client holds a connection to NATS now.
+    pub fn is_connected(&self) -> bool {
+        self.connected.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Appends `vigil_nats_connected` and `vigil_nats_disconnects_total`.
@@ -325,11 +335,26 @@ impl Bus {
         headers: Vec<(&'static str, String)>,
         payload: Bytes,
     ) -> Result<PendingPublish, BusError> {
+        let unpublishable = |reason: String| BusError::Unpublishable {
+            subject: subject.clone(),
+            reason,
+        };
+        if !is_publish_subject(&subject) {
+            return Err(unpublishable("not a valid NATS subject".into()));
+        }
+        // `HeaderMap::insert` panics on a line break: parse every value first, never panic.
+        let mut values = Vec::with_capacity(headers.len());
+        for (k, v) in &headers {
+            let value = async_nats::HeaderValue::from_str(v).map_err(|e| {
+                unpublishable(format!("header {k} {v:?} is not a valid value: {e}"))
+            })?;
+            values.push((*k, value));
+        }
         match self {
             Bus::JetStream(b) => {
                 let mut map = HeaderMap::new();
-                for (k, v) in headers {
-                    map.insert(k, v.as_str());
+                for (k, value) in values {
+                    map.insert(k, value);
                 }
                 let ack =
                     b.js.publish_with_headers(subject.clone(), map, payload)
@@ -646,5 +671,54 @@ impl EmbeddedBus {
             }
         }
         Ok(())
+    }
+}
+
+/// A subject NATS accepts for a publish: dot-separated non-empty tokens of printable, non-space
+/// characters, no wildcards.
+fn is_publish_subject(subject: &str) -> bool {
+    !subject.is_empty()
+        && subject.split('.').all(|t| {
+            !t.is_empty()
+                && t != "*"
+                && t != ">"
+                && t.chars().all(|c| !c.is_whitespace() && !c.is_control())
+        })
+}
+
+#[cfg(test)]
+mod subject_tests {
+    use super::*;
+
+    #[test]
+    fn publish_subjects_are_checked_token_by_token() {
+        assert!(is_publish_subject("alerts.clinic-abc.alert-0001"));
+        assert!(is_publish_subject("dlq.VITALS"));
+        for bad in [
+            "", "a..b", ".a", "a.", "a.*.b", "a.>", "a b", "a\r\nb", "a\u{0}b",
+        ] {
+            assert!(!is_publish_subject(bad), "{bad:?}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_header_with_a_line_break_is_an_error_not_a_panic() {
+        let bus = Bus::embedded(4);
+        let e = bus
+            .send(
+                "flow.t.p".into(),
+                vec![("Nats-Msg-Id", "t-flow-x\r\nInjected: 1".into())],
+                Bytes::new(),
+            )
+            .await
+            .err()
+            .expect("refused");
+        assert!(matches!(e, BusError::Unpublishable { .. }), "{e}");
+        let e = bus
+            .send("flow.t.bad id".into(), Vec::new(), Bytes::new())
+            .await
+            .err()
+            .expect("refused");
+        assert!(matches!(e, BusError::Unpublishable { .. }), "{e}");
     }
 }

@@ -359,7 +359,7 @@ pub(crate) fn check_head<'a, D>(
         }
     }
     let event_id = required("eventId", raw.event_id.take())?;
-    length_1_128("eventId", &event_id)?;
+    identifier_text("eventId", &event_id)?;
     let version = required("eventVersion", raw.event_version.take())?;
     if version != "1" {
         return Err(reject(
@@ -371,7 +371,10 @@ pub(crate) fn check_head<'a, D>(
     let occurred_at = parse_time("occurredAt", &occurred_text)
         .map_err(|m| reject(RejectCode::EnvelopeInvalid, m))?;
     let producer = required("producer", raw.producer.take())?;
-    length_1_128("producer", &producer)?;
+    identifier_text("producer", &producer)?;
+    if let Some(c) = &raw.correlation_id {
+        no_control("correlationId", c)?;
+    }
     let tenant_id = required("tenantId", raw.tenant_id.take())?;
     if !is_token(&tenant_id) {
         return Err(reject(
@@ -431,14 +434,33 @@ pub(crate) fn required<'a>(
     })
 }
 
-fn length_1_128(field: &str, v: &str) -> Result<(), Rejection> {
+/// An identifier of the envelope (`eventId`, `producer`): 1..128 characters, none of them a
+/// control character. `eventId` goes into `Nats-Msg-Id` headers of outputs, which cannot carry
+/// CR, LF or NUL; refusing every control character here means no header is ever built from
+/// text that could break it (or forge a second header line).
+fn identifier_text(field: &str, v: &str) -> Result<(), Rejection> {
     if v.is_empty() || v.chars().count() > 128 {
         return Err(reject(
             RejectCode::EnvelopeInvalid,
             format!("`{field}` must be 1..128 characters"),
         ));
     }
-    Ok(())
+    no_control(field, v)
+}
+
+/// `ENVELOPE_INVALID` when `v` holds a control character (C0, DEL or C1: line breaks, NUL, tabs,
+/// escapes), naming the first one.
+fn no_control(field: &str, v: &str) -> Result<(), Rejection> {
+    match v.char_indices().find(|(_, c)| c.is_control()) {
+        Some((at, c)) => Err(reject(
+            RejectCode::EnvelopeInvalid,
+            format!(
+                "`{field}` must not contain control characters (U+{:04X} at byte {at})",
+                u32::from(c)
+            ),
+        )),
+        None => Ok(()),
+    }
 }
 
 /// `PAYLOAD_TOO_LARGE` beyond the contract's limit.
@@ -886,6 +908,40 @@ mod tests {
         };
         assert_eq!((lab.code.as_str(), lab.value), ("lactate", 2.6));
         assert_eq!(collected_at.to_string(), "2025-11-27T08:50:00Z");
+    }
+
+    #[test]
+    fn control_characters_in_identifiers_are_refused_in_json_and_msgpack() {
+        // CR/LF would break (or forge) the `Nats-Msg-Id` header built from `eventId`.
+        for field in ["eventId", "producer", "correlationId"] {
+            for bad in [
+                "evt\r\n1",
+                "evt\n",
+                "evt\u{0}1",
+                "evt\t1",
+                "evt\u{7f}",
+                "evt\u{85}",
+            ] {
+                let mut v = contract_json();
+                v[field] = bad.into();
+                for (payload, enc) in [
+                    (json(&v), Encoding::Json),
+                    (
+                        rmp_serde::to_vec_named(&v).expect("msgpack"),
+                        Encoding::MessagePack,
+                    ),
+                ] {
+                    let e = decode_vitals(SUBJECT, &payload, enc, NOW).expect_err("refused");
+                    assert_eq!(e.code, RejectCode::EnvelopeInvalid, "{field} {bad:?}");
+                    assert!(e.message.contains(field), "{}", e.message);
+                    assert!(e.message.contains("control characters"), "{}", e.message);
+                }
+            }
+        }
+        // Printable text of any script is fine.
+        let mut v = contract_json();
+        v["eventId"] = "évt-0001 ü 🩺".into();
+        assert!(decode_vitals(SUBJECT, &json(&v), Encoding::Json, NOW).is_ok());
     }
 
     #[test]

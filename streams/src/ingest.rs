@@ -224,6 +224,15 @@ pub trait EventSink: Send + 'static {
     fn dispatch(&mut self, receipt: Receipt) -> impl Future<Output = ()> + Send;
 }
 
+/// A batch's outputs were lost before they were stored (the outbox stopped): acknowledging stops
+/// for good, so NATS redelivers that batch and everything after it to the next engine process.
+fn batch_failed(stream: &str) {
+    tracing::error!(
+        stream,
+        "a batch's outputs were not stored; acknowledgements stop and ingest ends, unacknowledged events are redelivered"
+    );
+}
+
 /// The engine's wall clock, for the clock-skew check.
 pub fn wall_clock() -> Timestamp {
     let ms = std::time::SystemTime::now()
@@ -262,7 +271,10 @@ pub async fn run<I: Inbound, S: EventSink<Event = I::Event>>(
             permit,
         }) = ack_rx.recv().await
         {
-            let _ = done.await;
+            if done.await.is_err() {
+                batch_failed(I::STREAM);
+                break;
+            }
             let mut applied = vec![(started, permit)];
             // Coalesce: one ack-all at most every ACK_INTERVAL covers every batch finished in the
             // meantime. At low rates batches hold a few messages each, and acking each of them
@@ -272,8 +284,13 @@ pub async fn run<I: Inbound, S: EventSink<Event = I::Event>>(
             {
                 tokio::time::sleep(wait).await;
             }
+            let mut failed = false;
             while let Ok(next) = ack_rx.try_recv() {
-                let _ = next.done.await;
+                if next.done.await.is_err() {
+                    // Acknowledge what finished before it, never it nor anything after it.
+                    failed = true;
+                    break;
+                }
                 newest = next.last;
                 applied.push((next.started, next.permit));
             }
@@ -291,7 +308,12 @@ pub async fn run<I: Inbound, S: EventSink<Event = I::Event>>(
                     tracing::warn!(error = %e, "batch acknowledgement failed; NATS will redeliver it");
                 }
             }
+            if failed {
+                batch_failed(I::STREAM);
+                break;
+            }
         }
+        // Ending here closes the channel: the loop below stops taking new batches.
     });
     let mut dedupe = Dedupe::new(dedupe_capacity);
     let mut chunks = inbound.ready_chunks(cfg.batch);

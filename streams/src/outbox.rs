@@ -4,6 +4,13 @@
 //!
 //! A publish that fails is retried with backoff until it is stored: outputs are never dropped.
 //! The queue in front is bounded; callers that find it full wait (see `vigil-actors`).
+//!
+//! A message that can never be published (a header or subject NATS cannot carry: input
+//! validation should have made that impossible) ends the publisher with
+//! [`OutboxError::Unpublishable`] instead of retrying forever. A message dropped before it was
+//! stored, for whatever reason (the publisher ended, the queue was closed), fails its batch
+//! receipt, so the input that caused it is never acknowledged: NATS redelivers it to the next
+//! engine process.
 
 use std::collections::HashSet;
 use std::time::Duration;
@@ -14,8 +21,8 @@ use futures::stream::FuturesOrdered;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-use crate::bus::Bus;
-use crate::receipt::Receipt;
+use crate::bus::{Bus, BusError};
+use crate::receipt::{Receipt, fail};
 
 /// One message to publish.
 pub struct OutMessage {
@@ -29,6 +36,32 @@ pub struct OutMessage {
     pub ordered: bool,
 }
 
+impl OutMessage {
+    /// The message is durably stored: its part of the batch is done.
+    fn stored(mut self) {
+        self.receipt = None;
+    }
+}
+
+impl Drop for OutMessage {
+    /// Dropped while still holding its receipt: never stored, so its batch must not be
+    /// acknowledged.
+    fn drop(&mut self) {
+        if let Some(receipt) = &self.receipt {
+            fail(receipt);
+        }
+    }
+}
+
+/// Why the publisher stopped before it was asked to.
+#[derive(Debug, thiserror::Error)]
+pub enum OutboxError {
+    /// A message NATS can never accept; retrying cannot help. An engine bug: input validation
+    /// must keep such text out of subjects and headers.
+    #[error("unpublishable output on {subject}: {reason}")]
+    Unpublishable { subject: String, reason: String },
+}
+
 /// Handle for queueing outputs; cheap to clone.
 #[derive(Clone)]
 pub struct Outbox {
@@ -36,9 +69,13 @@ pub struct Outbox {
 }
 
 impl Outbox {
-    /// Starts the publisher task. It ends once every `Outbox` clone is dropped and the queue is
-    /// drained and stored.
-    pub fn start(bus: Bus, capacity: usize, in_flight: usize) -> (Outbox, JoinHandle<()>) {
+    /// Starts the publisher task. It ends with `Ok` once every `Outbox` clone is dropped and the
+    /// queue is drained and stored; with an error when a message can never be published.
+    pub fn start(
+        bus: Bus,
+        capacity: usize,
+        in_flight: usize,
+    ) -> (Outbox, JoinHandle<Result<(), OutboxError>>) {
         let (tx, rx) = mpsc::channel(capacity.max(1));
         let task = tokio::spawn(publish_loop(bus, rx, in_flight.max(1)));
         (Outbox { tx }, task)
@@ -55,15 +92,20 @@ impl Outbox {
         })
     }
 
-    /// Queues, waiting for room.
+    /// Queues, waiting for room. When the publisher has stopped the message is dropped, which
+    /// fails its batch (never acknowledged, redelivered after a restart).
     pub async fn send(&self, m: OutMessage) {
         if let Err(e) = self.tx.send(m).await {
-            tracing::error!(subject = %e.0.subject, "outbox closed; output not published");
+            tracing::error!(subject = %e.0.subject, "outbox closed; output not published, its input stays unacknowledged");
         }
     }
 }
 
-async fn publish_loop(bus: Bus, mut rx: mpsc::Receiver<OutMessage>, in_flight: usize) {
+async fn publish_loop(
+    bus: Bus,
+    mut rx: mpsc::Receiver<OutMessage>,
+    in_flight: usize,
+) -> Result<(), OutboxError> {
     let mut pending = FuturesOrdered::new();
     // Subjects with an ordered message in flight. An ordered message waits until the one before
     // it on its subject is stored: if a connection drops with both in flight, the first can be
@@ -86,7 +128,7 @@ async fn publish_loop(bus: Bus, mut rx: mpsc::Receiver<OutMessage>, in_flight: u
                     if m.ordered {
                         subjects.insert(m.subject.clone());
                     }
-                    let mut sent = send_with_retry(&bus, &m).await;
+                    let mut sent = send_with_retry(&bus, &m).await?;
                     let bus = bus.clone();
                     pending.push_back(async move {
                         let mut backoff = Duration::from_millis(100);
@@ -94,9 +136,12 @@ async fn publish_loop(bus: Bus, mut rx: mpsc::Receiver<OutMessage>, in_flight: u
                             tracing::warn!(error = %e, "publish not stored; sending again");
                             tokio::time::sleep(backoff).await;
                             backoff = (backoff * 2).min(Duration::from_secs(5));
-                            sent = send_with_retry(&bus, &m).await;
+                            // Sent once already, so it is publishable.
+                            sent = send_with_retry(&bus, &m).await.ok()?;
                         }
-                        m.ordered.then_some(m.subject)
+                        let subject = m.ordered.then(|| m.subject.clone());
+                        m.stored();
+                        subject
                     });
                 }
                 None => open = false,
@@ -108,21 +153,73 @@ async fn publish_loop(bus: Bus, mut rx: mpsc::Receiver<OutMessage>, in_flight: u
             }
         }
     }
+    Ok(())
 }
 
-async fn send_with_retry(bus: &Bus, m: &OutMessage) -> crate::bus::PendingPublish {
+/// Sends `m`, retrying while the bus cannot take it; an error only when it never can.
+async fn send_with_retry(
+    bus: &Bus,
+    m: &OutMessage,
+) -> Result<crate::bus::PendingPublish, OutboxError> {
     let mut backoff = Duration::from_millis(100);
     loop {
         match bus
             .send(m.subject.clone(), m.headers.clone(), m.payload.clone())
             .await
         {
-            Ok(p) => return p,
+            Ok(p) => return Ok(p),
+            Err(BusError::Unpublishable { subject, reason }) => {
+                tracing::error!(%subject, %reason, "output can never be published; the outbox stops");
+                return Err(OutboxError::Unpublishable { subject, reason });
+            }
             Err(e) => {
                 tracing::warn!(error = %e, "publish failed; retrying");
                 tokio::time::sleep(backoff).await;
                 backoff = (backoff * 2).min(Duration::from_secs(5));
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::receipt::batch_receipt;
+
+    fn message(subject: &str, receipt: Receipt) -> OutMessage {
+        OutMessage {
+            subject: subject.into(),
+            headers: vec![("Content-Type", "application/json".into())],
+            payload: Bytes::from_static(b"{}"),
+            receipt: Some(receipt),
+            ordered: true,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_stored_output_completes_its_batch() {
+        let (outbox, task) = Outbox::start(Bus::embedded(4), 4, 4);
+        let (receipt, done) = batch_receipt();
+        outbox.send(message("alerts.t.alert-1", receipt)).await;
+        assert!(done.await.is_ok());
+        drop(outbox);
+        assert!(task.await.expect("joined").is_ok());
+    }
+
+    #[tokio::test]
+    async fn an_unpublishable_output_stops_the_outbox_and_fails_its_batch() {
+        let (outbox, task) = Outbox::start(Bus::embedded(4), 4, 4);
+        let (receipt, done) = batch_receipt();
+        outbox.send(message("alerts.t.bad id", receipt)).await;
+        let ended = task.await.expect("joined");
+        assert!(
+            matches!(ended, Err(OutboxError::Unpublishable { .. })),
+            "{ended:?}"
+        );
+        assert!(done.await.is_err(), "its input must never be acknowledged");
+        // Later outputs find the outbox closed: their batches fail too, never look done.
+        let (receipt, done) = batch_receipt();
+        outbox.send(message("alerts.t.alert-2", receipt)).await;
+        assert!(done.await.is_err());
     }
 }

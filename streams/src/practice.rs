@@ -364,6 +364,24 @@ mod tests {
   "expectedFreeAt": "2025-11-27T09:55:00Z", "locationId": "loc-1" }"#;
 
     #[test]
+    fn a_practice_event_id_with_a_line_break_is_refused() {
+        // The FLOW output's `Nats-Msg-Id` is built from it (the defect that closed the outbox).
+        let mut v: Value =
+            serde_json::from_slice(&envelope("patient.checkin.v1", json!({}))).unwrap();
+        v["data"] = serde_json::from_str(CHECKIN).unwrap();
+        v["eventId"] = "evt-1\r\nX: y".into();
+        let e = decode_practice(
+            "CHECKINS",
+            "checkin.clinic-abc.appt-456",
+            &serde_json::to_vec(&v).unwrap(),
+            Encoding::Json,
+            now(),
+        )
+        .expect_err("refused");
+        assert_eq!(e.code, RejectCode::EnvelopeInvalid);
+    }
+
+    #[test]
     fn the_contract_examples_decode_as_written() {
         let meta = PracticeMeta {
             event_id: "evt-0001".into(),

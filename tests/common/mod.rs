@@ -377,6 +377,18 @@ pub async fn publish_raw(
         .expect("stored");
 }
 
+/// Every message on a stream, oldest first, as JSON.
+pub async fn all_messages(js: &jetstream::Context, name: &str) -> Vec<Value> {
+    let mut stream = js.get_stream(name).await.expect("stream");
+    let last = stream.info().await.expect("info").state.last_sequence;
+    let mut out = Vec::new();
+    for seq in 1..=last {
+        let m = stream.get_raw_message(seq).await.expect("message");
+        out.push(serde_json::from_slice(&m.payload).expect("json"));
+    }
+    out
+}
+
 /// A real WebSocket client.
 pub struct Client {
     ws: tokio_tungstenite::WebSocketStream<
