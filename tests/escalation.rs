@@ -43,21 +43,6 @@ page_roles = ["rapid_response"]
 name = "rrt-pager-1"
 "#;
 
-/// Two readings of NEWS2 8 for `patient`: news2.high (critical) opens on the second.
-async fn make_critical(js: &jetstream::Context, patient: &str) {
-    let subject = format!("vitals.{T}.{patient}");
-    for (i, ago) in [(1, 2), (2, 1)] {
-        let v = envelope(
-            T,
-            &format!("{patient}-{i}"),
-            "vitals.observation.v1",
-            ago,
-            vitals_news2_8(patient, "icu-3"),
-        );
-        publish_json(js, &subject, &v).await;
-    }
-}
-
 /// The next `alert` frame whose transition reason contains `needle`.
 async fn alert_where(c: &mut Client, needle: &str) -> Value {
     for _ in 0..20 {
@@ -84,7 +69,7 @@ async fn a_critical_alert_escalates_through_pagers_with_delivery_states() {
     let mut charge = Client::connect(&engine.ws_url("charge-icu3-token")).await;
     charge.subscribe(&["pages"]).await;
 
-    make_critical(&js, "patient-1").await;
+    make_critical(&js, T, "patient-1").await;
 
     // Level 1: the nurse is paged at once; the charge nurse is not.
     let page1 = nurse.next_of("page", 10).await;
@@ -207,7 +192,7 @@ async fn a_snooze_comes_back_open_and_escalation_restarts() {
     let js = jetstream::new(nats.client().await);
     let mut nurse = Client::connect(&engine.ws_url("nurse-icu3-token")).await;
     nurse.subscribe(&["alerts", "pages"]).await;
-    make_critical(&js, "patient-2").await;
+    make_critical(&js, T, "patient-2").await;
     let page = nurse.next_of("page", 10).await;
     let alert_id = page["alert"]["alertId"].as_str().unwrap().to_string();
 
@@ -315,7 +300,7 @@ async fn concurrent_ack_and_resolve_from_two_clients_end_in_one_consistent_state
     let js = jetstream::new(nats.client().await);
     let patients: Vec<String> = (0..8).map(|i| format!("race-{i}")).collect();
     for p in &patients {
-        make_critical(&js, p).await;
+        make_critical(&js, T, p).await;
     }
     let mut ids = Vec::new();
     for _ in 0..100 {

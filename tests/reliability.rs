@@ -202,16 +202,7 @@ async fn an_identifier_with_a_line_break_is_dead_lettered_and_the_audit_trail_go
     .unwrap();
     let flow: Value = serde_json::from_slice(&flow.payload).unwrap();
     assert_eq!(flow["eventId"], "flow-ci-2");
-    for (i, ago) in [(1, 2), (2, 1)] {
-        let v = envelope(
-            T,
-            &format!("p2-{i}"),
-            "vitals.observation.v1",
-            ago,
-            vitals_news2_8("patient-2", "icu-3"),
-        );
-        publish_json(&js, &format!("vitals.{T}.patient-2"), &v).await;
-    }
+    make_critical(&js, T, "patient-2").await;
     let mut stored = false;
     for _ in 0..100 {
         let alerts = all_messages(&js, "ALERTS").await;

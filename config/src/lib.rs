@@ -147,6 +147,20 @@ pub struct GatewayConfig {
     pub max_connections: usize,
     /// How often coalesced `patient` frames are flushed to a client.
     pub patient_flush: Duration,
+    /// Most open TCP connections, HTTP and WebSocket together; a connection beyond it is closed
+    /// as soon as it is accepted (and counted). Unset: the process's open-file limit less a
+    /// reserve for NATS, files and the staff already connected (an eighth of the limit, at
+    /// least 64), so a flood of idle sockets cannot take the engine's last file descriptors.
+    pub max_open_connections: Option<usize>,
+    /// How long a client may take to send a request's headers, the WebSocket upgrade included;
+    /// a connection that sends nothing is closed after it.
+    pub header_timeout: Duration,
+    /// A WebSocket that has not subscribed and sent nothing for this long is closed (1008).
+    pub idle_timeout: Duration,
+    /// A WebSocket not heard from for this long is pinged, and closed (1011) when it has not
+    /// answered after as long again: a frozen client is noticed even while its socket buffers
+    /// still take what is written.
+    pub ping_interval: Duration,
 }
 
 impl Default for GatewayConfig {
@@ -156,6 +170,10 @@ impl Default for GatewayConfig {
             client_queue: 4096,
             max_connections: 10_000,
             patient_flush: Duration::from_millis(250),
+            max_open_connections: None,
+            header_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(60),
+            ping_interval: Duration::from_secs(30),
         }
     }
 }
@@ -509,6 +527,22 @@ impl Config {
                 "nats.consumer",
                 "must match [A-Za-z0-9_-]{1,64}",
             ));
+        }
+        if self.gateway.max_open_connections == Some(0) {
+            return Err(invalid(
+                path,
+                "gateway.max_open_connections",
+                "must be at least 1",
+            ));
+        }
+        for (key, d) in [
+            ("gateway.header_timeout", self.gateway.header_timeout),
+            ("gateway.idle_timeout", self.gateway.idle_timeout),
+            ("gateway.ping_interval", self.gateway.ping_interval),
+        ] {
+            if d.as_millis() < 100 {
+                return Err(invalid(path, key, "must be at least 100ms"));
+            }
         }
         if self.engine.tick.as_millis() < 100 {
             return Err(invalid(path, "engine.tick", "must be at least 100ms"));
@@ -936,6 +970,19 @@ role = "admin"          # no units: every unit of the tenant
                 "sustain",
             ),
             ("[engine]\npassivate_after = \"soon\"\n", "passivate_after"),
+            (
+                "[gateway]\nmax_open_connections = 0\n",
+                "gateway.max_open_connections",
+            ),
+            (
+                "[gateway]\nheader_timeout = \"99ms\"\n",
+                "gateway.header_timeout",
+            ),
+            ("[gateway]\nidle_timeout = \"0s\"\n", "gateway.idle_timeout"),
+            (
+                "[gateway]\nping_interval = \"50ms\"\n",
+                "gateway.ping_interval",
+            ),
         ];
         for (text, key) in cases {
             let err = Config::from_toml(text, "v.toml")

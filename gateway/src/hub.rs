@@ -166,6 +166,20 @@ pub struct GatewayMetrics {
     pub rejected_unauthorized: AtomicU64,
     pub rejected_capacity: AtomicU64,
     pub slow_client_closes: AtomicU64,
+    /// TCP connections open now (HTTP and WebSocket), and the most allowed.
+    pub open_connections: AtomicU64,
+    pub open_connections_limit: AtomicU64,
+    /// Connections closed at accept because `open_connections_limit` was reached.
+    pub refused_connections: AtomicU64,
+    /// Connections closed because their request headers did not arrive in time.
+    pub header_timeouts: AtomicU64,
+    /// Connections without a request yet, closed to make room for newer ones.
+    pub evicted_pending: AtomicU64,
+    /// Accepts that failed (out of file descriptors, and the like).
+    pub accept_errors: AtomicU64,
+    /// WebSockets closed for never subscribing, and for not answering a ping.
+    pub idle_closes: AtomicU64,
+    pub ping_timeouts: AtomicU64,
     pub alert_frames: AtomicU64,
     pub patient_frames: AtomicU64,
     pub resource_frames: AtomicU64,
@@ -555,11 +569,17 @@ impl Hub {
     pub fn render_metrics(&self) -> String {
         let mut out = String::with_capacity(4096);
         let m = &self.metrics;
-        let _ = writeln!(
-            out,
-            "# TYPE vigil_ws_connected gauge\nvigil_ws_connected {}",
-            m.connected.load(Relaxed)
-        );
+        let gauges = [
+            ("vigil_ws_connected", &m.connected),
+            ("vigil_http_open_connections", &m.open_connections),
+            (
+                "vigil_http_open_connections_limit",
+                &m.open_connections_limit,
+            ),
+        ];
+        for (name, v) in gauges {
+            let _ = writeln!(out, "# TYPE {name} gauge\n{name} {}", v.load(Relaxed));
+        }
         let lines = [
             ("vigil_ws_connections_total", &m.connections_total),
             (
@@ -568,6 +588,15 @@ impl Hub {
             ),
             ("vigil_ws_rejected_capacity_total", &m.rejected_capacity),
             ("vigil_ws_slow_client_closes_total", &m.slow_client_closes),
+            ("vigil_ws_idle_closes_total", &m.idle_closes),
+            ("vigil_ws_ping_timeouts_total", &m.ping_timeouts),
+            (
+                "vigil_http_refused_connections_total",
+                &m.refused_connections,
+            ),
+            ("vigil_http_header_timeouts_total", &m.header_timeouts),
+            ("vigil_http_evicted_pending_total", &m.evicted_pending),
+            ("vigil_http_accept_errors_total", &m.accept_errors),
             ("vigil_ws_alert_frames_total", &m.alert_frames),
             ("vigil_ws_patient_frames_total", &m.patient_frames),
             ("vigil_ws_resource_frames_total", &m.resource_frames),

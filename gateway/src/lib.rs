@@ -7,9 +7,9 @@
 //! HTTP routing is axum; WebSocket sessions run on tokio-tungstenite over the hyper upgrade.
 
 mod hub;
+mod server;
 pub mod session;
 
-use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 
@@ -20,7 +20,6 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use hyper_util::rt::TokioIo;
-use tokio::net::TcpListener;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
@@ -54,23 +53,7 @@ pub fn router(hub: Arc<Hub>) -> Router {
         .with_state(hub)
 }
 
-/// Serves until `shutdown` resolves; then closes every WebSocket session with 1001.
-///
-/// # Errors
-/// The listener's IO error.
-pub async fn serve(
-    listener: TcpListener,
-    hub: Arc<Hub>,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
-    let h = hub.clone();
-    axum::serve(listener, router(hub))
-        .with_graceful_shutdown(async move {
-            shutdown.await;
-            h.close_all();
-        })
-        .await
-}
+pub use server::serve;
 
 async fn index() -> Html<&'static str> {
     Html(include_str!("index.html"))

@@ -26,6 +26,9 @@ use crate::hub::{AlertEntry, Hub, PageEntry, PatientFrame, Principal, ResourceFr
 
 /// A write that takes longer than this means the client is not reading.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long the closing frame gets to reach a client: a slow one must still learn it was
+/// closed with 1013 (and resync), not see the socket drop (1006).
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Client messages allowed per second, and the burst above that.
 const RATE_PER_SEC: f64 = 20.0;
 const RATE_BURST: f64 = 40.0;
@@ -193,16 +196,55 @@ where
             .max(Duration::from_millis(10)),
     );
     let mut out: Vec<String> = Vec::new();
+    // Liveness: when the client was last heard from (any frame, pongs included), and whether a
+    // ping is out. A socket that never subscribes is closed after `idle_timeout` of silence.
+    let idle_timeout = hub.config.idle_timeout.as_std();
+    let ping_interval = hub.config.ping_interval.as_std();
+    let mut heard = Instant::now();
+    let mut pinged: Option<Instant> = None;
+    let mut liveness = tokio::time::interval(Duration::from_millis(
+        (idle_timeout.min(ping_interval).as_millis() as u64 / 4).clamp(25, 1000),
+    ));
+    liveness.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let close: Option<(CloseCode, &str)> = loop {
         out.clear();
+        let mut ping = false;
         tokio::select! {
-            msg = rx.next() => match msg {
-                Some(Ok(Message::Text(text))) => s.on_text(text.as_str(), &mut out).await,
-                Some(Ok(Message::Binary(_))) => {
-                    out.push(error_frame(&hub, None, "BAD_REQUEST", "binary frames are not supported; send JSON text"));
+            msg = rx.next() => {
+                heard = Instant::now();
+                pinged = None;
+                match msg {
+                    Some(Ok(Message::Text(text))) => s.on_text(text.as_str(), &mut out).await,
+                    Some(Ok(Message::Binary(_))) => {
+                        out.push(error_frame(&hub, None, "BAD_REQUEST", "binary frames are not supported; send JSON text"));
+                    }
+                    Some(Ok(Message::Close(_))) => {
+                        // tungstenite queued the reply; send it, so a normal disconnect is a
+                        // clean close (1000 echoed), not a dropped socket (1006).
+                        let _ = tokio::time::timeout(Duration::from_secs(1), tx.close()).await;
+                        break None;
+                    }
+                    None | Some(Err(_)) => break None,
+                    Some(Ok(_)) => {}
                 }
-                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break None,
-                Some(Ok(_)) => {}
+            },
+            _ = liveness.tick() => {
+                let silent = heard.elapsed();
+                if s.sub.is_none() && silent >= idle_timeout {
+                    hub.metrics.idle_closes.fetch_add(1, Relaxed);
+                    break Some((CloseCode::Policy, "no subscribe and nothing sent: closed as idle"));
+                }
+                match pinged {
+                    Some(at) if at.elapsed() >= ping_interval => {
+                        hub.metrics.ping_timeouts.fetch_add(1, Relaxed);
+                        break Some((CloseCode::Error, "no answer to ping: closed as unresponsive"));
+                    }
+                    None if silent >= ping_interval => {
+                        pinged = Some(Instant::now());
+                        ping = true;
+                    }
+                    _ => {}
+                }
             },
             r = recv_or_wait(&mut s.alerts) => match r {
                 Ok(entry) => {
@@ -253,8 +295,11 @@ where
             },
             _ = shutdown.changed() => break Some((CloseCode::Away, "gateway shutting down")),
         }
-        if !out.is_empty() {
+        if !out.is_empty() || ping {
             let write = async {
+                if ping {
+                    tx.feed(Message::Ping(bytes::Bytes::new())).await?;
+                }
                 for frame in out.drain(..) {
                     tx.feed(Message::text(frame)).await?;
                 }
@@ -280,8 +325,7 @@ where
             code,
             reason: reason.into(),
         };
-        let _ = tokio::time::timeout(Duration::from_secs(1), tx.send(Message::Close(Some(frame))))
-            .await;
+        let _ = tokio::time::timeout(CLOSE_TIMEOUT, tx.send(Message::Close(Some(frame)))).await;
     }
     hub.metrics.connected.fetch_sub(1, Relaxed);
 }

@@ -409,17 +409,30 @@ pub(crate) fn check_head<'a, D>(
     })
 }
 
+/// The times Vigil accepts from producers: from 2000-01-01 (inclusive) to 2100-01-01. A time
+/// outside it is a producer's bug (a zeroed clock, a mistyped year); taken at face value it
+/// would say "occupied 1066055512 min past its expected free time".
+pub const PLAUSIBLE_TIMES: std::ops::Range<Timestamp> =
+    Timestamp::from_millis(946_684_800_000)..Timestamp::from_millis(4_102_444_800_000);
+
 /// Parses an RFC 3339 timestamp into engine time.
 ///
 /// # Errors
-/// A message naming `field` when the text is not RFC 3339.
+/// A message naming `field` when the text is not RFC 3339, or when the time is outside
+/// [`PLAUSIBLE_TIMES`].
 pub fn parse_time(field: &str, text: &str) -> Result<Timestamp, String> {
-    if let Some(t) = Timestamp::parse_rfc3339(text) {
-        return Ok(t);
+    let t = match Timestamp::parse_rfc3339(text) {
+        Some(t) => t,
+        None => chrono::DateTime::parse_from_rfc3339(text)
+            .map(|t| Timestamp::from_millis(t.timestamp_millis()))
+            .map_err(|e| format!("`{field}` is not an RFC 3339 timestamp ({e}): `{text}`"))?,
+    };
+    if !PLAUSIBLE_TIMES.contains(&t) {
+        return Err(format!(
+            "`{field}` {text} is outside the plausible range 2000-01-01 to 2100-01-01"
+        ));
     }
-    chrono::DateTime::parse_from_rfc3339(text)
-        .map(|t| Timestamp::from_millis(t.timestamp_millis()))
-        .map_err(|e| format!("`{field}` is not an RFC 3339 timestamp ({e}): `{text}`"))
+    Ok(t)
 }
 
 pub(crate) fn required<'a>(
@@ -605,19 +618,92 @@ pub(crate) fn decode<'a, T: Deserialize<'a>>(
                 format!("JSON: not UTF-8 ({e})"),
             )),
         },
-        Encoding::MessagePack => rmp_serde::from_slice::<T>(payload).map_err(|e| {
-            let code = match e {
-                rmp_serde::decode::Error::Syntax(_) => RejectCode::SchemaInvalid,
-                rmp_serde::decode::Error::TypeMismatch(rmp::Marker::Reserved) => {
-                    RejectCode::DecodeFailed
+        Encoding::MessagePack => rmp_serde::from_slice::<T>(payload)
+            .map_err(|e| {
+                let code = match e {
+                    rmp_serde::decode::Error::Syntax(_) => RejectCode::SchemaInvalid,
+                    rmp_serde::decode::Error::TypeMismatch(rmp::Marker::Reserved) => {
+                        RejectCode::DecodeFailed
+                    }
+                    rmp_serde::decode::Error::TypeMismatch(_) => RejectCode::SchemaInvalid,
+                    _ => RejectCode::DecodeFailed,
+                };
+                reject(code, format!("MessagePack: {e}"))
+            })
+            .and_then(|v| {
+                // serde_json refuses trailing characters by itself; rmp-serde stops after
+                // one value, and a second envelope behind it would be dropped unseen.
+                match msgpack_value_len(payload) {
+                    Some(n) if n == payload.len() => Ok(v),
+                    Some(n) => Err(reject(
+                        RejectCode::DecodeFailed,
+                        format!(
+                            "MessagePack: {} bytes after the envelope (one envelope per message)",
+                            payload.len() - n
+                        ),
+                    )),
+                    None => Err(reject(
+                        RejectCode::DecodeFailed,
+                        "MessagePack: malformed value",
+                    )),
                 }
-                rmp_serde::decode::Error::TypeMismatch(_) => RejectCode::SchemaInvalid,
-                _ => RejectCode::DecodeFailed,
-            };
-            reject(code, format!("MessagePack: {e}"))
-        }),
+            }),
     };
     full.map_err(|rejection| reclassify(rejection, payload, encoding, stream))
+}
+
+/// The length in bytes of the first MessagePack value of `b` (the markers of the MessagePack
+/// spec, nested arrays and maps included), or `None` when it is truncated or uses the reserved
+/// marker. One pass, no allocation; each step consumes at least one byte, so it ends.
+fn msgpack_value_len(b: &[u8]) -> Option<usize> {
+    // A big-endian length of `n` bytes at `pos`.
+    fn be(b: &[u8], pos: &mut usize, n: usize) -> Option<usize> {
+        let bytes = b.get(*pos..*pos + n)?;
+        *pos += n;
+        Some(
+            bytes
+                .iter()
+                .fold(0usize, |acc, &x| (acc << 8) | usize::from(x)),
+        )
+    }
+    let mut pos = 0usize;
+    // Values still to skip: the first, then the items of every array and map entered.
+    let mut pending: usize = 1;
+    while pending > 0 {
+        pending -= 1;
+        let m = *b.get(pos)?;
+        pos += 1;
+        // (bytes of payload to skip, values nested inside)
+        let (skip, items) = match m {
+            0x00..=0x7f | 0xe0..=0xff | 0xc0 | 0xc2 | 0xc3 => (0, 0),
+            0x80..=0x8f => (0, 2 * usize::from(m & 0x0f)),
+            0x90..=0x9f => (0, usize::from(m & 0x0f)),
+            0xa0..=0xbf => (usize::from(m & 0x1f), 0),
+            0xc1 => return None,
+            0xc4 | 0xd9 => (be(b, &mut pos, 1)?, 0),
+            0xc5 | 0xda => (be(b, &mut pos, 2)?, 0),
+            0xc6 | 0xdb => (be(b, &mut pos, 4)?, 0),
+            0xc7 => (be(b, &mut pos, 1)? + 1, 0),
+            0xc8 => (be(b, &mut pos, 2)? + 1, 0),
+            0xc9 => (be(b, &mut pos, 4)? + 1, 0),
+            0xca | 0xce | 0xd2 => (4, 0),
+            0xcb | 0xcf | 0xd3 => (8, 0),
+            0xcc | 0xd0 => (1, 0),
+            0xcd | 0xd1 => (2, 0),
+            0xd4 => (2, 0),
+            0xd5 => (3, 0),
+            0xd6 => (5, 0),
+            0xd7 => (9, 0),
+            0xd8 => (17, 0),
+            0xdc => (0, be(b, &mut pos, 2)?),
+            0xdd => (0, be(b, &mut pos, 4)?),
+            0xde => (0, 2 * be(b, &mut pos, 2)?),
+            0xdf => (0, be(b, &mut pos, 4)?.checked_mul(2)?),
+        };
+        pos = pos.checked_add(skip).filter(|&p| p <= b.len())?;
+        pending = pending.checked_add(items)?;
+    }
+    Some(pos)
 }
 
 /// A schema error in an event whose type does not belong on `stream` is reported as what that
@@ -942,6 +1028,114 @@ mod tests {
         let mut v = contract_json();
         v["eventId"] = "évt-0001 ü 🩺".into();
         assert!(decode_vitals(SUBJECT, &json(&v), Encoding::Json, NOW).is_ok());
+    }
+
+    #[test]
+    fn bytes_after_a_messagepack_envelope_are_a_dead_letter() {
+        let mut two = rmp_serde::to_vec_named(&contract_json()).expect("msgpack");
+        let one = two.len();
+        assert!(decode_vitals(SUBJECT, &two, Encoding::MessagePack, NOW).is_ok());
+        // Two envelopes in one message: the second (an HR 140 reading) must not vanish.
+        let mut second = contract_json();
+        second["eventId"] = "evt-0002".into();
+        second["data"]["hr"] = 140.into();
+        two.extend(rmp_serde::to_vec_named(&second).expect("msgpack"));
+        let e = decode_vitals(SUBJECT, &two, Encoding::MessagePack, NOW).expect_err("refused");
+        assert_eq!(e.code, RejectCode::DecodeFailed);
+        assert!(
+            e.message
+                .contains(&format!("{} bytes after the envelope", two.len() - one))
+        );
+        let mut one_byte = rmp_serde::to_vec_named(&contract_json()).expect("msgpack");
+        one_byte.push(0xc0);
+        let e = decode_vitals(SUBJECT, &one_byte, Encoding::MessagePack, NOW).expect_err("nil");
+        assert!(e.message.contains("1 bytes after"), "{}", e.message);
+        // JSON refuses trailing data too.
+        let mut j = json(&contract_json());
+        j.extend(b" {}");
+        let e = decode_vitals(SUBJECT, &j, Encoding::Json, NOW).expect_err("refused");
+        assert_eq!(e.code, RejectCode::DecodeFailed);
+    }
+
+    #[test]
+    fn messagepack_value_lengths_cover_every_marker() {
+        let values = [
+            serde_json::json!(null),
+            serde_json::json!(true),
+            serde_json::json!(7),
+            serde_json::json!(-7),
+            serde_json::json!(300),
+            serde_json::json!(-300),
+            serde_json::json!(70_000),
+            serde_json::json!(-70_000),
+            serde_json::json!(5_000_000_000u64),
+            serde_json::json!(-5_000_000_000i64),
+            serde_json::json!(1.5),
+            serde_json::json!("a"),
+            serde_json::json!("x".repeat(40)),
+            serde_json::json!("x".repeat(300)),
+            serde_json::json!("x".repeat(70_000)),
+            serde_json::json!([1, [2, [3]], {"a": {"b": []}}]),
+            serde_json::json!((0..20).collect::<Vec<_>>()),
+            serde_json::json!((0..70_000).collect::<Vec<_>>()),
+            serde_json::json!(
+                (0..20)
+                    .map(|i| (i.to_string(), serde_json::json!(i)))
+                    .collect::<serde_json::Map<_, _>>()
+            ),
+            contract_json(),
+        ];
+        for v in values {
+            let b = rmp_serde::to_vec_named(&v).expect("msgpack");
+            assert_eq!(
+                msgpack_value_len(&b),
+                Some(b.len()),
+                "{}",
+                &v.to_string()[..20.min(v.to_string().len())]
+            );
+            assert_eq!(msgpack_value_len(&b[..b.len() - 1]), None, "truncated");
+        }
+        for (bytes, len) in [
+            (&[0xc4, 2, 1, 2][..], 4),
+            (&[0xc5, 0, 1, 9], 4),
+            (&[0xc6, 0, 0, 0, 1, 9], 6),
+            (&[0xc7, 1, 5, 9], 4),
+            (&[0xc8, 0, 1, 5, 9], 5),
+            (&[0xc9, 0, 0, 0, 1, 5, 9], 7),
+            (&[0xd4, 1, 9], 3),
+            (&[0xd5, 1, 9, 9], 4),
+            (&[0xd6, 1, 9, 9, 9, 9], 6),
+            (&[0xd7, 1, 0, 0, 0, 0, 0, 0, 0, 0], 10),
+            (
+                &[0xd8, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0],
+                18,
+            ),
+            (&[0xca, 0, 0, 0, 0], 5),
+        ] {
+            assert_eq!(msgpack_value_len(bytes), Some(len), "{bytes:x?}");
+        }
+        assert_eq!(msgpack_value_len(&[0xc1]), None, "reserved");
+        assert_eq!(
+            msgpack_value_len(&[0xdd, 0xff, 0xff, 0xff, 0xff]),
+            None,
+            "huge and empty"
+        );
+        assert_eq!(msgpack_value_len(&[]), None);
+    }
+
+    #[test]
+    fn times_outside_the_plausible_range_are_refused() {
+        let mut v = contract_json();
+        v["occurredAt"] = "0000-01-01T00:00:00Z".into();
+        let e = decode_vitals(SUBJECT, &json(&v), Encoding::Json, NOW).expect_err("refused");
+        assert_eq!(e.code, RejectCode::EnvelopeInvalid);
+        assert!(e.message.contains("plausible range"), "{}", e.message);
+        // The edges: 2000-01-01T00:00:00Z is in, a millisecond before it is out; 2100 is out.
+        assert!(parse_time("t", "2000-01-01T00:00:00Z").is_ok());
+        assert!(parse_time("t", "1999-12-31T23:59:59.999Z").is_err());
+        assert!(parse_time("t", "2099-12-31T23:59:59.999Z").is_ok());
+        assert!(parse_time("t", "2100-01-01T00:00:00Z").is_err());
+        assert!(parse_time("t", "9999-12-31T23:59:59Z").is_err());
     }
 
     #[test]

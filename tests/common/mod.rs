@@ -179,12 +179,26 @@ pub struct Engine {
 
 impl Engine {
     pub fn start(nats: &NatsServer, extra_config: &str) -> Self {
-        let dir = temp_dir("engine");
-        let config = dir.join("vigil.toml");
         let text = format!(
             "[nats]\nurl = \"{}\"\nconsumer = \"vigil-test\"\n\n[gateway]\nlisten = \"127.0.0.1:0\"\n{TOKENS}\n{extra_config}",
             nats.url
         );
+        Self::start_config(text)
+    }
+
+    /// As [`Engine::start`], with `config_text` holding the whole `[gateway]` section (with its
+    /// `listen`) and any other tables, after the tokens.
+    pub fn start_with(nats: &NatsServer, config_text: &str) -> Self {
+        let text = format!(
+            "[nats]\nurl = \"{}\"\nconsumer = \"vigil-test\"\n\n{TOKENS}\n{config_text}",
+            nats.url
+        );
+        Self::start_config(text)
+    }
+
+    fn start_config(text: String) -> Self {
+        let dir = temp_dir("engine");
+        let config = dir.join("vigil.toml");
         std::fs::write(&config, text).expect("write config");
         let mut child = Command::new(env!("CARGO_BIN_EXE_vigil"))
             .arg("run")
@@ -352,6 +366,22 @@ pub fn envelope(
     })
 }
 
+/// Two readings of NEWS2 8 for `patient` in unit icu-3, 2 s and 1 s old: `news2.high`
+/// (critical) opens on the second.
+pub async fn make_critical(js: &jetstream::Context, tenant: &str, patient: &str) {
+    let subject = format!("vitals.{tenant}.{patient}");
+    for (i, ago) in [(1, 2), (2, 1)] {
+        let v = envelope(
+            tenant,
+            &format!("{patient}-{i}"),
+            "vitals.observation.v1",
+            ago,
+            vitals_news2_8(patient, "icu-3"),
+        );
+        publish_json(js, &subject, &v).await;
+    }
+}
+
 pub async fn publish_json(js: &jetstream::Context, subject: &str, v: &Value) {
     js.publish(subject.to_string(), serde_json::to_vec(v).unwrap().into())
         .await
@@ -486,6 +516,19 @@ impl Client {
         } else {
             Value::Null
         }
+    }
+
+    /// Closes with 1000 and returns the code of the server's answering close frame (`None`
+    /// when the socket dropped without one).
+    pub async fn close(&mut self) -> Option<u16> {
+        use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+        use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+        let frame = CloseFrame {
+            code: CloseCode::Normal,
+            reason: "bye".into(),
+        };
+        self.ws.send(Message::Close(Some(frame))).await.ok()?;
+        self.close_code(5).await
     }
 
     /// Waits for the close frame and returns its code.
