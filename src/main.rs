@@ -101,11 +101,7 @@ fn main() -> anyhow::Result<()> {
                     config.display()
                 );
             };
-            runtime()?.block_on(async {
-                let bus = Bus::connect(&url, &cfg.nats).await?;
-                tracing::info!(url = %url, "connected to NATS; streams ready");
-                serve(cfg, bus, None).await
-            })
+            runtime()?.block_on(serve(cfg, BusSource::Nats(url), None))
         }
         Command::Demo {
             listen,
@@ -125,48 +121,123 @@ fn main() -> anyhow::Result<()> {
             }
             demo::compressed_delay_rules(&mut cfg.rules);
             cfg.validate("<demo>")?;
-            runtime()?.block_on(async {
-                let bus = Bus::embedded(4096);
-                serve(cfg, bus, Some(patients)).await
-            })
+            runtime()?.block_on(serve(
+                cfg,
+                BusSource::Embedded(Bus::embedded(4096)),
+                Some(patients),
+            ))
+        }
+    }
+}
+
+/// Where the engine's bus comes from.
+enum BusSource {
+    /// The demo's in-process bus.
+    Embedded(Bus),
+    /// NATS at this URL, connected once the gateway is up: `/healthz` answers from the start
+    /// and `/readyz` says why the engine is not ready while NATS cannot be reached.
+    Nats(String),
+}
+
+/// How long to wait between attempts to reach NATS at start.
+const NATS_RETRY: Duration = Duration::from_secs(2);
+
+/// Connects to NATS and sets up the streams, retrying until it works; each failure is logged
+/// with the address and the reason, and shown by `/readyz`.
+async fn connect_nats(url: &str, cfg: &Config, hub: &Hub) -> Bus {
+    let mut attempt = 0u32;
+    loop {
+        match Bus::connect(url, &cfg.nats).await {
+            Ok(bus) => {
+                tracing::info!(url = %url, "connected to NATS; streams ready");
+                return bus;
+            }
+            Err(e) => {
+                attempt += 1;
+                tracing::warn!(url = %url, attempt, error = %e, "NATS not usable yet; retrying in 2 s");
+                hub.set_starting(format!(
+                    "waiting for NATS at {url}: {e} (retrying every 2 s)"
+                ));
+                tokio::time::sleep(NATS_RETRY).await;
+            }
         }
     }
 }
 
 /// Wires everything and runs until SIGINT/SIGTERM, then drains and returns.
-async fn serve(cfg: Config, bus: Bus, demo_patients: Option<usize>) -> anyhow::Result<()> {
+async fn serve(cfg: Config, source: BusSource, demo_patients: Option<usize>) -> anyhow::Result<()> {
+    let signalled = shutdown_signal()?;
+    tokio::pin!(signalled);
     let addr = cfg.listen_addr()?;
     let metrics = Arc::new(IngestMetrics::default());
-    let (outbox, mut outbox_task) = Outbox::start(bus.clone(), 65_536, 1024);
     // Set when an internal task ends by itself: readiness fails with it, and the process exits
     // non-zero once in-flight work is safe, so a supervisor restarts it.
     let stopped_task: Arc<std::sync::OnceLock<String>> = Arc::default();
     let commands = Arc::new(ShardCommands::default());
-    let m = metrics.clone();
-    let link = bus.link();
+    // The NATS link, known once connected (metrics and readiness read it).
+    let link: Arc<std::sync::OnceLock<Arc<vigil_streams::Link>>> = Arc::default();
+    let (m, metrics_link) = (metrics.clone(), link.clone());
     let hub = Hub::new(
         &cfg,
         commands.clone(),
         Some(Arc::new(move |out: &mut String| {
             m.render(out);
-            if let Some(link) = &link {
+            if let Some(link) = metrics_link.get() {
                 link.render(out);
             }
         })),
     );
-    let readiness_link = bus.link();
-    let readiness_stop = stopped_task.clone();
+    let (readiness_link, readiness_stop) = (link.clone(), stopped_task.clone());
     hub.set_readiness(Arc::new(move || {
         if let Some(what) = readiness_stop.get() {
             return Err(format!("{what}; the engine is shutting down"));
         }
-        match &readiness_link {
+        match readiness_link.get() {
             Some(link) if !link.is_connected() => {
                 Err("not connected to NATS (reconnecting): events cannot be stored".into())
             }
             _ => Ok(()),
         }
     }));
+
+    // The gateway first: health probes and operators get answers while NATS is still away.
+    let listener = TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot listen on {addr}"))?;
+    let local = listener.local_addr()?;
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let mut gateway_stop = stop_rx.clone();
+    let mut gateway = tokio::spawn(vigil_gateway::serve(listener, hub.clone(), async move {
+        let _ = gateway_stop.wait_for(|s| *s).await;
+    }));
+    // Scripts and operators wait for this line (contracts.md §7): it is written even when the
+    // log filter hides INFO.
+    if tracing::enabled!(tracing::Level::INFO) {
+        tracing::info!("listening on {local}");
+    } else {
+        eprintln!("listening on {local}");
+    }
+
+    let bus = match source {
+        BusSource::Embedded(bus) => bus,
+        BusSource::Nats(url) => {
+            hub.set_starting(format!("connecting to NATS at {url}"));
+            tokio::select! {
+                bus = connect_nats(&url, &cfg, &hub) => bus,
+                () = &mut signalled => {
+                    tracing::info!("stopped before NATS was reachable");
+                    let _ = stop_tx.send(true);
+                    let _ = tokio::time::timeout(Duration::from_secs(5), gateway).await;
+                    return Ok(());
+                }
+            }
+        }
+    };
+    if let Some(l) = bus.link() {
+        let _ = link.set(l);
+    }
+    hub.set_starting("recovering: rebuilding windows and restoring open alerts");
+    let (outbox, mut outbox_task) = Outbox::start(bus.clone(), 65_536, 1024);
     let history_bus = bus.clone();
     hub.set_history(Arc::new(move |subject: String| {
         let bus = history_bus.clone();
@@ -188,23 +259,6 @@ async fn serve(cfg: Config, bus: Bus, demo_patients: Option<usize>) -> anyhow::R
         outputs,
     )?;
     let _ = commands.0.set(shards.clone());
-
-    let listener = TcpListener::bind(addr)
-        .await
-        .with_context(|| format!("cannot listen on {addr}"))?;
-    let local = listener.local_addr()?;
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let mut gateway_stop = stop_rx.clone();
-    let mut gateway = tokio::spawn(vigil_gateway::serve(listener, hub.clone(), async move {
-        let _ = gateway_stop.wait_for(|s| *s).await;
-    }));
-    // Scripts and operators wait for this line (contracts.md §7): it is written even when the
-    // log filter hides INFO.
-    if tracing::enabled!(tracing::Level::INFO) {
-        tracing::info!("listening on {local}");
-    } else {
-        eprintln!("listening on {local}");
-    }
 
     let desk = Arc::new(practice::Desk::new(
         cfg.engine.unscheduled_after.as_millis_i64(),
@@ -331,7 +385,7 @@ async fn serve(cfg: Config, bus: Bus, demo_patients: Option<usize>) -> anyhow::R
                 Err(e) => format!("the held-event sweeper failed: {e}"),
             })
         }
-        () = shutdown_signal() => None,
+        () = &mut signalled => None,
     };
     match &failure {
         Some(what) => {
@@ -341,6 +395,7 @@ async fn serve(cfg: Config, bus: Bus, demo_patients: Option<usize>) -> anyhow::R
         }
         None => tracing::info!("shutting down: draining in-flight events"),
     }
+    hub.set_starting("shutting down: draining in-flight events");
     let _ = stop_tx.send(true);
     if let Some(sim) = &simulator {
         sim.abort();
@@ -374,23 +429,27 @@ async fn serve(cfg: Config, bus: Bus, demo_patients: Option<usize>) -> anyhow::R
     Ok(())
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
+/// Resolves on SIGINT or SIGTERM. The handlers are installed when this is called, not when it
+/// is first polled: a signal that arrives while the engine is still starting (after `/readyz`
+/// turned 200 but before the main loop waits on it) must drain, not kill the process.
+///
+/// # Errors
+/// When a signal handler cannot be installed.
+fn shutdown_signal() -> anyhow::Result<impl Future<Output = ()>> {
     #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut term = signal(SignalKind::terminate()).context("cannot handle SIGTERM")?;
+        let mut int = signal(SignalKind::interrupt()).context("cannot handle SIGINT")?;
+        Ok(async move {
+            tokio::select! {
+                _ = term.recv() => {},
+                _ = int.recv() => {},
             }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {},
-        () = term => {},
+        })
     }
+    #[cfg(not(unix))]
+    Ok(async {
+        let _ = tokio::signal::ctrl_c().await;
+    })
 }

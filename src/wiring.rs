@@ -53,6 +53,10 @@ impl Outputs for EngineOutputs {
     }
 }
 
+/// How long a command waits for its transition to be stored before it is answered
+/// `UNAVAILABLE` (it stays applied and is stored once NATS takes it).
+const COMMAND_STORE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// Commands reach the actor that owns the alert. Set once the shards exist.
 #[derive(Default)]
 pub struct ShardCommands(pub OnceLock<PatientShards>);
@@ -65,9 +69,28 @@ impl CommandPort for ShardCommands {
         let shards = self.0.get().cloned();
         Box::pin(async move {
             let not_found = CommandError::NotFound(cmd.alert_id.clone());
-            match shards {
-                Some(shards) => shards.command(cmd).await.unwrap_or(Err(not_found)),
-                None => Err(not_found),
+            let Some(shards) = shards else {
+                return Err(not_found);
+            };
+            // Answered only once the transition is in `ALERTS` (contracts.md's audit trail):
+            // an ack answered before that could vanish with a crash and the alert escalate.
+            let (receipt, stored) = vigil_streams::batch_receipt();
+            let alert = shards
+                .command(cmd, receipt)
+                .await
+                .unwrap_or(Err(not_found))?;
+            match tokio::time::timeout(COMMAND_STORE_TIMEOUT, stored).await {
+                Ok(Ok(())) => Ok(alert),
+                Ok(Err(_)) => Err(CommandError::Unavailable(
+                    "the change could not be stored (the engine is stopping); it will be \
+                     recomputed or must be sent again after the restart"
+                        .into(),
+                )),
+                Err(_) => Err(CommandError::Unavailable(format!(
+                    "applied but not yet stored after {} s (NATS unreachable?); it is stored \
+                     once NATS is back: read the alert before sending it again",
+                    COMMAND_STORE_TIMEOUT.as_secs()
+                ))),
             }
         })
     }

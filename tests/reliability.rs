@@ -170,12 +170,14 @@ async fn an_identifier_with_a_line_break_is_dead_lettered_and_the_audit_trail_go
         vitals_news2_8("patient-1", "icu-3"),
     );
     publish_json(&js, &format!("vitals.{T}.patient-1"), &nul).await;
-    for stream in ["CHECKINS", "VITALS"] {
+    // One dead letter from each stream, in either order (two consumers).
+    let mut subjects = Vec::new();
+    for _ in 0..2 {
         let m = tokio::time::timeout(Duration::from_secs(10), futures::StreamExt::next(&mut dlq))
             .await
             .expect("a dead letter")
             .unwrap();
-        assert_eq!(m.subject.as_str(), format!("dlq.{stream}"));
+        subjects.push(m.subject.to_string());
         let h = m.headers.expect("headers");
         assert_eq!(
             h.get("Vigil-Error-Code").unwrap().as_str(),
@@ -190,6 +192,8 @@ async fn an_identifier_with_a_line_break_is_dead_lettered_and_the_audit_trail_go
             h.get("Vigil-Error")
         );
     }
+    subjects.sort();
+    assert_eq!(subjects, ["dlq.CHECKINS", "dlq.VITALS"]);
 
     // Everyone else's outputs are still stored: a good check-in's flow update, and an alert.
     publish_json(&js, &format!("checkin.{T}.appt-1"), &checkin("ci-2")).await;
@@ -217,4 +221,120 @@ async fn an_identifier_with_a_line_break_is_dead_lettered_and_the_audit_trail_go
     let log = engine.log.lock().unwrap().join("\n");
     assert!(!log.contains("outbox closed"), "{log}");
     assert!(!log.contains("panicked"), "{log}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_ack_is_answered_only_once_it_is_stored_and_refused_while_it_cannot_be() {
+    let mut nats = NatsServer::start();
+    let mut engine = Engine::start(&nats, "");
+    engine.wait_ready().await;
+    let js = jetstream::new(nats.client().await);
+    make_critical(&js, T, "patient-1").await;
+    let mut alert_id = None;
+    for _ in 0..100 {
+        if let Some(a) = list_alerts(&engine.addr, "admin-abc-token").await.first() {
+            alert_id = a["alertId"].as_str().map(str::to_string);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let alert_id = alert_id.expect("the alert opened");
+    let ack = format!("/api/alerts/{alert_id}/ack");
+
+    // NATS goes away: once the engine has noticed (readiness says so), an ack is refused with
+    // a retryable error, and nothing changes.
+    nats.stop("KILL");
+    let mut noticed = false;
+    for _ in 0..100 {
+        let (status, body) = http_get(&engine.addr, "/readyz").await;
+        if status == 503 && body.contains("not connected to NATS") {
+            noticed = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(noticed, "the engine never noticed NATS was gone");
+    let refused = http_json(&engine.addr, "POST", &ack, Some("nurse-icu3-token"), "").await;
+    assert_eq!(refused.0, 503, "{}", refused.1);
+    assert_eq!(refused.1["code"], "UNAVAILABLE");
+    assert!(
+        refused.1["message"]
+            .as_str()
+            .unwrap()
+            .contains("nothing was changed"),
+        "{}",
+        refused.1
+    );
+    let alerts = list_alerts(&engine.addr, "admin-abc-token").await;
+    assert_eq!(alerts[0]["state"], "open");
+    assert!(
+        engine
+            .metric("vigil_ws_errors_total{code=\"UNAVAILABLE\"}")
+            .await
+            >= 1.0
+    );
+
+    // NATS is back: the ack is stored, then answered; it survives a kill -9.
+    nats.start_again();
+    let mut done = (0, Value::Null);
+    for _ in 0..100 {
+        done = http_json(&engine.addr, "POST", &ack, Some("nurse-icu3-token"), "").await;
+        if done.0 == 200 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(done.0, 200, "{}", done.1);
+    assert_eq!(done.1["alert"]["state"], "acknowledged");
+    engine.kill9();
+    let again = Engine::start(&nats, "");
+    again.wait_ready().await;
+    let alerts = list_alerts(&again.addr, "admin-abc-token").await;
+    assert_eq!(alerts.len(), 1);
+    assert_eq!(alerts[0]["state"], "acknowledged", "{}", alerts[0]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_engine_started_while_nats_is_down_answers_health_and_says_why_it_is_not_ready() {
+    let mut nats = NatsServer::start();
+    nats.stop("KILL");
+    let engine = Engine::start(&nats, "");
+    assert_eq!(
+        http_get(&engine.addr, "/healthz").await,
+        (200, "ok\n".to_string())
+    );
+    let mut why = String::new();
+    for _ in 0..50 {
+        let (status, body) = http_get(&engine.addr, "/readyz").await;
+        assert_eq!(status, 503, "{body}");
+        why = body;
+        if why.contains("waiting for NATS") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(why.contains(&nats.url), "names the address: {why}");
+    assert!(
+        why.to_lowercase().contains("refused"),
+        "says what is wrong: {why}"
+    );
+    // A command cannot be taken meanwhile: refused, retryable.
+    let (status, body) = http_json(
+        &engine.addr,
+        "POST",
+        "/api/alerts/alert-0000000000000000/ack",
+        Some("nurse-icu3-token"),
+        "",
+    )
+    .await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (503, Some("UNAVAILABLE")),
+        "{body}"
+    );
+    // NATS comes up: the engine connects by itself and turns ready.
+    nats.start_again();
+    engine.wait_ready().await;
+    let log = engine.log.lock().unwrap().join("\n");
+    assert!(log.contains("NATS not usable yet"), "{log}");
 }

@@ -338,27 +338,29 @@ impl PatientShards {
     }
 
     /// Applies a command through the actor that owns the alert (the patient's, or a
-    /// location's, provider's or resource's), serialized with its events.
+    /// location's, provider's or resource's), serialized with its events. `receipt` goes with
+    /// the transition to the outbox and drops once it is stored (at once when nothing changed).
     ///
     /// # Errors
     /// The engine's refusal, or `NotFound` when the owner has no live actor.
     pub async fn command(
         &self,
         cmd: AlertCommand,
+        receipt: Receipt,
     ) -> Result<Result<Alert, CommandError>, ActorsError> {
         let n = self.routers.len();
         match &cmd.owner {
             Owner::Patient(p) => {
                 let i = shard_of(&cmd.tenant, p, n);
                 self.routers[i]
-                    .send(router::Command(cmd))
+                    .send(router::Command(cmd, receipt))
                     .await
                     .map_err(|_| ActorsError::Stopped)
             }
             Owner::Location(id) | Owner::Provider(id) | Owner::Resource(id) => {
                 let i = shard_of(&cmd.tenant, id, n);
                 self.practice[i]
-                    .send(practice::Command(cmd))
+                    .send(practice::Command(cmd, receipt))
                     .await
                     .map_err(|_| ActorsError::Stopped)
             }
@@ -501,9 +503,13 @@ mod tests {
             reason: String::new(),
             at: Timestamp::from_millis(base_millis() + 15 * 60_000),
         };
-        let acked = shards.command(cmd.clone()).await.unwrap().expect("ack");
+        let acked = shards
+            .command(cmd.clone(), Arc::new(()))
+            .await
+            .unwrap()
+            .expect("ack");
         assert_eq!(acked.state, AlertState::Acknowledged);
-        let again = shards.command(cmd.clone()).await.unwrap();
+        let again = shards.command(cmd.clone(), Arc::new(())).await.unwrap();
         assert_eq!(again.expect_err("twice").code(), "INVALID_TRANSITION");
         let unknown = AlertCommand {
             owner: Owner::Patient("nobody".into()),
@@ -511,7 +517,7 @@ mod tests {
         };
         assert_eq!(
             shards
-                .command(unknown)
+                .command(unknown, Arc::new(()))
                 .await
                 .unwrap()
                 .expect_err("404")

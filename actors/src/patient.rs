@@ -210,7 +210,7 @@ impl Handler<Command> for PatientActor {
     fn handle(&mut self, msg: Command, ctx: &mut Self::Context) -> Self::Result {
         let (alert, changed) = self.patient.command(&msg.0)?;
         if changed {
-            self.emit(&alert, None, ctx);
+            self.emit(&alert, Some(msg.1), ctx);
             self.schedule(ctx);
         }
         Ok(alert)

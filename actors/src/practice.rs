@@ -46,7 +46,7 @@ impl Message for Inputs {
     type Result = ();
 }
 
-pub(crate) struct KeeperCommand(pub AlertCommand);
+pub(crate) struct KeeperCommand(pub AlertCommand, pub Receipt);
 
 impl Message for KeeperCommand {
     type Result = Result<Alert, CommandError>;
@@ -169,7 +169,7 @@ impl Handler<KeeperCommand> for KeeperActor {
     fn handle(&mut self, msg: KeeperCommand, ctx: &mut Self::Context) -> Self::Result {
         let (alert, changed) = self.keeper.command(&msg.0)?;
         if changed {
-            self.emit(std::slice::from_ref(&alert), None, ctx);
+            self.emit(std::slice::from_ref(&alert), Some(&msg.1), ctx);
             self.settle(wall_clock(), ctx);
         }
         Ok(alert)
@@ -189,7 +189,8 @@ impl Message for Deliver {
     type Result = ();
 }
 
-pub(crate) struct Command(pub AlertCommand);
+/// As [`crate::router::Command`], for practice alerts.
+pub(crate) struct Command(pub AlertCommand, pub Receipt);
 
 impl Message for Command {
     type Result = Result<Alert, CommandError>;
@@ -286,7 +287,7 @@ impl Handler<Command> for PracticeRouter {
     type Result = ResponseFuture<Result<Alert, CommandError>>;
 
     fn handle(&mut self, msg: Command, _: &mut Self::Context) -> Self::Result {
-        let cmd = msg.0;
+        let Command(cmd, receipt) = msg;
         let addr = keeper_of(&cmd.owner).and_then(|(kind, id)| {
             self.keepers
                 .get(&(kind, cmd.tenant.clone(), id.to_string()))
@@ -296,7 +297,7 @@ impl Handler<Command> for PracticeRouter {
             let id = cmd.alert_id.clone();
             match addr {
                 Some(addr) => addr
-                    .send(KeeperCommand(cmd))
+                    .send(KeeperCommand(cmd, receipt))
                     .await
                     .unwrap_or(Err(CommandError::NotFound(id))),
                 None => Err(CommandError::NotFound(id)),

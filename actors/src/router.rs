@@ -35,7 +35,9 @@ impl Message for Deliver {
     type Result = ();
 }
 
-pub(crate) struct Command(pub AlertCommand);
+/// A person's command for one patient's alert. The receipt travels with the transition it
+/// causes and drops once `ALERTS` has stored it, so the caller can answer only then.
+pub(crate) struct Command(pub AlertCommand, pub Receipt);
 
 impl Message for Command {
     type Result = Result<Alert, CommandError>;

@@ -315,6 +315,9 @@ pub enum CommandError {
         action: &'static str,
         state: &'static str,
     },
+    /// The command cannot be stored now (NATS away, the engine stopping): retry later.
+    #[error("{0}")]
+    Unavailable(String),
 }
 
 impl CommandError {
@@ -325,6 +328,7 @@ impl CommandError {
             CommandError::BadRequest(_) => "BAD_REQUEST",
             CommandError::Forbidden { .. } => "FORBIDDEN",
             CommandError::InvalidTransition { .. } => "INVALID_TRANSITION",
+            CommandError::Unavailable(_) => "UNAVAILABLE",
         }
     }
 }

@@ -211,6 +211,8 @@ pub struct Hub {
     pub(crate) ready: AtomicBool,
     /// What else readiness needs (the NATS link, the engine's tasks); set once at start.
     readiness: std::sync::OnceLock<ReadinessCheck>,
+    /// What the engine is doing while not started (connecting, recovering, stopping).
+    starting: std::sync::Mutex<String>,
     pub(crate) extra_metrics: Option<MetricsSource>,
     /// Where `GET /api/alerts/{id}/history` reads the audit trail (set once at start).
     pub(crate) history: std::sync::OnceLock<HistorySource>,
@@ -261,6 +263,7 @@ impl Hub {
             metrics: GatewayMetrics::default(),
             ready: AtomicBool::new(false),
             readiness: std::sync::OnceLock::new(),
+            starting: std::sync::Mutex::new("starting".into()),
             extra_metrics,
             history: std::sync::OnceLock::new(),
             config: config.gateway.clone(),
@@ -300,12 +303,25 @@ impl Hub {
     /// # Errors
     /// The reason, in words an operator can act on.
     pub fn readiness(&self) -> Result<(), String> {
-        if !self.ready.load(Relaxed) {
-            return Err(
-                "starting or stopping: recovery not finished or consumers not bound".into(),
-            );
+        if let Some(Err(why)) = self.readiness.get().map(|check| check()) {
+            return Err(why);
         }
-        self.readiness.get().map_or(Ok(()), |check| check())
+        if !self.ready.load(Relaxed) {
+            let starting = self
+                .starting
+                .lock()
+                .map_or_else(|_| "starting".to_string(), |s| s.clone());
+            return Err(starting);
+        }
+        Ok(())
+    }
+
+    /// What `/readyz` says while the engine is not started: connecting to NATS (and why it
+    /// cannot yet), recovering, or shutting down.
+    pub fn set_starting(&self, what: impl Into<String>) {
+        if let Ok(mut s) = self.starting.lock() {
+            *s = what.into();
+        }
     }
 
     /// Records an alert transition and pushes it to every subscribed connection in scope.
@@ -454,7 +470,13 @@ impl Hub {
         target: &str,
         reason: String,
     ) -> Result<Alert, CommandError> {
-        let result = self.route_command(principal, kind, target, reason).await;
+        // Refused up front while nothing can be stored: the client retries, nothing changed.
+        let result = match self.readiness() {
+            Err(why) => Err(CommandError::Unavailable(format!(
+                "commands cannot be stored now ({why}); nothing was changed, retry"
+            ))),
+            Ok(()) => self.route_command(principal, kind, target, reason).await,
+        };
         match &result {
             Ok(_) => {
                 self.metrics.commands_ok.fetch_add(1, Relaxed);
@@ -614,6 +636,7 @@ impl Hub {
             "ALERT_NOT_FOUND",
             "INVALID_TRANSITION",
             "RATE_LIMITED",
+            "UNAVAILABLE",
         ] {
             let n = m.errors.get(code).map_or(0, |v| *v);
             let _ = writeln!(out, "vigil_ws_errors_total{{code=\"{code}\"}} {n}");

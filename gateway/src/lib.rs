@@ -111,6 +111,7 @@ fn status_of(code: &str) -> StatusCode {
         "ALERT_NOT_FOUND" => StatusCode::NOT_FOUND,
         "INVALID_TRANSITION" => StatusCode::CONFLICT,
         "RATE_LIMITED" => StatusCode::TOO_MANY_REQUESTS,
+        "UNAVAILABLE" => StatusCode::SERVICE_UNAVAILABLE,
         _ => StatusCode::BAD_REQUEST,
     }
 }

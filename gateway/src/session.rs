@@ -688,7 +688,9 @@ mod tests {
     fn readiness_needs_a_finished_start_and_a_passing_check() {
         let h = hub(8);
         let e = h.readiness().expect_err("not started");
-        assert!(e.contains("recovery not finished"), "{e}");
+        assert_eq!(e, "starting");
+        h.set_starting("recovering");
+        assert_eq!(h.readiness(), Err("recovering".into()));
         h.set_ready(true);
         assert_eq!(h.readiness(), Ok(()));
         let link_up = Arc::new(std::sync::atomic::AtomicBool::new(true));

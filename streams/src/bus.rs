@@ -180,7 +180,9 @@ impl Bus {
                 let events = events.clone();
                 async move { events.on_event(&event) }
             })
-            .retry_on_initial_connect()
+            // No retry on the first connect: the caller retries and reports each failure
+            // ("connection refused" names the real problem); after that the client
+            // reconnects by itself.
             .connection_timeout(Duration::from_secs(5))
             .connect(url)
             .await
