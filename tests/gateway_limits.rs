@@ -103,3 +103,35 @@ async fn idle_and_unresponsive_sockets_are_closed_and_a_close_is_answered() {
     // A normal disconnect is answered with a close frame, not a dropped socket.
     assert_eq!(live.close().await, Some(1000));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dashboard_that_stops_reading_is_closed_with_1013_and_the_others_get_every_alert() {
+    let nats = NatsServer::start();
+    let engine = Engine::start(&nats, "");
+    engine.wait_ready().await;
+    let js = jetstream::new(nats.client().await);
+    // A dashboard whose socket takes little before it stops reading: a small receive buffer.
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let tcp = socket.connect(engine.addr.parse().unwrap()).await.unwrap();
+    let mut stalled = Client::over(tcp, &engine.ws_url("admin-abc-token")).await;
+    stalled.subscribe(&["alerts"]).await;
+    let mut reader = Client::connect(&engine.ws_url("admin-abc-token")).await;
+    reader.subscribe(&["alerts"]).await;
+    // 200 alerts, about half a megabyte of frames: more than the stalled socket's buffers.
+    const PATIENTS: usize = 200;
+    for p in 0..PATIENTS {
+        make_critical(&js, T, &format!("patient-{p}")).await;
+    }
+    // The reader gets every alert.
+    let mut seen = std::collections::HashSet::new();
+    while seen.len() < PATIENTS {
+        let f = reader.next_of("alert", 15).await;
+        seen.insert(f["alert"]["patientId"].as_str().unwrap().to_string());
+    }
+    // Past the 5 s write timeout, the stalled dashboard reads at last: what was sent before it
+    // fell behind, then the contract's close code, so it resyncs from a fresh snapshot.
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    assert_eq!(stalled.close_code(15).await, Some(1013));
+    assert!(engine.metric("vigil_ws_slow_client_closes_total").await >= 1.0);
+}

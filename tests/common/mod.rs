@@ -427,6 +427,15 @@ pub struct Client {
 }
 
 impl Client {
+    /// A client over a socket the test set up itself (buffer sizes, say).
+    pub async fn over(tcp: tokio::net::TcpStream, url: &str) -> Client {
+        let (ws, _) =
+            tokio_tungstenite::client_async(url, tokio_tungstenite::MaybeTlsStream::Plain(tcp))
+                .await
+                .expect("ws handshake");
+        Client { ws }
+    }
+
     pub async fn connect(url: &str) -> Client {
         let (ws, _) = tokio_tungstenite::connect_async(url)
             .await
