@@ -168,8 +168,12 @@ async fn api_alerts(State(hub): State<Arc<Hub>>, req: Request) -> Response {
 }
 
 /// The JSON body of a command: `{"reason": "..."}`, optional for `ack` and `resolve`;
-/// `{"minutes": 30, "reason": "..."}` for `snooze`, where `minutes` is required.
-fn command_body(body: &[u8], snooze: bool) -> Result<(String, Option<i64>), String> {
+/// `{"minutes": 30, "reason": "..."}` for `snooze`, where `minutes` is required. Returns the
+/// reason and the snooze in milliseconds. Public for the fuzz targets (fuzz/).
+///
+/// # Errors
+/// A message naming what is wrong with the body (the 400's text).
+pub fn command_body(body: &[u8], snooze: bool) -> Result<(String, Option<i64>), String> {
     let expected = if snooze {
         "{\"minutes\": 30, \"reason\": \"comfort care\"}"
     } else {

@@ -1,0 +1,8 @@
+//! Any bytes, as one line of a recorded NDJSON replay (`vigil replay --events`).
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    let _ = vigil_streams::envelope::decode_recorded(data);
+});
