@@ -59,8 +59,9 @@ struct Args {
     /// `kill -9` of the engine, each followed by a restart.
     #[arg(long, default_value_t = 10)]
     kills: usize,
-    /// Idle TCP connections of the flood.
-    #[arg(long, default_value_t = 5000)]
+    /// Idle TCP connections of the flood (the engine's cap is its default: `ulimit -n` less an
+    /// eighth). More than this process's own file limit allows are skipped.
+    #[arg(long, default_value_t = 20000)]
     flood: usize,
 }
 
@@ -178,7 +179,6 @@ consumer = "{CONSUMER}"
 
 [gateway]
 listen = "127.0.0.1:0"
-max_open_connections = 2000
 
 [[auth.tokens]]
 token = "{TOKEN}"
