@@ -145,19 +145,23 @@ const NATS_RETRY: Duration = Duration::from_secs(2);
 /// Connects to NATS and sets up the streams, retrying until it works; each failure is logged
 /// with the address and the reason, and shown by `/readyz`.
 async fn connect_nats(url: &str, cfg: &Config, hub: &Hub) -> Bus {
+    let shown = vigil_streams::redacted(url);
     let mut attempt = 0u32;
     loop {
         match Bus::connect(url, &cfg.nats).await {
             Ok(bus) => {
-                tracing::info!(url = %url, "connected to NATS; streams ready");
+                tracing::info!(url = %shown, "connected to NATS; streams ready");
                 return bus;
             }
             Err(e) => {
                 attempt += 1;
-                tracing::warn!(url = %url, attempt, error = %e, "NATS not usable yet; retrying in 2 s");
-                hub.set_starting(format!(
-                    "waiting for NATS at {url}: {e} (retrying every 2 s)"
-                ));
+                tracing::warn!(url = %shown, attempt, error = %e, "NATS not usable yet; retrying in 2 s");
+                // A connect error names the address itself; the others do not.
+                let why = match &e {
+                    vigil_streams::BusError::Connect { .. } => e.to_string(),
+                    _ => format!("NATS at {shown}: {e}"),
+                };
+                hub.set_starting(format!("waiting: {why} (retrying every 2 s)"));
                 tokio::time::sleep(NATS_RETRY).await;
             }
         }
@@ -221,7 +225,10 @@ async fn serve(cfg: Config, source: BusSource, demo_patients: Option<usize>) -> 
     let bus = match source {
         BusSource::Embedded(bus) => bus,
         BusSource::Nats(url) => {
-            hub.set_starting(format!("connecting to NATS at {url}"));
+            hub.set_starting(format!(
+                "connecting to NATS at {}",
+                vigil_streams::redacted(&url)
+            ));
             tokio::select! {
                 bus = connect_nats(&url, &cfg, &hub) => bus,
                 () = &mut signalled => {

@@ -308,7 +308,7 @@ async fn an_engine_started_while_nats_is_down_answers_health_and_says_why_it_is_
         let (status, body) = http_get(&engine.addr, "/readyz").await;
         assert_eq!(status, 503, "{body}");
         why = body;
-        if why.contains("waiting for NATS") {
+        if why.contains("waiting: cannot connect to NATS") {
             break;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;

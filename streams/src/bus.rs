@@ -187,7 +187,7 @@ impl Bus {
             .connect(url)
             .await
             .map_err(|e| BusError::Connect {
-                url: url.into(),
+                url: redacted(url),
                 reason: e.to_string(),
             })?;
         let js = jetstream::new(client.clone());
@@ -676,6 +676,20 @@ impl EmbeddedBus {
     }
 }
 
+/// `url` (or a comma-separated seed list) with any user and password replaced by `***`, for
+/// logs and `/readyz`: `nats://***@10.0.0.1:4222`.
+pub fn redacted(url: &str) -> String {
+    url.split(',')
+        .map(|u| match (u.find("://"), u.rfind('@')) {
+            (Some(scheme), Some(at)) if at > scheme => {
+                format!("{}***{}", &u[..scheme + 3], &u[at..])
+            }
+            _ => u.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
 /// A subject NATS accepts for a publish: dot-separated non-empty tokens of printable, non-space
 /// characters, no wildcards.
 fn is_publish_subject(subject: &str) -> bool {
@@ -691,6 +705,19 @@ fn is_publish_subject(subject: &str) -> bool {
 #[cfg(test)]
 mod subject_tests {
     use super::*;
+
+    #[test]
+    fn credentials_never_reach_logs() {
+        assert_eq!(redacted("nats://127.0.0.1:4222"), "nats://127.0.0.1:4222");
+        assert_eq!(
+            redacted("nats://vigil:s3cret@10.0.0.1:4222"),
+            "nats://***@10.0.0.1:4222"
+        );
+        assert_eq!(
+            redacted("nats://a:b@h1:4222,nats://h2:4222,tls://t@h3:4222"),
+            "nats://***@h1:4222,nats://h2:4222,tls://***@h3:4222"
+        );
+    }
 
     #[test]
     fn publish_subjects_are_checked_token_by_token() {
