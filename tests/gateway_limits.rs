@@ -135,3 +135,30 @@ async fn a_dashboard_that_stops_reading_is_closed_with_1013_and_the_others_get_e
     assert_eq!(stalled.close_code(15).await, Some(1013));
     assert!(engine.metric("vigil_ws_slow_client_closes_total").await >= 1.0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversize_messages_and_headers_are_refused_and_counted() {
+    let nats = NatsServer::start();
+    let engine = Engine::start(&nats, "");
+    engine.wait_ready().await;
+    // A 100 KiB text frame: closed with 1009, counted.
+    let mut big = Client::connect(&engine.ws_url("nurse-icu3-token")).await;
+    big.send_text(&"x".repeat(100 * 1024)).await;
+    assert_eq!(big.close_code(10).await, Some(1009));
+    assert_eq!(engine.metric("vigil_ws_oversize_closes_total").await, 1.0);
+    // 100 KiB of headers: refused by the server (431), never buffered.
+    let mut s = tokio::net::TcpStream::connect(&engine.addr).await.unwrap();
+    let req = format!(
+        "GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: {}\r\n\r\n",
+        "y".repeat(100 * 1024)
+    );
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let _ = s.write_all(req.as_bytes()).await;
+    let mut buf = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut buf)).await;
+    let text = String::from_utf8_lossy(&buf);
+    assert!(text.starts_with("HTTP/1.1 431"), "{text}");
+    assert_eq!(engine.metric("vigil_http_oversize_heads_total").await, 1.0);
+    // The gateway is unharmed.
+    assert_eq!(http_get(&engine.addr, "/healthz").await.0, 200);
+}

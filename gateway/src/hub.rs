@@ -180,6 +180,10 @@ pub struct GatewayMetrics {
     /// WebSockets closed for never subscribing, and for not answering a ping.
     pub idle_closes: AtomicU64,
     pub ping_timeouts: AtomicU64,
+    /// WebSockets closed (1009) for a frame or message over 64 KiB.
+    pub oversize_closes: AtomicU64,
+    /// Requests refused (431) for a line and headers over 64 KiB.
+    pub oversize_heads: AtomicU64,
     pub alert_frames: AtomicU64,
     pub patient_frames: AtomicU64,
     pub resource_frames: AtomicU64,
@@ -612,6 +616,8 @@ impl Hub {
             ("vigil_ws_slow_client_closes_total", &m.slow_client_closes),
             ("vigil_ws_idle_closes_total", &m.idle_closes),
             ("vigil_ws_ping_timeouts_total", &m.ping_timeouts),
+            ("vigil_ws_oversize_closes_total", &m.oversize_closes),
+            ("vigil_http_oversize_heads_total", &m.oversize_heads),
             (
                 "vigil_http_refused_connections_total",
                 &m.refused_connections,

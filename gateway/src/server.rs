@@ -31,6 +31,9 @@ use tower::ServiceExt;
 
 use crate::Hub;
 
+/// The most a request's line and headers may take (hyper answers 431 beyond it).
+const MAX_HEAD: usize = 64 * 1024;
+
 /// How long open connections get to finish at shutdown.
 const DRAIN: Duration = Duration::from_secs(5);
 
@@ -196,7 +199,9 @@ pub async fn serve(
     // would be held forever.
     let mut http = http1::Builder::new();
     http.timer(TokioTimer::new())
-        .header_read_timeout(hub.config.header_timeout.as_std());
+        .header_read_timeout(hub.config.header_timeout.as_std())
+        // Request line and headers beyond 64 KiB are refused (431) instead of buffered.
+        .max_header_size(MAX_HEAD);
     let (closing_tx, closing) = tokio::sync::watch::channel(false);
     tokio::pin!(shutdown);
     loop {
@@ -251,6 +256,9 @@ pub async fn serve(
                             let timed_out = e.is_timeout();
                             if timed_out {
                                 hub.metrics.header_timeouts.fetch_add(1, Relaxed);
+                            }
+                            if e.is_parse_too_large() {
+                                hub.metrics.oversize_heads.fetch_add(1, Relaxed);
                             }
                             tracing::debug!(error = %e, timed_out, "connection ended with an error");
                         }

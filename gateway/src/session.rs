@@ -224,6 +224,11 @@ where
                         let _ = tokio::time::timeout(Duration::from_secs(1), tx.close()).await;
                         break None;
                     }
+                    Some(Err(tokio_tungstenite::tungstenite::Error::Capacity(_))) => {
+                        // A frame or message over 64 KiB: refused, counted, closed with 1009.
+                        hub.metrics.oversize_closes.fetch_add(1, Relaxed);
+                        break Some((CloseCode::Size, "message larger than 64 KiB"));
+                    }
                     None | Some(Err(_)) => break None,
                     Some(Ok(_)) => {}
                 }
