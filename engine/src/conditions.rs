@@ -6,7 +6,8 @@
 //! once the clearing condition has been absent for the clear period (never, for a rule with no
 //! clear period: people resolve it). After a person resolves an alert the rule is disarmed
 //! until its condition is seen absent once, so a patient whose qSOFA stays at 2 is not
-//! re-alerted every second after a clinician has taken charge (docs/rules.md).
+//! re-alerted every second after a clinician has taken charge (docs/decisions.md, "NEWS2
+//! rules").
 
 use crate::alert::{Alert, AlertState, Category, Escalation, Explanation, Level, Meta, alert_id};
 use crate::news2::{Chart, Component, ComponentValue, Input, News2, decimal};

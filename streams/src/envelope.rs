@@ -494,7 +494,7 @@ pub(crate) fn check_size(payload: &[u8]) -> Result<(), Rejection> {
 /// `now` is the engine's clock, for the clock-skew check only.
 ///
 /// # Errors
-/// A [`Rejection`] with the contract's or Vigil's error code; see docs/contract-decisions.md.
+/// A [`Rejection`] with the contract's or Vigil's error code; every code is in docs/ingest.md.
 pub fn decode_vitals(
     subject: &str,
     payload: &[u8],
