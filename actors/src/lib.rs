@@ -4,7 +4,7 @@
 //! Dependency chain: `config` -> `engine` -> **`actors`** -> `vigil`. Actors call the pure engine
 //! and hand what it produces to an [`Outputs`] port that the binary wires to NATS and the gateway.
 //!
-//! Queues and what happens when they are full (docs/architecture.md, "Queues and what happens when they are full"):
+//! Queues and what happens when they are full (the table in docs/architecture.md):
 //! - router mailboxes are bounded (`engine.mailbox`); the ingest loop uses `send`, which waits for
 //!   room, so a slow shard slows the consumer instead of growing memory;
 //! - patient mailboxes are bounded too; the router `try_send`s and, when one is full, blocks its

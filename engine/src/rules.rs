@@ -5,9 +5,9 @@
 //! upgrades the alert at once; the alert moves down (to the highest lower rule that holds on the
 //! current score) or resolves only after its own condition has been absent for its clear period.
 //!
-//! Interpretation written down in docs/decisions.md ("NEWS2 rules"): `news2.medium` holds at NEWS2 >= 5 (not only
-//! 5-6), so a patient going 6 then 8 is alerted as medium at once and upgraded to high when the
-//! high rule is sustained, instead of getting no alert at all. A person resolving the alert
+//! Interpretation written down in docs/decisions.md ("NEWS2 rules"): `news2.medium` holds at
+//! NEWS2 >= 5 (not only 5-6), so a patient going 6 then 8 is alerted as medium at once and
+//! upgraded to high when the high rule is sustained, instead of getting no alert at all. A person resolving the alert
 //! restarts the sustain count: the rule fires again only on new consecutive scores.
 
 use std::collections::VecDeque;
