@@ -7,8 +7,9 @@
 //!
 //! Interpretation written down in docs/decisions.md ("NEWS2 rules"): `news2.medium` holds at
 //! NEWS2 >= 5 (not only 5-6), so a patient going 6 then 8 is alerted as medium at once and
-//! upgraded to high when the high rule is sustained, instead of getting no alert at all. A person resolving the alert
-//! restarts the sustain count: the rule fires again only on new consecutive scores.
+//! upgraded to high when the high rule is sustained, instead of getting no alert at all. A
+//! person resolving the alert restarts the sustain count: the rule fires again only on new
+//! consecutive scores.
 
 use std::collections::VecDeque;
 
