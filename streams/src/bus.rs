@@ -480,7 +480,12 @@ impl Bus {
                 .map_err(|e| err(e.to_string()))?;
         let floor = match stream.consumer_info(durable).await {
             Ok(info) => info.ack_floor.stream_sequence,
-            Err(e) if e.to_string().to_lowercase().contains("not found") => 0,
+            // No consumer yet: nothing was ever acknowledged.
+            Err(e)
+                if e.kind() == async_nats::jetstream::context::ConsumerInfoErrorKind::NotFound =>
+            {
+                0
+            }
             Err(e) => return Err(err(e.to_string())),
         };
         if floor == 0 {
