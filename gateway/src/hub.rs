@@ -19,6 +19,8 @@ use vigil_engine::{
     PatientStatus, Timestamp, Vitals,
 };
 
+use crate::error::ErrorCode;
+
 /// Who a bearer token speaks for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Principal {
@@ -189,12 +191,13 @@ pub struct GatewayMetrics {
     pub resource_frames: AtomicU64,
     pub page_frames: AtomicU64,
     pub commands_ok: AtomicU64,
-    pub errors: DashMap<&'static str, u64>,
+    /// Error frames and HTTP errors, by [`ErrorCode::index`].
+    pub errors: [AtomicU64; ErrorCode::ALL.len()],
 }
 
 impl GatewayMetrics {
-    pub fn error(&self, code: &'static str) {
-        *self.errors.entry(code).or_insert(0) += 1;
+    pub fn error(&self, code: ErrorCode) {
+        self.errors[code.index()].fetch_add(1, Relaxed);
     }
 }
 
@@ -485,7 +488,7 @@ impl Hub {
             Ok(_) => {
                 self.metrics.commands_ok.fetch_add(1, Relaxed);
             }
-            Err(e) => self.metrics.error(e.code()),
+            Err(e) => self.metrics.error(ErrorCode::from(e)),
         }
         result
     }
@@ -635,17 +638,10 @@ impl Hub {
             let _ = writeln!(out, "# TYPE {name} counter\n{name} {}", v.load(Relaxed));
         }
         let _ = writeln!(out, "# TYPE vigil_ws_errors_total counter");
-        for code in [
-            "UNAUTHORIZED",
-            "FORBIDDEN",
-            "BAD_REQUEST",
-            "ALERT_NOT_FOUND",
-            "INVALID_TRANSITION",
-            "RATE_LIMITED",
-            "UNAVAILABLE",
-        ] {
-            let n = m.errors.get(code).map_or(0, |v| *v);
-            let _ = writeln!(out, "vigil_ws_errors_total{{code=\"{code}\"}} {n}");
+        for code in ErrorCode::ALL {
+            let n = m.errors[code.index()].load(Relaxed);
+            let name = code.as_str();
+            let _ = writeln!(out, "vigil_ws_errors_total{{code=\"{name}\"}} {n}");
         }
         let mut open = [0u64; 3];
         for e in self.alerts.iter() {

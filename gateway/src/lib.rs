@@ -6,6 +6,7 @@
 //! [`CommandPort`] the binary implements; alerts and patient states arrive through the [`Hub`].
 //! HTTP routing is axum; WebSocket sessions run on tokio-tungstenite over the hyper upgrade.
 
+mod error;
 mod hub;
 mod server;
 pub mod session;
@@ -25,6 +26,7 @@ use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 use vigil_engine::{AlertState, CommandKind, Timestamp};
 
+pub use error::ErrorCode;
 pub use hub::{
     AlertEntry, CommandPort, GatewayMetrics, HistorySource, Hub, MetricsSource, PageEntry,
     Principal, ReadinessCheck,
@@ -79,9 +81,16 @@ async fn metrics(State(hub): State<Arc<Hub>>) -> Response {
     r
 }
 
-fn json_error(status: StatusCode, code: &str, message: &str) -> Response {
-    let body = serde_json::json!({"code": code, "message": message}).to_string();
-    (status, [(header::CONTENT_TYPE, "application/json")], body).into_response()
+/// An HTTP error: `{"code", "message"}` with the code's status. Not counted (see
+/// [`api_error`]).
+fn json_error(code: ErrorCode, message: &str) -> Response {
+    let body = serde_json::json!({"code": code.as_str(), "message": message}).to_string();
+    (
+        code.status(),
+        [(header::CONTENT_TYPE, "application/json")],
+        body,
+    )
+        .into_response()
 }
 
 /// The bearer token from `Authorization: Bearer` or `?token=`.
@@ -103,22 +112,10 @@ fn bearer(req: &Request) -> Option<String> {
         .map(str::to_string)
 }
 
-/// HTTP status for each of the contract's error codes.
-fn status_of(code: &str) -> StatusCode {
-    match code {
-        "UNAUTHORIZED" => StatusCode::UNAUTHORIZED,
-        "FORBIDDEN" => StatusCode::FORBIDDEN,
-        "ALERT_NOT_FOUND" => StatusCode::NOT_FOUND,
-        "INVALID_TRANSITION" => StatusCode::CONFLICT,
-        "RATE_LIMITED" => StatusCode::TOO_MANY_REQUESTS,
-        "UNAVAILABLE" => StatusCode::SERVICE_UNAVAILABLE,
-        _ => StatusCode::BAD_REQUEST,
-    }
-}
-
-fn api_error(hub: &Hub, code: &'static str, message: &str) -> Response {
+/// An HTTP error, counted in `vigil_ws_errors_total`.
+fn api_error(hub: &Hub, code: ErrorCode, message: &str) -> Response {
     hub.metrics.error(code);
-    json_error(status_of(code), code, message)
+    json_error(code, message)
 }
 
 fn authorize(hub: &Hub, req: &Request) -> Option<Principal> {
@@ -127,11 +124,7 @@ fn authorize(hub: &Hub, req: &Request) -> Option<Principal> {
 
 fn unauthorized(hub: &Hub) -> Response {
     hub.metrics.rejected_unauthorized.fetch_add(1, Relaxed);
-    json_error(
-        StatusCode::UNAUTHORIZED,
-        "UNAUTHORIZED",
-        "a valid bearer token is required",
-    )
+    json_error(ErrorCode::Unauthorized, "a valid bearer token is required")
 }
 
 /// `GET /api/alerts[?state=open|acknowledged|snoozed|resolved]`: the alerts in the token's
@@ -155,7 +148,7 @@ async fn api_alerts(State(hub): State<Arc<Hub>>, req: Request) -> Response {
         Some(other) => {
             let msg =
                 format!("`state` must be open, acknowledged, snoozed or resolved, not `{other}`");
-            return api_error(&hub, "BAD_REQUEST", &msg);
+            return api_error(&hub, ErrorCode::BadRequest, &msg);
         }
     };
     let body = Hub::alerts_json("", &hub.alerts_in_scope(&principal, state));
@@ -221,15 +214,21 @@ async fn api_command(
     };
     if !["ack", "resolve", "snooze"].contains(&action.as_str()) {
         let msg = format!("unknown action `{action}`; expected ack, resolve or snooze");
-        return api_error(&hub, "BAD_REQUEST", &msg);
+        return api_error(&hub, ErrorCode::BadRequest, &msg);
     }
     let body = match axum::body::to_bytes(req.into_body(), 64 * 1024).await {
         Ok(b) => b,
-        Err(_) => return api_error(&hub, "BAD_REQUEST", "body larger than 64 KiB or unreadable"),
+        Err(_) => {
+            return api_error(
+                &hub,
+                ErrorCode::BadRequest,
+                "body larger than 64 KiB or unreadable",
+            );
+        }
     };
     let (reason, minutes) = match command_body(&body, action == "snooze") {
         Ok(r) => r,
-        Err(msg) => return api_error(&hub, "BAD_REQUEST", &msg),
+        Err(msg) => return api_error(&hub, ErrorCode::BadRequest, &msg),
     };
     let kind = match (action.as_str(), minutes) {
         ("ack", _) => CommandKind::Ack,
@@ -248,7 +247,7 @@ async fn api_command(
             )
                 .into_response()
         }
-        Err(e) => json_error(status_of(e.code()), e.code(), &e.to_string()),
+        Err(e) => json_error(ErrorCode::from(&e), &e.to_string()),
     }
 }
 
@@ -266,19 +265,23 @@ async fn api_history(
     if !vigil_config::is_token(&alert_id) {
         return api_error(
             &hub,
-            "BAD_REQUEST",
+            ErrorCode::BadRequest,
             "`alertId` must match [A-Za-z0-9_-]{1,64}",
         );
     }
     let Some(history) = hub.history.get() else {
-        return api_error(&hub, "BAD_REQUEST", "this engine keeps no audit trail");
+        return api_error(
+            &hub,
+            ErrorCode::BadRequest,
+            "this engine keeps no audit trail",
+        );
     };
     let subject = format!("alerts.{}.{alert_id}", principal.tenant);
     let payloads = match history(subject).await {
         Ok(p) => p,
         Err(e) => {
             tracing::warn!(error = %e, "reading an alert's history failed");
-            return json_error(StatusCode::SERVICE_UNAVAILABLE, "UNAVAILABLE", &e);
+            return json_error(ErrorCode::Unavailable, &e);
         }
     };
     let mut items = Vec::with_capacity(payloads.len());
@@ -294,7 +297,7 @@ async fn api_history(
         if !principal.covers(&principal.tenant, unit) {
             return api_error(
                 &hub,
-                "ALERT_NOT_FOUND",
+                ErrorCode::AlertNotFound,
                 &format!("alert {alert_id} not found"),
             );
         }
@@ -303,7 +306,7 @@ async fn api_history(
     if items.is_empty() {
         return api_error(
             &hub,
-            "ALERT_NOT_FOUND",
+            ErrorCode::AlertNotFound,
             &format!("alert {alert_id} not found"),
         );
     }
@@ -332,26 +335,17 @@ async fn ws_upgrade(State(hub): State<Arc<Hub>>, mut req: Request) -> Response {
         .get(header::SEC_WEBSOCKET_KEY)
         .map(|k| derive_accept_key(k.as_bytes()))
     else {
-        return json_error(
-            StatusCode::BAD_REQUEST,
-            "BAD_REQUEST",
-            "missing Sec-WebSocket-Key",
-        );
+        return json_error(ErrorCode::BadRequest, "missing Sec-WebSocket-Key");
     };
     if !is_upgrade || !version_ok {
         return json_error(
-            StatusCode::BAD_REQUEST,
-            "BAD_REQUEST",
+            ErrorCode::BadRequest,
             "expected a WebSocket (version 13) upgrade",
         );
     }
     if hub.metrics.connected.load(Relaxed) >= hub.config.max_connections as u64 {
         hub.metrics.rejected_capacity.fetch_add(1, Relaxed);
-        return json_error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "UNAVAILABLE",
-            "too many connections",
-        );
+        return json_error(ErrorCode::Unavailable, "too many connections");
     }
     let on_upgrade = hyper::upgrade::on(&mut req);
     tokio::spawn(async move {

@@ -22,6 +22,7 @@ use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use vigil_engine::{CommandKind, Level};
 
+use crate::error::ErrorCode;
 use crate::hub::{AlertEntry, Hub, PageEntry, PatientFrame, Principal, ResourceFrame};
 
 /// A write that takes longer than this means the client is not reading.
@@ -119,19 +120,14 @@ impl Subscription {
     }
 }
 
-fn error_frame(
-    hub: &Hub,
-    id: Option<&str>,
-    code: &'static str,
-    message: impl Into<String>,
-) -> String {
+fn error_frame(hub: &Hub, id: Option<&str>, code: ErrorCode, message: impl Into<String>) -> String {
     hub.metrics.error(code);
     error_json(id, code, message)
 }
 
 /// An `error` frame, not counted (for errors `Hub::command` already counted).
-fn error_json(id: Option<&str>, code: &'static str, message: impl Into<String>) -> String {
-    json!({"type": "error", "id": id, "code": code, "message": message.into()}).to_string()
+fn error_json(id: Option<&str>, code: ErrorCode, message: impl Into<String>) -> String {
+    json!({"type": "error", "id": id, "code": code.as_str(), "message": message.into()}).to_string()
 }
 
 async fn recv_or_wait<T: Clone>(rx: &mut Option<broadcast::Receiver<T>>) -> Result<T, RecvError> {
@@ -216,7 +212,7 @@ where
                 match msg {
                     Some(Ok(Message::Text(text))) => s.on_text(text.as_str(), &mut out).await,
                     Some(Ok(Message::Binary(_))) => {
-                        out.push(error_frame(&hub, None, "BAD_REQUEST", "binary frames are not supported; send JSON text"));
+                        out.push(error_frame(&hub, None, ErrorCode::BadRequest, "binary frames are not supported; send JSON text"));
                     }
                     Some(Ok(Message::Close(_))) => {
                         // tungstenite queued the reply; send it, so a normal disconnect is a
@@ -357,7 +353,7 @@ impl Session {
                 out.push(error_frame(
                     &hub,
                     None,
-                    "BAD_REQUEST",
+                    ErrorCode::BadRequest,
                     format!("not JSON: {e}"),
                 ));
                 return;
@@ -369,7 +365,7 @@ impl Session {
             out.push(error_frame(
                 &hub,
                 id,
-                "RATE_LIMITED",
+                ErrorCode::RateLimited,
                 "more than 20 messages per second; slow down",
             ));
             return;
@@ -387,7 +383,7 @@ impl Session {
                 Err(e) => out.push(error_frame(
                     &hub,
                     id,
-                    "BAD_REQUEST",
+                    ErrorCode::BadRequest,
                     format!("subscribe: {e}"),
                 )),
             },
@@ -404,7 +400,12 @@ impl Session {
                             .frame,
                     );
                 }
-                Err(e) => out.push(error_frame(&hub, id, "BAD_REQUEST", format!("{kind}: {e}"))),
+                Err(e) => out.push(error_frame(
+                    &hub,
+                    id,
+                    ErrorCode::BadRequest,
+                    format!("{kind}: {e}"),
+                )),
             },
             "snooze" => match serde_json::from_value::<SnoozeMsg>(value) {
                 Ok(m) => match vigil_engine::alert::snooze_millis(m.minutes) {
@@ -412,9 +413,16 @@ impl Session {
                         let kind = CommandKind::Snooze { millis };
                         out.push(self.command(kind, m.id, &m.alert_id, m.reason).await.frame);
                     }
-                    Err(e) => out.push(error_frame(&hub, m.id.as_deref(), "BAD_REQUEST", e)),
+                    Err(e) => {
+                        out.push(error_frame(&hub, m.id.as_deref(), ErrorCode::BadRequest, e))
+                    }
                 },
-                Err(e) => out.push(error_frame(&hub, id, "BAD_REQUEST", format!("snooze: {e}"))),
+                Err(e) => out.push(error_frame(
+                    &hub,
+                    id,
+                    ErrorCode::BadRequest,
+                    format!("snooze: {e}"),
+                )),
             },
             "receipt" | "decline" => match serde_json::from_value::<PageMsg>(value) {
                 Ok(m) => {
@@ -431,13 +439,23 @@ impl Session {
                         out.push(reply.frame);
                     }
                 }
-                Err(e) => out.push(error_frame(&hub, id, "BAD_REQUEST", format!("{kind}: {e}"))),
+                Err(e) => out.push(error_frame(
+                    &hub,
+                    id,
+                    ErrorCode::BadRequest,
+                    format!("{kind}: {e}"),
+                )),
             },
-            "" => out.push(error_frame(&hub, id, "BAD_REQUEST", "missing `type`")),
+            "" => out.push(error_frame(
+                &hub,
+                id,
+                ErrorCode::BadRequest,
+                "missing `type`",
+            )),
             other => out.push(error_frame(
                 &hub,
                 id,
-                "BAD_REQUEST",
+                ErrorCode::BadRequest,
                 format!("unknown message type `{other}`"),
             )),
         }
@@ -450,7 +468,7 @@ impl Session {
             out.push(error_frame(
                 &hub,
                 id,
-                "BAD_REQUEST",
+                ErrorCode::BadRequest,
                 "`channels` must name at least one channel",
             ));
             return;
@@ -463,7 +481,7 @@ impl Session {
             out.push(error_frame(
                 &hub,
                 id,
-                "BAD_REQUEST",
+                ErrorCode::BadRequest,
                 format!("unknown channel `{c}`"),
             ));
             return;
@@ -477,7 +495,7 @@ impl Session {
             out.push(error_frame(
                 &hub,
                 id,
-                "FORBIDDEN",
+                ErrorCode::Forbidden,
                 format!("unit `{u}` is not covered by this token"),
             ));
             return;
@@ -626,7 +644,7 @@ impl Session {
                 Reply { frame, ok: true }
             }
             Err(e) => Reply {
-                frame: error_json(id, e.code(), e.to_string()),
+                frame: error_json(id, ErrorCode::from(&e), e.to_string()),
                 ok: false,
             },
         }
