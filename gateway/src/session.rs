@@ -5,12 +5,17 @@
 //! client that falls `gateway.client_queue` frames behind (or blocks a write for 5 s) is closed
 //! with 1013; on reconnect it gets a fresh snapshot. Patient frames are coalesced per patient and
 //! flushed every `gateway.patient_flush`; when they lag, the latest state is taken from the hub.
+//! Commands run beside the fan-out (up to 32 per socket): each is answered once its transition
+//! is stored, and alerts keep flowing to the socket meanwhile. Answers can therefore come in
+//! another order than the commands were sent; their `id` tells them apart.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
 
+use futures::future::BoxFuture;
+use futures::stream::FuturesUnordered;
 use futures::{SinkExt, StreamExt};
 use serde::Deserialize;
 use serde_json::json;
@@ -137,12 +142,6 @@ async fn recv_or_wait<T: Clone>(rx: &mut Option<broadcast::Receiver<T>>) -> Resu
     }
 }
 
-/// The answer to a command: a `result` or an `error` frame.
-struct Reply {
-    frame: String,
-    ok: bool,
-}
-
 struct Session {
     hub: Arc<Hub>,
     principal: Principal,
@@ -159,7 +158,14 @@ struct Session {
     pending_resources: HashMap<String, Arc<ResourceFrame>>,
     tokens: f64,
     refilled: Instant,
+    /// Commands under way, each resolving to the frame that answers it (none for a quiet
+    /// receipt). They run beside fan-out: a command waits until its transition is stored, and
+    /// alerts and pages must keep flowing to this socket meanwhile.
+    commands: FuturesUnordered<BoxFuture<'static, Option<String>>>,
 }
+
+/// Commands one socket may have under way; more are refused with `RATE_LIMITED`.
+const MAX_COMMANDS_IN_FLIGHT: usize = 32;
 
 /// Serves one upgraded connection until it closes, the client is too slow, or shutdown.
 pub async fn run<S>(ws: WebSocketStream<S>, principal: Principal, hub: Arc<Hub>)
@@ -184,6 +190,7 @@ where
         pending_resources: HashMap::new(),
         tokens: RATE_BURST,
         refilled: Instant::now(),
+        commands: FuturesUnordered::new(),
     };
     let mut flush = tokio::time::interval(
         hub.config
@@ -210,7 +217,7 @@ where
                 heard = Instant::now();
                 pinged = None;
                 match msg {
-                    Some(Ok(Message::Text(text))) => s.on_text(text.as_str(), &mut out).await,
+                    Some(Ok(Message::Text(text))) => s.on_text(text.as_str(), &mut out),
                     Some(Ok(Message::Binary(_))) => {
                         out.push(error_frame(&hub, None, ErrorCode::BadRequest, "binary frames are not supported; send JSON text"));
                     }
@@ -229,6 +236,7 @@ where
                     Some(Ok(_)) => {}
                 }
             },
+            Some(reply) = s.commands.next(), if !s.commands.is_empty() => out.extend(reply),
             _ = liveness.tick() => {
                 let silent = heard.elapsed();
                 if s.sub.is_none() && silent >= idle_timeout {
@@ -345,7 +353,7 @@ impl Session {
         }
     }
 
-    async fn on_text(&mut self, text: &str, out: &mut Vec<String>) {
+    fn on_text(&mut self, text: &str, out: &mut Vec<String>) {
         let hub = self.hub.clone();
         let value: serde_json::Value = match serde_json::from_str(text) {
             Ok(v) => v,
@@ -394,11 +402,7 @@ impl Session {
                     } else {
                         CommandKind::Resolve
                     };
-                    out.push(
-                        self.command(k, cmd.id, &cmd.alert_id, cmd.reason)
-                            .await
-                            .frame,
-                    );
+                    self.command(k, cmd.id, cmd.alert_id, cmd.reason, false, out);
                 }
                 Err(e) => out.push(error_frame(
                     &hub,
@@ -411,7 +415,7 @@ impl Session {
                 Ok(m) => match vigil_engine::alert::snooze_millis(m.minutes) {
                     Ok(millis) => {
                         let kind = CommandKind::Snooze { millis };
-                        out.push(self.command(kind, m.id, &m.alert_id, m.reason).await.frame);
+                        self.command(kind, m.id, m.alert_id, m.reason, false, out);
                     }
                     Err(e) => {
                         out.push(error_frame(&hub, m.id.as_deref(), ErrorCode::BadRequest, e))
@@ -434,10 +438,7 @@ impl Session {
                     // The contract's receipt and decline carry no `id`: without one, only an
                     // error is answered.
                     let quiet = m.id.is_none();
-                    let reply = self.command(kind, m.id, &m.page_id, m.reason).await;
-                    if !(quiet && reply.ok) {
-                        out.push(reply.frame);
-                    }
+                    self.command(kind, m.id, m.page_id, m.reason, quiet, out);
                 }
                 Err(e) => out.push(error_frame(
                     &hub,
@@ -627,27 +628,40 @@ impl Session {
         out.push(page.frame.clone());
     }
 
-    async fn command(
+    /// Starts a command beside the fan-out; its answer (`result` or `error`, none for a
+    /// `quiet` success) is written when it completes.
+    fn command(
         &mut self,
         kind: CommandKind,
         id: Option<String>,
-        target: &str,
+        target: String,
         reason: String,
-    ) -> Reply {
-        let hub = self.hub.clone();
-        let id = id.as_deref();
-        match hub.command(&self.principal, kind, target, reason).await {
-            Ok(alert) => {
-                let alert = serde_json::to_value(&alert).unwrap_or_default();
-                let frame =
-                    json!({"type": "result", "id": id, "ok": true, "alert": alert}).to_string();
-                Reply { frame, ok: true }
-            }
-            Err(e) => Reply {
-                frame: error_json(id, ErrorCode::from(&e), e.to_string()),
-                ok: false,
-            },
+        quiet: bool,
+        out: &mut Vec<String>,
+    ) {
+        if self.commands.len() >= MAX_COMMANDS_IN_FLIGHT {
+            out.push(error_frame(
+                &self.hub,
+                id.as_deref(),
+                ErrorCode::RateLimited,
+                format!("more than {MAX_COMMANDS_IN_FLIGHT} commands under way; wait for answers"),
+            ));
+            return;
         }
+        let (hub, principal) = (self.hub.clone(), self.principal.clone());
+        self.commands.push(Box::pin(async move {
+            let id = id.as_deref();
+            match hub.command(&principal, kind, &target, reason).await {
+                Ok(_) if quiet => None,
+                Ok(alert) => {
+                    let alert = serde_json::to_value(&alert).unwrap_or_default();
+                    Some(
+                        json!({"type": "result", "id": id, "ok": true, "alert": alert}).to_string(),
+                    )
+                }
+                Err(e) => Some(error_json(id, ErrorCode::from(&e), e.to_string())),
+            }
+        }));
     }
 }
 
@@ -679,15 +693,53 @@ mod tests {
     }
 
     fn hub(client_queue: usize) -> Arc<Hub> {
+        hub_with(client_queue, Arc::new(NoCommands))
+    }
+
+    fn hub_with(client_queue: usize, commands: Arc<dyn CommandPort>) -> Arc<Hub> {
         let text = format!(
             "[gateway]\nclient_queue = {client_queue}\n[[auth.tokens]]\ntoken = \"nurse-token\"\n\
              tenant = \"t1\"\nrole = \"nurse\"\nunits = [\"icu-3\"]\n"
         );
-        Hub::new(
-            &Config::from_toml(&text, "test").unwrap(),
-            Arc::new(NoCommands),
-            None,
-        )
+        Hub::new(&Config::from_toml(&text, "test").unwrap(), commands, None)
+    }
+
+    /// Commands that never finish: their transition is never stored.
+    struct NeverStored;
+
+    impl CommandPort for NeverStored {
+        fn execute(
+            &self,
+            _: AlertCommand,
+        ) -> Pin<Box<dyn Future<Output = Result<Alert, CommandError>> + Send>> {
+            Box::pin(std::future::pending())
+        }
+    }
+
+    #[tokio::test]
+    async fn a_command_waiting_for_storage_does_not_hold_back_alerts() {
+        let hub = hub_with(64, Arc::new(NeverStored));
+        hub.set_ready(true);
+        let first = alert(0);
+        hub.publish_alert(&first);
+        let mut c = connect(&hub).await;
+        c.send(Message::text(
+            r#"{"type":"subscribe","id":"s1","channels":["alerts"]}"#,
+        ))
+        .await
+        .unwrap();
+        assert_eq!(next_json(&mut c).await["type"], "subscribed");
+        assert_eq!(next_json(&mut c).await["type"], "snapshot");
+        let ack = json!({"type": "ack", "id": "c1", "alertId": first.alert_id});
+        c.send(Message::text(ack.to_string())).await.unwrap();
+        // The ack is still under way; new alerts reach the dashboard all the same.
+        let next = alert(1);
+        hub.publish_alert(&next);
+        let f = tokio::time::timeout(std::time::Duration::from_secs(5), next_json(&mut c))
+            .await
+            .expect("the alert was held back behind the command");
+        assert_eq!(f["type"], "alert");
+        assert_eq!(f["alert"]["alertId"], next.alert_id.as_str());
     }
 
     fn alert(n: u64) -> Alert {

@@ -424,6 +424,10 @@ pub struct Client {
     ws: tokio_tungstenite::WebSocketStream<
         tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
     >,
+    /// Frames `next_of` passed over while looking for another kind, oldest first: the
+    /// engine answers a command once it is stored, so the command's `alert` frame may come
+    /// before its `result`, and a test waiting for one must not lose the other.
+    skipped: std::collections::VecDeque<Value>,
 }
 
 impl Client {
@@ -433,14 +437,20 @@ impl Client {
             tokio_tungstenite::client_async(url, tokio_tungstenite::MaybeTlsStream::Plain(tcp))
                 .await
                 .expect("ws handshake");
-        Client { ws }
+        Client {
+            ws,
+            skipped: std::collections::VecDeque::new(),
+        }
     }
 
     pub async fn connect(url: &str) -> Client {
         let (ws, _) = tokio_tungstenite::connect_async(url)
             .await
             .expect("ws connect");
-        Client { ws }
+        Client {
+            ws,
+            skipped: std::collections::VecDeque::new(),
+        }
     }
 
     pub async fn connect_with_header(url: &str, token: &str) -> Client {
@@ -452,7 +462,10 @@ impl Client {
         let (ws, _) = tokio_tungstenite::connect_async(req)
             .await
             .expect("ws connect");
-        Client { ws }
+        Client {
+            ws,
+            skipped: std::collections::VecDeque::new(),
+        }
     }
 
     pub async fn send(&mut self, v: Value) {
@@ -484,8 +497,12 @@ impl Client {
         }
     }
 
-    /// The next frame of `kind`, skipping others (patient frames, typically).
+    /// The next frame of `kind`: first among the frames passed over earlier, then from the
+    /// socket, keeping the others it passes over (patient frames, typically) for later calls.
     pub async fn next_of(&mut self, kind: &str, secs: u64) -> Value {
+        if let Some(i) = self.skipped.iter().position(|v| v["type"] == kind) {
+            return self.skipped.remove(i).expect("present");
+        }
         let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
         loop {
             let left = deadline
@@ -494,14 +511,21 @@ impl Client {
                 .max(1);
             match self.next(left).await {
                 Some(v) if v["type"] == kind => return v,
-                Some(_) if tokio::time::Instant::now() < deadline => {}
+                Some(v) if tokio::time::Instant::now() < deadline => {
+                    if v["type"] != "patient" && v["type"] != "resource" {
+                        self.skipped.push_back(v);
+                    }
+                }
                 other => panic!("no `{kind}` frame within {secs} s (last: {other:?})"),
             }
         }
     }
 
-    /// Asserts that no frame of `kind` arrives within `secs`.
+    /// Asserts that no frame of `kind` arrives within `secs` (nor was passed over before).
     pub async fn none_of(&mut self, kind: &str, secs: u64) {
+        if let Some(v) = self.skipped.iter().find(|v| v["type"] == kind) {
+            panic!("unexpected frame {v}");
+        }
         let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
         while tokio::time::Instant::now() < deadline {
             let left = deadline.saturating_duration_since(tokio::time::Instant::now());
