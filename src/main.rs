@@ -45,12 +45,13 @@ enum Command {
         #[arg(long)]
         nats_url: Option<String>,
         /// Gateway address (overrides the file and VIGIL_LISTEN).
-        #[arg(long)]
+        #[arg(long, value_parser = listen_address)]
         listen: Option<String>,
     },
     /// A simulated ward on an embedded bus: no services needed.
     Demo {
-        #[arg(long)]
+        /// Gateway address.
+        #[arg(long, value_parser = listen_address)]
         listen: Option<String>,
         /// Simulated patients.
         #[arg(long, default_value_t = 200)]
@@ -63,8 +64,18 @@ enum Command {
     Replay(replay::Args),
 }
 
+/// `--listen`: refused at once, naming the flag, unless it is `host:port`.
+fn listen_address(text: &str) -> Result<String, String> {
+    text.parse::<std::net::SocketAddr>()
+        .map(|_| text.to_string())
+        .map_err(|_| format!("expected host:port, e.g. 127.0.0.1:8080 (not `{text}`)"))
+}
+
 fn main() -> anyhow::Result<()> {
+    use std::io::IsTerminal;
     tracing_subscriber::fmt()
+        // Colour only for a person at a terminal; a log file or a collector gets plain text.
+        .with_ansi(std::io::stderr().is_terminal())
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
@@ -88,7 +99,14 @@ fn main() -> anyhow::Result<()> {
             listen,
         } => {
             let mut cfg = Config::load(&config)?;
-            cfg.apply_env(|k| std::env::var(k).ok());
+            cfg.apply_env(|k| std::env::var(k).ok())?;
+            if cfg.auth.tokens.is_empty() {
+                bail!(
+                    "no tokens in {}: add at least one [[auth.tokens]] (without one nobody \
+                     can connect to the gateway)",
+                    config.display()
+                );
+            }
             if let Some(url) = nats_url {
                 cfg.nats.url = Some(url);
             }
@@ -112,7 +130,7 @@ fn main() -> anyhow::Result<()> {
                 Some(path) => Config::load(path)?,
                 None => Config::default(),
             };
-            cfg.apply_env(|k| std::env::var(k).ok());
+            cfg.apply_env(|k| std::env::var(k).ok())?;
             if let Some(listen) = listen {
                 cfg.gateway.listen = listen;
             }

@@ -46,21 +46,6 @@ async fn reading_for(js: &jetstream::Context, patient: &str, n: u32, seconds_ago
     publish_json(js, &format!("vitals.{T}.{patient}"), &v).await;
 }
 
-/// The log without terminal colour codes.
-fn plain(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut escape = false;
-    for c in text.chars() {
-        match (escape, c) {
-            (false, '\u{1b}') => escape = true,
-            (true, 'm') => escape = false,
-            (true, _) => {}
-            (false, c) => out.push(c),
-        }
-    }
-    out
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_mid_escalation_loses_nothing_and_duplicates_nothing() {
     let nats = NatsServer::start();
@@ -104,7 +89,7 @@ async fn kill_9_mid_escalation_loses_nothing_and_duplicates_nothing() {
 
     let second = Engine::start(&nats, POLICY);
     second.wait_ready().await;
-    let log = plain(&second.log.lock().unwrap().join("\n"));
+    let log = second.log.lock().unwrap().join("\n");
     assert!(log.contains("recovery finished"), "{log}");
     assert!(
         log.contains("events=4") && log.contains("open_alerts=1"),

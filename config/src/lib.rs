@@ -31,6 +31,8 @@ pub enum ConfigError {
         key: String,
         reason: String,
     },
+    #[error("environment variable {var}: {reason}")]
+    Env { var: &'static str, reason: String },
 }
 
 /// The whole configuration. Every key has a default except the NATS URL (for `run`) and tokens.
@@ -475,13 +477,23 @@ impl Config {
     }
 
     /// Applies `VIGIL_NATS_URL` and `VIGIL_LISTEN` from `env` (a lookup, so tests stay pure).
-    pub fn apply_env(&mut self, env: impl Fn(&str) -> Option<String>) {
+    ///
+    /// # Errors
+    /// [`ConfigError::Env`] naming `VIGIL_LISTEN` when it is not `host:port`.
+    pub fn apply_env(&mut self, env: impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
         if let Some(url) = env("VIGIL_NATS_URL").filter(|v| !v.is_empty()) {
             self.nats.url = Some(url);
         }
         if let Some(listen) = env("VIGIL_LISTEN").filter(|v| !v.is_empty()) {
+            if listen.parse::<SocketAddr>().is_err() {
+                return Err(ConfigError::Env {
+                    var: "VIGIL_LISTEN",
+                    reason: format!("expected host:port, e.g. 127.0.0.1:8080 (not `{listen}`)"),
+                });
+            }
             self.gateway.listen = listen;
         }
+        Ok(())
     }
 
     /// The listen address, parsed.
@@ -489,10 +501,13 @@ impl Config {
     /// # Errors
     /// [`ConfigError::Invalid`] naming `gateway.listen` when it is not `host:port`.
     pub fn listen_addr(&self) -> Result<SocketAddr, ConfigError> {
-        self.gateway
-            .listen
-            .parse()
-            .map_err(|e| invalid("<effective>", "gateway.listen", format!("{e}")))
+        self.gateway.listen.parse().map_err(|e| {
+            invalid(
+                "(file, VIGIL_LISTEN and --listen together)",
+                "gateway.listen",
+                format!("{e}"),
+            )
+        })
     }
 
     /// Checks what the types alone cannot.
@@ -1012,8 +1027,20 @@ role = "admin"          # no units: every unit of the tenant
             "VIGIL_NATS_URL" => Some("nats://10.0.0.9:4222".into()),
             "VIGIL_LISTEN" => Some("127.0.0.1:9999".into()),
             _ => None,
-        });
+        })
+        .expect("valid");
         assert_eq!(c.nats.url.as_deref(), Some("nats://10.0.0.9:4222"));
+        assert_eq!(c.listen_addr().expect("addr").port(), 9999);
+        // A bad VIGIL_LISTEN is refused naming the variable, and changes nothing.
+        let err = c
+            .apply_env(|k| (k == "VIGIL_LISTEN").then(|| "8080".to_string()))
+            .expect_err("not host:port")
+            .to_string();
+        assert!(
+            err.starts_with("environment variable VIGIL_LISTEN:"),
+            "{err}"
+        );
+        assert!(err.contains("`8080`"), "{err}");
         assert_eq!(c.listen_addr().expect("addr").port(), 9999);
     }
 

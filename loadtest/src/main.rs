@@ -538,6 +538,15 @@ fn print_report(args: &Args, r: &Report) -> anyhow::Result<()> {
             None => println!("publish->alert    no alert received"),
         }
     }
+    if r.mode == "live" && r.alerts_received < r.alerts_expected {
+        anyhow::bail!(
+            "{} of {} sentinel alerts never reached the WebSocket: the figures above are not a \
+             measurement. Check that --token belongs to --tenant ({}) and covers its units",
+            r.alerts_expected - r.alerts_received,
+            r.alerts_expected,
+            args.tenant
+        );
+    }
     Ok(())
 }
 
@@ -871,4 +880,25 @@ async fn clinic(args: &Args, js: jetstream::Context) -> anyhow::Result<()> {
     publisher
         .report(args, "clinic", providers * SLOTS as usize, started)
         .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_live_run_whose_alerts_never_arrived_is_a_failure_not_a_figure() {
+        let args = Args::parse_from(["vigil-loadtest", "--mode", "live", "--tenant", "clinic-abc"]);
+        let mut r = Report::throughput("live", 10, 100, 1.0);
+        r.alerts_expected = 201;
+        let e = print_report(&args, &r).expect_err("0 of 201 timed");
+        assert!(
+            e.to_string()
+                .contains("201 of 201 sentinel alerts never reached"),
+            "{e}"
+        );
+        assert!(e.to_string().contains("clinic-abc"), "{e}");
+        r.alerts_received = 201;
+        assert!(print_report(&args, &r).is_ok());
+    }
 }
