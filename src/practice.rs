@@ -274,7 +274,9 @@ impl Pending {
         }
         if !self.inputs.is_empty() {
             let receipt = receipt.unwrap_or_else(|| Arc::new(()));
-            shards.deliver_practice(self.inputs, receipt).await;
+            if !shards.deliver_practice(self.inputs, receipt.clone()).await {
+                vigil_streams::receipt::fail(&receipt);
+            }
         }
     }
 }
@@ -374,9 +376,12 @@ impl EventSink for PracticeSink {
         let (shards, outbox, history) = (self.shards.clone(), self.outbox.clone(), self.history);
         async move {
             if history {
-                shards
-                    .deliver_practice_history(pending.inputs, receipt)
-                    .await;
+                if !shards
+                    .deliver_practice_history(pending.inputs, receipt.clone())
+                    .await
+                {
+                    vigil_streams::receipt::fail(&receipt);
+                }
             } else {
                 pending.flush(&shards, &outbox, Some(receipt)).await;
             }

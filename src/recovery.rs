@@ -52,11 +52,13 @@ async fn replay_practice(bus: &Bus, cfg: &Config, sink: &mut PracticeSink) -> an
                 sink.dispatch(receipt.clone()).await;
             }
             drop(receipt);
-            let _ = done.await;
-            n
+            (n, done.await.is_ok())
         };
-        let (read, n) = tokio::join!(read, apply);
+        let (read, (n, applied)) = tokio::join!(read, apply);
         read?;
+        if !applied {
+            anyhow::bail!("a practice shard stopped while {stream} was replayed; recovery failed");
+        }
         events += n;
     }
     sink.history = false;
@@ -114,14 +116,18 @@ pub async fn recover(
                 })
                 .collect();
             events += inputs.len() as u64;
-            shards.deliver_history(inputs, receipt.clone()).await;
+            if !shards.deliver_history(inputs, receipt.clone()).await {
+                vigil_streams::receipt::fail(&receipt);
+            }
         }
         drop(receipt);
-        let _ = done.await;
-        events
+        (events, done.await.is_ok())
     };
-    let (read, mut events) = tokio::join!(read, apply);
+    let (read, (mut events, applied)) = tokio::join!(read, apply);
     read?;
+    if !applied {
+        anyhow::bail!("a patient shard stopped while VITALS was replayed; recovery failed");
+    }
     events += replay_practice(bus, cfg, practice).await?;
 
     // Open alerts, and those a person resolved within the horizon: the rebuilt windows must not

@@ -146,8 +146,10 @@ impl EventSink for ShardSink {
         let shards = self.shards.clone();
         let inputs = std::mem::take(&mut self.inputs);
         async move {
-            if !inputs.is_empty() {
-                shards.deliver(inputs, receipt).await;
+            // A shard that stopped did not take its inputs: the batch must never be
+            // acknowledged (ingest stops, NATS redelivers it after the restart).
+            if !inputs.is_empty() && !shards.deliver(inputs, receipt.clone()).await {
+                vigil_streams::receipt::fail(&receipt);
             }
         }
     }

@@ -82,7 +82,7 @@ async fn deliver_all(shards: &PatientShards, inputs: Vec<PatientInput>) {
     let mut inputs = inputs.into_iter().peekable();
     while inputs.peek().is_some() {
         let batch: Vec<PatientInput> = inputs.by_ref().take(BATCH).collect();
-        shards.deliver(batch, receipt.clone()).await;
+        assert!(shards.deliver(batch, receipt.clone()).await);
     }
     drop(receipt);
     while applied.strong_count() > 0 {

@@ -161,11 +161,13 @@ async fn scatter<R, I, M>(
     shard: impl Fn(&I, usize) -> Option<usize>,
     message: impl Fn(Vec<I>) -> M,
     what: &str,
-) where
+) -> bool
+where
     R: Actor + Handler<M>,
     R::Context: actix::dev::ToEnvelope<R, M>,
     M: Message<Result = ()> + Send + 'static,
 {
+    let mut all_sent = true;
     let n = routers.len();
     let mut per_shard: Vec<Vec<I>> = (0..n).map(|_| Vec::new()).collect();
     for item in items {
@@ -183,9 +185,14 @@ async fn scatter<R, I, M>(
             Err(SendError::Closed(_)) => Err(()),
         };
         if sent.is_err() {
-            tracing::error!("{what} shard stopped; the batch is redelivered after restart");
+            // The caller fails the batch's receipt: it must never be acknowledged.
+            tracing::error!(
+                "{what} shard stopped; the batch stays unacknowledged and is redelivered after restart"
+            );
+            all_sent = false;
         }
     }
+    all_sent
 }
 
 impl PatientShards {
@@ -242,25 +249,30 @@ impl PatientShards {
     }
 
     /// Hands inputs to their shards, waiting while a shard's mailbox is full. `receipt` is held
-    /// until every input has been applied and its outputs published.
-    pub async fn deliver(&self, inputs: Vec<PatientInput>, receipt: Receipt) {
-        self.deliver_as(inputs, receipt, false).await;
+    /// until every input has been applied and its outputs published. Returns false when a
+    /// shard has stopped: some inputs were not handed on, and the caller must fail the receipt
+    /// so the batch is never acknowledged.
+    #[must_use]
+    pub async fn deliver(&self, inputs: Vec<PatientInput>, receipt: Receipt) -> bool {
+        self.deliver_as(inputs, receipt, false).await
     }
 
-    async fn deliver_as(&self, inputs: Vec<PatientInput>, receipt: Receipt, history: bool) {
+    async fn deliver_as(&self, inputs: Vec<PatientInput>, receipt: Receipt, history: bool) -> bool {
         let shard = |i: &PatientInput, n| Some(shard_of(&i.tenant, &i.patient_id, n));
         let message = |inputs| router::Deliver {
             inputs,
             receipt: receipt.clone(),
             history,
         };
-        scatter(&self.routers, inputs, shard, message, "patient").await;
+        scatter(&self.routers, inputs, shard, message, "patient").await
     }
 
     /// Recovery: hands already-acknowledged history to the shards. The events rebuild the
     /// windows and rule state; nothing they cause is published (it was, before the restart).
-    pub async fn deliver_history(&self, inputs: Vec<PatientInput>, receipt: Receipt) {
-        self.deliver_as(inputs, receipt, true).await;
+    /// Returns false when a shard has stopped (as [`PatientShards::deliver`]).
+    #[must_use]
+    pub async fn deliver_history(&self, inputs: Vec<PatientInput>, receipt: Receipt) -> bool {
+        self.deliver_as(inputs, receipt, true).await
     }
 
     /// Recovery: reconciles every patient with the alerts `ALERTS` holds open and those a
@@ -309,14 +321,22 @@ impl PatientShards {
     /// Hands practice inputs to the actors they name (a location, provider or resource),
     /// waiting while a shard's mailbox is full. `receipt` is held until every input has been
     /// applied and its outputs published.
-    pub async fn deliver_practice(&self, inputs: Vec<PracticeInput>, receipt: Receipt) {
-        self.deliver_practice_as(inputs, receipt, false).await;
+    /// Returns false when a shard has stopped (as [`PatientShards::deliver`]).
+    #[must_use]
+    pub async fn deliver_practice(&self, inputs: Vec<PracticeInput>, receipt: Receipt) -> bool {
+        self.deliver_practice_as(inputs, receipt, false).await
     }
 
     /// Recovery: hands already-acknowledged practice history to the actors; nothing they
     /// cause is published (it was, before the restart).
-    pub async fn deliver_practice_history(&self, inputs: Vec<PracticeInput>, receipt: Receipt) {
-        self.deliver_practice_as(inputs, receipt, true).await;
+    /// Returns false when a shard has stopped (as [`PatientShards::deliver`]).
+    #[must_use]
+    pub async fn deliver_practice_history(
+        &self,
+        inputs: Vec<PracticeInput>,
+        receipt: Receipt,
+    ) -> bool {
+        self.deliver_practice_as(inputs, receipt, true).await
     }
 
     async fn deliver_practice_as(
@@ -324,7 +344,7 @@ impl PatientShards {
         inputs: Vec<PracticeInput>,
         receipt: Receipt,
         history: bool,
-    ) {
+    ) -> bool {
         let shard = |p: &PracticeInput, n| {
             let (_, id) = p.input.keeper()?;
             Some(shard_of(&p.tenant, id, n))
@@ -334,7 +354,7 @@ impl PatientShards {
             receipt: receipt.clone(),
             history,
         };
-        scatter(&self.practice, inputs, shard, message, "practice").await;
+        scatter(&self.practice, inputs, shard, message, "practice").await
     }
 
     /// Applies a command through the actor that owns the alert (the patient's, or a
@@ -477,6 +497,16 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_stopped_shard_says_so_instead_of_dropping_a_batch_as_done() {
+        let recorder = Arc::new(Recorder::default());
+        let shards = start(60_000, recorder);
+        let stopper = shards.clone();
+        tokio::task::spawn_blocking(move || stopper.stop()).await.unwrap();
+        let receipt: Receipt = Arc::new(());
+        assert!(!shards.deliver(vec![input("p1", 0, 80.0)], receipt.clone()).await);
+    }
+
+    #[tokio::test]
     async fn events_reach_their_patient_in_order_and_commands_are_serialized() {
         let rec = Arc::new(Recorder::default());
         let shards = start(3_600_000, rec.clone());
@@ -485,7 +515,7 @@ mod tests {
         let inputs: Vec<PatientInput> = (0..40)
             .map(|i| input(&format!("p{}", i % 10), i / 10, 140.0))
             .collect();
-        shards.deliver(inputs, receipt.clone()).await;
+        assert!(shards.deliver(inputs, receipt.clone()).await);
         settle(receipt).await;
         let alerts = rec.alerts.lock().unwrap().clone();
         assert_eq!(alerts.len(), 10, "one high alert per patient");
@@ -546,7 +576,7 @@ mod tests {
             }
         }
         inputs.extend([input("p-sick", 0, 140.0), input("p-sick", 1, 140.0)]);
-        shards.deliver(inputs, receipt.clone()).await;
+        assert!(shards.deliver(inputs, receipt.clone()).await);
         settle(receipt).await;
         assert_eq!(shards.patient_count().await, 2);
         tokio::time::sleep(Duration::from_millis(800)).await;
