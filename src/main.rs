@@ -198,16 +198,13 @@ async fn serve(cfg: Config, source: BusSource, demo_patients: Option<usize>) -> 
     let commands = Arc::new(ShardCommands::default());
     // The NATS link, known once connected (metrics and readiness read it).
     let link: Arc<std::sync::OnceLock<Arc<vigil_streams::Link>>> = Arc::default();
-    let (m, metrics_link) = (metrics.clone(), link.clone());
     let hub = Hub::new(
         &cfg,
         commands.clone(),
-        Some(Arc::new(move |out: &mut String| {
-            m.render(out);
-            if let Some(link) = metrics_link.get() {
-                link.render(out);
-            }
-        })),
+        vec![
+            metrics.clone(),
+            Arc::new(vigil_streams::LinkMetrics(link.clone())),
+        ],
     );
     let (readiness_link, readiness_stop) = (link.clone(), stopped_task.clone());
     hub.set_readiness(Arc::new(move || {

@@ -28,7 +28,7 @@ impl Outputs for EngineOutputs {
             // Source time of what fired it to now: how late staff hear of it.
             let fired = alert.triggered_at.unwrap_or(alert.opened_at);
             let delay = vigil_streams::wall_clock().since(fired);
-            self.metrics.alert_delay.record(delay);
+            self.metrics.alert_delay.record_ms(delay);
         }
         self.hub.publish_alert(alert);
         match self.outbox.try_send(alert_message(alert, receipt)) {

@@ -15,13 +15,18 @@ use serde_json::{Value, json};
 const T: &str = "clinic-abc";
 const OBS: &str = "vitals.observation.v1";
 
+/// The latest transition of `alert_id` on `ALERTS`. Dashboards hear of a transition as soon as
+/// it happens and the outbox stores it right after, so it may take a moment to appear.
 async fn alert_on_stream(js: &jetstream::Context, tenant: &str, alert_id: &str) -> Value {
     let stream = js.get_stream("ALERTS").await.expect("ALERTS exists");
-    let m = stream
-        .get_last_raw_message_by_subject(&format!("alerts.{tenant}.{alert_id}"))
-        .await
-        .expect("alert transition on ALERTS");
-    serde_json::from_slice(&m.payload).expect("envelope json")
+    let subject = format!("alerts.{tenant}.{alert_id}");
+    for _ in 0..100 {
+        if let Ok(m) = stream.get_last_raw_message_by_subject(&subject).await {
+            return serde_json::from_slice(&m.payload).expect("envelope json");
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("no transition of {alert_id} on ALERTS within 5 s");
 }
 
 /// Publishes two readings scoring NEWS2 8 (one JSON, one MessagePack): `news2.high` fires.

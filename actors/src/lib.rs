@@ -501,9 +501,15 @@ mod tests {
         let recorder = Arc::new(Recorder::default());
         let shards = start(60_000, recorder);
         let stopper = shards.clone();
-        tokio::task::spawn_blocking(move || stopper.stop()).await.unwrap();
+        tokio::task::spawn_blocking(move || stopper.stop())
+            .await
+            .unwrap();
         let receipt: Receipt = Arc::new(());
-        assert!(!shards.deliver(vec![input("p1", 0, 80.0)], receipt.clone()).await);
+        assert!(
+            !shards
+                .deliver(vec![input("p1", 0, 80.0)], receipt.clone())
+                .await
+        );
     }
 
     #[tokio::test]

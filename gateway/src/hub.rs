@@ -3,7 +3,6 @@
 //! (so a lagging dashboard resyncs instead of missing a patient), the command port and counters.
 
 use std::collections::HashMap;
-use std::fmt::Write;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -18,6 +17,11 @@ use vigil_engine::{
     Alert, AlertCommand, AlertState, CommandError, CommandKind, Level, Owner, Page, PageState,
     PatientStatus, Timestamp, Vitals,
 };
+
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::metrics::MetricType;
+use prometheus_client::metrics::counter::ConstCounter;
+use prometheus_client::metrics::gauge::ConstGauge;
 
 use crate::error::ErrorCode;
 
@@ -50,7 +54,8 @@ pub trait CommandPort: Send + Sync + 'static {
 }
 
 /// Extra `/metrics` text from the rest of the process (ingest counters).
-pub type MetricsSource = Arc<dyn Fn(&mut String) + Send + Sync>;
+/// Metrics of the rest of the engine (ingest, the NATS link), written into the same `/metrics`.
+pub type MetricsSource = Arc<dyn prometheus_client::collector::Collector>;
 
 /// Whether the engine can ingest and store right now; `Err` says why not. Asked on every
 /// `/readyz`.
@@ -220,7 +225,7 @@ pub struct Hub {
     readiness: std::sync::OnceLock<ReadinessCheck>,
     /// What the engine is doing while not started (connecting, recovering, stopping).
     starting: std::sync::Mutex<String>,
-    pub(crate) extra_metrics: Option<MetricsSource>,
+    pub(crate) extra_metrics: Vec<MetricsSource>,
     /// Where `GET /api/alerts/{id}/history` reads the audit trail (set once at start).
     pub(crate) history: std::sync::OnceLock<HistorySource>,
     pub(crate) config: vigil_config::GatewayConfig,
@@ -235,7 +240,7 @@ impl Hub {
     pub fn new(
         config: &Config,
         commands: Arc<dyn CommandPort>,
-        extra_metrics: Option<MetricsSource>,
+        extra_metrics: Vec<MetricsSource>,
     ) -> Arc<Hub> {
         let tokens = config
             .auth
@@ -594,68 +599,187 @@ impl Hub {
             .filter(|e| principal.covers(&e.tenant, e.unit.as_deref()))
     }
 
-    /// Prometheus text for `/metrics`.
+    /// The OpenMetrics text of `/metrics`: the gateway's own metrics and every other source.
     pub fn render_metrics(&self) -> String {
-        let mut out = String::with_capacity(4096);
         let m = &self.metrics;
-        let gauges = [
-            ("vigil_ws_connected", &m.connected),
-            ("vigil_http_open_connections", &m.open_connections),
-            (
-                "vigil_http_open_connections_limit",
-                &m.open_connections_limit,
-            ),
-        ];
-        for (name, v) in gauges {
-            let _ = writeln!(out, "# TYPE {name} gauge\n{name} {}", v.load(Relaxed));
-        }
-        let lines = [
-            ("vigil_ws_connections_total", &m.connections_total),
-            (
-                "vigil_ws_rejected_unauthorized_total",
-                &m.rejected_unauthorized,
-            ),
-            ("vigil_ws_rejected_capacity_total", &m.rejected_capacity),
-            ("vigil_ws_slow_client_closes_total", &m.slow_client_closes),
-            ("vigil_ws_idle_closes_total", &m.idle_closes),
-            ("vigil_ws_ping_timeouts_total", &m.ping_timeouts),
-            ("vigil_ws_oversize_closes_total", &m.oversize_closes),
-            ("vigil_http_oversize_heads_total", &m.oversize_heads),
-            (
-                "vigil_http_refused_connections_total",
-                &m.refused_connections,
-            ),
-            ("vigil_http_header_timeouts_total", &m.header_timeouts),
-            ("vigil_http_evicted_pending_total", &m.evicted_pending),
-            ("vigil_http_accept_errors_total", &m.accept_errors),
-            ("vigil_ws_alert_frames_total", &m.alert_frames),
-            ("vigil_ws_patient_frames_total", &m.patient_frames),
-            ("vigil_ws_resource_frames_total", &m.resource_frames),
-            ("vigil_ws_page_frames_total", &m.page_frames),
-            ("vigil_commands_ok_total", &m.commands_ok),
-        ];
-        for (name, v) in lines {
-            let _ = writeln!(out, "# TYPE {name} counter\n{name} {}", v.load(Relaxed));
-        }
-        let _ = writeln!(out, "# TYPE vigil_ws_errors_total counter");
-        for code in ErrorCode::ALL {
-            let n = m.errors[code.index()].load(Relaxed);
-            let name = code.as_str();
-            let _ = writeln!(out, "vigil_ws_errors_total{{code=\"{name}\"}} {n}");
-        }
+        let load = |a: &AtomicU64| a.load(Relaxed);
         let mut open = [0u64; 3];
         for e in self.alerts.iter() {
             if e.state != AlertState::Resolved {
                 open[e.level as usize] += 1;
             }
         }
-        let _ = writeln!(out, "# TYPE vigil_alerts_open gauge");
-        for (i, level) in ["info", "warning", "critical"].iter().enumerate() {
-            let _ = writeln!(out, "vigil_alerts_open{{level=\"{level}\"}} {}", open[i]);
+        let scrape = Scrape {
+            gauges: vec![
+                (
+                    "vigil_ws_connected",
+                    "WebSocket sessions open now",
+                    load(&m.connected),
+                ),
+                (
+                    "vigil_http_open_connections",
+                    "TCP connections open now, HTTP and WebSocket",
+                    load(&m.open_connections),
+                ),
+                (
+                    "vigil_http_open_connections_limit",
+                    "The most TCP connections the gateway keeps open",
+                    load(&m.open_connections_limit),
+                ),
+            ],
+            counters: vec![
+                (
+                    "vigil_ws_connections",
+                    "WebSocket sessions opened",
+                    load(&m.connections_total),
+                ),
+                (
+                    "vigil_ws_rejected_unauthorized",
+                    "Requests refused for a missing or unknown token",
+                    load(&m.rejected_unauthorized),
+                ),
+                (
+                    "vigil_ws_rejected_capacity",
+                    "WebSocket upgrades refused above gateway.max_connections",
+                    load(&m.rejected_capacity),
+                ),
+                (
+                    "vigil_ws_slow_client_closes",
+                    "WebSockets closed with 1013, too slow for their alerts",
+                    load(&m.slow_client_closes),
+                ),
+                (
+                    "vigil_ws_idle_closes",
+                    "WebSockets closed with 1008, never subscribed",
+                    load(&m.idle_closes),
+                ),
+                (
+                    "vigil_ws_ping_timeouts",
+                    "WebSockets closed with 1011, no answer to a ping",
+                    load(&m.ping_timeouts),
+                ),
+                (
+                    "vigil_ws_oversize_closes",
+                    "WebSockets closed with 1009, a message over 64 KiB",
+                    load(&m.oversize_closes),
+                ),
+                (
+                    "vigil_http_oversize_heads",
+                    "Requests answered 431, a head over 64 KiB",
+                    load(&m.oversize_heads),
+                ),
+                (
+                    "vigil_http_refused_connections",
+                    "Connections closed at accept, the open-connection cap reached",
+                    load(&m.refused_connections),
+                ),
+                (
+                    "vigil_http_header_timeouts",
+                    "Connections closed, request headers not in within gateway.header_timeout",
+                    load(&m.header_timeouts),
+                ),
+                (
+                    "vigil_http_evicted_pending",
+                    "Connections without a request yet, closed to make room for newer ones",
+                    load(&m.evicted_pending),
+                ),
+                (
+                    "vigil_http_accept_errors",
+                    "Accepts that failed (out of file descriptors and the like)",
+                    load(&m.accept_errors),
+                ),
+                (
+                    "vigil_ws_alert_frames",
+                    "alert frames written",
+                    load(&m.alert_frames),
+                ),
+                (
+                    "vigil_ws_patient_frames",
+                    "patient frames written",
+                    load(&m.patient_frames),
+                ),
+                (
+                    "vigil_ws_resource_frames",
+                    "resource frames written",
+                    load(&m.resource_frames),
+                ),
+                (
+                    "vigil_ws_page_frames",
+                    "page frames written",
+                    load(&m.page_frames),
+                ),
+                (
+                    "vigil_commands_ok",
+                    "Commands applied and stored",
+                    load(&m.commands_ok),
+                ),
+            ],
+            errors: std::array::from_fn(|i| load(&m.errors[i])),
+            open,
+        };
+        let mut registry = prometheus_client::registry::Registry::default();
+        registry.register_collector(Box::new(scrape));
+        for source in &self.extra_metrics {
+            registry.register_collector(Box::new(Shared(source.clone())));
         }
-        if let Some(extra) = &self.extra_metrics {
-            extra(&mut out);
-        }
+        let mut out = String::with_capacity(8192);
+        let _ = prometheus_client::encoding::text::encode(&mut out, &registry);
         out
+    }
+}
+
+/// The gateway's metrics as read at one scrape.
+#[derive(Debug)]
+struct Scrape {
+    gauges: Vec<(&'static str, &'static str, u64)>,
+    counters: Vec<(&'static str, &'static str, u64)>,
+    /// By [`ErrorCode::index`].
+    errors: [u64; ErrorCode::ALL.len()],
+    /// Non-resolved alerts by level (info, warning, critical).
+    open: [u64; 3],
+}
+
+impl prometheus_client::collector::Collector for Scrape {
+    fn encode(&self, mut e: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        for (name, help, v) in &self.gauges {
+            let g = ConstGauge::new(i64::try_from(*v).unwrap_or(i64::MAX));
+            g.encode(e.encode_descriptor(name, help, None, g.metric_type())?)?;
+        }
+        for (name, help, v) in &self.counters {
+            let c = ConstCounter::new(*v);
+            c.encode(e.encode_descriptor(name, help, None, c.metric_type())?)?;
+        }
+        let mut errors = e.encode_descriptor(
+            "vigil_ws_errors",
+            "error frames and HTTP errors answered, by code",
+            None,
+            MetricType::Counter,
+        )?;
+        for code in ErrorCode::ALL {
+            let labels = [("code", code.as_str())];
+            ConstCounter::new(self.errors[code.index()]).encode(errors.encode_family(&labels)?)?;
+        }
+        let mut open = e.encode_descriptor(
+            "vigil_alerts_open",
+            "Alerts not resolved, by level",
+            None,
+            MetricType::Gauge,
+        )?;
+        for (i, level) in ["info", "warning", "critical"].into_iter().enumerate() {
+            let labels = [("level", level)];
+            let n = i64::try_from(self.open[i]).unwrap_or(i64::MAX);
+            ConstGauge::new(n).encode(open.encode_family(&labels)?)?;
+        }
+        Ok(())
+    }
+}
+
+/// A metrics source the hub keeps, lent to each scrape's registry.
+#[derive(Debug)]
+struct Shared(MetricsSource);
+
+impl prometheus_client::collector::Collector for Shared {
+    fn encode(&self, e: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        self.0.encode(e)
     }
 }

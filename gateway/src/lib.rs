@@ -72,13 +72,60 @@ async fn readyz(State(hub): State<Arc<Hub>>) -> Response {
     }
 }
 
-async fn metrics(State(hub): State<Arc<Hub>>) -> Response {
-    let mut r = hub.render_metrics().into_response();
-    r.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; version=0.0.4"),
-    );
+/// `/metrics`: OpenMetrics for a scraper that asks for it (Prometheus does), the classic text
+/// format (0.0.4) for everything else (curl, promtool, older scrapers).
+async fn metrics(State(hub): State<Arc<Hub>>, req: Request) -> Response {
+    let openmetrics = req
+        .headers()
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("application/openmetrics-text"));
+    let text = hub.render_metrics();
+    let (body, content_type) = if openmetrics {
+        (
+            text,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )
+    } else {
+        (
+            classic_text(&text),
+            "text/plain; version=0.0.4; charset=utf-8",
+        )
+    };
+    let mut r = body.into_response();
+    r.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     r
+}
+
+/// The classic text format from prometheus-client's OpenMetrics: a counter family's HELP and
+/// TYPE lines name it with its `_total` suffix, as its samples do, and there is no `# EOF`.
+/// Everything else is the same in both formats.
+fn classic_text(openmetrics: &str) -> String {
+    let mut out = String::with_capacity(openmetrics.len() + 1024);
+    let lines: Vec<&str> = openmetrics.lines().collect();
+    let mut i = 0;
+    while i < lines.len() {
+        let line = lines[i];
+        // Each family starts `# HELP name ...` then `# TYPE name kind`.
+        if let (Some(help), Some(next)) = (line.strip_prefix("# HELP "), lines.get(i + 1))
+            && let Some(name) = help.split(' ').next()
+            && *next == format!("# TYPE {name} counter")
+        {
+            let text = &help[name.len()..];
+            out.push_str(&format!(
+                "# HELP {name}_total{text}\n# TYPE {name}_total counter\n"
+            ));
+            i += 2;
+            continue;
+        }
+        if line != "# EOF" {
+            out.push_str(line);
+            out.push('\n');
+        }
+        i += 1;
+    }
+    out
 }
 
 /// An HTTP error: `{"code", "message"}` with the code's status. Not counted (see
@@ -373,4 +420,22 @@ async fn ws_upgrade(State(hub): State<Arc<Hub>>, mut req: Request) -> Response {
         .header(header::SEC_WEBSOCKET_ACCEPT, key)
         .body(axum::body::Body::empty())
         .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn classic_text_names_counter_families_with_total_and_drops_eof() {
+        let om = "# HELP a_total_x Help.\n# TYPE a_total_x gauge\na_total_x 1\n\
+                  # HELP c Some counter.\n# TYPE c counter\nc_total{k=\"v\"} 2\n\
+                  # HELP h A histogram.\n# TYPE h histogram\nh_count 0\n# EOF\n";
+        assert_eq!(
+            classic_text(om),
+            "# HELP a_total_x Help.\n# TYPE a_total_x gauge\na_total_x 1\n\
+             # HELP c_total Some counter.\n# TYPE c_total counter\nc_total{k=\"v\"} 2\n\
+             # HELP h A histogram.\n# TYPE h histogram\nh_count 0\n"
+        );
+    }
 }

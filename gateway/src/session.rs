@@ -701,7 +701,11 @@ mod tests {
             "[gateway]\nclient_queue = {client_queue}\n[[auth.tokens]]\ntoken = \"nurse-token\"\n\
              tenant = \"t1\"\nrole = \"nurse\"\nunits = [\"icu-3\"]\n"
         );
-        Hub::new(&Config::from_toml(&text, "test").unwrap(), commands, None)
+        Hub::new(
+            &Config::from_toml(&text, "test").unwrap(),
+            commands,
+            Vec::new(),
+        )
     }
 
     /// Commands that never finish: their transition is never stored.

@@ -149,20 +149,32 @@ impl Link {
     pub fn is_connected(&self) -> bool {
         self.connected.load(std::sync::atomic::Ordering::Relaxed)
     }
+}
 
-    /// Appends `vigil_nats_connected` and `vigil_nats_disconnects_total`.
-    pub fn render(&self, out: &mut String) {
-        use std::fmt::Write;
+/// `vigil_nats_connected` and `vigil_nats_disconnects_total`, once the engine has a link (0 and
+/// 0 before: not connected yet).
+#[derive(Debug, Default)]
+pub struct LinkMetrics(pub Arc<std::sync::OnceLock<Arc<Link>>>);
+
+impl prometheus_client::collector::Collector for LinkMetrics {
+    fn encode(
+        &self,
+        mut e: prometheus_client::encoding::DescriptorEncoder,
+    ) -> Result<(), std::fmt::Error> {
         use std::sync::atomic::Ordering::Relaxed;
-        let up = u8::from(self.connected.load(Relaxed));
-        let _ = writeln!(out, "# TYPE vigil_nats_connected gauge");
-        let _ = writeln!(out, "vigil_nats_connected {up}");
-        let _ = writeln!(out, "# TYPE vigil_nats_disconnects_total counter");
-        let _ = writeln!(
-            out,
-            "vigil_nats_disconnects_total {}",
-            self.disconnects.load(Relaxed)
-        );
+        let link = self.0.get();
+        crate::metrics::gauge(
+            &mut e,
+            "vigil_nats_connected",
+            "1 while the engine holds a connection to NATS",
+            link.map_or(0, |l| i64::from(l.connected.load(Relaxed))),
+        )?;
+        crate::metrics::counter(
+            &mut e,
+            "vigil_nats_disconnects",
+            "Connections to NATS lost (each followed by reconnect attempts)",
+            link.map_or(0, |l| l.disconnects.load(Relaxed)),
+        )
     }
 }
 

@@ -300,8 +300,9 @@ pub async fn run<I: Inbound, S: EventSink<Event = I::Event>>(
                     ack_metrics
                         .batches_acked
                         .fetch_add(applied.len() as u64, Relaxed);
-                    let us: u128 = applied.iter().map(|(s, _)| s.elapsed().as_micros()).sum();
-                    ack_metrics.batch_apply_us.fetch_add(us as u64, Relaxed);
+                    for (started, _) in &applied {
+                        ack_metrics.batch_apply.record(started.elapsed());
+                    }
                 }
                 Err(e) => {
                     ack_metrics.ack_failures.fetch_add(1, Relaxed);

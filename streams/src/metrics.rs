@@ -1,7 +1,16 @@
-//! Ingest counters, rendered as Prometheus text for `/metrics`.
+//! Ingest counters for `/metrics`. The hot path bumps plain atomics; each scrape reads them
+//! through prometheus-client (a [`Collector`]), which writes the OpenMetrics text with HELP and
+//! TYPE lines. The helpers at the end ([`counter`], [`gauge`], [`labelled`]) are how every
+//! collector of the engine writes one metric.
 
-use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::metrics::MetricType;
+use prometheus_client::metrics::counter::ConstCounter;
+use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::metrics::histogram::Histogram;
 
 use crate::envelope::RejectCode;
 
@@ -24,52 +33,49 @@ pub struct IngestMetrics {
     pub flow_updates: AtomicU64,
     pub batches_acked: AtomicU64,
     pub ack_failures: AtomicU64,
-    /// Sum and count of batch hand-off to fully-applied-and-published, in microseconds.
-    pub batch_apply_us: AtomicU64,
+    /// Each batch from hand-off to fully applied and published, seconds.
+    pub batch_apply: Seconds<BATCH_BUCKETS_LEN>,
     pub alert_transitions: AtomicU64,
     /// Opened alerts by delay from the triggering reading's `occurredAt` to emission.
-    pub alert_delay: DelayHistogram,
+    pub alert_delay: Seconds<DELAY_BUCKETS_LEN>,
 }
 
+const DELAY_BUCKETS_LEN: usize = 12;
+const BATCH_BUCKETS_LEN: usize = 10;
+
 /// Upper bounds (seconds) of the alert delay buckets.
-pub const DELAY_BUCKETS: [f64; 12] = [
+pub const DELAY_BUCKETS: [f64; DELAY_BUCKETS_LEN] = [
     0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0, 60.0,
 ];
 
-/// A Prometheus histogram over [`DELAY_BUCKETS`], lock-free.
-#[derive(Debug, Default)]
-pub struct DelayHistogram {
-    buckets: [AtomicU64; 12],
-    count: AtomicU64,
-    sum_us: AtomicU64,
+/// Upper bounds (seconds) of the batch apply buckets.
+pub const BATCH_BUCKETS: [f64; BATCH_BUCKETS_LEN] =
+    [0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.5, 2.0];
+
+/// A prometheus-client histogram of durations over fixed buckets.
+#[derive(Debug)]
+pub struct Seconds<const N: usize>(Histogram);
+
+impl Default for Seconds<DELAY_BUCKETS_LEN> {
+    fn default() -> Self {
+        Self(Histogram::new(DELAY_BUCKETS))
+    }
 }
 
-impl DelayHistogram {
-    pub fn record(&self, delay_ms: i64) {
-        let ms = delay_ms.max(0) as u64;
-        let secs = ms as f64 / 1000.0;
-        if let Some(i) = DELAY_BUCKETS.iter().position(|b| secs <= *b) {
-            self.buckets[i].fetch_add(1, Relaxed);
-        }
-        self.count.fetch_add(1, Relaxed);
-        self.sum_us.fetch_add(ms * 1000, Relaxed);
+impl Default for Seconds<BATCH_BUCKETS_LEN> {
+    fn default() -> Self {
+        Self(Histogram::new(BATCH_BUCKETS))
+    }
+}
+
+impl<const N: usize> Seconds<N> {
+    /// Records a duration in milliseconds (negative counts as 0).
+    pub fn record_ms(&self, ms: i64) {
+        self.0.observe(ms.max(0) as f64 / 1000.0);
     }
 
-    fn render(&self, name: &str, out: &mut String) {
-        let _ = writeln!(out, "# TYPE {name} histogram");
-        let mut cumulative = 0;
-        for (i, b) in DELAY_BUCKETS.iter().enumerate() {
-            cumulative += self.buckets[i].load(Relaxed);
-            let _ = writeln!(out, "{name}_bucket{{le=\"{b}\"}} {cumulative}");
-        }
-        let count = self.count.load(Relaxed);
-        let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {count}");
-        let _ = writeln!(
-            out,
-            "{name}_sum {:.6}",
-            self.sum_us.load(Relaxed) as f64 / 1e6
-        );
-        let _ = writeln!(out, "{name}_count {count}");
+    pub fn record(&self, d: std::time::Duration) {
+        self.0.observe(d.as_secs_f64());
     }
 }
 
@@ -107,129 +113,244 @@ impl IngestMetrics {
             self.dead_letters[i].fetch_add(1, Relaxed);
         }
     }
+}
 
-    /// Appends the Prometheus text exposition of every counter.
-    pub fn render(&self, out: &mut String) {
-        let types = INBOUND_TYPES;
-        let _ = writeln!(out, "# TYPE vigil_events_ingested_total counter");
-        for (i, t) in types.iter().enumerate() {
-            let _ = writeln!(
-                out,
-                "vigil_events_ingested_total{{type=\"{t}\"}} {}",
-                self.events[i].load(Relaxed)
-            );
-        }
-        let _ = writeln!(out, "# TYPE vigil_event_decode_seconds_total counter");
-        for (i, t) in types.iter().enumerate() {
-            let secs = self.decode_ns[i].load(Relaxed) as f64 / 1e9;
-            let _ = writeln!(
-                out,
-                "vigil_event_decode_seconds_total{{type=\"{t}\"}} {secs:.6}"
-            );
-        }
-        let _ = writeln!(out, "# TYPE vigil_events_duplicate_total counter");
-        let _ = writeln!(
-            out,
-            "vigil_events_duplicate_total {}",
-            self.duplicates.load(Relaxed)
-        );
-        let _ = writeln!(out, "# TYPE vigil_dlq_total counter");
-        for (i, c) in RejectCode::ALL.iter().enumerate() {
-            let _ = writeln!(
-                out,
-                "vigil_dlq_total{{code=\"{}\"}} {}",
-                c.as_str(),
-                self.dead_letters[i].load(Relaxed)
-            );
-        }
-        let _ = writeln!(out, "# TYPE vigil_consumer_lag gauge");
-        for (i, s) in INBOUND_STREAMS.iter().enumerate() {
-            let _ = writeln!(
-                out,
-                "vigil_consumer_lag{{stream=\"{s}\"}} {}",
-                self.consumer_lag[i].load(Relaxed)
-            );
-        }
-        let _ = writeln!(out, "# TYPE vigil_practice_held gauge");
-        let _ = writeln!(
-            out,
-            "vigil_practice_held {}",
-            self.practice_held.load(Relaxed)
-        );
-        let _ = writeln!(out, "# TYPE vigil_practice_unscheduled_total counter");
-        let _ = writeln!(
-            out,
-            "vigil_practice_unscheduled_total {}",
-            self.practice_unscheduled.load(Relaxed)
-        );
-        let _ = writeln!(out, "# TYPE vigil_flow_updates_total counter");
-        let _ = writeln!(
-            out,
-            "vigil_flow_updates_total {}",
-            self.flow_updates.load(Relaxed)
-        );
-        let _ = writeln!(out, "# TYPE vigil_batches_acked_total counter");
-        let _ = writeln!(
-            out,
-            "vigil_batches_acked_total {}",
-            self.batches_acked.load(Relaxed)
-        );
-        let _ = writeln!(out, "# TYPE vigil_ack_failures_total counter");
-        let _ = writeln!(
-            out,
-            "vigil_ack_failures_total {}",
-            self.ack_failures.load(Relaxed)
-        );
-        let _ = writeln!(out, "# TYPE vigil_batch_apply_seconds summary");
-        let us = self.batch_apply_us.load(Relaxed) as f64 / 1e6;
-        let _ = writeln!(out, "vigil_batch_apply_seconds_sum {us:.6}");
-        let _ = writeln!(
-            out,
-            "vigil_batch_apply_seconds_count {}",
-            self.batches_acked.load(Relaxed)
-        );
-        let _ = writeln!(out, "# TYPE vigil_alert_transitions_total counter");
-        let _ = writeln!(
-            out,
-            "vigil_alert_transitions_total {}",
-            self.alert_transitions.load(Relaxed)
-        );
-        self.alert_delay
-            .render("vigil_alert_open_delay_seconds", out);
+impl Collector for IngestMetrics {
+    fn encode(&self, mut e: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let load = |a: &AtomicU64| a.load(Relaxed);
+        labelled(
+            &mut e,
+            "vigil_events_ingested",
+            "Inbound events accepted (new, valid), by event type",
+            MetricType::Counter,
+            "type",
+            INBOUND_TYPES
+                .iter()
+                .zip(&self.events)
+                .map(|(t, v)| (*t, load(v) as f64)),
+        )?;
+        labelled(
+            &mut e,
+            "vigil_event_decode_seconds",
+            "Time spent decoding and validating accepted events, by event type",
+            MetricType::Counter,
+            "type",
+            INBOUND_TYPES
+                .iter()
+                .zip(&self.decode_ns)
+                .map(|(t, v)| (*t, load(v) as f64 / 1e9)),
+        )?;
+        counter(
+            &mut e,
+            "vigil_events_duplicate",
+            "Events ignored because their (tenantId, eventId) was already applied",
+            load(&self.duplicates),
+        )?;
+        labelled(
+            &mut e,
+            "vigil_dlq",
+            "Messages dead-lettered, by error code",
+            MetricType::Counter,
+            "code",
+            RejectCode::ALL
+                .iter()
+                .zip(&self.dead_letters)
+                .map(|(c, v)| (c.as_str(), load(v) as f64)),
+        )?;
+        labelled(
+            &mut e,
+            "vigil_consumer_lag",
+            "Messages pending for each consumer, as of its latest delivery",
+            MetricType::Gauge,
+            "stream",
+            INBOUND_STREAMS
+                .iter()
+                .zip(&self.consumer_lag)
+                .map(|(s, v)| (*s, load(v) as f64)),
+        )?;
+        gauge(
+            &mut e,
+            "vigil_practice_held",
+            "Practice events waiting for their appointment's schedule",
+            load(&self.practice_held) as i64,
+        )?;
+        counter(
+            &mut e,
+            "vigil_practice_unscheduled",
+            "Held practice events applied unscheduled or dead-lettered: no schedule came in time",
+            load(&self.practice_unscheduled),
+        )?;
+        counter(
+            &mut e,
+            "vigil_flow_updates",
+            "patient.flow.update.v1 messages published",
+            load(&self.flow_updates),
+        )?;
+        counter(
+            &mut e,
+            "vigil_batches_acked",
+            "Inbound batches acknowledged after every event was applied and its outputs stored",
+            load(&self.batches_acked),
+        )?;
+        counter(
+            &mut e,
+            "vigil_ack_failures",
+            "Batch acknowledgements NATS did not take (the batch is redelivered)",
+            load(&self.ack_failures),
+        )?;
+        let m = e.encode_descriptor(
+            "vigil_batch_apply_seconds",
+            "Each batch from hand-off to fully applied and its outputs stored",
+            None,
+            MetricType::Histogram,
+        )?;
+        self.batch_apply.0.encode(m)?;
+        counter(
+            &mut e,
+            "vigil_alert_transitions",
+            "Alert transitions emitted (opened, escalated, acknowledged, resolved, ...)",
+            load(&self.alert_transitions),
+        )?;
+        let m = e.encode_descriptor(
+            "vigil_alert_open_delay_seconds",
+            "From the occurredAt of what opened an alert to its emission: how late staff hear of it",
+            None,
+            MetricType::Histogram,
+        )?;
+        self.alert_delay.0.encode(m)
     }
+}
+
+/// One counter without labels (the sample line gets OpenMetrics' `_total`).
+///
+/// # Errors
+/// The writer's.
+pub fn counter(
+    e: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    value: u64,
+) -> Result<(), std::fmt::Error> {
+    let c = ConstCounter::new(value);
+    c.encode(e.encode_descriptor(name, help, None, c.metric_type())?)
+}
+
+/// One gauge without labels.
+///
+/// # Errors
+/// The writer's.
+pub fn gauge(
+    e: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    value: i64,
+) -> Result<(), std::fmt::Error> {
+    let g = ConstGauge::new(value);
+    g.encode(e.encode_descriptor(name, help, None, g.metric_type())?)
+}
+
+/// A counter or gauge family with one label: one sample per `(label value, value)`.
+///
+/// # Errors
+/// The writer's.
+pub fn labelled<'v>(
+    e: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    kind: MetricType,
+    label: &str,
+    values: impl Iterator<Item = (&'v str, f64)>,
+) -> Result<(), std::fmt::Error> {
+    let mut m = e.encode_descriptor(name, help, None, kind)?;
+    for (v, x) in values {
+        let labels = [(label, v)];
+        let sample = m.encode_family(&labels)?;
+        match kind {
+            MetricType::Gauge if x.fract() == 0.0 && x.abs() < 9.0e15 => {
+                ConstGauge::new(x as i64).encode(sample)?;
+            }
+            MetricType::Gauge => ConstGauge::new(x).encode(sample)?,
+            // Whole numbers stay whole: counts print as integers, durations as decimals.
+            _ if x.fract() == 0.0 && x < 9.0e15 => ConstCounter::new(x as u64).encode(sample)?,
+            _ => ConstCounter::new(x).encode(sample)?,
+        }
+    }
+    Ok(())
+}
+
+/// Writes `collectors` as the OpenMetrics text `/metrics` serves.
+pub fn render(collectors: Vec<Box<dyn Collector>>) -> String {
+    let mut registry = prometheus_client::registry::Registry::default();
+    for c in collectors {
+        registry.register_collector(c);
+    }
+    let mut out = String::with_capacity(8192);
+    let _ = prometheus_client::encoding::text::encode(&mut out, &registry);
+    out
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    #[test]
-    fn delay_histogram_is_cumulative_with_edges_inclusive() {
-        let h = DelayHistogram::default();
-        for ms in [0, 1, 2, 9, 10, 11, 70_000] {
-            h.record(ms);
-        }
-        let mut out = String::new();
-        h.render("d", &mut out);
-        assert!(out.contains("d_bucket{le=\"0.001\"} 2\n"), "{out}");
-        assert!(out.contains("d_bucket{le=\"0.002\"} 3\n"), "{out}");
-        assert!(out.contains("d_bucket{le=\"0.01\"} 5\n"), "{out}");
-        assert!(out.contains("d_bucket{le=\"0.02\"} 6\n"), "{out}");
-        assert!(out.contains("d_bucket{le=\"60\"} 6\n"), "{out}");
-        assert!(out.contains("d_bucket{le=\"+Inf\"} 7\n"), "{out}");
-        assert!(out.contains("d_count 7\n"), "{out}");
+    fn text(m: IngestMetrics) -> String {
+        render(vec![Box::new(m)])
     }
 
     #[test]
-    fn every_dead_letter_code_is_rendered() {
+    fn delay_histogram_is_cumulative_with_edges_inclusive() {
+        let m = IngestMetrics::default();
+        for ms in [0, 1, 2, 9, 10, 11, 70_000] {
+            m.alert_delay.record_ms(ms);
+        }
+        let out = text(m);
+        let d = "vigil_alert_open_delay_seconds";
+        for (le, n) in [
+            ("0.001", 2),
+            ("0.002", 3),
+            ("0.01", 5),
+            ("0.02", 6),
+            ("60.0", 6),
+        ] {
+            assert!(
+                out.contains(&format!("{d}_bucket{{le=\"{le}\"}} {n}\n")),
+                "{le}: {out}"
+            );
+        }
+        assert!(
+            out.contains(&format!("{d}_bucket{{le=\"+Inf\"}} 7\n")),
+            "{out}"
+        );
+        assert!(out.contains(&format!("{d}_count 7\n")), "{out}");
+        assert!(out.contains(&format!("# TYPE {d} histogram\n")), "{out}");
+        assert!(out.ends_with("# EOF\n"), "{out}");
+    }
+
+    #[test]
+    fn every_dead_letter_code_is_rendered_with_help_and_type() {
         let m = IngestMetrics::default();
         m.dead_letter(RejectCode::VitalOutOfRange);
-        let mut out = String::new();
-        m.render(&mut out);
-        assert!(out.contains("vigil_dlq_total{code=\"VITAL_OUT_OF_RANGE\"} 1\n"));
+        m.decode_ns[0].fetch_add(1_500_000, Relaxed);
+        let out = text(m);
+        assert!(
+            out.contains("vigil_dlq_total{code=\"VITAL_OUT_OF_RANGE\"} 1\n"),
+            "{out}"
+        );
         assert_eq!(
             out.matches("vigil_dlq_total{").count(),
             RejectCode::ALL.len()
+        );
+        assert!(out.contains("# HELP vigil_dlq Messages dead-lettered, by error code\n"));
+        assert!(out.contains("# TYPE vigil_dlq counter\n"));
+        assert!(
+            out.contains(
+                "vigil_event_decode_seconds_total{type=\"vitals.observation.v1\"} 0.0015\n"
+            ),
+            "{out}"
+        );
+        assert!(
+            out.contains("vigil_consumer_lag{stream=\"VITALS\"} 0\n"),
+            "{out}"
         );
     }
 }

@@ -604,10 +604,16 @@ async fn main() -> anyhow::Result<()> {
         publish_until_stored(&js, subject.clone(), h, payload.clone().into()).await;
     }
     let stalled = dashboard(&engine.addr, &["alerts", "patients"], true).await?;
-    // It reads at last 8 s in: past the 5 s write timeout of its blocked socket, within the
-    // 10 s its closing frame is given. It must find 1013.
+    // It reads at last once the engine has given up on it (its writes blocked past the 5 s
+    // timeout; the closing frame then gets 10 s): it must find 1013.
+    let stalled_addr = engine.addr.clone();
     let stalled = tokio::spawn(async move {
-        tokio::time::sleep(Duration::from_secs(8)).await;
+        for _ in 0..300 {
+            if metric(&stalled_addr, "vigil_ws_slow_client_closes_total").await >= 1.0 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
         let mut ws = stalled;
         let deadline = Instant::now() + Duration::from_secs(20);
         while Instant::now() < deadline {
