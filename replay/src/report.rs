@@ -20,21 +20,28 @@ pub struct RuleReport {
     /// Alerts of the rule (opened, or moved into the rule by an upgrade or downgrade).
     pub alerts: u64,
     /// Septic stays with an alert open at some row up to t_sepsis + 3, over septic stays.
+    #[serde(serialize_with = "round_opt")]
     pub sensitivity: Option<f64>,
     /// Stays never labelled septic with no alert at all, over such stays.
+    #[serde(serialize_with = "round_opt")]
     pub specificity: Option<f64>,
     /// Median hours from the first alert to the first `SepsisLabel = 1` row, over septic stays
     /// alerted at or before that row.
+    #[serde(serialize_with = "round_opt")]
     pub median_lead_hours: Option<f64>,
     /// Septic stays whose first alert came 1 to 6 hours before their first labelled row, over
     /// septic stays: warned ahead, within the challenge's reward window (a prediction more than
     /// 6 h before the label earns nothing), and not merely alerted since admission.
+    #[serde(serialize_with = "round_opt")]
     pub early_warning: Option<f64>,
+    #[serde(serialize_with = "round_opt")]
     pub alerts_per_patient_day: Option<f64>,
     /// Alerts on stays never labelled septic, per patient-day of those stays: the false-alarm
     /// burden staff would carry (`None` without labels).
+    #[serde(serialize_with = "round_opt")]
     pub false_alerts_per_patient_day: Option<f64>,
     /// The challenge's normalized utility (`None` without septic stays).
+    #[serde(serialize_with = "round_opt")]
     pub utility: Option<f64>,
 }
 
@@ -48,9 +55,12 @@ pub struct Report {
     /// Rows (psv) or events (NDJSON) replayed.
     pub rows: usize,
     pub septic_stays: Option<usize>,
+    #[serde(serialize_with = "round")]
     pub patient_days: f64,
     pub threads: usize,
+    #[serde(serialize_with = "round")]
     pub seconds: f64,
+    #[serde(serialize_with = "round")]
     pub rows_per_second: f64,
     pub skipped: Vec<Skipped>,
     /// Observations rejected, by code (never scored).
@@ -61,6 +71,28 @@ pub struct Report {
     /// Lead times of the profile, for the plot (not in the JSON).
     #[serde(skip)]
     pub lead_hours: Vec<f64>,
+}
+
+/// Figures in the JSON report keep 6 significant digits: a sum of hours over 24 is
+/// `137.5`, not `137.5000000000048` (binary floating point noise nobody should read).
+fn significant(v: f64) -> f64 {
+    if v == 0.0 || !v.is_finite() {
+        return v;
+    }
+    let digits = 6 - 1 - v.abs().log10().floor() as i32;
+    let scale = 10f64.powi(digits);
+    (v * scale).round() / scale
+}
+
+fn round<S: serde::Serializer>(v: &f64, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_f64(significant(*v))
+}
+
+fn round_opt<S: serde::Serializer>(v: &Option<f64>, s: S) -> Result<S::Ok, S::Error> {
+    match v {
+        Some(v) => s.serialize_some(&significant(*v)),
+        None => s.serialize_none(),
+    }
 }
 
 /// Hours before the first labelled row that count as an early warning (inclusive).
@@ -292,6 +324,17 @@ impl Report {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn json_figures_carry_no_floating_point_noise() {
+        assert_eq!(significant(137.500_000_000_004_8), 137.5);
+        assert_eq!(significant(0.123_456_789), 0.123_457);
+        assert_eq!(significant(1_234_567.8), 1_234_570.0);
+        assert_eq!(significant(0.0), 0.0);
+        assert_eq!(significant(-2.000_000_000_01), -2.0);
+        let json = serde_json::json!({"v": significant(3.0 * 0.1)}).to_string();
+        assert_eq!(json, r#"{"v":0.3}"#);
+    }
 
     /// A stay whose rows are all `label` with `alerts` profile alerts over `hours`.
     fn stay(labels: &[bool], alerts: u32, hours: f64) -> Outcome {
