@@ -1,10 +1,6 @@
 //! `vigil replay`: the command-line face of `vigil-replay` (contracts.md §7).
 
-use std::io::IsTerminal;
 use std::path::PathBuf;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::time::Duration;
 
 use anyhow::{Context, bail};
 use vigil_config::{CHARTED_PROFILE, Config};
@@ -76,23 +72,27 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             .with_context(|| format!("cannot read {}", file.display()))?
             .len() as usize,
     };
-    let show = !args.json && std::io::stderr().is_terminal();
-    let progress = show.then(|| Arc::new(AtomicUsize::new(0)));
-    let done = Arc::new(AtomicBool::new(false));
-    let bar = progress.clone().map(|p| {
-        let done = done.clone();
-        std::thread::spawn(move || progress_bar(&p, total, &done))
+    // indicatif draws only on a terminal (stderr), at most a few times a second.
+    let progress = (!args.json).then(|| {
+        let bar = indicatif::ProgressBar::new(total as u64);
+        bar.set_style(
+            indicatif::ProgressStyle::with_template(
+                "[{bar:40}] {percent:>3}%  {elapsed} (eta {eta})",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+            .progress_chars("#>-"),
+        );
+        bar
     });
     let result = vigil_replay::run(Options {
         source,
         settings,
         threads: args.threads,
         scores,
-        progress,
+        progress: progress.clone(),
     });
-    done.store(true, Ordering::Relaxed);
-    if let Some(bar) = bar {
-        let _ = bar.join();
+    if let Some(bar) = progress {
+        bar.finish_and_clear();
     }
     let report = result?;
     if let Some(path) = &args.plot {
@@ -108,24 +108,4 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         bail!("nothing was replayed");
     }
     Ok(())
-}
-
-fn progress_bar(done_count: &AtomicUsize, total: usize, finished: &AtomicBool) {
-    const WIDTH: usize = 40;
-    loop {
-        let over = finished.load(Ordering::Relaxed);
-        let n = done_count.load(Ordering::Relaxed).min(total);
-        let filled = (n * WIDTH).checked_div(total).unwrap_or(WIDTH);
-        eprint!(
-            "\r[{}{}] {:>3}%",
-            "#".repeat(filled),
-            "-".repeat(WIDTH - filled),
-            (n * 100).checked_div(total).unwrap_or(100)
-        );
-        if over {
-            eprintln!();
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
 }

@@ -9,8 +9,8 @@
 use std::collections::HashMap;
 use std::io::Read;
 use std::path::Path;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, mpsc};
+
+use std::sync::mpsc;
 
 use rustc_hash::FxHashMap;
 use vigil_engine::{Observed, Patient, Settings, Timestamp};
@@ -65,7 +65,7 @@ pub fn replay(
     settings: &Settings,
     threads: usize,
     scores: Option<mpsc::SyncSender<Vec<u8>>>,
-    progress: Option<&Arc<AtomicUsize>>,
+    progress: Option<&indicatif::ProgressBar>,
 ) -> Result<(Vec<Outcome>, Rejected), ReplayError> {
     let io = |source| ReplayError::Io {
         path: file.display().to_string(),
@@ -121,7 +121,7 @@ fn worker(
     threads: usize,
     settings: &Settings,
     scores: Option<mpsc::SyncSender<Vec<u8>>>,
-    progress: Option<&Arc<AtomicUsize>>,
+    progress: Option<&indicatif::ProgressBar>,
 ) -> WorkerResult {
     let mut file = std::fs::File::open(file)?;
     let mut w = Worker {
@@ -151,7 +151,7 @@ fn worker(
         if me == 0
             && let Some(p) = progress
         {
-            p.fetch_add(n, Ordering::Relaxed);
+            p.inc(n as u64);
         }
         filled += n;
         let mut start = 0;

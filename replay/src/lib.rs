@@ -57,8 +57,8 @@ pub struct Options {
     pub threads: usize,
     /// Where `--scores` NDJSON goes.
     pub scores: Option<Box<dyn Write + Send>>,
-    /// Counts finished work for a progress bar (stays, or bytes of the events file).
-    pub progress: Option<Arc<AtomicUsize>>,
+    /// Advanced as work finishes (stays, or bytes of the events file); indicatif draws it.
+    pub progress: Option<indicatif::ProgressBar>,
 }
 
 /// Why a replay could not run at all (a bad file of a `.psv` directory is reported, not fatal).
@@ -400,7 +400,7 @@ fn replay_psv(
     settings: &Settings,
     threads: usize,
     scores: Option<mpsc::SyncSender<Vec<u8>>>,
-    progress: Option<&Arc<AtomicUsize>>,
+    progress: Option<&indicatif::ProgressBar>,
 ) -> (Vec<Outcome>, Vec<Skipped>) {
     let next = AtomicUsize::new(0);
     let skipped = Mutex::new(Vec::new());
@@ -449,7 +449,7 @@ fn replay_psv(
                             }
                         }
                         if let Some(p) = progress {
-                            p.fetch_add(1, Ordering::Relaxed);
+                            p.inc(1);
                         }
                     }
                     mine
