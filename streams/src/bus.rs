@@ -44,6 +44,30 @@ pub enum BusError {
     Closed(String),
 }
 
+/// Whether trying again can help: what decides between retrying and giving up (the error
+/// domains of Arroyo's arroyo-rpc errors, reduced to what a bus caller must choose).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    /// NATS is away, slow or refused for now: retry with backoff.
+    Transient,
+    /// The request can never succeed as it is (a subject or header NATS cannot carry, a bus
+    /// with no consumer left): retrying would spin forever.
+    Permanent,
+}
+
+impl BusError {
+    pub fn fault(&self) -> Fault {
+        match self {
+            BusError::Unpublishable { .. } | BusError::Closed(_) => Fault::Permanent,
+            BusError::Connect { .. }
+            | BusError::Stream { .. }
+            | BusError::Consumer { .. }
+            | BusError::Publish { .. }
+            | BusError::Ack(_) => Fault::Transient,
+        }
+    }
+}
+
 /// One inbound message, as either bus delivers it. JetStream messages are kept as they came:
 /// subject, headers and sequence are read from them on demand, not copied per message.
 pub enum Delivery {
@@ -760,6 +784,7 @@ mod subject_tests {
             .err()
             .expect("refused");
         assert!(matches!(e, BusError::Unpublishable { .. }), "{e}");
+        assert_eq!(e.fault(), Fault::Permanent, "never retried");
         let e = bus
             .send("flow.t.bad id".into(), Vec::new(), Bytes::new())
             .await

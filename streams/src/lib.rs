@@ -15,7 +15,7 @@ pub mod output;
 pub mod practice;
 pub mod receipt;
 
-pub use bus::{Bus, BusError, Delivery, Link, LinkMetrics, redacted};
+pub use bus::{Bus, BusError, Delivery, Fault, Link, LinkMetrics, redacted};
 pub use envelope::{Encoding, EventMeta, RejectCode, Rejection, VitalsEvent, decode_vitals};
 pub use ingest::{Checkins, EventSink, Inbound, Occupancy, Vitals, run as run_ingest, wall_clock};
 pub use metrics::IngestMetrics;

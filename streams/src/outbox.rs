@@ -21,7 +21,7 @@ use futures::stream::FuturesOrdered;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-use crate::bus::{Bus, BusError};
+use crate::bus::{Bus, Fault};
 use crate::receipt::{Receipt, fail};
 
 /// One message to publish.
@@ -168,7 +168,8 @@ async fn send_with_retry(
             .await
         {
             Ok(p) => return Ok(p),
-            Err(BusError::Unpublishable { subject, reason }) => {
+            Err(e) if e.fault() == Fault::Permanent => {
+                let (subject, reason) = (m.subject.clone(), e.to_string());
                 tracing::error!(%subject, %reason, "output can never be published; the outbox stops");
                 return Err(OutboxError::Unpublishable { subject, reason });
             }
