@@ -112,25 +112,21 @@ impl ShardSink {
 }
 
 pub fn to_input(event: VitalsEvent) -> PatientInput {
-    match event {
-        VitalsEvent::Observation { meta, vitals } => PatientInput {
-            tenant: meta.tenant_id,
-            patient_id: meta.patient_id,
-            unit_id: meta.unit_id,
-            occurred_at: meta.occurred_at,
-            kind: InputKind::Vitals(vitals),
-        },
+    let (meta, kind) = match event {
+        VitalsEvent::Observation { meta, vitals } => (meta, InputKind::Vitals(vitals)),
         VitalsEvent::Lab {
             meta,
             lab,
             collected_at,
-        } => PatientInput {
-            tenant: meta.tenant_id,
-            patient_id: meta.patient_id,
-            unit_id: meta.unit_id,
-            occurred_at: meta.occurred_at,
-            kind: InputKind::Lab { lab, collected_at },
-        },
+        } => (meta, InputKind::Lab { lab, collected_at }),
+        VitalsEvent::Admission { meta, admission } => (meta, InputKind::Admission(admission)),
+    };
+    PatientInput {
+        tenant: meta.tenant_id,
+        patient_id: meta.patient_id,
+        unit_id: meta.unit_id,
+        occurred_at: meta.occurred_at,
+        kind,
     }
 }
 

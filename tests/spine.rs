@@ -672,3 +672,51 @@ async fn http_mirror_lists_and_commands_alerts_with_the_same_codes() {
     let (_, open) = http_json(a, "GET", "/api/alerts", Some("nurse-icu3-token"), "").await;
     assert_eq!(open["alerts"], json!([]));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_admission_is_taken_deduplicated_and_scoring_goes_on() {
+    let nats = NatsServer::start();
+    let engine = Engine::start(&nats, "");
+    engine.wait_ready().await;
+    let client = nats.client().await;
+    let js = jetstream::new(client.clone());
+    let mut dlq = client.subscribe("dlq.VITALS").await.unwrap();
+    client.flush().await.unwrap();
+    let admitted = envelope(
+        T,
+        "adt-1",
+        "patient.admitted.v1",
+        60,
+        json!({"patientId": "patient-7", "unitId": "icu-3", "admittedAt": "2025-11-27T02:00:00Z",
+               "hospitalAdmittedAt": "2025-11-26T20:00:00Z", "age": 67, "sex": "female"}),
+    );
+    let subject = format!("vitals.{T}.patient-7");
+    publish_json(&js, &subject, &admitted).await;
+    // The same event again: applied once.
+    publish_json(&js, &subject, &admitted).await;
+    // A bad one: a dead letter with a code.
+    let mut bad = admitted.clone();
+    bad["eventId"] = "adt-2".into();
+    bad["data"]["age"] = 140.into();
+    publish_json(&js, &subject, &bad).await;
+    let m = tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        futures::StreamExt::next(&mut dlq),
+    )
+    .await
+    .expect("a dead letter")
+    .unwrap();
+    let h = m.headers.expect("headers");
+    assert_eq!(h.get("Vigil-Error-Code").unwrap().as_str(), "DATA_INVALID");
+    assert!(h.get("Vigil-Error").unwrap().as_str().contains("`age`"));
+    let ingested = "vigil_events_ingested_total{type=\"patient.admitted.v1\"}";
+    assert_eq!(engine.metric(ingested).await, 1.0);
+    assert!(engine.metric("vigil_events_duplicate_total").await >= 1.0);
+    // The admitted patient is scored and alerted as any other.
+    let mut nurse = Client::connect(&engine.ws_url("nurse-icu3-token")).await;
+    nurse.subscribe(&["alerts"]).await;
+    make_critical(&js, T, "patient-7").await;
+    let alert = nurse.next_of("alert", 10).await;
+    assert_eq!(alert["alert"]["patientId"], "patient-7");
+    assert_eq!(alert["alert"]["rule"], "news2.high");
+}

@@ -25,7 +25,7 @@ use std::sync::Arc;
 use actix::prelude::*;
 use vigil_engine::keeper::ResourceView;
 use vigil_engine::{
-    Alert, CommandError, LabResult, Owner, PatientStatus, Profiles, Timestamp, Vitals,
+    Admission, Alert, CommandError, LabResult, Owner, PatientStatus, Profiles, Timestamp, Vitals,
 };
 
 pub use vigil_engine::AlertCommand;
@@ -79,6 +79,8 @@ pub enum InputKind {
         lab: LabResult,
         collected_at: Timestamp,
     },
+    /// `patient.admitted.v1`: kept in the patient's state, opens nothing by itself.
+    Admission(Admission),
 }
 
 /// Actor-level settings.

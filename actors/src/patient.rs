@@ -166,6 +166,11 @@ impl Handler<Observe> for PatientActor {
                     self.patient
                         .record_lab(&input.unit_id, lab, *collected_at, now, &settings)
                 }
+                InputKind::Admission(admission) => {
+                    self.patient
+                        .admit(&input.unit_id, admission.clone(), input.occurred_at);
+                    Observed::default()
+                }
             };
             if out.score.is_some() {
                 scored = Some((out.qsofa.map(|q| q.total), out.sirs.map(|s| s.total)));

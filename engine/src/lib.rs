@@ -25,7 +25,7 @@ pub use alert::{
 };
 pub use escalation::{Escalation, Page, PageState, Policies, Policy};
 pub use news2::{Chart, Input, News2, Param};
-pub use observation::{Consciousness, LabResult, Spo2Scale, Vitals};
+pub use observation::{Admission, Consciousness, LabResult, Sex, Spo2Scale, Vitals};
 pub use patient::{LastScore, Observed, Patient, PatientStatus};
 pub use profiles::Profiles;
 pub use rules::Settings;

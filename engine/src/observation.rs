@@ -110,3 +110,26 @@ pub struct LabResult {
     pub value: f64,
     pub unit: Option<String>,
 }
+
+/// Sex as the admission feed records it (`patient.admitted.v1`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Sex {
+    Female,
+    Male,
+    Other,
+    Unknown,
+}
+
+/// A patient's admission to a unit (`patient.admitted.v1`): what scores and models may use
+/// beside the window. A patient without one is scored as before.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Admission {
+    /// Admission to this unit.
+    pub admitted_at: crate::time::Timestamp,
+    /// Admission to the hospital, when the feed knows it.
+    pub hospital_admitted_at: Option<crate::time::Timestamp>,
+    /// Whole years, 0..=130.
+    pub age: Option<u8>,
+    pub sex: Option<Sex>,
+}

@@ -8,7 +8,7 @@ use crate::conditions::{
     sirs_lactate_opening, trend_opening,
 };
 use crate::news2::News2;
-use crate::observation::{LabResult, Vitals};
+use crate::observation::{Admission, LabResult, Vitals};
 use crate::rules::{News2Risk, Settings, Subject};
 use crate::sepsis::{CriteriaScore, Labs, qsofa, sirs};
 use crate::time::Timestamp;
@@ -71,6 +71,8 @@ pub struct Patient {
     /// The latest qSOFA and SIRS with their time (for `whyNow`).
     pub last_qsofa: Option<(CriteriaScore, Timestamp)>,
     pub last_sirs: Option<(CriteriaScore, Timestamp)>,
+    /// The latest admission event (`patient.admitted.v1`) and its `occurredAt`, if any.
+    pub admission: Option<(Admission, Timestamp)>,
     risk: News2Risk,
     trend: Track,
     qsofa: Track,
@@ -88,6 +90,7 @@ impl Patient {
             last_score: None,
             last_qsofa: None,
             last_sirs: None,
+            admission: None,
             risk: News2Risk::default(),
             trend: Track::default(),
             qsofa: Track::default(),
@@ -261,6 +264,19 @@ impl Patient {
         ));
         self.last_sirs = Some((s, at));
         s
+    }
+
+    /// Records an admission (`patient.admitted.v1`, whose `occurredAt` is `at`) to `unit`. A
+    /// later event replaces an earlier one (a transfer carries the new unit); one older than
+    /// the admission held changes nothing, so a redelivered or reordered event cannot undo a
+    /// transfer. Returns whether it was taken. It opens no alert by itself.
+    pub fn admit(&mut self, unit: &str, admission: Admission, at: Timestamp) -> bool {
+        if self.admission.as_ref().is_some_and(|(_, held)| at < *held) {
+            return false;
+        }
+        self.set_unit(unit);
+        self.admission = Some((admission, at));
+        true
     }
 
     /// Records a lab result collected at `collected_at`. Unknown codes are stored, not scored.
@@ -678,6 +694,35 @@ mod tests {
         let (min, a) = resolved.expect("resolves once clear for 15 min");
         assert_eq!(min, 17, "the clear period runs on the readings' times");
         assert_eq!(a.transition.at, t(32));
+    }
+
+    #[test]
+    fn an_admission_is_kept_and_a_later_one_replaces_it() {
+        use crate::observation::Sex;
+        let mut p = patient();
+        assert!(p.admission.is_none(), "scored as before without one");
+        let first = Admission {
+            admitted_at: t(-60),
+            hospital_admitted_at: Some(t(-600)),
+            age: Some(67),
+            sex: Some(Sex::Female),
+        };
+        assert!(p.admit("icu-3", first.clone(), t(0)));
+        assert_eq!(p.admission.as_ref().map(|(a, _)| a), Some(&first));
+        // A transfer: the new unit, the new admission.
+        let transfer = Admission {
+            admitted_at: t(30),
+            ..first.clone()
+        };
+        assert!(p.admit("ward-9", transfer.clone(), t(30)));
+        assert_eq!(p.unit_id, "ward-9");
+        // An older event arriving late does not undo the transfer.
+        assert!(!p.admit("icu-3", first, t(10)));
+        assert_eq!(p.unit_id, "ward-9");
+        assert_eq!(p.admission.as_ref().map(|(a, _)| a), Some(&transfer));
+        // Scoring goes on as before.
+        let o = p.observe("ward-9", &v(3), t(31), t(31), &news2_only());
+        assert_eq!(o.score.map(|s| s.total), Some(3));
     }
 
     #[test]

@@ -257,6 +257,10 @@ impl Tracked {
                 self.patient
                     .record_lab(unit, lab, *collected_at, at, settings)
             }
+            VitalsBody::Admission(admission) => {
+                self.patient.admit(unit, admission.clone(), at);
+                vigil_engine::Observed::default()
+            }
         };
         for a in &observed.alerts {
             self.log.record(a, &mut self.outcome);

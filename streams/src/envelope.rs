@@ -7,7 +7,7 @@ use std::fmt;
 
 use serde::Deserialize;
 use vigil_config::is_token;
-use vigil_engine::{Consciousness, LabResult, Spo2Scale, Timestamp, Vitals};
+use vigil_engine::{Admission, Consciousness, LabResult, Sex, Spo2Scale, Timestamp, Vitals};
 
 /// Largest encoded message the engine accepts (contracts.md §1).
 pub const MAX_MESSAGE_BYTES: usize = 64 * 1024;
@@ -192,6 +192,13 @@ struct WireData<'a> {
     unit: Option<Cow<'a, str>>,
     #[serde(borrow, default, deserialize_with = "borrow_str")]
     collected_at: Option<Cow<'a, str>>,
+    #[serde(borrow, default, deserialize_with = "borrow_str")]
+    admitted_at: Option<Cow<'a, str>>,
+    #[serde(borrow, default, deserialize_with = "borrow_str")]
+    hospital_admitted_at: Option<Cow<'a, str>>,
+    age: Option<f64>,
+    #[serde(borrow, default, deserialize_with = "borrow_str")]
+    sex: Option<Cow<'a, str>>,
 }
 
 /// Deserializes an optional string borrowed from the payload whenever it has no escapes.
@@ -237,18 +244,25 @@ pub enum VitalsEvent {
         lab: LabResult,
         collected_at: Timestamp,
     },
+    Admission {
+        meta: EventMeta,
+        admission: Admission,
+    },
 }
 
 impl VitalsEvent {
     pub fn meta(&self) -> &EventMeta {
         match self {
-            VitalsEvent::Observation { meta, .. } | VitalsEvent::Lab { meta, .. } => meta,
+            VitalsEvent::Observation { meta, .. }
+            | VitalsEvent::Lab { meta, .. }
+            | VitalsEvent::Admission { meta, .. } => meta,
         }
     }
     pub fn event_type(&self) -> &'static str {
         match self {
             VitalsEvent::Observation { .. } => VITALS_OBSERVATION,
             VitalsEvent::Lab { .. } => LAB_RESULT,
+            VitalsEvent::Admission { .. } => PATIENT_ADMITTED,
         }
     }
 }
@@ -261,6 +275,7 @@ pub enum VitalsBody {
         lab: LabResult,
         collected_at: Timestamp,
     },
+    Admission(Admission),
 }
 
 /// A validated `VITALS` event whose identifiers borrow from the payload where they can: what
@@ -294,16 +309,21 @@ impl RecordedVitals<'_> {
                 lab,
                 collected_at,
             },
+            VitalsBody::Admission(admission) => VitalsEvent::Admission { meta, admission },
         }
     }
 }
 
 pub const VITALS_OBSERVATION: &str = "vitals.observation.v1";
 pub const LAB_RESULT: &str = "lab.result.v1";
+pub const PATIENT_ADMITTED: &str = "patient.admitted.v1";
 /// Every event type of the contract, by the stream it belongs on (outbound ones included: a
 /// producer publishing one to an input stream gets `WRONG_STREAM`, not `UNKNOWN_EVENT_TYPE`).
 pub const STREAM_TYPES: &[(&str, &[&str])] = &[
-    ("VITALS", &[VITALS_OBSERVATION, LAB_RESULT]),
+    (
+        "VITALS",
+        &[VITALS_OBSERVATION, LAB_RESULT, PATIENT_ADMITTED],
+    ),
     (
         "CHECKINS",
         &[
@@ -560,7 +580,7 @@ fn decode_envelope<'a>(
 ) -> Result<RecordedVitals<'a>, Rejection> {
     let mut env: WireEnvelope<WireData> = decode(payload, encoding, "VITALS")?;
     let head = check_head(&mut env, "VITALS", now, subject.map(|(t, _)| t))?;
-    let is_lab = head.event_type == LAB_RESULT;
+    let event_type = head.event_type.clone();
     let mut data = env
         .data
         .ok_or_else(|| reject(RejectCode::EnvelopeInvalid, "missing required field `data`"))?;
@@ -577,10 +597,10 @@ fn decode_envelope<'a>(
         ));
     }
     let unit_id = data_token("unitId", data.unit_id.take())?;
-    let body = if is_lab {
-        lab(head.occurred_at, *data)?
-    } else {
-        observation(&data)?
+    let body = match &*event_type {
+        LAB_RESULT => lab(head.occurred_at, *data)?,
+        PATIENT_ADMITTED => admission(&data)?,
+        _ => observation(&data)?,
     };
     Ok(RecordedVitals {
         event_id: head.event_id,
@@ -898,6 +918,52 @@ fn lab(occurred_at: Timestamp, d: WireData<'_>) -> Result<VitalsBody, Rejection>
     })
 }
 
+/// `patient.admitted.v1` data (contracts.md section 3): `admittedAt` required, the rest
+/// optional; each bad value is `DATA_INVALID` naming the field.
+fn admission(d: &WireData<'_>) -> Result<VitalsBody, Rejection> {
+    let time = |field: &str, text: &str| {
+        parse_time(field, text).map_err(|m| reject(RejectCode::DataInvalid, m))
+    };
+    let admitted_at = match &d.admitted_at {
+        Some(text) => time("admittedAt", text)?,
+        None => {
+            return Err(reject(
+                RejectCode::DataInvalid,
+                "patient.admitted.v1 needs `admittedAt` (admission to this unit)",
+            ));
+        }
+    };
+    let hospital_admitted_at = match &d.hospital_admitted_at {
+        Some(text) => Some(time("hospitalAdmittedAt", text)?),
+        None => None,
+    };
+    let age = match d.age {
+        Some(a) if a.fract() == 0.0 && (0.0..=130.0).contains(&a) => Some(a as u8),
+        Some(a) => {
+            return Err(reject(
+                RejectCode::DataInvalid,
+                format!("`age` must be whole years from 0 to 130, not {a}"),
+            ));
+        }
+        None => None,
+    };
+    let sex = match d.sex.as_deref() {
+        Some(s) => Some(vigil_engine::from_wire_name::<Sex>(s).ok_or_else(|| {
+            reject(
+                RejectCode::DataInvalid,
+                format!("`sex` must be female, male, other or unknown, not `{s}`"),
+            )
+        })?),
+        None => None,
+    };
+    Ok(VitalsBody::Admission(Admission {
+        admitted_at,
+        hospital_admitted_at,
+        age,
+        sex,
+    }))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1028,6 +1094,102 @@ mod tests {
         let mut v = contract_json();
         v["eventId"] = "évt-0001 ü 🩺".into();
         assert!(decode_vitals(SUBJECT, &json(&v), Encoding::Json, NOW).is_ok());
+    }
+
+    /// The contract's `patient.admitted.v1` example.
+    fn admitted_json() -> serde_json::Value {
+        let mut v = contract_json();
+        v["eventType"] = "patient.admitted.v1".into();
+        v["data"] = serde_json::json!({
+            "patientId": "patient-123", "unitId": "icu-3", "admittedAt": "2025-11-27T02:00:00Z",
+            "hospitalAdmittedAt": "2025-11-26T20:00:00Z", "age": 67, "sex": "female"
+        });
+        v
+    }
+
+    #[test]
+    fn the_contract_admission_decodes_in_json_and_msgpack() {
+        let v = admitted_json();
+        let a = decode_vitals(SUBJECT, &json(&v), Encoding::Json, NOW).expect("json");
+        let packed = rmp_serde::to_vec_named(&v).expect("msgpack");
+        let b = decode_vitals(SUBJECT, &packed, Encoding::MessagePack, NOW).expect("msgpack");
+        assert_eq!(a, b);
+        let VitalsEvent::Admission { meta, admission } = a else {
+            panic!("not an admission")
+        };
+        assert_eq!(
+            (meta.patient_id.as_str(), meta.unit_id.as_str()),
+            ("patient-123", "icu-3")
+        );
+        assert_eq!(
+            admission.admitted_at,
+            Timestamp::from_civil(2025, 11, 27, 2, 0, 0)
+        );
+        assert_eq!(
+            admission.hospital_admitted_at,
+            Some(Timestamp::from_civil(2025, 11, 26, 20, 0, 0))
+        );
+        assert_eq!(
+            (admission.age, admission.sex),
+            (Some(67), Some(Sex::Female))
+        );
+        // Only the required fields.
+        let mut v = admitted_json();
+        v["data"] = serde_json::json!({"patientId": "patient-123", "unitId": "icu-3",
+                                       "admittedAt": "2025-11-27T02:00:00Z"});
+        let e = decode_vitals(SUBJECT, &json(&v), Encoding::Json, NOW).expect("minimal");
+        assert!(matches!(e, VitalsEvent::Admission { admission, .. }
+            if admission.age.is_none() && admission.sex.is_none()
+               && admission.hospital_admitted_at.is_none()));
+    }
+
+    #[test]
+    fn bad_admissions_are_dead_letters_naming_the_field() {
+        let cases: [(&str, serde_json::Value, &str); 8] = [
+            ("age", 131.into(), "`age`"),
+            ("age", (-1).into(), "`age`"),
+            ("age", 67.5.into(), "`age`"),
+            ("sex", "f".into(), "`sex`"),
+            ("admittedAt", "yesterday".into(), "`admittedAt`"),
+            ("admittedAt", "0000-01-01T00:00:00Z".into(), "`admittedAt`"),
+            ("hospitalAdmittedAt", "soon".into(), "`hospitalAdmittedAt`"),
+            // A wrong type is the schema's error (serde names the type and the position).
+            ("age", "67".into(), "expected f64"),
+        ];
+        for (field, value, named) in cases {
+            let mut v = admitted_json();
+            v["data"][field] = value.clone();
+            let e = decode_vitals(SUBJECT, &json(&v), Encoding::Json, NOW).expect_err("refused");
+            let expected = if value.is_string() && field == "age" {
+                RejectCode::SchemaInvalid
+            } else {
+                RejectCode::DataInvalid
+            };
+            assert_eq!(e.code, expected, "{field} {value}");
+            assert!(e.message.contains(named), "{field}: {}", e.message);
+        }
+        // The edges are in: 0 and 130 years.
+        for age in [0, 130] {
+            let mut v = admitted_json();
+            v["data"]["age"] = age.into();
+            assert!(
+                decode_vitals(SUBJECT, &json(&v), Encoding::Json, NOW).is_ok(),
+                "{age}"
+            );
+        }
+        let mut v = admitted_json();
+        v["data"].as_object_mut().expect("object").remove("admittedAt");
+        let e = decode_vitals(SUBJECT, &json(&v), Encoding::Json, NOW).expect_err("required");
+        assert_eq!(e.code, RejectCode::DataInvalid);
+        assert!(e.message.contains("admittedAt"), "{}", e.message);
+        for sex in ["female", "male", "other", "unknown"] {
+            let mut v = admitted_json();
+            v["data"]["sex"] = sex.into();
+            assert!(
+                decode_vitals(SUBJECT, &json(&v), Encoding::Json, NOW).is_ok(),
+                "{sex}"
+            );
+        }
     }
 
     #[test]

@@ -80,9 +80,10 @@ impl<const N: usize> Seconds<N> {
 }
 
 /// The inbound event types, in the order of the per-type counters.
-pub const INBOUND_TYPES: [&str; 7] = [
+pub const INBOUND_TYPES: [&str; 8] = [
     crate::envelope::VITALS_OBSERVATION,
     crate::envelope::LAB_RESULT,
+    crate::envelope::PATIENT_ADMITTED,
     "appointment.scheduled.v1",
     "patient.checkin.v1",
     "appointment.status.changed.v1",
