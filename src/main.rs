@@ -417,7 +417,10 @@ async fn serve(cfg: Config, source: BusSource, demo_patients: Option<usize>) -> 
         }
         None => tracing::info!("shutting down: draining in-flight events"),
     }
+    // Unready at once: a load balancer stops sending here, commands are refused (retry
+    // elsewhere) while the work in flight drains.
     hub.set_starting("shutting down: draining in-flight events");
+    hub.set_ready(false);
     let _ = stop_tx.send(true);
     if let Some(sim) = &simulator {
         sim.abort();
@@ -428,7 +431,6 @@ async fn serve(cfg: Config, source: BusSource, demo_patients: Option<usize>) -> 
     if !sweeper_done {
         let _ = sweeper.await;
     }
-    hub.set_ready(false);
     if !gateway_done {
         let _ = tokio::time::timeout(Duration::from_secs(5), gateway).await;
     }
