@@ -395,6 +395,7 @@ async fn serve(cfg: Config, source: BusSource, demo_patients: Option<usize>) -> 
         r = &mut gateway => {
             gateway_done = true;
             Some(match r {
+                Ok(Ok(())) if *stop_rx.borrow() => "a consumer ended".to_string(),
                 Ok(Ok(())) => "the gateway ended".to_string(),
                 Ok(Err(e)) => format!("the gateway stopped: {e}"),
                 Err(e) => format!("the gateway task failed: {e}"),
@@ -403,6 +404,9 @@ async fn serve(cfg: Config, source: BusSource, demo_patients: Option<usize>) -> 
         r = &mut sweeper => {
             sweeper_done = true;
             Some(match r {
+                // A consumer that ended by itself stops the others and the sweeper: it is
+                // what ended first, whichever of them this select saw first.
+                Ok(()) if *stop_rx.borrow() => "a consumer ended".to_string(),
                 Ok(()) => "the held-event sweeper ended".to_string(),
                 Err(e) => format!("the held-event sweeper failed: {e}"),
             })

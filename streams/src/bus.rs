@@ -326,6 +326,17 @@ impl Bus {
                     .messages()
                     .await
                     .map_err(|e| err(e.to_string()))?;
+                // A deleted consumer never comes back by itself: the stream ends (the engine
+                // then stops, unready, and exits non-zero) instead of warning forever while
+                // nothing is ingested and /readyz says 200.
+                let durable = cfg.consumer.clone();
+                let messages = messages.take_while(move |m| {
+                    let deleted = matches!(m, Err(e) if e.kind() == consumer::pull::MessagesErrorKind::ConsumerDeleted);
+                    if deleted {
+                        tracing::error!(stream = stream_name, consumer = %durable, "the durable consumer was deleted; ingest of this stream stops");
+                    }
+                    std::future::ready(!deleted)
+                });
                 Ok(Box::pin(messages.filter_map(move |m| async move {
                     match m {
                         Ok(m) => Some(Delivery::JetStream(Box::new(m))),

@@ -1178,7 +1178,10 @@ mod tests {
             );
         }
         let mut v = admitted_json();
-        v["data"].as_object_mut().expect("object").remove("admittedAt");
+        v["data"]
+            .as_object_mut()
+            .expect("object")
+            .remove("admittedAt");
         let e = decode_vitals(SUBJECT, &json(&v), Encoding::Json, NOW).expect_err("required");
         assert_eq!(e.code, RejectCode::DataInvalid);
         assert!(e.message.contains("admittedAt"), "{}", e.message);
