@@ -24,6 +24,10 @@ pub struct PsvError {
     pub reason: String,
 }
 
+/// The longest ICU stay a row may claim, in hours (over 11 years). A larger `ICULOS` is a
+/// broken file, and taken at face value it would overflow the row's time (found by fuzzing).
+const MAX_ICULOS_HOURS: f64 = 100_000.0;
+
 /// Vital columns and where they go.
 const VITALS: &[&str] = &["HR", "O2Sat", "Temp", "SBP", "MAP", "DBP", "Resp", "FiO2"];
 /// Lab columns and the contract's code for each (units as the challenge recorded them:
@@ -99,7 +103,7 @@ pub fn parse(text: &str) -> Result<Vec<Row>, PsvError> {
     })?;
     let cols = columns(header)?;
     let mut rows = Vec::new();
-    let mut last_hour = 0;
+    let mut last_hour: i64 = 0;
     for (i, line) in lines {
         let line_no = i + 1;
         let line = line.trim_end_matches('\r');
@@ -146,8 +150,13 @@ pub fn parse(text: &str) -> Result<Vec<Row>, PsvError> {
             }
         }
         let hour = match get(cols.iculos, "ICULOS")? {
-            Some(h) => h.round() as i64,
-            None => last_hour + 1,
+            Some(h) if (0.0..=MAX_ICULOS_HOURS).contains(&h) => h.round() as i64,
+            Some(h) => {
+                return Err(err(format!(
+                    "column ICULOS: {h} is not an hour count from 0 to {MAX_ICULOS_HOURS}"
+                )));
+            }
+            None => last_hour.saturating_add(1).min(MAX_ICULOS_HOURS as i64),
         };
         last_hour = hour;
         let label = match get(cols.label, "SepsisLabel")? {
@@ -169,6 +178,23 @@ pub fn parse(text: &str) -> Result<Vec<Row>, PsvError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_impossible_iculos_is_refused_not_overflowed() {
+        // From cargo fuzz (fuzz/ target psv): ICULOS 6.7e61 on one row, none on the next.
+        let header = "HR|ICULOS|SepsisLabel";
+        let text = format!("{header}\n80|{}|0\n81||0\n", "6".repeat(62));
+        let e = parse(&text).expect_err("refused");
+        assert_eq!(e.line, 2);
+        assert!(e.reason.contains("ICULOS"), "{}", e.reason);
+        for bad in ["-1", "100001", "inf"] {
+            assert!(parse(&format!("{header}\n80|{bad}|0\n")).is_err(), "{bad}");
+        }
+        // The edges are in, and a missing ICULOS counts on from the previous row.
+        let rows = parse(&format!("{header}\n80|0|0\n81||0\n82|100000|0\n83||0\n")).expect("ok");
+        let hours: Vec<i64> = rows.iter().map(|r| r.hour).collect();
+        assert_eq!(hours, [0, 1, 100_000, 100_000]);
+    }
 
     const HEADER: &str = "HR|O2Sat|Temp|SBP|MAP|DBP|Resp|EtCO2|BaseExcess|HCO3|FiO2|pH|PaCO2|SaO2|AST|BUN|Alkalinephos|Calcium|Chloride|Creatinine|Bilirubin_direct|Glucose|Lactate|Magnesium|Phosphate|Potassium|Bilirubin_total|TroponinI|Hct|Hgb|PTT|WBC|Fibrinogen|Platelets|Age|Gender|Unit1|Unit2|HospAdmTime|ICULOS|SepsisLabel";
 
