@@ -232,6 +232,33 @@ pub fn stay_start() -> Timestamp {
 
 const HOUR_MS: i64 = 3_600_000;
 
+/// The stay's `patient.admitted.v1`, as the psv replay derives it (contracts.md section 3):
+/// admitted to the ICU at the stay's start (ICULOS 0), to the hospital `HospAdmTime` hours
+/// before that, with `Age` in whole years (0..=130) and `Gender` 0 as female, 1 as male. None
+/// when the stay has none of these columns; values outside the contract are left out.
+pub fn admission_of(rows: &[psv::Row]) -> Option<vigil_engine::Admission> {
+    let first = rows
+        .iter()
+        .find(|r| r.age.is_some() || r.gender.is_some() || r.hosp_adm_hours.is_some())?;
+    let start = stay_start();
+    Some(vigil_engine::Admission {
+        admitted_at: start,
+        hospital_admitted_at: first
+            .hosp_adm_hours
+            .filter(|h| h.abs() < 1e5)
+            .map(|h| start.plus_millis((h * HOUR_MS as f64).round() as i64)),
+        age: first
+            .age
+            .filter(|a| (0.0..=130.0).contains(a))
+            .map(|a| a.round() as u8),
+        sex: first.gender.and_then(|g| match g as i64 {
+            0 if g == 0.0 => Some(vigil_engine::Sex::Female),
+            1 if g == 1.0 => Some(vigil_engine::Sex::Male),
+            _ => None,
+        }),
+    })
+}
+
 /// Runs one `.psv` stay through a fresh [`Patient`].
 pub fn simulate_stay(
     patient_id: &str,
@@ -253,6 +280,9 @@ pub fn simulate_stay(
         ..Outcome::default()
     };
     let start = stay_start();
+    if let Some(admission) = admission_of(rows) {
+        patient.admit(unit, admission, start);
+    }
     for (i, row) in rows.iter().enumerate() {
         let at = start.plus_millis(row.hour * HOUR_MS);
         pass_time(&mut patient, at, settings, &mut log, &mut out);
@@ -466,4 +496,35 @@ fn replay_psv(
     let mut skipped = skipped.into_inner().unwrap_or_default();
     skipped.sort_by(|a, b| a.file.cmp(&b.file));
     (outcomes, skipped)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rows(extra: &str) -> Vec<psv::Row> {
+        psv::parse(&format!(
+            "HR|Age|Gender|HospAdmTime|ICULOS\n{extra}\n80|NaN|NaN|NaN|2\n"
+        ))
+        .expect("psv")
+    }
+
+    #[test]
+    fn the_psv_replay_derives_the_admission_from_age_gender_and_hospadmtime() {
+        let a = admission_of(&rows("80|67.4|0|-6.5|1")).expect("an admission");
+        assert_eq!(a.admitted_at, stay_start());
+        assert_eq!(
+            a.hospital_admitted_at,
+            Some(stay_start().plus_millis(-6 * HOUR_MS - HOUR_MS / 2))
+        );
+        assert_eq!((a.age, a.sex), (Some(67), Some(vigil_engine::Sex::Female)));
+        let a = admission_of(&rows("80|130|1|0|1")).expect("an admission");
+        assert_eq!((a.age, a.sex), (Some(130), Some(vigil_engine::Sex::Male)));
+        // Outside the contract: left out, not guessed.
+        let a = admission_of(&rows("80|131|2|NaN|1")).expect("an admission");
+        assert_eq!((a.age, a.sex, a.hospital_admitted_at), (None, None, None));
+        // No such columns: none, and the stay is scored as before.
+        let plain = psv::parse("HR|ICULOS\n80|1\n").expect("psv");
+        assert!(admission_of(&plain).is_none());
+    }
 }

@@ -14,6 +14,11 @@ pub struct Row {
     pub labs: Vec<LabResult>,
     /// `SepsisLabel`, when the file has that column.
     pub label: Option<bool>,
+    /// `Age` (years), `Gender` (0 female, 1 male) and `HospAdmTime` (hours from hospital to ICU
+    /// admission, negative), when the row has them: the stay's admission context.
+    pub age: Option<f64>,
+    pub gender: Option<f64>,
+    pub hosp_adm_hours: Option<f64>,
 }
 
 /// A stay that could not be read: the line (1-based, the header is line 1) and why.
@@ -47,6 +52,9 @@ struct Columns {
     labs: Vec<(usize, &'static str, f64)>,
     iculos: Option<usize>,
     label: Option<usize>,
+    age: Option<usize>,
+    gender: Option<usize>,
+    hosp_adm: Option<usize>,
     count: usize,
 }
 
@@ -75,6 +83,9 @@ fn columns(header: &str) -> Result<Columns, PsvError> {
         labs,
         iculos: find("ICULOS"),
         label: find("SepsisLabel"),
+        age: find("Age"),
+        gender: find("Gender"),
+        hosp_adm: find("HospAdmTime"),
         count: names.len(),
     })
 }
@@ -170,6 +181,9 @@ pub fn parse(text: &str) -> Result<Vec<Row>, PsvError> {
             vitals,
             labs,
             label,
+            age: get(cols.age, "Age")?,
+            gender: get(cols.gender, "Gender")?,
+            hosp_adm_hours: get(cols.hosp_adm, "HospAdmTime")?,
         });
     }
     Ok(rows)
