@@ -951,6 +951,9 @@ async fn main() -> anyhow::Result<()> {
             );
         }
         println!("FAIL: {} finding(s)", f.failures.len());
+        // `exit` runs no destructors: stop the engine and nats-server first.
+        drop(engine);
+        drop(nats);
         std::process::exit(1);
     }
 }
