@@ -338,25 +338,3 @@ async fn an_engine_started_while_nats_is_down_answers_health_and_says_why_it_is_
     let log = engine.log.lock().unwrap().join("\n");
     assert!(log.contains("NATS not usable yet"), "{log}");
 }
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_consumer_that_stops_makes_the_engine_unready_and_exit_non_zero() {
-    let nats = NatsServer::start();
-    let mut engine = Engine::start(&nats, "");
-    engine.wait_ready().await;
-    // An operator (or a script) deletes the engine's durable consumer: nothing can be ingested.
-    let js = jetstream::new(nats.client().await);
-    let vitals = js.get_stream("VITALS").await.unwrap();
-    vitals.delete_consumer("vigil-test").await.unwrap();
-    let status = engine.wait_exit(30).expect("the engine exits by itself");
-    assert!(
-        !status.success(),
-        "a supervisor must see a failure: {status:?}"
-    );
-    let log = engine.log.lock().unwrap().join("\n");
-    assert!(log.contains("the durable consumer was deleted"), "{log}");
-    assert!(
-        log.contains("ERROR") && log.contains("a consumer ended"),
-        "{log}"
-    );
-}
