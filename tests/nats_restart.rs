@@ -115,9 +115,11 @@ async fn a_nats_restart_during_a_stream_of_vitals_loses_no_event_and_no_transiti
     let log = engine.log.lock().unwrap().join("\n");
     assert!(drained, "the engine did not resume consuming; log:\n{log}");
     engine.wait_ready().await;
-    // The engine saw the outage and is connected again.
+    // The engine saw the outages and is connected again. The second outage can fall inside
+    // the client's reconnect backoff from the first, so one disconnect may cover both (the
+    // 503 "not connected" checked during each outage above shows both were seen).
     assert!(
-        engine.metric("vigil_nats_disconnects_total").await >= 2.0,
+        engine.metric("vigil_nats_disconnects_total").await >= 1.0,
         "{log}"
     );
     assert_eq!(engine.metric("vigil_nats_connected").await, 1.0);
