@@ -727,13 +727,7 @@ mod tests {
         let first = alert(0);
         hub.publish_alert(&first);
         let mut c = connect(&hub).await;
-        c.send(Message::text(
-            r#"{"type":"subscribe","id":"s1","channels":["alerts"]}"#,
-        ))
-        .await
-        .unwrap();
-        assert_eq!(next_json(&mut c).await["type"], "subscribed");
-        assert_eq!(next_json(&mut c).await["type"], "snapshot");
+        subscribe_alerts(&mut c).await;
         let ack = json!({"type": "ack", "id": "c1", "alertId": first.alert_id});
         c.send(Message::text(ack.to_string())).await.unwrap();
         // The ack is still under way; new alerts reach the dashboard all the same.
@@ -795,6 +789,17 @@ mod tests {
         WebSocketStream::from_raw_socket(client, WsRole::Client, None).await
     }
 
+    /// Subscribes to `alerts` and reads the `subscribed` and `snapshot` frames.
+    async fn subscribe_alerts(c: &mut WebSocketStream<tokio::io::DuplexStream>) {
+        c.send(Message::text(
+            r#"{"type":"subscribe","id":"s1","channels":["alerts"]}"#,
+        ))
+        .await
+        .unwrap();
+        assert_eq!(next_json(c).await["type"], "subscribed");
+        assert_eq!(next_json(c).await["type"], "snapshot");
+    }
+
     async fn next_json(c: &mut WebSocketStream<tokio::io::DuplexStream>) -> serde_json::Value {
         loop {
             match c.next().await.expect("frame").expect("ok") {
@@ -808,13 +813,7 @@ mod tests {
     async fn a_client_too_slow_for_alerts_is_closed_with_1013() {
         let hub = hub(8);
         let mut c = connect(&hub).await;
-        c.send(Message::text(
-            r#"{"type":"subscribe","id":"s1","channels":["alerts"]}"#,
-        ))
-        .await
-        .unwrap();
-        assert_eq!(next_json(&mut c).await["type"], "subscribed");
-        assert_eq!(next_json(&mut c).await["type"], "snapshot");
+        subscribe_alerts(&mut c).await;
         // 200 alerts at once overrun an 8-frame queue before the session can drain it.
         for n in 0..200 {
             hub.publish_alert(&alert(n));
