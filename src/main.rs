@@ -277,6 +277,7 @@ async fn serve(cfg: Config, source: BusSource, demo_patients: Option<usize>) -> 
             passivate_after_ms: cfg.engine.passivate_after.as_millis_i64(),
             profiles: Arc::new(Profiles::from_config(&cfg)),
             tick_every: cfg.engine.tick.as_std(),
+            on_lost: vigil_streams::receipt::fail,
         },
         outputs,
     )?;

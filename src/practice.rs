@@ -16,14 +16,12 @@ use std::sync::{Arc, Mutex};
 
 use dashmap::DashMap;
 use vigil_actors::{PatientShards, PracticeInput};
-use vigil_engine::Timestamp;
 use vigil_engine::appointment::{Appointment, Effect, PracticeChange, Refused};
 use vigil_engine::keeper::KeeperInput;
+use vigil_engine::{PracticeEvent, Timestamp};
 use vigil_streams::envelope::{RejectCode, reject};
 use vigil_streams::output::{Stored, dead_letter_stored, flow_message};
-use vigil_streams::{
-    Delivery, EventSink, IngestMetrics, OutMessage, Outbox, PracticeEvent, Receipt, Rejection,
-};
+use vigil_streams::{Delivery, EventSink, IngestMetrics, OutMessage, Outbox, Receipt, Rejection};
 
 /// Where an event came from: what its flow update and a late dead letter need.
 #[derive(Debug, Clone)]
@@ -318,7 +316,7 @@ impl EventSink for PracticeSink {
 
     fn accept(&mut self, event: PracticeEvent, origin: &Delivery) -> Result<(), Rejection> {
         let PracticeEvent { meta, change } = event;
-        let tenant = meta.tenant_id;
+        let tenant = meta.tenant_id.into_owned();
         let input = match change {
             PracticeChange::Provider(update) => KeeperInput::Provider(update),
             PracticeChange::Occupancy(mut update) => {
@@ -335,9 +333,9 @@ impl EventSink for PracticeSink {
             }
             change => {
                 let origin = Origin {
-                    event_id: meta.event_id,
+                    event_id: meta.event_id.into_owned(),
                     occurred_at: meta.occurred_at,
-                    correlation_id: meta.correlation_id,
+                    correlation_id: meta.correlation_id.map(std::borrow::Cow::into_owned),
                     stored: Stored::of(origin),
                 };
                 let now = vigil_streams::wall_clock();

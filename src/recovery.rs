@@ -7,15 +7,15 @@
 use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
-use vigil_actors::{PatientInput, PatientShards};
+use vigil_actors::PatientShards;
 use vigil_config::Config;
 use vigil_engine::Alert;
+use vigil_engine::Reading;
 use vigil_streams::{
     Bus, Delivery, Encoding, EventSink, batch_receipt, decode_practice, decode_vitals, wall_clock,
 };
 
 use crate::practice::PracticeSink;
-use crate::wiring::to_input;
 
 /// Replays acknowledged `CHECKINS`, then `OCCUPANCY` (occupancy looks up appointments'
 /// locations), through the same sink as live events in history mode: the desk and the
@@ -107,16 +107,18 @@ pub async fn recover(
         let now = wall_clock();
         let mut events = 0u64;
         while let Some(chunk) = rx.recv().await {
-            let inputs: Vec<PatientInput> = chunk
+            let readings: Vec<Reading<'static>> = chunk
                 .iter()
                 .filter_map(|(subject, payload, content_type)| {
                     // Rejected events were dead-lettered when they first arrived.
                     let enc = Encoding::from_content_type(content_type.as_deref()).ok()?;
-                    decode_vitals(subject, payload, enc, now).ok().map(to_input)
+                    decode_vitals(subject, payload, enc, now)
+                        .ok()
+                        .map(Reading::into_owned)
                 })
                 .collect();
-            events += inputs.len() as u64;
-            if !shards.deliver_history(inputs, receipt.clone()).await {
+            events += readings.len() as u64;
+            if !shards.deliver_history(readings, receipt.clone()).await {
                 vigil_streams::receipt::fail(&receipt);
             }
         }

@@ -6,12 +6,12 @@ use std::pin::Pin;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, OnceLock};
 
-use vigil_actors::{AlertCommand, Backpressure, InputKind, Outputs, PatientInput, PatientShards};
+use vigil_actors::{AlertCommand, Backpressure, Outputs, PatientShards};
 use vigil_engine::keeper::ResourceView;
-use vigil_engine::{Alert, CommandError, PatientStatus};
+use vigil_engine::{Alert, CommandError, PatientStatus, Reading};
 use vigil_gateway::{CommandPort, Hub};
 use vigil_streams::output::alert_message;
-use vigil_streams::{Delivery, EventSink, IngestMetrics, Outbox, Receipt, Rejection, VitalsEvent};
+use vigil_streams::{Delivery, EventSink, IngestMetrics, Outbox, Receipt, Rejection};
 
 /// Alert transitions go to dashboards at once and to `ALERTS` through the outbox (which holds the
 /// batch receipt until the stream has stored them).
@@ -96,55 +96,36 @@ impl CommandPort for ShardCommands {
     }
 }
 
-/// Decoded `VITALS` events become patient inputs on their shards.
+/// Decoded `VITALS` readings go to their patients' shards, one hand-off per chunk.
 pub struct ShardSink {
     pub shards: PatientShards,
-    pub inputs: Vec<PatientInput>,
+    pub readings: Vec<Reading<'static>>,
 }
 
 impl ShardSink {
     pub fn new(shards: PatientShards) -> Self {
         Self {
             shards,
-            inputs: Vec::new(),
+            readings: Vec::new(),
         }
     }
 }
 
-pub fn to_input(event: VitalsEvent) -> PatientInput {
-    let (meta, kind) = match event {
-        VitalsEvent::Observation { meta, vitals } => (meta, InputKind::Vitals(vitals)),
-        VitalsEvent::Lab {
-            meta,
-            lab,
-            collected_at,
-        } => (meta, InputKind::Lab { lab, collected_at }),
-        VitalsEvent::Admission { meta, admission } => (meta, InputKind::Admission(admission)),
-    };
-    PatientInput {
-        tenant: meta.tenant_id,
-        patient_id: meta.patient_id,
-        unit_id: meta.unit_id,
-        occurred_at: meta.occurred_at,
-        kind,
-    }
-}
-
 impl EventSink for ShardSink {
-    type Event = VitalsEvent;
+    type Event = Reading<'static>;
 
-    fn accept(&mut self, event: VitalsEvent, _: &Delivery) -> Result<(), Rejection> {
-        self.inputs.push(to_input(event));
+    fn accept(&mut self, reading: Reading<'static>, _: &Delivery) -> Result<(), Rejection> {
+        self.readings.push(reading);
         Ok(())
     }
 
     fn dispatch(&mut self, receipt: Receipt) -> impl Future<Output = ()> + Send {
         let shards = self.shards.clone();
-        let inputs = std::mem::take(&mut self.inputs);
+        let readings = std::mem::take(&mut self.readings);
         async move {
-            // A shard that stopped did not take its inputs: the batch must never be
+            // A shard that stopped did not take its readings: the batch must never be
             // acknowledged (ingest stops, NATS redelivers it after the restart).
-            if !inputs.is_empty() && !shards.deliver(inputs, receipt.clone()).await {
+            if !readings.is_empty() && !shards.deliver(readings, receipt.clone()).await {
                 vigil_streams::receipt::fail(&receipt);
             }
         }

@@ -12,10 +12,11 @@ use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use vigil_actors::{
-    ActorSettings, Backpressure, InputKind, Outputs, PatientInput, PatientShards, Receipt,
+use vigil_actors::{ActorSettings, Backpressure, Outputs, PatientShards, Receipt};
+use vigil_engine::{
+    Alert, Consciousness, EventMeta, PatientStatus, Profiles, Reading, ReadingBody, Settings,
+    Timestamp, Vitals,
 };
-use vigil_engine::{Alert, Consciousness, PatientStatus, Profiles, Settings, Timestamp, Vitals};
 
 const WARD: usize = 100_000;
 const INGEST_PATIENTS: usize = 10_000;
@@ -65,23 +66,27 @@ fn vitals(high: bool) -> Vitals {
     }
 }
 
-fn input(prefix: &str, i: usize, at: Timestamp, v: &Vitals) -> PatientInput {
-    PatientInput {
-        tenant: "clinic-abc".into(),
-        patient_id: format!("{prefix}-{i}"),
+fn input(prefix: &str, i: usize, at: Timestamp, v: &Vitals) -> Reading<'static> {
+    Reading {
+        meta: EventMeta {
+            event_id: format!("{prefix}-{i}-{at}").into(),
+            tenant_id: "clinic-abc".into(),
+            occurred_at: at,
+            correlation_id: None,
+        },
+        patient_id: format!("{prefix}-{i}").into(),
         unit_id: "icu-3".into(),
-        occurred_at: at,
-        kind: InputKind::Vitals(v.clone()),
+        body: ReadingBody::Vitals(v.clone()),
     }
 }
 
 /// Delivers `inputs` in batches and waits until every one is applied.
-async fn deliver_all(shards: &PatientShards, inputs: Vec<PatientInput>) {
+async fn deliver_all(shards: &PatientShards, inputs: Vec<Reading<'static>>) {
     let receipt: Receipt = Arc::new(());
     let applied = Arc::downgrade(&receipt);
     let mut inputs = inputs.into_iter().peekable();
     while inputs.peek().is_some() {
-        let batch: Vec<PatientInput> = inputs.by_ref().take(BATCH).collect();
+        let batch: Vec<Reading<'static>> = inputs.by_ref().take(BATCH).collect();
         assert!(shards.deliver(batch, receipt.clone()).await);
     }
     drop(receipt);
@@ -99,6 +104,7 @@ fn ward(rt: &tokio::runtime::Runtime, alerts: bool) -> PatientShards {
         passivate_after_ms: 24 * 3_600_000,
         profiles: Arc::new(Profiles::single(Settings::default())),
         tick_every: Duration::from_secs(10),
+        on_lost: |_| panic!("a batch was dropped unapplied"),
     };
     let shards = PatientShards::start(settings, outputs.clone()).expect("actors start");
     let v = vitals(alerts);
@@ -133,7 +139,7 @@ fn ingest_beside_held_timers(c: &mut Criterion) {
         let mut round = 0usize;
         g.bench_function(name, |b| {
             b.iter_custom(|iters| {
-                let inputs: Vec<PatientInput> = (0..iters as usize * BATCH)
+                let inputs: Vec<Reading<'static>> = (0..iters as usize * BATCH)
                     .map(|_| {
                         round += 1;
                         let at = Timestamp::from_millis(start + round as i64);

@@ -24,9 +24,7 @@ use std::sync::Arc;
 
 use actix::prelude::*;
 use vigil_engine::keeper::ResourceView;
-use vigil_engine::{
-    Admission, Alert, CommandError, LabResult, Owner, PatientStatus, Profiles, Timestamp, Vitals,
-};
+use vigil_engine::{Alert, CommandError, Owner, PatientStatus, Profiles, Reading, Timestamp};
 
 pub use vigil_engine::AlertCommand;
 
@@ -45,6 +43,48 @@ pub(crate) fn wall_clock() -> Timestamp {
 /// A type-erased batch receipt (see `vigil_streams::receipt`): dropped when the work is done.
 pub type Receipt = Arc<dyn std::any::Any + Send + Sync>;
 
+/// A batch receipt travelling in a message. A message that is dropped before its handler
+/// finished (its actor or arbiter stopped with it queued, or the handler panicked) calls
+/// `on_lost`, which fails the batch: otherwise the dropped clone would count as applied and
+/// the batch would be acknowledged with its events never applied.
+pub(crate) struct Held {
+    receipt: Receipt,
+    on_lost: fn(&Receipt),
+    applied: bool,
+}
+
+impl Held {
+    pub(crate) fn new(receipt: Receipt, on_lost: fn(&Receipt)) -> Self {
+        Self {
+            receipt,
+            on_lost,
+            applied: false,
+        }
+    }
+
+    pub(crate) fn receipt(&self) -> &Receipt {
+        &self.receipt
+    }
+
+    /// Another hold on the same batch (for a message the handler sends on).
+    pub(crate) fn share(&self) -> Self {
+        Self::new(self.receipt.clone(), self.on_lost)
+    }
+
+    /// The handler finished: dropping this hold is the batch's progress, not a loss.
+    pub(crate) fn applied(mut self) {
+        self.applied = true;
+    }
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        if !self.applied {
+            (self.on_lost)(&self.receipt);
+        }
+    }
+}
+
 /// A future an actor must finish before it takes its next message.
 pub type Backpressure = Pin<Box<dyn Future<Output = ()> + Send>>;
 
@@ -62,27 +102,6 @@ pub trait Outputs: Send + Sync + 'static {
     fn resource(&self, view: ResourceView);
 }
 
-/// One validated inbound event for a patient.
-#[derive(Debug, Clone)]
-pub struct PatientInput {
-    pub tenant: String,
-    pub patient_id: String,
-    pub unit_id: String,
-    pub occurred_at: Timestamp,
-    pub kind: InputKind,
-}
-
-#[derive(Debug, Clone)]
-pub enum InputKind {
-    Vitals(Vitals),
-    Lab {
-        lab: LabResult,
-        collected_at: Timestamp,
-    },
-    /// `patient.admitted.v1`: kept in the patient's state, opens nothing by itself.
-    Admission(Admission),
-}
-
 /// Actor-level settings.
 #[derive(Debug, Clone)]
 pub struct ActorSettings {
@@ -93,6 +112,10 @@ pub struct ActorSettings {
     pub profiles: Arc<Profiles>,
     /// How often each patient actor checks for signal loss (wall clock).
     pub tick_every: std::time::Duration,
+    /// Called with the receipt of a batch whose message was dropped unapplied (a stopped
+    /// shard): the binary passes `vigil_streams::receipt::fail`, so the batch is never
+    /// acknowledged.
+    pub on_lost: fn(&Receipt),
 }
 
 /// Why the actor system could not start or answer.
@@ -110,6 +133,7 @@ pub enum ActorsError {
 pub struct PatientShards {
     routers: Arc<Vec<Addr<ShardRouter>>>,
     practice: Arc<Vec<Addr<PracticeRouter>>>,
+    on_lost: fn(&Receipt),
     system: System,
     thread: Arc<std::sync::Mutex<Option<std::thread::JoinHandle<()>>>>,
 }
@@ -208,6 +232,7 @@ impl PatientShards {
         } else {
             settings.shards
         };
+        let on_lost = settings.on_lost;
         let (tx, rx) = std::sync::mpsc::channel();
         let thread = std::thread::Builder::new()
             .name("vigil-actors".into())
@@ -245,36 +270,43 @@ impl PatientShards {
         Ok(Self {
             routers: Arc::new(routers),
             practice: Arc::new(practice),
+            on_lost,
             system,
             thread: Arc::new(std::sync::Mutex::new(Some(thread))),
         })
     }
 
-    /// Hands inputs to their shards, waiting while a shard's mailbox is full. `receipt` is held
-    /// until every input has been applied and its outputs published. Returns false when a
+    /// Hands readings to their shards, waiting while a shard's mailbox is full. `receipt` is
+    /// held until every reading has been applied and its outputs published. Returns false when a
     /// shard has stopped: some inputs were not handed on, and the caller must fail the receipt
     /// so the batch is never acknowledged.
     #[must_use]
-    pub async fn deliver(&self, inputs: Vec<PatientInput>, receipt: Receipt) -> bool {
-        self.deliver_as(inputs, receipt, false).await
+    pub async fn deliver(&self, readings: Vec<Reading<'static>>, receipt: Receipt) -> bool {
+        self.deliver_as(readings, receipt, false).await
     }
 
-    async fn deliver_as(&self, inputs: Vec<PatientInput>, receipt: Receipt, history: bool) -> bool {
-        let shard = |i: &PatientInput, n| Some(shard_of(&i.tenant, &i.patient_id, n));
-        let message = |inputs| router::Deliver {
-            inputs,
-            receipt: receipt.clone(),
+    async fn deliver_as(
+        &self,
+        readings: Vec<Reading<'static>>,
+        receipt: Receipt,
+        history: bool,
+    ) -> bool {
+        let shard = |r: &Reading<'_>, n| Some(shard_of(&r.meta.tenant_id, &r.patient_id, n));
+        let on_lost = self.on_lost;
+        let message = |readings| router::Deliver {
+            readings,
+            held: Held::new(receipt.clone(), on_lost),
             history,
         };
-        scatter(&self.routers, inputs, shard, message, "patient").await
+        scatter(&self.routers, readings, shard, message, "patient").await
     }
 
     /// Recovery: hands already-acknowledged history to the shards. The events rebuild the
     /// windows and rule state; nothing they cause is published (it was, before the restart).
     /// Returns false when a shard has stopped (as [`PatientShards::deliver`]).
     #[must_use]
-    pub async fn deliver_history(&self, inputs: Vec<PatientInput>, receipt: Receipt) -> bool {
-        self.deliver_as(inputs, receipt, true).await
+    pub async fn deliver_history(&self, readings: Vec<Reading<'static>>, receipt: Receipt) -> bool {
+        self.deliver_as(readings, receipt, true).await
     }
 
     /// Recovery: reconciles every patient with the alerts `ALERTS` holds open and those a
@@ -351,9 +383,10 @@ impl PatientShards {
             let (_, id) = p.input.keeper()?;
             Some(shard_of(&p.tenant, id, n))
         };
+        let on_lost = self.on_lost;
         let message = |inputs| practice::Deliver {
             inputs,
-            receipt: receipt.clone(),
+            held: Held::new(receipt.clone(), on_lost),
             history,
         };
         scatter(&self.practice, inputs, shard, message, "practice").await
@@ -423,7 +456,7 @@ mod tests {
     use std::sync::Mutex;
     use std::time::Duration;
 
-    use vigil_engine::{AlertState, CommandKind};
+    use vigil_engine::{AlertState, CommandKind, ReadingBody, Vitals};
 
     use super::*;
 
@@ -461,13 +494,17 @@ mod tests {
         })
     }
 
-    fn input(patient: &str, minute: i64, hr: f64) -> PatientInput {
-        PatientInput {
-            tenant: "t1".into(),
-            patient_id: patient.into(),
+    fn input(patient: &str, minute: i64, hr: f64) -> Reading<'static> {
+        Reading {
+            meta: vigil_engine::EventMeta {
+                event_id: format!("{patient}-{minute}").into(),
+                tenant_id: "t1".into(),
+                occurred_at: Timestamp::from_millis(base_millis() + minute * 60_000),
+                correlation_id: None,
+            },
+            patient_id: patient.to_string().into(),
             unit_id: "icu-3".into(),
-            occurred_at: Timestamp::from_millis(base_millis() + minute * 60_000),
-            kind: InputKind::Vitals(Vitals {
+            body: ReadingBody::Vitals(Vitals {
                 hr: Some(hr),
                 rr: Some(26.0),
                 spo2: Some(91.0),
@@ -483,8 +520,21 @@ mod tests {
             passivate_after_ms,
             profiles: Arc::new(Profiles::single(vigil_engine::Settings::default())),
             tick_every: Duration::from_secs(10),
+            on_lost: mark_lost,
         };
         PatientShards::start(settings, recorder).expect("start")
+    }
+
+    /// A test receipt that records whether its batch was lost.
+    fn watched_receipt() -> (Receipt, Arc<std::sync::atomic::AtomicBool>) {
+        let lost = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        (Arc::new(lost.clone()), lost)
+    }
+
+    fn mark_lost(receipt: &Receipt) {
+        if let Some(lost) = receipt.downcast_ref::<Arc<std::sync::atomic::AtomicBool>>() {
+            lost.store(true, std::sync::atomic::Ordering::SeqCst);
+        }
     }
 
     async fn settle(receipt_holder: Receipt) {
@@ -506,12 +556,36 @@ mod tests {
         tokio::task::spawn_blocking(move || stopper.stop())
             .await
             .unwrap();
-        let receipt: Receipt = Arc::new(());
+        // Refused at once, or taken by a router whose arbiter is winding down and then dropped
+        // unapplied: either way the batch must fail rather than count as done.
+        let (receipt, lost) = watched_receipt();
+        let _handed = shards.deliver(vec![input("p1", 0, 80.0)], receipt).await;
+        for _ in 0..200 {
+            if lost.load(std::sync::atomic::Ordering::SeqCst) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("a batch given to a stopped shard was neither refused nor failed");
+    }
+
+    #[tokio::test]
+    async fn an_applied_batch_is_not_lost_and_a_dropped_message_fails_its_batch() {
+        let rec = Arc::new(Recorder::default());
+        let shards = start(3_600_000, rec);
+        let (receipt, lost) = watched_receipt();
         assert!(
-            !shards
+            shards
                 .deliver(vec![input("p1", 0, 80.0)], receipt.clone())
                 .await
         );
+        settle(receipt).await;
+        assert!(!lost.load(std::sync::atomic::Ordering::SeqCst));
+
+        let (receipt, lost) = watched_receipt();
+        drop(Held::new(receipt, mark_lost));
+        assert!(lost.load(std::sync::atomic::Ordering::SeqCst));
+        shards.stop();
     }
 
     #[tokio::test]
@@ -520,7 +594,7 @@ mod tests {
         let shards = start(3_600_000, rec.clone());
         let receipt: Receipt = Arc::new(());
         // More inputs than the mailbox holds: backpressure, nothing lost.
-        let inputs: Vec<PatientInput> = (0..40)
+        let inputs: Vec<Reading<'static>> = (0..40)
             .map(|i| input(&format!("p{}", i % 10), i / 10, 140.0))
             .collect();
         assert!(shards.deliver(inputs, receipt.clone()).await);
@@ -578,7 +652,7 @@ mod tests {
         // p-calm scores low (no alert); p-sick fires news2.high and must be kept.
         let mut inputs = vec![input("p-calm", 0, 70.0), input("p-calm", 1, 70.0)];
         for i in &mut inputs {
-            if let InputKind::Vitals(v) = &mut i.kind {
+            if let ReadingBody::Vitals(v) = &mut i.body {
                 v.rr = Some(16.0);
                 v.spo2 = Some(98.0);
             }

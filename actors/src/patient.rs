@@ -7,16 +7,17 @@ use std::sync::Arc;
 
 use actix::prelude::*;
 use vigil_engine::{
-    Alert, CommandError, Observed, Patient, PatientStatus, Profiles, Settings, Timestamp,
+    Alert, CommandError, Patient, PatientStatus, Profiles, Reading, ReadingBody, Settings,
+    Timestamp,
 };
 
 use crate::router::Command;
 use crate::wall_clock;
-use crate::{InputKind, Outputs, PatientInput, Receipt};
+use crate::{Held, Outputs, Receipt};
 
 pub(crate) struct Observe {
-    pub inputs: Vec<PatientInput>,
-    pub receipt: Receipt,
+    pub readings: Vec<Reading<'static>>,
+    pub held: Held,
     /// Recovery history: rebuild state, publish nothing.
     pub history: bool,
 }
@@ -154,24 +155,12 @@ impl Handler<Observe> for PatientActor {
         // The engine's clock for this batch: transitions are stamped with it and escalation
         // counts from it, whatever the readings' own times (contracts.md section 4).
         let now = wall_clock();
-        for input in &msg.inputs {
-            let settings = self.settings_for(&input.unit_id);
-            let out: Observed = match &input.kind {
-                InputKind::Vitals(v) => {
-                    self.heard = Some(now);
-                    self.patient
-                        .observe(&input.unit_id, v, input.occurred_at, now, &settings)
-                }
-                InputKind::Lab { lab, collected_at } => {
-                    self.patient
-                        .record_lab(&input.unit_id, lab, *collected_at, now, &settings)
-                }
-                InputKind::Admission(admission) => {
-                    self.patient
-                        .admit(&input.unit_id, admission.clone(), input.occurred_at);
-                    Observed::default()
-                }
-            };
+        for reading in &msg.readings {
+            let settings = self.settings_for(&reading.unit_id);
+            if let ReadingBody::Vitals(_) = reading.body {
+                self.heard = Some(now);
+            }
+            let out = self.patient.apply(reading, now, &settings);
             if out.score.is_some() {
                 scored = Some((out.qsofa.map(|q| q.total), out.sirs.map(|s| s.total)));
             }
@@ -179,9 +168,10 @@ impl Handler<Observe> for PatientActor {
                 continue;
             }
             for alert in &out.alerts {
-                self.emit(alert, Some(msg.receipt.clone()), ctx);
+                self.emit(alert, Some(msg.held.receipt().clone()), ctx);
             }
         }
+        msg.held.applied();
         if msg.history {
             return;
         }

@@ -14,7 +14,7 @@ use rustc_hash::FxHashMap;
 use vigil_engine::keeper::{Keeper, KeeperInput, KeeperKind};
 use vigil_engine::{Alert, CommandError, Owner, Profiles, Settings, Timestamp};
 
-use crate::{AlertCommand, Outputs, Receipt, wall_clock};
+use crate::{AlertCommand, Held, Outputs, Receipt, wall_clock};
 
 /// One practice input for an actor, with its tenant and its source event's `occurredAt`.
 #[derive(Debug, Clone)]
@@ -37,7 +37,7 @@ pub(crate) fn keeper_of(owner: &Owner) -> Option<(KeeperKind, &str)> {
 pub(crate) struct Inputs {
     /// Each with its source event's `occurredAt`.
     pub inputs: Vec<(KeeperInput, Timestamp)>,
-    pub receipt: Receipt,
+    pub held: Held,
     /// Recovery history: applied without publishing anything.
     pub history: bool,
 }
@@ -132,9 +132,10 @@ impl Handler<Inputs> for KeeperActor {
                     .clone();
             }
             if !msg.history {
-                self.emit(&alerts, Some(&msg.receipt), ctx);
+                self.emit(&alerts, Some(msg.held.receipt()), ctx);
             }
         }
+        msg.held.applied();
         if !msg.history {
             self.settle(now, ctx);
         }
@@ -181,7 +182,7 @@ type Key = (KeeperKind, String, String);
 
 pub(crate) struct Deliver {
     pub inputs: Vec<PracticeInput>,
-    pub receipt: Receipt,
+    pub held: Held,
     pub history: bool,
 }
 
@@ -271,15 +272,16 @@ impl Handler<Deliver> for PracticeRouter {
         }
         for ((kind, tenant, id), inputs) in batches {
             let addr = self.addr(kind, &tenant, &id);
-            let msg = Inputs {
+            let inputs = Inputs {
                 inputs,
-                receipt: msg.receipt.clone(),
+                held: msg.held.share(),
                 history: msg.history,
             };
-            if !crate::hand_off(self, ctx, addr, msg) {
+            if !crate::hand_off(self, ctx, addr, inputs) {
                 tracing::error!(kind = ?kind, id, "practice actor stopped unexpectedly");
             }
         }
+        msg.held.applied();
     }
 }
 

@@ -8,15 +8,15 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
-use vigil_engine::{Alert, CommandError};
+use vigil_engine::{Alert, CommandError, Reading};
 
 use crate::patient::{Observe, Passivate, PatientActor, Reconcile};
-use crate::{ActorSettings, AlertCommand, Outputs, PatientInput, Receipt};
+use crate::{ActorSettings, AlertCommand, Held, Outputs, Receipt};
 
 /// A batch share for this shard.
 pub(crate) struct Deliver {
-    pub inputs: Vec<PatientInput>,
-    pub receipt: Receipt,
+    pub readings: Vec<Reading<'static>>,
+    pub held: Held,
     /// Recovery history: applied without publishing anything.
     pub history: bool,
 }
@@ -158,39 +158,44 @@ impl Handler<Deliver> for ShardRouter {
     type Result = ();
 
     fn handle(&mut self, msg: Deliver, ctx: &mut Self::Context) {
-        // One message per patient per batch, inputs in arrival order: collect them per entry
+        // One message per patient per batch, readings in arrival order: collect them per entry
         // without copying keys, then send.
         let now = Instant::now();
-        let mut batches: Vec<(Addr<PatientActor>, Vec<PatientInput>)> = Vec::new();
-        for input in msg.inputs {
-            let entry = self.entry(&input.tenant, &input.patient_id, &input.unit_id);
+        let mut batches: Vec<(Addr<PatientActor>, Vec<Reading<'static>>)> = Vec::new();
+        for reading in msg.readings {
+            let entry = self.entry(
+                &reading.meta.tenant_id,
+                &reading.patient_id,
+                &reading.unit_id,
+            );
             entry.last_input = now;
             match entry.slot {
-                Some(i) => batches[i].1.push(input),
+                Some(i) => batches[i].1.push(reading),
                 None => {
                     entry.slot = Some(batches.len());
-                    batches.push((entry.addr.clone(), vec![input]));
+                    batches.push((entry.addr.clone(), vec![reading]));
                 }
             }
         }
-        for (addr, inputs) in batches {
-            if let Some(first) = inputs.first()
+        for (addr, readings) in batches {
+            if let Some(first) = readings.first()
                 && let Some(e) = self
                     .patients
-                    .get_mut(&first.tenant)
-                    .and_then(|m| m.get_mut(&first.patient_id))
+                    .get_mut(&*first.meta.tenant_id)
+                    .and_then(|m| m.get_mut(&*first.patient_id))
             {
                 e.slot = None;
             }
             let observe = Observe {
-                inputs,
-                receipt: msg.receipt.clone(),
+                readings,
+                held: msg.held.share(),
                 history: msg.history,
             };
             if !crate::hand_off(self, ctx, addr, observe) {
                 tracing::error!(shard = self.shard, "patient actor stopped unexpectedly");
             }
         }
+        msg.held.applied();
     }
 }
 

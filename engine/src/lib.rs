@@ -9,6 +9,7 @@ pub mod alert;
 pub mod appointment;
 pub mod conditions;
 pub mod escalation;
+pub mod event;
 pub mod keeper;
 pub mod news2;
 pub mod observation;
@@ -24,6 +25,7 @@ pub use alert::{
     Alert, AlertCommand, AlertState, Category, CommandError, CommandKind, Level, Owner,
 };
 pub use escalation::{Escalation, Page, PageState, Policies, Policy};
+pub use event::{EventMeta, PracticeEvent, Reading, ReadingBody};
 pub use news2::{Chart, Input, News2, Param};
 pub use observation::{Admission, Consciousness, LabResult, Sex, Spo2Scale, Vitals};
 pub use patient::{LastScore, Observed, Patient, PatientStatus};

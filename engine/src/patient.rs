@@ -7,6 +7,7 @@ use crate::conditions::{
     AlertOwner, Condition, Finding, Opening, Track, qsofa_opening, signal_loss_opening,
     sirs_lactate_opening, trend_opening,
 };
+use crate::event::{Reading, ReadingBody};
 use crate::news2::News2;
 use crate::observation::{Admission, LabResult, Vitals};
 use crate::rules::{News2Risk, Settings, Subject};
@@ -111,6 +112,28 @@ impl Patient {
     fn set_unit(&mut self, unit: &str) {
         if self.unit_id != unit {
             self.unit_id = unit.to_string();
+        }
+    }
+
+    /// Applies one of this patient's readings: the one dispatch of live ingest and replay.
+    /// `now` is the engine's clock (see [`Patient::observe`]).
+    pub fn apply(
+        &mut self,
+        reading: &Reading<'_>,
+        now: Timestamp,
+        settings: &Settings,
+    ) -> Observed {
+        let unit = &reading.unit_id;
+        let at = reading.meta.occurred_at;
+        match &reading.body {
+            ReadingBody::Vitals(vitals) => self.observe(unit, vitals, at, now, settings),
+            ReadingBody::Lab { lab, collected_at } => {
+                self.record_lab(unit, lab, *collected_at, now, settings)
+            }
+            ReadingBody::Admission(admission) => {
+                self.admit(unit, admission.clone(), at);
+                Observed::default()
+            }
         }
     }
 

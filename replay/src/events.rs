@@ -13,8 +13,9 @@ use std::path::Path;
 use std::sync::mpsc;
 
 use rustc_hash::FxHashMap;
+use vigil_engine::Reading;
 use vigil_engine::{Observed, Patient, Settings, Timestamp};
-use vigil_streams::envelope::{RecordedVitals, RejectCode, VitalsBody, decode_recorded};
+use vigil_streams::envelope::{RejectCode, decode_recorded};
 
 use crate::{AlertLog, Outcome, ReplayError, open_mask, pass_time, write_score};
 
@@ -226,19 +227,19 @@ impl ScoreSink {
 }
 
 impl Tracked {
-    fn new(event: &RecordedVitals<'_>) -> Self {
+    fn new(event: &Reading<'_>) -> Self {
         Self {
-            patient: Patient::new(&event.tenant_id, &event.patient_id, &event.unit_id),
+            patient: Patient::new(&event.meta.tenant_id, &event.patient_id, &event.unit_id),
             log: AlertLog::default(),
             outcome: Outcome::default(),
-            first: event.occurred_at,
-            last: event.occurred_at,
+            first: event.meta.occurred_at,
+            last: event.meta.occurred_at,
         }
     }
 
     /// Applies one of this patient's events, after the time that passed before it.
-    fn apply(&mut self, event: &RecordedVitals<'_>, settings: &Settings, scores: &mut ScoreSink) {
-        let at = event.occurred_at;
+    fn apply(&mut self, event: &Reading<'_>, settings: &Settings, scores: &mut ScoreSink) {
+        let at = event.meta.occurred_at;
         self.first = self.first.min(at);
         self.last = self.last.max(at);
         self.outcome.rows += 1;
@@ -249,19 +250,8 @@ impl Tracked {
             &mut self.log,
             &mut self.outcome,
         );
-        let unit = &event.unit_id;
         // The replay's clock is the events' own: `now` is the event time.
-        let observed = match &event.body {
-            VitalsBody::Observation(vitals) => self.patient.observe(unit, vitals, at, at, settings),
-            VitalsBody::Lab { lab, collected_at } => {
-                self.patient
-                    .record_lab(unit, lab, *collected_at, at, settings)
-            }
-            VitalsBody::Admission(admission) => {
-                self.patient.admit(unit, admission.clone(), at);
-                vigil_engine::Observed::default()
-            }
-        };
+        let observed = self.patient.apply(event, at, settings);
         for a in &observed.alerts {
             self.log.record(a, &mut self.outcome);
         }
@@ -287,7 +277,7 @@ impl Worker<'_> {
             Err(r) => return self.reject(r.code),
         };
         self.key.clear();
-        self.key.push_str(&event.tenant_id);
+        self.key.push_str(&event.meta.tenant_id);
         self.key.push('\0');
         self.key.push_str(&event.patient_id);
         match self.patients.get_mut(self.key.as_str()) {

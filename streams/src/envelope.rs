@@ -7,6 +7,9 @@ use std::fmt;
 
 use serde::Deserialize;
 use vigil_config::is_token;
+use vigil_engine::event::{
+    EventMeta, LAB_RESULT, PATIENT_ADMITTED, Reading, ReadingBody, VITALS_OBSERVATION,
+};
 use vigil_engine::{Admission, Consciousness, LabResult, Sex, Spo2Scale, Timestamp, Vitals};
 
 /// Largest encoded message the engine accepts (contracts.md §1).
@@ -221,102 +224,6 @@ struct WireHead {
     event_type: Option<String>,
 }
 
-/// Envelope fields every event carries.
-#[derive(Debug, Clone, PartialEq)]
-pub struct EventMeta {
-    pub event_id: String,
-    pub tenant_id: String,
-    pub patient_id: String,
-    pub unit_id: String,
-    pub occurred_at: Timestamp,
-    pub correlation_id: Option<String>,
-}
-
-/// A validated `VITALS` event.
-#[derive(Debug, Clone, PartialEq)]
-pub enum VitalsEvent {
-    Observation {
-        meta: EventMeta,
-        vitals: Vitals,
-    },
-    Lab {
-        meta: EventMeta,
-        lab: LabResult,
-        collected_at: Timestamp,
-    },
-    Admission {
-        meta: EventMeta,
-        admission: Admission,
-    },
-}
-
-impl VitalsEvent {
-    pub fn meta(&self) -> &EventMeta {
-        match self {
-            VitalsEvent::Observation { meta, .. }
-            | VitalsEvent::Lab { meta, .. }
-            | VitalsEvent::Admission { meta, .. } => meta,
-        }
-    }
-    pub fn event_type(&self) -> &'static str {
-        match self {
-            VitalsEvent::Observation { .. } => VITALS_OBSERVATION,
-            VitalsEvent::Lab { .. } => LAB_RESULT,
-            VitalsEvent::Admission { .. } => PATIENT_ADMITTED,
-        }
-    }
-}
-
-/// What a `VITALS` event says, apart from its envelope.
-#[derive(Debug, Clone, PartialEq)]
-pub enum VitalsBody {
-    Observation(Vitals),
-    Lab {
-        lab: LabResult,
-        collected_at: Timestamp,
-    },
-    Admission(Admission),
-}
-
-/// A validated `VITALS` event whose identifiers borrow from the payload where they can: what
-/// [`decode_recorded`] returns, so that a replay allocates nothing per line it only scores.
-#[derive(Debug, Clone, PartialEq)]
-pub struct RecordedVitals<'a> {
-    pub event_id: Cow<'a, str>,
-    pub tenant_id: Cow<'a, str>,
-    pub patient_id: Cow<'a, str>,
-    pub unit_id: Cow<'a, str>,
-    pub occurred_at: Timestamp,
-    pub correlation_id: Option<Cow<'a, str>>,
-    pub body: VitalsBody,
-}
-
-impl RecordedVitals<'_> {
-    /// The event with owned identifiers, as live ingest hands it on.
-    pub fn into_event(self) -> VitalsEvent {
-        let meta = EventMeta {
-            event_id: self.event_id.into_owned(),
-            tenant_id: self.tenant_id.into_owned(),
-            patient_id: self.patient_id.into_owned(),
-            unit_id: self.unit_id.into_owned(),
-            occurred_at: self.occurred_at,
-            correlation_id: self.correlation_id.map(Cow::into_owned),
-        };
-        match self.body {
-            VitalsBody::Observation(vitals) => VitalsEvent::Observation { meta, vitals },
-            VitalsBody::Lab { lab, collected_at } => VitalsEvent::Lab {
-                meta,
-                lab,
-                collected_at,
-            },
-            VitalsBody::Admission(admission) => VitalsEvent::Admission { meta, admission },
-        }
-    }
-}
-
-pub const VITALS_OBSERVATION: &str = "vitals.observation.v1";
-pub const LAB_RESULT: &str = "lab.result.v1";
-pub const PATIENT_ADMITTED: &str = "patient.admitted.v1";
 /// Every event type of the contract, by the stream it belongs on (outbound ones included: a
 /// producer publishing one to an input stream gets `WRONG_STREAM`, not `UNKNOWN_EVENT_TYPE`).
 pub const STREAM_TYPES: &[(&str, &[&str])] = &[
@@ -510,17 +417,18 @@ pub(crate) fn check_size(payload: &[u8]) -> Result<(), Rejection> {
     Ok(())
 }
 
-/// Decodes and validates one message that arrived on `subject` of the `VITALS` stream.
-/// `now` is the engine's clock, for the clock-skew check only.
+/// Decodes and validates one message that arrived on `subject` of the `VITALS` stream, with
+/// identifiers borrowed from `payload` where they have no escapes. `now` is the engine's
+/// clock, for the clock-skew check only.
 ///
 /// # Errors
 /// A [`Rejection`] with the contract's or Vigil's error code; every code is in docs/ingest.md.
-pub fn decode_vitals(
+pub fn decode_vitals<'a>(
     subject: &str,
-    payload: &[u8],
+    payload: &'a [u8],
     encoding: Encoding,
     now: Timestamp,
-) -> Result<VitalsEvent, Rejection> {
+) -> Result<Reading<'a>, Rejection> {
     check_size(payload)?;
     let mut parts = subject.split('.');
     let (Some("vitals"), Some(subject_tenant), Some(subject_patient), None) =
@@ -537,7 +445,6 @@ pub fn decode_vitals(
         Some(now),
         Some((subject_tenant, subject_patient)),
     )
-    .map(RecordedVitals::into_event)
 }
 
 /// Decodes a recorded `VITALS` event (one line of an exported NDJSON stream, as `vigil replay
@@ -546,7 +453,7 @@ pub fn decode_vitals(
 ///
 /// # Errors
 /// A [`Rejection`] with the same codes as live ingest.
-pub fn decode_recorded(payload: &[u8]) -> Result<RecordedVitals<'_>, Rejection> {
+pub fn decode_recorded(payload: &[u8]) -> Result<Reading<'_>, Rejection> {
     check_size(payload)?;
     decode_envelope(payload, Encoding::Json, None, None)
 }
@@ -577,7 +484,7 @@ fn decode_envelope<'a>(
     encoding: Encoding,
     now: Option<Timestamp>,
     subject: Option<(&str, &str)>,
-) -> Result<RecordedVitals<'a>, Rejection> {
+) -> Result<Reading<'a>, Rejection> {
     let mut env: WireEnvelope<WireData> = decode(payload, encoding, "VITALS")?;
     let head = check_head(&mut env, "VITALS", now, subject.map(|(t, _)| t))?;
     let event_type = head.event_type.clone();
@@ -602,13 +509,15 @@ fn decode_envelope<'a>(
         PATIENT_ADMITTED => admission(&data)?,
         _ => observation(&data)?,
     };
-    Ok(RecordedVitals {
-        event_id: head.event_id,
-        tenant_id: head.tenant_id,
+    Ok(Reading {
+        meta: EventMeta {
+            event_id: head.event_id,
+            tenant_id: head.tenant_id,
+            occurred_at: head.occurred_at,
+            correlation_id: head.correlation_id,
+        },
         patient_id,
         unit_id,
-        occurred_at: head.occurred_at,
-        correlation_id: head.correlation_id,
         body,
     })
 }
@@ -799,7 +708,7 @@ fn in_range((name, lo, hi): Range, v: Option<f64>) -> Result<Option<f64>, Reject
     Ok(Some(v))
 }
 
-fn observation(d: &WireData<'_>) -> Result<VitalsBody, Rejection> {
+fn observation(d: &WireData<'_>) -> Result<ReadingBody, Rejection> {
     let spo2_scale = match d.spo2_scale {
         None => None,
         Some(1.0) => Some(Spo2Scale::Scale1),
@@ -861,7 +770,7 @@ fn observation(d: &WireData<'_>) -> Result<VitalsBody, Rejection> {
             "a vitals observation needs at least one measurement",
         ));
     }
-    Ok(VitalsBody::Observation(vitals))
+    Ok(ReadingBody::Vitals(vitals))
 }
 
 /// Upper bounds of the lab codes the engine understands, in the contract's units.
@@ -875,7 +784,7 @@ const LAB_LIMITS: &[(&str, f64)] = &[
     ("bilirubin", 1000.0),
 ];
 
-fn lab(occurred_at: Timestamp, d: WireData<'_>) -> Result<VitalsBody, Rejection> {
+fn lab(occurred_at: Timestamp, d: WireData<'_>) -> Result<ReadingBody, Rejection> {
     let code = d
         .code
         .filter(|c| !c.is_empty() && c.len() <= 64)
@@ -908,7 +817,7 @@ fn lab(occurred_at: Timestamp, d: WireData<'_>) -> Result<VitalsBody, Rejection>
         }
         None => occurred_at,
     };
-    Ok(VitalsBody::Lab {
+    Ok(ReadingBody::Lab {
         lab: LabResult {
             code,
             value,
@@ -920,7 +829,7 @@ fn lab(occurred_at: Timestamp, d: WireData<'_>) -> Result<VitalsBody, Rejection>
 
 /// `patient.admitted.v1` data (contracts.md section 3): `admittedAt` required, the rest
 /// optional; each bad value is `DATA_INVALID` naming the field.
-fn admission(d: &WireData<'_>) -> Result<VitalsBody, Rejection> {
+fn admission(d: &WireData<'_>) -> Result<ReadingBody, Rejection> {
     let time = |field: &str, text: &str| {
         parse_time(field, text).map_err(|m| reject(RejectCode::DataInvalid, m))
     };
@@ -956,7 +865,7 @@ fn admission(d: &WireData<'_>) -> Result<VitalsBody, Rejection> {
         })?),
         None => None,
     };
-    Ok(VitalsBody::Admission(Admission {
+    Ok(ReadingBody::Admission(Admission {
         admitted_at,
         hospital_admitted_at,
         age,
@@ -983,14 +892,17 @@ mod tests {
         ] {
             let e = decode_envelope(payload, encoding, Some(NOW), None).expect("decodes");
             for (name, field) in [
-                ("eventId", &e.event_id),
-                ("tenantId", &e.tenant_id),
+                ("eventId", &e.meta.event_id),
+                ("tenantId", &e.meta.tenant_id),
                 ("patientId", &e.patient_id),
                 ("unitId", &e.unit_id),
             ] {
                 assert!(matches!(field, Cow::Borrowed(_)), "{name} {encoding:?}");
             }
-            assert!(matches!(e.correlation_id, Some(Cow::Borrowed("req-9876"))));
+            assert!(matches!(
+                e.meta.correlation_id,
+                Some(Cow::Borrowed("req-9876"))
+            ));
         }
         let escaped = String::from_utf8(json_bytes)
             .expect("utf-8")
@@ -1029,13 +941,15 @@ mod tests {
     #[test]
     fn contract_example_decodes_in_json_and_msgpack() {
         let v = contract_json();
-        let a = decode_vitals(SUBJECT, &json(&v), Encoding::Json, NOW).expect("json");
+        let bytes = json(&v);
+        let a = decode_vitals(SUBJECT, &bytes, Encoding::Json, NOW).expect("json");
         let packed = rmp_serde::to_vec_named(&v).expect("msgpack");
         let b = decode_vitals(SUBJECT, &packed, Encoding::MessagePack, NOW).expect("msgpack");
         assert_eq!(a, b);
-        let VitalsEvent::Observation { meta, vitals } = a else {
+        let ReadingBody::Vitals(vitals) = &a.body else {
             panic!("not an observation")
         };
+        let meta = &a.meta;
         assert_eq!(meta.event_id, "evt-0001");
         assert_eq!(meta.occurred_at.to_string(), "2025-11-27T09:05:00Z");
         assert_eq!(meta.correlation_id.as_deref(), Some("req-9876"));
@@ -1051,11 +965,9 @@ mod tests {
             "data": { "patientId": "patient-123", "unitId": "icu-3", "code": "lactate", "value": 2.6,
                       "unit": "mmol/L", "collectedAt": "2025-11-27T08:50:00Z" }
         });
-        let e = decode_vitals(SUBJECT, &json(&v), Encoding::Json, NOW).expect("lab");
-        let VitalsEvent::Lab {
-            lab, collected_at, ..
-        } = e
-        else {
+        let bytes = json(&v);
+        let e = decode_vitals(SUBJECT, &bytes, Encoding::Json, NOW).expect("lab");
+        let ReadingBody::Lab { lab, collected_at } = e.body else {
             panic!("not a lab")
         };
         assert_eq!((lab.code.as_str(), lab.value), ("lactate", 2.6));
@@ -1110,17 +1022,15 @@ mod tests {
     #[test]
     fn the_contract_admission_decodes_in_json_and_msgpack() {
         let v = admitted_json();
-        let a = decode_vitals(SUBJECT, &json(&v), Encoding::Json, NOW).expect("json");
+        let bytes = json(&v);
+        let a = decode_vitals(SUBJECT, &bytes, Encoding::Json, NOW).expect("json");
         let packed = rmp_serde::to_vec_named(&v).expect("msgpack");
         let b = decode_vitals(SUBJECT, &packed, Encoding::MessagePack, NOW).expect("msgpack");
         assert_eq!(a, b);
-        let VitalsEvent::Admission { meta, admission } = a else {
+        assert_eq!((&*a.patient_id, &*a.unit_id), ("patient-123", "icu-3"));
+        let ReadingBody::Admission(admission) = a.body else {
             panic!("not an admission")
         };
-        assert_eq!(
-            (meta.patient_id.as_str(), meta.unit_id.as_str()),
-            ("patient-123", "icu-3")
-        );
         assert_eq!(
             admission.admitted_at,
             Timestamp::from_civil(2025, 11, 27, 2, 0, 0)
@@ -1137,8 +1047,9 @@ mod tests {
         let mut v = admitted_json();
         v["data"] = serde_json::json!({"patientId": "patient-123", "unitId": "icu-3",
                                        "admittedAt": "2025-11-27T02:00:00Z"});
-        let e = decode_vitals(SUBJECT, &json(&v), Encoding::Json, NOW).expect("minimal");
-        assert!(matches!(e, VitalsEvent::Admission { admission, .. }
+        let bytes = json(&v);
+        let e = decode_vitals(SUBJECT, &bytes, Encoding::Json, NOW).expect("minimal");
+        assert!(matches!(e.body, ReadingBody::Admission(admission)
             if admission.age.is_none() && admission.sex.is_none()
                && admission.hospital_admitted_at.is_none()));
     }

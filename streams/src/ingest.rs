@@ -21,15 +21,15 @@ use futures::stream::FuturesOrdered;
 use futures::{Stream, StreamExt};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
 use vigil_config::NatsConfig;
-use vigil_engine::Timestamp;
+use vigil_engine::{PracticeEvent, Reading, Timestamp};
 
 use crate::bus::Delivery;
 use crate::dedupe::Dedupe;
-use crate::envelope::{Encoding, Rejection, VitalsEvent, decode_vitals};
+use crate::envelope::{Encoding, Rejection, decode_vitals};
 use crate::metrics::{IngestMetrics, stream_index, type_index};
 use crate::outbox::Outbox;
 use crate::output::dead_letter;
-use crate::practice::{PracticeEvent, decode_practice};
+use crate::practice::decode_practice;
 use crate::receipt::{Receipt, batch_receipt};
 
 /// A consumed stream: its name and how its messages decode.
@@ -51,20 +51,23 @@ pub trait Inbound: Send + Sync + 'static {
     fn key(event: &Self::Event) -> (&str, &str, &'static str);
 }
 
-/// `VITALS`: vitals and labs.
+/// `VITALS`: vitals, labs and admissions.
 pub struct Vitals;
 
 impl Inbound for Vitals {
-    type Event = VitalsEvent;
+    type Event = Reading<'static>;
     const STREAM: &'static str = "VITALS";
 
-    fn decode(s: &str, p: &[u8], e: Encoding, now: Timestamp) -> Result<VitalsEvent, Rejection> {
-        decode_vitals(s, p, e, now)
+    fn decode(s: &str, p: &[u8], e: Encoding, now: Timestamp) -> Result<Self::Event, Rejection> {
+        decode_vitals(s, p, e, now).map(Reading::into_owned)
     }
 
-    fn key(event: &VitalsEvent) -> (&str, &str, &'static str) {
-        let meta = event.meta();
-        (&meta.tenant_id, &meta.event_id, event.event_type())
+    fn key(event: &Self::Event) -> (&str, &str, &'static str) {
+        (
+            &event.meta.tenant_id,
+            &event.meta.event_id,
+            event.event_type(),
+        )
     }
 }
 

@@ -81,9 +81,9 @@ impl<const N: usize> Seconds<N> {
 
 /// The inbound event types, in the order of the per-type counters.
 pub const INBOUND_TYPES: [&str; 8] = [
-    crate::envelope::VITALS_OBSERVATION,
-    crate::envelope::LAB_RESULT,
-    crate::envelope::PATIENT_ADMITTED,
+    vigil_engine::event::VITALS_OBSERVATION,
+    vigil_engine::event::LAB_RESULT,
+    vigil_engine::event::PATIENT_ADMITTED,
     "appointment.scheduled.v1",
     "patient.checkin.v1",
     "appointment.status.changed.v1",

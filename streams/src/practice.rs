@@ -10,38 +10,12 @@ use vigil_engine::appointment::{
     Booking, CheckIn, OccupancyUpdate, PracticeChange, ProviderUpdate, StatusChange,
 };
 use vigil_engine::practice::{AppointmentStatus, ProviderStatus, ResourceStatus};
-use vigil_engine::{Timestamp, from_wire_name};
+use vigil_engine::{EventMeta, PracticeEvent, Timestamp, from_wire_name};
 
 use crate::envelope::{
     Encoding, RejectCode, Rejection, WireEnvelope, check_head, check_size, data_token, decode,
     parse_time, reject,
 };
-
-/// Envelope fields of a practice event.
-#[derive(Debug, Clone, PartialEq)]
-pub struct PracticeMeta {
-    pub event_id: String,
-    pub tenant_id: String,
-    pub occurred_at: Timestamp,
-    pub correlation_id: Option<String>,
-}
-
-/// A validated practice event: envelope fields and the engine's view of its data.
-#[derive(Debug, Clone, PartialEq)]
-pub struct PracticeEvent {
-    pub meta: PracticeMeta,
-    pub change: PracticeChange,
-}
-
-impl PracticeEvent {
-    pub fn meta(&self) -> &PracticeMeta {
-        &self.meta
-    }
-
-    pub fn event_type(&self) -> &'static str {
-        self.change.event_type()
-    }
-}
 
 /// The union of the practice data fields. Unknown fields are ignored (contracts are
 /// additive); `screeningAnswers` is accepted and not kept.
@@ -125,12 +99,13 @@ pub fn decode_practice(
     let d = *wire
         .data
         .ok_or_else(|| reject(RejectCode::EnvelopeInvalid, "missing required field `data`"))?;
-    let meta = PracticeMeta {
-        event_id: head.event_id.into_owned(),
-        tenant_id: head.tenant_id.into_owned(),
+    let meta = EventMeta {
+        event_id: head.event_id,
+        tenant_id: head.tenant_id,
         occurred_at: head.occurred_at,
-        correlation_id: head.correlation_id.map(Cow::into_owned),
-    };
+        correlation_id: head.correlation_id,
+    }
+    .into_owned();
     let change = match &*head.event_type {
         "appointment.scheduled.v1" => scheduled(d, token)?,
         "patient.checkin.v1" => check_in(d, token)?,
@@ -383,7 +358,7 @@ mod tests {
 
     #[test]
     fn the_contract_examples_decode_as_written() {
-        let meta = PracticeMeta {
+        let meta = EventMeta {
             event_id: "evt-0001".into(),
             tenant_id: "clinic-abc".into(),
             occurred_at: t("2025-11-27T09:05:00Z"),
