@@ -9,7 +9,7 @@ use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use serde_json::json;
 use vigil_engine::news2::{Chart, Freshness, News2};
 use vigil_engine::{Consciousness, Patient, Settings, Timestamp, Vitals};
-use vigil_streams::dedupe::Dedupe;
+use vigil_streams::dedupe::{Dedupe, Fingerprinter};
 use vigil_streams::{Encoding, decode_vitals};
 
 const BATCH: usize = 1000;
@@ -109,6 +109,7 @@ fn patient_update(c: &mut Criterion) {
 fn dedupe(c: &mut Criterion) {
     let ids: Vec<String> = (0..BATCH).map(|i| format!("evt-{i}")).collect();
     let mut d = Dedupe::new(262_144);
+    let f = Fingerprinter::default();
     let mut round = 0u64;
     let mut g = c.benchmark_group("dedupe");
     g.throughput(Throughput::Elements(BATCH as u64));
@@ -117,7 +118,7 @@ fn dedupe(c: &mut Criterion) {
             round += 1;
             let tenant = format!("t{round}");
             for id in &ids {
-                black_box(d.first_time(&tenant, id));
+                black_box(d.first_time(f.of(&tenant, id)));
             }
         })
     });

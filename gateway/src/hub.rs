@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 
 use dashmap::DashMap;
+use rustc_hash::FxBuildHasher;
 use serde::Serialize;
 use tokio::sync::broadcast;
 use vigil_config::{Config, Role};
@@ -210,7 +211,9 @@ pub struct Hub {
     tokens: HashMap<String, Principal>,
     pub(crate) alerts: DashMap<String, Arc<AlertEntry>>,
     pub(crate) alert_tx: broadcast::Sender<Arc<AlertEntry>>,
-    pub(crate) patients: DashMap<(Arc<str>, Arc<str>), Arc<PatientFrame>>,
+    /// Fx hashing: written for every scored batch of every patient (the engine's identifiers,
+    /// as in the actors' routers), where SipHash was a visible share of ingest CPU.
+    pub(crate) patients: DashMap<(Arc<str>, Arc<str>), Arc<PatientFrame>, FxBuildHasher>,
     /// Pages waiting for a receipt, by page id.
     pub(crate) pages: DashMap<String, Arc<PageEntry>>,
     pub(crate) page_tx: broadcast::Sender<Arc<PageEntry>>,
@@ -265,7 +268,7 @@ impl Hub {
             tokens,
             alerts: DashMap::new(),
             alert_tx: broadcast::channel(cap).0,
-            patients: DashMap::new(),
+            patients: DashMap::with_hasher(FxBuildHasher),
             patient_tx: broadcast::channel(cap).0,
             resources: DashMap::new(),
             resource_tx: broadcast::channel(cap).0,

@@ -95,8 +95,12 @@ impl Delivery {
     }
 
     pub fn content_type(&self) -> Option<&str> {
+        /// Built at compile time: looking up by `&str` validates the name and allocates a
+        /// copy of it for every message.
+        const CONTENT_TYPE: async_nats::HeaderName =
+            async_nats::HeaderName::from_static("Content-Type");
         match self {
-            Delivery::JetStream(m) => m.headers.as_ref()?.get("Content-Type").map(|v| v.as_str()),
+            Delivery::JetStream(m) => m.headers.as_ref()?.get(CONTENT_TYPE).map(|v| v.as_str()),
             Delivery::Embedded { content_type, .. } => content_type.as_deref(),
         }
     }
