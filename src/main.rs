@@ -187,6 +187,31 @@ async fn connect_nats(url: &str, cfg: &Config, hub: &Hub) -> Bus {
 }
 
 /// Wires everything and runs until SIGINT/SIGTERM, then drains and returns.
+/// A runtime owned by an async function: shut down without blocking when it drops (dropping
+/// a runtime inside another one would panic).
+struct Background {
+    runtime: Option<tokio::runtime::Runtime>,
+    handle: tokio::runtime::Handle,
+}
+
+impl Background {
+    fn new(runtime: tokio::runtime::Runtime) -> Self {
+        let handle = runtime.handle().clone();
+        Self {
+            runtime: Some(runtime),
+            handle,
+        }
+    }
+}
+
+impl Drop for Background {
+    fn drop(&mut self) {
+        if let Some(rt) = self.runtime.take() {
+            rt.shutdown_background();
+        }
+    }
+}
+
 async fn serve(cfg: Config, source: BusSource, demo_patients: Option<usize>) -> anyhow::Result<()> {
     let signalled = shutdown_signal()?;
     tokio::pin!(signalled);
@@ -226,9 +251,25 @@ async fn serve(cfg: Config, source: BusSource, demo_patients: Option<usize>) -> 
     let local = listener.local_addr()?;
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut gateway_stop = stop_rx.clone();
-    let mut gateway = tokio::spawn(vigil_gateway::serve(listener, hub.clone(), async move {
-        let _ = gateway_stop.wait_for(|s| *s).await;
-    }));
+    // The gateway has its own threads: a thousand dashboards must not queue the ingest loop,
+    // the decoders and the outbox behind their tasks. On separate threads the kernel shares
+    // the cores between them.
+    let gateway_rt = Background::new(
+        tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .thread_name("vigil-gateway")
+            .build()
+            .context("cannot start the gateway's runtime")?,
+    );
+    let listener = listener.into_std()?;
+    let gateway_hub = hub.clone();
+    let mut gateway = gateway_rt.handle.spawn(async move {
+        let listener = TcpListener::from_std(listener)?;
+        vigil_gateway::serve(listener, gateway_hub, async move {
+            let _ = gateway_stop.wait_for(|s| *s).await;
+        })
+        .await
+    });
     // Scripts and operators wait for this line (contracts.md §7): it is written even when the
     // log filter hides INFO.
     if tracing::enabled!(tracing::Level::INFO) {

@@ -203,6 +203,18 @@ pub async fn serve(
         // Request line and headers beyond 64 KiB are refused (431) instead of buffered.
         .max_header_size(MAX_HEAD);
     let (closing_tx, closing) = tokio::sync::watch::channel(false);
+    // Patient updates reach the connections in one coalesced batch per flush.
+    let flusher = {
+        let hub = hub.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(hub.config.patient_flush.as_std());
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                hub.flush_patients();
+            }
+        })
+    };
     tokio::pin!(shutdown);
     loop {
         let stream = tokio::select! {
@@ -278,6 +290,7 @@ pub async fn serve(
     // Sessions close with 1001, keep-alive connections after their current request; every
     // permit back means every connection is gone.
     hub.close_all();
+    flusher.abort();
     let _ = closing_tx.send(true);
     let all = u32::try_from(max_open).unwrap_or(u32::MAX);
     if tokio::time::timeout(DRAIN, permits.acquire_many(all))

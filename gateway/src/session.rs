@@ -28,7 +28,9 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use vigil_engine::{CommandKind, Level};
 
 use crate::error::ErrorCode;
-use crate::hub::{AlertEntry, Hub, PageEntry, PatientFrame, Principal, ResourceFrame};
+use crate::hub::{
+    AlertEntry, Hub, PageEntry, PatientBatch, PatientFrame, Principal, ResourceFrame,
+};
 
 /// A write that takes longer than this means the client is not reading.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
@@ -147,7 +149,7 @@ struct Session {
     principal: Principal,
     sub: Option<Subscription>,
     alerts: Option<broadcast::Receiver<Arc<AlertEntry>>>,
-    patients: Option<broadcast::Receiver<Arc<PatientFrame>>>,
+    patients: Option<broadcast::Receiver<PatientBatch>>,
     resources: Option<broadcast::Receiver<Arc<ResourceFrame>>>,
     pages: Option<broadcast::Receiver<Arc<PageEntry>>>,
     /// Page sends (id, attempt) already written to this connection.
@@ -166,6 +168,10 @@ struct Session {
 
 /// Commands one socket may have under way; more are refused with `RATE_LIMITED`.
 const MAX_COMMANDS_IN_FLIGHT: usize = 32;
+
+/// Patient frames written per turn of a session: about 40 KiB, so an alert waits behind at
+/// most this many tiles.
+const PATIENT_CHUNK: usize = 128;
 
 /// Serves one upgraded connection until it closes, the client is too slow, or shutdown.
 pub async fn run<S>(ws: WebSocketStream<S>, principal: Principal, hub: Arc<Hub>)
@@ -212,7 +218,12 @@ where
     let close: Option<(CloseCode, &str)> = loop {
         out.clear();
         let mut ping = false;
+        // Biased, in this order: what the client sends, alerts and pages before patient tiles.
+        // Patient frames are written a chunk at a time, last: a socket that is behind with them
+        // still gets an alert after at most one chunk, and their backlog coalesces (latest
+        // wins) instead of queueing.
         tokio::select! {
+            biased;
             msg = rx.next() => {
                 heard = Instant::now();
                 pinged = None;
@@ -287,7 +298,7 @@ where
                 Err(RecvError::Closed) => break Some((CloseCode::Away, "gateway shutting down")),
             },
             r = recv_or_wait(&mut s.patients) => match r {
-                Ok(frame) => s.on_patient(frame),
+                Ok(batch) => s.on_patients(&batch),
                 Err(RecvError::Lagged(_)) => s.resync_patients(),
                 Err(RecvError::Closed) => s.patients = None,
             },
@@ -296,13 +307,15 @@ where
                 Err(RecvError::Lagged(_)) => s.resync_resources(),
                 Err(RecvError::Closed) => s.resources = None,
             },
-            _ = flush.tick(), if !s.pending_patients.is_empty() || !s.pending_resources.is_empty() => {
-                hub.metrics.patient_frames.fetch_add(s.pending_patients.len() as u64, Relaxed);
-                out.extend(s.pending_patients.drain().map(|(_, f)| f.json().to_string()));
+            _ = flush.tick(), if !s.pending_resources.is_empty() => {
                 hub.metrics.resource_frames.fetch_add(s.pending_resources.len() as u64, Relaxed);
                 out.extend(s.pending_resources.drain().map(|(_, f)| f.json.clone()));
             },
             _ = shutdown.changed() => break Some((CloseCode::Away, "gateway shutting down")),
+            () = std::future::ready(()), if !s.pending_patients.is_empty() => {
+                let n = s.take_patients(PATIENT_CHUNK, &mut out);
+                hub.metrics.patient_frames.fetch_add(n as u64, Relaxed);
+            },
         }
         if !out.is_empty() || ping {
             let write = async {
@@ -590,12 +603,36 @@ impl Session {
         out.push(frame);
     }
 
-    fn on_patient(&mut self, f: Arc<PatientFrame>) {
-        if let Some(sub) = &self.sub
-            && sub.patient_frame_ok(&self.principal, &f)
-        {
-            self.pending_patients.insert(f.state.patient_id.clone(), f);
+    /// A flush's batch: every patient in scope becomes pending, replacing an older frame of
+    /// the same patient not yet written.
+    fn on_patients(&mut self, batch: &[Arc<PatientFrame>]) {
+        let Some(sub) = &self.sub else { return };
+        for f in batch {
+            if sub.patient_frame_ok(&self.principal, f) {
+                self.pending_patients
+                    .insert(f.state.patient_id.clone(), f.clone());
+            }
         }
+    }
+
+    /// Moves at most `n` pending patient frames to `out`; returns how many.
+    fn take_patients(&mut self, n: usize, out: &mut Vec<String>) -> usize {
+        if self.pending_patients.len() <= n {
+            let taken = self.pending_patients.len();
+            out.extend(
+                self.pending_patients
+                    .drain()
+                    .map(|(_, f)| f.json().to_string()),
+            );
+            return taken;
+        }
+        let keys: Vec<Arc<str>> = self.pending_patients.keys().take(n).cloned().collect();
+        for k in &keys {
+            if let Some(f) = self.pending_patients.remove(k) {
+                out.push(f.json().to_string());
+            }
+        }
+        keys.len()
     }
 
     fn resync_patients(&mut self) {

@@ -3,7 +3,9 @@
 //! Modes (`--mode`):
 //! - `live` (default, contracts.md §7): simulated monitors publish MessagePack vitals at `--rate`
 //!   for `--patients` patients; sentinel patients deteriorate at `--triggers` per second, and a
-//!   WebSocket client times each publish-to-alert round trip with an HDR histogram.
+//!   WebSocket client times each publish-to-alert round trip with an HDR histogram. With
+//!   `--dashboards N`, N more sockets subscribe to `alerts` and `patients` as staff dashboards
+//!   do; each sentinel alert is also timed to the last of them (`dashboards.rs`).
 //! - `fill`: stores `--events` vitals for `--patients` patients in `VITALS` (one reading per
 //!   patient per minute of event time, some patients deteriorating), for drain benchmarks.
 //! - `bare`: a bare async-nats pull consumer that only acknowledges (ack-all per batch), reading
@@ -34,6 +36,8 @@ use futures::{SinkExt, StreamExt};
 use hdrhistogram::Histogram;
 use serde::Serialize;
 use tokio_tungstenite::tungstenite::Message;
+
+mod dashboards;
 
 #[derive(Clone, Copy, ValueEnum, PartialEq, Eq, Debug)]
 enum Mode {
@@ -71,6 +75,10 @@ struct Args {
     /// Deteriorating sentinel patients per second whose alerts are timed (live mode).
     #[arg(long, default_value_t = 20.0)]
     triggers: f64,
+    /// Staff dashboards (live mode): sockets subscribed to `alerts` and `patients`; every one
+    /// must receive every sentinel alert, which is timed to the last of them.
+    #[arg(long, default_value_t = 0)]
+    dashboards: usize,
     /// Events to store (fill mode).
     #[arg(long, default_value_t = 2_000_000)]
     events: u64,
@@ -296,6 +304,8 @@ struct Report {
     alerts_expected: u64,
     alerts_received: u64,
     latency_ms: Option<Latency>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    dashboards: Option<dashboards::DashboardReport>,
 }
 
 impl Report {
@@ -394,6 +404,13 @@ async fn live(args: &Args, js: jetstream::Context) -> anyhow::Result<()> {
         })
     };
 
+    let fanout = Arc::new(dashboards::Fanout::new(args.dashboards));
+    let dashboard_readers = if args.dashboards > 0 {
+        dashboards::open(&format!("{ws_url}{sep}token={token}"), &fanout).await?
+    } else {
+        Vec::new()
+    };
+
     let start = Instant::now();
     let end = start + Duration::from_secs(args.duration);
     let mut publisher = Publisher::new(js.clone(), args.in_flight);
@@ -405,7 +422,8 @@ async fn live(args: &Args, js: jetstream::Context) -> anyhow::Result<()> {
 
     // Sentinel patients: two NEWS2-8 readings each, timed from the second publish.
     let trigger_task = {
-        let (js, tenant, triggers) = (js.clone(), tenant.clone(), triggers.clone());
+        let (js, tenant, triggers, fanout) =
+            (js.clone(), tenant.clone(), triggers.clone(), fanout.clone());
         let every = Duration::from_secs_f64(1.0 / args.triggers.max(0.01));
         tokio::spawn(async move {
             let mut sent = 0u64;
@@ -434,9 +452,11 @@ async fn live(args: &Args, js: jetstream::Context) -> anyhow::Result<()> {
                     chrono::Utc::now(),
                     true,
                 );
+                let at = Instant::now();
                 if let Ok(mut m) = triggers.lock() {
-                    m.insert(patient.clone(), Instant::now());
+                    m.insert(patient.clone(), at);
                 }
+                fanout.sent(&patient, at);
                 if let Ok(ack) = js
                     .publish_with_headers(subject, msgpack_headers(), second)
                     .await
@@ -488,6 +508,9 @@ async fn live(args: &Args, js: jetstream::Context) -> anyhow::Result<()> {
     let _ = lag_task.await;
     tokio::time::sleep(Duration::from_secs(2)).await;
     reader.abort();
+    for r in &dashboard_readers {
+        r.abort();
+    }
     let lag_end = consumer_pending(&js, &args.consumer)
         .await
         .map_or(0, |(p, a, _)| p + a);
@@ -504,6 +527,7 @@ async fn live(args: &Args, js: jetstream::Context) -> anyhow::Result<()> {
         alerts_expected: expected,
         alerts_received: received.load(Relaxed),
         latency_ms: h.as_ref().and_then(latency_of),
+        dashboards: (args.dashboards > 0).then(|| fanout.report()),
     };
     print_report(args, &report)
 }
@@ -537,6 +561,32 @@ fn print_report(args: &Args, r: &Report) -> anyhow::Result<()> {
             ),
             None => println!("publish->alert    no alert received"),
         }
+        if let Some(d) = &r.dashboards {
+            println!(
+                "dashboards        {} sockets: {} of {} alerts reached every one (fewest on one socket: {}), {} frames",
+                d.sockets,
+                d.alerts_to_every_socket,
+                r.alerts_expected,
+                d.fewest_on_one_socket,
+                d.frames_received
+            );
+            match &d.latency_last_socket_ms {
+                Some(l) => println!(
+                    "  ->last socket   p50 {:.2} ms  p90 {:.2} ms  p99 {:.2} ms  p99.9 {:.2} ms  max {:.2} ms  (n={})",
+                    l.p50, l.p90, l.p99, l.p999, l.max, l.samples
+                ),
+                None => println!("  ->last socket   no alert reached every socket"),
+            }
+        }
+    }
+    if let Some(d) = &r.dashboards
+        && d.fewest_on_one_socket < r.alerts_expected
+    {
+        anyhow::bail!(
+            "a dashboard received {} of {} sentinel alerts: some socket missed alerts in its scope",
+            d.fewest_on_one_socket,
+            r.alerts_expected
+        );
     }
     if r.mode == "live" && r.alerts_received < r.alerts_expected {
         anyhow::bail!(
