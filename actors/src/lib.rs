@@ -14,6 +14,7 @@
 //!
 //! The number of batches in flight (`nats.max_inflight_batches`) bounds all of these in practice.
 
+mod messages;
 mod patient;
 pub mod practice;
 mod router;
@@ -32,6 +33,8 @@ pub use patient::PatientActor;
 pub use practice::{KeeperActor, PracticeInput, PracticeRouter};
 pub use router::ShardRouter;
 
+use messages::{Batch, Command, Count, DeliverPractice, DeliverReadings, Held, Recover};
+
 /// The machine's clock as engine time (the only wall-clock read of the actors).
 pub(crate) fn wall_clock() -> Timestamp {
     let ms = std::time::SystemTime::now()
@@ -42,48 +45,6 @@ pub(crate) fn wall_clock() -> Timestamp {
 
 /// A type-erased batch receipt (see `vigil_streams::receipt`): dropped when the work is done.
 pub type Receipt = Arc<dyn std::any::Any + Send + Sync>;
-
-/// A batch receipt travelling in a message. A message that is dropped before its handler
-/// finished (its actor or arbiter stopped with it queued, or the handler panicked) calls
-/// `on_lost`, which fails the batch: otherwise the dropped clone would count as applied and
-/// the batch would be acknowledged with its events never applied.
-pub(crate) struct Held {
-    receipt: Receipt,
-    on_lost: fn(&Receipt),
-    applied: bool,
-}
-
-impl Held {
-    pub(crate) fn new(receipt: Receipt, on_lost: fn(&Receipt)) -> Self {
-        Self {
-            receipt,
-            on_lost,
-            applied: false,
-        }
-    }
-
-    pub(crate) fn receipt(&self) -> &Receipt {
-        &self.receipt
-    }
-
-    /// Another hold on the same batch (for a message the handler sends on).
-    pub(crate) fn share(&self) -> Self {
-        Self::new(self.receipt.clone(), self.on_lost)
-    }
-
-    /// The handler finished: dropping this hold is the batch's progress, not a loss.
-    pub(crate) fn applied(mut self) {
-        self.applied = true;
-    }
-}
-
-impl Drop for Held {
-    fn drop(&mut self) {
-        if !self.applied {
-            (self.on_lost)(&self.receipt);
-        }
-    }
-}
 
 /// A future an actor must finish before it takes its next message.
 pub type Backpressure = Pin<Box<dyn Future<Output = ()> + Send>>;
@@ -186,7 +147,7 @@ async fn scatter<R, I, M>(
     items: Vec<I>,
     shard: impl Fn(&I, usize) -> Option<usize>,
     message: impl Fn(Vec<I>) -> M,
-    what: &str,
+    what: &'static str,
 ) -> bool
 where
     R: Actor + Handler<M>,
@@ -291,12 +252,14 @@ impl PatientShards {
         receipt: Receipt,
         history: bool,
     ) -> bool {
-        let shard = |r: &Reading<'_>, n| Some(shard_of(&r.meta.tenant_id, &r.patient_id, n));
+        let shard = |r: &Reading<'static>, n| Some(shard_of(&r.meta.tenant_id, &r.patient_id, n));
         let on_lost = self.on_lost;
-        let message = |readings| router::Deliver {
-            readings,
-            held: Held::new(receipt.clone(), on_lost),
-            history,
+        let message = |items| {
+            DeliverReadings(Batch {
+                items,
+                held: Held::new(receipt.clone(), on_lost),
+                history,
+            })
         };
         scatter(&self.routers, readings, shard, message, "patient").await
     }
@@ -326,7 +289,13 @@ impl PatientShards {
         }
         let mut installed = 0;
         for (router, alerts) in self.practice.iter().zip(practice_shard) {
-            installed += router.send(practice::Recover(alerts)).await.unwrap_or(0);
+            installed += router
+                .send(Recover {
+                    alerts,
+                    open: Arc::default(),
+                })
+                .await
+                .unwrap_or(0);
         }
         let open: Arc<std::collections::HashSet<String>> = Arc::new(
             alerts
@@ -342,7 +311,7 @@ impl PatientShards {
         }
         for (router, alerts) in self.routers.iter().zip(per_shard) {
             installed += router
-                .send(router::Recover {
+                .send(Recover {
                     alerts,
                     open: open.clone(),
                 })
@@ -384,10 +353,12 @@ impl PatientShards {
             Some(shard_of(&p.tenant, id, n))
         };
         let on_lost = self.on_lost;
-        let message = |inputs| practice::Deliver {
-            inputs,
-            held: Held::new(receipt.clone(), on_lost),
-            history,
+        let message = |items| {
+            DeliverPractice(Batch {
+                items,
+                held: Held::new(receipt.clone(), on_lost),
+                history,
+            })
         };
         scatter(&self.practice, inputs, shard, message, "practice").await
     }
@@ -408,14 +379,14 @@ impl PatientShards {
             Owner::Patient(p) => {
                 let i = shard_of(&cmd.tenant, p, n);
                 self.routers[i]
-                    .send(router::Command(cmd, receipt))
+                    .send(Command(cmd, receipt))
                     .await
                     .map_err(|_| ActorsError::Stopped)
             }
             Owner::Location(id) | Owner::Provider(id) | Owner::Resource(id) => {
                 let i = shard_of(&cmd.tenant, id, n);
                 self.practice[i]
-                    .send(practice::Command(cmd, receipt))
+                    .send(Command(cmd, receipt))
                     .await
                     .map_err(|_| ActorsError::Stopped)
             }
@@ -426,7 +397,7 @@ impl PatientShards {
     pub async fn practice_count(&self) -> usize {
         let mut total = 0;
         for r in self.practice.iter() {
-            total += r.send(practice::Count).await.unwrap_or(0);
+            total += r.send(Count).await.unwrap_or(0);
         }
         total
     }
@@ -435,7 +406,7 @@ impl PatientShards {
     pub async fn patient_count(&self) -> usize {
         let mut total = 0;
         for r in self.routers.iter() {
-            total += r.send(router::Count).await.unwrap_or(0);
+            total += r.send(Count).await.unwrap_or(0);
         }
         total
     }

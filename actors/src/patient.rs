@@ -7,41 +7,12 @@ use std::sync::Arc;
 
 use actix::prelude::*;
 use vigil_engine::{
-    Alert, CommandError, Patient, PatientStatus, Profiles, Reading, ReadingBody, Settings,
-    Timestamp,
+    Alert, CommandError, Patient, PatientStatus, Profiles, ReadingBody, Settings, Timestamp,
 };
 
-use crate::router::Command;
+use crate::messages::{ApplyReadings, Command, Passivate, Reconcile};
 use crate::wall_clock;
-use crate::{Held, Outputs, Receipt};
-
-pub(crate) struct Observe {
-    pub readings: Vec<Reading<'static>>,
-    pub held: Held,
-    /// Recovery history: rebuild state, publish nothing.
-    pub history: bool,
-}
-
-/// Recovery: install the alerts `ALERTS` holds open for this patient (see
-/// `Patient::reconcile`); `open` is every open alert id.
-pub(crate) struct Reconcile {
-    pub alerts: Vec<Alert>,
-    pub open: Arc<std::collections::HashSet<String>>,
-}
-
-impl Message for Reconcile {
-    type Result = usize;
-}
-
-impl Message for Observe {
-    type Result = ();
-}
-
-pub(crate) struct Passivate;
-
-impl Message for Passivate {
-    type Result = ();
-}
+use crate::{Outputs, Receipt};
 
 pub struct PatientActor {
     patient: Patient,
@@ -146,16 +117,16 @@ impl Actor for PatientActor {
     }
 }
 
-impl Handler<Observe> for PatientActor {
+impl Handler<ApplyReadings> for PatientActor {
     type Result = ();
 
-    fn handle(&mut self, msg: Observe, ctx: &mut Self::Context) {
+    fn handle(&mut self, ApplyReadings(msg): ApplyReadings, ctx: &mut Self::Context) {
         // qSOFA and SIRS totals of the newest score, when this message produced one.
         let mut scored = None;
         // The engine's clock for this batch: transitions are stamped with it and escalation
         // counts from it, whatever the readings' own times (contracts.md section 4).
         let now = wall_clock();
-        for reading in &msg.readings {
+        for reading in &msg.items {
             let settings = self.settings_for(&reading.unit_id);
             if let ReadingBody::Vitals(_) = reading.body {
                 self.heard = Some(now);

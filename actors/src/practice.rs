@@ -14,7 +14,8 @@ use rustc_hash::FxHashMap;
 use vigil_engine::keeper::{Keeper, KeeperInput, KeeperKind};
 use vigil_engine::{Alert, CommandError, Owner, Profiles, Settings, Timestamp};
 
-use crate::{AlertCommand, Held, Outputs, Receipt, wall_clock};
+use crate::messages::{ApplyPractice, Batch, Command, Count, DeliverPractice, Reconcile, Recover};
+use crate::{Outputs, Receipt, wall_clock};
 
 /// One practice input for an actor, with its tenant and its source event's `occurredAt`.
 #[derive(Debug, Clone)]
@@ -32,24 +33,6 @@ pub(crate) fn keeper_of(owner: &Owner) -> Option<(KeeperKind, &str)> {
         Owner::Resource(id) => Some((KeeperKind::Resource, id)),
         Owner::Patient(_) => None,
     }
-}
-
-pub(crate) struct Inputs {
-    /// Each with its source event's `occurredAt`.
-    pub inputs: Vec<(KeeperInput, Timestamp)>,
-    pub held: Held,
-    /// Recovery history: applied without publishing anything.
-    pub history: bool,
-}
-
-impl Message for Inputs {
-    type Result = ();
-}
-
-pub(crate) struct KeeperCommand(pub AlertCommand, pub Receipt);
-
-impl Message for KeeperCommand {
-    type Result = Result<Alert, CommandError>;
 }
 
 pub struct KeeperActor {
@@ -110,12 +93,12 @@ impl Actor for KeeperActor {
     type Context = Context<Self>;
 }
 
-impl Handler<Inputs> for KeeperActor {
+impl Handler<ApplyPractice> for KeeperActor {
     type Result = ();
 
-    fn handle(&mut self, msg: Inputs, ctx: &mut Self::Context) {
+    fn handle(&mut self, ApplyPractice(msg): ApplyPractice, ctx: &mut Self::Context) {
         let now = wall_clock();
-        for (input, occurred_at) in &msg.inputs {
+        for (input, occurred_at) in &msg.items {
             let before = self.keeper.location().map(str::to_string);
             // Rules look at the event's own time (never later than now): a backlog of events
             // hours old, applied in one go, must not find every patient waiting for hours
@@ -142,19 +125,12 @@ impl Handler<Inputs> for KeeperActor {
     }
 }
 
-/// Recovery: the alerts `ALERTS` holds for this actor (possibly none), after its history.
-pub(crate) struct Reconcile(pub Vec<Alert>);
-
-impl Message for Reconcile {
-    type Result = usize;
-}
-
 impl Handler<Reconcile> for KeeperActor {
     type Result = usize;
 
     fn handle(&mut self, msg: Reconcile, ctx: &mut Self::Context) -> usize {
         let now = wall_clock();
-        let publish = self.keeper.reconcile(msg.0, now, &self.settings);
+        let publish = self.keeper.reconcile(msg.alerts, now, &self.settings);
         for alert in self.keeper.alerts().filter(|a| a.is_active()) {
             self.outputs.restored(alert);
         }
@@ -164,10 +140,10 @@ impl Handler<Reconcile> for KeeperActor {
     }
 }
 
-impl Handler<KeeperCommand> for KeeperActor {
+impl Handler<Command> for KeeperActor {
     type Result = Result<Alert, CommandError>;
 
-    fn handle(&mut self, msg: KeeperCommand, ctx: &mut Self::Context) -> Self::Result {
+    fn handle(&mut self, msg: Command, ctx: &mut Self::Context) -> Self::Result {
         let (alert, changed) = self.keeper.command(&msg.0)?;
         if changed {
             self.emit(std::slice::from_ref(&alert), Some(&msg.1), ctx);
@@ -179,29 +155,6 @@ impl Handler<KeeperCommand> for KeeperActor {
 
 /// Key of a practice actor within a shard.
 type Key = (KeeperKind, String, String);
-
-pub(crate) struct Deliver {
-    pub inputs: Vec<PracticeInput>,
-    pub held: Held,
-    pub history: bool,
-}
-
-impl Message for Deliver {
-    type Result = ();
-}
-
-/// As [`crate::router::Command`], for practice alerts.
-pub(crate) struct Command(pub AlertCommand, pub Receipt);
-
-impl Message for Command {
-    type Result = Result<Alert, CommandError>;
-}
-
-pub(crate) struct Count;
-
-impl Message for Count {
-    type Result = usize;
-}
 
 /// One per arbiter: the practice actors whose keys hash to it.
 pub struct PracticeRouter {
@@ -245,10 +198,10 @@ impl Actor for PracticeRouter {
     type Context = Context<Self>;
 }
 
-impl Handler<Deliver> for PracticeRouter {
+impl Handler<DeliverPractice> for PracticeRouter {
     type Result = ();
 
-    fn handle(&mut self, msg: Deliver, ctx: &mut Self::Context) {
+    fn handle(&mut self, DeliverPractice(msg): DeliverPractice, ctx: &mut Self::Context) {
         // One message per actor per batch, inputs in arrival order.
         let mut batches: Vec<(Key, Vec<(KeeperInput, Timestamp)>)> = Vec::new();
         let mut slots: FxHashMap<Key, usize> = FxHashMap::default();
@@ -256,7 +209,7 @@ impl Handler<Deliver> for PracticeRouter {
             tenant,
             input,
             occurred_at,
-        } in msg.inputs
+        } in msg.items
         {
             let Some((kind, id)) = input.keeper() else {
                 continue;
@@ -272,11 +225,11 @@ impl Handler<Deliver> for PracticeRouter {
         }
         for ((kind, tenant, id), inputs) in batches {
             let addr = self.addr(kind, &tenant, &id);
-            let inputs = Inputs {
-                inputs,
+            let inputs = ApplyPractice(Batch {
+                items: inputs,
                 held: msg.held.share(),
                 history: msg.history,
-            };
+            });
             if !crate::hand_off(self, ctx, addr, inputs) {
                 tracing::error!(kind = ?kind, id, "practice actor stopped unexpectedly");
             }
@@ -299,7 +252,7 @@ impl Handler<Command> for PracticeRouter {
             let id = cmd.alert_id.clone();
             match addr {
                 Some(addr) => addr
-                    .send(KeeperCommand(cmd, receipt))
+                    .send(Command(cmd, receipt))
                     .await
                     .unwrap_or(Err(CommandError::NotFound(id))),
                 None => Err(CommandError::NotFound(id)),
@@ -308,20 +261,12 @@ impl Handler<Command> for PracticeRouter {
     }
 }
 
-/// Recovery for this shard: every practice actor reconciles with the stored alerts it keeps
-/// (actors are created for stored active alerts whose keeper the history did not rebuild).
-pub(crate) struct Recover(pub Vec<Alert>);
-
-impl Message for Recover {
-    type Result = usize;
-}
-
 impl Handler<Recover> for PracticeRouter {
     type Result = ResponseFuture<usize>;
 
     fn handle(&mut self, msg: Recover, _: &mut Self::Context) -> Self::Result {
         let mut stored: FxHashMap<Key, Vec<Alert>> = FxHashMap::default();
-        for a in msg.0 {
+        for a in msg.alerts {
             let Some(owner) = a.owner() else { continue };
             let Some((kind, id)) = keeper_of(&owner) else {
                 continue;
@@ -335,7 +280,12 @@ impl Handler<Recover> for PracticeRouter {
         let sends: Vec<_> = self
             .keepers
             .iter()
-            .map(|(key, addr)| addr.send(Reconcile(stored.remove(key).unwrap_or_default())))
+            .map(|(key, addr)| {
+                addr.send(Reconcile {
+                    alerts: stored.remove(key).unwrap_or_default(),
+                    open: msg.open.clone(),
+                })
+            })
             .collect();
         Box::pin(async move {
             let mut installed = 0;

@@ -10,44 +10,11 @@ use std::time::{Duration, Instant};
 use actix::prelude::*;
 use vigil_engine::{Alert, CommandError, Reading};
 
-use crate::patient::{Observe, Passivate, PatientActor, Reconcile};
-use crate::{ActorSettings, AlertCommand, Held, Outputs, Receipt};
-
-/// A batch share for this shard.
-pub(crate) struct Deliver {
-    pub readings: Vec<Reading<'static>>,
-    pub held: Held,
-    /// Recovery history: applied without publishing anything.
-    pub history: bool,
-}
-
-/// Recovery: the alerts `ALERTS` holds open for this shard's patients, and every open id.
-pub(crate) struct Recover {
-    pub alerts: Vec<Alert>,
-    pub open: Arc<std::collections::HashSet<String>>,
-}
-
-impl Message for Recover {
-    type Result = usize;
-}
-
-impl Message for Deliver {
-    type Result = ();
-}
-
-/// A person's command for one patient's alert. The receipt travels with the transition it
-/// causes and drops once `ALERTS` has stored it, so the caller can answer only then.
-pub(crate) struct Command(pub AlertCommand, pub Receipt);
-
-impl Message for Command {
-    type Result = Result<Alert, CommandError>;
-}
-
-pub(crate) struct Count;
-
-impl Message for Count {
-    type Result = usize;
-}
+use crate::messages::{
+    ApplyReadings, Batch, Command, Count, DeliverReadings, Passivate, Reconcile, Recover,
+};
+use crate::patient::PatientActor;
+use crate::{ActorSettings, Outputs};
 
 struct Entry {
     addr: Addr<PatientActor>,
@@ -154,15 +121,15 @@ impl Actor for ShardRouter {
     }
 }
 
-impl Handler<Deliver> for ShardRouter {
+impl Handler<DeliverReadings> for ShardRouter {
     type Result = ();
 
-    fn handle(&mut self, msg: Deliver, ctx: &mut Self::Context) {
+    fn handle(&mut self, DeliverReadings(msg): DeliverReadings, ctx: &mut Self::Context) {
         // One message per patient per batch, readings in arrival order: collect them per entry
         // without copying keys, then send.
         let now = Instant::now();
         let mut batches: Vec<(Addr<PatientActor>, Vec<Reading<'static>>)> = Vec::new();
-        for reading in msg.readings {
+        for reading in msg.items {
             let entry = self.entry(
                 &reading.meta.tenant_id,
                 &reading.patient_id,
@@ -186,11 +153,11 @@ impl Handler<Deliver> for ShardRouter {
             {
                 e.slot = None;
             }
-            let observe = Observe {
-                readings,
+            let observe = ApplyReadings(Batch {
+                items: readings,
                 held: msg.held.share(),
                 history: msg.history,
-            };
+            });
             if !crate::hand_off(self, ctx, addr, observe) {
                 tracing::error!(shard = self.shard, "patient actor stopped unexpectedly");
             }

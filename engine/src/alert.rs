@@ -15,6 +15,14 @@ pub use crate::escalation::Escalation;
 use crate::news2::Component;
 use crate::time::Timestamp;
 
+/// Who the alert concerns.
+#[derive(Debug, Clone, Copy)]
+pub struct Subject<'a> {
+    pub tenant: &'a str,
+    pub patient: &'a str,
+    pub unit: &'a str,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum AlertState {

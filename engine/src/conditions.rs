@@ -9,10 +9,11 @@
 //! re-alerted every second after a clinician has taken charge (docs/decisions.md, "NEWS2
 //! rules").
 
+use crate::alert::Subject;
 use crate::alert::{Alert, AlertState, Category, Escalation, Explanation, Level, Meta, alert_id};
 use crate::news2::{Chart, Component, ComponentValue, Input, News2, decimal};
-use crate::rules::{RuleSettings, Settings, Subject};
 use crate::sepsis::{CriteriaScore, Labs, qsofa_components, sirs_components};
+use crate::settings::{RuleSettings, Settings};
 use crate::time::Timestamp;
 
 /// The rules of this module.

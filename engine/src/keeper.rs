@@ -8,7 +8,7 @@ use serde::Serialize;
 use crate::alert::{Alert, AlertCommand, CommandError};
 use crate::appointment::{Effect, OccupancyUpdate, ProviderUpdate};
 use crate::practice::{Occupancy, ProviderDelays, ProviderStatus, ResourceStatus, WaitingArea};
-use crate::rules::Settings;
+use crate::settings::Settings;
 use crate::time::Timestamp;
 
 const MINUTE: i64 = 60_000;

@@ -18,6 +18,7 @@ pub mod practice;
 pub mod profiles;
 pub mod rules;
 pub mod sepsis;
+pub mod settings;
 pub mod time;
 pub mod window;
 
@@ -30,7 +31,7 @@ pub use news2::{Chart, Input, News2, Param};
 pub use observation::{Admission, Consciousness, LabResult, Sex, Spo2Scale, Vitals};
 pub use patient::{LastScore, Observed, Patient, PatientStatus};
 pub use profiles::Profiles;
-pub use rules::Settings;
+pub use settings::Settings;
 pub use time::Timestamp;
 pub use window::{Placement, Window, WindowSettings};
 

@@ -2,6 +2,7 @@
 //! other rules, each with at most one open alert. Owned by exactly one actor (or one replay
 //! thread), so every change to it is serialized.
 
+use crate::alert::Subject;
 use crate::alert::{Alert, AlertState, CommandError};
 use crate::conditions::{
     AlertOwner, Condition, Finding, Opening, Track, qsofa_opening, signal_loss_opening,
@@ -10,8 +11,9 @@ use crate::conditions::{
 use crate::event::{Reading, ReadingBody};
 use crate::news2::News2;
 use crate::observation::{Admission, LabResult, Vitals};
-use crate::rules::{News2Risk, Settings, Subject};
+use crate::rules::News2Risk;
 use crate::sepsis::{CriteriaScore, Labs, qsofa, sirs};
+use crate::settings::Settings;
 use crate::time::Timestamp;
 use crate::window::{Placement, Window};
 
@@ -399,7 +401,10 @@ impl Patient {
 
     /// Which owner raises alerts of `rule`.
     fn owner_of(rule: &str) -> Option<usize> {
-        if crate::rules::RiskRule::ALL.iter().any(|r| r.name() == rule) {
+        if crate::settings::RiskRule::ALL
+            .iter()
+            .any(|r| r.name() == rule)
+        {
             return Some(0);
         }
         Condition::ALL

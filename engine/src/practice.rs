@@ -18,7 +18,7 @@ use crate::alert::{
     Alert, AlertCommand, AlertState, Category, CommandError, ENGINE, Escalation, Explanation,
     Level, Meta, alert_id,
 };
-use crate::rules::{RuleSettings, Settings};
+use crate::settings::{RuleSettings, Settings};
 use crate::time::Timestamp;
 
 const MINUTE: i64 = 60_000;

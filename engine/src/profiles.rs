@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 use vigil_config::{CHARTED_PROFILE, Config};
 
-use crate::rules::Settings;
+use crate::settings::Settings;
 
 const HOUR: i64 = 3_600_000;
 

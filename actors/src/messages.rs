@@ -1,0 +1,138 @@
+//! Every message the actors exchange, for both kinds of owner (patients, and the practice's
+//! locations, providers and resources). Routers take a batch share ([`DeliverReadings`],
+//! [`DeliverPractice`]) and hand each owner its part ([`ApplyReadings`], [`ApplyPractice`]); commands, counts and recovery have one message each.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use actix::prelude::*;
+use vigil_engine::keeper::KeeperInput;
+use vigil_engine::{Alert, AlertCommand, CommandError, Reading, Timestamp};
+
+use crate::{PracticeInput, Receipt};
+
+/// A batch receipt travelling in a message. A message that is dropped before its handler
+/// finished (its actor or arbiter stopped with it queued, or the handler panicked) calls
+/// `on_lost`, which fails the batch: otherwise the dropped clone would count as applied and
+/// the batch would be acknowledged with its events never applied.
+pub(crate) struct Held {
+    receipt: Receipt,
+    on_lost: fn(&Receipt),
+    applied: bool,
+}
+
+impl Held {
+    pub(crate) fn new(receipt: Receipt, on_lost: fn(&Receipt)) -> Self {
+        Self {
+            receipt,
+            on_lost,
+            applied: false,
+        }
+    }
+
+    pub(crate) fn receipt(&self) -> &Receipt {
+        &self.receipt
+    }
+
+    /// Another hold on the same batch (for a message the handler sends on).
+    pub(crate) fn share(&self) -> Self {
+        Self::new(self.receipt.clone(), self.on_lost)
+    }
+
+    /// The handler finished: dropping this hold is the batch's progress, not a loss.
+    pub(crate) fn applied(mut self) {
+        self.applied = true;
+    }
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        if !self.applied {
+            (self.on_lost)(&self.receipt);
+        }
+    }
+}
+
+/// Events of one batch, in stream order, with the batch's receipt.
+pub(crate) struct Batch<T> {
+    pub items: Vec<T>,
+    pub held: Held,
+    /// Recovery history: rebuild state, publish nothing.
+    pub history: bool,
+}
+
+// The messages that carry a batch are concrete types, not `impl<T> Message for Deliver<T>`:
+// with a generic one rustc cannot prove the ingest future `Send` for `Reading<'static>` items
+// (it asks for the impl at every lifetime).
+
+/// A patient router's share of a batch.
+pub(crate) struct DeliverReadings(pub Batch<Reading<'static>>);
+
+/// A practice router's share of a batch.
+pub(crate) struct DeliverPractice(pub Batch<PracticeInput>);
+
+/// One patient's part of a batch.
+pub(crate) struct ApplyReadings(pub Batch<Reading<'static>>);
+
+/// One practice actor's part of a batch, each with its source event's `occurredAt`.
+pub(crate) struct ApplyPractice(pub Batch<(KeeperInput, Timestamp)>);
+
+impl Message for DeliverReadings {
+    type Result = ();
+}
+
+impl Message for DeliverPractice {
+    type Result = ();
+}
+
+impl Message for ApplyReadings {
+    type Result = ();
+}
+
+impl Message for ApplyPractice {
+    type Result = ();
+}
+
+/// A person's command for an alert, to its router and then to its owner. The receipt travels
+/// with the transition it causes and drops once `ALERTS` has stored it, so the caller can
+/// answer only then.
+pub(crate) struct Command(pub AlertCommand, pub Receipt);
+
+impl Message for Command {
+    type Result = Result<Alert, CommandError>;
+}
+
+/// How many owners a router holds.
+pub(crate) struct Count;
+
+impl Message for Count {
+    type Result = usize;
+}
+
+/// An idle patient stops.
+pub(crate) struct Passivate;
+
+impl Message for Passivate {
+    type Result = ();
+}
+
+/// Recovery for one router: the alerts `ALERTS` holds for its owners, and every open alert id
+/// (a patient needs it to tell its own resolved alerts from open ones).
+pub(crate) struct Recover {
+    pub alerts: Vec<Alert>,
+    pub open: Arc<HashSet<String>>,
+}
+
+impl Message for Recover {
+    type Result = usize;
+}
+
+/// Recovery for one owner, after its history: install the alerts `ALERTS` holds for it.
+pub(crate) struct Reconcile {
+    pub alerts: Vec<Alert>,
+    pub open: Arc<HashSet<String>>,
+}
+
+impl Message for Reconcile {
+    type Result = usize;
+}

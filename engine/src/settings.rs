@@ -1,0 +1,278 @@
+//! What the engine is configured with: each unit's threshold profile ([`Settings`]), the
+//! thresholds and timing of every rule ([`RuleSettings`]) and the NEWS2 risk family's rules
+//! ([`RiskRule`]). Read by the rules, the conditions, the practice keepers and the profiles;
+//! it imports none of them.
+
+use vigil_config::{Config, RuleConfig};
+
+use crate::alert::Level;
+use crate::escalation::Policies;
+use crate::news2::Freshness;
+
+/// The rules of the family, lowest first, so `Ord` is severity.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum RiskRule {
+    Single3,
+    Medium,
+    High,
+}
+
+impl RiskRule {
+    pub const ALL: [RiskRule; 3] = [RiskRule::Single3, RiskRule::Medium, RiskRule::High];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            RiskRule::Single3 => "news2.single3",
+            RiskRule::Medium => "news2.medium",
+            RiskRule::High => "news2.high",
+        }
+    }
+
+    pub fn level(self) -> Level {
+        match self {
+            RiskRule::High => Level::Critical,
+            _ => Level::Warning,
+        }
+    }
+
+    pub(crate) fn band(self) -> &'static str {
+        match self {
+            RiskRule::Single3 => "single parameter 3",
+            RiskRule::Medium => "medium",
+            RiskRule::High => "high",
+        }
+    }
+}
+
+/// One rule's thresholds and timing (every rule of scoring.md uses a subset).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RuleSettings {
+    pub enabled: bool,
+    /// NEWS2 aggregate (`medium`, `high`), rise (`trend`), qSOFA or SIRS points (`sepsis.*`) at
+    /// or above which the rule holds. Unused by `single3`, which holds on any parameter scoring
+    /// 3 while the aggregate is below the medium threshold, and by signal loss.
+    pub threshold: u8,
+    pub sustain: u32,
+    /// How long the condition must be absent before the alert resolves by itself; `None`:
+    /// only people resolve it (`news2.trend`).
+    pub clear_ms: Option<i64>,
+    /// `news2.trend`: how far back the rise is measured; `technical.signal_loss`: the silence
+    /// that counts as lost signal.
+    pub window_ms: i64,
+    /// `sepsis.sirs_lactate`: lactate (mmol/L) at or above which the rule holds.
+    pub lactate: f64,
+    /// `delay.provider`: the average start delay at or below which its alert clears.
+    pub clear_below_ms: i64,
+}
+
+impl RuleSettings {
+    const fn new(threshold: u8, sustain: u32, clear_ms: Option<i64>) -> Self {
+        Self {
+            enabled: true,
+            threshold,
+            sustain,
+            clear_ms,
+            window_ms: 0,
+            lactate: 0.0,
+            clear_below_ms: 0,
+        }
+    }
+
+    /// The clear period, or "never" for rules only people resolve.
+    pub fn clear(&self) -> i64 {
+        self.clear_ms.unwrap_or(i64::MAX)
+    }
+}
+
+const MINUTE: i64 = 60_000;
+
+/// Everything the engine needs to score and alert one unit's patients: a threshold profile,
+/// resolved from configuration (see [`crate::profiles`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Settings {
+    /// Threshold profile name shown in every explanation.
+    pub profile: String,
+    pub freshness: Freshness,
+    /// Freshness of the qSOFA/SIRS inputs (vitals, consciousness, labs, lactate).
+    pub sepsis: crate::sepsis::SepsisFreshness,
+    /// Horizon and lateness bound of the patient window.
+    pub window: crate::window::WindowSettings,
+    pub single3: RuleSettings,
+    pub medium: RuleSettings,
+    pub high: RuleSettings,
+    pub trend: RuleSettings,
+    pub qsofa: RuleSettings,
+    pub sirs_lactate: RuleSettings,
+    pub signal_loss: RuleSettings,
+    /// `delay.waiting`: `window_ms` is the wait that counts as a delay.
+    pub waiting: RuleSettings,
+    /// `delay.provider`: fires when the average start delay of the provider's latest `sustain`
+    /// started or due appointments exceeds `window_ms`; clears at or below `clear_below_ms`.
+    pub provider: RuleSettings,
+    /// `delay.resource_overrun`: `window_ms` past `expectedFreeAt` while still occupied.
+    pub overrun: RuleSettings,
+    /// Escalation policies (the same for every profile: `[[escalation.policies]]`).
+    pub policies: std::sync::Arc<Policies>,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        let fifteen = Some(15 * MINUTE);
+        let thirty = Some(30 * MINUTE);
+        Self {
+            profile: "default".into(),
+            freshness: Freshness::default(),
+            sepsis: crate::sepsis::SepsisFreshness::default(),
+            window: crate::window::WindowSettings::default(),
+            single3: RuleSettings::new(3, 1, fifteen),
+            medium: RuleSettings::new(5, 2, fifteen),
+            high: RuleSettings::new(7, 2, fifteen),
+            trend: RuleSettings {
+                window_ms: vigil_config::DEFAULT_TREND_WINDOW.as_millis_i64(),
+                ..RuleSettings::new(3, 1, None)
+            },
+            qsofa: RuleSettings::new(2, 1, thirty),
+            sirs_lactate: RuleSettings {
+                lactate: 2.0,
+                ..RuleSettings::new(2, 1, thirty)
+            },
+            // Clears as soon as data flows again.
+            signal_loss: RuleSettings {
+                window_ms: 5 * MINUTE,
+                ..RuleSettings::new(1, 1, Some(0))
+            },
+            // The delay rules clear on events (started, freed) or, for the provider, below a
+            // second threshold, never after a clear period.
+            waiting: RuleSettings {
+                window_ms: 30 * MINUTE,
+                ..RuleSettings::new(0, 1, None)
+            },
+            provider: RuleSettings {
+                window_ms: 30 * MINUTE,
+                clear_below_ms: 15 * MINUTE,
+                ..RuleSettings::new(0, 3, None)
+            },
+            overrun: RuleSettings {
+                window_ms: 10 * MINUTE,
+                ..RuleSettings::new(0, 1, None)
+            },
+            policies: std::sync::Arc::new(Policies::default()),
+        }
+    }
+}
+
+impl Settings {
+    /// The built-in defaults with the file's `[scoring]` and `[rules."..."]` applied: the base
+    /// every threshold profile starts from.
+    pub fn from_config(config: &Config) -> Self {
+        let sc = &config.scoring;
+        let mut s = Settings {
+            profile: config.engine.profile.clone(),
+            policies: std::sync::Arc::new(Policies::from_config(&config.escalation)),
+            ..Settings::default()
+        };
+        s.apply_scoring(&vigil_config::ScoringOverride {
+            vitals_freshness: Some(sc.vitals_freshness),
+            consciousness_freshness: Some(sc.consciousness_freshness),
+            labs_freshness: Some(sc.labs_freshness),
+            lactate_freshness: Some(sc.lactate_freshness),
+            horizon: Some(sc.horizon),
+            lateness: Some(sc.lateness),
+        });
+        s.apply_rules(&config.rules);
+        s
+    }
+
+    /// Overrides the freshness limits and window the profile names.
+    pub fn apply_scoring(&mut self, o: &vigil_config::ScoringOverride) {
+        let ms = |d: Option<vigil_config::Duration>, cur: i64| d.map_or(cur, |d| d.as_millis_i64());
+        self.freshness.vitals_ms = ms(o.vitals_freshness, self.freshness.vitals_ms);
+        self.freshness.consciousness_ms =
+            ms(o.consciousness_freshness, self.freshness.consciousness_ms);
+        self.sepsis.vitals_ms = self.freshness.vitals_ms;
+        self.sepsis.consciousness_ms = self.freshness.consciousness_ms;
+        self.sepsis.labs_ms = ms(o.labs_freshness, self.sepsis.labs_ms);
+        self.sepsis.lactate_ms = ms(o.lactate_freshness, self.sepsis.lactate_ms);
+        self.window.horizon_ms = ms(o.horizon, self.window.horizon_ms);
+        self.window.lateness_ms = ms(o.lateness, self.window.lateness_ms);
+    }
+
+    /// Overrides the rule settings named in `rules` (keys are rule names).
+    pub fn apply_rules(&mut self, rules: &std::collections::BTreeMap<String, RuleConfig>) {
+        for (name, o) in rules {
+            let Some(r) = self.named_mut(name) else {
+                continue;
+            };
+            r.enabled = o.enabled.unwrap_or(r.enabled);
+            r.threshold = o.threshold.unwrap_or(r.threshold);
+            r.sustain = o.sustain.unwrap_or(r.sustain);
+            if let Some(c) = o.clear {
+                r.clear_ms = Some(c.as_millis_i64());
+            }
+            r.window_ms = o.window.map_or(r.window_ms, |d| d.as_millis_i64());
+            r.lactate = o.lactate.unwrap_or(r.lactate);
+            r.clear_below_ms = o
+                .clear_below
+                .map_or(r.clear_below_ms, |d| d.as_millis_i64());
+        }
+    }
+
+    /// A rule's settings by its name (`news2.high`, `sepsis.qsofa`, ...).
+    pub fn named(&self, name: &str) -> Option<&RuleSettings> {
+        Some(match name {
+            "news2.single3" => &self.single3,
+            "news2.medium" => &self.medium,
+            "news2.high" => &self.high,
+            "news2.trend" => &self.trend,
+            "sepsis.qsofa" => &self.qsofa,
+            "sepsis.sirs_lactate" => &self.sirs_lactate,
+            "technical.signal_loss" => &self.signal_loss,
+            "delay.waiting" => &self.waiting,
+            "delay.provider" => &self.provider,
+            "delay.resource_overrun" => &self.overrun,
+            _ => return None,
+        })
+    }
+
+    fn named_mut(&mut self, name: &str) -> Option<&mut RuleSettings> {
+        Some(match name {
+            "news2.single3" => &mut self.single3,
+            "news2.medium" => &mut self.medium,
+            "news2.high" => &mut self.high,
+            "news2.trend" => &mut self.trend,
+            "sepsis.qsofa" => &mut self.qsofa,
+            "sepsis.sirs_lactate" => &mut self.sirs_lactate,
+            "technical.signal_loss" => &mut self.signal_loss,
+            "delay.waiting" => &mut self.waiting,
+            "delay.provider" => &mut self.provider,
+            "delay.resource_overrun" => &mut self.overrun,
+            _ => return None,
+        })
+    }
+
+    pub fn rule(&self, rule: RiskRule) -> &RuleSettings {
+        match rule {
+            RiskRule::Single3 => &self.single3,
+            RiskRule::Medium => &self.medium,
+            RiskRule::High => &self.high,
+        }
+    }
+
+    /// The rule's firing condition on one score.
+    pub(crate) fn holds(&self, rule: RiskRule, total: u8, any_three: bool) -> bool {
+        match rule {
+            RiskRule::Single3 => any_three && total < self.medium.threshold,
+            RiskRule::Medium => total >= self.medium.threshold,
+            RiskRule::High => total >= self.high.threshold,
+        }
+    }
+
+    /// The condition whose absence for the clear period clears the rule.
+    pub(crate) fn active(&self, rule: RiskRule, total: u8, any_three: bool) -> bool {
+        match rule {
+            RiskRule::Single3 => any_three,
+            RiskRule::Medium => total >= self.medium.threshold,
+            RiskRule::High => total >= self.high.threshold,
+        }
+    }
+}
