@@ -37,6 +37,7 @@ use hdrhistogram::Histogram;
 use serde::Serialize;
 use tokio_tungstenite::tungstenite::Message;
 
+mod acuity;
 mod dashboards;
 
 #[derive(Clone, Copy, ValueEnum, PartialEq, Eq, Debug)]
@@ -92,6 +93,10 @@ struct Args {
     /// Bare mode: acknowledge every Nth message (ack-all) instead of each batch's last.
     #[arg(long)]
     ack_every: Option<u64>,
+    /// Fill and export: a ward that is not calm (acuity.rs): 70 % stable, 20 % unwell, 10 %
+    /// very unwell patients, every reading noisy, each vital present with probability 0.7.
+    #[arg(long)]
+    acuity_mix: bool,
     /// Fill mode: every patient's last two readings score NEWS2 8, so each ends with an open
     /// critical alert once the engine has drained the stream (the recovery benchmark).
     #[arg(long)]
@@ -133,13 +138,19 @@ struct Envelope<'a> {
 struct VitalsData<'a> {
     patient_id: &'a str,
     unit_id: &'static str,
-    hr: f64,
-    rr: f64,
-    spo2: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    hr: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    rr: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    spo2: Option<f64>,
     on_oxygen: bool,
-    temp: f64,
-    sbp: f64,
-    consciousness: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    temp: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sbp: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    consciousness: Option<&'static str>,
 }
 
 const UNIT: &str = "lt-unit";
@@ -156,8 +167,28 @@ fn vitals(
     at: chrono::DateTime<chrono::Utc>,
     sick: bool,
 ) -> Bytes {
-    let env = envelope(tenant, patient, event_id, at, sick);
-    Bytes::from(rmp_serde::to_vec_named(&env).unwrap_or_default())
+    msgpack(&envelope(tenant, patient, event_id, at, sick))
+}
+
+fn msgpack(env: &Envelope<'_>) -> Bytes {
+    Bytes::from(rmp_serde::to_vec_named(env).unwrap_or_default())
+}
+
+/// The values of a reading scoring NEWS2 8 (`sick`) or 0.
+fn fixed(sick: bool) -> acuity::Noisy {
+    let (hr, rr, spo2) = if sick {
+        (112.0, 26.0, 91.0)
+    } else {
+        (72.0, 16.0, 98.0)
+    };
+    acuity::Noisy {
+        hr: Some(hr),
+        rr: Some(rr),
+        spo2: Some(spo2),
+        temp: Some(37.0),
+        sbp: Some(120.0),
+        consciousness: Some("A"),
+    }
 }
 
 /// A `vitals.observation.v1` envelope scoring NEWS2 8 (`sick`) or 0.
@@ -168,11 +199,17 @@ fn envelope<'a>(
     at: chrono::DateTime<chrono::Utc>,
     sick: bool,
 ) -> Envelope<'a> {
-    let (hr, rr, spo2) = if sick {
-        (112.0, 26.0, 91.0)
-    } else {
-        (72.0, 16.0, 98.0)
-    };
+    reading(tenant, patient, event_id, at, fixed(sick))
+}
+
+/// A `vitals.observation.v1` envelope with these values.
+fn reading<'a>(
+    tenant: &'a str,
+    patient: &'a str,
+    event_id: String,
+    at: chrono::DateTime<chrono::Utc>,
+    v: acuity::Noisy,
+) -> Envelope<'a> {
     Envelope {
         event_id,
         event_type: "vitals.observation.v1",
@@ -183,13 +220,13 @@ fn envelope<'a>(
         data: VitalsData {
             patient_id: patient,
             unit_id: UNIT,
-            hr,
-            rr,
-            spo2,
+            hr: v.hr,
+            rr: v.rr,
+            spo2: v.spo2,
             on_oxygen: false,
-            temp: 37.0,
-            sbp: 120.0,
-            consciousness: "A",
+            temp: v.temp,
+            sbp: v.sbp,
+            consciousness: v.consciousness,
         },
     }
 }
@@ -614,10 +651,13 @@ async fn fill(args: &Args, js: jetstream::Context) -> anyhow::Result<()> {
     let mut publisher = Publisher::new(js, args.in_flight);
     let start = Instant::now();
     let mut workload = FillWorkload::new(args);
-    while let Some((patient, payload)) = workload.next_reading(vitals) {
-        publisher
-            .publish(format!("vitals.{}.{patient}", args.tenant), payload)
-            .await?;
+    while let Some((subject, payload)) = workload.next_reading(|env| {
+        (
+            format!("vitals.{}.{}", env.tenant_id, env.data.patient_id),
+            msgpack(env),
+        )
+    }) {
+        publisher.publish(subject, payload).await?;
     }
     publisher.report(args, "fill", args.patients, start).await
 }
@@ -625,9 +665,10 @@ async fn fill(args: &Args, js: jetstream::Context) -> anyhow::Result<()> {
 /// The `fill` and `export` workload: `--events` readings for `--patients` patients, one per
 /// patient per minute of event time ending now, one patient in twenty alternating 30 sick
 /// minutes and 30 well ones (so alerts open and clear), and with `--end-sick` every patient's
-/// last two readings sick.
+/// last two readings sick. With `--acuity-mix`, the readings come from [`acuity::Mix`] instead.
 struct FillWorkload<'a> {
     args: &'a Args,
+    mix: Option<acuity::Mix>,
     names: Vec<String>,
     readings: u64,
     base: chrono::DateTime<chrono::Utc>,
@@ -641,6 +682,7 @@ impl<'a> FillWorkload<'a> {
         let readings = args.events.div_ceil(patients);
         Self {
             args,
+            mix: args.acuity_mix.then(acuity::Mix::default),
             names: (0..patients).map(|i| format!("lt-{i}")).collect(),
             readings,
             base: chrono::Utc::now() - chrono::Duration::minutes(readings as i64 + 1),
@@ -649,11 +691,8 @@ impl<'a> FillWorkload<'a> {
         }
     }
 
-    /// The next reading's patient and its payload, encoded by `encode`.
-    fn next_reading<T>(
-        &mut self,
-        encode: impl FnOnce(&str, &str, String, chrono::DateTime<chrono::Utc>, bool) -> T,
-    ) -> Option<(&str, T)> {
+    /// The next reading, encoded by `encode`.
+    fn next_reading<T>(&mut self, encode: impl FnOnce(&Envelope<'_>) -> T) -> Option<T> {
         let i = self.next;
         if i >= self.args.events {
             return None;
@@ -662,15 +701,17 @@ impl<'a> FillWorkload<'a> {
         let patients = self.names.len() as u64;
         let p = i % patients;
         let minute = i / patients;
-        let sick = (p % 20 == 0 && (minute / 30) % 2 == 0)
-            || (self.args.end_sick && minute + 2 >= self.readings);
+        let ending_sick = self.args.end_sick && minute + 2 >= self.readings;
+        let sick = (p % 20 == 0 && (minute / 30) % 2 == 0) || ending_sick;
         let at = self.base + chrono::Duration::minutes(minute as i64);
         let patient = &self.names[p as usize];
         let event_id = format!("fill-{}-{i}", self.run);
-        Some((
-            patient,
-            encode(&self.args.tenant, patient, event_id, at, sick),
-        ))
+        let values = match &mut self.mix {
+            Some(mix) if !ending_sick => mix.reading(acuity::Acuity::of_patient(p)),
+            _ => fixed(sick),
+        };
+        let env = reading(&self.args.tenant, patient, event_id, at, values);
+        Some(encode(&env))
     }
 }
 
@@ -689,9 +730,7 @@ fn export(args: &Args) -> anyhow::Result<()> {
     let start = Instant::now();
     let mut workload = FillWorkload::new(args);
     let mut written = 0u64;
-    while let Some((_, line)) = workload
-        .next_reading(|t, p, id, at, sick| serde_json::to_vec(&envelope(t, p, id, at, sick)))
-    {
+    while let Some(line) = workload.next_reading(|env| serde_json::to_vec(env)) {
         out.write_all(&line?)?;
         out.write_all(b"\n")?;
         written += 1;
