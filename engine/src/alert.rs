@@ -527,6 +527,27 @@ pub fn alert_id(tenant: &str, subject: &str, family: &str, opened_at: Timestamp)
 mod tests {
     use super::*;
 
+    /// Recovery reads stored alerts back: an explanation must decode whatever `missing` the
+    /// engine wrote, qSOFA's `mentation` included (it did not, and a restart skipped such
+    /// alerts).
+    #[test]
+    fn every_missing_input_the_engine_writes_reads_back() {
+        let written: Vec<&'static str> = crate::news2::Input::ALL
+            .iter()
+            .map(|i| i.name())
+            .chain(crate::sepsis::INPUTS)
+            .collect();
+        let e = Explanation {
+            missing: written.clone(),
+            ..Explanation::default()
+        };
+        let json = serde_json::to_string(&e).expect("serializes");
+        let back: Explanation = serde_json::from_str(&json).expect("reads back");
+        assert_eq!(back.missing, written);
+        let bad = json.replace("\"mentation\"", "\"mood\"");
+        assert!(serde_json::from_str::<Explanation>(&bad).is_err());
+    }
+
     #[test]
     fn roles_and_categories() {
         use CommandKind::*;

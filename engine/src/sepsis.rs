@@ -32,7 +32,7 @@ impl Default for SepsisFreshness {
 }
 
 /// The inputs of qSOFA and SIRS, in the order `missing` lists them.
-const INPUTS: [&str; 8] = [
+pub(crate) const INPUTS: [&str; 8] = [
     "rr",
     "sbp",
     "mentation",
