@@ -247,13 +247,10 @@ pub const STREAM_TYPES: &[(&str, &[&str])] = &[
     ("FLOW", &["patient.flow.update.v1"]),
 ];
 
-/// The envelope fields, checked.
+/// The envelope fields, checked: the event's type and the engine's [`EventMeta`].
 pub(crate) struct Head<'a> {
     pub event_type: Cow<'a, str>,
-    pub event_id: Cow<'a, str>,
-    pub tenant_id: Cow<'a, str>,
-    pub occurred_at: Timestamp,
-    pub correlation_id: Option<Cow<'a, str>>,
+    pub meta: EventMeta<'a>,
 }
 
 /// The envelope rules of contracts.md §1 for an event arriving on `stream`: its type belongs
@@ -329,10 +326,12 @@ pub(crate) fn check_head<'a, D>(
     }
     Ok(Head {
         event_type,
-        event_id,
-        tenant_id,
-        occurred_at,
-        correlation_id: raw.correlation_id.take(),
+        meta: EventMeta {
+            event_id,
+            tenant_id,
+            occurred_at,
+            correlation_id: raw.correlation_id.take(),
+        },
     })
 }
 
@@ -487,7 +486,7 @@ fn decode_envelope<'a>(
 ) -> Result<Reading<'a>, Rejection> {
     let mut env: WireEnvelope<WireData> = decode(payload, encoding, "VITALS")?;
     let head = check_head(&mut env, "VITALS", now, subject.map(|(t, _)| t))?;
-    let event_type = head.event_type.clone();
+    let Head { event_type, meta } = head;
     let mut data = env
         .data
         .ok_or_else(|| reject(RejectCode::EnvelopeInvalid, "missing required field `data`"))?;
@@ -505,17 +504,12 @@ fn decode_envelope<'a>(
     }
     let unit_id = data_token("unitId", data.unit_id.take())?;
     let body = match &*event_type {
-        LAB_RESULT => lab(head.occurred_at, *data)?,
+        LAB_RESULT => lab(meta.occurred_at, *data)?,
         PATIENT_ADMITTED => admission(&data)?,
         _ => observation(&data)?,
     };
     Ok(Reading {
-        meta: EventMeta {
-            event_id: head.event_id,
-            tenant_id: head.tenant_id,
-            occurred_at: head.occurred_at,
-            correlation_id: head.correlation_id,
-        },
+        meta,
         patient_id,
         unit_id,
         body,

@@ -134,16 +134,17 @@ fn decode_chunk<I: Inbound>(
             let r = Encoding::from_content_type(d.content_type())
                 .and_then(|enc| I::decode(d.subject(), d.payload(), enc, now))
                 .map(|event| {
-                    let (tenant, event_id, _) = I::key(&event);
-                    (fingerprints.of(tenant, event_id), event)
+                    let (tenant, event_id, event_type) = I::key(&event);
+                    let fingerprint = fingerprints.of(tenant, event_id);
+                    (type_index(event_type), fingerprint, event)
                 });
             let t1 = Instant::now();
-            if let Ok((_, event)) = &r {
-                let i = type_index(I::key(event).2);
-                metrics.decode_ns[i].fetch_add(t1.duration_since(t0).as_nanos() as u64, Relaxed);
-            }
+            let elapsed = t1.duration_since(t0).as_nanos() as u64;
             t0 = t1;
-            r
+            r.map(|(i, fingerprint, event)| {
+                metrics.decode_ns[i].fetch_add(elapsed, Relaxed);
+                (fingerprint, event)
+            })
         })
         .collect();
     Decoded {

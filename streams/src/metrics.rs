@@ -133,7 +133,7 @@ impl Collector for IngestMetrics {
         labelled(
             &mut e,
             "vigil_event_decode_seconds",
-            "Time spent decoding and validating accepted events, by event type",
+            "Time spent decoding, validating and fingerprinting (for the dedupe) accepted events, by event type",
             MetricType::Counter,
             "type",
             INBOUND_TYPES

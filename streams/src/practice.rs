@@ -10,7 +10,7 @@ use vigil_engine::appointment::{
     Booking, CheckIn, OccupancyUpdate, PracticeChange, ProviderUpdate, StatusChange,
 };
 use vigil_engine::practice::{AppointmentStatus, ProviderStatus, ResourceStatus};
-use vigil_engine::{EventMeta, PracticeEvent, Timestamp, from_wire_name};
+use vigil_engine::{PracticeEvent, Timestamp, from_wire_name};
 
 use crate::envelope::{
     Encoding, RejectCode, Rejection, WireEnvelope, check_head, check_size, data_token, decode,
@@ -99,13 +99,7 @@ pub fn decode_practice(
     let d = *wire
         .data
         .ok_or_else(|| reject(RejectCode::EnvelopeInvalid, "missing required field `data`"))?;
-    let meta = EventMeta {
-        event_id: head.event_id,
-        tenant_id: head.tenant_id,
-        occurred_at: head.occurred_at,
-        correlation_id: head.correlation_id,
-    }
-    .into_owned();
+    let meta = head.meta.into_owned();
     let change = match &*head.event_type {
         "appointment.scheduled.v1" => scheduled(d, token)?,
         "patient.checkin.v1" => check_in(d, token)?,
@@ -279,6 +273,7 @@ mod tests {
 
     use super::*;
     use serde_json::{Value, json};
+    use vigil_engine::EventMeta;
 
     fn now() -> Timestamp {
         Timestamp::parse_rfc3339("2025-11-27T10:00:00Z").unwrap()
