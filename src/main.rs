@@ -186,7 +186,6 @@ async fn connect_nats(url: &str, cfg: &Config, hub: &Hub) -> Bus {
     }
 }
 
-/// Wires everything and runs until SIGINT/SIGTERM, then drains and returns.
 /// A runtime owned by an async function: shut down without blocking when it drops (dropping
 /// a runtime inside another one would panic).
 struct Background {
@@ -212,6 +211,7 @@ impl Drop for Background {
     }
 }
 
+/// Wires everything and runs until SIGINT/SIGTERM, then drains and returns.
 async fn serve(cfg: Config, source: BusSource, demo_patients: Option<usize>) -> anyhow::Result<()> {
     let signalled = shutdown_signal()?;
     tokio::pin!(signalled);

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 
 use dashmap::DashMap;
-use rustc_hash::FxBuildHasher;
+use rustc_hash::{FxBuildHasher, FxHashMap};
 use serde::Serialize;
 use tokio::sync::broadcast;
 use vigil_config::{Config, Role};
@@ -230,7 +230,7 @@ pub struct Hub {
     pub(crate) patient_tx: broadcast::Sender<PatientBatch>,
     /// Patients updated since the last flush, latest state each; filled only while some
     /// connection listens.
-    dirty_patients: std::sync::Mutex<rustc_hash::FxHashMap<PatientKey, Arc<PatientFrame>>>,
+    dirty_patients: std::sync::Mutex<FxHashMap<PatientKey, Arc<PatientFrame>>>,
     /// The latest `resource` frame of each provider, resource and waiting area.
     pub(crate) resources: DashMap<(String, String), Arc<ResourceFrame>>,
     pub(crate) resource_tx: broadcast::Sender<Arc<ResourceFrame>>,
@@ -477,9 +477,7 @@ impl Hub {
             }
             _ => return,
         };
-        self.metrics
-            .patient_batches
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.metrics.patient_batches.fetch_add(1, Relaxed);
         let _ = self.patient_tx.send(Arc::new(batch));
     }
 

@@ -3,8 +3,9 @@
 //!
 //! Alert frames are never dropped: the connection reads them from a bounded broadcast, and a
 //! client that falls `gateway.client_queue` frames behind (or blocks a write for 5 s) is closed
-//! with 1013; on reconnect it gets a fresh snapshot. Patient frames are coalesced per patient and
-//! flushed every `gateway.patient_flush`; when they lag, the latest state is taken from the hub.
+//! with 1013; on reconnect it gets a fresh snapshot. Patient frames arrive from the hub in one
+//! coalesced batch per `gateway.patient_flush` and are written 128 at a time, after any alert,
+//! page or reply, newest state per patient; when they lag, the latest state is taken from the hub.
 //! Commands run beside the fan-out (up to 32 per socket): each is answered once its transition
 //! is stored, and alerts keep flowing to the socket meanwhile. Answers can therefore come in
 //! another order than the commands were sent; their `id` tells them apart.
@@ -617,15 +618,6 @@ impl Session {
 
     /// Moves at most `n` pending patient frames to `out`; returns how many.
     fn take_patients(&mut self, n: usize, out: &mut Vec<String>) -> usize {
-        if self.pending_patients.len() <= n {
-            let taken = self.pending_patients.len();
-            out.extend(
-                self.pending_patients
-                    .drain()
-                    .map(|(_, f)| f.json().to_string()),
-            );
-            return taken;
-        }
         let keys: Vec<Arc<str>> = self.pending_patients.keys().take(n).cloned().collect();
         for k in &keys {
             if let Some(f) = self.pending_patients.remove(k) {
