@@ -53,9 +53,9 @@ impl Acuity {
     }
 }
 
-/// One noisy reading; `None` where the vital was not measured.
+/// The values of one reading; `None` where the vital was not measured.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Noisy {
+pub struct VitalSigns {
     pub hr: Option<f64>,
     pub rr: Option<f64>,
     pub spo2: Option<f64>,
@@ -81,7 +81,7 @@ impl Default for Mix {
 }
 
 impl Mix {
-    pub fn reading(&mut self, acuity: Acuity) -> Noisy {
+    pub fn reading(&mut self, acuity: Acuity) -> VitalSigns {
         let [hr, rr, spo2, temp, sbp] = acuity.means();
         let mut draw = |(mean, sd): (f64, f64), lo: f64, hi: f64| {
             if !self.rng.random_bool(PRESENT) {
@@ -91,7 +91,7 @@ impl Mix {
             // One decimal, inside the contract's physiological ranges.
             Some(((n * 10.0).round() / 10.0).clamp(lo, hi))
         };
-        let reading = Noisy {
+        let reading = VitalSigns {
             hr: draw(hr, 20.0, 300.0),
             rr: draw(rr, 4.0, 80.0),
             spo2: draw(spo2, 50.0, 100.0),
@@ -100,7 +100,7 @@ impl Mix {
             consciousness: None,
         };
         let confused = acuity == Acuity::VeryUnwell && self.rng.random_bool(0.1);
-        Noisy {
+        VitalSigns {
             consciousness: self.rng.random_bool(PRESENT).then_some(if confused {
                 "C"
             } else {

@@ -14,7 +14,7 @@ use hdrhistogram::Histogram;
 use serde::Serialize;
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::{Latency, latency_of};
+use crate::{Latency, latency_of, opened_alert_patient};
 
 /// The sentinel alerts in flight to N sockets.
 pub struct Fanout {
@@ -120,20 +120,12 @@ pub async fn open(
             while let Some(Ok(m)) = ws.next().await {
                 let Message::Text(t) = m else { continue };
                 fanout.frames.fetch_add(1, Relaxed);
-                // Patient frames are most of the traffic: skip them without parsing.
-                if !t.as_str().starts_with(r#"{"type":"alert""#) {
-                    continue;
-                }
                 let now = Instant::now();
-                let Ok(v) = serde_json::from_str::<serde_json::Value>(t.as_str()) else {
+                let Some(patient) = opened_alert_patient(t.as_str()) else {
                     continue;
                 };
-                if v["alert"]["version"] != 1 {
-                    continue;
-                }
-                let patient = v["alert"]["patientId"].as_str().unwrap_or_default();
-                if patient.starts_with("lt-trig-") && counted.insert(patient.to_string()) {
-                    fanout.seen(socket, patient, now);
+                if patient.starts_with("lt-trig-") && counted.insert(patient.clone()) {
+                    fanout.seen(socket, &patient, now);
                 }
             }
         }));
@@ -145,6 +137,16 @@ pub async fn open(
 mod tests {
     use super::*;
     use std::time::Duration;
+
+    #[test]
+    fn only_an_opening_alert_frame_names_its_patient() {
+        let opened = r#"{"type":"alert","alert":{"version":1,"patientId":"lt-trig-1"}}"#;
+        assert_eq!(opened_alert_patient(opened).as_deref(), Some("lt-trig-1"));
+        let later = r#"{"type":"alert","alert":{"version":2,"patientId":"lt-trig-1"}}"#;
+        assert_eq!(opened_alert_patient(later), None);
+        let tile = r#"{"type":"patient","patientId":"lt-trig-1"}"#;
+        assert_eq!(opened_alert_patient(tile), None);
+    }
 
     #[test]
     fn an_alert_is_timed_when_the_last_socket_has_it() {
