@@ -5,6 +5,7 @@
 //! names the key and the line (the `toml` crate reports both).
 
 mod duration;
+mod rule;
 
 use std::collections::{BTreeMap, HashSet};
 use std::net::SocketAddr;
@@ -13,6 +14,7 @@ use std::path::Path;
 use serde::Deserialize;
 
 pub use duration::{Duration, DurationError};
+pub use rule::{Category, Level, OwnerKind, Rule, Threshold};
 
 /// Why configuration could not be loaded. Every variant names what the operator must fix.
 #[derive(Debug, thiserror::Error)]
@@ -96,11 +98,6 @@ pub struct PolicyLevelConfig {
     pub after: Duration,
     pub targets: Vec<Role>,
 }
-
-/// Alert levels a policy may match.
-pub const ALERT_LEVELS: &[&str] = &["info", "warning", "critical"];
-/// Alert categories a policy may match.
-pub const ALERT_CATEGORIES: &[&str] = &["deterioration", "sepsis", "delay", "technical"];
 
 /// Connection to NATS JetStream and how the engine consumes and retains streams.
 #[derive(Debug, Clone, Deserialize)]
@@ -359,46 +356,12 @@ impl Role {
     }
 }
 
-/// Rule names the engine knows; `[rules."x"]` with any other name is an error.
-pub const KNOWN_RULES: &[&str] = &[
-    "news2.single3",
-    "news2.medium",
-    "news2.high",
-    "news2.trend",
-    "sepsis.qsofa",
-    "sepsis.sirs_lactate",
-    "technical.signal_loss",
-    "delay.waiting",
-    "delay.provider",
-    "delay.resource_overrun",
-];
-
-/// The clinical rules (scored from vitals and labs; what replay reports on).
-pub const CLINICAL_RULES: &[&str] = KNOWN_RULES.split_at(7).0;
-
-/// The NEWS2 risk rules of scoring.md: one alert per patient between them, and a `sustain` of
-/// at most [`MAX_RISK_SUSTAIN`].
-pub const NEWS2_RISK_RULES: &[&str] = KNOWN_RULES.split_at(3).0;
-
-/// The delay rules of scoring.md: their thresholds are durations (`window`, and `clear_below`
-/// for `delay.provider`), not points.
-pub const DELAY_RULES: &[&str] = KNOWN_RULES.split_at(7).1;
-
-/// The most points each rule's `threshold` can count (NEWS2 0-20, qSOFA 0-3, SIRS 0-4).
-fn threshold_max(rule: &str) -> u8 {
-    match rule {
-        "sepsis.qsofa" => 3,
-        "sepsis.sirs_lactate" => 4,
-        _ => 20,
-    }
-}
-
 /// `news2.trend`'s default window: the rise is measured over the lowest score of the last hour.
 pub const DEFAULT_TREND_WINDOW: Duration = Duration::from_secs(3600);
 
 /// The trend window `rules` set, if any.
 fn trend_window(rules: &BTreeMap<String, RuleConfig>) -> Option<Duration> {
-    rules.get("news2.trend").and_then(|r| r.window)
+    rules.get(Rule::News2Trend.name()).and_then(|r| r.window)
 }
 
 /// The trend rule looks back over the patient window's rows: a window longer than the horizon
@@ -691,21 +654,23 @@ impl Config {
             let key = |field: &str| format!("escalation.policies[{i}].{field}");
             unique_name(path, &key("name"), &p.name, &mut names, "policy")?;
             if let Some(l) = p.matches.level.as_deref()
-                && !ALERT_LEVELS.contains(&l)
+                && Level::from_name(l).is_none()
             {
+                let all = Level::ALL.map(Level::as_str).join(", ");
                 return Err(invalid(
                     path,
                     &key("match.level"),
-                    format!("`{l}` is not one of {}", ALERT_LEVELS.join(", ")),
+                    format!("`{l}` is not one of {all}"),
                 ));
             }
             if let Some(c) = p.matches.category.as_deref()
-                && !ALERT_CATEGORIES.contains(&c)
+                && Category::from_name(c).is_none()
             {
+                let all = Category::ALL.map(Category::as_str).join(", ");
                 return Err(invalid(
                     path,
                     &key("match.category"),
-                    format!("`{c}` is not one of {}", ALERT_CATEGORIES.join(", ")),
+                    format!("`{c}` is not one of {all}"),
                 ));
             }
             if p.levels.is_empty() {
@@ -787,19 +752,18 @@ fn validate_rules(
 ) -> Result<(), ConfigError> {
     for (name, rule) in rules {
         let key = |field: &str| format!("{prefix}.\"{name}\".{field}");
-        if !KNOWN_RULES.contains(&name.as_str()) {
+        let Some(id) = Rule::from_name(name) else {
+            let known = Rule::ALL.map(Rule::name).join(", ");
             return Err(invalid(
                 path,
                 &format!("{prefix}.\"{name}\""),
-                format!("unknown rule; known rules: {}", KNOWN_RULES.join(", ")),
+                format!("unknown rule; known rules: {known}"),
             ));
-        }
+        };
         if rule.sustain == Some(0) {
             return Err(invalid(path, &key("sustain"), "must be at least 1"));
         }
-        if NEWS2_RISK_RULES.contains(&name.as_str())
-            && rule.sustain.is_some_and(|n| n > MAX_RISK_SUSTAIN)
-        {
+        if id.is_news2_risk() && rule.sustain.is_some_and(|n| n > MAX_RISK_SUSTAIN) {
             return Err(invalid(
                 path,
                 &key("sustain"),
@@ -808,8 +772,7 @@ fn validate_rules(
                 ),
             ));
         }
-        let delay = DELAY_RULES.contains(&name.as_str());
-        if delay && rule.threshold.is_some() {
+        if id.threshold() == Threshold::None && rule.threshold.is_some() {
             return Err(invalid(
                 path,
                 &key("threshold"),
@@ -825,22 +788,21 @@ fn validate_rules(
                 "must be shorter than window (the delay that fires the alert)",
             ));
         }
-        if rule.clear_below.is_some() && name != "delay.provider" {
+        if rule.clear_below.is_some() && id != Rule::DelayProvider {
             return Err(invalid(
                 path,
                 &key("clear_below"),
                 "only delay.provider has a clear_below",
             ));
         }
-        if let Some(t) = rule.threshold {
-            let max = threshold_max(name);
-            if t > max || (t == 0 && name != "news2.single3") {
-                return Err(invalid(
-                    path,
-                    &key("threshold"),
-                    format!("must be 1..={max} for {name}"),
-                ));
-            }
+        if let (Some(t), Threshold::Points { min, max }) = (rule.threshold, id.threshold())
+            && !(min..=max).contains(&t)
+        {
+            return Err(invalid(
+                path,
+                &key("threshold"),
+                format!("must be {min}..={max} for {name}"),
+            ));
         }
         if let Some(l) = rule.lactate
             && !(l.is_finite() && l > 0.0 && l <= 30.0)
@@ -1130,19 +1092,6 @@ levels = [
         let r = &c.rules["news2.high"];
         assert_eq!((r.threshold, r.sustain), (Some(8), Some(3)));
         assert_eq!(r.clear, Some(Duration::from_secs(1200)));
-    }
-
-    #[test]
-    fn rule_lists_split_clinical_from_delay() {
-        assert_eq!(CLINICAL_RULES.last(), Some(&"technical.signal_loss"));
-        assert_eq!(
-            NEWS2_RISK_RULES,
-            ["news2.single3", "news2.medium", "news2.high"]
-        );
-        assert_eq!(
-            DELAY_RULES,
-            ["delay.waiting", "delay.provider", "delay.resource_overrun"]
-        );
     }
 
     #[test]

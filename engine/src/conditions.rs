@@ -10,7 +10,7 @@
 //! rules").
 
 use crate::alert::Subject;
-use crate::alert::{Alert, AlertState, Category, Escalation, Explanation, Level, Meta, alert_id};
+use crate::alert::{Alert, AlertState, Escalation, Explanation, Meta, Rule, alert_id};
 use crate::news2::{Chart, Component, ComponentValue, Input, News2, decimal};
 use crate::sepsis::{CriteriaScore, Labs, qsofa_components, sirs_components};
 use crate::settings::{RuleSettings, Settings};
@@ -33,37 +33,22 @@ impl Condition {
         Condition::SignalLoss,
     ];
 
+    /// Its entry in the rule catalogue (name, category, level).
+    pub fn rule(self) -> Rule {
+        match self {
+            Condition::Trend => Rule::News2Trend,
+            Condition::Qsofa => Rule::SepsisQsofa,
+            Condition::SirsLactate => Rule::SepsisSirsLactate,
+            Condition::SignalLoss => Rule::TechnicalSignalLoss,
+        }
+    }
+
     pub fn name(self) -> &'static str {
-        match self {
-            Condition::Trend => "news2.trend",
-            Condition::Qsofa => "sepsis.qsofa",
-            Condition::SirsLactate => "sepsis.sirs_lactate",
-            Condition::SignalLoss => "technical.signal_loss",
-        }
-    }
-
-    pub fn category(self) -> Category {
-        match self {
-            Condition::Trend => Category::Deterioration,
-            Condition::Qsofa | Condition::SirsLactate => Category::Sepsis,
-            Condition::SignalLoss => Category::Technical,
-        }
-    }
-
-    pub fn level(self) -> Level {
-        match self {
-            Condition::Qsofa | Condition::SirsLactate => Level::Critical,
-            Condition::Trend | Condition::SignalLoss => Level::Warning,
-        }
+        self.rule().name()
     }
 
     pub fn settings(self, s: &Settings) -> &RuleSettings {
-        match self {
-            Condition::Trend => &s.trend,
-            Condition::Qsofa => &s.qsofa,
-            Condition::SirsLactate => &s.sirs_lactate,
-            Condition::SignalLoss => &s.signal_loss,
-        }
+        s.rule(self.rule())
     }
 }
 
@@ -208,21 +193,20 @@ impl Track {
         self.run = 0;
         self.absent_since = None;
         let o = open();
-        let id = alert_id(subject.tenant, subject.patient, rule.name(), at);
-        let policy = settings.policies.select(rule.level(), rule.category());
+        let id = alert_id(subject.tenant, subject.patient, rule.rule(), at);
+        let policy = settings
+            .policies
+            .select(rule.rule().level(), rule.rule().category());
         let alert = Alert {
             escalation: Escalation::start(policy, &id, Some(subject.unit), now, 0),
             alert_id: id,
             tenant_id: subject.tenant.to_string(),
-            rule: rule.name(),
-            category: rule.category(),
-            level: rule.level(),
             message: o.message,
             patient_id: Some(subject.patient.to_string()),
             unit_id: Some(subject.unit.to_string()),
             meta: o.meta,
             explanation: o.explanation,
-            ..Alert::opening(at, now)
+            ..Alert::opening(rule.rule(), at, now)
         };
         self.alert = Some(Box::new(alert.clone()));
         Some(alert)

@@ -402,7 +402,7 @@ mod tests {
         assert_eq!(fired.len(), 1);
         let a = &fired[0];
         assert_eq!(
-            (a.rule, a.unit_id.as_deref()),
+            (a.rule.name(), a.unit_id.as_deref()),
             ("delay.waiting", Some("loc-1"))
         );
         assert_eq!(a.escalation.targets, ["role:coordinator@loc-1"]);
@@ -474,7 +474,7 @@ mod tests {
             ("occupied", 7, Some("loc-1"))
         );
         let fired = k.advance(hm(10, 5), &s);
-        assert_eq!(fired[0].rule, "delay.resource_overrun");
+        assert_eq!(fired[0].rule.name(), "delay.resource_overrun");
         let id = fired[0].alert_id.clone();
         k.command(&resolve(&id, Owner::Resource("chair-12".into()), hm(10, 6)))
             .unwrap();
@@ -530,7 +530,7 @@ mod tests {
         assert_eq!(k.view(hm(8, 0), &s).status, "busy");
         // Nothing started: at 10:30 the three are 90, 60 and 30 min late (average 60).
         let fired = k.advance(hm(10, 30), &s);
-        assert_eq!(fired[0].rule, "delay.provider");
+        assert_eq!(fired[0].rule.name(), "delay.provider");
         assert_eq!(fired[0].unit_id.as_deref(), Some("loc-1"));
         assert_eq!(k.view(hm(10, 30), &s).delay_minutes, 60);
     }

@@ -8,7 +8,6 @@
 pub mod alert;
 pub mod appointment;
 pub mod conditions;
-pub mod escalation;
 pub mod event;
 pub mod keeper;
 pub mod news2;
@@ -23,9 +22,9 @@ pub mod time;
 pub mod window;
 
 pub use alert::{
-    Alert, AlertCommand, AlertState, Category, CommandError, CommandKind, Level, Owner,
+    Alert, AlertCommand, AlertState, Category, CommandError, CommandKind, Level, Owner, Rule,
 };
-pub use escalation::{Escalation, Page, PageState, Policies, Policy};
+pub use alert::{Escalation, Page, PageState, Policies, Policy};
 pub use event::{EventMeta, PracticeEvent, Reading, ReadingBody};
 pub use news2::{Chart, Input, News2, Param};
 pub use observation::{Admission, Consciousness, LabResult, Sex, Spo2Scale, Vitals};

@@ -125,25 +125,6 @@ impl Input {
     }
 }
 
-/// Reads a list of input names back as the engine's own `&'static str`s (`missing`): every
-/// name an explanation can list, NEWS2's inputs and qSOFA's and SIRS's (`mentation`).
-pub(crate) fn input_names<'de, D: serde::Deserializer<'de>>(
-    d: D,
-) -> Result<Vec<&'static str>, D::Error> {
-    let names = Vec::<std::borrow::Cow<str>>::deserialize(d)?;
-    names
-        .iter()
-        .map(|n| {
-            Input::ALL
-                .iter()
-                .map(|i| i.name())
-                .chain(crate::sepsis::INPUTS)
-                .find(|x| x == n)
-                .ok_or_else(|| serde::de::Error::custom(format!("unknown input `{n}`")))
-        })
-        .collect()
-}
-
 impl From<Param> for Input {
     fn from(p: Param) -> Self {
         match p {

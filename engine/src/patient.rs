@@ -3,7 +3,7 @@
 //! thread), so every change to it is serialized.
 
 use crate::alert::Subject;
-use crate::alert::{Alert, AlertState, CommandError};
+use crate::alert::{Alert, AlertState, CommandError, Rule};
 use crate::conditions::{
     AlertOwner, Condition, Finding, Opening, Track, qsofa_opening, signal_loss_opening,
     sirs_lactate_opening, trend_opening,
@@ -400,16 +400,13 @@ impl Patient {
     }
 
     /// Which owner raises alerts of `rule`.
-    fn owner_of(rule: &str) -> Option<usize> {
-        if crate::settings::RiskRule::ALL
-            .iter()
-            .any(|r| r.name() == rule)
-        {
+    fn owner_of(rule: Rule) -> Option<usize> {
+        if rule.is_news2_risk() {
             return Some(0);
         }
         Condition::ALL
             .iter()
-            .position(|c| c.name() == rule)
+            .position(|c| c.rule() == rule)
             .map(|i| i + 1)
     }
 
@@ -647,7 +644,7 @@ mod tests {
         let s = news2_only();
         let mut p = patient();
         let a = late_high(&mut p, &s);
-        assert_eq!(a.rule, "news2.high");
+        assert_eq!(a.rule.name(), "news2.high");
         // The engine's clock opens it and starts escalation; the readings keep their own times.
         assert_eq!(a.opened_at, t(16));
         assert_eq!(a.emitted_at, t(16));
@@ -769,7 +766,7 @@ mod tests {
         let a = run(&mut q, &s, &[(3, v(7))]);
         assert_eq!(a.len(), 1);
         assert_eq!(
-            (a[0].rule, a[0].level, a[0].state),
+            (a[0].rule.name(), a[0].level, a[0].state),
             ("news2.high", Level::Critical, AlertState::Open)
         );
     }
@@ -800,7 +797,7 @@ mod tests {
         );
         let a = p.observe("icu-3", &v, t(14), t(14), &s).alerts;
         let a = a.last().expect("alert");
-        assert_eq!(a.rule, "news2.high");
+        assert_eq!(a.rule.name(), "news2.high");
         assert_eq!(
             a.message,
             "NEWS2 8 (high): RR 26 (3), SpO2 91 (3), HR 112 (2)"
@@ -826,13 +823,16 @@ mod tests {
         assert!(run(&mut p, &s, &[(0, v(5))]).is_empty());
         let a = run(&mut p, &s, &[(1, v(6))]);
         assert_eq!(a.len(), 1);
-        assert_eq!((a[0].rule, a[0].level), ("news2.medium", Level::Warning));
+        assert_eq!(
+            (a[0].rule.name(), a[0].level),
+            ("news2.medium", Level::Warning)
+        );
         // 6 then 8: medium at once (both >= 5), high once 8 is sustained: an upgrade, same alert.
         let mut q = patient();
         let a = run(&mut q, &s, &[(0, v(6)), (1, v(8)), (2, v(8))]);
         assert_eq!(a.len(), 2);
-        assert_eq!(a[0].rule, "news2.medium");
-        assert_eq!(a[1].rule, "news2.high");
+        assert_eq!(a[0].rule.name(), "news2.medium");
+        assert_eq!(a[1].rule.name(), "news2.high");
         assert_eq!(a[0].alert_id, a[1].alert_id, "one alert per patient");
         assert_eq!(
             a[1].transition.reason,
@@ -861,7 +861,7 @@ mod tests {
         let mut p = patient();
         let a = run(&mut p, &s, &[(0, s3(3))]);
         assert_eq!(a.len(), 1);
-        assert_eq!(a[0].rule, "news2.single3");
+        assert_eq!(a[0].rule.name(), "news2.single3");
         assert!(
             a[0].explanation
                 .why
@@ -881,7 +881,7 @@ mod tests {
         let b = run(&mut p, &s, &[(2, s3(6))]);
         assert_eq!(b.len(), 1);
         assert_eq!(
-            (b[0].rule, b[0].alert_id.as_str()),
+            (b[0].rule.name(), b[0].alert_id.as_str()),
             ("news2.medium", a[0].alert_id.as_str())
         );
     }
@@ -895,7 +895,10 @@ mod tests {
         assert!(run(&mut p, &s, &[(2, v(6)), (10, v(6)), (16, v(6))]).is_empty());
         let a = run(&mut p, &s, &[(17, v(6))]);
         assert_eq!(a.len(), 1);
-        assert_eq!((a[0].rule, a[0].state), ("news2.medium", AlertState::Open));
+        assert_eq!(
+            (a[0].rule.name(), a[0].state),
+            ("news2.medium", AlertState::Open)
+        );
         assert_eq!(
             a[0].transition.reason,
             "downgraded from news2.high to news2.medium"
@@ -1123,7 +1126,7 @@ mod tests {
             .expect("ack");
         let a = run(&mut p, &s, &[(3, v(7)), (4, v(7))]);
         assert_eq!(
-            (a[0].rule, a[0].state),
+            (a[0].rule.name(), a[0].state),
             ("news2.high", AlertState::Acknowledged)
         );
     }
@@ -1173,7 +1176,7 @@ mod tests {
     }
 
     fn rules_of(alerts: &[Alert]) -> Vec<(&'static str, AlertState)> {
-        alerts.iter().map(|a| (a.rule, a.state)).collect()
+        alerts.iter().map(|a| (a.rule.name(), a.state)).collect()
     }
 
     fn only(mut s: Settings, keep: &str) -> Settings {
@@ -1258,7 +1261,7 @@ mod tests {
         let o = p.observe("icu-3", &q(22.0, 100.0), t(2), t(30), &s);
         let a = &o.alerts[0];
         assert_eq!(
-            (a.rule, a.opened_at, a.triggered_at),
+            (a.rule.name(), a.opened_at, a.triggered_at),
             ("sepsis.qsofa", t(30), Some(t(2)))
         );
         assert_eq!(a.escalation.level, 1);
@@ -1421,7 +1424,7 @@ mod tests {
         assert!(p.tick(t(5).plus_millis(-1), t(0), &s).is_none());
         let a = p.tick(t(5), t(0), &s).expect("signal loss");
         assert_eq!(
-            (a.rule, a.category, a.level),
+            (a.rule.name(), a.category, a.level),
             (
                 "technical.signal_loss",
                 crate::alert::Category::Technical,

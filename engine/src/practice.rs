@@ -15,8 +15,8 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::alert::{
-    Alert, AlertCommand, AlertState, Category, CommandError, ENGINE, Escalation, Explanation,
-    Level, Meta, alert_id,
+    Alert, AlertCommand, AlertState, CommandError, ENGINE, Escalation, Explanation, Meta, Rule,
+    alert_id,
 };
 use crate::settings::{RuleSettings, Settings};
 use crate::time::Timestamp;
@@ -153,20 +153,21 @@ pub enum DelayRule {
 }
 
 impl DelayRule {
-    pub fn name(self) -> &'static str {
+    /// Its entry in the rule catalogue (name, category, level, owner).
+    pub fn rule(self) -> Rule {
         match self {
-            DelayRule::Waiting => "delay.waiting",
-            DelayRule::Provider => "delay.provider",
-            DelayRule::ResourceOverrun => "delay.resource_overrun",
+            DelayRule::Waiting => Rule::DelayWaiting,
+            DelayRule::Provider => Rule::DelayProvider,
+            DelayRule::ResourceOverrun => Rule::DelayResourceOverrun,
         }
     }
 
+    pub fn name(self) -> &'static str {
+        self.rule().name()
+    }
+
     pub fn settings(self, s: &Settings) -> &RuleSettings {
-        match self {
-            DelayRule::Waiting => &s.waiting,
-            DelayRule::Provider => &s.provider,
-            DelayRule::ResourceOverrun => &s.overrun,
-        }
+        s.rule(self.rule())
     }
 }
 
@@ -201,15 +202,13 @@ fn open(
         .or(subject.provider)
         .or(subject.resource)
         .unwrap_or_default();
-    let id = alert_id(subject.tenant, key, rule.name(), at);
-    let policy = s.policies.select(Level::Warning, Category::Delay);
+    let rule = rule.rule();
+    let id = alert_id(subject.tenant, key, rule, at);
+    let policy = s.policies.select(rule.level(), rule.category());
     Alert {
         escalation: Escalation::start(policy, &id, subject.location, at, 0),
         alert_id: id,
         tenant_id: subject.tenant.to_string(),
-        rule: rule.name(),
-        category: Category::Delay,
-        level: Level::Warning,
         message: words.message,
         patient_id: subject.patient.map(str::to_string),
         unit_id: subject.location.map(str::to_string),
@@ -223,7 +222,7 @@ fn open(
             profile: s.profile.clone(),
             ..Explanation::default()
         },
-        ..Alert::opening(at, at)
+        ..Alert::opening(rule, at, at)
     }
 }
 
@@ -841,6 +840,7 @@ mod tests {
     #![allow(clippy::unwrap_used)]
 
     use super::*;
+    use crate::alert::{Category, Level};
     use AppointmentStatus::*;
 
     const T: &str = "clinic-abc";
@@ -910,7 +910,7 @@ mod tests {
         assert_eq!(fired.len(), 1);
         let a = &fired[0];
         assert_eq!(
-            (a.rule, a.category, a.level),
+            (a.rule.name(), a.category, a.level),
             ("delay.waiting", Category::Delay, Level::Warning)
         );
         assert_eq!(a.patient_id.as_deref(), Some("patient-123"));
@@ -978,7 +978,7 @@ mod tests {
         let a = p
             .advance(T, "prov-77", Some("loc-1"), at(10, 25, 0, 1), &s)
             .unwrap();
-        assert_eq!(a.rule, "delay.provider");
+        assert_eq!(a.rule.name(), "delay.provider");
         assert_eq!(a.message, "Provider running >30m behind");
         assert_eq!(a.provider_id.as_deref(), Some("prov-77"));
         assert_eq!(a.meta.avg_delay_minutes, Some(30.0));
@@ -1074,7 +1074,7 @@ mod tests {
         let a = chair
             .advance(T, "chair-12", Some("loc-1"), hm(10, 5), &s)
             .unwrap();
-        assert_eq!(a.rule, "delay.resource_overrun");
+        assert_eq!(a.rule.name(), "delay.resource_overrun");
         assert_eq!(a.resource_id.as_deref(), Some("chair-12"));
         assert_eq!(a.related_appointments, ["appt-456"]);
         assert_eq!(a.meta.overrun_minutes, Some(10));

@@ -62,7 +62,7 @@ impl AlertOwner for News2Risk {
     fn install(&mut self, alert: Option<Alert>) {
         self.rule = alert
             .as_ref()
-            .and_then(|a| RiskRule::ALL.into_iter().find(|r| r.name() == a.rule));
+            .and_then(|a| RiskRule::ALL.into_iter().find(|r| r.rule() == a.rule));
         self.alert = alert.map(Box::new);
         self.absent_since = None;
     }
@@ -169,7 +169,7 @@ impl News2Risk {
         settings: &Settings,
     ) -> Alert {
         let at = score.at;
-        let alert_id = crate::alert::alert_id(subject.tenant, subject.patient, "news2", at);
+        let alert_id = crate::alert::alert_id(subject.tenant, subject.patient, rule.rule(), at);
         let policy = settings
             .policies
             .select(rule.level(), Category::Deterioration);
@@ -177,9 +177,6 @@ impl News2Risk {
             escalation: Escalation::start(policy, &alert_id, Some(subject.unit), now, 0),
             alert_id,
             tenant_id: subject.tenant.to_string(),
-            rule: rule.name(),
-            category: Category::Deterioration,
-            level: rule.level(),
             message: message(rule, score),
             patient_id: Some(subject.patient.to_string()),
             unit_id: Some(subject.unit.to_string()),
@@ -188,7 +185,7 @@ impl News2Risk {
                 ..Meta::default()
             },
             explanation: self.explain(rule, score, settings, None),
-            ..Alert::opening(at, now)
+            ..Alert::opening(rule.rule(), at, now)
         };
         self.alert = Some(Box::new(alert.clone()));
         self.rule = Some(rule);
@@ -210,7 +207,7 @@ impl News2Risk {
             return;
         };
         let upgrade = rule.level() > alert.level;
-        alert.rule = rule.name();
+        alert.rule = rule.rule();
         alert.level = rule.level();
         alert.message = message(rule, score);
         alert.meta.news2 = Some(score.total);

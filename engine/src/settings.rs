@@ -3,10 +3,9 @@
 //! ([`RiskRule`]). Read by the rules, the conditions, the practice keepers and the profiles;
 //! it imports none of them.
 
-use vigil_config::{Config, RuleConfig};
+use vigil_config::{Config, Level, Rule, RuleConfig};
 
-use crate::alert::Level;
-use crate::escalation::Policies;
+use crate::alert::Policies;
 use crate::news2::Freshness;
 
 /// The rules of the family, lowest first, so `Ord` is severity.
@@ -20,19 +19,21 @@ pub enum RiskRule {
 impl RiskRule {
     pub const ALL: [RiskRule; 3] = [RiskRule::Single3, RiskRule::Medium, RiskRule::High];
 
-    pub fn name(self) -> &'static str {
+    /// Its entry in the rule catalogue (name, level).
+    pub fn rule(self) -> Rule {
         match self {
-            RiskRule::Single3 => "news2.single3",
-            RiskRule::Medium => "news2.medium",
-            RiskRule::High => "news2.high",
+            RiskRule::Single3 => Rule::News2Single3,
+            RiskRule::Medium => Rule::News2Medium,
+            RiskRule::High => Rule::News2High,
         }
     }
 
+    pub fn name(self) -> &'static str {
+        self.rule().name()
+    }
+
     pub fn level(self) -> Level {
-        match self {
-            RiskRule::High => Level::Critical,
-            _ => Level::Warning,
-        }
+        self.rule().level()
     }
 
     pub(crate) fn band(self) -> &'static str {
@@ -41,6 +42,12 @@ impl RiskRule {
             RiskRule::Medium => "medium",
             RiskRule::High => "high",
         }
+    }
+}
+
+impl From<RiskRule> for Rule {
+    fn from(r: RiskRule) -> Rule {
+        r.rule()
     }
 }
 
@@ -200,9 +207,11 @@ impl Settings {
     /// Overrides the rule settings named in `rules` (keys are rule names).
     pub fn apply_rules(&mut self, rules: &std::collections::BTreeMap<String, RuleConfig>) {
         for (name, o) in rules {
-            let Some(r) = self.named_mut(name) else {
+            // Config validation has refused any name not in the catalogue.
+            let Some(rule) = Rule::from_name(name) else {
                 continue;
             };
+            let r = self.rule_mut(rule);
             r.enabled = o.enabled.unwrap_or(r.enabled);
             r.threshold = o.threshold.unwrap_or(r.threshold);
             r.sustain = o.sustain.unwrap_or(r.sustain);
@@ -217,44 +226,34 @@ impl Settings {
         }
     }
 
-    /// A rule's settings by its name (`news2.high`, `sepsis.qsofa`, ...).
-    pub fn named(&self, name: &str) -> Option<&RuleSettings> {
-        Some(match name {
-            "news2.single3" => &self.single3,
-            "news2.medium" => &self.medium,
-            "news2.high" => &self.high,
-            "news2.trend" => &self.trend,
-            "sepsis.qsofa" => &self.qsofa,
-            "sepsis.sirs_lactate" => &self.sirs_lactate,
-            "technical.signal_loss" => &self.signal_loss,
-            "delay.waiting" => &self.waiting,
-            "delay.provider" => &self.provider,
-            "delay.resource_overrun" => &self.overrun,
-            _ => return None,
-        })
+    /// A rule's settings.
+    pub fn rule(&self, rule: impl Into<Rule>) -> &RuleSettings {
+        match rule.into() {
+            Rule::News2Single3 => &self.single3,
+            Rule::News2Medium => &self.medium,
+            Rule::News2High => &self.high,
+            Rule::News2Trend => &self.trend,
+            Rule::SepsisQsofa => &self.qsofa,
+            Rule::SepsisSirsLactate => &self.sirs_lactate,
+            Rule::TechnicalSignalLoss => &self.signal_loss,
+            Rule::DelayWaiting => &self.waiting,
+            Rule::DelayProvider => &self.provider,
+            Rule::DelayResourceOverrun => &self.overrun,
+        }
     }
 
-    fn named_mut(&mut self, name: &str) -> Option<&mut RuleSettings> {
-        Some(match name {
-            "news2.single3" => &mut self.single3,
-            "news2.medium" => &mut self.medium,
-            "news2.high" => &mut self.high,
-            "news2.trend" => &mut self.trend,
-            "sepsis.qsofa" => &mut self.qsofa,
-            "sepsis.sirs_lactate" => &mut self.sirs_lactate,
-            "technical.signal_loss" => &mut self.signal_loss,
-            "delay.waiting" => &mut self.waiting,
-            "delay.provider" => &mut self.provider,
-            "delay.resource_overrun" => &mut self.overrun,
-            _ => return None,
-        })
-    }
-
-    pub fn rule(&self, rule: RiskRule) -> &RuleSettings {
+    fn rule_mut(&mut self, rule: Rule) -> &mut RuleSettings {
         match rule {
-            RiskRule::Single3 => &self.single3,
-            RiskRule::Medium => &self.medium,
-            RiskRule::High => &self.high,
+            Rule::News2Single3 => &mut self.single3,
+            Rule::News2Medium => &mut self.medium,
+            Rule::News2High => &mut self.high,
+            Rule::News2Trend => &mut self.trend,
+            Rule::SepsisQsofa => &mut self.qsofa,
+            Rule::SepsisSirsLactate => &mut self.sirs_lactate,
+            Rule::TechnicalSignalLoss => &mut self.signal_loss,
+            Rule::DelayWaiting => &mut self.waiting,
+            Rule::DelayProvider => &mut self.provider,
+            Rule::DelayResourceOverrun => &mut self.overrun,
         }
     }
 

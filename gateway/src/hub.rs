@@ -543,7 +543,7 @@ impl Hub {
     ) -> Result<Alert, CommandError> {
         let paging = matches!(kind, CommandKind::Receipt | CommandKind::Decline);
         let (alert_id, page_id) = if paging {
-            let alert = vigil_engine::escalation::page_alert(target)
+            let alert = vigil_engine::alert::page_alert(target)
                 .ok_or_else(|| CommandError::PageNotFound(target.to_string()))?;
             (alert, target.to_string())
         } else {

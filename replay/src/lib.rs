@@ -21,25 +21,25 @@ use std::sync::{Arc, Mutex, mpsc};
 use std::time::Instant;
 
 use serde::Serialize;
-use vigil_engine::{Alert, Observed, Param, Patient, Settings, Timestamp};
+use vigil_engine::{Alert, Observed, Param, Patient, Rule, Settings, Timestamp};
 use vigil_streams::envelope::check_vitals;
 
 pub use report::{Report, RuleReport};
 
 /// The rules the report lists (every rule the engine knows), in order; the profile as a whole
 /// comes after them.
-pub const RULES: &[&str] = vigil_config::CLINICAL_RULES;
+pub const RULES: &[Rule] = Rule::CLINICAL;
 /// Index of the profile as a whole (every rule but the technical one) in per-rule arrays.
 pub const PROFILE: usize = RULES.len();
 const SLOTS: usize = RULES.len() + 1;
 
-fn rule_index(rule: &str) -> Option<usize> {
+fn rule_index(rule: Rule) -> Option<usize> {
     RULES.iter().position(|r| *r == rule)
 }
 
 /// Technical alerts never count as predictions (scoring.md).
 fn predicts(rule: usize) -> bool {
-    !RULES[rule].starts_with("technical.")
+    RULES[rule].predicts()
 }
 
 /// Where the recorded patients come from.

@@ -180,15 +180,14 @@ impl Report {
                     lead_hours = leads.clone();
                 }
                 let healthy = outcomes.len() - septic_stays;
-                let enabled =
-                    slot == PROFILE || settings.named(RULES[slot]).is_some_and(|r| r.enabled);
+                let enabled = slot == PROFILE || settings.rule(RULES[slot]).enabled;
                 let labelled = labelled && enabled;
                 RuleReport {
                     enabled,
                     rule: if slot == PROFILE {
                         "profile".into()
                     } else {
-                        RULES[slot].into()
+                        RULES[slot].name().into()
                     },
                     patients_alerted: alerted,
                     alerts,
