@@ -324,7 +324,7 @@ async fn serve(cfg: Config, source: BusSource, demo_patients: Option<usize>) -> 
     )?;
     let _ = commands.0.set(shards.clone());
 
-    let desk = Arc::new(practice::Desk::new(
+    let desk = Arc::new(vigil_streams::desk::Desk::new(
         cfg.engine.unscheduled_after.as_millis_i64(),
         cfg.engine.practice_horizon.as_millis_i64(),
     ));

@@ -3,7 +3,10 @@
 //!
 //! Pure: [`Appointment::check_in`] and [`Appointment::change`] either refuse a change (the
 //! record stays as it was) or apply it and return its [`Effect`]s, which the caller hands to the
-//! actors that keep the delay rules and to the `FLOW` stream.
+//! actors that keep the delay rules and to the `FLOW` stream. [`AppointmentBook`] is the index
+//! of every known appointment that applies events to the right one.
+
+use std::collections::HashMap;
 
 use serde::Serialize;
 
@@ -342,6 +345,94 @@ impl Appointment {
     }
 }
 
+/// Every appointment the practice knows, by tenant and appointment id, and the one place
+/// practice events are applied to them. Pure and single-owner: holding an event that arrives
+/// before its appointment's schedule is the ingest's business (`vigil_streams::desk`).
+#[derive(Debug, Default)]
+pub struct AppointmentBook {
+    appointments: HashMap<(String, String), Appointment>,
+}
+
+fn book_key(tenant: &str, appointment: &str) -> (String, String) {
+    (tenant.to_string(), appointment.to_string())
+}
+
+impl AppointmentBook {
+    pub fn knows(&self, tenant: &str, appointment: &str) -> bool {
+        self.appointments
+            .contains_key(&book_key(tenant, appointment))
+    }
+
+    /// Applies one practice event of `tenant`: a schedule books or rebooks its appointment; a
+    /// check-in or a status change goes through the status machine of its appointment.
+    /// `None` when that appointment is not known; provider and occupancy updates have no
+    /// appointment effects (`Some(Ok([]))`).
+    pub fn apply(
+        &mut self,
+        tenant: &str,
+        change: &PracticeChange,
+    ) -> Option<Result<Vec<Effect>, Refused>> {
+        let id = match change {
+            PracticeChange::Scheduled(b) => return Some(Ok(self.schedule(tenant, b))),
+            PracticeChange::CheckIn(c) => &c.appointment,
+            PracticeChange::Status(s) => &s.appointment,
+            PracticeChange::Provider(_) | PracticeChange::Occupancy(_) => {
+                return Some(Ok(Vec::new()));
+            }
+        };
+        let a = self.appointments.get_mut(&book_key(tenant, id))?;
+        Some(match change {
+            PracticeChange::CheckIn(c) => a.check_in(id, c),
+            PracticeChange::Status(s) => a.change(id, s),
+            _ => Ok(Vec::new()),
+        })
+    }
+
+    /// Books a new appointment, or rebooks a known one (rescheduled, or a walk-in's late
+    /// schedule).
+    fn schedule(&mut self, tenant: &str, b: &Booking) -> Vec<Effect> {
+        let key = book_key(tenant, &b.appointment);
+        if let Some(a) = self.appointments.get_mut(&key) {
+            return a.rebook(b);
+        }
+        let (a, effects) = Appointment::book(b);
+        self.appointments.insert(key, a);
+        effects
+    }
+
+    /// A check-in whose appointment was never scheduled: recorded as an unscheduled walk-in
+    /// ([`Appointment::unscheduled`]), then applied, so the waiting rule watches it.
+    pub fn walk_in(&mut self, tenant: &str, c: &CheckIn) -> Result<Vec<Effect>, Refused> {
+        let a = self
+            .appointments
+            .entry(book_key(tenant, &c.appointment))
+            .or_insert_with(|| Appointment::unscheduled(c));
+        a.check_in(&c.appointment, c)
+    }
+
+    /// Where a known appointment takes place.
+    pub fn location_of(&self, tenant: &str, appointment: &str) -> Option<&str> {
+        self.appointments
+            .get(&book_key(tenant, appointment))
+            .map(|a| a.location.as_str())
+    }
+
+    /// Forgets the appointments that start before `cutoff`; returns how many.
+    pub fn forget_before(&mut self, cutoff: Timestamp) -> usize {
+        let before = self.appointments.len();
+        self.appointments.retain(|_, a| a.start >= cutoff);
+        before - self.appointments.len()
+    }
+
+    pub fn len(&self) -> usize {
+        self.appointments.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.appointments.is_empty()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
@@ -549,5 +640,45 @@ mod tests {
             !effects.iter().any(|e| matches!(e, Effect::Started { .. })),
             "no provider to count it"
         );
+    }
+
+    #[test]
+    fn the_book_applies_events_to_their_own_appointment_by_tenant() {
+        let mut book = AppointmentBook::default();
+        let early = PracticeChange::CheckIn(check_in(hm(8, 55)));
+        assert_eq!(book.apply("t", &early), None, "not scheduled yet");
+        let booked = book.apply("t", &PracticeChange::Scheduled(booking()));
+        assert!(matches!(booked, Some(Ok(ref e)) if matches!(e[..], [Effect::Booked { .. }])));
+        assert!(book.knows("t", "appt-1") && !book.knows("other", "appt-1"));
+        assert_eq!(book.apply("other", &early), None, "tenants apart");
+        let Some(Ok(effects)) = book.apply("t", &early) else {
+            panic!("checked in")
+        };
+        assert_eq!(stages(&effects), vec![Stage::CheckedIn]);
+        // The status machine refuses, and the record stays as it was.
+        let back = PracticeChange::Status(change(CheckedIn, Scheduled, hm(9, 1)));
+        assert!(matches!(book.apply("t", &back), Some(Err(_))));
+        assert_eq!(book.location_of("t", "appt-1"), Some("loc-1"));
+        let provider = PracticeChange::Provider(ProviderUpdate {
+            provider: "prov-1".into(),
+            status: ProviderStatus::Available,
+            at: hm(9, 0),
+            location: None,
+            note: None,
+        });
+        assert_eq!(book.apply("t", &provider), Some(Ok(Vec::new())));
+        assert_eq!(book.forget_before(hm(9, 0)), 0, "starts at 09:00: kept");
+        assert_eq!(book.forget_before(hm(9, 1)), 1);
+        assert!(book.is_empty());
+    }
+
+    #[test]
+    fn a_walk_in_nobody_scheduled_is_watched_from_its_check_in() {
+        let mut book = AppointmentBook::default();
+        let c = check_in(hm(10, 0));
+        let effects = book.walk_in("t", &c).unwrap();
+        assert!(effects.iter().any(|e| matches!(e, Effect::Waiting { .. })));
+        assert_eq!(book.len(), 1);
+        assert_eq!(book.location_of("t", "appt-1"), Some("loc-1"));
     }
 }

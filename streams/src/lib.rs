@@ -7,6 +7,7 @@
 
 pub mod bus;
 pub mod dedupe;
+pub mod desk;
 pub mod envelope;
 pub mod ingest;
 pub mod metrics;
