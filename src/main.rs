@@ -2,6 +2,7 @@
 //! substance lives in a library crate.
 
 mod demo;
+mod engine;
 mod practice;
 mod recovery;
 mod replay;
@@ -14,13 +15,9 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
 use tokio::net::TcpListener;
-use vigil_actors::{ActorSettings, PatientShards};
 use vigil_config::Config;
-use vigil_engine::Profiles;
 use vigil_gateway::Hub;
-use vigil_streams::{Bus, Checkins, IngestMetrics, Occupancy, Outbox, Vitals};
-
-use crate::wiring::{EngineOutputs, ShardCommands, ShardSink};
+use vigil_streams::{Bus, IngestMetrics};
 
 /// The engine allocates many small short-lived objects per event (decode, hand-off, scores):
 /// mimalloc serves them several times faster than glibc malloc under two busy threads.
@@ -211,73 +208,121 @@ impl Drop for Background {
     }
 }
 
-/// Wires everything and runs until SIGINT/SIGTERM, then drains and returns.
-async fn serve(cfg: Config, source: BusSource, demo_patients: Option<usize>) -> anyhow::Result<()> {
-    let signalled = shutdown_signal()?;
-    tokio::pin!(signalled);
-    let addr = cfg.listen_addr()?;
-    let metrics = Arc::new(IngestMetrics::default());
-    // Set when an internal task ends by itself: readiness fails with it, and the process exits
-    // non-zero once in-flight work is safe, so a supervisor restarts it.
-    let stopped_task: Arc<std::sync::OnceLock<String>> = Arc::default();
-    let commands = Arc::new(ShardCommands::default());
-    // The NATS link, known once connected (metrics and readiness read it).
-    let link: Arc<std::sync::OnceLock<Arc<vigil_streams::Link>>> = Arc::default();
+/// The gateway on its own threads: a thousand dashboards must not queue the ingest loop, the
+/// decoders and the outbox behind their tasks. On separate threads the kernel shares the cores
+/// between them.
+struct Gateway {
+    /// Where it listens (the port the OS chose when the config says 0).
+    local: std::net::SocketAddr,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+    stop: tokio::sync::watch::Sender<bool>,
+    done: bool,
+    _runtime: Background,
+}
+
+impl Gateway {
+    /// Binds `addr` and serves the hub's routes on the `vigil-gateway` runtime.
+    async fn start(addr: std::net::SocketAddr, hub: Arc<Hub>) -> anyhow::Result<Gateway> {
+        let listener = TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("cannot listen on {addr}"))?;
+        let local = listener.local_addr()?;
+        let runtime = Background::new(
+            tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .thread_name("vigil-gateway")
+                .build()
+                .context("cannot start the gateway's runtime")?,
+        );
+        let (stop, mut stopped) = tokio::sync::watch::channel(false);
+        let listener = listener.into_std()?;
+        let task = runtime.handle.spawn(async move {
+            let listener = TcpListener::from_std(listener)?;
+            vigil_gateway::serve(listener, hub, async move {
+                let _ = stopped.wait_for(|s| *s).await;
+            })
+            .await
+        });
+        // Scripts and operators wait for this line (contracts.md §7): it is written even when
+        // the log filter hides INFO.
+        if tracing::enabled!(tracing::Level::INFO) {
+            tracing::info!("listening on {local}");
+        } else {
+            eprintln!("listening on {local}");
+        }
+        Ok(Gateway {
+            local,
+            task,
+            stop,
+            done: false,
+            _runtime: runtime,
+        })
+    }
+
+    /// Resolves if the gateway stops by itself, with why.
+    async fn ended(&mut self) -> String {
+        let r = (&mut self.task).await;
+        self.done = true;
+        match r {
+            Ok(Ok(())) => "the gateway ended".to_string(),
+            Ok(Err(e)) => format!("the gateway stopped: {e}"),
+            Err(e) => format!("the gateway task failed: {e}"),
+        }
+    }
+
+    /// Closes every connection (1001) and waits for them, at most 5 s.
+    async fn stop(self) {
+        self.stop.send_replace(true);
+        if !self.done {
+            let _ = tokio::time::timeout(Duration::from_secs(5), self.task).await;
+        }
+    }
+}
+
+/// The hub the gateway serves, with `/metrics` covering ingest and the NATS link, and
+/// `/readyz` failing while NATS is away or once a part of the engine has stopped.
+fn hub(
+    cfg: &Config,
+    metrics: &Arc<IngestMetrics>,
+    link: &Arc<std::sync::OnceLock<Arc<vigil_streams::Link>>>,
+    stopped: &Arc<std::sync::OnceLock<String>>,
+) -> Arc<Hub> {
     let hub = Hub::new(
-        &cfg,
-        commands.clone(),
+        cfg,
         vec![
             metrics.clone(),
             Arc::new(vigil_streams::LinkMetrics(link.clone())),
         ],
     );
-    let (readiness_link, readiness_stop) = (link.clone(), stopped_task.clone());
+    let (link, stopped) = (link.clone(), stopped.clone());
     hub.set_readiness(Arc::new(move || {
-        if let Some(what) = readiness_stop.get() {
+        if let Some(what) = stopped.get() {
             return Err(format!("{what}; the engine is shutting down"));
         }
-        match readiness_link.get() {
+        match link.get() {
             Some(link) if !link.is_connected() => {
                 Err("not connected to NATS (reconnecting): events cannot be stored".into())
             }
             _ => Ok(()),
         }
     }));
+    hub
+}
+
+/// Runs the gateway and the engine until SIGINT/SIGTERM or until a part ends by itself, then
+/// drains and returns (an error naming the part that ended, so a supervisor restarts us).
+async fn serve(cfg: Config, source: BusSource, demo_patients: Option<usize>) -> anyhow::Result<()> {
+    let signalled = shutdown_signal()?;
+    tokio::pin!(signalled);
+    let metrics = Arc::new(IngestMetrics::default());
+    // The NATS link, known once connected (metrics and readiness read it).
+    let link: Arc<std::sync::OnceLock<Arc<vigil_streams::Link>>> = Arc::default();
+    // Set when a part ends by itself: readiness fails with it.
+    let stopped: Arc<std::sync::OnceLock<String>> = Arc::default();
+    let hub = hub(&cfg, &metrics, &link, &stopped);
 
     // The gateway first: health probes and operators get answers while NATS is still away.
-    let listener = TcpListener::bind(addr)
-        .await
-        .with_context(|| format!("cannot listen on {addr}"))?;
-    let local = listener.local_addr()?;
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let mut gateway_stop = stop_rx.clone();
-    // The gateway has its own threads: a thousand dashboards must not queue the ingest loop,
-    // the decoders and the outbox behind their tasks. On separate threads the kernel shares
-    // the cores between them.
-    let gateway_rt = Background::new(
-        tokio::runtime::Builder::new_multi_thread()
-            .enable_all()
-            .thread_name("vigil-gateway")
-            .build()
-            .context("cannot start the gateway's runtime")?,
-    );
-    let listener = listener.into_std()?;
-    let gateway_hub = hub.clone();
-    let mut gateway = gateway_rt.handle.spawn(async move {
-        let listener = TcpListener::from_std(listener)?;
-        vigil_gateway::serve(listener, gateway_hub, async move {
-            let _ = gateway_stop.wait_for(|s| *s).await;
-        })
-        .await
-    });
-    // Scripts and operators wait for this line (contracts.md §7): it is written even when the
-    // log filter hides INFO.
-    if tracing::enabled!(tracing::Level::INFO) {
-        tracing::info!("listening on {local}");
-    } else {
-        eprintln!("listening on {local}");
-    }
-
+    let mut gateway = Gateway::start(cfg.listen_addr()?, hub.clone()).await?;
     let bus = match source {
         BusSource::Embedded(bus) => bus,
         BusSource::Nats(url) => {
@@ -289,8 +334,7 @@ async fn serve(cfg: Config, source: BusSource, demo_patients: Option<usize>) -> 
                 bus = connect_nats(&url, &cfg, &hub) => bus,
                 () = &mut signalled => {
                     tracing::info!("stopped before NATS was reachable");
-                    let _ = stop_tx.send(true);
-                    let _ = tokio::time::timeout(Duration::from_secs(5), gateway).await;
+                    gateway.stop().await;
                     return Ok(());
                 }
             }
@@ -299,166 +343,24 @@ async fn serve(cfg: Config, source: BusSource, demo_patients: Option<usize>) -> 
     if let Some(l) = bus.link() {
         let _ = link.set(l);
     }
-    hub.set_starting("recovering: rebuilding windows and restoring open alerts");
-    let (outbox, mut outbox_task) = Outbox::start(bus.clone(), 65_536, 1024);
-    let history_bus = bus.clone();
-    hub.set_history(Arc::new(move |subject: String| {
-        let bus = history_bus.clone();
-        Box::pin(async move { bus.history(&subject).await.map_err(|e| e.to_string()) })
-    }));
-    let outputs = Arc::new(EngineOutputs {
-        hub: hub.clone(),
-        outbox: outbox.clone(),
-        metrics: metrics.clone(),
-    });
-    let shards = PatientShards::start(
-        ActorSettings {
-            shards: cfg.engine.shards,
-            mailbox: cfg.engine.mailbox,
-            passivate_after_ms: cfg.engine.passivate_after.as_millis_i64(),
-            profiles: Arc::new(Profiles::from_config(&cfg)),
-            tick_every: cfg.engine.tick.as_std(),
-            on_lost: vigil_streams::receipt::fail,
-        },
-        outputs,
-    )?;
-    let _ = commands.0.set(shards.clone());
-
-    let desk = Arc::new(vigil_streams::desk::Desk::new(
-        cfg.engine.unscheduled_after.as_millis_i64(),
-        cfg.engine.practice_horizon.as_millis_i64(),
-    ));
-    let practice_sink = |stream| {
-        practice::PracticeSink::new(
-            stream,
-            desk.clone(),
-            shards.clone(),
-            outbox.clone(),
-            metrics.clone(),
-        )
-    };
-    let mut checkins_sink = practice_sink("CHECKINS");
-    let recovered = recovery::recover(&bus, &cfg, &shards, &mut checkins_sink).await?;
-    tracing::info!(
-        events = recovered.events,
-        open_alerts = recovered.alerts,
-        unreadable = recovered.unreadable,
-        seconds = recovered.elapsed.as_secs_f64(),
-        "recovery finished"
-    );
-    let inbound = bus.consume("VITALS", &cfg.nats).await?;
-    let checkins = bus.consume("CHECKINS", &cfg.nats).await?;
-    let occupancy = bus.consume("OCCUPANCY", &cfg.nats).await?;
-    hub.set_ready(true);
+    let mut running = engine::Engine::start(&cfg, &bus, &hub, &metrics).await?;
     let simulator = demo_patients.map(|n| {
-        demo::print_banner(local, n);
+        demo::print_banner(gateway.local, n);
         let (ward, clinic) = (bus.clone(), bus.clone());
         tokio::spawn(async move {
             tokio::join!(demo::simulate_ward(ward, n), demo::simulate_clinic(clinic));
         })
     });
 
-    let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
-        let _ = rx.wait_for(|s| *s).await;
-    };
-    let vitals = vigil_streams::run_ingest::<Vitals, _>(
-        inbound,
-        ShardSink::new(shards.clone()),
-        outbox.clone(),
-        metrics.clone(),
-        &cfg.nats,
-        cfg.engine.dedupe_capacity,
-        stopped(stop_rx.clone()),
-    );
-    let checkins = vigil_streams::run_ingest::<Checkins, _>(
-        checkins,
-        checkins_sink,
-        outbox.clone(),
-        metrics.clone(),
-        &cfg.nats,
-        cfg.engine.dedupe_capacity,
-        stopped(stop_rx.clone()),
-    );
-    let occupancy = vigil_streams::run_ingest::<Occupancy, _>(
-        occupancy,
-        practice_sink("OCCUPANCY"),
-        outbox.clone(),
-        metrics.clone(),
-        &cfg.nats,
-        cfg.engine.dedupe_capacity,
-        stopped(stop_rx.clone()),
-    );
-    let mut sweeper = tokio::spawn(practice::sweep_held(
-        desk.clone(),
-        shards.clone(),
-        outbox.clone(),
-        metrics.clone(),
-        stopped(stop_rx.clone()),
-    ));
-    // The three consumers run together; if one ends by itself the engine shuts down.
-    let ingest = async {
-        let (v, c, o) = (vitals, checkins, occupancy);
-        tokio::pin!(v, c, o);
-        let (mut v_done, mut c_done, mut o_done) = (false, false, false);
-        let mut ended_alone = false;
-        while !(v_done && c_done && o_done) {
-            tokio::select! {
-                () = &mut v, if !v_done => { v_done = true; }
-                () = &mut c, if !c_done => { c_done = true; }
-                () = &mut o, if !o_done => { o_done = true; }
-            }
-            if !*stop_rx.borrow() && !ended_alone {
-                ended_alone = true;
-                let _ = stop_tx.send(true);
-            }
-        }
-        ended_alone
-    };
-    tokio::pin!(ingest);
-    // What ended by itself, if anything; each arm records it before the drain below.
-    let mut outbox_result = None;
-    let mut ingest_done = false;
-    let mut gateway_done = false;
-    let mut sweeper_done = false;
-    let failure: Option<String> = tokio::select! {
-        _ = &mut ingest => {
-            ingest_done = true;
-            Some("a consumer ended".to_string())
-        }
-        r = &mut outbox_task => {
-            let why = match &r {
-                Ok(Ok(())) => "the outbox ended".to_string(),
-                Ok(Err(e)) => format!("the outbox stopped: {e}"),
-                Err(e) => format!("the outbox task failed: {e}"),
-            };
-            outbox_result = Some(r);
-            Some(why)
-        }
-        r = &mut gateway => {
-            gateway_done = true;
-            Some(match r {
-                Ok(Ok(())) if *stop_rx.borrow() => "a consumer ended".to_string(),
-                Ok(Ok(())) => "the gateway ended".to_string(),
-                Ok(Err(e)) => format!("the gateway stopped: {e}"),
-                Err(e) => format!("the gateway task failed: {e}"),
-            })
-        }
-        r = &mut sweeper => {
-            sweeper_done = true;
-            Some(match r {
-                // A consumer that ended by itself stops the others and the sweeper: it is
-                // what ended first, whichever of them this select saw first.
-                Ok(()) if *stop_rx.borrow() => "a consumer ended".to_string(),
-                Ok(()) => "the held-event sweeper ended".to_string(),
-                Err(e) => format!("the held-event sweeper failed: {e}"),
-            })
-        }
+    let failure = tokio::select! {
+        what = running.ended() => Some(what),
+        what = gateway.ended() => Some(what),
         () = &mut signalled => None,
     };
     match &failure {
         Some(what) => {
             // Unready first, so a load balancer stops sending staff here, then drain.
-            let _ = stopped_task.set(what.clone());
+            let _ = stopped.set(what.clone());
             tracing::error!(stopped = %what, "an internal task ended unexpectedly; shutting down so a supervisor restarts the engine");
         }
         None => tracing::info!("shutting down: draining in-flight events"),
@@ -467,33 +369,13 @@ async fn serve(cfg: Config, source: BusSource, demo_patients: Option<usize>) -> 
     // elsewhere) while the work in flight drains.
     hub.set_starting("shutting down: draining in-flight events");
     hub.set_ready(false);
-    let _ = stop_tx.send(true);
     if let Some(sim) = &simulator {
         sim.abort();
     }
-    if !ingest_done {
-        ingest.await;
-    }
-    if !sweeper_done {
-        let _ = sweeper.await;
-    }
-    if !gateway_done {
-        let _ = tokio::time::timeout(Duration::from_secs(5), gateway).await;
-    }
-    let stopper = shards.clone();
-    tokio::task::spawn_blocking(move || stopper.stop()).await?;
-    drop(commands);
-    drop(outbox);
-    drop(hub);
-    if outbox_result.is_none()
-        && tokio::time::timeout(Duration::from_secs(10), outbox_task)
-            .await
-            .is_err()
-    {
-        tracing::error!("outputs still unpublished after 10 s; they are recomputed on replay");
-    }
+    running.stop().await?;
+    gateway.stop().await;
     if let Some(what) = failure {
-        anyhow::bail!("{what}");
+        bail!("{what}");
     }
     tracing::info!("stopped cleanly");
     Ok(())

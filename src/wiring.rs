@@ -3,8 +3,8 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
-use std::sync::{Arc, OnceLock};
 
 use vigil_actors::{AlertCommand, Backpressure, Outputs, PatientShards};
 use vigil_engine::keeper::ResourceView;
@@ -57,21 +57,17 @@ impl Outputs for EngineOutputs {
 /// `UNAVAILABLE` (it stays applied and is stored once NATS takes it).
 const COMMAND_STORE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
-/// Commands reach the actor that owns the alert. Set once the shards exist.
-#[derive(Default)]
-pub struct ShardCommands(pub OnceLock<PatientShards>);
+/// Commands reach the actor that owns the alert.
+pub struct ShardCommands(pub PatientShards);
 
 impl CommandPort for ShardCommands {
     fn execute(
         &self,
         cmd: AlertCommand,
     ) -> Pin<Box<dyn Future<Output = Result<Alert, CommandError>> + Send>> {
-        let shards = self.0.get().cloned();
+        let shards = self.0.clone();
         Box::pin(async move {
             let not_found = CommandError::NotFound(cmd.alert_id.clone());
-            let Some(shards) = shards else {
-                return Err(not_found);
-            };
             // Answered only once the transition is in `ALERTS` (contracts.md's audit trail):
             // an ack answered before that could vanish with a crash and the alert escalate.
             let (receipt, stored) = vigil_streams::batch_receipt();

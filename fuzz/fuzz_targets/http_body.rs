@@ -4,6 +4,7 @@
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    let _ = vigil_gateway::command_body(data, false);
-    let _ = vigil_gateway::command_body(data, true);
+    for action in vigil_gateway::protocol::ACTIONS {
+        let _ = vigil_gateway::protocol::CommandBody::command(action, "alert-1", data);
+    }
 });

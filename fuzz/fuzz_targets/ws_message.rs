@@ -41,7 +41,8 @@ fn hub() -> Arc<Hub> {
         let text = "[[auth.tokens]]\ntoken = \"nurse-token\"\ntenant = \"t1\"\nrole = \"nurse\"\n\
                     units = [\"icu-3\"]\n";
         let cfg = vigil_config::Config::from_toml(text, "fuzz").expect("config");
-        let hub = Hub::new(&cfg, Arc::new(NoAlerts), Vec::new());
+        let hub = Hub::new(&cfg, Vec::new());
+        hub.set_commands(Arc::new(NoAlerts));
         hub.set_ready(true);
         hub
     })

@@ -2,7 +2,8 @@
 //! gives each its wire name (the `code` of a WebSocket `error` frame and of an HTTP error body)
 //! and its HTTP status, so the two protocols cannot disagree.
 
-use axum::http::StatusCode;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
 use vigil_engine::CommandError;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -70,6 +71,52 @@ impl From<&CommandError> for ErrorCode {
             CommandError::InvalidTransition { .. } => ErrorCode::InvalidTransition,
             CommandError::Unavailable(_) => ErrorCode::Unavailable,
         }
+    }
+}
+
+/// A refusal as both protocols show it: the WebSocket `error` frame and the HTTP error body
+/// (`{"code", "message"}` with the code's status) are both written here.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GatewayError {
+    pub code: ErrorCode,
+    pub message: String,
+}
+
+impl GatewayError {
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        Self {
+            code,
+            message: message.into(),
+        }
+    }
+
+    /// The `error` frame answering the client message `id`.
+    pub fn frame(&self, id: Option<&str>) -> String {
+        serde_json::json!({
+            "type": "error",
+            "id": id,
+            "code": self.code.as_str(),
+            "message": self.message,
+        })
+        .to_string()
+    }
+}
+
+impl From<&CommandError> for GatewayError {
+    fn from(e: &CommandError) -> Self {
+        Self::new(ErrorCode::from(e), e.to_string())
+    }
+}
+
+impl IntoResponse for GatewayError {
+    fn into_response(self) -> Response {
+        let body = serde_json::json!({"code": self.code.as_str(), "message": self.message});
+        (
+            self.code.status(),
+            [(header::CONTENT_TYPE, "application/json")],
+            body.to_string(),
+        )
+            .into_response()
     }
 }
 

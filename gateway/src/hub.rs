@@ -234,7 +234,8 @@ pub struct Hub {
     /// The latest `resource` frame of each provider, resource and waiting area.
     pub(crate) resources: DashMap<(String, String), Arc<ResourceFrame>>,
     pub(crate) resource_tx: broadcast::Sender<Arc<ResourceFrame>>,
-    pub(crate) commands: Arc<dyn CommandPort>,
+    /// Set once the actors exist: the hub is built first so health probes answer at once.
+    commands: std::sync::OnceLock<Arc<dyn CommandPort>>,
     pub metrics: GatewayMetrics,
     pub(crate) ready: AtomicBool,
     /// What else readiness needs (the NATS link, the engine's tasks); set once at start.
@@ -253,11 +254,7 @@ pub struct Hub {
 }
 
 impl Hub {
-    pub fn new(
-        config: &Config,
-        commands: Arc<dyn CommandPort>,
-        extra_metrics: Vec<MetricsSource>,
-    ) -> Arc<Hub> {
+    pub fn new(config: &Config, extra_metrics: Vec<MetricsSource>) -> Arc<Hub> {
         let tokens = config
             .auth
             .tokens
@@ -288,7 +285,7 @@ impl Hub {
             resource_tx: broadcast::channel(cap).0,
             pages: DashMap::new(),
             page_tx: broadcast::channel(cap).0,
-            commands,
+            commands: std::sync::OnceLock::new(),
             metrics: GatewayMetrics::default(),
             ready: AtomicBool::new(false),
             readiness: std::sync::OnceLock::new(),
@@ -309,6 +306,12 @@ impl Hub {
     /// Closes every WebSocket session (1001, going away).
     pub fn close_all(&self) {
         self.shutdown.send_replace(true);
+    }
+
+    /// Sets where commands go (once; later calls are ignored). Until then commands are
+    /// answered `UNAVAILABLE`.
+    pub fn set_commands(&self, port: Arc<dyn CommandPort>) {
+        let _ = self.commands.set(port);
     }
 
     /// Sets where the audit trail is read from (once; later calls are ignored).
@@ -581,7 +584,12 @@ impl Hub {
             reason,
             at: crate::now(),
         };
-        self.commands.execute(req).await
+        let Some(port) = self.commands.get() else {
+            return Err(CommandError::Unavailable(
+                "the engine is starting; retry".into(),
+            ));
+        };
+        port.execute(req).await
     }
 
     /// The alerts this principal may see, in `state` (or every non-resolved one), oldest first.

@@ -8,6 +8,7 @@
 
 mod error;
 mod hub;
+pub mod protocol;
 mod server;
 pub mod session;
 
@@ -16,17 +17,18 @@ use std::sync::atomic::Ordering::Relaxed;
 
 use axum::Router;
 use axum::extract::Path;
-use axum::extract::{Request, State};
+use axum::extract::{Query, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use hyper_util::rt::TokioIo;
+use serde::Deserialize;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
-use vigil_engine::{AlertState, CommandKind, Timestamp};
+use vigil_engine::{AlertState, Timestamp};
 
-pub use error::ErrorCode;
+pub use error::{ErrorCode, GatewayError};
 pub use hub::{
     AlertEntry, CommandPort, GatewayMetrics, HistorySource, Hub, MetricsSource, PageEntry,
     Principal, ReadinessCheck,
@@ -131,13 +133,7 @@ fn classic_text(openmetrics: &str) -> String {
 /// An HTTP error: `{"code", "message"}` with the code's status. Not counted (see
 /// [`api_error`]).
 fn json_error(code: ErrorCode, message: &str) -> Response {
-    let body = serde_json::json!({"code": code.as_str(), "message": message}).to_string();
-    (
-        code.status(),
-        [(header::CONTENT_TYPE, "application/json")],
-        body,
-    )
-        .into_response()
+    GatewayError::new(code, message).into_response()
 }
 
 /// The bearer token from `Authorization: Bearer` or `?token=`.
@@ -152,11 +148,16 @@ fn bearer(req: &Request) -> Option<String> {
     {
         return Some(t.trim().to_string());
     }
-    req.uri()
-        .query()?
-        .split('&')
-        .find_map(|kv| kv.strip_prefix("token="))
-        .map(str::to_string)
+    Query::<UrlQuery>::try_from_uri(req.uri()).ok()?.0.token
+}
+
+/// What the gateway reads from a URL's query string (percent-decoded; other keys ignored).
+#[derive(Deserialize)]
+struct UrlQuery {
+    #[serde(default)]
+    token: Option<String>,
+    #[serde(default)]
+    state: Option<String>,
 }
 
 /// An HTTP error, counted in `vigil_ws_errors_total`.
@@ -180,13 +181,11 @@ async fn api_alerts(State(hub): State<Arc<Hub>>, req: Request) -> Response {
     let Some(principal) = authorize(&hub, &req) else {
         return unauthorized(&hub);
     };
-    let state = req
-        .uri()
-        .query()
-        .unwrap_or("")
-        .split('&')
-        .find_map(|kv| kv.strip_prefix("state="));
-    let state = match state {
+    let state = match Query::<UrlQuery>::try_from_uri(req.uri()) {
+        Ok(Query(q)) => q.state,
+        Err(e) => return api_error(&hub, ErrorCode::BadRequest, &format!("bad query: {e}")),
+    };
+    let state = match state.as_deref() {
         None | Some("") => None,
         Some("open") => Some(AlertState::Open),
         Some("acknowledged") => Some(AlertState::Acknowledged),
@@ -207,47 +206,6 @@ async fn api_alerts(State(hub): State<Arc<Hub>>, req: Request) -> Response {
         .into_response()
 }
 
-/// The JSON body of a command: `{"reason": "..."}`, optional for `ack` and `resolve`;
-/// `{"minutes": 30, "reason": "..."}` for `snooze`, where `minutes` is required. Returns the
-/// reason and the snooze in milliseconds. Public for the fuzz targets (fuzz/).
-///
-/// # Errors
-/// A message naming what is wrong with the body (the 400's text).
-pub fn command_body(body: &[u8], snooze: bool) -> Result<(String, Option<i64>), String> {
-    let expected = if snooze {
-        "{\"minutes\": 30, \"reason\": \"comfort care\"}"
-    } else {
-        "{\"reason\": \"at bedside\"}"
-    };
-    let mut reason = String::new();
-    let mut minutes = None;
-    if !body.iter().all(u8::is_ascii_whitespace) {
-        let value: serde_json::Value =
-            serde_json::from_slice(body).map_err(|e| format!("body is not JSON: {e}"))?;
-        let serde_json::Value::Object(fields) = value else {
-            return Err(format!("body must be a JSON object such as {expected}"));
-        };
-        for (key, v) in fields {
-            match (key.as_str(), v) {
-                ("reason", serde_json::Value::String(r)) => reason = r,
-                ("reason", serde_json::Value::Null) => {}
-                ("reason", _) => return Err("field `reason` must be a string".into()),
-                ("minutes", v) if snooze => {
-                    let m = v.as_f64().ok_or("field `minutes` must be a number")?;
-                    minutes = Some(vigil_engine::alert::snooze_millis(m)?);
-                }
-                (other, _) => {
-                    return Err(format!("unknown field `{other}`; expected {expected}"));
-                }
-            }
-        }
-    }
-    if snooze && minutes.is_none() {
-        return Err(format!("field `minutes` is required, e.g. {expected}"));
-    }
-    Ok((reason, minutes))
-}
-
 /// `POST /api/alerts/{alertId}/ack|resolve|snooze`: the WebSocket commands for integrations
 /// that cannot hold a socket. Same tokens, same codes: 401, 403 `FORBIDDEN`, 404
 /// `ALERT_NOT_FOUND`, 409 `INVALID_TRANSITION`, 400 `BAD_REQUEST` naming the field.
@@ -259,7 +217,7 @@ async fn api_command(
     let Some(principal) = authorize(&hub, &req) else {
         return unauthorized(&hub);
     };
-    if !["ack", "resolve", "snooze"].contains(&action.as_str()) {
+    if !protocol::ACTIONS.contains(&action.as_str()) {
         let msg = format!("unknown action `{action}`; expected ack, resolve or snooze");
         return api_error(&hub, ErrorCode::BadRequest, &msg);
     }
@@ -273,18 +231,11 @@ async fn api_command(
             );
         }
     };
-    let (reason, minutes) = match command_body(&body, action == "snooze") {
-        Ok(r) => r,
+    let c = match protocol::CommandBody::command(&action, &alert_id, &body) {
+        Ok(c) => c,
         Err(msg) => return api_error(&hub, ErrorCode::BadRequest, &msg),
     };
-    let kind = match (action.as_str(), minutes) {
-        ("ack", _) => CommandKind::Ack,
-        ("resolve", _) => CommandKind::Resolve,
-        (_, m) => CommandKind::Snooze {
-            millis: m.unwrap_or(0),
-        },
-    };
-    match hub.command(&principal, kind, &alert_id, reason).await {
+    match hub.command(&principal, c.kind, &c.target, c.reason).await {
         Ok(alert) => {
             let body = serde_json::json!({"ok": true, "alert": alert}).to_string();
             (
@@ -294,7 +245,7 @@ async fn api_command(
             )
                 .into_response()
         }
-        Err(e) => json_error(ErrorCode::from(&e), &e.to_string()),
+        Err(e) => GatewayError::from(&e).into_response(),
     }
 }
 

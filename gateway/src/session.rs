@@ -18,7 +18,6 @@ use std::time::{Duration, Instant};
 use futures::future::BoxFuture;
 use futures::stream::FuturesUnordered;
 use futures::{SinkExt, StreamExt};
-use serde::Deserialize;
 use serde_json::json;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::broadcast::{self, error::RecvError};
@@ -28,10 +27,11 @@ use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use vigil_engine::{CommandKind, Level};
 
-use crate::error::ErrorCode;
+use crate::error::{ErrorCode, GatewayError};
 use crate::hub::{
     AlertEntry, Hub, PageEntry, PatientBatch, PatientFrame, Principal, ResourceFrame,
 };
+use crate::protocol::{ClientMessage, Command, Refused, Request, Subscribe};
 
 /// A write that takes longer than this means the client is not reading.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
@@ -41,56 +41,6 @@ const CLOSE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Client messages allowed per second, and the burst above that.
 const RATE_PER_SEC: f64 = 20.0;
 const RATE_BURST: f64 = 40.0;
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct Subscribe {
-    #[serde(rename = "type")]
-    _type: String,
-    id: Option<String>,
-    channels: Vec<String>,
-    #[serde(default)]
-    units: Vec<String>,
-    #[serde(default)]
-    patients: Vec<String>,
-    min_level: Option<Level>,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct AlertCommandMsg {
-    #[serde(rename = "type")]
-    _type: String,
-    id: Option<String>,
-    alert_id: String,
-    #[serde(default)]
-    reason: String,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct SnoozeMsg {
-    #[serde(rename = "type")]
-    _type: String,
-    id: Option<String>,
-    alert_id: String,
-    /// Whole or fractional minutes (1 s to 24 h).
-    minutes: f64,
-    #[serde(default)]
-    reason: String,
-}
-
-/// `receipt` and `decline` (contracts.md §5; `id` is optional, additive).
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct PageMsg {
-    #[serde(rename = "type")]
-    _type: String,
-    id: Option<String>,
-    page_id: String,
-    #[serde(default)]
-    reason: String,
-}
 
 /// What this connection asked for, narrowed to what its token allows.
 struct Subscription {
@@ -135,7 +85,7 @@ fn error_frame(hub: &Hub, id: Option<&str>, code: ErrorCode, message: impl Into<
 
 /// An `error` frame, not counted (for errors `Hub::command` already counted).
 fn error_json(id: Option<&str>, code: ErrorCode, message: impl Into<String>) -> String {
-    json!({"type": "error", "id": id, "code": code.as_str(), "message": message.into()}).to_string()
+    GatewayError::new(code, message).frame(id)
 }
 
 async fn recv_or_wait<T: Clone>(rx: &mut Option<broadcast::Receiver<T>>) -> Result<T, RecvError> {
@@ -368,110 +318,34 @@ impl Session {
     }
 
     fn on_text(&mut self, text: &str, out: &mut Vec<String>) {
-        let hub = self.hub.clone();
-        let value: serde_json::Value = match serde_json::from_str(text) {
-            Ok(v) => v,
-            Err(e) => {
-                out.push(error_frame(
-                    &hub,
-                    None,
-                    ErrorCode::BadRequest,
-                    format!("not JSON: {e}"),
-                ));
-                return;
-            }
+        let decoded = ClientMessage::decode(text);
+        let id = match &decoded {
+            Ok((id, _)) | Err(Refused { id, .. }) => id.clone(),
         };
-        let id = value.get("id").and_then(|v| v.as_str()).map(str::to_string);
-        let id = id.as_deref();
         if !self.rate_ok() {
             out.push(error_frame(
-                &hub,
-                id,
+                &self.hub,
+                id.as_deref(),
                 ErrorCode::RateLimited,
                 "more than 20 messages per second; slow down",
             ));
             return;
         }
-        let kind = value
-            .get("type")
-            .and_then(|v| v.as_str())
-            .unwrap_or("")
-            .to_string();
-        let kind = kind.as_str();
-        match kind {
-            "ping" => out.push(r#"{"type":"pong"}"#.to_string()),
-            "subscribe" => match serde_json::from_value::<Subscribe>(value) {
-                Ok(sub) => self.subscribe(sub, out),
-                Err(e) => out.push(error_frame(
-                    &hub,
-                    id,
-                    ErrorCode::BadRequest,
-                    format!("subscribe: {e}"),
-                )),
-            },
-            "ack" | "resolve" => match serde_json::from_value::<AlertCommandMsg>(value) {
-                Ok(cmd) => {
-                    let k = if kind == "ack" {
-                        CommandKind::Ack
-                    } else {
-                        CommandKind::Resolve
-                    };
-                    self.command(k, cmd.id, cmd.alert_id, cmd.reason, false, out);
-                }
-                Err(e) => out.push(error_frame(
-                    &hub,
-                    id,
-                    ErrorCode::BadRequest,
-                    format!("{kind}: {e}"),
-                )),
-            },
-            "snooze" => match serde_json::from_value::<SnoozeMsg>(value) {
-                Ok(m) => match vigil_engine::alert::snooze_millis(m.minutes) {
-                    Ok(millis) => {
-                        let kind = CommandKind::Snooze { millis };
-                        self.command(kind, m.id, m.alert_id, m.reason, false, out);
-                    }
-                    Err(e) => {
-                        out.push(error_frame(&hub, m.id.as_deref(), ErrorCode::BadRequest, e))
-                    }
-                },
-                Err(e) => out.push(error_frame(
-                    &hub,
-                    id,
-                    ErrorCode::BadRequest,
-                    format!("snooze: {e}"),
-                )),
-            },
-            "receipt" | "decline" => match serde_json::from_value::<PageMsg>(value) {
-                Ok(m) => {
-                    let kind = if kind == "receipt" {
-                        CommandKind::Receipt
-                    } else {
-                        CommandKind::Decline
-                    };
-                    // The contract's receipt and decline carry no `id`: without one, only an
-                    // error is answered.
-                    let quiet = m.id.is_none();
-                    self.command(kind, m.id, m.page_id, m.reason, quiet, out);
-                }
-                Err(e) => out.push(error_frame(
-                    &hub,
-                    id,
-                    ErrorCode::BadRequest,
-                    format!("{kind}: {e}"),
-                )),
-            },
-            "" => out.push(error_frame(
-                &hub,
-                id,
+        match decoded {
+            Ok((_, Request::Ping)) => out.push(r#"{"type":"pong"}"#.to_string()),
+            Ok((_, Request::Subscribe(sub))) => self.subscribe(sub, out),
+            Ok((id, Request::Command(c))) => {
+                // The contract's receipt and decline carry no `id`: without one, only an error
+                // is answered.
+                let paging = matches!(c.kind, CommandKind::Receipt | CommandKind::Decline);
+                let quiet = paging && id.is_none();
+                self.command(c, id, quiet, out);
+            }
+            Err(Refused { id, message }) => out.push(error_frame(
+                &self.hub,
+                id.as_deref(),
                 ErrorCode::BadRequest,
-                "missing `type`",
-            )),
-            other => out.push(error_frame(
-                &hub,
-                id,
-                ErrorCode::BadRequest,
-                format!("unknown message type `{other}`"),
+                message,
             )),
         }
     }
@@ -659,15 +533,7 @@ impl Session {
 
     /// Starts a command beside the fan-out; its answer (`result` or `error`, none for a
     /// `quiet` success) is written when it completes.
-    fn command(
-        &mut self,
-        kind: CommandKind,
-        id: Option<String>,
-        target: String,
-        reason: String,
-        quiet: bool,
-        out: &mut Vec<String>,
-    ) {
+    fn command(&mut self, c: Command, id: Option<String>, quiet: bool, out: &mut Vec<String>) {
         if self.commands.len() >= MAX_COMMANDS_IN_FLIGHT {
             out.push(error_frame(
                 &self.hub,
@@ -680,7 +546,7 @@ impl Session {
         let (hub, principal) = (self.hub.clone(), self.principal.clone());
         self.commands.push(Box::pin(async move {
             let id = id.as_deref();
-            match hub.command(&principal, kind, &target, reason).await {
+            match hub.command(&principal, c.kind, &c.target, c.reason).await {
                 Ok(_) if quiet => None,
                 Ok(alert) => {
                     let alert = serde_json::to_value(&alert).unwrap_or_default();
@@ -688,7 +554,7 @@ impl Session {
                         json!({"type": "result", "id": id, "ok": true, "alert": alert}).to_string(),
                     )
                 }
-                Err(e) => Some(error_json(id, ErrorCode::from(&e), e.to_string())),
+                Err(e) => Some(GatewayError::from(&e).frame(id)),
             }
         }));
     }
@@ -730,11 +596,9 @@ mod tests {
             "[gateway]\nclient_queue = {client_queue}\n[[auth.tokens]]\ntoken = \"nurse-token\"\n\
              tenant = \"t1\"\nrole = \"nurse\"\nunits = [\"icu-3\"]\n"
         );
-        Hub::new(
-            &Config::from_toml(&text, "test").unwrap(),
-            commands,
-            Vec::new(),
-        )
+        let hub = Hub::new(&Config::from_toml(&text, "test").unwrap(), Vec::new());
+        hub.set_commands(commands);
+        hub
     }
 
     /// Commands that never finish: their transition is never stored.

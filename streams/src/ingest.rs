@@ -20,7 +20,7 @@ use std::time::Instant;
 use futures::stream::FuturesOrdered;
 use futures::{Stream, StreamExt};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
-use vigil_config::NatsConfig;
+use vigil_config::Config;
 use vigil_engine::{PracticeEvent, Reading, Timestamp};
 
 use crate::bus::Delivery;
@@ -255,22 +255,57 @@ pub fn wall_clock() -> Timestamp {
     Timestamp::from_millis(ms)
 }
 
-/// Runs until `inbound` ends or `shutdown` resolves, then finishes every batch in flight and
-/// acknowledges it before returning.
-pub async fn run<I: Inbound, S: EventSink<Event = I::Event>>(
+/// What every consumer of one engine shares: where its outputs go, its counters, and how it
+/// consumes (`nats.batch`, `nats.max_inflight_batches`, `engine.dedupe_capacity`).
+#[derive(Clone)]
+pub struct Ingest {
+    pub outbox: Outbox,
+    pub metrics: Arc<IngestMetrics>,
+    pub batch: usize,
+    pub max_inflight_batches: usize,
+    pub dedupe_capacity: usize,
+}
+
+impl Ingest {
+    pub fn new(outbox: Outbox, metrics: Arc<IngestMetrics>, cfg: &Config) -> Self {
+        Self {
+            outbox,
+            metrics,
+            batch: cfg.nats.batch,
+            max_inflight_batches: cfg.nats.max_inflight_batches,
+            dedupe_capacity: cfg.engine.dedupe_capacity,
+        }
+    }
+
+    /// Consumes `inbound` into `sink` until it ends or `shutdown` resolves, then finishes
+    /// every batch in flight and acknowledges it before returning.
+    pub async fn run<I: Inbound, S: EventSink<Event = I::Event>>(
+        &self,
+        inbound: Pin<Box<dyn Stream<Item = Delivery> + Send>>,
+        sink: S,
+        shutdown: impl Future<Output = ()>,
+    ) {
+        run::<I, S>(inbound, sink, self.clone(), shutdown).await;
+    }
+}
+
+async fn run<I: Inbound, S: EventSink<Event = I::Event>>(
     inbound: Pin<Box<dyn Stream<Item = Delivery> + Send>>,
     mut sink: S,
-    outbox: Outbox,
-    metrics: Arc<IngestMetrics>,
-    cfg: &NatsConfig,
-    dedupe_capacity: usize,
+    ingest: Ingest,
     shutdown: impl Future<Output = ()>,
 ) {
+    let Ingest {
+        outbox,
+        metrics,
+        batch,
+        max_inflight_batches,
+        dedupe_capacity,
+    } = ingest;
     // In flight is bounded by messages, not batches: at live rates a batch holds a message or
     // two, and a bound of 16 tiny batches would stall the consumer for nothing.
-    let window = cfg
-        .batch
-        .saturating_mul(cfg.max_inflight_batches)
+    let window = batch
+        .saturating_mul(max_inflight_batches)
         .clamp(1, Semaphore::MAX_PERMITS);
     let permits = Arc::new(Semaphore::new(window));
     let (ack_tx, mut ack_rx) = mpsc::channel::<InFlight>(window);
@@ -331,7 +366,7 @@ pub async fn run<I: Inbound, S: EventSink<Event = I::Event>>(
     });
     let mut dedupe = Dedupe::new(dedupe_capacity);
     let fingerprints = Fingerprinter::default();
-    let mut chunks = inbound.ready_chunks(cfg.batch);
+    let mut chunks = inbound.ready_chunks(batch.max(1));
     // Chunks are decoded in parallel on the runtime's workers (decoding is most of the per-event
     // work) and come back in order; dedupe, dead letters and hand-off stay serial, in order.
     let mut decoding = FuturesOrdered::new();

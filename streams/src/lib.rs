@@ -18,7 +18,7 @@ pub mod receipt;
 
 pub use bus::{Bus, BusError, Delivery, Fault, Link, LinkMetrics, redacted};
 pub use envelope::{Encoding, RejectCode, Rejection, decode_vitals};
-pub use ingest::{Checkins, EventSink, Inbound, Occupancy, Vitals, run as run_ingest, wall_clock};
+pub use ingest::{Checkins, EventSink, Inbound, Ingest, Occupancy, Vitals, wall_clock};
 pub use metrics::IngestMetrics;
 pub use outbox::{OutMessage, Outbox};
 pub use practice::decode_practice;

@@ -1,0 +1,247 @@
+//! The engine between a bus and the gateway's hub, in the shape of mini-redis's
+//! `server::run(listener, shutdown)`: [`Engine::start`] starts the parts in order (the outbox,
+//! the actors, recovery, the three consumers and the held-event sweep) and returns them
+//! [`Running`]; [`Running::ended`] resolves if a part ends by itself, and [`Running::stop`]
+//! drains them in the reverse order, so that nothing applied is left unpublished.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use vigil_actors::{ActorSettings, PatientShards};
+use vigil_config::Config;
+use vigil_engine::Profiles;
+use vigil_gateway::Hub;
+use vigil_streams::outbox::OutboxError;
+use vigil_streams::{Bus, Checkins, Ingest, IngestMetrics, Occupancy, Outbox, Vitals};
+
+use crate::practice::{self, PracticeSink};
+use crate::recovery;
+use crate::wiring::{EngineOutputs, ShardCommands, ShardSink};
+
+/// How long the outbox may take to publish what is left at shutdown.
+const OUTBOX_DRAIN: Duration = Duration::from_secs(10);
+
+pub struct Engine;
+
+/// The started engine: what [`Running::ended`] watches and [`Running::stop`] drains.
+pub struct Running {
+    shards: PatientShards,
+    outbox: Outbox,
+    outbox_task: JoinHandle<Result<(), OutboxError>>,
+    /// The three consumers; `true` when one of them ended by itself.
+    consumers: JoinHandle<bool>,
+    sweeper: JoinHandle<()>,
+    stop: Arc<watch::Sender<bool>>,
+    /// Which of the tasks above have already been seen to finish (a finished `JoinHandle`
+    /// must not be polled again).
+    outbox_done: bool,
+    consumers_done: bool,
+    sweeper_done: bool,
+}
+
+/// Resolves once `stop` is raised.
+async fn raised(mut stop: watch::Receiver<bool>) {
+    let _ = stop.wait_for(|s| *s).await;
+}
+
+impl Engine {
+    /// Starts the engine on `bus`, with its outputs going to `hub` and the outbox: the actors,
+    /// then recovery (windows rebuilt, open alerts restored), then the consumers of `VITALS`,
+    /// `CHECKINS` and `OCCUPANCY`. The hub gets the commands port and is marked ready last.
+    ///
+    /// # Errors
+    /// When the actors cannot start, recovery cannot read the streams or a consumer cannot be
+    /// bound.
+    pub async fn start(
+        cfg: &Config,
+        bus: &Bus,
+        hub: &Arc<Hub>,
+        metrics: &Arc<IngestMetrics>,
+    ) -> anyhow::Result<Running> {
+        hub.set_starting("recovering: rebuilding windows and restoring open alerts");
+        let (outbox, outbox_task) = Outbox::start(bus.clone(), 65_536, 1024);
+        let history_bus = bus.clone();
+        hub.set_history(Arc::new(move |subject: String| {
+            let bus = history_bus.clone();
+            Box::pin(async move { bus.history(&subject).await.map_err(|e| e.to_string()) })
+        }));
+        let outputs = Arc::new(EngineOutputs {
+            hub: hub.clone(),
+            outbox: outbox.clone(),
+            metrics: metrics.clone(),
+        });
+        let shards = PatientShards::start(
+            ActorSettings {
+                shards: cfg.engine.shards,
+                mailbox: cfg.engine.mailbox,
+                passivate_after_ms: cfg.engine.passivate_after.as_millis_i64(),
+                profiles: Arc::new(Profiles::from_config(cfg)),
+                tick_every: cfg.engine.tick.as_std(),
+                on_lost: vigil_streams::receipt::fail,
+            },
+            outputs,
+        )?;
+        hub.set_commands(Arc::new(ShardCommands(shards.clone())));
+
+        let desk = Arc::new(vigil_streams::desk::Desk::new(
+            cfg.engine.unscheduled_after.as_millis_i64(),
+            cfg.engine.practice_horizon.as_millis_i64(),
+        ));
+        let practice_sink = |stream| {
+            PracticeSink::new(
+                stream,
+                desk.clone(),
+                shards.clone(),
+                outbox.clone(),
+                metrics.clone(),
+            )
+        };
+        let mut checkins_sink = practice_sink("CHECKINS");
+        let recovered = recovery::recover(bus, cfg, &shards, &mut checkins_sink).await?;
+        tracing::info!(
+            events = recovered.events,
+            open_alerts = recovered.alerts,
+            unreadable = recovered.unreadable,
+            seconds = recovered.elapsed.as_secs_f64(),
+            "recovery finished"
+        );
+        let vitals = bus.consume("VITALS", &cfg.nats).await?;
+        let checkins = bus.consume("CHECKINS", &cfg.nats).await?;
+        let occupancy = bus.consume("OCCUPANCY", &cfg.nats).await?;
+
+        let stop = Arc::new(watch::channel(false).0);
+        let ingest = Ingest::new(outbox.clone(), metrics.clone(), cfg);
+        let vitals = {
+            let (ingest, sink, stop) = (
+                ingest.clone(),
+                ShardSink::new(shards.clone()),
+                stop.subscribe(),
+            );
+            async move { ingest.run::<Vitals, _>(vitals, sink, raised(stop)).await }
+        };
+        let checkins = {
+            let (ingest, stop) = (ingest.clone(), stop.subscribe());
+            async move {
+                ingest
+                    .run::<Checkins, _>(checkins, checkins_sink, raised(stop))
+                    .await
+            }
+        };
+        let occupancy = {
+            let (sink, stop) = (practice_sink("OCCUPANCY"), stop.subscribe());
+            async move {
+                ingest
+                    .run::<Occupancy, _>(occupancy, sink, raised(stop))
+                    .await
+            }
+        };
+        let consumers = tokio::spawn(run_together(vitals, checkins, occupancy, stop.clone()));
+        let sweeper = tokio::spawn(practice::sweep_held(
+            desk,
+            shards.clone(),
+            outbox.clone(),
+            metrics.clone(),
+            raised(stop.subscribe()),
+        ));
+        hub.set_ready(true);
+        Ok(Running {
+            shards,
+            outbox,
+            outbox_task,
+            consumers,
+            sweeper,
+            stop,
+            outbox_done: false,
+            consumers_done: false,
+            sweeper_done: false,
+        })
+    }
+}
+
+/// Runs the three consumers together; the first to end by itself (its stream gone, an
+/// acknowledgement stopped) raises `stop` for the others. Returns whether one did.
+async fn run_together(
+    vitals: impl Future<Output = ()>,
+    checkins: impl Future<Output = ()>,
+    occupancy: impl Future<Output = ()>,
+    stop: Arc<watch::Sender<bool>>,
+) -> bool {
+    tokio::pin!(vitals, checkins, occupancy);
+    let (mut v_done, mut c_done, mut o_done) = (false, false, false);
+    let mut ended_alone = false;
+    while !(v_done && c_done && o_done) {
+        tokio::select! {
+            () = &mut vitals, if !v_done => v_done = true,
+            () = &mut checkins, if !c_done => c_done = true,
+            () = &mut occupancy, if !o_done => o_done = true,
+        }
+        if !*stop.borrow() && !ended_alone {
+            ended_alone = true;
+            stop.send_replace(true);
+        }
+    }
+    ended_alone
+}
+
+impl Running {
+    /// Resolves when a part of the engine ends by itself, with what ended. A consumer that
+    /// ends stops the others and the sweeper: it is named whichever of them is seen first.
+    pub async fn ended(&mut self) -> String {
+        let stopping = || *self.stop.borrow();
+        tokio::select! {
+            r = &mut self.consumers, if !self.consumers_done => {
+                self.consumers_done = true;
+                match r {
+                    Ok(_) => "a consumer ended".to_string(),
+                    Err(e) => format!("the consumers' task failed: {e}"),
+                }
+            }
+            r = &mut self.outbox_task, if !self.outbox_done => {
+                self.outbox_done = true;
+                match r {
+                    Ok(Ok(())) => "the outbox ended".to_string(),
+                    Ok(Err(e)) => format!("the outbox stopped: {e}"),
+                    Err(e) => format!("the outbox task failed: {e}"),
+                }
+            }
+            r = &mut self.sweeper, if !self.sweeper_done => {
+                self.sweeper_done = true;
+                match r {
+                    Ok(()) if stopping() => "a consumer ended".to_string(),
+                    Ok(()) => "the held-event sweeper ended".to_string(),
+                    Err(e) => format!("the held-event sweeper failed: {e}"),
+                }
+            }
+        }
+    }
+
+    /// Drains and stops: the consumers finish and acknowledge their batches in flight, the
+    /// sweeper and the actors stop, and the outbox publishes what is left (at most
+    /// [`OUTBOX_DRAIN`]; what it could not publish is recomputed on replay).
+    pub async fn stop(self) -> anyhow::Result<()> {
+        self.stop.send_replace(true);
+        if !self.consumers_done {
+            let _ = self.consumers.await;
+        }
+        if !self.sweeper_done {
+            let _ = self.sweeper.await;
+        }
+        let shards = self.shards;
+        tokio::task::spawn_blocking(move || shards.stop())
+            .await
+            .context("stopping the actors")?;
+        // The outbox ends once every sender is gone: the actors' went with them.
+        drop(self.outbox);
+        if !self.outbox_done
+            && tokio::time::timeout(OUTBOX_DRAIN, self.outbox_task)
+                .await
+                .is_err()
+        {
+            tracing::error!("outputs still unpublished after 10 s; they are recomputed on replay");
+        }
+        Ok(())
+    }
+}
