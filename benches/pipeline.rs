@@ -7,7 +7,7 @@ use std::hint::black_box;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use serde_json::json;
-use vigil_engine::news2::{Chart, Freshness, News2};
+use vigil_engine::scores::news2::{Chart, Freshness, News2};
 use vigil_engine::{Consciousness, Patient, Settings, Timestamp, Vitals};
 use vigil_streams::dedupe::{Dedupe, Fingerprinter};
 use vigil_streams::{Encoding, decode_vitals};
@@ -130,9 +130,9 @@ fn dedupe(c: &mut Criterion) {
 /// clinic network of 20,000 chairs (occupied, then freed) and 5,000 providers (appointments
 /// booked and started, 24 a day each).
 fn practice(c: &mut Criterion) {
-    use vigil_engine::appointment::{Effect, OccupancyUpdate};
-    use vigil_engine::keeper::{Keeper, KeeperInput, KeeperKind};
     use vigil_engine::practice::ResourceStatus;
+    use vigil_engine::practice::appointment::{Effect, OccupancyUpdate};
+    use vigil_engine::practice::keeper::{Keeper, KeeperInput, KeeperKind};
 
     let settings = Settings::default();
     let mut chairs: Vec<Keeper> = (0..20_000)

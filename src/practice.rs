@@ -8,8 +8,8 @@ use std::sync::atomic::Ordering::Relaxed;
 
 use vigil_actors::{PatientShards, PracticeInput};
 use vigil_engine::PracticeEvent;
-use vigil_engine::appointment::{Effect, PracticeChange};
-use vigil_engine::keeper::KeeperInput;
+use vigil_engine::practice::appointment::{Effect, PracticeChange};
+use vigil_engine::practice::keeper::KeeperInput;
 use vigil_streams::desk::{Desk, Origin, Outcome, Refusal};
 use vigil_streams::output::{Stored, dead_letter_stored, flow_message};
 use vigil_streams::{Delivery, EventSink, IngestMetrics, OutMessage, Outbox, Receipt, Rejection};

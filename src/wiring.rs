@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 
 use vigil_actors::{AlertCommand, Backpressure, Outputs, PatientShards};
-use vigil_engine::keeper::ResourceView;
+use vigil_engine::practice::keeper::ResourceView;
 use vigil_engine::{Alert, CommandError, PatientStatus, Reading};
 use vigil_gateway::{CommandPort, Hub};
 use vigil_streams::output::alert_message;

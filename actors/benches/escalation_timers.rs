@@ -37,7 +37,7 @@ impl Outputs for Counting {
     }
     fn patient(&self, _: PatientStatus) {}
     fn restored(&self, _: &Alert) {}
-    fn resource(&self, _: vigil_engine::keeper::ResourceView) {}
+    fn resource(&self, _: vigil_engine::practice::keeper::ResourceView) {}
 }
 
 fn now() -> Timestamp {

@@ -24,7 +24,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use actix::prelude::*;
-use vigil_engine::keeper::ResourceView;
+use vigil_engine::practice::keeper::ResourceView;
 use vigil_engine::{Alert, CommandError, Owner, PatientStatus, Profiles, Reading, Timestamp};
 
 pub use vigil_engine::AlertCommand;

@@ -6,7 +6,7 @@ use std::collections::HashSet;
 use std::sync::Arc;
 
 use actix::prelude::*;
-use vigil_engine::keeper::KeeperInput;
+use vigil_engine::practice::keeper::KeeperInput;
 use vigil_engine::{Alert, AlertCommand, CommandError, Reading, Timestamp};
 
 use crate::{PracticeInput, Receipt};

@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use actix::prelude::*;
 use rustc_hash::FxHashMap;
-use vigil_engine::keeper::{Keeper, KeeperInput, KeeperKind};
+use vigil_engine::practice::keeper::{Keeper, KeeperInput, KeeperKind};
 use vigil_engine::{Alert, CommandError, Owner, Profiles, Settings, Timestamp};
 
 use crate::messages::{ApplyPractice, Batch, Command, Count, DeliverPractice, Reconcile, Recover};

@@ -7,8 +7,8 @@
 
 use std::borrow::Cow;
 
-use crate::appointment::PracticeChange;
 use crate::observation::{Admission, LabResult, Vitals};
+use crate::practice::appointment::PracticeChange;
 use crate::time::Timestamp;
 
 /// The envelope fields of every inbound event (contracts.md section 1), as validated.

@@ -13,7 +13,7 @@ use rustc_hash::{FxBuildHasher, FxHashMap};
 use serde::Serialize;
 use tokio::sync::broadcast;
 use vigil_config::{Config, Role};
-use vigil_engine::keeper::ResourceView;
+use vigil_engine::practice::keeper::ResourceView;
 use vigil_engine::{
     Alert, AlertCommand, AlertState, CommandError, CommandKind, Level, Owner, Page, PageState,
     PatientStatus, Timestamp, Vitals,

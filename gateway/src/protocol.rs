@@ -376,7 +376,9 @@ mod tests {
         assert!(err("ack", br#"{"why":"x"}"#).contains("unknown field `why`"));
         assert!(err("ack", b"{").starts_with("body is not JSON"));
         assert!(err("ack", br#"{"reason":5}"#).starts_with("field `reason` must be a string"));
-        assert!(err("snooze", br#"{"minutes":"x"}"#).starts_with("field `minutes` must be a number"));
+        assert!(
+            err("snooze", br#"{"minutes":"x"}"#).starts_with("field `minutes` must be a number")
+        );
         assert!(CommandBody::command("ack", "a", br#"{"reason":null}"#).is_ok());
         assert!(err("snooze", br#"{"minutes":0}"#).contains("`minutes`"));
         assert!(err("dance", b"").starts_with("unknown action `dance`"));

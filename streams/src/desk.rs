@@ -12,7 +12,7 @@ use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use vigil_engine::Timestamp;
-use vigil_engine::appointment::{AppointmentBook, Effect, PracticeChange, Refused};
+use vigil_engine::practice::appointment::{AppointmentBook, Effect, PracticeChange, Refused};
 
 use crate::envelope::{RejectCode, Rejection, reject};
 use crate::output::Stored;
@@ -217,8 +217,8 @@ mod tests {
     #![allow(clippy::unwrap_used)]
 
     use super::*;
-    use vigil_engine::appointment::{Booking, CheckIn, StatusChange};
     use vigil_engine::practice::AppointmentStatus;
+    use vigil_engine::practice::appointment::{Booking, CheckIn, StatusChange};
 
     fn t(min: i64) -> Timestamp {
         Timestamp::from_civil(2025, 11, 27, 9, 0, 0).plus_millis(min * 60_000)

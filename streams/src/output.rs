@@ -5,7 +5,7 @@
 use bytes::Bytes;
 use serde::Serialize;
 use vigil_engine::Alert;
-use vigil_engine::appointment::FlowUpdate;
+use vigil_engine::practice::appointment::FlowUpdate;
 
 use crate::bus::Delivery;
 use crate::envelope::Rejection;

@@ -6,7 +6,7 @@
 use std::borrow::Cow;
 
 use serde::Deserialize;
-use vigil_engine::appointment::{
+use vigil_engine::practice::appointment::{
     Booking, CheckIn, OccupancyUpdate, PracticeChange, ProviderUpdate, StatusChange,
 };
 use vigil_engine::practice::{AppointmentStatus, ProviderStatus, ResourceStatus};

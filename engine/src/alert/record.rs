@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use vigil_config::{Category, Level, OwnerKind, Rule};
 
 use super::escalation::Escalation;
-use crate::news2::Component;
+use crate::scores::news2::Component;
 use crate::time::Timestamp;
 
 /// Who the alert concerns.
@@ -56,10 +56,10 @@ fn input_names<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<&'static st
     names
         .iter()
         .map(|n| {
-            crate::news2::Input::ALL
+            crate::scores::news2::Input::ALL
                 .iter()
                 .map(|i| i.name())
-                .chain(crate::sepsis::INPUTS)
+                .chain(crate::scores::sepsis::INPUTS)
                 .find(|x| x == n)
                 .ok_or_else(|| serde::de::Error::custom(format!("unknown input `{n}`")))
         })
@@ -287,10 +287,10 @@ mod tests {
     /// alerts).
     #[test]
     fn every_missing_input_the_engine_writes_reads_back() {
-        let written: Vec<&'static str> = crate::news2::Input::ALL
+        let written: Vec<&'static str> = crate::scores::news2::Input::ALL
             .iter()
             .map(|i| i.name())
-            .chain(crate::sepsis::INPUTS)
+            .chain(crate::scores::sepsis::INPUTS)
             .collect();
         let e = Explanation {
             missing: written.clone(),

@@ -3,10 +3,12 @@
 //! ([`RiskRule`]). Read by the rules, the conditions, the practice keepers and the profiles;
 //! it imports none of them.
 
+pub mod profiles;
+
 use vigil_config::{Config, Level, Rule, RuleConfig};
 
 use crate::alert::Policies;
-use crate::news2::Freshness;
+use crate::scores::news2::Freshness;
 
 /// The rules of the family, lowest first, so `Ord` is severity.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -48,6 +50,22 @@ impl RiskRule {
 impl From<RiskRule> for Rule {
     fn from(r: RiskRule) -> Rule {
         r.rule()
+    }
+}
+
+/// A patient window's horizon and lateness bound, in milliseconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WindowSettings {
+    pub horizon_ms: i64,
+    pub lateness_ms: i64,
+}
+
+impl Default for WindowSettings {
+    fn default() -> Self {
+        Self {
+            horizon_ms: 6 * 3_600_000,
+            lateness_ms: 10 * 60_000,
+        }
     }
 }
 
@@ -94,16 +112,16 @@ impl RuleSettings {
 const MINUTE: i64 = 60_000;
 
 /// Everything the engine needs to score and alert one unit's patients: a threshold profile,
-/// resolved from configuration (see [`crate::profiles`]).
+/// resolved from configuration (see [`crate::settings::profiles`]).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Settings {
     /// Threshold profile name shown in every explanation.
     pub profile: String,
     pub freshness: Freshness,
     /// Freshness of the qSOFA/SIRS inputs (vitals, consciousness, labs, lactate).
-    pub sepsis: crate::sepsis::SepsisFreshness,
+    pub sepsis: crate::scores::sepsis::SepsisFreshness,
     /// Horizon and lateness bound of the patient window.
-    pub window: crate::window::WindowSettings,
+    pub window: WindowSettings,
     pub single3: RuleSettings,
     pub medium: RuleSettings,
     pub high: RuleSettings,
@@ -129,8 +147,8 @@ impl Default for Settings {
         Self {
             profile: "default".into(),
             freshness: Freshness::default(),
-            sepsis: crate::sepsis::SepsisFreshness::default(),
-            window: crate::window::WindowSettings::default(),
+            sepsis: crate::scores::sepsis::SepsisFreshness::default(),
+            window: WindowSettings::default(),
             single3: RuleSettings::new(3, 1, fifteen),
             medium: RuleSettings::new(5, 2, fifteen),
             high: RuleSettings::new(7, 2, fifteen),

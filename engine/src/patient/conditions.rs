@@ -11,8 +11,8 @@
 
 use crate::alert::Subject;
 use crate::alert::{Alert, AlertState, Escalation, Explanation, Meta, Rule, alert_id};
-use crate::news2::{Chart, Component, ComponentValue, Input, News2, decimal};
-use crate::sepsis::{CriteriaScore, Labs, qsofa_components, sirs_components};
+use crate::scores::news2::{Chart, Component, ComponentValue, Input, News2, decimal};
+use crate::scores::sepsis::{CriteriaScore, Labs, qsofa_components, sirs_components};
 use crate::settings::{RuleSettings, Settings};
 use crate::time::Timestamp;
 

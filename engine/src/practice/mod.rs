@@ -10,6 +10,9 @@
 //! time passes, not only on the next event. Their alerts have the same lifecycle and escalation
 //! as clinical ones (category `delay`, policy `delay-default`).
 
+pub mod appointment;
+pub mod keeper;
+
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};

@@ -6,8 +6,10 @@
 //! is partial. A criterion with one of several inputs fresh is evaluated on what is there (SIRS
 //! "RR > 20 or PaCO2 < 32" is met by RR alone); the absent inputs are still listed.
 
-use crate::news2::{Chart, Component, ComponentValue, Input, Reading, round_tenths, round_whole};
 use crate::observation::Consciousness;
+use crate::scores::news2::{
+    Chart, Component, ComponentValue, Input, Reading, round_tenths, round_whole,
+};
 use crate::time::Timestamp;
 
 /// Freshness limits in milliseconds (scoring.md: vitals 15 min, consciousness 4 h, labs 24 h).

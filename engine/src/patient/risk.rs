@@ -14,8 +14,8 @@
 use std::collections::VecDeque;
 
 use crate::alert::{Alert, AlertState, Category, Escalation, Explanation, Meta, Subject};
-use crate::conditions::AlertOwner;
-use crate::news2::News2;
+use crate::patient::conditions::AlertOwner;
+use crate::scores::news2::News2;
 pub use crate::settings::{RiskRule, RuleSettings, Settings};
 use crate::time::Timestamp;
 

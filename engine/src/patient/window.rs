@@ -20,9 +20,10 @@
 
 use std::collections::VecDeque;
 
-use crate::news2::{Chart, Reading, round_tenths, round_whole};
 use crate::observation::{Consciousness, LabResult, Vitals};
-use crate::sepsis::Labs;
+use crate::scores::news2::{Chart, Reading, round_tenths, round_whole};
+use crate::scores::sepsis::Labs;
+use crate::settings::WindowSettings;
 use crate::time::Timestamp;
 
 /// Distinct lab codes kept per patient (the contract's seven plus room for others).
@@ -192,22 +193,6 @@ pub enum Placement {
     Late,
     /// Older than the horizon: nothing but the chart (when the chart had nothing newer).
     BeyondHorizon,
-}
-
-/// The window's horizon and lateness bound, in milliseconds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct WindowSettings {
-    pub horizon_ms: i64,
-    pub lateness_ms: i64,
-}
-
-impl Default for WindowSettings {
-    fn default() -> Self {
-        Self {
-            horizon_ms: 6 * 3_600_000,
-            lateness_ms: 10 * MINUTE_MS,
-        }
-    }
 }
 
 #[derive(Debug, Clone)]

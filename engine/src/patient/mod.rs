@@ -2,20 +2,24 @@
 //! other rules, each with at most one open alert. Owned by exactly one actor (or one replay
 //! thread), so every change to it is serialized.
 
+pub mod conditions;
+pub mod risk;
+pub mod window;
+
 use crate::alert::Subject;
 use crate::alert::{Alert, AlertState, CommandError, Rule};
-use crate::conditions::{
+use crate::event::{Reading, ReadingBody};
+use crate::observation::{Admission, LabResult, Vitals};
+use crate::patient::conditions::{
     AlertOwner, Condition, Finding, Opening, Track, qsofa_opening, signal_loss_opening,
     sirs_lactate_opening, trend_opening,
 };
-use crate::event::{Reading, ReadingBody};
-use crate::news2::News2;
-use crate::observation::{Admission, LabResult, Vitals};
-use crate::rules::News2Risk;
-use crate::sepsis::{CriteriaScore, Labs, qsofa, sirs};
+use crate::patient::risk::News2Risk;
+use crate::patient::window::{Placement, Window};
+use crate::scores::news2::News2;
+use crate::scores::sepsis::{CriteriaScore, Labs, qsofa, sirs};
 use crate::settings::Settings;
 use crate::time::Timestamp;
-use crate::window::{Placement, Window};
 
 /// What one observation produced.
 #[derive(Debug, Clone, Default)]
@@ -375,7 +379,7 @@ impl Patient {
             .map(|last| last.plus_millis(r.window_ms))
     }
 
-    pub fn lab(&self, code: &str) -> Option<crate::news2::Reading<f64>> {
+    pub fn lab(&self, code: &str) -> Option<crate::scores::news2::Reading<f64>> {
         self.window.lab(code)
     }
 
@@ -1006,7 +1010,7 @@ mod tests {
             back.explanation
                 .components
                 .iter()
-                .any(|c| c.value == crate::news2::ComponentValue::Text("oxygen"))
+                .any(|c| c.value == crate::scores::news2::ComponentValue::Text("oxygen"))
         );
         let err = Alert::from_envelope(br#"{"data": {"alertId": "a"}}"#).expect_err("partial");
         assert!(err.contains("missing field"), "{err}");
@@ -1211,7 +1215,7 @@ mod tests {
             a[0].explanation
                 .components
                 .iter()
-                .any(|c| c.name == crate::news2::Input::News2 && c.points == 1)
+                .any(|c| c.name == crate::scores::news2::Input::News2 && c.points == 1)
         );
         // No clear period: it stays open while the score falls.
         assert!(run(&mut p, &s, &[(90, v(0)), (200, v(0))]).is_empty());
@@ -1293,7 +1297,7 @@ mod tests {
             .iter()
             .map(|c| (c.name, c.points))
             .collect();
-        use crate::news2::Input;
+        use crate::scores::news2::Input;
         assert_eq!(
             names,
             vec![(Input::Rr, 1), (Input::Sbp, 1), (Input::Consciousness, 0)]
@@ -1370,7 +1374,7 @@ mod tests {
             a.explanation
                 .components
                 .iter()
-                .any(|c| c.name == crate::news2::Input::Lactate)
+                .any(|c| c.name == crate::scores::news2::Input::Lactate)
         );
         // SIRS 1 (HR 90) from minute 5: cleared after 30 min.
         let one = Vitals {
@@ -1447,7 +1451,7 @@ mod tests {
 
     #[test]
     fn signal_loss_is_off_in_the_charted_profile() {
-        let s = crate::profiles::charted(&Settings::default());
+        let s = crate::settings::profiles::charted(&Settings::default());
         let mut p = patient();
         run(&mut p, &s, &[(0, base())]);
         assert!(p.tick(t(600), t(0), &s).is_none());
@@ -1464,7 +1468,7 @@ mod tests {
         let minute = t(19).millis() / 60_000;
         assert_eq!(
             p.window
-                .sample(crate::window::Field::Rr, minute)
+                .sample(crate::patient::window::Field::Rr, minute)
                 .map(|x| x.0),
             Some(30)
         );
@@ -1486,7 +1490,7 @@ mod tests {
         let o = p.observe("icu-3", &temp, t(25), t(25), &s);
         let score = o.score.expect("scored");
         assert_eq!(score.at, t(30));
-        assert_eq!(score.points(crate::news2::Param::Temp), Some(2));
+        assert_eq!(score.points(crate::scores::news2::Param::Temp), Some(2));
         assert!(!o.late);
     }
 

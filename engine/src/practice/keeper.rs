@@ -6,7 +6,7 @@
 use serde::Serialize;
 
 use crate::alert::{Alert, AlertCommand, CommandError};
-use crate::appointment::{Effect, OccupancyUpdate, ProviderUpdate};
+use crate::practice::appointment::{Effect, OccupancyUpdate, ProviderUpdate};
 use crate::practice::{Occupancy, ProviderDelays, ProviderStatus, ResourceStatus, WaitingArea};
 use crate::settings::Settings;
 use crate::time::Timestamp;
