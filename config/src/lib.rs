@@ -3,9 +3,20 @@
 //! Dependency chain: `config` is the root of the workspace; it imports nothing of ours. It is the
 //! only crate that reads configuration files. Every table rejects unknown keys, and the error
 //! names the key and the line (the `toml` crate reports both).
+//!
+//! Layout: one file per section (`nats.rs`, `gateway.rs`, `engine.rs`, `auth.rs`,
+//! `escalation.rs`, and `scoring.rs` for `[scoring]`, `[rules."…"]` and `[[profiles]]`), the
+//! rule catalogue (`rule.rs`) and durations (`duration.rs`). This file holds [`Config`]: loading,
+//! environment overrides and the validation that ties the sections together.
 
+mod auth;
 mod duration;
+mod engine;
+mod escalation;
+mod gateway;
+mod nats;
 mod rule;
+mod scoring;
 
 use std::collections::{BTreeMap, HashSet};
 use std::net::SocketAddr;
@@ -13,8 +24,18 @@ use std::path::Path;
 
 use serde::Deserialize;
 
+pub use auth::{AuthConfig, Role, TokenConfig};
 pub use duration::{Duration, DurationError};
+pub use engine::EngineConfig;
+pub use escalation::{EscalationConfig, PolicyConfig, PolicyLevelConfig, PolicyMatch};
+pub use gateway::GatewayConfig;
+pub use nats::NatsConfig;
 pub use rule::{Category, Level, OwnerKind, Rule, Threshold};
+pub use scoring::{
+    DEFAULT_TREND_WINDOW, MAX_RISK_SUSTAIN, ProfileConfig, RuleConfig, ScoringConfig,
+    ScoringOverride,
+};
+use scoring::{check_trend_window, trend_window, validate_rules};
 
 /// Why configuration could not be loaded. Every variant names what the operator must fix.
 #[derive(Debug, thiserror::Error)]
@@ -53,342 +74,6 @@ pub struct Config {
     /// Escalation policies (`[[escalation.policies]]`), over the built-in defaults.
     pub escalation: EscalationConfig,
 }
-
-/// `[escalation]`: policies given here replace the built-in policy of the same name; the others
-/// are tried first, in file order, then the built-ins (`delay-default`, `critical-default`,
-/// `warning-default`). The first policy whose `match` fits an alert applies.
-#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields, default)]
-pub struct EscalationConfig {
-    pub policies: Vec<PolicyConfig>,
-}
-
-/// One escalation policy, shaped as in contracts.md §7.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct PolicyConfig {
-    pub name: String,
-    /// Which alerts it applies to; an empty match applies to every alert.
-    #[serde(default, rename = "match")]
-    pub matches: PolicyMatch,
-    /// How long an acknowledgement holds before the alert is paged again while its condition
-    /// still holds (default 30m for critical matches, 60m otherwise).
-    #[serde(default)]
-    pub ack_expiry: Option<Duration>,
-    /// How long a page may go without a `receipt` before it is sent again (default 60s).
-    #[serde(default)]
-    pub page_receipt_timeout: Option<Duration>,
-    pub levels: Vec<PolicyLevelConfig>,
-}
-
-/// `match = { level = "critical" }`, `{ category = "delay" }`, or both.
-#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct PolicyMatch {
-    #[serde(default)]
-    pub level: Option<String>,
-    #[serde(default)]
-    pub category: Option<String>,
-}
-
-/// One escalation level: who is paged, `after` the alert opened.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct PolicyLevelConfig {
-    pub after: Duration,
-    pub targets: Vec<Role>,
-}
-
-/// Connection to NATS JetStream and how the engine consumes and retains streams.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct NatsConfig {
-    /// Server URL; required by `vigil run` (file, `VIGIL_NATS_URL` or `--nats-url`).
-    pub url: Option<String>,
-    /// Durable pull consumer name on `VITALS`; engines sharing a name share the work.
-    pub consumer: String,
-    /// Most messages the consumer hands to the patient shards in one batch.
-    pub batch: usize,
-    /// `batch` times this is the most messages handed off but not yet acknowledged; it bounds
-    /// every queue between NATS and the actors.
-    pub max_inflight_batches: usize,
-    /// How long NATS waits for an acknowledgement before redelivering.
-    pub ack_wait: Duration,
-    /// Retention of the input streams (`0s`: keep everything). ALERTS is never aged out.
-    pub max_age: Duration,
-    /// Stream replicas (1 on a single server; 3 on a cluster).
-    pub replicas: usize,
-}
-
-impl Default for NatsConfig {
-    fn default() -> Self {
-        Self {
-            url: None,
-            consumer: "vigil-engine".into(),
-            batch: 2048,
-            max_inflight_batches: 16,
-            ack_wait: Duration::from_secs(30),
-            max_age: Duration::from_secs(0),
-            replicas: 1,
-        }
-    }
-}
-
-/// The WebSocket and HTTP gateway.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct GatewayConfig {
-    /// Address the gateway listens on.
-    pub listen: String,
-    /// Alert frames a client may fall behind before it is closed with 1013 and must resync.
-    pub client_queue: usize,
-    /// Most simultaneous WebSocket connections; further upgrades get 503.
-    pub max_connections: usize,
-    /// How often coalesced `patient` frames are flushed to a client.
-    pub patient_flush: Duration,
-    /// Most open TCP connections, HTTP and WebSocket together; a connection beyond it is closed
-    /// as soon as it is accepted (and counted). Unset: the process's open-file limit less a
-    /// reserve for NATS, files and the staff already connected (an eighth of the limit, at
-    /// least 64), so a flood of idle sockets cannot take the engine's last file descriptors.
-    pub max_open_connections: Option<usize>,
-    /// How long a client may take to send a request's headers, the WebSocket upgrade included;
-    /// a connection that sends nothing is closed after it.
-    pub header_timeout: Duration,
-    /// A WebSocket that has not subscribed and sent nothing for this long is closed (1008).
-    pub idle_timeout: Duration,
-    /// A WebSocket not heard from for this long is pinged, and closed (1011) when it has not
-    /// answered after as long again: a frozen client is noticed even while its socket buffers
-    /// still take what is written.
-    pub ping_interval: Duration,
-}
-
-impl Default for GatewayConfig {
-    fn default() -> Self {
-        Self {
-            listen: "127.0.0.1:8080".into(),
-            client_queue: 4096,
-            max_connections: 10_000,
-            patient_flush: Duration::from_millis(250),
-            max_open_connections: None,
-            header_timeout: Duration::from_secs(10),
-            idle_timeout: Duration::from_secs(60),
-            ping_interval: Duration::from_secs(30),
-        }
-    }
-}
-
-/// Actor sharding, mailboxes, passivation and deduplication.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct EngineConfig {
-    /// Patient shards (one arbiter thread each); 0 means one per core.
-    pub shards: usize,
-    /// Capacity of each patient actor's mailbox.
-    pub mailbox: usize,
-    /// A patient with no event for this long and no open alert is passivated (its actor stopped).
-    pub passivate_after: Duration,
-    /// `(tenantId, eventId)` pairs remembered for deduplication (oldest forgotten first).
-    pub dedupe_capacity: usize,
-    /// Name of the built-in threshold profile, shown in every explanation.
-    pub profile: String,
-    /// How often each patient actor checks the rules that fire as time passes (signal loss).
-    pub tick: Duration,
-    /// A check-in or status change for an appointment not scheduled yet is held this long
-    /// for its schedule; then a check-in counts as an unscheduled walk-in and a status change
-    /// goes to the DLQ with `APPOINTMENT_UNKNOWN` (docs/practice.md).
-    pub unscheduled_after: Duration,
-    /// How far back `CHECKINS` and `OCCUPANCY` are replayed at start to rebuild appointments,
-    /// waiting areas, providers and resources (docs/recovery.md).
-    pub practice_horizon: Duration,
-}
-
-impl Default for EngineConfig {
-    fn default() -> Self {
-        Self {
-            shards: 0,
-            mailbox: 64,
-            passivate_after: Duration::from_secs(6 * 3600),
-            dedupe_capacity: 262_144,
-            profile: "default".into(),
-            tick: Duration::from_secs(10),
-            unscheduled_after: Duration::from_secs(15 * 60),
-            practice_horizon: Duration::from_secs(24 * 3600),
-        }
-    }
-}
-
-/// Freshness limits of scoring.md: the latest observation older than its limit is missing.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct ScoringConfig {
-    pub vitals_freshness: Duration,
-    pub consciousness_freshness: Duration,
-    pub labs_freshness: Duration,
-    pub lactate_freshness: Duration,
-    /// How far back the patient window keeps history (event time).
-    pub horizon: Duration,
-    /// An event older than the patient's newest by more than this updates history but fires
-    /// nothing (docs/window.md).
-    pub lateness: Duration,
-}
-
-impl Default for ScoringConfig {
-    fn default() -> Self {
-        Self {
-            vitals_freshness: Duration::from_secs(15 * 60),
-            consciousness_freshness: Duration::from_secs(4 * 3600),
-            labs_freshness: Duration::from_secs(24 * 3600),
-            lactate_freshness: Duration::from_secs(6 * 3600),
-            horizon: Duration::from_secs(6 * 3600),
-            lateness: Duration::from_secs(10 * 60),
-        }
-    }
-}
-
-/// The `[scoring]` keys a profile may override; unset keys keep the file's (or built-in) value.
-#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct ScoringOverride {
-    pub vitals_freshness: Option<Duration>,
-    pub consciousness_freshness: Option<Duration>,
-    pub labs_freshness: Option<Duration>,
-    pub lactate_freshness: Option<Duration>,
-    pub horizon: Option<Duration>,
-    pub lateness: Option<Duration>,
-}
-
-/// One threshold profile (`[[profiles]]`). It starts from the file's `[rules]` and `[scoring]`
-/// (themselves over the built-in defaults) and overrides what it names.
-///
-/// Selection for an event of `(tenant, unit)`: the profile listing the unit (for that tenant or
-/// for every tenant); else the tenant's default profile (`tenant` set, no `units`); else the
-/// global default profile (neither set); else the built-in profile named `engine.profile`.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct ProfileConfig {
-    /// Shown in every explanation; `[A-Za-z0-9_-]{1,64}`, unique.
-    pub name: String,
-    #[serde(default)]
-    pub tenant: Option<String>,
-    #[serde(default)]
-    pub units: Vec<String>,
-    #[serde(default)]
-    pub scoring: ScoringOverride,
-    #[serde(default)]
-    pub rules: BTreeMap<String, RuleConfig>,
-}
-
-/// Overrides for one rule. Unset fields keep the rule's built-in default.
-#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct RuleConfig {
-    pub enabled: Option<bool>,
-    /// Score at or above which the rule holds: the NEWS2 aggregate (`news2.medium`,
-    /// `news2.high`), the rise (`news2.trend`), qSOFA or SIRS points (`sepsis.*`).
-    pub threshold: Option<u8>,
-    /// Consecutive scores the condition must hold before the rule fires.
-    pub sustain: Option<u32>,
-    /// How long the condition must be absent before the alert clears.
-    pub clear: Option<Duration>,
-    /// `news2.trend`: how far back the rise is measured. `technical.signal_loss`: the silence
-    /// that counts as signal loss.
-    pub window: Option<Duration>,
-    /// `sepsis.sirs_lactate`: lactate (mmol/L) at or above which the rule holds.
-    pub lactate: Option<f64>,
-    /// `delay.provider`: the average start delay at or below which its alert clears.
-    pub clear_below: Option<Duration>,
-}
-
-/// Bearer tokens for the gateway.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct AuthConfig {
-    pub tokens: Vec<TokenConfig>,
-}
-
-/// One bearer token: who holds it and what it may see.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct TokenConfig {
-    pub token: String,
-    pub tenant: String,
-    pub role: Role,
-    /// Units (or practice locations) covered; empty means every unit of the tenant.
-    #[serde(default)]
-    pub units: Vec<String>,
-    /// Who holds the token, recorded as `by` in the transitions it causes (default `role:tenant`).
-    #[serde(default)]
-    pub name: Option<String>,
-    /// For `pager` tokens: the escalation roles whose pages this pager takes (default: every
-    /// role, within the token's units). Other roles take the pages addressed to their own role.
-    #[serde(default)]
-    pub page_roles: Vec<Role>,
-}
-
-/// Staff roles of contracts.md §5.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, serde::Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Role {
-    Viewer,
-    Nurse,
-    ChargeNurse,
-    Physician,
-    RapidResponse,
-    Coordinator,
-    Manager,
-    Pager,
-    Admin,
-}
-
-impl Role {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Role::Viewer => "viewer",
-            Role::Nurse => "nurse",
-            Role::ChargeNurse => "charge_nurse",
-            Role::Physician => "physician",
-            Role::RapidResponse => "rapid_response",
-            Role::Coordinator => "coordinator",
-            Role::Manager => "manager",
-            Role::Pager => "pager",
-            Role::Admin => "admin",
-        }
-    }
-}
-
-/// `news2.trend`'s default window: the rise is measured over the lowest score of the last hour.
-pub const DEFAULT_TREND_WINDOW: Duration = Duration::from_secs(3600);
-
-/// The trend window `rules` set, if any.
-fn trend_window(rules: &BTreeMap<String, RuleConfig>) -> Option<Duration> {
-    rules.get(Rule::News2Trend.name()).and_then(|r| r.window)
-}
-
-/// The trend rule looks back over the patient window's rows: a window longer than the horizon
-/// would silently measure the rise over the horizon only.
-fn check_trend_window(
-    path: &str,
-    key: &str,
-    window: Duration,
-    horizon: Duration,
-) -> Result<(), ConfigError> {
-    if window.as_millis() > horizon.as_millis() {
-        return Err(invalid(
-            path,
-            key,
-            format!(
-                "news2.trend's window ({} s) is longer than the scoring horizon ({} s) the patient window keeps",
-                window.as_millis() / 1000,
-                horizon.as_millis() / 1000
-            ),
-        ));
-    }
-    Ok(())
-}
-
-/// The most consecutive scores `news2.single3`, `news2.medium` and `news2.high` can require:
-/// the engine keeps this many of each patient's latest scores.
-pub const MAX_RISK_SUSTAIN: u32 = 16;
 
 /// Name of the built-in profile for hourly charted data (`vigil replay --psv`).
 pub const CHARTED_PROFILE: &str = "charted";
@@ -583,153 +268,8 @@ impl Config {
     }
 }
 
-impl Config {
-    fn validate_profiles(&self, path: &str) -> Result<(), ConfigError> {
-        let mut names = HashSet::new();
-        let mut defaults = HashSet::new();
-        let mut units = HashSet::new();
-        for (i, p) in self.profiles.iter().enumerate() {
-            let key = |field: &str| format!("profiles[{i}].{field}");
-            unique_name(path, &key("name"), &p.name, &mut names, "profile")?;
-            if let Some(t) = p.tenant.as_deref()
-                && !is_token(t)
-            {
-                return Err(invalid(
-                    path,
-                    &key("tenant"),
-                    "must match [A-Za-z0-9_-]{1,64}",
-                ));
-            }
-            let tenant = p.tenant.as_deref().unwrap_or("*");
-            if p.units.is_empty() && !defaults.insert(tenant) {
-                return Err(invalid(
-                    path,
-                    &key("units"),
-                    format!("a second default profile for tenant `{tenant}` (no units)"),
-                ));
-            }
-            for unit in &p.units {
-                if !is_token(unit) {
-                    return Err(invalid(
-                        path,
-                        &key("units"),
-                        format!("`{unit}` is not a valid unit"),
-                    ));
-                }
-                if !units.insert((tenant, unit.as_str())) {
-                    return Err(invalid(
-                        path,
-                        &key("units"),
-                        format!("unit `{unit}` is already in another profile"),
-                    ));
-                }
-            }
-            validate_rules(path, &format!("profiles[{i}].rules"), &p.rules)?;
-            let horizon = p.scoring.horizon.unwrap_or(self.scoring.horizon);
-            let lateness = p.scoring.lateness.unwrap_or(self.scoring.lateness);
-            if horizon.as_millis() < lateness.as_millis() {
-                return Err(invalid(
-                    path,
-                    &key("scoring.horizon"),
-                    "must be at least the lateness bound",
-                ));
-            }
-            check_trend_window(
-                path,
-                &key("rules.\"news2.trend\".window"),
-                trend_window(&p.rules)
-                    .or_else(|| trend_window(&self.rules))
-                    .unwrap_or(DEFAULT_TREND_WINDOW),
-                horizon,
-            )?;
-        }
-        Ok(())
-    }
-}
-
-impl Config {
-    fn validate_policies(&self, path: &str) -> Result<(), ConfigError> {
-        let mut names = HashSet::new();
-        for (i, p) in self.escalation.policies.iter().enumerate() {
-            let key = |field: &str| format!("escalation.policies[{i}].{field}");
-            unique_name(path, &key("name"), &p.name, &mut names, "policy")?;
-            if let Some(l) = p.matches.level.as_deref()
-                && Level::from_name(l).is_none()
-            {
-                let all = Level::ALL.map(Level::as_str).join(", ");
-                return Err(invalid(
-                    path,
-                    &key("match.level"),
-                    format!("`{l}` is not one of {all}"),
-                ));
-            }
-            if let Some(c) = p.matches.category.as_deref()
-                && Category::from_name(c).is_none()
-            {
-                let all = Category::ALL.map(Category::as_str).join(", ");
-                return Err(invalid(
-                    path,
-                    &key("match.category"),
-                    format!("`{c}` is not one of {all}"),
-                ));
-            }
-            if p.levels.is_empty() {
-                return Err(invalid(path, &key("levels"), "needs at least one level"));
-            }
-            let mut previous = None;
-            for (j, level) in p.levels.iter().enumerate() {
-                let lkey = format!("escalation.policies[{i}].levels[{j}]");
-                if level.targets.is_empty() {
-                    return Err(invalid(
-                        path,
-                        &format!("{lkey}.targets"),
-                        "needs at least one role",
-                    ));
-                }
-                if let Some(r) = level
-                    .targets
-                    .iter()
-                    .find(|r| matches!(r, Role::Viewer | Role::Pager))
-                {
-                    return Err(invalid(
-                        path,
-                        &format!("{lkey}.targets"),
-                        format!("`{}` is not a role that can be paged", r.as_str()),
-                    ));
-                }
-                if j == 0 && level.after.as_millis() != 0 {
-                    return Err(invalid(
-                        path,
-                        &format!("{lkey}.after"),
-                        "the first level is paged when the alert opens: must be \"0s\"",
-                    ));
-                }
-                if previous.is_some_and(|prev| level.after <= prev) {
-                    return Err(invalid(
-                        path,
-                        &format!("{lkey}.after"),
-                        "must be later than the level before",
-                    ));
-                }
-                previous = Some(level.after);
-            }
-            if p.ack_expiry.is_some_and(|d| d.as_millis() < 1000) {
-                return Err(invalid(path, &key("ack_expiry"), "must be at least 1s"));
-            }
-            if p.page_receipt_timeout.is_some_and(|d| d.as_millis() < 1000) {
-                return Err(invalid(
-                    path,
-                    &key("page_receipt_timeout"),
-                    "must be at least 1s",
-                ));
-            }
-        }
-        Ok(())
-    }
-}
-
 /// A name that must be a token and unique among `seen` (profiles, policies).
-fn unique_name<'a>(
+pub(crate) fn unique_name<'a>(
     path: &str,
     key: &str,
     name: &'a str,
@@ -745,78 +285,7 @@ fn unique_name<'a>(
     Ok(())
 }
 
-fn validate_rules(
-    path: &str,
-    prefix: &str,
-    rules: &BTreeMap<String, RuleConfig>,
-) -> Result<(), ConfigError> {
-    for (name, rule) in rules {
-        let key = |field: &str| format!("{prefix}.\"{name}\".{field}");
-        let Some(id) = Rule::from_name(name) else {
-            let known = Rule::ALL.map(Rule::name).join(", ");
-            return Err(invalid(
-                path,
-                &format!("{prefix}.\"{name}\""),
-                format!("unknown rule; known rules: {known}"),
-            ));
-        };
-        if rule.sustain == Some(0) {
-            return Err(invalid(path, &key("sustain"), "must be at least 1"));
-        }
-        if id.is_news2_risk() && rule.sustain.is_some_and(|n| n > MAX_RISK_SUSTAIN) {
-            return Err(invalid(
-                path,
-                &key("sustain"),
-                format!(
-                    "must be at most {MAX_RISK_SUSTAIN}: the NEWS2 risk rules keep that many scores"
-                ),
-            ));
-        }
-        if id.threshold() == Threshold::None && rule.threshold.is_some() {
-            return Err(invalid(
-                path,
-                &key("threshold"),
-                "delay rules take a duration: set `window` (and `clear_below` for delay.provider)",
-            ));
-        }
-        if let (Some(below), Some(window)) = (rule.clear_below, rule.window)
-            && below.as_millis() >= window.as_millis()
-        {
-            return Err(invalid(
-                path,
-                &key("clear_below"),
-                "must be shorter than window (the delay that fires the alert)",
-            ));
-        }
-        if rule.clear_below.is_some() && id != Rule::DelayProvider {
-            return Err(invalid(
-                path,
-                &key("clear_below"),
-                "only delay.provider has a clear_below",
-            ));
-        }
-        if let (Some(t), Threshold::Points { min, max }) = (rule.threshold, id.threshold())
-            && !(min..=max).contains(&t)
-        {
-            return Err(invalid(
-                path,
-                &key("threshold"),
-                format!("must be {min}..={max} for {name}"),
-            ));
-        }
-        if let Some(l) = rule.lactate
-            && !(l.is_finite() && l > 0.0 && l <= 30.0)
-        {
-            return Err(invalid(path, &key("lactate"), "must be in (0, 30] mmol/L"));
-        }
-        if rule.window.is_some_and(|w| w.as_millis() == 0) {
-            return Err(invalid(path, &key("window"), "must be longer than 0s"));
-        }
-    }
-    Ok(())
-}
-
-fn invalid(path: &str, key: &str, reason: impl Into<String>) -> ConfigError {
+pub(crate) fn invalid(path: &str, key: &str, reason: impl Into<String>) -> ConfigError {
     ConfigError::Invalid {
         path: path.into(),
         key: key.into(),

@@ -1,0 +1,48 @@
+//! `[gateway]`: the WebSocket and HTTP gateway.
+
+use serde::Deserialize;
+
+use crate::Duration;
+
+/// The WebSocket and HTTP gateway.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GatewayConfig {
+    /// Address the gateway listens on.
+    pub listen: String,
+    /// Alert frames a client may fall behind before it is closed with 1013 and must resync.
+    pub client_queue: usize,
+    /// Most simultaneous WebSocket connections; further upgrades get 503.
+    pub max_connections: usize,
+    /// How often coalesced `patient` frames are flushed to a client.
+    pub patient_flush: Duration,
+    /// Most open TCP connections, HTTP and WebSocket together; a connection beyond it is closed
+    /// as soon as it is accepted (and counted). Unset: the process's open-file limit less a
+    /// reserve for NATS, files and the staff already connected (an eighth of the limit, at
+    /// least 64), so a flood of idle sockets cannot take the engine's last file descriptors.
+    pub max_open_connections: Option<usize>,
+    /// How long a client may take to send a request's headers, the WebSocket upgrade included;
+    /// a connection that sends nothing is closed after it.
+    pub header_timeout: Duration,
+    /// A WebSocket that has not subscribed and sent nothing for this long is closed (1008).
+    pub idle_timeout: Duration,
+    /// A WebSocket not heard from for this long is pinged, and closed (1011) when it has not
+    /// answered after as long again: a frozen client is noticed even while its socket buffers
+    /// still take what is written.
+    pub ping_interval: Duration,
+}
+
+impl Default for GatewayConfig {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:8080".into(),
+            client_queue: 4096,
+            max_connections: 10_000,
+            patient_flush: Duration::from_millis(250),
+            max_open_connections: None,
+            header_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(60),
+            ping_interval: Duration::from_secs(30),
+        }
+    }
+}
