@@ -4,5 +4,5 @@
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    let _ = vigil_streams::envelope::decode_recorded(data);
+    let _ = vigil_streams::vitals::decode_recorded(data);
 });

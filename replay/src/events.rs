@@ -15,7 +15,8 @@ use std::sync::mpsc;
 use rustc_hash::FxHashMap;
 use vigil_engine::Reading;
 use vigil_engine::{Observed, Patient, Settings, Timestamp};
-use vigil_streams::envelope::{RejectCode, decode_recorded};
+use vigil_streams::envelope::RejectCode;
+use vigil_streams::vitals::decode_recorded;
 
 use crate::{AlertLog, Outcome, ReplayError, open_mask, pass_time, write_score};
 

@@ -22,7 +22,7 @@ use std::time::Instant;
 
 use serde::Serialize;
 use vigil_engine::{Alert, Observed, Param, Patient, Rule, Settings, Timestamp};
-use vigil_streams::envelope::check_vitals;
+use vigil_streams::vitals::check_vitals;
 
 pub use report::{Report, RuleReport};
 

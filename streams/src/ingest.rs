@@ -25,12 +25,13 @@ use vigil_engine::{PracticeEvent, Reading, Timestamp};
 
 use crate::bus::Delivery;
 use crate::dedupe::{Dedupe, Fingerprint, Fingerprinter};
-use crate::envelope::{Encoding, Rejection, decode_vitals};
+use crate::envelope::{Encoding, Rejection};
 use crate::metrics::{IngestMetrics, stream_index, type_index};
 use crate::outbox::Outbox;
 use crate::output::dead_letter;
 use crate::practice::decode_practice;
 use crate::receipt::{Receipt, batch_receipt};
+use crate::vitals::decode_vitals;
 
 /// A consumed stream: its name and how its messages decode.
 pub trait Inbound: Send + Sync + 'static {
