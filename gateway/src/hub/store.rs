@@ -1,0 +1,121 @@
+//! What the hub stores and hands to connections, each serialized once: alerts in scope
+//! ([`AlertEntry`]), pages waiting for a receipt ([`PageEntry`]), and the latest state of each
+//! patient ([`PatientFrame`]) and resource ([`ResourceFrame`]).
+
+use std::sync::Arc;
+
+use serde::Serialize;
+use vigil_engine::practice::keeper::ResourceView;
+use vigil_engine::{AlertState, Level, Owner, Page, PatientStatus, Timestamp, Vitals};
+
+use super::auth::Principal;
+
+/// An alert as the gateway keeps and sends it: routing fields plus its JSON, serialized once.
+#[derive(Debug)]
+pub struct AlertEntry {
+    pub alert_id: String,
+    pub tenant: String,
+    pub unit: Option<String>,
+    pub patient: Option<String>,
+    /// The actor that keeps the alert: where commands go.
+    pub owner: Option<Owner>,
+    pub level: Level,
+    pub state: AlertState,
+    pub version: u64,
+    pub emitted_at: Timestamp,
+    /// The current page, if any.
+    pub page: Option<Page>,
+    /// `orchestration.alert.v1` data as JSON.
+    pub json: String,
+}
+
+/// A page waiting for its receipt: sent to every matching pager connection now, and to each
+/// matching pager that connects while it waits.
+#[derive(Debug)]
+pub struct PageEntry {
+    pub page: Page,
+    pub tenant: String,
+    pub unit: Option<String>,
+    /// The `page` frame, serialized once.
+    pub frame: String,
+}
+
+impl PageEntry {
+    /// True when a connection of this principal should get the page.
+    pub fn reaches(&self, p: &Principal) -> bool {
+        p.covers(&self.tenant, self.unit.as_deref()) && self.page.reaches(p.role, &p.page_roles)
+    }
+}
+
+/// `(tenant, patientId)`.
+pub(super) type PatientKey = (Arc<str>, Arc<str>);
+
+/// Patients' latest states as one flush hands them to the connections.
+pub type PatientBatch = Arc<Vec<Arc<PatientFrame>>>;
+
+/// The latest live state of one patient. Its `patient` frame is serialized once, on first
+/// demand by a subscribed connection, so patients nobody watches cost no JSON.
+#[derive(Debug)]
+pub struct PatientFrame {
+    pub state: PatientStatus,
+    json: std::sync::OnceLock<String>,
+}
+
+impl PatientFrame {
+    pub fn new(state: PatientStatus) -> Self {
+        Self {
+            state,
+            json: std::sync::OnceLock::new(),
+        }
+    }
+
+    pub fn json(&self) -> &str {
+        self.json.get_or_init(|| {
+            let p = &self.state;
+            let frame = PatientFrameJson {
+                r#type: "patient",
+                patient_id: &p.patient_id,
+                unit_id: &p.unit_id,
+                at: p.at,
+                news2: p.news2,
+                qsofa: p.qsofa,
+                sirs: p.sirs,
+                partial: p.partial,
+                vitals: &p.vitals,
+            };
+            serde_json::to_string(&frame).unwrap_or_default()
+        })
+    }
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct PatientFrameJson<'a> {
+    r#type: &'static str,
+    patient_id: &'a str,
+    unit_id: &'a str,
+    at: Timestamp,
+    news2: Option<u8>,
+    qsofa: Option<u8>,
+    sirs: Option<u8>,
+    partial: bool,
+    vitals: &'a Vitals,
+}
+
+/// The latest live state of one provider, chair or room, or waiting area: its `resource`
+/// frame, serialized once.
+#[derive(Debug)]
+pub struct ResourceFrame {
+    pub tenant: String,
+    pub unit: Option<String>,
+    /// `{kind}:{id}`: providers, resources and locations are keyed apart.
+    pub key: String,
+    pub json: String,
+}
+
+#[derive(Serialize)]
+pub(super) struct ResourceFrameJson<'a> {
+    pub(super) r#type: &'static str,
+    #[serde(flatten)]
+    pub(super) view: &'a ResourceView,
+}
