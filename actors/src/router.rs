@@ -1,7 +1,7 @@
 //! One router per arbiter: owns the map from patient key to patient actor, creates actors on
 //! first contact, passivates idle ones, and forwards commands.
 
-use rustc_hash::FxHashMap;
+use rustc_hash::{FxBuildHasher, FxHashMap};
 use std::cell::Cell;
 use std::rc::Rc;
 use std::sync::Arc;
@@ -21,18 +21,24 @@ struct Entry {
     last_input: Instant,
     /// Set by the patient actor (same thread) while it has a non-resolved alert.
     has_active_alert: Rc<Cell<bool>>,
-    /// While a batch is being routed: where this patient's inputs are collected.
-    slot: Option<usize>,
+    /// Where this patient's inputs are collected in the batch being routed: valid while its
+    /// first element is the router's current batch number (so nothing needs resetting).
+    slot: (u64, usize),
 }
+
+/// A map whose `entry_ref` looks a borrowed key up once and copies it only on insert.
+type Map<V> = hashbrown::HashMap<String, V, FxBuildHasher>;
 
 pub struct ShardRouter {
     shard: usize,
     settings: ActorSettings,
     outputs: Arc<dyn Outputs>,
-    /// tenant -> patient -> actor; nested so lookups borrow the event's strings. Fx hashing:
-    /// keys are identifiers the engine routes on (several lookups per event), not user input
-    /// whose collisions could hurt anything but this shard's speed.
-    patients: FxHashMap<String, FxHashMap<String, Entry>>,
+    /// tenant -> patient -> actor; nested so lookups borrow the event's strings, one lookup
+    /// per level per event. Fx hashing: keys are identifiers the engine routes on, not user
+    /// input whose collisions could hurt anything but this shard's speed.
+    patients: Map<Map<Entry>>,
+    /// Numbers the batches routed, for [`Entry::slot`].
+    batch: u64,
 }
 
 impl ShardRouter {
@@ -41,48 +47,40 @@ impl ShardRouter {
             shard,
             settings,
             outputs,
-            patients: FxHashMap::default(),
+            patients: Map::default(),
+            batch: 0,
         }
     }
 
     fn entry(&mut self, tenant: &str, patient: &str, unit: &str) -> &mut Entry {
-        let settings = &self.settings;
-        let outputs = &self.outputs;
-        if !self.patients.contains_key(tenant) {
-            self.patients
-                .insert(tenant.to_string(), FxHashMap::default());
-        }
-        let Some(tenant_map) = self.patients.get_mut(tenant) else {
-            unreachable!("inserted above")
-        };
-        if !tenant_map.contains_key(patient) {
-            let flag = Rc::new(Cell::new(false));
-            let actor = PatientActor::new(
-                tenant,
-                patient,
-                unit,
-                settings.profiles.clone(),
-                settings.tick_every,
-                outputs.clone(),
-                flag.clone(),
-            );
-            let mailbox = settings.mailbox;
-            let addr = PatientActor::create(move |ctx| {
-                ctx.set_mailbox_capacity(mailbox);
-                actor
-            });
-            let entry = Entry {
-                addr,
-                last_input: Instant::now(),
-                has_active_alert: flag,
-                slot: None,
-            };
-            tenant_map.insert(patient.to_string(), entry);
-        }
-        let Some(entry) = tenant_map.get_mut(patient) else {
-            unreachable!("inserted above")
-        };
-        entry
+        let (settings, outputs) = (&self.settings, &self.outputs);
+        self.patients
+            .entry_ref(tenant)
+            .or_default()
+            .entry_ref(patient)
+            .or_insert_with(|| {
+                let flag = Rc::new(Cell::new(false));
+                let actor = PatientActor::new(
+                    tenant,
+                    patient,
+                    unit,
+                    settings.profiles.clone(),
+                    settings.tick_every,
+                    outputs.clone(),
+                    flag.clone(),
+                );
+                let mailbox = settings.mailbox;
+                let addr = PatientActor::create(move |ctx| {
+                    ctx.set_mailbox_capacity(mailbox);
+                    actor
+                });
+                Entry {
+                    addr,
+                    last_input: Instant::now(),
+                    has_active_alert: flag,
+                    slot: (0, 0),
+                }
+            })
     }
 
     fn get(&self, tenant: &str, patient: &str) -> Option<&Entry> {
@@ -128,6 +126,8 @@ impl Handler<DeliverReadings> for ShardRouter {
         // One message per patient per batch, readings in arrival order: collect them per entry
         // without copying keys, then send.
         let now = Instant::now();
+        self.batch += 1;
+        let batch = self.batch;
         let mut batches: Vec<(Addr<PatientActor>, Vec<Reading<'static>>)> = Vec::new();
         for reading in msg.items {
             let entry = self.entry(
@@ -137,22 +137,14 @@ impl Handler<DeliverReadings> for ShardRouter {
             );
             entry.last_input = now;
             match entry.slot {
-                Some(i) => batches[i].1.push(reading),
-                None => {
-                    entry.slot = Some(batches.len());
+                (b, i) if b == batch => batches[i].1.push(reading),
+                _ => {
+                    entry.slot = (batch, batches.len());
                     batches.push((entry.addr.clone(), vec![reading]));
                 }
             }
         }
         for (addr, readings) in batches {
-            if let Some(first) = readings.first()
-                && let Some(e) = self
-                    .patients
-                    .get_mut(&*first.meta.tenant_id)
-                    .and_then(|m| m.get_mut(&*first.patient_id))
-            {
-                e.slot = None;
-            }
             let observe = ApplyReadings(Batch {
                 items: readings,
                 held: msg.held.share(),
@@ -238,6 +230,6 @@ impl Handler<Count> for ShardRouter {
     type Result = usize;
 
     fn handle(&mut self, _: Count, _: &mut Self::Context) -> usize {
-        self.patients.values().map(FxHashMap::len).sum()
+        self.patients.values().map(Map::len).sum()
     }
 }
