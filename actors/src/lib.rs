@@ -14,6 +14,7 @@
 //!
 //! The number of batches in flight (`nats.max_inflight_batches`) bounds all of these in practice.
 
+mod deadline;
 mod messages;
 mod patient;
 pub mod practice;

@@ -10,6 +10,9 @@ use vigil_engine::{
     Alert, CommandError, Patient, PatientStatus, Profiles, ReadingBody, Settings, Timestamp,
 };
 
+use vigil_engine::owner::StateOwner;
+
+use crate::deadline::{Deadline, Wakes};
 use crate::messages::{ApplyReadings, Command, Passivate, Reconcile};
 use crate::wall_clock;
 use crate::{Outputs, Receipt};
@@ -28,7 +31,7 @@ pub struct PatientActor {
     /// Identifiers shared with every update this actor emits (no copy per update).
     ids: (Arc<str>, Arc<str>, Arc<str>),
     /// The one escalation timer of this patient: the earliest deadline of its alerts.
-    timer: Option<(Timestamp, SpawnHandle)>,
+    timer: Deadline,
 }
 
 impl PatientActor {
@@ -50,35 +53,16 @@ impl PatientActor {
             outputs,
             has_active_alert,
             ids: (Arc::from(tenant), Arc::from(patient), Arc::from(unit)),
-            timer: None,
+            timer: Deadline::default(),
         }
     }
 
-    /// Keeps one timer armed for the earliest alert deadline (escalation, page resend, snooze
-    /// end, acknowledgement expiry). The timer is only a wake-up: the alerts' own deadlines
-    /// decide what is due, so a wake-up for a deadline that has since moved does nothing.
+    /// Keeps the timer armed for the earliest alert deadline (escalation, page resend, snooze
+    /// end, acknowledgement expiry).
     fn schedule(&mut self, ctx: &mut Context<Self>) {
-        let next = self.patient.next_deadline();
-        if self.timer.as_ref().map(|(at, _)| *at) == next {
-            return;
-        }
-        if let Some((_, handle)) = self.timer.take() {
-            ctx.cancel_future(handle);
-        }
-        let Some(at) = next else { return };
-        let wait = u64::try_from(at.since(wall_clock())).unwrap_or(0);
-        let handle = ctx.run_later(std::time::Duration::from_millis(wait), |act, ctx| {
-            act.timer = None;
-            act.on_deadline(ctx);
-        });
-        self.timer = Some((at, handle));
-    }
-
-    fn on_deadline(&mut self, ctx: &mut Context<Self>) {
-        for alert in self.patient.advance(wall_clock()) {
-            self.emit(&alert, None, ctx);
-        }
-        self.schedule(ctx);
+        let now = wall_clock();
+        let next = StateOwner::next_deadline(&self.patient, now, &self.settings);
+        Deadline::arm(self, next, now, ctx);
     }
 
     fn emit(&mut self, alert: &Alert, receipt: Option<Receipt>, ctx: &mut Context<Self>) {
@@ -107,6 +91,20 @@ impl PatientActor {
     }
 }
 
+impl Wakes for PatientActor {
+    fn deadline(&mut self) -> &mut Deadline {
+        &mut self.timer
+    }
+
+    fn wake(&mut self, ctx: &mut Context<Self>) {
+        let now = wall_clock();
+        for alert in StateOwner::advance(&mut self.patient, now, &self.settings) {
+            self.emit(&alert, None, ctx);
+        }
+        self.schedule(ctx);
+    }
+}
+
 impl Actor for PatientActor {
     type Context = Context<Self>;
 
@@ -131,7 +129,7 @@ impl Handler<ApplyReadings> for PatientActor {
             if let ReadingBody::Vitals(_) = reading.body {
                 self.heard = Some(now);
             }
-            let out = self.patient.apply(reading, now, &settings);
+            let out = StateOwner::apply(&mut self.patient, reading, now, &settings);
             if out.score.is_some() {
                 scored = Some((out.qsofa.map(|q| q.total), out.sirs.map(|s| s.total)));
             }
@@ -146,7 +144,7 @@ impl Handler<ApplyReadings> for PatientActor {
         if msg.history {
             return;
         }
-        if self.timer.is_some() || self.patient.has_active_alert() {
+        if self.timer.is_armed() || self.patient.has_active_alert() {
             self.schedule(ctx);
         }
         if let Some((qsofa, sirs)) = scored
@@ -174,7 +172,7 @@ impl Handler<Command> for PatientActor {
     type Result = Result<Alert, CommandError>;
 
     fn handle(&mut self, msg: Command, ctx: &mut Self::Context) -> Self::Result {
-        let (alert, changed) = self.patient.command(&msg.0)?;
+        let (alert, changed) = StateOwner::command(&mut self.patient, &msg.0)?;
         if changed {
             self.emit(&alert, Some(msg.1), ctx);
             self.schedule(ctx);
@@ -188,14 +186,23 @@ impl Handler<Reconcile> for PatientActor {
 
     fn handle(&mut self, msg: Reconcile, ctx: &mut Self::Context) -> usize {
         let open = msg.open;
-        let installed = self.patient.reconcile(msg.alerts, |id| open.contains(id));
-        for alert in self.patient.active_alerts() {
+        let r = StateOwner::reconcile(
+            &mut self.patient,
+            msg.alerts,
+            &|id| open.contains(id),
+            wall_clock(),
+            &self.settings,
+        );
+        for alert in StateOwner::active_alerts(&self.patient) {
             self.outputs.restored(alert);
+        }
+        for alert in &r.publish {
+            self.emit(alert, None, ctx);
         }
         self.has_active_alert.set(self.patient.has_active_alert());
         // Deadlines that passed while the engine was down fire at once.
         self.schedule(ctx);
-        installed
+        r.installed
     }
 }
 

@@ -14,6 +14,9 @@ use rustc_hash::FxHashMap;
 use vigil_engine::practice::keeper::{Keeper, KeeperInput, KeeperKind};
 use vigil_engine::{Alert, CommandError, Owner, Profiles, Settings, Timestamp};
 
+use vigil_engine::owner::StateOwner;
+
+use crate::deadline::{Deadline, Wakes};
 use crate::messages::{ApplyPractice, Batch, Command, Count, DeliverPractice, Reconcile, Recover};
 use crate::{Outputs, Receipt, wall_clock};
 
@@ -41,7 +44,7 @@ pub struct KeeperActor {
     /// The profile of the keeper's location (looked up again when the location changes).
     settings: Arc<Settings>,
     outputs: Arc<dyn Outputs>,
-    timer: Option<(Timestamp, SpawnHandle)>,
+    timer: Deadline,
 }
 
 impl KeeperActor {
@@ -54,7 +57,7 @@ impl KeeperActor {
             profiles,
             settings,
             outputs,
-            timer: None,
+            timer: Deadline::default(),
         }
     }
 
@@ -69,23 +72,21 @@ impl KeeperActor {
     /// Publishes the live view and re-arms the timer for the next deadline.
     fn settle(&mut self, now: Timestamp, ctx: &mut Context<Self>) {
         self.outputs.resource(self.keeper.view(now, &self.settings));
-        let next = self.keeper.next_deadline(now, &self.settings);
-        if self.timer.as_ref().map(|(at, _)| *at) == next {
-            return;
-        }
-        if let Some((_, handle)) = self.timer.take() {
-            ctx.cancel_future(handle);
-        }
-        let Some(at) = next else { return };
-        let wait = u64::try_from(at.since(now)).unwrap_or(0);
-        let handle = ctx.run_later(std::time::Duration::from_millis(wait), |act, ctx| {
-            act.timer = None;
-            let now = wall_clock();
-            let alerts = act.keeper.advance(now, &act.settings);
-            act.emit(&alerts, None, ctx);
-            act.settle(now, ctx);
-        });
-        self.timer = Some((at, handle));
+        let next = StateOwner::next_deadline(&self.keeper, now, &self.settings);
+        Deadline::arm(self, next, now, ctx);
+    }
+}
+
+impl Wakes for KeeperActor {
+    fn deadline(&mut self) -> &mut Deadline {
+        &mut self.timer
+    }
+
+    fn wake(&mut self, ctx: &mut Context<Self>) {
+        let now = wall_clock();
+        let alerts = StateOwner::advance(&mut self.keeper, now, &self.settings);
+        self.emit(&alerts, None, ctx);
+        self.settle(now, ctx);
     }
 }
 
@@ -104,7 +105,7 @@ impl Handler<ApplyPractice> for KeeperActor {
             // hours old, applied in one go, must not find every patient waiting for hours
             // between a check-in and the start right behind it. Time passing is the timer's.
             let at = (*occurred_at).min(now);
-            let alerts = self.keeper.apply(input, at, &self.settings);
+            let alerts = StateOwner::apply(&mut self.keeper, input, at, &self.settings);
             if self.keeper.location() != before.as_deref() {
                 self.settings = self
                     .profiles
@@ -130,13 +131,20 @@ impl Handler<Reconcile> for KeeperActor {
 
     fn handle(&mut self, msg: Reconcile, ctx: &mut Self::Context) -> usize {
         let now = wall_clock();
-        let publish = self.keeper.reconcile(msg.alerts, now, &self.settings);
-        for alert in self.keeper.alerts().filter(|a| a.is_active()) {
+        let open = msg.open;
+        let r = StateOwner::reconcile(
+            &mut self.keeper,
+            msg.alerts,
+            &|id| open.contains(id),
+            now,
+            &self.settings,
+        );
+        for alert in StateOwner::active_alerts(&self.keeper) {
             self.outputs.restored(alert);
         }
-        self.emit(&publish, None, ctx);
+        self.emit(&r.publish, None, ctx);
         self.settle(now, ctx);
-        self.keeper.alerts().filter(|a| a.is_active()).count()
+        r.installed
     }
 }
 
@@ -144,7 +152,7 @@ impl Handler<Command> for KeeperActor {
     type Result = Result<Alert, CommandError>;
 
     fn handle(&mut self, msg: Command, ctx: &mut Self::Context) -> Self::Result {
-        let (alert, changed) = self.keeper.command(&msg.0)?;
+        let (alert, changed) = StateOwner::command(&mut self.keeper, &msg.0)?;
         if changed {
             self.emit(std::slice::from_ref(&alert), Some(&msg.1), ctx);
             self.settle(wall_clock(), ctx);

@@ -10,6 +10,8 @@
 //! - [`scores`]: NEWS2 (`news2`), qSOFA and SIRS (`sepsis`): pure functions of a chart.
 //! - [`alert`]: the alert record, escalation policies and pages, commands, deadlines.
 //! - [`settings`]: each unit's threshold profile and every rule's settings (`profiles`).
+//! - [`owner`]: the one shape of a state owner ([`owner::StateOwner`]), which the patient and
+//!   the practice keepers implement and the actors drive.
 //! - [`practice`]: the clinic's side: appointment status machine and book (`appointment`),
 //!   the delay rules, and the state of a waiting area, provider or resource (`keeper`).
 //! - [`event`]: what comes in, as the engine owns it: the envelope's meta, readings and
@@ -20,6 +22,7 @@
 pub mod alert;
 pub mod event;
 pub mod observation;
+pub mod owner;
 pub mod patient;
 pub mod practice;
 pub mod scores;

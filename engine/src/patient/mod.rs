@@ -7,9 +7,10 @@ pub mod risk;
 pub mod window;
 
 use crate::alert::Subject;
-use crate::alert::{Alert, AlertState, CommandError, Rule};
+use crate::alert::{Alert, AlertCommand, AlertState, CommandError, Rule};
 use crate::event::{Reading, ReadingBody};
 use crate::observation::{Admission, LabResult, Vitals};
+use crate::owner::{Reconciled, StateOwner};
 use crate::patient::conditions::{
     AlertOwner, Condition, Finding, Opening, Track, qsofa_opening, signal_loss_opening,
     sirs_lactate_opening, trend_opening,
@@ -528,6 +529,53 @@ impl Patient {
     }
 }
 
+impl AsRef<[Alert]> for Observed {
+    fn as_ref(&self) -> &[Alert] {
+        &self.alerts
+    }
+}
+
+impl StateOwner for Patient {
+    type Input<'a> = Reading<'a>;
+    type Applied = Observed;
+
+    fn apply(&mut self, input: &Reading<'_>, now: Timestamp, s: &Settings) -> Observed {
+        Patient::apply(self, input, now, s)
+    }
+
+    fn command(&mut self, c: &AlertCommand) -> Result<(Alert, bool), CommandError> {
+        Patient::command(self, c)
+    }
+
+    fn advance(&mut self, now: Timestamp, _: &Settings) -> Vec<Alert> {
+        Patient::advance(self, now)
+    }
+
+    /// Its alerts' deadlines. Signal loss, the one rule that fires on silence, is checked by
+    /// the actor's own tick ([`Patient::tick`]).
+    fn next_deadline(&self, _: Timestamp, _: &Settings) -> Option<Timestamp> {
+        Patient::next_deadline(self)
+    }
+
+    fn reconcile(
+        &mut self,
+        stored: Vec<Alert>,
+        is_open: &dyn Fn(&str) -> bool,
+        _: Timestamp,
+        _: &Settings,
+    ) -> Reconciled {
+        Reconciled {
+            installed: Patient::reconcile(self, stored, is_open),
+            // A deadline that passed meanwhile fires on the next `advance`.
+            publish: Vec::new(),
+        }
+    }
+
+    fn active_alerts(&self) -> impl Iterator<Item = &Alert> {
+        Patient::active_alerts(self)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -641,6 +689,57 @@ mod tests {
             }
         }
         panic!("news2.high did not fire");
+    }
+
+    /// Drives any owner through the trait only: what the actors do.
+    fn through_the_trait<O: StateOwner>(
+        owner: &mut O,
+        inputs: &[O::Input<'_>],
+        now: Timestamp,
+        s: &Settings,
+    ) -> Vec<Alert> {
+        inputs
+            .iter()
+            .flat_map(|i| owner.apply(i, now, s).as_ref().to_vec())
+            .collect()
+    }
+
+    #[test]
+    fn a_patient_driven_as_a_state_owner_alerts_escalates_and_recovers() {
+        let s = news2_only();
+        let mut p = patient();
+        let reading = |min: i64| Reading {
+            meta: crate::event::EventMeta {
+                event_id: format!("e{min}").into(),
+                tenant_id: "clinic-abc".into(),
+                occurred_at: t(min),
+                correlation_id: None,
+            },
+            patient_id: "patient-123".into(),
+            unit_id: "icu-3".into(),
+            body: ReadingBody::Vitals(v(8)),
+        };
+        let opened = through_the_trait(&mut p, &[reading(0), reading(1)], t(1), &s);
+        assert_eq!(opened.len(), 1, "{opened:?}");
+        let a = &opened[0];
+        assert_eq!(p.active_alerts().count(), 1);
+        assert!(StateOwner::has_active_alert(&p));
+        // The first deadline: the page is sent again unless receipted within 60 s.
+        assert_eq!(StateOwner::next_deadline(&p, t(1), &s), Some(t(2)));
+        // Level 2 of critical-default is paged 5 minutes after the opening.
+        let due = StateOwner::advance(&mut p, t(6), &s);
+        let latest = due.last().expect("transitions").clone();
+        assert_eq!(latest.escalation.level, 2, "{due:?}");
+        // A restart: the rebuilt patient takes its alert back as stored, open.
+        let mut rebuilt = patient();
+        let r = StateOwner::reconcile(&mut rebuilt, vec![latest], &|id| id == a.alert_id, t(7), &s);
+        assert_eq!((r.installed, r.publish.len()), (1, 0));
+        assert_eq!(
+            StateOwner::active_alerts(&rebuilt)
+                .next()
+                .map(|x| x.escalation.level),
+            Some(2)
+        );
     }
 
     #[test]

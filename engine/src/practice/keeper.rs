@@ -6,6 +6,7 @@
 use serde::Serialize;
 
 use crate::alert::{Alert, AlertCommand, CommandError};
+use crate::owner::{Reconciled, StateOwner};
 use crate::practice::appointment::{Effect, OccupancyUpdate, ProviderUpdate};
 use crate::practice::{Occupancy, ProviderDelays, ProviderStatus, ResourceStatus, WaitingArea};
 use crate::settings::Settings;
@@ -349,6 +350,46 @@ impl Keeper {
             }
         }
         v
+    }
+}
+
+impl StateOwner for Keeper {
+    type Input<'a> = KeeperInput;
+    type Applied = Vec<Alert>;
+
+    fn apply(&mut self, input: &KeeperInput, now: Timestamp, s: &Settings) -> Vec<Alert> {
+        Keeper::apply(self, input, now, s)
+    }
+
+    fn command(&mut self, c: &AlertCommand) -> Result<(Alert, bool), CommandError> {
+        Keeper::command(self, c)
+    }
+
+    fn advance(&mut self, now: Timestamp, s: &Settings) -> Vec<Alert> {
+        Keeper::advance(self, now, s)
+    }
+
+    fn next_deadline(&self, now: Timestamp, s: &Settings) -> Option<Timestamp> {
+        Keeper::next_deadline(self, now, s)
+    }
+
+    /// `ALERTS` is the keeper's whole truth at recovery: `is_open` adds nothing to `stored`.
+    fn reconcile(
+        &mut self,
+        stored: Vec<Alert>,
+        _: &dyn Fn(&str) -> bool,
+        now: Timestamp,
+        s: &Settings,
+    ) -> Reconciled {
+        let publish = Keeper::reconcile(self, stored, now, s);
+        Reconciled {
+            installed: self.alerts().filter(|a| a.is_active()).count(),
+            publish,
+        }
+    }
+
+    fn active_alerts(&self) -> impl Iterator<Item = &Alert> {
+        self.alerts().filter(|a| a.is_active())
     }
 }
 
