@@ -11,12 +11,14 @@
 //! - [`escalation`]: the policies, the escalation an alert carries and its pages (no alert);
 //! - [`record`]: the alert itself, its id and owner, and [`Alert::transition`];
 //! - [`command`]: what people do to an alert and who may;
-//! - [`paging`]: deadlines over time and pagers' answers.
+//! - [`paging`]: deadlines over time and pagers' answers;
+//! - [`holder`]: [`AlertHolder`], where one alert lives in whatever keeps it.
 //!
 //! The classification (`Rule`, `Level`, `Category`) is the rule catalogue's, in `vigil_config`.
 
 pub mod command;
 pub mod escalation;
+pub mod holder;
 pub mod paging;
 pub mod record;
 
@@ -25,6 +27,7 @@ pub use command::{
     snooze_millis,
 };
 pub use escalation::{Escalation, Page, PageState, Policies, Policy, PolicyLevel, page_alert};
+pub use holder::AlertHolder;
 pub use record::{
     Alert, AlertState, ENGINE, Explanation, Meta, Owner, Subject, Transition, alert_id,
 };

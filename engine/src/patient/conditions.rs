@@ -10,7 +10,7 @@
 //! rules").
 
 use crate::alert::Subject;
-use crate::alert::{Alert, AlertState, Escalation, Explanation, Meta, Rule, alert_id};
+use crate::alert::{Alert, AlertHolder, AlertState, Escalation, Explanation, Meta, Rule, alert_id};
 use crate::scores::news2::{Chart, Component, ComponentValue, Input, News2, decimal};
 use crate::scores::sepsis::{CriteriaScore, Labs, qsofa_components, sirs_components};
 use crate::settings::{RuleSettings, Settings};
@@ -87,16 +87,15 @@ pub struct Track {
     absent_since: Option<Timestamp>,
     /// Set when a person resolved the alert; cleared once the condition is seen absent.
     disarmed: bool,
-    /// Boxed: most patients have no alert, and an inline one would cost every patient its size.
-    alert: Option<Box<Alert>>,
+    alert: AlertHolder,
 }
 
 /// What the NEWS2 risk family and each other rule have in common: at most one alert at a time
 /// (kept after it resolves until the next opens), and whether its condition is present. The
 /// patient goes through this for everything it does to all its alerts alike.
 pub trait AlertOwner {
-    fn alert(&self) -> Option<&Alert>;
-    fn alert_mut(&mut self) -> Option<&mut Alert>;
+    fn holder(&self) -> &AlertHolder;
+    fn holder_mut(&mut self) -> &mut AlertHolder;
     /// The alert's condition is present (not in its clear period).
     fn condition_present(&self) -> bool;
     /// Recovery: makes `alert` (read back from `ALERTS`) the owner's alert, or forgets the
@@ -106,18 +105,26 @@ pub trait AlertOwner {
     /// calls it too, for an alert a person resolved before the restart.
     fn resolved_by_person(&mut self, at: Timestamp);
 
+    fn alert(&self) -> Option<&Alert> {
+        self.holder().get()
+    }
+
+    fn alert_mut(&mut self) -> Option<&mut Alert> {
+        self.holder_mut().get_mut()
+    }
+
     fn active_alert(&self) -> Option<&Alert> {
-        self.alert().filter(|a| a.is_active())
+        self.holder().active()
     }
 }
 
 impl AlertOwner for Track {
-    fn alert(&self) -> Option<&Alert> {
-        self.alert.as_deref()
+    fn holder(&self) -> &AlertHolder {
+        &self.alert
     }
 
-    fn alert_mut(&mut self) -> Option<&mut Alert> {
-        self.alert.as_deref_mut()
+    fn holder_mut(&mut self) -> &mut AlertHolder {
+        &mut self.alert
     }
 
     fn condition_present(&self) -> bool {
@@ -125,7 +132,7 @@ impl AlertOwner for Track {
     }
 
     fn install(&mut self, alert: Option<Alert>) {
-        self.alert = alert.map(Box::new);
+        self.alert.set(alert);
         self.absent_since = None;
         self.run = 0;
     }
@@ -154,7 +161,7 @@ impl Track {
         open: impl FnOnce() -> Opening,
     ) -> Option<Alert> {
         let r = rule.settings(settings);
-        if let Some(alert) = self.alert.as_mut().filter(|a| a.is_active()) {
+        if let Some(alert) = self.alert.active_mut() {
             if finding.active {
                 self.absent_since = None;
                 return None;
@@ -208,8 +215,7 @@ impl Track {
             explanation: o.explanation,
             ..Alert::opening(rule.rule(), at, now)
         };
-        self.alert = Some(Box::new(alert.clone()));
-        Some(alert)
+        Some(self.alert.open(alert))
     }
 }
 

@@ -443,9 +443,7 @@ impl Patient {
             })
             .ok_or_else(not_found)?;
         let owner = self.owner_mut(owner);
-        let alert = owner.alert_mut().ok_or_else(not_found)?;
-        let changed = alert.apply(c)?;
-        let alert = alert.clone();
+        let (alert, changed) = owner.holder_mut().command(c)?;
         if alert.state == AlertState::Resolved {
             owner.resolved_by_person(c.at);
         }

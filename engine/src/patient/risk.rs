@@ -13,7 +13,9 @@
 
 use std::collections::VecDeque;
 
-use crate::alert::{Alert, AlertState, Category, Escalation, Explanation, Meta, Subject};
+use crate::alert::{
+    Alert, AlertHolder, AlertState, Category, Escalation, Explanation, Meta, Subject,
+};
 use crate::patient::conditions::AlertOwner;
 use crate::scores::news2::News2;
 pub use crate::settings::{RiskRule, RuleSettings, Settings};
@@ -40,19 +42,18 @@ pub struct News2Risk {
     /// When the current rule's condition was last seen to stop holding.
     absent_since: Option<Timestamp>,
     /// The family's one alert (kept after resolution until a new one opens).
-    /// Boxed: most patients have no alert, and an inline one would cost every patient its size.
-    alert: Option<Box<Alert>>,
+    alert: AlertHolder,
     /// Which rule the alert currently stands for.
     rule: Option<RiskRule>,
 }
 
 impl AlertOwner for News2Risk {
-    fn alert(&self) -> Option<&Alert> {
-        self.alert.as_deref()
+    fn holder(&self) -> &AlertHolder {
+        &self.alert
     }
 
-    fn alert_mut(&mut self) -> Option<&mut Alert> {
-        self.alert.as_deref_mut()
+    fn holder_mut(&mut self) -> &mut AlertHolder {
+        &mut self.alert
     }
 
     fn condition_present(&self) -> bool {
@@ -63,7 +64,7 @@ impl AlertOwner for News2Risk {
         self.rule = alert
             .as_ref()
             .and_then(|a| RiskRule::ALL.into_iter().find(|r| r.rule() == a.rule));
-        self.alert = alert.map(Box::new);
+        self.alert.set(alert);
         self.absent_since = None;
     }
 
@@ -131,7 +132,7 @@ impl News2Risk {
             }
             (Some(cur), Some(rule)) if rule > cur => {
                 self.change_rule(rule, score, now, settings, "upgraded");
-                out.extend(self.alert.as_deref().cloned());
+                out.extend(self.alert.get().cloned());
             }
             (Some(cur), _) => {
                 if settings.active(cur, point.total, point.any_three) {
@@ -151,7 +152,7 @@ impl News2Risk {
                             }
                             None => self.auto_resolve(cur, now, clear_ms),
                         }
-                        out.extend(self.alert.as_deref().cloned());
+                        out.extend(self.alert.get().cloned());
                     }
                 }
             }
@@ -187,10 +188,9 @@ impl News2Risk {
             explanation: self.explain(rule, score, settings, None),
             ..Alert::opening(rule.rule(), at, now)
         };
-        self.alert = Some(Box::new(alert.clone()));
         self.rule = Some(rule);
         self.absent_since = None;
-        alert
+        self.alert.open(alert)
     }
 
     fn change_rule(
@@ -203,7 +203,7 @@ impl News2Risk {
     ) {
         let Some(prev) = self.rule else { return };
         let explanation = self.explain(rule, score, settings, Some((prev, how)));
-        let Some(alert) = self.alert.as_mut() else {
+        let Some(alert) = self.alert.get_mut() else {
             return;
         };
         let upgrade = rule.level() > alert.level;
@@ -233,7 +233,7 @@ impl News2Risk {
     }
 
     fn auto_resolve(&mut self, rule: RiskRule, at: Timestamp, clear_ms: i64) {
-        if let Some(alert) = self.alert.as_mut() {
+        if let Some(alert) = self.alert.get_mut() {
             let reason = format!(
                 "condition cleared: {} absent for {} min",
                 rule.name(),

@@ -18,8 +18,8 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::alert::{
-    Alert, AlertCommand, AlertState, CommandError, ENGINE, Escalation, Explanation, Meta, Rule,
-    alert_id,
+    Alert, AlertCommand, AlertHolder, AlertState, CommandError, ENGINE, Escalation, Explanation,
+    Meta, Rule, alert_id,
 };
 use crate::settings::{RuleSettings, Settings};
 use crate::time::Timestamp;
@@ -229,33 +229,26 @@ fn open(
     }
 }
 
-/// Resolves `alert` (if still active) because its condition is gone; the alert after it.
-fn clear(alert: &mut Option<Alert>, at: Timestamp, reason: String) -> Option<Alert> {
-    let a = alert.as_mut().filter(|a| a.is_active())?;
-    a.transition(AlertState::Resolved, ENGINE, at, reason);
-    Some(a.clone())
-}
-
 /// The one delay alert of a provider or a resource, and whether a person's resolve has
 /// disarmed its rule until the condition goes away (a provider's average clears, a resource
 /// is freed).
 #[derive(Debug, Clone, Default)]
 pub struct AlertSlot {
-    alert: Option<Alert>,
+    alert: AlertHolder,
     disarmed: bool,
 }
 
 impl AlertSlot {
     pub fn alert(&self) -> Option<&Alert> {
-        self.alert.as_ref()
+        self.alert.get()
     }
 
     pub fn alert_mut(&mut self) -> Option<&mut Alert> {
-        self.alert.as_mut()
+        self.alert.get_mut()
     }
 
     fn active(&self) -> bool {
-        self.alert.as_ref().is_some_and(Alert::is_active)
+        self.alert.is_active()
     }
 
     /// The rule may not raise a new alert: one is active, or a person's resolve disarmed it.
@@ -265,8 +258,7 @@ impl AlertSlot {
 
     /// Keeps a newly opened alert; returns it.
     fn opened(&mut self, alert: Alert) -> Alert {
-        self.alert = Some(alert.clone());
-        alert
+        self.alert.open(alert)
     }
 
     /// Applies a person's command to the alert, if it is the one named. A resolve disarms
@@ -275,13 +267,7 @@ impl AlertSlot {
     /// # Errors
     /// `NotFound` when the slot holds no alert of that id; otherwise as [`Alert::apply`].
     pub fn command(&mut self, c: &AlertCommand) -> Result<(Alert, bool), CommandError> {
-        let a = self
-            .alert
-            .as_mut()
-            .filter(|a| a.alert_id == c.alert_id)
-            .ok_or_else(|| CommandError::NotFound(c.alert_id.clone()))?;
-        let changed = a.apply(c)?;
-        let a = a.clone();
+        let (a, changed) = self.alert.command(c)?;
         if a.state == AlertState::Resolved {
             self.disarmed = true;
         }
@@ -296,16 +282,13 @@ impl AlertSlot {
         let newest = stored.into_iter().max_by_key(|a| a.opened_at);
         let replayed = self.alert.take().filter(Alert::is_active);
         match (newest, replayed) {
-            (Some(a), _) if a.is_active() => self.alert = Some(a),
+            (Some(a), _) if a.is_active() => self.alert.set(Some(a)),
             (Some(a), _) if a.resolved_by_person() => {
-                self.alert = Some(a);
+                self.alert.set(Some(a));
                 self.disarmed = true;
             }
-            (_, Some(r)) => {
-                self.alert = Some(r.clone());
-                return vec![r];
-            }
-            (newest, None) => self.alert = newest,
+            (_, Some(r)) => return vec![self.alert.open(r)],
+            (newest, None) => self.alert.set(newest),
         }
         Vec::new()
     }
@@ -331,7 +314,7 @@ struct Waiter {
     patient: String,
     checked_in: Timestamp,
     scheduled: Timestamp,
-    alert: Option<Alert>,
+    alert: AlertHolder,
 }
 
 impl Waiter {
@@ -366,7 +349,7 @@ impl WaitingArea {
                 patient: patient.to_string(),
                 checked_in,
                 scheduled,
-                alert: None,
+                alert: AlertHolder::default(),
             });
     }
 
@@ -384,7 +367,7 @@ impl WaitingArea {
             AppointmentStatus::Cancelled => "appointment cancelled".to_string(),
             _ => "patient left".to_string(),
         };
-        clear(&mut w.alert, now, reason)
+        w.alert.clear(now, reason)
     }
 
     /// Fires `delay.waiting` for every patient waiting at least the rule's window at `now`.
@@ -402,7 +385,7 @@ impl WaitingArea {
         let mut out = Vec::new();
         for (appointment, w) in &mut self.waiting {
             // Once per wait: an alert a person resolved is not raised again for the same wait.
-            if w.alert.is_some() || now.since(w.since()) < r.window_ms {
+            if !w.alert.is_empty() || now.since(w.since()) < r.window_ms {
                 continue;
             }
             let waited_ms = now.since(w.since());
@@ -444,9 +427,10 @@ impl WaitingArea {
                 resource: None,
                 related: vec![appointment.clone()],
             };
-            let alert = open(DelayRule::Waiting, subject, words, now, s);
-            w.alert = Some(alert.clone());
-            out.push(alert);
+            out.push(
+                w.alert
+                    .open(open(DelayRule::Waiting, subject, words, now, s)),
+            );
         }
         out
     }
@@ -458,18 +442,18 @@ impl WaitingArea {
         }
         self.waiting
             .values()
-            .filter(|w| w.alert.is_none())
+            .filter(|w| w.alert.is_empty())
             .map(|w| w.since().plus_millis(s.waiting.window_ms))
             .min()
     }
 
     /// Every alert kept here (commands and recovery reach them through this).
     pub fn alerts_mut(&mut self) -> impl Iterator<Item = &mut Alert> {
-        self.waiting.values_mut().filter_map(|w| w.alert.as_mut())
+        self.waiting.values_mut().filter_map(|w| w.alert.get_mut())
     }
 
     pub fn alerts(&self) -> impl Iterator<Item = &Alert> {
-        self.waiting.values().filter_map(|w| w.alert.as_ref())
+        self.waiting.values().filter_map(|w| w.alert.get())
     }
 
     /// Recovery: `stored` are the alerts `ALERTS` holds for this location; the waiters were
@@ -494,10 +478,10 @@ impl WaitingArea {
         for (appointment, w) in &mut self.waiting {
             let replayed = w.alert.take().filter(Alert::is_active);
             match by_appointment.remove(appointment) {
-                Some(a) => w.alert = Some(a),
+                Some(a) => w.alert.set(Some(a)),
                 None => {
                     publish.extend(replayed.clone());
-                    w.alert = replayed;
+                    w.alert.set(replayed);
                 }
             }
         }
@@ -637,7 +621,7 @@ impl ProviderDelays {
                 span(avg),
                 span(r.clear_below_ms)
             );
-            return clear(&mut self.slot.alert, now, reason);
+            return self.slot.alert.clear(now, reason);
         }
         if !r.enabled || related.is_empty() || sum <= r.window_ms * count {
             return None;
@@ -750,7 +734,7 @@ impl Occupancy {
             return None;
         }
         self.slot.disarmed = false;
-        clear(&mut self.slot.alert, now, "resource freed".into())
+        self.slot.alert.clear(now, "resource freed".into())
     }
 
     /// Minutes past `expectedFreeAt` while occupied (0 otherwise): the `resource` frame's delay.
@@ -773,7 +757,7 @@ impl Occupancy {
     ) -> Option<Alert> {
         let r = &s.overrun;
         if self.status != ResourceStatus::Occupied {
-            return clear(&mut self.slot.alert, now, "resource freed".into());
+            return self.slot.alert.clear(now, "resource freed".into());
         }
         let free = self.expected_free_at?;
         if !r.enabled
