@@ -101,6 +101,10 @@ impl Engine {
         };
         let mut checkins_sink = practice_sink("CHECKINS");
         let recovered = recovery::recover(bus, cfg, &shards, &mut checkins_sink).await?;
+        metrics.recovery_unreadable_alerts.store(
+            recovered.unreadable as u64,
+            std::sync::atomic::Ordering::Relaxed,
+        );
         tracing::info!(
             events = recovered.events,
             open_alerts = recovered.alerts,

@@ -145,7 +145,7 @@ pub async fn recover(
             Ok(_) => {}
             Err(e) => {
                 unreadable += 1;
-                tracing::warn!(error = %e, "a stored alert state cannot be read; skipped");
+                tracing::error!(error = %e, "a stored alert state cannot be read: that alert is not restored (counted in vigil_recovery_unreadable_alerts)");
             }
         }
     }

@@ -159,3 +159,44 @@ async fn kill_9_mid_escalation_loses_nothing_and_duplicates_nothing() {
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["alert"]["state"], "acknowledged");
 }
+
+/// A stored alert state recovery cannot read (damaged, or written by a newer engine) may be an
+/// open alert that is now not restored: it is logged at ERROR and counted in `/metrics`, and
+/// recovery goes on for every other alert.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreadable_stored_alert_is_counted_and_recovery_goes_on() {
+    let nats = NatsServer::start();
+    let js = jetstream::new(nats.client().await);
+    let mut first = Engine::start(&nats, POLICY);
+    first.wait_ready().await;
+    assert_eq!(first.metric("vigil_recovery_unreadable_alerts").await, 0.0);
+    reading(&js, 1, 2).await;
+    reading(&js, 2, 1).await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while list_alerts(&first.addr, "admin-abc-token").await.is_empty() {
+        assert!(std::time::Instant::now() < deadline, "no alert opened");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    first.terminate();
+    publish_raw(
+        &js,
+        &format!("alerts.{T}.alert-damaged"),
+        &[],
+        b"{\"data\": {\"alertId\": 7}}".to_vec(),
+    )
+    .await;
+
+    let second = Engine::start(&nats, POLICY);
+    second.wait_ready().await;
+    assert_eq!(second.metric("vigil_recovery_unreadable_alerts").await, 1.0);
+    let log = second.log.lock().unwrap().join("\n");
+    assert!(log.contains("a stored alert state cannot be read"), "{log}");
+    assert!(
+        log.contains("open_alerts=1"),
+        "the readable alert is restored: {log}"
+    );
+    let alerts = list_alerts(&second.addr, "admin-abc-token").await;
+    assert_eq!(alerts.len(), 1, "{alerts:?}");
+    assert_eq!(alerts[0]["patientId"], "patient-1");
+}

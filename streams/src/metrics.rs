@@ -31,6 +31,9 @@ pub struct IngestMetrics {
     pub practice_unscheduled: AtomicU64,
     /// `patient.flow.update.v1` messages published.
     pub flow_updates: AtomicU64,
+    /// Alert states in `ALERTS` the latest recovery could not read (each one an alert that may
+    /// be open and is not restored).
+    pub recovery_unreadable_alerts: AtomicU64,
     pub batches_acked: AtomicU64,
     pub ack_failures: AtomicU64,
     /// Each batch from hand-off to fully applied and published, seconds.
@@ -186,6 +189,12 @@ impl Collector for IngestMetrics {
             "vigil_flow_updates",
             "patient.flow.update.v1 messages published",
             load(&self.flow_updates),
+        )?;
+        gauge(
+            &mut e,
+            "vigil_recovery_unreadable_alerts",
+            "Alert states in ALERTS the latest recovery could not read (not restored)",
+            load(&self.recovery_unreadable_alerts) as i64,
         )?;
         counter(
             &mut e,
