@@ -1,5 +1,9 @@
-//! vigil-actors: actix actors that own engine state. One [`PatientActor`] per patient, created on
-//! demand by the [`ShardRouter`] of the arbiter its key hashes to (one arbiter per core).
+//! vigil-actors: actix actors that own engine state. One actor type for every kind of owner,
+//! [`OwnerActor`] over the engine's `StateOwner` (`owner.rs`; the timer in `deadline.rs`): one
+//! [`PatientActor`] per patient, created on demand by the [`ShardRouter`] of the arbiter its
+//! key hashes to (one arbiter per core), and one `KeeperActor` per location, provider and
+//! resource, by the `PracticeRouter` beside it (`practice.rs`). Every message is in
+//! `messages.rs`.
 //!
 //! Dependency chain: `config` -> `engine` -> **`actors`** -> `vigil`. Actors call the pure engine
 //! and hand what it produces to an [`Outputs`] port that the binary wires to NATS and the gateway.
@@ -16,6 +20,7 @@
 
 mod deadline;
 mod messages;
+mod owner;
 mod patient;
 pub mod practice;
 mod router;
@@ -30,6 +35,7 @@ use vigil_engine::{Alert, CommandError, Owner, PatientStatus, Profiles, Reading,
 
 pub use vigil_engine::AlertCommand;
 
+pub use owner::{Kept, OwnerActor};
 pub use patient::PatientActor;
 pub use practice::{KeeperActor, PracticeInput, PracticeRouter};
 pub use router::ShardRouter;

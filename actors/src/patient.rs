@@ -1,41 +1,51 @@
-//! The patient actor: owns one [`Patient`], applies its events in order, applies commands to its
-//! alerts, and hands every transition to the outputs.
+//! The patient actor: an [`OwnerActor`] keeping one [`Patient`]. It applies the patient's
+//! readings in order, publishes the patient's live state after each new score, and checks for
+//! signal loss on its own tick (the one rule that fires on silence).
 
 use std::cell::Cell;
 use std::rc::Rc;
 use std::sync::Arc;
 
 use actix::prelude::*;
-use vigil_engine::{
-    Alert, CommandError, Patient, PatientStatus, Profiles, ReadingBody, Settings, Timestamp,
-};
-
 use vigil_engine::owner::StateOwner;
+use vigil_engine::{Patient, PatientStatus, Profiles, ReadingBody, Timestamp};
 
-use crate::deadline::{Deadline, Wakes};
-use crate::messages::{ApplyReadings, Command, Passivate, Reconcile};
+use crate::Outputs;
+use crate::messages::ApplyReadings;
+use crate::owner::{Kept, OwnerActor};
 use crate::wall_clock;
-use crate::{Outputs, Receipt};
 
-pub struct PatientActor {
-    patient: Patient,
-    profiles: Arc<Profiles>,
-    /// The profile of the patient's current unit (looked up again when the unit changes).
-    settings: Arc<Settings>,
+pub type PatientActor = OwnerActor<Patient>;
+
+/// A patient actor's own state.
+pub struct PatientLocal {
     tick_every: std::time::Duration,
     /// Wall-clock time the latest vitals arrived (signal loss counts silence from it).
     heard: Option<Timestamp>,
-    outputs: Arc<dyn Outputs>,
-    /// Shared with the router on the same thread: passivation skips patients with open alerts.
-    has_active_alert: Rc<Cell<bool>>,
     /// Identifiers shared with every update this actor emits (no copy per update).
     ids: (Arc<str>, Arc<str>, Arc<str>),
-    /// The one escalation timer of this patient: the earliest deadline of its alerts.
-    timer: Deadline,
+}
+
+impl Kept for Patient {
+    type Local = PatientLocal;
+
+    fn tenant(&self) -> &str {
+        &self.tenant
+    }
+
+    fn unit(&self) -> Option<&str> {
+        Some(&self.unit_id)
+    }
+
+    fn started(act: &mut PatientActor, ctx: &mut Context<PatientActor>) {
+        if act.settings.signal_loss.enabled {
+            ctx.run_interval(act.local.tick_every, |act, ctx| act.tick(ctx));
+        }
+    }
 }
 
 impl PatientActor {
-    pub(crate) fn new(
+    pub(crate) fn for_patient(
         tenant: &str,
         patient: &str,
         unit: &str,
@@ -44,73 +54,29 @@ impl PatientActor {
         outputs: Arc<dyn Outputs>,
         has_active_alert: Rc<Cell<bool>>,
     ) -> Self {
-        Self {
-            patient: Patient::new(tenant, patient, unit),
-            settings: profiles.for_unit(tenant, unit).clone(),
-            profiles,
+        let local = PatientLocal {
             tick_every,
             heard: None,
+            ids: (Arc::from(tenant), Arc::from(patient), Arc::from(unit)),
+        };
+        OwnerActor::new(
+            Patient::new(tenant, patient, unit),
+            profiles,
             outputs,
             has_active_alert,
-            ids: (Arc::from(tenant), Arc::from(patient), Arc::from(unit)),
-            timer: Deadline::default(),
-        }
-    }
-
-    /// Keeps the timer armed for the earliest alert deadline (escalation, page resend, snooze
-    /// end, acknowledgement expiry).
-    fn schedule(&mut self, ctx: &mut Context<Self>) {
-        let now = wall_clock();
-        let next = StateOwner::next_deadline(&self.patient, now, &self.settings);
-        Deadline::arm(self, next, now, ctx);
-    }
-
-    fn emit(&mut self, alert: &Alert, receipt: Option<Receipt>, ctx: &mut Context<Self>) {
-        if let Some(wait) = self.outputs.alert(alert, receipt) {
-            ctx.wait(wait.into_actor(self));
-        }
-        self.has_active_alert.set(self.patient.has_active_alert());
-    }
-
-    /// The profile for `unit`: the cached one unless the patient moved.
-    fn settings_for(&mut self, unit: &str) -> Arc<Settings> {
-        if *self.patient.unit_id != *unit {
-            self.settings = self.profiles.for_unit(&self.patient.tenant, unit).clone();
-        }
-        self.settings.clone()
+            local,
+        )
     }
 
     /// Signal loss needs time to pass with no event: checked on this actor's own timer.
     fn tick(&mut self, ctx: &mut Context<Self>) {
         let now = wall_clock();
-        let Some(heard) = self.heard else { return };
-        if let Some(alert) = self.patient.tick(now, heard, &self.settings) {
-            self.emit(&alert, None, ctx);
-            self.schedule(ctx);
-        }
-    }
-}
-
-impl Wakes for PatientActor {
-    fn deadline(&mut self) -> &mut Deadline {
-        &mut self.timer
-    }
-
-    fn wake(&mut self, ctx: &mut Context<Self>) {
-        let now = wall_clock();
-        for alert in StateOwner::advance(&mut self.patient, now, &self.settings) {
-            self.emit(&alert, None, ctx);
-        }
-        self.schedule(ctx);
-    }
-}
-
-impl Actor for PatientActor {
-    type Context = Context<Self>;
-
-    fn started(&mut self, ctx: &mut Self::Context) {
-        if self.settings.signal_loss.enabled {
-            ctx.run_interval(self.tick_every, |act, ctx| act.tick(ctx));
+        let Some(heard) = self.local.heard else {
+            return;
+        };
+        if let Some(alert) = self.owner.tick(now, heard, &self.settings) {
+            self.emit(std::slice::from_ref(&alert), None, ctx);
+            self.settle(now, ctx);
         }
     }
 }
@@ -127,89 +93,42 @@ impl Handler<ApplyReadings> for PatientActor {
         for reading in &msg.items {
             let settings = self.settings_for(&reading.unit_id);
             if let ReadingBody::Vitals(_) = reading.body {
-                self.heard = Some(now);
+                self.local.heard = Some(now);
             }
-            let out = StateOwner::apply(&mut self.patient, reading, now, &settings);
+            let out = StateOwner::apply(&mut self.owner, reading, now, &settings);
             if out.score.is_some() {
                 scored = Some((out.qsofa.map(|q| q.total), out.sirs.map(|s| s.total)));
             }
-            if msg.history {
-                continue;
-            }
-            for alert in &out.alerts {
-                self.emit(alert, Some(msg.held.receipt().clone()), ctx);
+            if !msg.history {
+                self.emit(&out.alerts, Some(msg.held.receipt()), ctx);
             }
         }
         msg.held.applied();
         if msg.history {
             return;
         }
-        if self.timer.is_armed() || self.patient.has_active_alert() {
-            self.schedule(ctx);
+        // Only a patient with an alert (or a timer to cancel) has a deadline to look for.
+        if self.timer_armed() || self.owner.has_active_alert() {
+            self.settle(now, ctx);
         }
         if let Some((qsofa, sirs)) = scored
-            && let Some(score) = &self.patient.last_score
+            && let Some(score) = &self.owner.last_score
         {
-            if *self.ids.2 != *self.patient.unit_id {
-                self.ids.2 = Arc::from(self.patient.unit_id.as_str());
+            let ids = &mut self.local.ids;
+            if *ids.2 != *self.owner.unit_id {
+                ids.2 = Arc::from(self.owner.unit_id.as_str());
             }
             self.outputs.patient(PatientStatus {
-                tenant: self.ids.0.clone(),
-                patient_id: self.ids.1.clone(),
-                unit_id: self.ids.2.clone(),
+                tenant: ids.0.clone(),
+                patient_id: ids.1.clone(),
+                unit_id: ids.2.clone(),
                 at: score.at,
                 news2: Some(score.total),
                 qsofa,
                 sirs,
                 partial: score.partial,
-                vitals: self.patient.window.chart.latest(),
+                vitals: self.owner.window.chart.latest(),
             });
         }
-    }
-}
-
-impl Handler<Command> for PatientActor {
-    type Result = Result<Alert, CommandError>;
-
-    fn handle(&mut self, msg: Command, ctx: &mut Self::Context) -> Self::Result {
-        let (alert, changed) = StateOwner::command(&mut self.patient, &msg.0)?;
-        if changed {
-            self.emit(&alert, Some(msg.1), ctx);
-            self.schedule(ctx);
-        }
-        Ok(alert)
-    }
-}
-
-impl Handler<Reconcile> for PatientActor {
-    type Result = usize;
-
-    fn handle(&mut self, msg: Reconcile, ctx: &mut Self::Context) -> usize {
-        let open = msg.open;
-        let r = StateOwner::reconcile(
-            &mut self.patient,
-            msg.alerts,
-            &|id| open.contains(id),
-            wall_clock(),
-            &self.settings,
-        );
-        for alert in StateOwner::active_alerts(&self.patient) {
-            self.outputs.restored(alert);
-        }
-        for alert in &r.publish {
-            self.emit(alert, None, ctx);
-        }
-        self.has_active_alert.set(self.patient.has_active_alert());
-        // Deadlines that passed while the engine was down fire at once.
-        self.schedule(ctx);
-        r.installed
-    }
-}
-
-impl Handler<Passivate> for PatientActor {
-    type Result = ();
-
-    fn handle(&mut self, _: Passivate, ctx: &mut Self::Context) {
-        ctx.stop();
     }
 }

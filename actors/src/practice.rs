@@ -1,12 +1,14 @@
-//! Practice actors: one [`KeeperActor`] per location (waiting area), provider and resource
-//! (chair or room), created on first contact by the [`PracticeRouter`] of the arbiter the key
-//! hashes to, beside the patient router. Each holds an engine [`Keeper`] and one timer for its
-//! next deadline, so delay rules fire as time passes, not only on the next event.
+//! Practice actors: one [`KeeperActor`] (the [`OwnerActor`] of an engine [`Keeper`]) per
+//! location (waiting area), provider and resource (chair or room), created on first contact by
+//! the [`PracticeRouter`] of the arbiter the key hashes to, beside the patient router. Its timer
+//! wakes for the keeper's next deadline, so delay rules fire as time passes, not only on the
+//! next event; after every change it publishes the keeper's `resource` view.
 //!
 //! Backpressure as for patients: bounded mailboxes, `try_send`, and a router that waits for
 //! room (`ctx.wait`) instead of dropping. Practice actors are not passivated: a clinic network
 //! has as many as it has locations, providers and chairs, a few bytes to a few KiB each.
 
+use std::rc::Rc;
 use std::sync::Arc;
 
 use actix::prelude::*;
@@ -16,9 +18,9 @@ use vigil_engine::{Alert, CommandError, Owner, Profiles, Settings, Timestamp};
 
 use vigil_engine::owner::StateOwner;
 
-use crate::deadline::{Deadline, Wakes};
 use crate::messages::{ApplyPractice, Batch, Command, Count, DeliverPractice, Reconcile, Recover};
-use crate::{Outputs, Receipt, wall_clock};
+use crate::owner::{Kept, OwnerActor};
+use crate::{Outputs, wall_clock};
 
 /// One practice input for an actor, with its tenant and its source event's `occurredAt`.
 #[derive(Debug, Clone)]
@@ -38,60 +40,23 @@ pub(crate) fn keeper_of(owner: &Owner) -> Option<(KeeperKind, &str)> {
     }
 }
 
-pub struct KeeperActor {
-    keeper: Keeper,
-    profiles: Arc<Profiles>,
-    /// The profile of the keeper's location (looked up again when the location changes).
-    settings: Arc<Settings>,
-    outputs: Arc<dyn Outputs>,
-    timer: Deadline,
-}
+pub type KeeperActor = OwnerActor<Keeper>;
 
-impl KeeperActor {
-    fn new(keeper: Keeper, profiles: Arc<Profiles>, outputs: Arc<dyn Outputs>) -> Self {
-        let settings = profiles
-            .for_unit(&keeper.tenant, keeper.location().unwrap_or_default())
-            .clone();
-        Self {
-            keeper,
-            profiles,
-            settings,
-            outputs,
-            timer: Deadline::default(),
-        }
+impl Kept for Keeper {
+    type Local = ();
+
+    fn tenant(&self) -> &str {
+        &self.tenant
     }
 
-    fn emit(&mut self, alerts: &[Alert], receipt: Option<&Receipt>, ctx: &mut Context<Self>) {
-        for alert in alerts {
-            if let Some(wait) = self.outputs.alert(alert, receipt.cloned()) {
-                ctx.wait(wait.into_actor(self));
-            }
-        }
+    fn unit(&self) -> Option<&str> {
+        self.location()
     }
 
-    /// Publishes the live view and re-arms the timer for the next deadline.
-    fn settle(&mut self, now: Timestamp, ctx: &mut Context<Self>) {
-        self.outputs.resource(self.keeper.view(now, &self.settings));
-        let next = StateOwner::next_deadline(&self.keeper, now, &self.settings);
-        Deadline::arm(self, next, now, ctx);
+    /// The live view for `resource` frames.
+    fn changed(&self, now: Timestamp, s: &Settings, outputs: &dyn Outputs) {
+        outputs.resource(self.view(now, s));
     }
-}
-
-impl Wakes for KeeperActor {
-    fn deadline(&mut self) -> &mut Deadline {
-        &mut self.timer
-    }
-
-    fn wake(&mut self, ctx: &mut Context<Self>) {
-        let now = wall_clock();
-        let alerts = StateOwner::advance(&mut self.keeper, now, &self.settings);
-        self.emit(&alerts, None, ctx);
-        self.settle(now, ctx);
-    }
-}
-
-impl Actor for KeeperActor {
-    type Context = Context<Self>;
 }
 
 impl Handler<ApplyPractice> for KeeperActor {
@@ -100,21 +65,13 @@ impl Handler<ApplyPractice> for KeeperActor {
     fn handle(&mut self, ApplyPractice(msg): ApplyPractice, ctx: &mut Self::Context) {
         let now = wall_clock();
         for (input, occurred_at) in &msg.items {
-            let before = self.keeper.location().map(str::to_string);
+            let before = self.owner.location().map(str::to_string);
             // Rules look at the event's own time (never later than now): a backlog of events
             // hours old, applied in one go, must not find every patient waiting for hours
             // between a check-in and the start right behind it. Time passing is the timer's.
             let at = (*occurred_at).min(now);
-            let alerts = StateOwner::apply(&mut self.keeper, input, at, &self.settings);
-            if self.keeper.location() != before.as_deref() {
-                self.settings = self
-                    .profiles
-                    .for_unit(
-                        &self.keeper.tenant,
-                        self.keeper.location().unwrap_or_default(),
-                    )
-                    .clone();
-            }
+            let alerts = StateOwner::apply(&mut self.owner, input, at, &self.settings);
+            self.refresh_settings(before.as_deref());
             if !msg.history {
                 self.emit(&alerts, Some(msg.held.receipt()), ctx);
             }
@@ -123,41 +80,6 @@ impl Handler<ApplyPractice> for KeeperActor {
         if !msg.history {
             self.settle(now, ctx);
         }
-    }
-}
-
-impl Handler<Reconcile> for KeeperActor {
-    type Result = usize;
-
-    fn handle(&mut self, msg: Reconcile, ctx: &mut Self::Context) -> usize {
-        let now = wall_clock();
-        let open = msg.open;
-        let r = StateOwner::reconcile(
-            &mut self.keeper,
-            msg.alerts,
-            &|id| open.contains(id),
-            now,
-            &self.settings,
-        );
-        for alert in StateOwner::active_alerts(&self.keeper) {
-            self.outputs.restored(alert);
-        }
-        self.emit(&r.publish, None, ctx);
-        self.settle(now, ctx);
-        r.installed
-    }
-}
-
-impl Handler<Command> for KeeperActor {
-    type Result = Result<Alert, CommandError>;
-
-    fn handle(&mut self, msg: Command, ctx: &mut Self::Context) -> Self::Result {
-        let (alert, changed) = StateOwner::command(&mut self.keeper, &msg.0)?;
-        if changed {
-            self.emit(std::slice::from_ref(&alert), Some(&msg.1), ctx);
-            self.settle(wall_clock(), ctx);
-        }
-        Ok(alert)
     }
 }
 
@@ -187,10 +109,13 @@ impl PracticeRouter {
         if let Some(addr) = self.keepers.get(&key) {
             return addr.clone();
         }
+        // Practice actors are not passivated: nobody reads the flag.
         let actor = KeeperActor::new(
             Keeper::new(kind, tenant, id),
             self.profiles.clone(),
             self.outputs.clone(),
+            Rc::default(),
+            (),
         );
         let mailbox = self.mailbox;
         let addr = KeeperActor::create(move |ctx| {

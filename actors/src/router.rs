@@ -60,7 +60,7 @@ impl ShardRouter {
             .entry_ref(patient)
             .or_insert_with(|| {
                 let flag = Rc::new(Cell::new(false));
-                let actor = PatientActor::new(
+                let actor = PatientActor::for_patient(
                     tenant,
                     patient,
                     unit,
