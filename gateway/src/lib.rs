@@ -217,10 +217,11 @@ async fn api_command(
     let Some(principal) = authorize(&hub, &req) else {
         return unauthorized(&hub);
     };
-    if !protocol::ACTIONS.contains(&action.as_str()) {
-        let msg = format!("unknown action `{action}`; expected ack, resolve or snooze");
-        return api_error(&hub, ErrorCode::BadRequest, &msg);
-    }
+    // Refused before the body is read.
+    let action = match protocol::Action::parse(&action) {
+        Ok(a) => a,
+        Err(msg) => return api_error(&hub, ErrorCode::BadRequest, &msg),
+    };
     let body = match axum::body::to_bytes(req.into_body(), 64 * 1024).await {
         Ok(b) => b,
         Err(_) => {
@@ -231,11 +232,11 @@ async fn api_command(
             );
         }
     };
-    let c = match protocol::CommandBody::command(&action, &alert_id, &body) {
+    let c = match protocol::CommandBody::command(action, &alert_id, &body) {
         Ok(c) => c,
         Err(msg) => return api_error(&hub, ErrorCode::BadRequest, &msg),
     };
-    match hub.command(&principal, c.kind, &c.target, c.reason).await {
+    match hub.command(&principal, c).await {
         Ok(alert) => {
             let body = serde_json::json!({"ok": true, "alert": alert}).to_string();
             (

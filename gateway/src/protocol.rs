@@ -134,17 +134,6 @@ impl ClientMessage {
         message.into_request()
     }
 
-    /// The `id` the client chose, echoed in the answer.
-    pub fn id(&self) -> Option<&str> {
-        match self {
-            ClientMessage::Ping { id } => id.as_deref(),
-            ClientMessage::Subscribe(m) => m.id.as_deref(),
-            ClientMessage::Ack(m) | ClientMessage::Resolve(m) => m.id.as_deref(),
-            ClientMessage::Snooze(m) => m.id.as_deref(),
-            ClientMessage::Receipt(m) | ClientMessage::Decline(m) => m.id.as_deref(),
-        }
-    }
-
     fn into_request(self) -> Result<(Option<String>, Request), Refused> {
         let command = |kind, id, target, reason| {
             Ok((
@@ -211,28 +200,42 @@ pub struct CommandBody {
     pub minutes: Option<f64>,
 }
 
-/// The HTTP command actions.
-pub const ACTIONS: [&str; 3] = ["ack", "resolve", "snooze"];
+/// The action of `POST /api/alerts/{alertId}/{action}`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    Ack,
+    Resolve,
+    Snooze,
+}
+
+impl Action {
+    pub const ALL: [Action; 3] = [Action::Ack, Action::Resolve, Action::Snooze];
+
+    /// The action a path segment names.
+    ///
+    /// # Errors
+    /// A message naming the actions there are (the 400's text).
+    pub fn parse(action: &str) -> Result<Action, String> {
+        match action {
+            "ack" => Ok(Action::Ack),
+            "resolve" => Ok(Action::Resolve),
+            "snooze" => Ok(Action::Snooze),
+            other => Err(format!(
+                "unknown action `{other}`; expected ack, resolve or snooze"
+            )),
+        }
+    }
+}
 
 impl CommandBody {
     /// The command `action` on `alert_id` with this body (`body` as received).
     ///
     /// # Errors
-    /// A message naming what is wrong with the action or the body (the 400's text).
-    pub fn command(action: &str, alert_id: &str, body: &[u8]) -> Result<Command, String> {
-        let snooze = match action {
-            "ack" | "resolve" => false,
-            "snooze" => true,
-            other => {
-                return Err(format!(
-                    "unknown action `{other}`; expected ack, resolve or snooze"
-                ));
-            }
-        };
-        let expected = if snooze {
-            "{\"minutes\": 30, \"reason\": \"comfort care\"}"
-        } else {
-            "{\"reason\": \"at bedside\"}"
+    /// A message naming what is wrong with the body (the 400's text).
+    pub fn command(action: Action, alert_id: &str, body: &[u8]) -> Result<Command, String> {
+        let expected = match action {
+            Action::Snooze => "{\"minutes\": 30, \"reason\": \"comfort care\"}",
+            Action::Ack | Action::Resolve => "{\"reason\": \"at bedside\"}",
         };
         let body = if body.iter().all(u8::is_ascii_whitespace) {
             CommandBody::default()
@@ -246,21 +249,20 @@ impl CommandBody {
             })?
         };
         let (target, reason) = (alert_id.to_string(), body.reason.unwrap_or_default());
-        match (action, body.minutes) {
-            ("snooze", Some(minutes)) => Command::snooze(target, minutes, reason),
-            ("snooze", None) => Err(format!("field `minutes` is required, e.g. {expected}")),
-            (_, Some(_)) => Err(format!("unknown field `minutes`; expected {expected}")),
-            ("ack", None) => Ok(Command {
-                kind: CommandKind::Ack,
-                target,
-                reason,
-            }),
-            (_, None) => Ok(Command {
-                kind: CommandKind::Resolve,
-                target,
-                reason,
-            }),
-        }
+        let kind = match (action, body.minutes) {
+            (Action::Snooze, Some(minutes)) => return Command::snooze(target, minutes, reason),
+            (Action::Snooze, None) => {
+                return Err(format!("field `minutes` is required, e.g. {expected}"));
+            }
+            (_, Some(_)) => return Err(format!("unknown field `minutes`; expected {expected}")),
+            (Action::Ack, None) => CommandKind::Ack,
+            (Action::Resolve, None) => CommandKind::Resolve,
+        };
+        Ok(Command {
+            kind,
+            target,
+            reason,
+        })
     }
 }
 
@@ -358,19 +360,23 @@ mod tests {
 
     #[test]
     fn http_bodies_become_the_same_commands() {
-        let c = CommandBody::command("ack", "alert-1", b"").unwrap();
+        let c = CommandBody::command(Action::Ack, "alert-1", b"").unwrap();
         assert_eq!(
             (c.kind, c.target.as_str(), c.reason.as_str()),
             (CommandKind::Ack, "alert-1", "")
         );
-        let c = CommandBody::command("resolve", "a", br#"{"reason":"better"}"#).unwrap();
+        let c = CommandBody::command(Action::Resolve, "a", br#"{"reason":"better"}"#).unwrap();
         assert_eq!(
             (c.kind, c.reason.as_str()),
             (CommandKind::Resolve, "better")
         );
-        let c = CommandBody::command("snooze", "a", br#"{"minutes":30}"#).unwrap();
+        let c = CommandBody::command(Action::Snooze, "a", br#"{"minutes":30}"#).unwrap();
         assert_eq!(c.kind, CommandKind::Snooze { millis: 1_800_000 });
-        let err = |action, body: &[u8]| CommandBody::command(action, "a", body).unwrap_err();
+        let err = |action: &str, body: &[u8]| {
+            Action::parse(action)
+                .and_then(|a| CommandBody::command(a, "a", body))
+                .unwrap_err()
+        };
         assert!(err("snooze", b"{}").starts_with("field `minutes` is required"));
         assert!(err("ack", br#"{"minutes":5}"#).starts_with("unknown field `minutes`"));
         assert!(err("ack", br#"{"why":"x"}"#).contains("unknown field `why`"));
@@ -379,8 +385,12 @@ mod tests {
         assert!(
             err("snooze", br#"{"minutes":"x"}"#).starts_with("field `minutes` must be a number")
         );
-        assert!(CommandBody::command("ack", "a", br#"{"reason":null}"#).is_ok());
+        assert!(CommandBody::command(Action::Ack, "a", br#"{"reason":null}"#).is_ok());
         assert!(err("snooze", br#"{"minutes":0}"#).contains("`minutes`"));
         assert!(err("dance", b"").starts_with("unknown action `dance`"));
+        assert_eq!(
+            Action::ALL.map(|a| Action::parse(&format!("{a:?}").to_lowercase())),
+            Action::ALL.map(Ok)
+        );
     }
 }

@@ -546,7 +546,7 @@ impl Session {
         let (hub, principal) = (self.hub.clone(), self.principal.clone());
         self.commands.push(Box::pin(async move {
             let id = id.as_deref();
-            match hub.command(&principal, c.kind, &c.target, c.reason).await {
+            match hub.command(&principal, c).await {
                 Ok(_) if quiet => None,
                 Ok(alert) => {
                     let alert = serde_json::to_value(&alert).unwrap_or_default();

@@ -30,6 +30,7 @@ pub use store::{AlertEntry, PageEntry, PatientBatch, PatientFrame, ResourceFrame
 use store::{PatientKey, ResourceFrameJson};
 
 use crate::error::ErrorCode;
+use crate::protocol::Command;
 
 /// The port through which commands reach the actor that owns the alert.
 pub trait CommandPort: Send + Sync + 'static {
@@ -350,19 +351,16 @@ impl Hub {
     /// # Errors
     /// The engine's refusal, with the contract's code; `FORBIDDEN` for a page addressed to
     /// another role.
-    pub async fn command(
-        &self,
-        principal: &Principal,
-        kind: CommandKind,
-        target: &str,
-        reason: String,
-    ) -> Result<Alert, CommandError> {
+    pub async fn command(&self, principal: &Principal, c: Command) -> Result<Alert, CommandError> {
         // Refused up front while nothing can be stored: the client retries, nothing changed.
         let result = match self.readiness() {
             Err(why) => Err(CommandError::Unavailable(format!(
                 "commands cannot be stored now ({why}); nothing was changed, retry"
             ))),
-            Ok(()) => self.route_command(principal, kind, target, reason).await,
+            Ok(()) => {
+                self.route_command(principal, c.kind, &c.target, c.reason)
+                    .await
+            }
         };
         match &result {
             Ok(_) => {
