@@ -62,16 +62,6 @@ pub struct Desk {
     keep_ms: i64,
 }
 
-/// The appointment a check-in or status change is about.
-fn appointment_of(change: &PracticeChange) -> Option<&str> {
-    match change {
-        PracticeChange::Scheduled(b) => Some(&b.appointment),
-        PracticeChange::CheckIn(c) => Some(&c.appointment),
-        PracticeChange::Status(s) => Some(&s.appointment),
-        PracticeChange::Provider(_) | PracticeChange::Occupancy(_) => None,
-    }
-}
-
 fn unknown(tenant: &str, appointment: &str) -> Refusal {
     Refusal(reject(
         RejectCode::AppointmentUnknown,
@@ -111,7 +101,7 @@ impl Desk {
         origin: Origin,
         now: Timestamp,
     ) -> (Option<Outcome>, Vec<Outcome>) {
-        let Some(appointment) = appointment_of(&change) else {
+        let Some(appointment) = change.appointment() else {
             return (Some((origin, Ok(Vec::new()))), Vec::new());
         };
         let key = (tenant.to_string(), appointment.to_string());

@@ -10,7 +10,7 @@
 //! rules").
 
 use crate::alert::Subject;
-use crate::alert::{Alert, AlertHolder, AlertState, Escalation, Explanation, Meta, Rule, alert_id};
+use crate::alert::{Alert, AlertHolder, Escalation, Explanation, Meta, Rule, alert_id};
 use crate::scores::news2::{Chart, Component, ComponentValue, Input, News2, decimal};
 use crate::scores::sepsis::{CriteriaScore, Labs, qsofa_components, sirs_components};
 use crate::settings::{RuleSettings, Settings};
@@ -161,7 +161,7 @@ impl Track {
         open: impl FnOnce() -> Opening,
     ) -> Option<Alert> {
         let r = rule.settings(settings);
-        if let Some(alert) = self.alert.active_mut() {
+        if self.alert.is_active() {
             if finding.active {
                 self.absent_since = None;
                 return None;
@@ -180,10 +180,9 @@ impl Track {
                     clear / 60_000
                 )
             };
-            alert.transition(AlertState::Resolved, crate::alert::ENGINE, now, reason);
             self.absent_since = None;
             self.run = 0;
-            return Some(Alert::clone(alert));
+            return self.alert.clear(now, reason);
         }
         if !finding.holds {
             self.run = 0;

@@ -13,9 +13,7 @@
 
 use std::collections::VecDeque;
 
-use crate::alert::{
-    Alert, AlertHolder, AlertState, Category, Escalation, Explanation, Meta, Subject,
-};
+use crate::alert::{Alert, AlertHolder, Category, Escalation, Explanation, Meta, Subject};
 use crate::patient::conditions::AlertOwner;
 use crate::scores::news2::News2;
 pub use crate::settings::{RiskRule, RuleSettings, Settings};
@@ -233,14 +231,12 @@ impl News2Risk {
     }
 
     fn auto_resolve(&mut self, rule: RiskRule, at: Timestamp, clear_ms: i64) {
-        if let Some(alert) = self.alert.get_mut() {
-            let reason = format!(
-                "condition cleared: {} absent for {} min",
-                rule.name(),
-                clear_ms / 60_000
-            );
-            alert.transition(AlertState::Resolved, crate::alert::ENGINE, at, reason);
-        }
+        let reason = format!(
+            "condition cleared: {} absent for {} min",
+            rule.name(),
+            clear_ms / 60_000
+        );
+        self.alert.clear(at, reason);
         self.rule = None;
         self.absent_since = None;
     }

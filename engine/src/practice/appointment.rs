@@ -87,6 +87,17 @@ impl PracticeChange {
             PracticeChange::Occupancy(_) => "resource.occupancy.update.v1",
         }
     }
+
+    /// The appointment a schedule, check-in or status change is about; `None` for provider
+    /// and occupancy updates.
+    pub fn appointment(&self) -> Option<&str> {
+        match self {
+            PracticeChange::Scheduled(b) => Some(&b.appointment),
+            PracticeChange::CheckIn(c) => Some(&c.appointment),
+            PracticeChange::Status(s) => Some(&s.appointment),
+            PracticeChange::Provider(_) | PracticeChange::Occupancy(_) => None,
+        }
+    }
 }
 
 /// `patient.flow.update.v1` data.
@@ -372,13 +383,11 @@ impl AppointmentBook {
         tenant: &str,
         change: &PracticeChange,
     ) -> Option<Result<Vec<Effect>, Refused>> {
-        let id = match change {
-            PracticeChange::Scheduled(b) => return Some(Ok(self.schedule(tenant, b))),
-            PracticeChange::CheckIn(c) => &c.appointment,
-            PracticeChange::Status(s) => &s.appointment,
-            PracticeChange::Provider(_) | PracticeChange::Occupancy(_) => {
-                return Some(Ok(Vec::new()));
-            }
+        if let PracticeChange::Scheduled(b) = change {
+            return Some(Ok(self.schedule(tenant, b)));
+        }
+        let Some(id) = change.appointment() else {
+            return Some(Ok(Vec::new()));
         };
         let a = self.appointments.get_mut(&book_key(tenant, id))?;
         Some(match change {
