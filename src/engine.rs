@@ -10,7 +10,7 @@ use std::time::Duration;
 use anyhow::Context;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
-use vigil_actors::{ActorSettings, PatientShards};
+use vigil_actors::{ActorSettings, Shards};
 use vigil_config::Config;
 use vigil_engine::Profiles;
 use vigil_gateway::Hub;
@@ -28,7 +28,8 @@ pub struct Engine;
 
 /// The started engine: what [`Running::ended`] watches and [`Running::stop`] drains.
 pub struct Running {
-    shards: PatientShards,
+    bus: Bus,
+    shards: Shards,
     outbox: Outbox,
     outbox_task: JoinHandle<Result<(), OutboxError>>,
     /// The three consumers; `true` when one of them ended by itself.
@@ -73,7 +74,7 @@ impl Engine {
             outbox: outbox.clone(),
             metrics: metrics.clone(),
         });
-        let shards = PatientShards::start(
+        let shards = Shards::start(
             ActorSettings {
                 shards: cfg.engine.shards,
                 mailbox: cfg.engine.mailbox,
@@ -152,6 +153,7 @@ impl Engine {
         ));
         hub.set_ready(true);
         Ok(Running {
+            bus: bus.clone(),
             shards,
             outbox,
             outbox_task,
@@ -245,6 +247,16 @@ impl Running {
                 .is_err()
         {
             tracing::error!("outputs still unpublished after 10 s; they are recomputed on replay");
+        }
+        // The last acknowledgements are still in the client's buffer.
+        match tokio::time::timeout(OUTBOX_DRAIN, self.bus.flush()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "last acknowledgements not sent; NATS redelivers those events")
+            }
+            Err(_) => tracing::warn!(
+                "last acknowledgements not sent within 10 s; NATS redelivers those events"
+            ),
         }
         Ok(())
     }

@@ -363,6 +363,24 @@ impl Bus {
         }
     }
 
+    /// Waits until everything this process handed the client (acknowledgements included:
+    /// they are publishes nobody waits for) has been written to NATS. Call before exiting,
+    /// or the last acknowledgements die in the client's buffer and NATS redelivers what was
+    /// already applied.
+    ///
+    /// # Errors
+    /// [`BusError::Ack`] when the client could not write them (NATS away).
+    pub async fn flush(&self) -> Result<(), BusError> {
+        match self {
+            Bus::JetStream(b) => b
+                .client
+                .flush()
+                .await
+                .map_err(|e| BusError::Ack(format!("flushing to NATS: {e}"))),
+            Bus::Embedded(_) => Ok(()),
+        }
+    }
+
     /// Publishes and waits until the bus has it (JetStream: the stream's publish acknowledgement).
     ///
     /// # Errors
