@@ -6,7 +6,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 
-use vigil_actors::{PatientShards, PracticeInput};
+use vigil_actors::{PracticeInput, Shards};
 use vigil_engine::PracticeEvent;
 use vigil_engine::practice::appointment::{Effect, PracticeChange};
 use vigil_engine::practice::keeper::KeeperInput;
@@ -61,7 +61,7 @@ impl Pending {
         }
     }
 
-    async fn flush(self, shards: &PatientShards, outbox: &Outbox, receipt: Option<Receipt>) {
+    async fn flush(self, shards: &Shards, outbox: &Outbox, receipt: Option<Receipt>) {
         for mut msg in self.out {
             msg.receipt.clone_from(&receipt);
             outbox.send(msg).await;
@@ -79,7 +79,7 @@ impl Pending {
 pub struct PracticeSink {
     pub stream: &'static str,
     pub desk: Arc<Desk>,
-    pub shards: PatientShards,
+    pub shards: Shards,
     pub outbox: Outbox,
     pub metrics: Arc<IngestMetrics>,
     /// Recovery: rebuild state only; publish nothing (it was published before the restart).
@@ -91,7 +91,7 @@ impl PracticeSink {
     pub fn new(
         stream: &'static str,
         desk: Arc<Desk>,
-        shards: PatientShards,
+        shards: Shards,
         outbox: Outbox,
         metrics: Arc<IngestMetrics>,
     ) -> Self {
@@ -187,7 +187,7 @@ impl EventSink for PracticeSink {
 /// appointments older than the practice horizon, every minute, until `stop`.
 pub async fn sweep_held(
     desk: Arc<Desk>,
-    shards: PatientShards,
+    shards: Shards,
     outbox: Outbox,
     metrics: Arc<IngestMetrics>,
     stop: impl Future<Output = ()>,

@@ -7,7 +7,7 @@
 use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
-use vigil_actors::PatientShards;
+use vigil_actors::Shards;
 use vigil_config::Config;
 use vigil_engine::Alert;
 use vigil_engine::Reading;
@@ -95,7 +95,7 @@ fn horizon(cfg: &Config) -> Duration {
 pub async fn recover(
     bus: &Bus,
     cfg: &Config,
-    shards: &PatientShards,
+    shards: &Shards,
     practice: &mut PracticeSink,
 ) -> anyhow::Result<Recovered> {
     let started = Instant::now();

@@ -6,7 +6,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 
-use vigil_actors::{AlertCommand, Backpressure, Outputs, PatientShards};
+use vigil_actors::{AlertCommand, Backpressure, Outputs, Shards};
 use vigil_engine::practice::keeper::ResourceView;
 use vigil_engine::{Alert, CommandError, PatientStatus, Reading};
 use vigil_gateway::{CommandPort, Hub};
@@ -58,7 +58,7 @@ impl Outputs for EngineOutputs {
 const COMMAND_STORE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Commands reach the actor that owns the alert.
-pub struct ShardCommands(pub PatientShards);
+pub struct ShardCommands(pub Shards);
 
 impl CommandPort for ShardCommands {
     fn execute(
@@ -94,12 +94,12 @@ impl CommandPort for ShardCommands {
 
 /// Decoded `VITALS` readings go to their patients' shards, one hand-off per chunk.
 pub struct ShardSink {
-    pub shards: PatientShards,
+    pub shards: Shards,
     pub readings: Vec<Reading<'static>>,
 }
 
 impl ShardSink {
-    pub fn new(shards: PatientShards) -> Self {
+    pub fn new(shards: Shards) -> Self {
         Self {
             shards,
             readings: Vec::new(),

@@ -3,7 +3,7 @@
 //! arbiter per core): in `calm` every patient has had normal readings; in `escalating` every
 //! patient has an open critical alert whose escalation timer is armed (the default policy's next
 //! level is 5 minutes away, so the timers are held, not fired, during the measurement). Each
-//! bench then delivers readings for 10,000 other patients through `PatientShards::deliver`, in
+//! bench then delivers readings for 10,000 other patients through `Shards::deliver`, in
 //! batches of 1,000, and times until every reading is applied. The two figures should match.
 //! Run: `cargo bench -p vigil-actors --bench escalation_timers`.
 
@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use vigil_actors::{ActorSettings, Backpressure, Outputs, PatientShards, Receipt};
+use vigil_actors::{ActorSettings, Backpressure, Outputs, Receipt, Shards};
 use vigil_engine::{
     Alert, Consciousness, EventMeta, PatientStatus, Profiles, Reading, ReadingBody, Settings,
     Timestamp, Vitals,
@@ -81,7 +81,7 @@ fn input(prefix: &str, i: usize, at: Timestamp, v: &Vitals) -> Reading<'static> 
 }
 
 /// Delivers `inputs` in batches and waits until every one is applied.
-async fn deliver_all(shards: &PatientShards, inputs: Vec<Reading<'static>>) {
+async fn deliver_all(shards: &Shards, inputs: Vec<Reading<'static>>) {
     let receipt: Receipt = Arc::new(());
     let applied = Arc::downgrade(&receipt);
     let mut inputs = inputs.into_iter().peekable();
@@ -96,7 +96,7 @@ async fn deliver_all(shards: &PatientShards, inputs: Vec<Reading<'static>>) {
 }
 
 /// A ward of `WARD` actors; with `alerts`, each holds an open critical alert and its timer.
-fn ward(rt: &tokio::runtime::Runtime, alerts: bool) -> PatientShards {
+fn ward(rt: &tokio::runtime::Runtime, alerts: bool) -> Shards {
     let outputs = Arc::new(Counting::default());
     let settings = ActorSettings {
         shards: 0,
@@ -106,7 +106,7 @@ fn ward(rt: &tokio::runtime::Runtime, alerts: bool) -> PatientShards {
         tick_every: Duration::from_secs(10),
         on_lost: |_| panic!("a batch was dropped unapplied"),
     };
-    let shards = PatientShards::start(settings, outputs.clone()).expect("actors start");
+    let shards = Shards::start(settings, outputs.clone()).expect("actors start");
     let v = vitals(alerts);
     rt.block_on(async {
         // news2.high needs two consecutive scores of 7 or more.

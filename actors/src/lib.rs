@@ -1,9 +1,11 @@
 //! vigil-actors: actix actors that own engine state. One actor type for every kind of owner,
-//! [`OwnerActor`] over the engine's `StateOwner` (`owner.rs`; the timer in `deadline.rs`): one
-//! [`PatientActor`] per patient, created on demand by the [`ShardRouter`] of the arbiter its
-//! key hashes to (one arbiter per core), and one `KeeperActor` per location, provider and
-//! resource, by the `PracticeRouter` beside it (`practice.rs`). Every message is in
-//! `messages.rs`.
+//! [`OwnerActor`] over the engine's `StateOwner` (`owner.rs`; the timer in `deadline.rs`), and
+//! one router type, [`Router`] (`router.rs`), that creates them on first contact, hands them
+//! their part of each batch and passivates idle ones. [`Shards`] runs one arbiter per core
+//! and, on each, one router per kind of owner: patients ([`PatientActor`], `patient.rs`) and
+//! the practice's locations, providers and resources ([`KeeperActor`], `practice.rs`). What a
+//! kind brings is two traits: [`Kept`] for its actor, [`Routed`] for its router. Every
+//! message is in `messages.rs`.
 //!
 //! Dependency chain: `config` -> `engine` -> **`actors`** -> `vigil`. Actors call the pure engine
 //! and hand what it produces to an [`Outputs`] port that the binary wires to NATS and the gateway.
@@ -37,10 +39,11 @@ pub use vigil_engine::AlertCommand;
 
 pub use owner::{Kept, OwnerActor};
 pub use patient::PatientActor;
-pub use practice::{KeeperActor, PracticeInput, PracticeRouter};
-pub use router::ShardRouter;
+pub use practice::{KeeperActor, PracticeInput};
+pub use router::{Address, KeeperRouter, PatientRouter, Routed, Router};
 
-use messages::{Batch, Command, Count, DeliverPractice, DeliverReadings, Held, Recover};
+use messages::{Batch, Command, Count, Deliver, Held, Recover};
+use vigil_engine::practice::keeper::Keeper;
 
 /// The machine's clock as engine time (the only wall-clock read of the actors).
 pub(crate) fn wall_clock() -> Timestamp {
@@ -95,12 +98,12 @@ pub enum ActorsError {
     Stopped,
 }
 
-/// Handle to the running shards (patients, and the practice actors beside them on the same
-/// arbiters); cheap to clone, usable from any thread or runtime.
+/// Handle to the running shards: one arbiter per core, each with a patient router and a keeper
+/// router; cheap to clone, usable from any thread or runtime.
 #[derive(Clone)]
-pub struct PatientShards {
-    routers: Arc<Vec<Addr<ShardRouter>>>,
-    practice: Arc<Vec<Addr<PracticeRouter>>>,
+pub struct Shards {
+    patients: Arc<Vec<Addr<PatientRouter>>>,
+    keepers: Arc<Vec<Addr<KeeperRouter>>>,
     on_lost: fn(&Receipt),
     system: System,
     thread: Arc<std::sync::Mutex<Option<std::thread::JoinHandle<()>>>>,
@@ -189,7 +192,7 @@ where
     all_sent
 }
 
-impl PatientShards {
+impl Shards {
     /// Starts an actix system on its own thread with one arbiter (thread) per shard.
     ///
     /// # Errors
@@ -207,37 +210,25 @@ impl PatientShards {
             .spawn(move || {
                 let system = System::new();
                 system.block_on(async move {
-                    let mut routers = Vec::with_capacity(shards);
-                    let mut practice = Vec::with_capacity(shards);
+                    let mut patients = Vec::with_capacity(shards);
+                    let mut keepers = Vec::with_capacity(shards);
                     for i in 0..shards {
                         let arbiter = Arbiter::new();
-                        let (s, o) = (settings.clone(), outputs.clone());
-                        let router = ShardRouter::start_in_arbiter(&arbiter.handle(), move |ctx| {
-                            ctx.set_mailbox_capacity(s.mailbox);
-                            ShardRouter::new(i, s, o)
-                        });
-                        routers.push(router);
-                        let (s, o) = (settings.clone(), outputs.clone());
-                        practice.push(PracticeRouter::start_in_arbiter(
-                            &arbiter.handle(),
-                            move |ctx| {
-                                ctx.set_mailbox_capacity(s.mailbox);
-                                PracticeRouter::new(s.profiles, s.mailbox, o)
-                            },
-                        ));
+                        patients.push(Router::start_on(&arbiter, i, &settings, &outputs));
+                        keepers.push(Router::start_on(&arbiter, i, &settings, &outputs));
                     }
-                    let _ = tx.send((routers, practice, System::current()));
+                    let _ = tx.send((patients, keepers, System::current()));
                 });
                 if let Err(e) = system.run() {
                     tracing::error!(error = %e, "actor system ended with an error");
                 }
             })
             .map_err(|e| ActorsError::Start(e.to_string()))?;
-        let (routers, practice, system) =
+        let (patients, keepers, system) =
             rx.recv().map_err(|e| ActorsError::Start(e.to_string()))?;
         Ok(Self {
-            routers: Arc::new(routers),
-            practice: Arc::new(practice),
+            patients: Arc::new(patients),
+            keepers: Arc::new(keepers),
             on_lost,
             system,
             thread: Arc::new(std::sync::Mutex::new(Some(thread))),
@@ -259,21 +250,38 @@ impl PatientShards {
         receipt: Receipt,
         history: bool,
     ) -> bool {
-        let shard = |r: &Reading<'static>, n| Some(shard_of(&r.meta.tenant_id, &r.patient_id, n));
+        self.deliver_to(&self.patients, readings, receipt, history, "patient")
+            .await
+    }
+
+    /// Hands each router of `routers` its share of `items` (by the hash of the owner each one
+    /// names) as one message.
+    async fn deliver_to<O: Routed>(
+        &self,
+        routers: &[Addr<Router<O>>],
+        items: Vec<O::Item>,
+        receipt: Receipt,
+        history: bool,
+        what: &'static str,
+    ) -> bool
+    where
+        OwnerActor<O>: Handler<messages::Apply<O>> + Actor<Context = Context<OwnerActor<O>>>,
+    {
+        let shard = |item: &O::Item, n| O::address(item).map(|a| shard_of(a.tenant, a.id, n));
         let on_lost = self.on_lost;
         let message = |items| {
-            DeliverReadings(Batch {
+            Deliver::<O>(Batch {
                 items,
                 held: Held::new(receipt.clone(), on_lost),
                 history,
             })
         };
-        scatter(&self.routers, readings, shard, message, "patient").await
+        scatter(routers, items, shard, message, what).await
     }
 
     /// Recovery: hands already-acknowledged history to the shards. The events rebuild the
     /// windows and rule state; nothing they cause is published (it was, before the restart).
-    /// Returns false when a shard has stopped (as [`PatientShards::deliver`]).
+    /// Returns false when a shard has stopped (as [`Shards::deliver`]).
     #[must_use]
     pub async fn deliver_history(&self, readings: Vec<Reading<'static>>, receipt: Receipt) -> bool {
         self.deliver_as(readings, receipt, true).await
@@ -283,55 +291,25 @@ impl PatientShards {
     /// person resolved (see `Patient::reconcile`), creating actors for patients with an open
     /// one. Returns how many open alerts were installed.
     pub async fn recover(&self, alerts: Vec<Alert>) -> usize {
-        let n = self.routers.len();
-        // Delay alerts belong to the practice actors.
-        let (delay, alerts): (Vec<Alert>, Vec<Alert>) = alerts
+        // Delay alerts belong to the keepers; a patient needs every open alert id.
+        let (keepers, patients): (Vec<Alert>, Vec<Alert>) = alerts
             .into_iter()
-            .partition(|a| a.owner().is_some_and(|o| !matches!(o, Owner::Patient(_))));
-        let mut practice_shard: Vec<Vec<Alert>> = (0..n).map(|_| Vec::new()).collect();
-        for a in delay {
-            if let Some((_, id)) = a.owner().as_ref().and_then(practice::keeper_of) {
-                practice_shard[shard_of(&a.tenant_id, id, n)].push(a);
-            }
-        }
-        let mut installed = 0;
-        for (router, alerts) in self.practice.iter().zip(practice_shard) {
-            installed += router
-                .send(Recover {
-                    alerts,
-                    open: Arc::default(),
-                })
-                .await
-                .unwrap_or(0);
-        }
+            .partition(|a| a.owner().is_some_and(|o| Keeper::owned(&o).is_some()));
         let open: Arc<std::collections::HashSet<String>> = Arc::new(
-            alerts
+            patients
                 .iter()
                 .filter(|a| a.is_active())
                 .map(|a| a.alert_id.clone())
                 .collect(),
         );
-        let mut per_shard: Vec<Vec<Alert>> = (0..n).map(|_| Vec::new()).collect();
-        for a in alerts {
-            let patient = a.patient_id.clone().unwrap_or_default();
-            per_shard[shard_of(&a.tenant_id, &patient, n)].push(a);
-        }
-        for (router, alerts) in self.routers.iter().zip(per_shard) {
-            installed += router
-                .send(Recover {
-                    alerts,
-                    open: open.clone(),
-                })
-                .await
-                .unwrap_or(0);
-        }
-        installed
+        recover_on(&self.keepers, keepers, Arc::default()).await
+            + recover_on(&self.patients, patients, open).await
     }
 
     /// Hands practice inputs to the actors they name (a location, provider or resource),
     /// waiting while a shard's mailbox is full. `receipt` is held until every input has been
     /// applied and its outputs published.
-    /// Returns false when a shard has stopped (as [`PatientShards::deliver`]).
+    /// Returns false when a shard has stopped (as [`Shards::deliver`]).
     #[must_use]
     pub async fn deliver_practice(&self, inputs: Vec<PracticeInput>, receipt: Receipt) -> bool {
         self.deliver_practice_as(inputs, receipt, false).await
@@ -339,7 +317,7 @@ impl PatientShards {
 
     /// Recovery: hands already-acknowledged practice history to the actors; nothing they
     /// cause is published (it was, before the restart).
-    /// Returns false when a shard has stopped (as [`PatientShards::deliver`]).
+    /// Returns false when a shard has stopped (as [`Shards::deliver`]).
     #[must_use]
     pub async fn deliver_practice_history(
         &self,
@@ -355,19 +333,8 @@ impl PatientShards {
         receipt: Receipt,
         history: bool,
     ) -> bool {
-        let shard = |p: &PracticeInput, n| {
-            let (_, id) = p.input.keeper()?;
-            Some(shard_of(&p.tenant, id, n))
-        };
-        let on_lost = self.on_lost;
-        let message = |items| {
-            DeliverPractice(Batch {
-                items,
-                held: Held::new(receipt.clone(), on_lost),
-                history,
-            })
-        };
-        scatter(&self.practice, inputs, shard, message, "practice").await
+        self.deliver_to(&self.keepers, inputs, receipt, history, "practice")
+            .await
     }
 
     /// Applies a command through the actor that owns the alert (the patient's, or a
@@ -381,41 +348,21 @@ impl PatientShards {
         cmd: AlertCommand,
         receipt: Receipt,
     ) -> Result<Result<Alert, CommandError>, ActorsError> {
-        let n = self.routers.len();
-        match &cmd.owner {
-            Owner::Patient(p) => {
-                let i = shard_of(&cmd.tenant, p, n);
-                self.routers[i]
-                    .send(Command(cmd, receipt))
-                    .await
-                    .map_err(|_| ActorsError::Stopped)
-            }
-            Owner::Location(id) | Owner::Provider(id) | Owner::Resource(id) => {
-                let i = shard_of(&cmd.tenant, id, n);
-                self.practice[i]
-                    .send(Command(cmd, receipt))
-                    .await
-                    .map_err(|_| ActorsError::Stopped)
-            }
-        }
+        let routed = match &cmd.owner {
+            Owner::Patient(_) => command_on(&self.patients, cmd, receipt).await,
+            _ => command_on(&self.keepers, cmd, receipt).await,
+        };
+        routed.map_err(|_| ActorsError::Stopped)
     }
 
     /// Counts live practice actors.
     pub async fn practice_count(&self) -> usize {
-        let mut total = 0;
-        for r in self.practice.iter() {
-            total += r.send(Count).await.unwrap_or(0);
-        }
-        total
+        count_on(&self.keepers).await
     }
 
     /// Counts live patient actors (for `/metrics` and memory measurements).
     pub async fn patient_count(&self) -> usize {
-        let mut total = 0;
-        for r in self.routers.iter() {
-            total += r.send(Count).await.unwrap_or(0);
-        }
-        total
+        count_on(&self.patients).await
     }
 
     /// Stops every actor and joins the actor thread. Call after ingest has drained.
@@ -425,6 +372,63 @@ impl PatientShards {
             let _ = t.join();
         }
     }
+}
+
+impl<O: Routed> Router<O> {
+    /// Starts a router on `arbiter` with a bounded mailbox.
+    fn start_on(
+        arbiter: &Arbiter,
+        shard: usize,
+        settings: &ActorSettings,
+        outputs: &Arc<dyn Outputs>,
+    ) -> Addr<Self> {
+        let (s, o) = (settings.clone(), outputs.clone());
+        Router::start_in_arbiter(&arbiter.handle(), move |ctx| {
+            ctx.set_mailbox_capacity(s.mailbox);
+            Router::new(shard, s, o)
+        })
+    }
+}
+
+/// Hands each router of `routers` the alerts of the owners whose keys hash to it.
+async fn recover_on<O: Routed>(
+    routers: &[Addr<Router<O>>],
+    alerts: Vec<Alert>,
+    open: Arc<std::collections::HashSet<String>>,
+) -> usize {
+    let n = routers.len();
+    let mut per_shard: Vec<Vec<Alert>> = (0..n).map(|_| Vec::new()).collect();
+    for a in alerts {
+        let Some(owner) = a.owner() else { continue };
+        if let Some((_, id)) = O::owned(&owner) {
+            per_shard[shard_of(&a.tenant_id, id, n)].push(a);
+        }
+    }
+    let mut installed = 0;
+    for (router, alerts) in routers.iter().zip(per_shard) {
+        let open = open.clone();
+        installed += router.send(Recover { alerts, open }).await.unwrap_or(0);
+    }
+    installed
+}
+
+/// Sends a command to the router of the shard its owner hashes to.
+async fn command_on<O: Routed>(
+    routers: &[Addr<Router<O>>],
+    cmd: AlertCommand,
+    receipt: Receipt,
+) -> Result<Result<Alert, CommandError>, MailboxError> {
+    let id = O::owned(&cmd.owner).map_or("", |(_, id)| id);
+    let i = shard_of(&cmd.tenant, id, routers.len());
+    routers[i].send(Command(cmd, receipt)).await
+}
+
+async fn count_on<O: Routed>(routers: &[Addr<Router<O>>]) -> usize {
+    let mut total = 0;
+    for r in routers {
+        total += r.send(Count).await.unwrap_or(0);
+    }
+    total
 }
 
 #[cfg(test)]
@@ -491,7 +495,7 @@ mod tests {
         }
     }
 
-    fn start(passivate_after_ms: i64, recorder: Arc<Recorder>) -> PatientShards {
+    fn start(passivate_after_ms: i64, recorder: Arc<Recorder>) -> Shards {
         let settings = ActorSettings {
             shards: 2,
             mailbox: 4,
@@ -500,7 +504,7 @@ mod tests {
             tick_every: Duration::from_secs(10),
             on_lost: mark_lost,
         };
-        PatientShards::start(settings, recorder).expect("start")
+        Shards::start(settings, recorder).expect("start")
     }
 
     /// A test receipt that records whether its batch was lost.

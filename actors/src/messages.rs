@@ -1,15 +1,16 @@
-//! Every message the actors exchange, for both kinds of owner (patients, and the practice's
-//! locations, providers and resources). Routers take a batch share ([`DeliverReadings`],
-//! [`DeliverPractice`]) and hand each owner its part ([`ApplyReadings`], [`ApplyPractice`]); commands, counts and recovery have one message each.
+//! Every message the actors exchange, one of each for every kind of owner (patients, and the
+//! practice's locations, providers and resources): a router takes its share of a batch
+//! ([`Deliver`]) and hands each owner its part ([`Apply`]); commands, counts, passivation and
+//! recovery have one message each.
 
 use std::collections::HashSet;
 use std::sync::Arc;
 
 use actix::prelude::*;
-use vigil_engine::practice::keeper::KeeperInput;
-use vigil_engine::{Alert, AlertCommand, CommandError, Reading, Timestamp};
+use vigil_engine::{Alert, AlertCommand, CommandError};
 
-use crate::{PracticeInput, Receipt};
+use crate::Receipt;
+use crate::router::Routed;
 
 /// A batch receipt travelling in a message. A message that is dropped before its handler
 /// finished (its actor or arbiter stopped with it queued, or the handler panicked) calls
@@ -61,35 +62,17 @@ pub(crate) struct Batch<T> {
     pub history: bool,
 }
 
-// The messages that carry a batch are concrete types, not `impl<T> Message for Deliver<T>`:
-// with a generic one rustc cannot prove the ingest future `Send` for `Reading<'static>` items
-// (it asks for the impl at every lifetime).
+/// A router's share of a batch (`Deliver<Patient>` for a patient router).
+pub(crate) struct Deliver<O: Routed>(pub Batch<O::Item>);
 
-/// A patient router's share of a batch.
-pub(crate) struct DeliverReadings(pub Batch<Reading<'static>>);
+/// One owner's part of a batch.
+pub(crate) struct Apply<O: Routed>(pub Batch<O::Item>);
 
-/// A practice router's share of a batch.
-pub(crate) struct DeliverPractice(pub Batch<PracticeInput>);
-
-/// One patient's part of a batch.
-pub(crate) struct ApplyReadings(pub Batch<Reading<'static>>);
-
-/// One practice actor's part of a batch, each with its source event's `occurredAt`.
-pub(crate) struct ApplyPractice(pub Batch<(KeeperInput, Timestamp)>);
-
-impl Message for DeliverReadings {
+impl<O: Routed> Message for Deliver<O> {
     type Result = ();
 }
 
-impl Message for DeliverPractice {
-    type Result = ();
-}
-
-impl Message for ApplyReadings {
-    type Result = ();
-}
-
-impl Message for ApplyPractice {
+impl<O: Routed> Message for Apply<O> {
     type Result = ();
 }
 
@@ -109,7 +92,7 @@ impl Message for Count {
     type Result = usize;
 }
 
-/// An idle patient stops.
+/// An idle owner stops.
 pub(crate) struct Passivate;
 
 impl Message for Passivate {
@@ -117,7 +100,7 @@ impl Message for Passivate {
 }
 
 /// Recovery for one router: the alerts `ALERTS` holds for its owners, and every open alert id
-/// (a patient needs it to tell its own resolved alerts from open ones).
+/// (a patient needs it to tell its own resolved alerts from open ones; empty for keepers).
 pub(crate) struct Recover {
     pub alerts: Vec<Alert>,
     pub open: Arc<HashSet<String>>,

@@ -1,6 +1,7 @@
-//! The patient actor: an [`OwnerActor`] keeping one [`Patient`]. It applies the patient's
-//! readings in order, publishes the patient's live state after each new score, and checks for
-//! signal loss on its own tick (the one rule that fires on silence).
+//! The patient actor: an [`OwnerActor`] keeping one [`Patient`], created by the patient
+//! [`Router`](crate::router::Router) of its arbiter. It applies the patient's readings in
+//! order, publishes the patient's live state after each new score, and checks for signal loss
+//! on its own tick (the one rule that fires on silence). Idle patients are passivated.
 
 use std::cell::Cell;
 use std::rc::Rc;
@@ -8,12 +9,12 @@ use std::sync::Arc;
 
 use actix::prelude::*;
 use vigil_engine::owner::StateOwner;
-use vigil_engine::{Patient, PatientStatus, Profiles, ReadingBody, Timestamp};
+use vigil_engine::{Owner, Patient, PatientStatus, ReadingBody, Timestamp};
 
-use crate::Outputs;
-use crate::messages::ApplyReadings;
+use crate::messages::Apply;
 use crate::owner::{Kept, OwnerActor};
-use crate::wall_clock;
+use crate::router::{Address, Routed};
+use crate::{ActorSettings, Outputs, wall_clock};
 
 pub type PatientActor = OwnerActor<Patient>;
 
@@ -44,30 +45,49 @@ impl Kept for Patient {
     }
 }
 
-impl PatientActor {
-    pub(crate) fn for_patient(
-        tenant: &str,
-        patient: &str,
-        unit: &str,
-        profiles: Arc<Profiles>,
-        tick_every: std::time::Duration,
+impl Routed for Patient {
+    type Kind = ();
+    type Item = vigil_engine::Reading<'static>;
+    const PASSIVATES: bool = true;
+
+    fn address(r: &Self::Item) -> Option<Address<'_, ()>> {
+        Some(Address {
+            kind: (),
+            tenant: &r.meta.tenant_id,
+            id: &r.patient_id,
+            unit: &r.unit_id,
+        })
+    }
+
+    fn owned(owner: &Owner) -> Option<((), &str)> {
+        match owner {
+            Owner::Patient(p) => Some(((), p)),
+            _ => None,
+        }
+    }
+
+    fn actor(
+        at: Address<'_, ()>,
+        settings: &ActorSettings,
         outputs: Arc<dyn Outputs>,
-        has_active_alert: Rc<Cell<bool>>,
-    ) -> Self {
+        keep: Rc<Cell<bool>>,
+    ) -> PatientActor {
         let local = PatientLocal {
-            tick_every,
+            tick_every: settings.tick_every,
             heard: None,
-            ids: (Arc::from(tenant), Arc::from(patient), Arc::from(unit)),
+            ids: (Arc::from(at.tenant), Arc::from(at.id), Arc::from(at.unit)),
         };
         OwnerActor::new(
-            Patient::new(tenant, patient, unit),
-            profiles,
+            Patient::new(at.tenant, at.id, at.unit),
+            settings.profiles.clone(),
             outputs,
-            has_active_alert,
+            keep,
             local,
         )
     }
+}
 
+impl PatientActor {
     /// Signal loss needs time to pass with no event: checked on this actor's own timer.
     fn tick(&mut self, ctx: &mut Context<Self>) {
         let now = wall_clock();
@@ -81,10 +101,10 @@ impl PatientActor {
     }
 }
 
-impl Handler<ApplyReadings> for PatientActor {
+impl Handler<Apply<Patient>> for PatientActor {
     type Result = ();
 
-    fn handle(&mut self, ApplyReadings(msg): ApplyReadings, ctx: &mut Self::Context) {
+    fn handle(&mut self, Apply(msg): Apply<Patient>, ctx: &mut Self::Context) {
         // qSOFA and SIRS totals of the newest score, when this message produced one.
         let mut scored = None;
         // The engine's clock for this batch: transitions are stamped with it and escalation

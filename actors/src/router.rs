@@ -1,27 +1,65 @@
-//! One router per arbiter: owns the map from patient key to patient actor, creates actors on
-//! first contact, passivates idle ones, and forwards commands.
+//! One router per owner kind per arbiter, [`Router<O>`]: it owns the map from an owner's key to
+//! its actor, creates actors on first contact, hands each one its part of a batch in one
+//! message, forwards commands and recovery, and passivates idle owners of the kinds that
+//! allow it. What differs by kind is [`Routed`]: how an input names its owner and how an
+//! owner's actor is made.
 
-use rustc_hash::{FxBuildHasher, FxHashMap};
 use std::cell::Cell;
+use std::fmt::Debug;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
-use vigil_engine::{Alert, CommandError, Reading};
+use rustc_hash::{FxBuildHasher, FxHashMap};
+use vigil_engine::{Alert, CommandError, Owner};
 
-use crate::messages::{
-    ApplyReadings, Batch, Command, Count, DeliverReadings, Passivate, Reconcile, Recover,
-};
-use crate::patient::PatientActor;
+use crate::messages::{Apply, Batch, Command, Count, Deliver, Passivate, Reconcile, Recover};
+use crate::owner::{Kept, OwnerActor};
 use crate::{ActorSettings, Outputs};
 
-struct Entry {
-    addr: Addr<PatientActor>,
+/// Where an input or an alert belongs: the owner's kind, tenant and id, and the unit its actor
+/// starts in (patients; empty where it does not apply).
+#[derive(Debug, Clone, Copy)]
+pub struct Address<'a, K> {
+    pub kind: K,
+    pub tenant: &'a str,
+    pub id: &'a str,
+    pub unit: &'a str,
+}
+
+/// What a router needs of a kind of owner beyond [`Kept`].
+pub trait Routed: Kept {
+    /// Tells owners of this type apart beyond their id (a keeper's kind; nothing for patients).
+    type Kind: Copy + Eq + Debug + Unpin + 'static;
+    /// One input, as ingest hands it to a router and the router to the owner's actor.
+    type Item: Send + Unpin + 'static;
+    /// Whether an idle owner without an open alert is stopped (its state is rebuilt from the
+    /// next events).
+    const PASSIVATES: bool;
+
+    /// The owner an input is for; `None` for an input no owner of this type takes.
+    fn address(item: &Self::Item) -> Option<Address<'_, Self::Kind>>;
+
+    /// The owner an alert or a command names, if it is of this type.
+    fn owned(owner: &Owner) -> Option<(Self::Kind, &str)>;
+
+    /// The actor for a new owner. `keep` is shared with the router: the actor sets it while
+    /// its owner has an open alert, and passivation skips it then.
+    fn actor(
+        at: Address<'_, Self::Kind>,
+        settings: &ActorSettings,
+        outputs: Arc<dyn Outputs>,
+        keep: Rc<Cell<bool>>,
+    ) -> OwnerActor<Self>;
+}
+
+struct Entry<O: Kept> {
+    addr: Addr<OwnerActor<O>>,
     last_input: Instant,
-    /// Set by the patient actor (same thread) while it has a non-resolved alert.
-    has_active_alert: Rc<Cell<bool>>,
-    /// Where this patient's inputs are collected in the batch being routed: valid while its
+    /// Set by the owner's actor (same thread) while it has a non-resolved alert.
+    keep: Rc<Cell<bool>>,
+    /// Where this owner's inputs are collected in the batch being routed: valid while its
     /// first element is the router's current batch number (so nothing needs resetting).
     slot: (u64, usize),
 }
@@ -29,191 +67,216 @@ struct Entry {
 /// A map whose `entry_ref` looks a borrowed key up once and copies it only on insert.
 type Map<V> = hashbrown::HashMap<String, V, FxBuildHasher>;
 
-pub struct ShardRouter {
+/// The owners of one kind: tenant -> id -> actor.
+type Tenants<O> = Map<Map<Entry<O>>>;
+
+/// One owner's part of the batch being routed.
+type Part<O> = (Addr<OwnerActor<O>>, Vec<<O as Routed>::Item>);
+
+/// The owners of one kind whose keys hash to one arbiter.
+pub struct Router<O: Routed> {
     shard: usize,
     settings: ActorSettings,
     outputs: Arc<dyn Outputs>,
-    /// tenant -> patient -> actor; nested so lookups borrow the event's strings, one lookup
-    /// per level per event. Fx hashing: keys are identifiers the engine routes on, not user
-    /// input whose collisions could hurt anything but this shard's speed.
-    patients: Map<Map<Entry>>,
+    /// kind -> tenant -> id -> actor. Kinds are few (one or three), so a list; tenants and
+    /// ids are nested maps so lookups borrow the event's strings, one lookup per level per
+    /// event. Fx hashing: keys are identifiers the engine routes on, not user input whose
+    /// collisions could hurt anything but this shard's speed.
+    owners: Vec<(O::Kind, Tenants<O>)>,
     /// Numbers the batches routed, for [`Entry::slot`].
     batch: u64,
 }
 
-impl ShardRouter {
+pub type PatientRouter = Router<vigil_engine::Patient>;
+pub type KeeperRouter = Router<vigil_engine::practice::keeper::Keeper>;
+
+impl<O: Routed> Router<O> {
     pub fn new(shard: usize, settings: ActorSettings, outputs: Arc<dyn Outputs>) -> Self {
         Self {
             shard,
             settings,
             outputs,
-            patients: Map::default(),
+            owners: Vec::new(),
             batch: 0,
         }
     }
 
-    fn entry(&mut self, tenant: &str, patient: &str, unit: &str) -> &mut Entry {
-        let (settings, outputs) = (&self.settings, &self.outputs);
-        self.patients
-            .entry_ref(tenant)
+    fn of_kind(&mut self, kind: O::Kind) -> &mut Tenants<O> {
+        let i = match self.owners.iter().position(|(k, _)| *k == kind) {
+            Some(i) => i,
+            None => {
+                self.owners.push((kind, Map::default()));
+                self.owners.len() - 1
+            }
+        };
+        &mut self.owners[i].1
+    }
+
+    fn entry(&mut self, at: Address<'_, O::Kind>) -> &mut Entry<O> {
+        let (settings, outputs) = (self.settings.clone(), self.outputs.clone());
+        self.of_kind(at.kind)
+            .entry_ref(at.tenant)
             .or_default()
-            .entry_ref(patient)
+            .entry_ref(at.id)
             .or_insert_with(|| {
-                let flag = Rc::new(Cell::new(false));
-                let actor = PatientActor::for_patient(
-                    tenant,
-                    patient,
-                    unit,
-                    settings.profiles.clone(),
-                    settings.tick_every,
-                    outputs.clone(),
-                    flag.clone(),
-                );
+                let keep = Rc::new(Cell::new(false));
+                let actor = O::actor(at, &settings, outputs, keep.clone());
                 let mailbox = settings.mailbox;
-                let addr = PatientActor::create(move |ctx| {
+                let addr = OwnerActor::create(move |ctx| {
                     ctx.set_mailbox_capacity(mailbox);
                     actor
                 });
                 Entry {
                     addr,
                     last_input: Instant::now(),
-                    has_active_alert: flag,
+                    keep,
                     slot: (0, 0),
                 }
             })
     }
 
-    fn get(&self, tenant: &str, patient: &str) -> Option<&Entry> {
-        self.patients.get(tenant)?.get(patient)
+    fn get(&self, kind: O::Kind, tenant: &str, id: &str) -> Option<&Entry<O>> {
+        let (_, owners) = self.owners.iter().find(|(k, _)| *k == kind)?;
+        owners.get(tenant)?.get(id)
+    }
+
+    fn idle_after(&self) -> Duration {
+        Duration::from_millis(u64::try_from(self.settings.passivate_after_ms).unwrap_or(0))
     }
 
     fn sweep(&mut self) {
-        let idle =
-            Duration::from_millis(u64::try_from(self.settings.passivate_after_ms).unwrap_or(0));
-        let now = Instant::now();
+        let (idle, now) = (self.idle_after(), Instant::now());
         let mut passivated = 0;
-        for patients in self.patients.values_mut() {
-            let before = patients.len();
-            patients.retain(|_, e| {
-                let keep = now.duration_since(e.last_input) < idle || e.has_active_alert.get();
-                // A full mailbox means the actor is busy: keep it and try again next sweep.
-                keep || e.addr.try_send(Passivate).is_err()
-            });
-            passivated += before - patients.len();
+        for (_, tenants) in &mut self.owners {
+            for owners in tenants.values_mut() {
+                let before = owners.len();
+                owners.retain(|_, e| {
+                    let keep = now.duration_since(e.last_input) < idle || e.keep.get();
+                    // A full mailbox means the actor is busy: keep it and try again next sweep.
+                    keep || e.addr.try_send(Passivate).is_err()
+                });
+                passivated += before - owners.len();
+            }
+            tenants.retain(|_, o| !o.is_empty());
         }
-        self.patients.retain(|_, p| !p.is_empty());
         if passivated > 0 {
-            tracing::debug!(shard = self.shard, passivated, "passivated idle patients");
+            tracing::debug!(shard = self.shard, passivated, "passivated idle owners");
         }
     }
 }
 
-impl Actor for ShardRouter {
+impl<O: Routed> Actor for Router<O> {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
-        let idle =
-            Duration::from_millis(u64::try_from(self.settings.passivate_after_ms).unwrap_or(0));
-        let every = (idle / 4).clamp(Duration::from_millis(100), Duration::from_secs(60));
-        ctx.run_interval(every, |this, _| this.sweep());
+        if O::PASSIVATES {
+            let every =
+                (self.idle_after() / 4).clamp(Duration::from_millis(100), Duration::from_secs(60));
+            ctx.run_interval(every, |this, _| this.sweep());
+        }
     }
 }
 
-impl Handler<DeliverReadings> for ShardRouter {
+impl<O: Routed> Handler<Deliver<O>> for Router<O>
+where
+    OwnerActor<O>: Handler<Apply<O>> + Actor<Context = Context<OwnerActor<O>>>,
+{
     type Result = ();
 
-    fn handle(&mut self, DeliverReadings(msg): DeliverReadings, ctx: &mut Self::Context) {
-        // One message per patient per batch, readings in arrival order: collect them per entry
+    fn handle(&mut self, Deliver(msg): Deliver<O>, ctx: &mut Self::Context) {
+        // One message per owner per batch, inputs in arrival order: collect them per entry
         // without copying keys, then send.
         let now = Instant::now();
         self.batch += 1;
         let batch = self.batch;
-        let mut batches: Vec<(Addr<PatientActor>, Vec<Reading<'static>>)> = Vec::new();
-        for reading in msg.items {
-            let entry = self.entry(
-                &reading.meta.tenant_id,
-                &reading.patient_id,
-                &reading.unit_id,
-            );
+        let mut parts: Vec<Part<O>> = Vec::new();
+        for item in msg.items {
+            let Some(at) = O::address(&item) else {
+                continue;
+            };
+            let entry = self.entry(at);
             entry.last_input = now;
             match entry.slot {
-                (b, i) if b == batch => batches[i].1.push(reading),
+                (b, i) if b == batch => parts[i].1.push(item),
                 _ => {
-                    entry.slot = (batch, batches.len());
-                    batches.push((entry.addr.clone(), vec![reading]));
+                    entry.slot = (batch, parts.len());
+                    parts.push((entry.addr.clone(), vec![item]));
                 }
             }
         }
-        for (addr, readings) in batches {
-            let observe = ApplyReadings(Batch {
-                items: readings,
+        for (addr, items) in parts {
+            let part = Apply(Batch {
+                items,
                 held: msg.held.share(),
                 history: msg.history,
             });
-            if !crate::hand_off(self, ctx, addr, observe) {
-                tracing::error!(shard = self.shard, "patient actor stopped unexpectedly");
+            if !crate::hand_off(self, ctx, addr, part) {
+                tracing::error!(shard = self.shard, "owner actor stopped unexpectedly");
             }
         }
         msg.held.applied();
     }
 }
 
-impl Handler<Command> for ShardRouter {
+impl<O: Routed> Handler<Command> for Router<O> {
     type Result = ResponseFuture<Result<Alert, CommandError>>;
 
     fn handle(&mut self, msg: Command, _: &mut Self::Context) -> Self::Result {
-        let patient = match &msg.0.owner {
-            vigil_engine::Owner::Patient(p) => p.as_str(),
-            _ => "",
-        };
-        let Some(entry) = self.get(&msg.0.tenant, patient) else {
-            let id = msg.0.alert_id;
-            return Box::pin(async move { Err(CommandError::NotFound(id)) });
-        };
-        let addr = entry.addr.clone();
+        let addr = O::owned(&msg.0.owner)
+            .and_then(|(kind, id)| self.get(kind, &msg.0.tenant, id))
+            .map(|e| e.addr.clone());
         Box::pin(async move {
             let id = msg.0.alert_id.clone();
-            addr.send(msg)
-                .await
-                .unwrap_or(Err(CommandError::NotFound(id)))
+            match addr {
+                Some(addr) => addr
+                    .send(msg)
+                    .await
+                    .unwrap_or(Err(CommandError::NotFound(id))),
+                None => Err(CommandError::NotFound(id)),
+            }
         })
     }
 }
 
-impl Handler<Recover> for ShardRouter {
+impl<O: Routed> Handler<Recover> for Router<O> {
     type Result = ResponseFuture<usize>;
 
     fn handle(&mut self, msg: Recover, _: &mut Self::Context) -> Self::Result {
-        let mut restored: FxHashMap<(String, String), Vec<Alert>> = FxHashMap::default();
+        // Owners with an open alert get an actor even if no history was replayed (a resolved
+        // one only matters to an owner whose history was).
+        let mut stored: FxHashMap<(usize, String, String), Vec<Alert>> = FxHashMap::default();
         for a in msg.alerts {
-            let key = (
-                a.tenant_id.clone(),
-                a.patient_id.clone().unwrap_or_default(),
-            );
-            restored.entry(key).or_default().push(a);
-        }
-        // Patients with an open alert get an actor even if no history was replayed (a resolved
-        // one only matters to a window that was).
-        for ((tenant, patient), alerts) in &restored {
-            if !alerts.iter().any(Alert::is_active) {
+            let Some(owner) = a.owner() else { continue };
+            let Some((kind, id)) = O::owned(&owner) else {
                 continue;
+            };
+            if a.is_active() {
+                let unit = a.unit_id.as_deref().unwrap_or_default();
+                self.entry(Address {
+                    kind,
+                    tenant: &a.tenant_id,
+                    id,
+                    unit,
+                });
             }
-            let unit = alerts
-                .iter()
-                .find_map(|a| a.unit_id.clone())
-                .unwrap_or_default();
-            self.entry(tenant, patient, &unit);
+            let k = self.owners.iter().position(|(k, _)| *k == kind);
+            if let Some(k) = k {
+                let key = (k, a.tenant_id.clone(), id.to_string());
+                stored.entry(key).or_default().push(a);
+            }
         }
         let mut sends = Vec::new();
-        for (tenant, patients) in &self.patients {
-            for (patient, entry) in patients {
-                let alerts = restored
-                    .remove(&(tenant.clone(), patient.clone()))
-                    .unwrap_or_default();
-                sends.push(entry.addr.send(Reconcile {
-                    alerts,
-                    open: msg.open.clone(),
-                }));
+        for (k, (_, tenants)) in self.owners.iter().enumerate() {
+            for (tenant, owners) in tenants {
+                for (id, entry) in owners {
+                    let alerts = stored
+                        .remove(&(k, tenant.clone(), id.clone()))
+                        .unwrap_or_default();
+                    sends.push(entry.addr.send(Reconcile {
+                        alerts,
+                        open: msg.open.clone(),
+                    }));
+                }
             }
         }
         Box::pin(async move {
@@ -226,10 +289,14 @@ impl Handler<Recover> for ShardRouter {
     }
 }
 
-impl Handler<Count> for ShardRouter {
+impl<O: Routed> Handler<Count> for Router<O> {
     type Result = usize;
 
     fn handle(&mut self, _: Count, _: &mut Self::Context) -> usize {
-        self.patients.values().map(Map::len).sum()
+        self.owners
+            .iter()
+            .flat_map(|(_, tenants)| tenants.values())
+            .map(Map::len)
+            .sum()
     }
 }
