@@ -1,16 +1,16 @@
-//! Any bytes, as text frames a dashboard sends over `/ws`: the real session (subscribe,
-//! commands, pings) over an in-memory socket answers each with a frame or closes, never panics.
+//! Any bytes, as text frames a dashboard sends over `/ws`: the real gateway (its accept loop,
+//! axum's upgrade, the session's reader and writer) on a loopback port answers each with a
+//! frame or closes, never panics.
 #![no_main]
 
 use std::future::Future;
 use std::pin::Pin;
+use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock};
 
 use futures::{SinkExt, StreamExt};
 use libfuzzer_sys::fuzz_target;
-use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::tungstenite::protocol::Role;
 use vigil_engine::{Alert, AlertCommand, CommandError};
 use vigil_gateway::{CommandPort, Hub};
 
@@ -49,6 +49,21 @@ fn hub() -> Arc<Hub> {
     .clone()
 }
 
+/// The gateway, started once on the fuzzer's runtime (it runs while an input is being fed).
+fn gateway() -> SocketAddr {
+    static ADDR: OnceLock<SocketAddr> = OnceLock::new();
+    *ADDR.get_or_init(|| {
+        runtime().block_on(async {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+                .await
+                .expect("bind");
+            let addr = listener.local_addr().expect("addr");
+            tokio::spawn(vigil_gateway::serve(listener, hub(), std::future::pending()));
+            addr
+        })
+    })
+}
+
 fuzz_target!(|data: &[u8]| {
     // Frames separated by NUL bytes; each as text (lossy: the socket carries UTF-8 only).
     let frames: Vec<String> = data
@@ -56,20 +71,16 @@ fuzz_target!(|data: &[u8]| {
         .take(16)
         .map(|f| String::from_utf8_lossy(f).into_owned())
         .collect();
+    let url = format!("ws://{}/ws?token=nurse-token", gateway());
     runtime().block_on(async {
-        let hub = hub();
-        let (server, client) = tokio::io::duplex(64 * 1024);
-        let principal = hub.authenticate("nurse-token").expect("token").clone();
-        let ws = WebSocketStream::from_raw_socket(server, Role::Server, None).await;
-        let session = tokio::spawn(vigil_gateway::session::run(ws, principal, hub));
-        let mut c = WebSocketStream::from_raw_socket(client, Role::Client, None).await;
+        let (mut c, _) = tokio_tungstenite::connect_async(url).await.expect("connect");
         for f in frames {
             if c.send(Message::text(f)).await.is_err() {
                 break;
             }
         }
         let _ = c.close(None).await;
+        // Until the gateway closes its side: the session has ended.
         while let Some(Ok(_)) = c.next().await {}
-        let _ = session.await;
     });
 });

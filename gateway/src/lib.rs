@@ -4,7 +4,8 @@
 //!
 //! Dependency chain: `config` -> `engine` -> **`gateway`** -> `vigil`. Commands leave through the
 //! [`CommandPort`] the binary implements; alerts and patient states arrive through the [`Hub`].
-//! HTTP routing is axum; WebSocket sessions run on tokio-tungstenite over the hyper upgrade.
+//! HTTP routing, query strings, JSON bodies and the WebSocket upgrade are axum's; the accept
+//! loop (`server.rs`) is ours, for its connection caps.
 
 mod error;
 mod hub;
@@ -17,15 +18,13 @@ use std::sync::atomic::Ordering::Relaxed;
 
 use axum::Router;
 use axum::extract::Path;
+use axum::extract::ws::WebSocketUpgrade;
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::{Query, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
-use hyper_util::rt::TokioIo;
 use serde::Deserialize;
-use tokio_tungstenite::WebSocketStream;
-use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
-use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 use vigil_engine::{AlertState, Timestamp};
 
 pub use error::{ErrorCode, GatewayError};
@@ -318,60 +317,37 @@ async fn api_history(
         .into_response()
 }
 
-async fn ws_upgrade(State(hub): State<Arc<Hub>>, mut req: Request) -> Response {
+/// `GET /ws`: authenticates, then upgrades with axum's [`WebSocketUpgrade`] (frames and
+/// messages capped at [`session::MAX_MESSAGE`]) and serves the socket as a [`session`].
+async fn ws_upgrade(
+    State(hub): State<Arc<Hub>>,
+    upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+    req: Request,
+) -> Response {
     let Some(principal) = authorize(&hub, &req) else {
         return unauthorized(&hub);
     };
-    let headers = req.headers();
-    let is_upgrade = headers
-        .get(header::UPGRADE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.eq_ignore_ascii_case("websocket"));
-    let version_ok = headers
-        .get(header::SEC_WEBSOCKET_VERSION)
-        .is_some_and(|v| v == "13");
-    let Some(key) = headers
-        .get(header::SEC_WEBSOCKET_KEY)
-        .map(|k| derive_accept_key(k.as_bytes()))
-    else {
-        return json_error(ErrorCode::BadRequest, "missing Sec-WebSocket-Key");
+    let upgrade = match upgrade {
+        Ok(u) => u,
+        Err(rejection) => {
+            let why = rejection.body_text();
+            return api_error(
+                &hub,
+                ErrorCode::BadRequest,
+                &format!("expected a WebSocket (version 13) upgrade: {why}"),
+            );
+        }
     };
-    if !is_upgrade || !version_ok {
-        return json_error(
-            ErrorCode::BadRequest,
-            "expected a WebSocket (version 13) upgrade",
-        );
-    }
     if hub.metrics.connected.load(Relaxed) >= hub.config.max_connections as u64 {
         hub.metrics.rejected_capacity.fetch_add(1, Relaxed);
         return json_error(ErrorCode::Unavailable, "too many connections");
     }
-    let on_upgrade = hyper::upgrade::on(&mut req);
-    tokio::spawn(async move {
-        match on_upgrade.await {
-            Ok(upgraded) => {
-                let config = WebSocketConfig::default()
-                    .max_message_size(Some(64 * 1024))
-                    .max_frame_size(Some(64 * 1024))
-                    .read_buffer_size(4096);
-                let ws = WebSocketStream::from_raw_socket(
-                    TokioIo::new(upgraded),
-                    Role::Server,
-                    Some(config),
-                )
-                .await;
-                session::run(ws, principal, hub).await;
-            }
-            Err(e) => tracing::debug!(error = %e, "WebSocket upgrade failed"),
-        }
-    });
-    Response::builder()
-        .status(StatusCode::SWITCHING_PROTOCOLS)
-        .header(header::UPGRADE, "websocket")
-        .header(header::CONNECTION, "Upgrade")
-        .header(header::SEC_WEBSOCKET_ACCEPT, key)
-        .body(axum::body::Body::empty())
-        .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
+    upgrade
+        .max_message_size(session::MAX_MESSAGE)
+        .max_frame_size(session::MAX_MESSAGE)
+        .read_buffer_size(4096)
+        .on_failed_upgrade(|e| tracing::debug!(error = %e, "WebSocket upgrade failed"))
+        .on_upgrade(move |ws| session::run(ws, principal, hub))
 }
 
 #[cfg(test)]

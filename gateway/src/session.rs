@@ -1,30 +1,32 @@
 //! One WebSocket connection: subscriptions, snapshot-then-incremental alerts, coalesced patient
 //! frames, commands, pings, and the slow-client rule (contracts.md §5).
 //!
-//! Alert frames are never dropped: the connection reads them from a bounded broadcast, and a
+//! Two tasks per socket that end together (the shape of axum's chat example): the [`Reader`]
+//! reads what the client sends, answers pings and malformed frames, and runs the client's
+//! commands (up to 32 at once, each answered once its transition is stored); the writer, a
+//! [`Session`], owns the subscription and everything fanned out to it, and is the only one to
+//! write. The reader hands the writer what must be written or changed, in order, through a
+//! bounded channel. So a command waiting for storage never holds back an alert. Answers can
+//! come in another order than the commands were sent; their `id` tells them apart.
+//!
+//! Alert frames are never dropped: the writer reads them from a bounded broadcast, and a
 //! client that falls `gateway.client_queue` frames behind (or blocks a write for 5 s) is closed
 //! with 1013; on reconnect it gets a fresh snapshot. Patient frames arrive from the hub in one
 //! coalesced batch per `gateway.patient_flush` and are written 128 at a time, after any alert,
 //! page or reply, newest state per patient; when they lag, the latest state is taken from the hub.
-//! Commands run beside the fan-out (up to 32 per socket): each is answered once its transition
-//! is stored, and alerts keep flowing to the socket meanwhile. Answers can therefore come in
-//! another order than the commands were sent; their `id` tells them apart.
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::Ordering::Relaxed;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::{Duration, Instant};
 
+use axum::extract::ws::{CloseFrame, Message, WebSocket, close_code};
 use futures::future::BoxFuture;
-use futures::stream::FuturesUnordered;
+use futures::stream::{FuturesUnordered, SplitSink, SplitStream};
 use futures::{SinkExt, StreamExt};
 use serde_json::json;
-use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::broadcast::{self, error::RecvError};
-use tokio_tungstenite::WebSocketStream;
-use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::tungstenite::protocol::CloseFrame;
-use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio::sync::mpsc;
 use vigil_engine::{CommandKind, Level};
 
 use crate::error::{ErrorCode, GatewayError};
@@ -33,6 +35,8 @@ use crate::hub::{
 };
 use crate::protocol::{ClientMessage, Command, Refused, Request, Subscribe};
 
+/// The largest frame and message a client may send; beyond it the socket is closed with 1009.
+pub const MAX_MESSAGE: usize = 64 * 1024;
 /// A write that takes longer than this means the client is not reading.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long the closing frame gets to reach a client: a slow one must still learn it was
@@ -41,6 +45,15 @@ const CLOSE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Client messages allowed per second, and the burst above that.
 const RATE_PER_SEC: f64 = 20.0;
 const RATE_BURST: f64 = 40.0;
+/// What the reader may hand the writer before it waits (and so stops reading).
+const READER_QUEUE: usize = 64;
+
+/// Commands one socket may have under way; more are refused with `RATE_LIMITED`.
+const MAX_COMMANDS_IN_FLIGHT: usize = 32;
+
+/// Patient frames written per turn of a session: about 40 KiB, so an alert waits behind at
+/// most this many tiles.
+const PATIENT_CHUNK: usize = 128;
 
 /// What this connection asked for, narrowed to what its token allows.
 struct Subscription {
@@ -80,11 +93,6 @@ impl Subscription {
 
 fn error_frame(hub: &Hub, id: Option<&str>, code: ErrorCode, message: impl Into<String>) -> String {
     hub.metrics.error(code);
-    error_json(id, code, message)
-}
-
-/// An `error` frame, not counted (for errors `Hub::command` already counted).
-fn error_json(id: Option<&str>, code: ErrorCode, message: impl Into<String>) -> String {
     GatewayError::new(code, message).frame(id)
 }
 
@@ -95,6 +103,226 @@ async fn recv_or_wait<T: Clone>(rx: &mut Option<broadcast::Receiver<T>>) -> Resu
     }
 }
 
+/// Why the writer closes a socket: the close code and the reason the client reads.
+type Closing = (u16, &'static str);
+
+const TOO_SLOW: Closing = (
+    close_code::AGAIN,
+    "too slow for alerts; reconnect for a fresh snapshot",
+);
+const SHUTTING_DOWN: Closing = (close_code::AWAY, "gateway shutting down");
+
+/// What the reader hands the writer, in the order the client's frames caused it.
+enum FromReader {
+    /// A frame to write: an answer, an error, a pong.
+    Frame(String),
+    /// A `subscribe` to apply (the writer owns the subscription).
+    Subscribe(Subscribe),
+    /// The client closed: finish the closing handshake and end.
+    Closed,
+    /// The client broke a rule the reader enforces: close with this.
+    Close(Closing),
+}
+
+/// When the client was last heard from (any frame, pongs included), in milliseconds since the
+/// session started: written by the reader, read by the writer's liveness check.
+struct Heard {
+    start: Instant,
+    ms: AtomicU64,
+}
+
+impl Heard {
+    fn now(&self) {
+        let ms = u64::try_from(self.start.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.ms.store(ms, Relaxed);
+    }
+
+    fn at(&self) -> Instant {
+        self.start + Duration::from_millis(self.ms.load(Relaxed))
+    }
+}
+
+/// Serves one upgraded connection until it closes, the client is too slow, or shutdown.
+pub async fn run(ws: WebSocket, principal: Principal, hub: Arc<Hub>) {
+    hub.metrics.connected.fetch_add(1, Relaxed);
+    hub.metrics.connections_total.fetch_add(1, Relaxed);
+    let (tx, rx) = ws.split();
+    let heard = Arc::new(Heard {
+        start: Instant::now(),
+        ms: AtomicU64::new(0),
+    });
+    let (to_writer, from_reader) = mpsc::channel(READER_QUEUE);
+    let reader = Reader {
+        hub: hub.clone(),
+        principal: principal.clone(),
+        tokens: RATE_BURST,
+        refilled: Instant::now(),
+        commands: FuturesUnordered::new(),
+        to_writer,
+        heard: heard.clone(),
+    };
+    let reading = tokio::spawn(reader.run(rx));
+    let session = Session {
+        hub: hub.clone(),
+        principal,
+        sub: None,
+        alerts: None,
+        patients: None,
+        resources: None,
+        pages: None,
+        pages_sent: HashMap::new(),
+        snapshot_versions: HashMap::new(),
+        pending_patients: HashMap::new(),
+        pending_resources: HashMap::new(),
+    };
+    // The writer ends when the reader does (its channel closes) or on its own (a slow client,
+    // shutdown); either way the reader goes with it.
+    session.run(tx, from_reader, &heard).await;
+    reading.abort();
+    hub.metrics.connected.fetch_sub(1, Relaxed);
+}
+
+/// The receive half: what the client sends, and the commands it started.
+struct Reader {
+    hub: Arc<Hub>,
+    principal: Principal,
+    tokens: f64,
+    refilled: Instant,
+    /// Commands under way, each resolving to the frame that answers it (none for a quiet
+    /// receipt).
+    commands: FuturesUnordered<BoxFuture<'static, Option<String>>>,
+    to_writer: mpsc::Sender<FromReader>,
+    heard: Arc<Heard>,
+}
+
+impl Reader {
+    async fn run(mut self, mut rx: SplitStream<WebSocket>) {
+        loop {
+            let out = tokio::select! {
+                biased;
+                msg = rx.next() => {
+                    self.heard.now();
+                    match msg {
+                        Some(Ok(Message::Text(text))) => self.on_text(text.as_str()),
+                        Some(Ok(Message::Binary(_))) => Some(FromReader::Frame(error_frame(
+                            &self.hub,
+                            None,
+                            ErrorCode::BadRequest,
+                            "binary frames are not supported; send JSON text",
+                        ))),
+                        Some(Ok(Message::Close(_))) => {
+                            let _ = self.to_writer.send(FromReader::Closed).await;
+                            return;
+                        }
+                        Some(Err(e)) if too_large(&e) => {
+                            // A frame or message over 64 KiB: refused, counted, closed with 1009.
+                            self.hub.metrics.oversize_closes.fetch_add(1, Relaxed);
+                            let close = (close_code::SIZE, "message larger than 64 KiB");
+                            let _ = self.to_writer.send(FromReader::Close(close)).await;
+                            return;
+                        }
+                        None | Some(Err(_)) => return,
+                        // Pings are answered by the WebSocket layer; pongs only count as heard.
+                        Some(Ok(_)) => None,
+                    }
+                },
+                Some(reply) = self.commands.next(), if !self.commands.is_empty() => {
+                    reply.map(FromReader::Frame)
+                }
+            };
+            if let Some(out) = out
+                && self.to_writer.send(out).await.is_err()
+            {
+                return;
+            }
+        }
+    }
+
+    fn rate_ok(&mut self) -> bool {
+        let now = Instant::now();
+        let elapsed = now.duration_since(self.refilled).as_secs_f64();
+        self.refilled = now;
+        self.tokens = (self.tokens + elapsed * RATE_PER_SEC).min(RATE_BURST);
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+
+    fn on_text(&mut self, text: &str) -> Option<FromReader> {
+        let decoded = ClientMessage::decode(text);
+        let id = match &decoded {
+            Ok((id, _)) | Err(Refused { id, .. }) => id.clone(),
+        };
+        if !self.rate_ok() {
+            return Some(FromReader::Frame(error_frame(
+                &self.hub,
+                id.as_deref(),
+                ErrorCode::RateLimited,
+                "more than 20 messages per second; slow down",
+            )));
+        }
+        match decoded {
+            Ok((_, Request::Ping)) => Some(FromReader::Frame(r#"{"type":"pong"}"#.to_string())),
+            Ok((_, Request::Subscribe(sub))) => Some(FromReader::Subscribe(sub)),
+            Ok((id, Request::Command(c))) => {
+                // The contract's receipt and decline carry no `id`: without one, only an error
+                // is answered.
+                let paging = matches!(c.kind, CommandKind::Receipt | CommandKind::Decline);
+                let quiet = paging && id.is_none();
+                self.command(c, id, quiet).map(FromReader::Frame)
+            }
+            Err(Refused { id, message }) => Some(FromReader::Frame(error_frame(
+                &self.hub,
+                id.as_deref(),
+                ErrorCode::BadRequest,
+                message,
+            ))),
+        }
+    }
+
+    /// Starts a command beside the reading; its answer (`result` or `error`, none for a
+    /// `quiet` success) is handed to the writer when it completes. Returns the refusal when
+    /// too many are under way.
+    fn command(&mut self, c: Command, id: Option<String>, quiet: bool) -> Option<String> {
+        if self.commands.len() >= MAX_COMMANDS_IN_FLIGHT {
+            return Some(error_frame(
+                &self.hub,
+                id.as_deref(),
+                ErrorCode::RateLimited,
+                format!("more than {MAX_COMMANDS_IN_FLIGHT} commands under way; wait for answers"),
+            ));
+        }
+        let (hub, principal) = (self.hub.clone(), self.principal.clone());
+        self.commands.push(Box::pin(async move {
+            let id = id.as_deref();
+            match hub.command(&principal, c).await {
+                Ok(_) if quiet => None,
+                Ok(alert) => {
+                    let alert = serde_json::to_value(&alert).unwrap_or_default();
+                    Some(
+                        json!({"type": "result", "id": id, "ok": true, "alert": alert}).to_string(),
+                    )
+                }
+                Err(e) => Some(GatewayError::from(&e).frame(id)),
+            }
+        }));
+        None
+    }
+}
+
+/// Whether a read failed because the client sent a frame or message over [`MAX_MESSAGE`].
+fn too_large(e: &axum::Error) -> bool {
+    let inner = std::error::Error::source(e);
+    matches!(
+        inner.and_then(|i| i.downcast_ref::<tokio_tungstenite::tungstenite::Error>()),
+        Some(tokio_tungstenite::tungstenite::Error::Capacity(_))
+    )
+}
+
+/// The send half: the subscription and everything fanned out to it.
 struct Session {
     hub: Arc<Hub>,
     principal: Principal,
@@ -109,244 +337,152 @@ struct Session {
     snapshot_versions: HashMap<String, u64>,
     pending_patients: HashMap<Arc<str>, Arc<PatientFrame>>,
     pending_resources: HashMap<String, Arc<ResourceFrame>>,
-    tokens: f64,
-    refilled: Instant,
-    /// Commands under way, each resolving to the frame that answers it (none for a quiet
-    /// receipt). They run beside fan-out: a command waits until its transition is stored, and
-    /// alerts and pages must keep flowing to this socket meanwhile.
-    commands: FuturesUnordered<BoxFuture<'static, Option<String>>>,
-}
-
-/// Commands one socket may have under way; more are refused with `RATE_LIMITED`.
-const MAX_COMMANDS_IN_FLIGHT: usize = 32;
-
-/// Patient frames written per turn of a session: about 40 KiB, so an alert waits behind at
-/// most this many tiles.
-const PATIENT_CHUNK: usize = 128;
-
-/// Serves one upgraded connection until it closes, the client is too slow, or shutdown.
-pub async fn run<S>(ws: WebSocketStream<S>, principal: Principal, hub: Arc<Hub>)
-where
-    S: AsyncRead + AsyncWrite + Unpin + Send,
-{
-    hub.metrics.connected.fetch_add(1, Relaxed);
-    hub.metrics.connections_total.fetch_add(1, Relaxed);
-    let mut shutdown = hub.shutdown.subscribe();
-    let (mut tx, mut rx) = ws.split();
-    let mut s = Session {
-        hub: hub.clone(),
-        principal,
-        sub: None,
-        alerts: None,
-        patients: None,
-        resources: None,
-        pages: None,
-        pages_sent: HashMap::new(),
-        snapshot_versions: HashMap::new(),
-        pending_patients: HashMap::new(),
-        pending_resources: HashMap::new(),
-        tokens: RATE_BURST,
-        refilled: Instant::now(),
-        commands: FuturesUnordered::new(),
-    };
-    let mut flush = tokio::time::interval(
-        hub.config
-            .patient_flush
-            .as_std()
-            .max(Duration::from_millis(10)),
-    );
-    let mut out: Vec<String> = Vec::new();
-    // Liveness: when the client was last heard from (any frame, pongs included), and whether a
-    // ping is out. A socket that never subscribes is closed after `idle_timeout` of silence.
-    let idle_timeout = hub.config.idle_timeout.as_std();
-    let ping_interval = hub.config.ping_interval.as_std();
-    let mut heard = Instant::now();
-    let mut pinged: Option<Instant> = None;
-    let mut liveness = tokio::time::interval(Duration::from_millis(
-        (idle_timeout.min(ping_interval).as_millis() as u64 / 4).clamp(25, 1000),
-    ));
-    liveness.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let close: Option<(CloseCode, &str)> = loop {
-        out.clear();
-        let mut ping = false;
-        // Biased, in this order: what the client sends, alerts and pages before patient tiles.
-        // Patient frames are written a chunk at a time, last: a socket that is behind with them
-        // still gets an alert after at most one chunk, and their backlog coalesces (latest
-        // wins) instead of queueing.
-        tokio::select! {
-            biased;
-            msg = rx.next() => {
-                heard = Instant::now();
-                pinged = None;
-                match msg {
-                    Some(Ok(Message::Text(text))) => s.on_text(text.as_str(), &mut out),
-                    Some(Ok(Message::Binary(_))) => {
-                        out.push(error_frame(&hub, None, ErrorCode::BadRequest, "binary frames are not supported; send JSON text"));
-                    }
-                    Some(Ok(Message::Close(_))) => {
-                        // tungstenite queued the reply; send it, so a normal disconnect is a
-                        // clean close (1000 echoed), not a dropped socket (1006).
-                        let _ = tokio::time::timeout(Duration::from_secs(1), tx.close()).await;
-                        break None;
-                    }
-                    Some(Err(tokio_tungstenite::tungstenite::Error::Capacity(_))) => {
-                        // A frame or message over 64 KiB: refused, counted, closed with 1009.
-                        hub.metrics.oversize_closes.fetch_add(1, Relaxed);
-                        break Some((CloseCode::Size, "message larger than 64 KiB"));
-                    }
-                    None | Some(Err(_)) => break None,
-                    Some(Ok(_)) => {}
-                }
-            },
-            Some(reply) = s.commands.next(), if !s.commands.is_empty() => out.extend(reply),
-            _ = liveness.tick() => {
-                let silent = heard.elapsed();
-                if s.sub.is_none() && silent >= idle_timeout {
-                    hub.metrics.idle_closes.fetch_add(1, Relaxed);
-                    break Some((CloseCode::Policy, "no subscribe and nothing sent: closed as idle"));
-                }
-                match pinged {
-                    Some(at) if at.elapsed() >= ping_interval => {
-                        hub.metrics.ping_timeouts.fetch_add(1, Relaxed);
-                        break Some((CloseCode::Error, "no answer to ping: closed as unresponsive"));
-                    }
-                    None if silent >= ping_interval => {
-                        pinged = Some(Instant::now());
-                        ping = true;
-                    }
-                    _ => {}
-                }
-            },
-            r = recv_or_wait(&mut s.alerts) => match r {
-                Ok(entry) => {
-                    s.on_alert(&entry, &mut out);
-                    // Batch whatever else is ready into the same write.
-                    let mut lagged = false;
-                    for _ in 0..256 {
-                        let Some(rx) = s.alerts.as_mut() else { break };
-                        match rx.try_recv() {
-                            Ok(e) => s.on_alert(&e, &mut out),
-                            Err(broadcast::error::TryRecvError::Lagged(_)) => { lagged = true; break; }
-                            Err(_) => break,
-                        }
-                    }
-                    if lagged {
-                        break Some((CloseCode::Again, "too slow for alerts; reconnect for a fresh snapshot"));
-                    }
-                }
-                Err(RecvError::Lagged(_)) => {
-                    break Some((CloseCode::Again, "too slow for alerts; reconnect for a fresh snapshot"));
-                }
-                Err(RecvError::Closed) => break Some((CloseCode::Away, "gateway shutting down")),
-            },
-            r = recv_or_wait(&mut s.pages) => match r {
-                Ok(page) => s.on_page(&page, &mut out),
-                // Pages are never dropped: a pager too slow for them reconnects and gets every
-                // page still waiting.
-                Err(RecvError::Lagged(_)) => {
-                    break Some((CloseCode::Again, "too slow for pages; reconnect to get every waiting page"));
-                }
-                Err(RecvError::Closed) => break Some((CloseCode::Away, "gateway shutting down")),
-            },
-            r = recv_or_wait(&mut s.patients) => match r {
-                Ok(batch) => s.on_patients(&batch),
-                Err(RecvError::Lagged(_)) => s.resync_patients(),
-                Err(RecvError::Closed) => s.patients = None,
-            },
-            r = recv_or_wait(&mut s.resources) => match r {
-                Ok(frame) => s.on_resource(frame),
-                Err(RecvError::Lagged(_)) => s.resync_resources(),
-                Err(RecvError::Closed) => s.resources = None,
-            },
-            _ = flush.tick(), if !s.pending_resources.is_empty() => {
-                hub.metrics.resource_frames.fetch_add(s.pending_resources.len() as u64, Relaxed);
-                out.extend(s.pending_resources.drain().map(|(_, f)| f.json.clone()));
-            },
-            _ = shutdown.changed() => break Some((CloseCode::Away, "gateway shutting down")),
-            () = std::future::ready(()), if !s.pending_patients.is_empty() => {
-                let n = s.take_patients(PATIENT_CHUNK, &mut out);
-                hub.metrics.patient_frames.fetch_add(n as u64, Relaxed);
-            },
-        }
-        if !out.is_empty() || ping {
-            let write = async {
-                if ping {
-                    tx.feed(Message::Ping(bytes::Bytes::new())).await?;
-                }
-                for frame in out.drain(..) {
-                    tx.feed(Message::text(frame)).await?;
-                }
-                tx.flush().await
-            };
-            match tokio::time::timeout(WRITE_TIMEOUT, write).await {
-                Ok(Ok(())) => {}
-                Ok(Err(_)) => break None,
-                Err(_) => {
-                    break Some((
-                        CloseCode::Again,
-                        "too slow for alerts; reconnect for a fresh snapshot",
-                    ));
-                }
-            }
-        }
-    };
-    if let Some((code, reason)) = close {
-        if code == CloseCode::Again {
-            hub.metrics.slow_client_closes.fetch_add(1, Relaxed);
-        }
-        let frame = CloseFrame {
-            code,
-            reason: reason.into(),
-        };
-        let _ = tokio::time::timeout(CLOSE_TIMEOUT, tx.send(Message::Close(Some(frame)))).await;
-    }
-    hub.metrics.connected.fetch_sub(1, Relaxed);
 }
 
 impl Session {
-    fn rate_ok(&mut self) -> bool {
-        let now = Instant::now();
-        let elapsed = now.duration_since(self.refilled).as_secs_f64();
-        self.refilled = now;
-        self.tokens = (self.tokens + elapsed * RATE_PER_SEC).min(RATE_BURST);
-        if self.tokens >= 1.0 {
-            self.tokens -= 1.0;
-            true
-        } else {
-            false
-        }
-    }
-
-    fn on_text(&mut self, text: &str, out: &mut Vec<String>) {
-        let decoded = ClientMessage::decode(text);
-        let id = match &decoded {
-            Ok((id, _)) | Err(Refused { id, .. }) => id.clone(),
-        };
-        if !self.rate_ok() {
-            out.push(error_frame(
-                &self.hub,
-                id.as_deref(),
-                ErrorCode::RateLimited,
-                "more than 20 messages per second; slow down",
-            ));
-            return;
-        }
-        match decoded {
-            Ok((_, Request::Ping)) => out.push(r#"{"type":"pong"}"#.to_string()),
-            Ok((_, Request::Subscribe(sub))) => self.subscribe(sub, out),
-            Ok((id, Request::Command(c))) => {
-                // The contract's receipt and decline carry no `id`: without one, only an error
-                // is answered.
-                let paging = matches!(c.kind, CommandKind::Receipt | CommandKind::Decline);
-                let quiet = paging && id.is_none();
-                self.command(c, id, quiet, out);
+    async fn run(
+        mut self,
+        mut tx: SplitSink<WebSocket, Message>,
+        mut from_reader: mpsc::Receiver<FromReader>,
+        heard: &Heard,
+    ) {
+        let hub = self.hub.clone();
+        let mut shutdown = hub.shutdown.subscribe();
+        let mut flush = tokio::time::interval(
+            hub.config
+                .patient_flush
+                .as_std()
+                .max(Duration::from_millis(10)),
+        );
+        let mut out: Vec<String> = Vec::new();
+        // Liveness: a socket that never subscribes is closed after `idle_timeout` of silence;
+        // one silent for `ping_interval` is pinged, and closed if still silent after another.
+        let idle_timeout = hub.config.idle_timeout.as_std();
+        let ping_interval = hub.config.ping_interval.as_std();
+        let mut pinged: Option<Instant> = None;
+        let mut liveness = tokio::time::interval(Duration::from_millis(
+            (idle_timeout.min(ping_interval).as_millis() as u64 / 4).clamp(25, 1000),
+        ));
+        liveness.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let close: Option<Closing> = loop {
+            out.clear();
+            let mut ping = false;
+            // Biased, in this order: what the reader hands on, alerts and pages before patient
+            // tiles. Patient frames are written a chunk at a time, last: a socket that is behind
+            // with them still gets an alert after at most one chunk, and their backlog
+            // coalesces (latest wins) instead of queueing.
+            tokio::select! {
+                biased;
+                r = from_reader.recv() => match r {
+                    Some(FromReader::Frame(f)) => out.push(f),
+                    Some(FromReader::Subscribe(sub)) => self.subscribe(sub, &mut out),
+                    Some(FromReader::Closed) => {
+                        // The WebSocket layer queued the reply; send it, so a normal disconnect
+                        // is a clean close (1000 echoed), not a dropped socket (1006).
+                        let _ = tokio::time::timeout(Duration::from_secs(1), tx.close()).await;
+                        break None;
+                    }
+                    Some(FromReader::Close(closing)) => break Some(closing),
+                    // The reader ended: the client is gone.
+                    None => break None,
+                },
+                _ = liveness.tick() => {
+                    let heard_at = heard.at();
+                    if pinged.is_some_and(|at| heard_at >= at) {
+                        pinged = None;
+                    }
+                    let silent = heard_at.elapsed();
+                    if self.sub.is_none() && silent >= idle_timeout {
+                        hub.metrics.idle_closes.fetch_add(1, Relaxed);
+                        break Some((close_code::POLICY, "no subscribe and nothing sent: closed as idle"));
+                    }
+                    match pinged {
+                        Some(at) if at.elapsed() >= ping_interval => {
+                            hub.metrics.ping_timeouts.fetch_add(1, Relaxed);
+                            break Some((close_code::ERROR, "no answer to ping: closed as unresponsive"));
+                        }
+                        None if silent >= ping_interval => {
+                            pinged = Some(Instant::now());
+                            ping = true;
+                        }
+                        _ => {}
+                    }
+                },
+                r = recv_or_wait(&mut self.alerts) => match r {
+                    Ok(entry) => {
+                        self.on_alert(&entry, &mut out);
+                        // Batch whatever else is ready into the same write.
+                        let mut lagged = false;
+                        for _ in 0..256 {
+                            let Some(rx) = self.alerts.as_mut() else { break };
+                            match rx.try_recv() {
+                                Ok(e) => self.on_alert(&e, &mut out),
+                                Err(broadcast::error::TryRecvError::Lagged(_)) => { lagged = true; break; }
+                                Err(_) => break,
+                            }
+                        }
+                        if lagged {
+                            break Some(TOO_SLOW);
+                        }
+                    }
+                    Err(RecvError::Lagged(_)) => break Some(TOO_SLOW),
+                    Err(RecvError::Closed) => break Some(SHUTTING_DOWN),
+                },
+                r = recv_or_wait(&mut self.pages) => match r {
+                    Ok(page) => self.on_page(&page, &mut out),
+                    // Pages are never dropped: a pager too slow for them reconnects and gets every
+                    // page still waiting.
+                    Err(RecvError::Lagged(_)) => {
+                        break Some((close_code::AGAIN, "too slow for pages; reconnect to get every waiting page"));
+                    }
+                    Err(RecvError::Closed) => break Some(SHUTTING_DOWN),
+                },
+                r = recv_or_wait(&mut self.patients) => match r {
+                    Ok(batch) => self.on_patients(&batch),
+                    Err(RecvError::Lagged(_)) => self.resync_patients(),
+                    Err(RecvError::Closed) => self.patients = None,
+                },
+                r = recv_or_wait(&mut self.resources) => match r {
+                    Ok(frame) => self.on_resource(frame),
+                    Err(RecvError::Lagged(_)) => self.resync_resources(),
+                    Err(RecvError::Closed) => self.resources = None,
+                },
+                _ = flush.tick(), if !self.pending_resources.is_empty() => {
+                    hub.metrics.resource_frames.fetch_add(self.pending_resources.len() as u64, Relaxed);
+                    out.extend(self.pending_resources.drain().map(|(_, f)| f.json.clone()));
+                },
+                _ = shutdown.changed() => break Some(SHUTTING_DOWN),
+                () = std::future::ready(()), if !self.pending_patients.is_empty() => {
+                    let n = self.take_patients(PATIENT_CHUNK, &mut out);
+                    hub.metrics.patient_frames.fetch_add(n as u64, Relaxed);
+                },
             }
-            Err(Refused { id, message }) => out.push(error_frame(
-                &self.hub,
-                id.as_deref(),
-                ErrorCode::BadRequest,
-                message,
-            )),
+            if !out.is_empty() || ping {
+                let write = async {
+                    if ping {
+                        tx.feed(Message::Ping(bytes::Bytes::new())).await?;
+                    }
+                    for frame in out.drain(..) {
+                        tx.feed(Message::text(frame)).await?;
+                    }
+                    tx.flush().await
+                };
+                match tokio::time::timeout(WRITE_TIMEOUT, write).await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(_)) => break None,
+                    Err(_) => break Some(TOO_SLOW),
+                }
+            }
+        };
+        if let Some((code, reason)) = close {
+            if code == close_code::AGAIN {
+                hub.metrics.slow_client_closes.fetch_add(1, Relaxed);
+            }
+            let frame = CloseFrame {
+                code,
+                reason: reason.into(),
+            };
+            let _ = tokio::time::timeout(CLOSE_TIMEOUT, tx.send(Message::Close(Some(frame)))).await;
         }
     }
 
@@ -530,34 +666,6 @@ impl Session {
         self.hub.metrics.page_frames.fetch_add(1, Relaxed);
         out.push(page.frame.clone());
     }
-
-    /// Starts a command beside the fan-out; its answer (`result` or `error`, none for a
-    /// `quiet` success) is written when it completes.
-    fn command(&mut self, c: Command, id: Option<String>, quiet: bool, out: &mut Vec<String>) {
-        if self.commands.len() >= MAX_COMMANDS_IN_FLIGHT {
-            out.push(error_frame(
-                &self.hub,
-                id.as_deref(),
-                ErrorCode::RateLimited,
-                format!("more than {MAX_COMMANDS_IN_FLIGHT} commands under way; wait for answers"),
-            ));
-            return;
-        }
-        let (hub, principal) = (self.hub.clone(), self.principal.clone());
-        self.commands.push(Box::pin(async move {
-            let id = id.as_deref();
-            match hub.command(&principal, c).await {
-                Ok(_) if quiet => None,
-                Ok(alert) => {
-                    let alert = serde_json::to_value(&alert).unwrap_or_default();
-                    Some(
-                        json!({"type": "result", "id": id, "ok": true, "alert": alert}).to_string(),
-                    )
-                }
-                Err(e) => Some(GatewayError::from(&e).frame(id)),
-            }
-        }));
-    }
 }
 
 #[cfg(test)]
@@ -568,7 +676,8 @@ mod tests {
     use std::pin::Pin;
 
     use futures::{SinkExt, StreamExt};
-    use tokio_tungstenite::tungstenite::protocol::Role as WsRole;
+    use tokio_tungstenite::tungstenite::Message;
+    use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
     use vigil_config::Config;
     use vigil_engine::{Alert, CommandError};
 
@@ -673,17 +782,24 @@ mod tests {
         assert_eq!(h.readiness(), Err("not connected to NATS".into()));
     }
 
-    /// A real WebSocket over an in-memory pipe: server session on one end, client on the other.
-    async fn connect(hub: &Arc<Hub>) -> WebSocketStream<tokio::io::DuplexStream> {
-        let (server, client) = tokio::io::duplex(64 * 1024);
-        let principal = hub.authenticate("nurse-token").unwrap().clone();
-        let ws = WebSocketStream::from_raw_socket(server, WsRole::Server, None).await;
-        tokio::spawn(run(ws, principal, hub.clone()));
-        WebSocketStream::from_raw_socket(client, WsRole::Client, None).await
+    type Client = WebSocketStream<MaybeTlsStream<tokio::net::TcpStream>>;
+
+    /// A real WebSocket: the gateway's own accept loop and routes on a loopback port, and a
+    /// tungstenite client with the nurse's token.
+    async fn connect(hub: &Arc<Hub>) -> Client {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(crate::server::serve(
+            listener,
+            hub.clone(),
+            std::future::pending(),
+        ));
+        let url = format!("ws://{addr}/ws?token=nurse-token");
+        tokio_tungstenite::connect_async(url).await.unwrap().0
     }
 
     /// Subscribes to `alerts` and reads the `subscribed` and `snapshot` frames.
-    async fn subscribe_alerts(c: &mut WebSocketStream<tokio::io::DuplexStream>) {
+    async fn subscribe_alerts(c: &mut Client) {
         c.send(Message::text(
             r#"{"type":"subscribe","id":"s1","channels":["alerts"]}"#,
         ))
@@ -693,7 +809,7 @@ mod tests {
         assert_eq!(next_json(c).await["type"], "snapshot");
     }
 
-    async fn next_json(c: &mut WebSocketStream<tokio::io::DuplexStream>) -> serde_json::Value {
+    async fn next_json(c: &mut Client) -> serde_json::Value {
         loop {
             match c.next().await.expect("frame").expect("ok") {
                 Message::Text(t) => return serde_json::from_str(t.as_str()).unwrap(),
