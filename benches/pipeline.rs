@@ -1,6 +1,7 @@
 //! Criterion benches of the per-event hot path, reported as events per second
 //! (`Throughput::Elements`): decode JSON vs MessagePack, NEWS2 scoring, the per-patient update
-//! (chart, score, rules), the ingest dedupe and the per-resource practice update. Run:
+//! (chart, score, rules), the ingest dedupe, the per-resource practice update and an alert
+//! transition's serialization for dashboards and `ALERTS`. Run:
 //! `cargo bench --bench pipeline`.
 
 use std::hint::black_box;
@@ -194,5 +195,51 @@ fn practice(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, decode, scoring, patient_update, dedupe, practice);
+/// What each alert transition costs on its way out: serialized for the dashboards and wrapped
+/// in its `ALERTS` envelope. `twice` serializes the alert for each (as before issue 17's change),
+/// `once` serializes it once and shares the JSON; both in one run, so they compare as a pair.
+fn alert_output(c: &mut Criterion) {
+    use vigil_streams::output::{alert_json, alert_message};
+    let settings = Settings::default();
+    let v = Vitals {
+        hr: Some(140.0),
+        rr: Some(30.0),
+        spo2: Some(85.0),
+        ..Vitals::default()
+    };
+    let mut p = Patient::new("clinic-abc", "patient-123", "icu-3");
+    let t = |m: i64| Timestamp::from_millis(T0 + m * 60_000);
+    p.observe("icu-3", &v, t(0), t(0), &settings);
+    let Some(alert) = p.observe("icu-3", &v, t(1), t(1), &settings).alerts.pop() else {
+        return;
+    };
+    let mut g = c.benchmark_group("alert_output");
+    g.throughput(Throughput::Elements(1));
+    g.bench_function("twice", |b| {
+        b.iter(|| {
+            let dashboards = serde_json::to_string(black_box(&alert)).unwrap_or_default();
+            let stored = alert_message(&alert, &alert_json(&alert), None);
+            black_box((dashboards.len(), stored.payload.len()))
+        })
+    });
+    g.bench_function("once", |b| {
+        b.iter(|| {
+            let json = alert_json(black_box(&alert));
+            let dashboards = json.get().to_owned();
+            let stored = alert_message(&alert, &json, None);
+            black_box((dashboards.len(), stored.payload.len()))
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(
+    benches,
+    decode,
+    scoring,
+    patient_update,
+    dedupe,
+    practice,
+    alert_output
+);
 criterion_main!(benches);

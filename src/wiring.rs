@@ -10,7 +10,7 @@ use vigil_actors::{AlertCommand, Backpressure, Outputs, Shards};
 use vigil_engine::practice::keeper::ResourceView;
 use vigil_engine::{Alert, CommandError, PatientStatus, Reading};
 use vigil_gateway::{CommandPort, Hub};
-use vigil_streams::output::alert_message;
+use vigil_streams::output::{alert_json, alert_message};
 use vigil_streams::{Delivery, EventSink, IngestMetrics, Outbox, Receipt, Rejection};
 
 /// Alert transitions go to dashboards at once and to `ALERTS` through the outbox (which holds the
@@ -30,8 +30,9 @@ impl Outputs for EngineOutputs {
             let delay = vigil_streams::wall_clock().since(fired);
             self.metrics.alert_delay.record_ms(delay);
         }
-        self.hub.publish_alert(alert);
-        match self.outbox.try_send(alert_message(alert, receipt)) {
+        let json = alert_json(alert);
+        self.hub.publish_alert_json(alert, json.get().to_owned());
+        match self.outbox.try_send(alert_message(alert, &json, receipt)) {
             Ok(()) => None,
             Err(msg) => {
                 let outbox = self.outbox.clone();

@@ -4,6 +4,7 @@
 
 use bytes::Bytes;
 use serde::Serialize;
+use serde_json::value::RawValue;
 use vigil_engine::Alert;
 use vigil_engine::practice::appointment::FlowUpdate;
 
@@ -14,7 +15,7 @@ use crate::receipt::Receipt;
 
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
-struct Envelope<'a, T> {
+struct Envelope<'a, T: ?Sized> {
     event_id: String,
     event_type: &'static str,
     event_version: &'static str,
@@ -27,8 +28,9 @@ struct Envelope<'a, T> {
 }
 
 /// The envelope of one alert transition. `eventId` is `{alertId}-v{version}`, also used as
-/// `Nats-Msg-Id`, so a retried publish is stored once.
-pub fn alert_message(alert: &Alert, receipt: Option<Receipt>) -> OutMessage {
+/// `Nats-Msg-Id`, so a retried publish is stored once. `json` is the alert serialized once
+/// ([`alert_json`]), shared with the dashboards' copy.
+pub fn alert_message(alert: &Alert, json: &RawValue, receipt: Option<Receipt>) -> OutMessage {
     let event_id = format!("{}-v{}", alert.alert_id, alert.version);
     let envelope = Envelope {
         event_id: event_id.clone(),
@@ -38,7 +40,7 @@ pub fn alert_message(alert: &Alert, receipt: Option<Receipt>) -> OutMessage {
         producer: "vigil",
         tenant_id: &alert.tenant_id,
         correlation_id: None,
-        data: alert,
+        data: json,
     };
     let payload = serde_json::to_vec(&envelope).unwrap_or_default();
     OutMessage {
@@ -51,6 +53,16 @@ pub fn alert_message(alert: &Alert, receipt: Option<Receipt>) -> OutMessage {
         receipt,
         ordered: true,
     }
+}
+
+/// An alert transition as JSON, serialized once for both of its readers: the `ALERTS`
+/// envelope ([`alert_message`]) and the dashboards' frames.
+pub fn alert_json(alert: &Alert) -> Box<RawValue> {
+    serde_json::value::to_raw_value(alert).unwrap_or_else(|e| {
+        // An `Alert` is plain data; serializing it cannot fail short of a serde bug.
+        tracing::error!(alert = %alert.alert_id, error = %e, "cannot serialize an alert");
+        RawValue::NULL.to_owned()
+    })
 }
 
 /// NATS header values cannot hold line breaks; producer-supplied text is flattened and capped.

@@ -199,7 +199,12 @@ impl Hub {
     /// Records an alert transition and pushes it to every subscribed connection in scope.
     /// An older version than the one held is ignored (outputs may race with command replies).
     pub fn publish_alert(&self, alert: &Alert) {
-        let json = serde_json::to_string(alert).unwrap_or_default();
+        self.publish_alert_json(alert, serde_json::to_string(alert).unwrap_or_default());
+    }
+
+    /// [`Hub::publish_alert`] with the alert already serialized (`json` is `alert` as JSON):
+    /// the engine serializes each transition once for `ALERTS` and the dashboards.
+    pub fn publish_alert_json(&self, alert: &Alert, json: String) {
         let entry = Arc::new(AlertEntry {
             alert_id: alert.alert_id.clone(),
             tenant: alert.tenant_id.clone(),
