@@ -23,6 +23,8 @@ use crate::wiring::{EngineOutputs, ShardCommands, ShardSink};
 
 /// How long the outbox may take to publish what is left at shutdown.
 const OUTBOX_DRAIN: Duration = Duration::from_secs(10);
+/// How long the last acknowledgements may take to be written at shutdown.
+const FLUSH_WAIT: Duration = Duration::from_secs(2);
 
 pub struct Engine;
 
@@ -248,14 +250,21 @@ impl Running {
         {
             tracing::error!("outputs still unpublished after 10 s; they are recomputed on replay");
         }
-        // The last acknowledgements are still in the client's buffer.
-        match tokio::time::timeout(OUTBOX_DRAIN, self.bus.flush()).await {
+        // The last acknowledgements are still in the client's buffer. With NATS away there is
+        // nothing to wait for: what they acknowledge is redelivered.
+        let connected = self.bus.link().is_none_or(|l| l.is_connected());
+        let flushed = if connected {
+            tokio::time::timeout(FLUSH_WAIT, self.bus.flush()).await
+        } else {
+            Ok(Err(vigil_streams::BusError::Ack("NATS is away".into())))
+        };
+        match flushed {
             Ok(Ok(())) => {}
             Ok(Err(e)) => {
-                tracing::warn!(error = %e, "last acknowledgements not sent; NATS redelivers those events")
+                tracing::warn!(error = %e, "last acknowledgements not sent; NATS redelivers those events");
             }
             Err(_) => tracing::warn!(
-                "last acknowledgements not sent within 10 s; NATS redelivers those events"
+                "last acknowledgements not sent within 2 s; NATS redelivers those events"
             ),
         }
         Ok(())

@@ -564,6 +564,33 @@ async fn sigterm_drains_acknowledges_and_exits_zero() {
     );
 }
 
+/// SIGTERM with NATS gone: nothing can be acknowledged or stored, so the engine does not wait
+/// for NATS (a supervisor's grace period is often 30 s; the restart must not hang on it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_with_nats_gone_exits_without_waiting_for_it() {
+    let mut nats = NatsServer::start();
+    let mut engine = Engine::start(&nats, "");
+    engine.wait_ready().await;
+    nats.stop("KILL");
+    // Until the engine has noticed: /readyz says so.
+    for _ in 0..100 {
+        if http_get(&engine.addr, "/readyz").await.0 == 503 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let asked = std::time::Instant::now();
+    let status = engine.terminate();
+    let took = asked.elapsed();
+    assert!(status.success(), "exit status {status:?}");
+    // Far below the 10 s the outbox may take to drain, and the 2 s an acknowledgement flush
+    // may take when NATS is there: neither is waited for when it is not.
+    assert!(took < std::time::Duration::from_secs(5), "took {took:?}");
+    let log = engine.log.lock().unwrap().join("\n");
+    assert!(log.contains("NATS is away"), "{log}");
+    assert!(!log.contains("not sent within"), "waited for a flush: {log}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn http_mirror_lists_and_commands_alerts_with_the_same_codes() {
     let nats = NatsServer::start();
