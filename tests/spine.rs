@@ -588,7 +588,10 @@ async fn sigterm_with_nats_gone_exits_without_waiting_for_it() {
     assert!(took < std::time::Duration::from_secs(5), "took {took:?}");
     let log = engine.log.lock().unwrap().join("\n");
     assert!(log.contains("NATS is away"), "{log}");
-    assert!(!log.contains("not sent within"), "waited for a flush: {log}");
+    assert!(
+        !log.contains("not sent within"),
+        "waited for a flush: {log}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
