@@ -124,21 +124,23 @@ enum FromReader {
     Close(Closing),
 }
 
-/// When the client was last heard from (any frame, pongs included), in milliseconds since the
-/// session started: written by the reader, read by the writer's liveness check.
+/// When the client was last heard from (any frame, pongs included), in nanoseconds since the
+/// session started: written by the reader, read by the writer's liveness check. Nanoseconds,
+/// not milliseconds: a pong on loopback can come back within the millisecond of its ping, and
+/// a truncated time would then look older than the ping it answers.
 struct Heard {
     start: Instant,
-    ms: AtomicU64,
+    nanos: AtomicU64,
 }
 
 impl Heard {
     fn now(&self) {
-        let ms = u64::try_from(self.start.elapsed().as_millis()).unwrap_or(u64::MAX);
-        self.ms.store(ms, Relaxed);
+        let nanos = u64::try_from(self.start.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        self.nanos.store(nanos, Relaxed);
     }
 
     fn at(&self) -> Instant {
-        self.start + Duration::from_millis(self.ms.load(Relaxed))
+        self.start + Duration::from_nanos(self.nanos.load(Relaxed))
     }
 }
 
@@ -149,7 +151,7 @@ pub async fn run(ws: WebSocket, principal: Principal, hub: Arc<Hub>) {
     let (tx, rx) = ws.split();
     let heard = Arc::new(Heard {
         start: Instant::now(),
-        ms: AtomicU64::new(0),
+        nanos: AtomicU64::new(0),
     });
     let (to_writer, from_reader) = mpsc::channel(READER_QUEUE);
     let reader = Reader {
@@ -720,6 +722,18 @@ mod tests {
         ) -> Pin<Box<dyn Future<Output = Result<Alert, CommandError>> + Send>> {
             Box::pin(std::future::pending())
         }
+    }
+
+    #[test]
+    fn a_pong_within_the_millisecond_of_its_ping_counts_as_an_answer() {
+        // The session started 0.7 ms ago; a ping goes out now and its pong comes straight back.
+        let heard = Heard {
+            start: Instant::now() - Duration::from_micros(700),
+            nanos: AtomicU64::new(0),
+        };
+        let pinged = Instant::now();
+        heard.now();
+        assert!(heard.at() >= pinged, "the pong looks older than its ping");
     }
 
     #[tokio::test]
