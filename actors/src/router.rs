@@ -101,26 +101,28 @@ impl<O: Routed> Router<O> {
         }
     }
 
-    fn of_kind(&mut self, kind: O::Kind) -> &mut Tenants<O> {
-        let i = match self.owners.iter().position(|(k, _)| *k == kind) {
+    /// The owners of `kind`, added on first use.
+    fn of_kind(owners: &mut Vec<(O::Kind, Tenants<O>)>, kind: O::Kind) -> &mut Tenants<O> {
+        let i = match owners.iter().position(|(k, _)| *k == kind) {
             Some(i) => i,
             None => {
-                self.owners.push((kind, Map::default()));
-                self.owners.len() - 1
+                owners.push((kind, Map::default()));
+                owners.len() - 1
             }
         };
-        &mut self.owners[i].1
+        &mut owners[i].1
     }
 
     fn entry(&mut self, at: Address<'_, O::Kind>) -> &mut Entry<O> {
-        let (settings, outputs) = (self.settings.clone(), self.outputs.clone());
-        self.of_kind(at.kind)
+        // Borrowed, not cloned: this runs for every event.
+        let (settings, outputs) = (&self.settings, &self.outputs);
+        Self::of_kind(&mut self.owners, at.kind)
             .entry_ref(at.tenant)
             .or_default()
             .entry_ref(at.id)
             .or_insert_with(|| {
                 let keep = Rc::new(Cell::new(false));
-                let actor = O::actor(at, &settings, outputs, keep.clone());
+                let actor = O::actor(at, settings, outputs.clone(), keep.clone());
                 let mailbox = settings.mailbox;
                 let addr = OwnerActor::create(move |ctx| {
                     ctx.set_mailbox_capacity(mailbox);
