@@ -368,10 +368,16 @@ impl Bus {
     /// or the last acknowledgements die in the client's buffer and NATS redelivers what was
     /// already applied.
     ///
+    /// With NATS away there is nothing to wait for: it answers at once, and NATS redelivers
+    /// what those acknowledgements were for.
+    ///
     /// # Errors
-    /// [`BusError::Ack`] when the client could not write them (NATS away).
+    /// [`BusError::Ack`] when NATS is away or the client could not write them.
     pub async fn flush(&self) -> Result<(), BusError> {
         match self {
+            Bus::JetStream(b) if !b.link.is_connected() => {
+                Err(BusError::Ack("NATS is away".into()))
+            }
             Bus::JetStream(b) => b
                 .client
                 .flush()
