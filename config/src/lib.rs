@@ -32,10 +32,10 @@ pub use gateway::GatewayConfig;
 pub use nats::NatsConfig;
 pub use rule::{Category, Level, OwnerKind, Rule, Threshold};
 pub use scoring::{
-    DEFAULT_TREND_WINDOW, MAX_RISK_SUSTAIN, ProfileConfig, RuleConfig, ScoringConfig,
+    DEFAULT_TREND_WINDOW, MAX_HORIZON, MAX_RISK_SUSTAIN, ProfileConfig, RuleConfig, ScoringConfig,
     ScoringOverride,
 };
-use scoring::{check_trend_window, trend_window, validate_rules};
+use scoring::{check_horizon, check_trend_window, trend_window, validate_rules};
 
 /// Why configuration could not be loaded. Every variant names what the operator must fix.
 #[derive(Debug, thiserror::Error)]
@@ -249,13 +249,12 @@ impl Config {
             }
         }
         validate_rules(path, "rules", &self.rules)?;
-        if self.scoring.horizon.as_millis() < self.scoring.lateness.as_millis() {
-            return Err(invalid(
-                path,
-                "scoring.horizon",
-                "must be at least scoring.lateness",
-            ));
-        }
+        check_horizon(
+            path,
+            "scoring.horizon",
+            self.scoring.horizon,
+            self.scoring.lateness,
+        )?;
         check_trend_window(
             path,
             "rules.\"news2.trend\".window",
@@ -380,6 +379,21 @@ role = "admin"          # no units: every unit of the tenant
         assert!(err.contains("janitor") && err.contains("line 4"), "{err}");
     }
 
+    /// 30 days is the longest horizon a patient window keeps; a second more is refused.
+    #[test]
+    fn the_longest_horizon_is_thirty_days() {
+        let config =
+            Config::from_toml("[scoring]\nhorizon = \"720h\"\n", "v.toml").expect("30 days");
+        assert_eq!(config.scoring.horizon.as_millis(), MAX_HORIZON.as_millis());
+        let err = Config::from_toml("[scoring]\nhorizon = \"2592001s\"\n", "v.toml")
+            .expect_err("30 days and a second")
+            .to_string();
+        assert!(
+            err.contains("scoring.horizon") && err.contains("30 days"),
+            "{err}"
+        );
+    }
+
     #[test]
     fn invalid_values_name_the_key() {
         let cases = [
@@ -402,6 +416,11 @@ role = "admin"          # no units: every unit of the tenant
             (
                 "[scoring]\nhorizon = \"30m\"\n",
                 "rules.\"news2.trend\".window",
+            ),
+            ("[scoring]\nhorizon = \"721h\"\n", "scoring.horizon"),
+            (
+                "[[profiles]]\nname = \"p\"\nscoring = { horizon = \"721h\" }\n",
+                "profiles[0].scoring.horizon",
             ),
             (
                 "[[profiles]]\nname = \"p\"\nscoring = { horizon = \"2h\" }\n[profiles.rules.\"news2.trend\"]\nwindow = \"3h\"\n",

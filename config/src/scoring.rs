@@ -119,6 +119,34 @@ pub(crate) fn check_trend_window(
     Ok(())
 }
 
+/// The longest `scoring.horizon`: a patient window's rows count their minutes in 16 bits
+/// (45 days), and a month is far beyond what any score or rule looks back over.
+pub const MAX_HORIZON: Duration = Duration::from_secs(30 * 24 * 3600);
+
+/// A horizon must cover the lateness bound and fit a patient window.
+pub(crate) fn check_horizon(
+    path: &str,
+    key: &str,
+    horizon: Duration,
+    lateness: Duration,
+) -> Result<(), ConfigError> {
+    if horizon.as_millis() < lateness.as_millis() {
+        return Err(invalid(path, key, "must be at least scoring.lateness"));
+    }
+    if horizon.as_millis() > MAX_HORIZON.as_millis() {
+        return Err(invalid(
+            path,
+            key,
+            format!(
+                "{} s is longer than the longest horizon a patient window keeps ({} s, 30 days)",
+                horizon.as_millis() / 1000,
+                MAX_HORIZON.as_millis() / 1000
+            ),
+        ));
+    }
+    Ok(())
+}
+
 /// The most consecutive scores `news2.single3`, `news2.medium` and `news2.high` can require:
 /// the engine keeps this many of each patient's latest scores.
 pub const MAX_RISK_SUSTAIN: u32 = 16;
@@ -167,13 +195,7 @@ impl Config {
             validate_rules(path, &format!("profiles[{i}].rules"), &p.rules)?;
             let horizon = p.scoring.horizon.unwrap_or(self.scoring.horizon);
             let lateness = p.scoring.lateness.unwrap_or(self.scoring.lateness);
-            if horizon.as_millis() < lateness.as_millis() {
-                return Err(invalid(
-                    path,
-                    &key("scoring.horizon"),
-                    "must be at least the lateness bound",
-                ));
-            }
+            check_horizon(path, &key("scoring.horizon"), horizon, lateness)?;
             check_trend_window(
                 path,
                 &key("rules.\"news2.trend\".window"),

@@ -2,12 +2,12 @@
 //!
 //! - `chart`: the latest raw reading of every parameter with its exact observation time (the
 //!   scores use it);
-//! - `rows`: one 24-byte row per minute with data, over the horizon (default 6 h): for each
+//! - `rows`: one 16-byte row per minute with data, over the horizon (default 6 h): for each
 //!   parameter the rounded value of the minute's latest sample and its second, and the lowest NEWS2
 //!   scored in that minute (the trend rule reads it);
 //! - `labs`: every result per code over the horizon (the latest is always kept).
 //!
-//! Bounded: a 6 h horizon holds at most 361 rows of 24 bytes whatever the sampling rate, and
+//! Bounded: a 6 h horizon holds at most 361 rows of 16 bytes whatever the sampling rate, and
 //! at most [`MAX_LAB_READINGS`] results per code for [`MAX_LAB_CODES`] codes. Rows store values
 //! rounded exactly as the scores round them (whole numbers; tenths of a degree), so nothing a
 //! score could see is lost; within a minute, samples are ordered by second (ties: the later
@@ -62,10 +62,25 @@ impl Field {
         Field::Oxygen,
     ];
 
-    /// The field's value in `v`, encoded as the row stores it.
+    /// The lowest and highest value a row stores for this field: the physiological ranges
+    /// ingest validates against (`VITAL_OUT_OF_RANGE`, contracts.md section 3) and the codes.
+    const fn range(self) -> (i16, i16) {
+        match self {
+            Field::Hr | Field::Sbp => (0, 300),
+            Field::Rr | Field::Spo2 => (0, 100),
+            Field::Temp => (250, 450),
+            Field::Gcs => (3, 15),
+            Field::Consciousness => (0, 4),
+            Field::Oxygen => (0, 1),
+        }
+    }
+
+    /// The field's value in `v`, encoded as the row stores it: rounded as the scores round it
+    /// and held to [`Field::range`] (ingest rejects what lies outside, so only a caller that
+    /// skips validation meets the clamp).
     pub fn encode(self, v: &Vitals) -> Option<i16> {
         let whole = |x: Option<f64>| x.map(|x| round_whole(x).clamp(-32_000, 32_000) as i16);
-        match self {
+        let value = match self {
             Field::Hr => whole(v.hr),
             Field::Rr => whole(v.rr),
             Field::Spo2 => whole(v.spo2),
@@ -82,100 +97,127 @@ impl Field {
                 Consciousness::U => 4,
             }),
             Field::Oxygen => v.on_oxygen.map(i16::from),
-        }
+        };
+        let (lo, hi) = self.range();
+        value.map(|x| x.clamp(lo, hi))
     }
 }
 
-/// Rows a window grows by when it is full (384 bytes).
+/// Rows a window grows by when it is full (256 bytes).
 const ROW_GROWTH: usize = 16;
 
-/// Numeric fields (`Hr` to `Gcs`), stored as whole `i16`s; consciousness and oxygen are small
-/// codes kept in [`Row::packed`].
-const NUMERIC: usize = 6;
-const CONSCIOUSNESS_SHIFT: u32 = 48;
-const OXYGEN_SHIFT: u32 = 51;
-const NEWS2_SHIFT: u32 = 53;
-const NEWS2_SEC_SHIFT: u32 = 58;
-/// The "no value" code of each packed field.
-const NO_CONSCIOUSNESS: u64 = 0b111;
-const NO_OXYGEN: u64 = 0b11;
-const NO_NEWS2: u64 = 0b1_1111;
-/// Everything packed set to "no value" (seconds 0).
-const PACKED_EMPTY: u64 = (NO_CONSCIOUSNESS << CONSCIOUSNESS_SHIFT)
-    | (NO_OXYGEN << OXYGEN_SHIFT)
-    | (NO_NEWS2 << NEWS2_SHIFT);
+/// Where field `i` (in [`Field::ALL`] order) keeps its value in a row: the shift and width of
+/// `value - range.0`; the all-ones code of the width means "no sample this minute".
+const VALUE_BITS: [(u32, u32); 8] = [
+    (0, 9),
+    (9, 7),
+    (16, 7),
+    (23, 9),
+    (32, 8),
+    (40, 4),
+    (44, 3),
+    (47, 2),
+];
+const NEWS2_SHIFT: u32 = 49;
+const NEWS2_WIDTH: u32 = 5;
+/// The second of field `i`'s sample is at `SEC_SHIFT + 6 i`; the NEWS2's after the fields'.
+const SEC_SHIFT: u32 = 54;
+const SEC_WIDTH: u32 = 6;
+const NEWS2_SEC_SHIFT: u32 = SEC_SHIFT + 8 * SEC_WIDTH;
+/// The row's minute, as an offset from its window's `base_minute`, in the top 16 bits.
+const MINUTE_SHIFT: u32 = 112;
+/// The minutes a row's offset can tell apart (45 days): more than the rows of the longest
+/// horizon span.
+const MINUTE_SPAN: i64 = u16::MAX as i64;
+/// The longest horizon a window holds (configuration refuses a longer one).
+pub const MAX_HORIZON_MS: i64 = vigil_config::MAX_HORIZON.as_millis() as i64;
+const _: () = assert!(MAX_HORIZON_MS / MINUTE_MS + 2 < MINUTE_SPAN);
 
-/// One minute of history, in 24 bytes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Row {
-    /// Minutes since the Unix epoch (fits until the year 6000).
-    minute: i32,
-    /// The numeric fields' values (`NONE`: no sample this minute).
-    values: [i16; NUMERIC],
-    /// Bits 0-47: the second within the minute of each field's sample (6 bits per field, in
-    /// `Field::ALL` order). 48-50: consciousness code 0-4 (7: none). 51-52: oxygen 0/1 (3:
-    /// none). 53-57: the lowest NEWS2 scored this minute, 0-20 (31: none). 58-63: the second
-    /// it was scored.
-    packed: u64,
+const fn ones(width: u32) -> u128 {
+    (1 << width) - 1
 }
 
+/// Every field, the NEWS2 and the seconds set to "no value" (seconds 0).
+const ROW_EMPTY: u128 = {
+    let mut bits = ones(NEWS2_WIDTH) << NEWS2_SHIFT;
+    let mut i = 0;
+    while i < VALUE_BITS.len() {
+        let (shift, width) = VALUE_BITS[i];
+        bits |= ones(width) << shift;
+        i += 1;
+    }
+    bits
+};
+
+/// One minute of history, in 16 bytes, as bit fields of one `u128` (least significant first):
+/// bits 0-48 the eight fields' values (9, 7, 7, 9, 8, 4, 3 and 2 bits: [`VALUE_BITS`], each an
+/// offset from its [`Field::range`] low end), 49-53 the lowest NEWS2 scored this minute (0-20;
+/// 31: none), 54-101 the second within the minute of each field's sample (6 bits each), 102-107
+/// the second the NEWS2 was scored, 112-127 the minute as an offset from the window's base.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Row(u128);
+
 impl Row {
-    fn new(minute: i64) -> Self {
-        Self {
-            minute: minute as i32,
-            values: [NONE; NUMERIC],
-            packed: PACKED_EMPTY,
-        }
+    fn new(offset: u16) -> Self {
+        Self(ROW_EMPTY | (u128::from(offset) << MINUTE_SHIFT))
     }
 
-    fn bits(&self, shift: u32, mask: u64) -> u64 {
-        (self.packed >> shift) & mask
+    fn bits(&self, shift: u32, width: u32) -> u128 {
+        (self.0 >> shift) & ones(width)
     }
 
-    fn set_bits(&mut self, shift: u32, mask: u64, value: u64) {
-        self.packed = (self.packed & !(mask << shift)) | ((value & mask) << shift);
+    fn set_bits(&mut self, shift: u32, width: u32, value: u128) {
+        let mask = ones(width) << shift;
+        self.0 = (self.0 & !mask) | ((value << shift) & mask);
+    }
+
+    /// The minute, as an offset from the window's base.
+    fn offset(&self) -> u16 {
+        self.bits(MINUTE_SHIFT, 16) as u16
+    }
+
+    fn set_offset(&mut self, offset: u16) {
+        self.set_bits(MINUTE_SHIFT, 16, u128::from(offset));
     }
 
     /// Field `i`'s encoded value, `NONE` when the minute had no sample of it.
     fn value(&self, i: usize) -> i16 {
-        let code = |shift, none| {
-            let v = self.bits(shift, none);
-            if v == none { NONE } else { v as i16 }
-        };
-        match i {
-            _ if i < NUMERIC => self.values[i],
-            6 => code(CONSCIOUSNESS_SHIFT, NO_CONSCIOUSNESS),
-            _ => code(OXYGEN_SHIFT, NO_OXYGEN),
+        let (shift, width) = VALUE_BITS[i];
+        let code = self.bits(shift, width);
+        if code == ones(width) {
+            NONE
+        } else {
+            Field::ALL[i].range().0 + code as i16
         }
     }
 
     /// The second of field `i`'s sample.
     fn sec(&self, i: usize) -> u8 {
-        self.bits(6 * i as u32, 0b11_1111) as u8
+        self.bits(SEC_SHIFT + SEC_WIDTH * i as u32, SEC_WIDTH) as u8
     }
 
-    /// Stores field `i`'s encoded value (consciousness 0-4, oxygen 0-1, as
-    /// [`Field::encode`] gives them) and its second.
+    /// Stores field `i`'s encoded value (as [`Field::encode`] gives it, within
+    /// [`Field::range`]) and its second.
     fn set(&mut self, i: usize, value: i16, sec: u8) {
-        match i {
-            _ if i < NUMERIC => self.values[i] = value,
-            6 => self.set_bits(CONSCIOUSNESS_SHIFT, NO_CONSCIOUSNESS, value as u64),
-            _ => self.set_bits(OXYGEN_SHIFT, NO_OXYGEN, value as u64),
-        }
-        self.set_bits(6 * i as u32, 0b11_1111, u64::from(sec));
+        let (shift, width) = VALUE_BITS[i];
+        let (lo, hi) = Field::ALL[i].range();
+        let code = value.clamp(lo, hi) - lo;
+        self.set_bits(shift, width, code as u128);
+        self.set_bits(SEC_SHIFT + SEC_WIDTH * i as u32, SEC_WIDTH, u128::from(sec));
     }
 
     /// The lowest NEWS2 scored in this minute and its second.
     fn news2(&self) -> Option<(u8, u8)> {
-        let total = self.bits(NEWS2_SHIFT, NO_NEWS2);
-        (total != NO_NEWS2).then(|| (total as u8, self.bits(NEWS2_SEC_SHIFT, 0b11_1111) as u8))
+        let total = self.bits(NEWS2_SHIFT, NEWS2_WIDTH);
+        (total != ones(NEWS2_WIDTH))
+            .then(|| (total as u8, self.bits(NEWS2_SEC_SHIFT, SEC_WIDTH) as u8))
     }
 
     /// Stores a NEWS2 total (0-20, so never the "none" code) and its second.
     fn set_news2(&mut self, total: u8, sec: u8) {
-        let total = u64::from(total).min(NO_NEWS2 - 1);
-        self.set_bits(NEWS2_SHIFT, NO_NEWS2, total);
-        self.set_bits(NEWS2_SEC_SHIFT, 0b11_1111, u64::from(sec));
+        let total = u128::from(total).min(ones(NEWS2_WIDTH) - 1);
+        self.set_bits(NEWS2_SHIFT, NEWS2_WIDTH, total);
+        self.set_bits(NEWS2_SEC_SHIFT, SEC_WIDTH, u128::from(sec));
     }
 }
 
@@ -207,6 +249,8 @@ struct LabSeries {
 pub struct Window {
     pub chart: Chart,
     rows: VecDeque<Row>,
+    /// The minute (since the Unix epoch) that rows' offsets count from.
+    base_minute: i64,
     labs: Vec<LabSeries>,
     /// The newest event time seen (vitals or labs).
     newest: Option<Timestamp>,
@@ -271,33 +315,64 @@ impl Window {
         }
     }
 
+    /// The minute (since the Unix epoch) of `row`.
+    fn minute_of(&self, row: &Row) -> i64 {
+        self.base_minute + i64::from(row.offset())
+    }
+
     /// The row of `at`'s minute, created in order; rows older than the horizon are dropped.
     fn row_mut(&mut self, at: Timestamp, w: WindowSettings) -> &mut Row {
         let minute = at.millis().div_euclid(MINUTE_MS);
         // Fast path: monitors send in order, so the row is the last one or a new last one.
-        let idx = match self.rows.back().map(|r| i64::from(r.minute)) {
+        let idx = match self.rows.back().map(|r| self.minute_of(r)) {
             Some(last) if last == minute => self.rows.len() - 1,
             Some(last) if last > minute => {
+                let base = self.base_minute;
                 match self
                     .rows
-                    .binary_search_by_key(&minute, |r| i64::from(r.minute))
+                    .binary_search_by_key(&minute, |r| base + i64::from(r.offset()))
                 {
                     Ok(i) => i,
                     Err(i) => {
+                        let row = Row::new(self.offset_of(minute));
                         self.reserve_row(w);
-                        self.rows.insert(i, Row::new(minute));
+                        self.rows.insert(i, row);
                         i
                     }
                 }
             }
             _ => {
                 self.evict(minute, w);
+                let row = Row::new(self.offset_of(minute));
                 self.reserve_row(w);
-                self.rows.push_back(Row::new(minute));
+                self.rows.push_back(row);
                 self.rows.len() - 1
             }
         };
         &mut self.rows[idx]
+    }
+
+    /// The offset of `minute` from the base, moving the base (and every row's offset) when
+    /// `minute` lies outside the 16 bits a row holds: the first row, a gap of weeks, a late
+    /// reading before the base. Rows span at most the horizon, so they and `minute` always fit.
+    fn offset_of(&mut self, minute: i64) -> u16 {
+        let off = minute - self.base_minute;
+        if self.rows.is_empty() {
+            // Centred: half the span for late readings before it, half for time after it.
+            self.base_minute = minute - MINUTE_SPAN / 2;
+        } else if !(0..=MINUTE_SPAN).contains(&off) {
+            let first = self.rows.front().map_or(minute, |r| self.minute_of(r));
+            let last = self.rows.back().map_or(minute, |r| self.minute_of(r));
+            let (lo, hi) = (first.min(minute), last.max(minute));
+            let base = lo - (MINUTE_SPAN - (hi - lo)).max(0) / 2;
+            let old = self.base_minute;
+            for r in &mut self.rows {
+                let m = old + i64::from(r.offset());
+                r.set_offset((m - base).clamp(0, MINUTE_SPAN) as u16);
+            }
+            self.base_minute = base;
+        }
+        (minute - self.base_minute).clamp(0, MINUTE_SPAN) as u16
     }
 
     fn horizon_minutes(w: WindowSettings) -> i64 {
@@ -311,11 +386,7 @@ impl Window {
             .map_or(minute, |n| n.millis().div_euclid(MINUTE_MS))
             .max(minute);
         let first = newest_min - Self::horizon_minutes(w);
-        while self
-            .rows
-            .front()
-            .is_some_and(|r| i64::from(r.minute) < first)
-        {
+        while self.rows.front().is_some_and(|r| self.minute_of(r) < first) {
             self.rows.pop_front();
         }
     }
@@ -339,7 +410,7 @@ impl Window {
         let i = Field::ALL.iter().position(|f| *f == field)?;
         let row = self
             .rows
-            .binary_search_by_key(&minute, |r| i64::from(r.minute))
+            .binary_search_by_key(&minute, |r| self.minute_of(r))
             .ok()
             .map(|i| &self.rows[i])?;
         let value = row.value(i);
@@ -355,22 +426,23 @@ impl Window {
         let first = from.millis().div_euclid(MINUTE_MS);
         // Newest first, so that a strictly lower score replaces the best and ties keep the
         // newest minute; nothing is lower than 0, so a 0 ends the scan.
-        let mut best: Option<(u8, u8, i32)> = None;
+        let mut best: Option<(u8, u8, i64)> = None;
         for r in self.rows.iter().rev() {
-            if i64::from(r.minute) < first {
+            let minute = self.minute_of(r);
+            if minute < first {
                 break;
             }
             if let Some((total, sec)) = r.news2()
                 && best.is_none_or(|(lowest, _, _)| total < lowest)
             {
-                best = Some((total, sec, r.minute));
+                best = Some((total, sec, minute));
                 if total == 0 {
                     break;
                 }
             }
         }
         best.map(|(total, sec, minute)| {
-            let at = i64::from(minute) * MINUTE_MS + i64::from(sec) * 1000;
+            let at = minute * MINUTE_MS + i64::from(sec) * 1000;
             (total, Timestamp::from_millis(at))
         })
     }
@@ -502,10 +574,10 @@ mod tests {
         }
         assert!(w.rows() <= 363, "{} rows", w.rows());
         assert!(w.rows.capacity() <= 363, "capacity {}", w.rows.capacity());
-        assert_eq!(std::mem::size_of::<Row>(), 24);
+        assert_eq!(std::mem::size_of::<Row>(), 16);
     }
 
-    /// Each packed part of a row holds its extremes without touching the others.
+    /// Each bit field of a row holds both ends of its range without touching the others.
     #[test]
     fn row_fields_are_independent_at_their_extremes() {
         let mut r = Row::new(0);
@@ -513,41 +585,105 @@ mod tests {
             assert_eq!((r.value(i), r.sec(i)), (NONE, 0), "field {i} starts empty");
         }
         assert_eq!(r.news2(), None);
-        let extremes: [(i16, u8); 8] = [
-            (-32_000, 59),
-            (32_000, 0),
-            (0, 59),
-            (300, 1),
-            (450, 58),
-            (3, 59),
-            (4, 59),
-            (1, 59),
-        ];
-        for (i, (value, sec)) in extremes.into_iter().enumerate() {
-            r.set(i, value, sec);
-            r.set_news2(20, 59);
-            for (j, (v, s)) in extremes.into_iter().enumerate().take(i + 1) {
-                assert_eq!(
-                    (r.value(j), r.sec(j)),
-                    (v, s),
-                    "field {j} after setting {i}"
-                );
+        for end in [0, 1] {
+            let mut r = Row::new(u16::MAX);
+            for (i, field) in Field::ALL.into_iter().enumerate() {
+                let (lo, hi) = field.range();
+                let value = if end == 0 { lo } else { hi };
+                let sec = if end == 0 { 59 } else { 0 };
+                r.set(i, value, sec);
+                r.set_news2(20 * end as u8, 59 - sec);
+                for (j, f) in Field::ALL.into_iter().enumerate() {
+                    let want = if j <= i {
+                        (if end == 0 { f.range().0 } else { f.range().1 }, sec)
+                    } else {
+                        (NONE, 0)
+                    };
+                    assert_eq!((r.value(j), r.sec(j)), want, "field {j} after setting {i}");
+                }
+                assert_eq!(r.news2(), Some((20 * end as u8, 59 - sec)));
+                assert_eq!(r.offset(), u16::MAX, "offset kept after field {i}");
             }
-            for j in i + 1..Field::ALL.len() {
-                assert_eq!(
-                    (r.value(j), r.sec(j)),
-                    (NONE, 0),
-                    "field {j} after setting {i}"
-                );
-            }
-            assert_eq!(r.news2(), Some((20, 59)));
         }
-        r.set(6, 0, 0);
-        r.set(7, 0, 0);
         r.set_news2(0, 0);
-        assert_eq!((r.value(6), r.value(7), r.news2()), (0, 0, Some((0, 0))));
-        assert_eq!(r.value(5), 3, "gcs kept");
-        assert_eq!(r.minute, 0);
+        assert_eq!(r.news2(), Some((0, 0)));
+        r.set_news2(40, 3);
+        assert_eq!(
+            r.news2(),
+            Some((30, 3)),
+            "a total above 20 is held below the none code"
+        );
+    }
+
+    /// Every field stores each end of the range ingest accepts exactly, and holds a value
+    /// beyond it at that end.
+    #[test]
+    fn fields_store_the_validated_ranges_exactly() {
+        let edges = [
+            (Field::Hr, 0.0, 300.0),
+            (Field::Rr, 0.0, 100.0),
+            (Field::Spo2, 0.0, 100.0),
+            (Field::Sbp, 0.0, 300.0),
+            (Field::Temp, 25.0, 45.0),
+            (Field::Gcs, 3.0, 15.0),
+        ];
+        let with = |field: Field, x: f64| {
+            let mut v = Vitals::default();
+            match field {
+                Field::Hr => v.hr = Some(x),
+                Field::Rr => v.rr = Some(x),
+                Field::Spo2 => v.spo2 = Some(x),
+                Field::Sbp => v.sbp = Some(x),
+                Field::Temp => v.temp = Some(x),
+                _ => v.gcs = Some(x),
+            }
+            v
+        };
+        let scale = |field: Field| if field == Field::Temp { 10.0 } else { 1.0 };
+        for (field, lo, hi) in edges {
+            let i = Field::ALL.iter().position(|f| *f == field).expect("field");
+            for (x, want) in [(lo, lo), (hi, hi), (lo - 1.0, lo), (hi + 1.0, hi)] {
+                let mut w = Window::default();
+                w.record(&with(field, x), t(0), W);
+                let minute = t(0).millis() / MINUTE_MS;
+                let stored = w.sample(field, minute).map(|s| s.0);
+                assert_eq!(stored, Some((want * scale(field)) as i16), "{field:?} {x}");
+                assert_eq!(w.rows[0].value(i), (want * scale(field)) as i16);
+            }
+        }
+    }
+
+    /// Rows keep their minutes across a gap of weeks and a late reading before the base.
+    #[test]
+    fn minutes_survive_gaps_and_late_readings() {
+        let month = WindowSettings {
+            horizon_ms: MAX_HORIZON_MS,
+            lateness_ms: MAX_HORIZON_MS,
+        };
+        let mut w = Window::default();
+        let day = 24 * 3600;
+        // A month of one reading a day, then one 29 days late, then 200 days later.
+        for d in 0..30 {
+            w.record(&hr(60.0 + d as f64), t(d * day), month);
+        }
+        w.record(&hr(99.0), t(day / 2), month);
+        for d in 0..30 {
+            let minute = t(d * day).millis() / MINUTE_MS;
+            assert_eq!(
+                w.sample(Field::Hr, minute).map(|s| s.0),
+                Some(60 + d as i16)
+            );
+        }
+        let late = t(day / 2).millis() / MINUTE_MS;
+        assert_eq!(w.sample(Field::Hr, late).map(|s| s.0), Some(99));
+        w.record(&hr(70.0), t(200 * day), month);
+        assert_eq!(w.rows(), 1, "a month-old row is beyond the horizon");
+        let far = t(200 * day).millis() / MINUTE_MS;
+        assert_eq!(w.sample(Field::Hr, far), Some((70, t(200 * day))));
+        // Before the Unix epoch too.
+        let mut w = Window::default();
+        w.record(&hr(71.0), Timestamp::from_millis(-MINUTE_MS), W);
+        assert_eq!(w.sample(Field::Hr, -1).map(|s| s.0), Some(71));
     }
 
     #[test]
