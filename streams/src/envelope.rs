@@ -343,7 +343,8 @@ pub(crate) fn required<'a>(
 /// CR, LF or NUL; refusing every control character here means no header is ever built from
 /// text that could break it (or forge a second header line).
 fn identifier_text(field: &str, v: &str) -> Result<(), Rejection> {
-    if v.is_empty() || v.chars().count() > 128 {
+    // Characters are never more than bytes: most identifiers are decided by their length.
+    if v.is_empty() || (v.len() > 128 && v.chars().count() > 128) {
         return Err(reject(
             RejectCode::EnvelopeInvalid,
             format!("`{field}` must be 1..128 characters"),
@@ -355,6 +356,12 @@ fn identifier_text(field: &str, v: &str) -> Result<(), Rejection> {
 /// `ENVELOPE_INVALID` when `v` holds a control character (C0, DEL or C1: line breaks, NUL, tabs,
 /// escapes), naming the first one.
 fn no_control(field: &str, v: &str) -> Result<(), Rejection> {
+    // Controls are U+0000-U+001F, U+007F and U+0080-U+009F; in UTF-8 the last are 0xC2 then
+    // 0x80-0x9F, and 0xC2 is only ever a lead byte. A text with none of these bytes (every
+    // identifier and most texts) is clean without decoding a character.
+    if !v.bytes().any(|b| b < 0x20 || b == 0x7f || b == 0xc2) {
+        return Ok(());
+    }
     match v.char_indices().find(|(_, c)| c.is_control()) {
         Some((at, c)) => Err(reject(
             RejectCode::EnvelopeInvalid,
@@ -547,6 +554,48 @@ pub(crate) fn data_token<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every edge of the control ranges (C0, DEL, C1) is refused and named, whatever comes
+    /// before it; the characters beside them, and text whose bytes look like the fast path's
+    /// (0xC2 leads U+0080-U+00BF), are not.
+    #[test]
+    fn control_characters_are_found_at_every_edge_of_their_ranges() {
+        for c in ['\u{0}', '\u{1f}', '\u{7f}', '\u{80}', '\u{9f}'] {
+            for text in [format!("{c}"), format!("id-é{c}x")] {
+                let e = no_control("eventId", &text).expect_err("a control");
+                assert!(
+                    e.message.contains(&format!("U+{:04X}", u32::from(c))),
+                    "{}",
+                    e.message
+                );
+            }
+        }
+        for fine in [
+            " ", "~", "\u{a0}", "\u{a1}", "\u{bf}", "é", "Â", "🩺", "id-0001",
+        ] {
+            assert!(no_control("eventId", fine).is_ok(), "{fine:?}");
+        }
+    }
+
+    /// Identifiers are 1 to 128 characters, however many bytes those take.
+    #[test]
+    fn identifier_length_counts_characters() {
+        for (text, ok) in [
+            (String::new(), false),
+            ("x".repeat(128), true),
+            ("x".repeat(129), false),
+            ("é".repeat(128), true),
+            ("é".repeat(129), false),
+            ("🩺".repeat(128), true),
+        ] {
+            assert_eq!(
+                identifier_text("eventId", &text).is_ok(),
+                ok,
+                "{} chars",
+                text.chars().count()
+            );
+        }
+    }
     use crate::vitals::tests::contract_json;
 
     #[test]
