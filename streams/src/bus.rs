@@ -206,12 +206,41 @@ impl prometheus_client::collector::Collector for LinkMetrics {
     }
 }
 
+/// The servers of `url`: one address, or a comma-separated seed list of a NATS cluster
+/// (contracts.md section 7); the client connects to any of them and learns the rest.
+///
+/// # Errors
+/// [`BusError::Connect`] naming the first entry that is not a server address, or saying the
+/// list is empty.
+pub fn server_list(url: &str) -> Result<Vec<async_nats::ServerAddr>, BusError> {
+    let servers = url
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|s| {
+            s.parse::<async_nats::ServerAddr>()
+                .map_err(|e| BusError::Connect {
+                    url: redacted(s),
+                    reason: format!("not a NATS server address: {e}"),
+                })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    if servers.is_empty() {
+        return Err(BusError::Connect {
+            url: redacted(url),
+            reason: "no NATS server address given".into(),
+        });
+    }
+    Ok(servers)
+}
+
 impl Bus {
     /// Connects to NATS and creates any missing stream of contracts.md §2.
     ///
     /// # Errors
     /// [`BusError::Connect`] or [`BusError::Stream`].
     pub async fn connect(url: &str, cfg: &NatsConfig) -> Result<Bus, BusError> {
+        let servers = server_list(url)?;
         let link = Arc::new(Link::default());
         let events = link.clone();
         let client = async_nats::ConnectOptions::new()
@@ -224,7 +253,7 @@ impl Bus {
             // ("connection refused" names the real problem); after that the client
             // reconnects by itself.
             .connection_timeout(Duration::from_secs(5))
-            .connect(url)
+            .connect(servers)
             .await
             .map_err(|e| BusError::Connect {
                 url: redacted(url),
@@ -785,6 +814,30 @@ fn is_publish_subject(subject: &str) -> bool {
 #[cfg(test)]
 mod subject_tests {
     use super::*;
+
+    /// One server, a seed list (spaces and a trailing comma allowed), and what is refused:
+    /// nothing given, or an entry that is no address (named, its credentials hidden).
+    #[test]
+    fn a_seed_list_is_every_server_of_it() {
+        assert_eq!(server_list("nats://127.0.0.1:4222").expect("one").len(), 1);
+        let seeds = server_list("nats://10.0.0.1:4222, nats://10.0.0.2:4222,nats://10.0.0.3:4222,")
+            .expect("three");
+        let ports: Vec<u16> = seeds.iter().map(|s| s.port()).collect();
+        assert_eq!(ports, [4222, 4222, 4222]);
+        assert_eq!(seeds[1].host(), "10.0.0.2");
+        for empty in ["", " , "] {
+            let e = server_list(empty).expect_err("empty").to_string();
+            assert!(e.contains("no NATS server address"), "{e}");
+        }
+        let e = server_list("nats://h1:4222,nats://u:pw@h2:99999")
+            .expect_err("a bad port")
+            .to_string();
+        assert!(
+            e.contains("nats://***@h2:99999") && !e.contains("pw"),
+            "{e}"
+        );
+        assert!(e.contains("not a NATS server address"), "{e}");
+    }
 
     #[test]
     fn credentials_never_reach_logs() {

