@@ -31,6 +31,9 @@ pub struct Args {
     /// Write every score computed as NDJSON to this file.
     #[arg(long)]
     pub scores: Option<PathBuf>,
+    /// Write every alert transition (an `orchestration.alert.v1` data object per line) to this file.
+    #[arg(long)]
+    pub alerts: Option<PathBuf>,
     /// Worker threads (0: one per core).
     #[arg(long, default_value_t = 0)]
     pub threads: usize,
@@ -54,14 +57,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             profiles.names().join(", ")
         );
     };
-    let scores: Option<Box<dyn std::io::Write + Send>> = match &args.scores {
-        Some(path) => Some(Box::new(std::io::BufWriter::with_capacity(
-            1 << 20,
-            std::fs::File::create(path)
-                .with_context(|| format!("cannot create {}", path.display()))?,
-        ))),
-        None => None,
-    };
+    let scores = create(args.scores.as_deref())?;
+    let alerts = create(args.alerts.as_deref())?;
     let total = match &source {
         Source::Psv(dir) => std::fs::read_dir(dir)
             .with_context(|| format!("cannot read {}", dir.display()))?
@@ -89,6 +86,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         settings,
         threads: args.threads,
         scores,
+        alerts,
         progress: progress.clone(),
     });
     if let Some(bar) = progress {
@@ -108,4 +106,19 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         bail!("nothing was replayed");
     }
     Ok(())
+}
+
+/// An output file, created before anything runs (so a bad path fails at once), buffered.
+fn create(
+    path: Option<&std::path::Path>,
+) -> anyhow::Result<Option<Box<dyn std::io::Write + Send>>> {
+    let Some(path) = path else {
+        return Ok(None);
+    };
+    let file =
+        std::fs::File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
+    Ok(Some(Box::new(std::io::BufWriter::with_capacity(
+        1 << 20,
+        file,
+    ))))
 }

@@ -88,6 +88,24 @@ fn write_stays(dir: &Path) {
     .unwrap();
 }
 
+/// An `--alerts` file by alert: every line an alert object, each alert's versions 1, 2, ...
+/// in file order.
+fn transitions(path: &Path) -> std::collections::BTreeMap<String, Vec<Value>> {
+    let mut trail: std::collections::BTreeMap<String, Vec<Value>> = Default::default();
+    for line in std::fs::read_to_string(path).unwrap().lines() {
+        let a: Value = serde_json::from_str(line).expect("an alert per line");
+        let id = a["alertId"].as_str().expect("alertId").to_string();
+        let steps = trail.entry(id.clone()).or_default();
+        assert_eq!(
+            a["version"],
+            steps.len() + 1,
+            "alert {id}: versions in order"
+        );
+        steps.push(a);
+    }
+    trail
+}
+
 fn close(a: &Value, b: f64) -> bool {
     a.as_f64().is_some_and(|a| (a - b).abs() < 1e-4)
 }
@@ -99,6 +117,7 @@ fn psv_replay_reports_the_hand_computed_figures() {
     let config = dir.join("vigil.toml");
     std::fs::write(&config, SIRS_ONLY).unwrap();
     let scores = dir.join("scores.ndjson");
+    let alerts = dir.join("alerts.ndjson");
     let plot = dir.join("plot.svg");
     let (ok, stdout, stderr) = vigil(&[
         "replay",
@@ -111,6 +130,8 @@ fn psv_replay_reports_the_hand_computed_figures() {
         "--json",
         "--scores",
         scores.to_str().unwrap(),
+        "--alerts",
+        alerts.to_str().unwrap(),
         "--plot",
         plot.to_str().unwrap(),
     ]);
@@ -182,6 +203,23 @@ fn psv_replay_reports_the_hand_computed_figures() {
     );
     assert_eq!(first["sirs"], 2);
     assert_eq!(first["qsofa"], 0);
+    // The report's one SIRS alert, every transition of it, on the stay's clock; beside it the
+    // hourly rows' signal-loss alerts (5 min in this profile), each resolved by the next row.
+    let trail = transitions(&alerts);
+    let (technical, clinical): (Vec<_>, Vec<_>) = trail
+        .values()
+        .partition(|steps| steps[0]["category"] == "technical");
+    assert_eq!(clinical.len(), 1, "{} clinical alerts", clinical.len());
+    assert!(!technical.is_empty());
+    for steps in &technical {
+        assert_eq!(steps[0]["rule"], "technical.signal_loss");
+        assert_eq!(steps.last().unwrap()["state"], "resolved");
+    }
+    let steps = clinical[0];
+    assert_eq!(steps[0]["rule"], "sepsis.sirs_lactate");
+    assert_eq!(steps[0]["patientId"], "a-septic");
+    assert_eq!(steps[0]["state"], "open");
+    assert_eq!(steps[0]["openedAt"], "2020-01-01T03:00:00Z");
     let svg = std::fs::read_to_string(&plot).unwrap();
     assert!(svg.starts_with("<svg") && svg.contains("sepsis.sirs_lactate"));
     assert!(svg.contains("false: per patient-day of stays never labelled septic"));
@@ -211,6 +249,17 @@ fn psv_replay_prints_a_table_and_rejects_unknown_profiles() {
     assert!(stderr.contains("no threshold profile `nope`") && stderr.contains("charted"));
     let (ok, _, stderr) = vigil(&["replay", "--psv", "/nonexistent-vigil-dir"]);
     assert!(!ok && stderr.contains("/nonexistent-vigil-dir"), "{stderr}");
+    let (ok, _, stderr) = vigil(&[
+        "replay",
+        "--psv",
+        dir.to_str().unwrap(),
+        "--alerts",
+        "/nonexistent-vigil-dir/alerts.ndjson",
+    ]);
+    assert!(
+        !ok && stderr.contains("cannot create /nonexistent-vigil-dir/alerts.ndjson"),
+        "{stderr}"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -248,7 +297,15 @@ fn events_replay_uses_the_live_decoder_and_rules() {
     ];
     let file = dir.join("events.ndjson");
     std::fs::write(&file, lines.join("\n") + "\n").unwrap();
-    let (ok, stdout, stderr) = vigil(&["replay", "--events", file.to_str().unwrap(), "--json"]);
+    let alerts = dir.join("alerts.ndjson");
+    let (ok, stdout, stderr) = vigil(&[
+        "replay",
+        "--events",
+        file.to_str().unwrap(),
+        "--json",
+        "--alerts",
+        alerts.to_str().unwrap(),
+    ]);
     assert!(ok, "{stderr}");
     let r: Value = serde_json::from_str(&stdout).unwrap();
     assert_eq!(r["source"], "events");
@@ -277,5 +334,17 @@ fn events_replay_uses_the_live_decoder_and_rules() {
     assert_eq!(high["patientsAlerted"], 1);
     assert_eq!(high["alerts"], 1);
     assert_eq!(high["sensitivity"], Value::Null, "no labels in a recording");
+    // Every transition, as the ALERTS stream's data: p-1's news2.high opened on its second
+    // reading (the event's time is the replay's clock), nothing for p-2.
+    let trail = transitions(&alerts);
+    let opened: Vec<&Value> = trail.values().map(|steps| &steps[0]).collect();
+    assert!(opened.iter().all(|a| a["patientId"] == "p-1"), "{opened:?}");
+    let high: Vec<&&Value> = opened
+        .iter()
+        .filter(|a| a["rule"] == "news2.high")
+        .collect();
+    assert_eq!(high.len(), 1, "{opened:?}");
+    assert_eq!(high[0]["level"], "critical");
+    assert_eq!(high[0]["tenantId"], "clinic-abc");
     let _ = std::fs::remove_dir_all(&dir);
 }

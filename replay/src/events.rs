@@ -10,15 +10,13 @@ use std::collections::HashMap;
 use std::io::Read;
 use std::path::Path;
 
-use std::sync::mpsc;
-
 use rustc_hash::FxHashMap;
 use vigil_engine::Reading;
-use vigil_engine::{Observed, Patient, Settings, Timestamp};
+use vigil_engine::{Patient, Settings, Timestamp};
 use vigil_streams::envelope::RejectCode;
 use vigil_streams::vitals::decode_recorded;
 
-use crate::{AlertLog, Outcome, ReplayError, open_mask, pass_time, write_score};
+use crate::{AlertLog, Outcome, Outputs, ReplayError, Sinks, open_mask, pass_time, write_score};
 
 /// Finds the `patientId` string value of a JSON line without decoding it.
 struct PatientFinder(memchr::memmem::Finder<'static>);
@@ -62,11 +60,11 @@ struct Tracked {
 ///
 /// # Errors
 /// [`ReplayError::Io`] when the file cannot be read.
-pub fn replay(
+pub(crate) fn replay(
     file: &Path,
     settings: &Settings,
     threads: usize,
-    scores: Option<mpsc::SyncSender<Vec<u8>>>,
+    outputs: &Outputs,
     progress: Option<&indicatif::ProgressBar>,
 ) -> Result<(Vec<Outcome>, Rejected), ReplayError> {
     let io = |source| ReplayError::Io {
@@ -78,8 +76,8 @@ pub fn replay(
     let results: Vec<WorkerResult> = std::thread::scope(|scope| {
         let workers: Vec<_> = (0..threads)
             .map(|w| {
-                let scores = scores.clone();
-                scope.spawn(move || worker(file, w, threads, settings, scores, progress))
+                let sinks = Sinks::new(outputs, false);
+                scope.spawn(move || worker(file, w, threads, settings, sinks, progress))
             })
             .collect();
         workers
@@ -90,7 +88,6 @@ pub fn replay(
             })
             .collect()
     });
-    drop(scores);
     let mut outcomes = Vec::new();
     let mut rejected: HashMap<&'static str, usize> = HashMap::new();
     for r in results {
@@ -122,7 +119,7 @@ fn worker(
     me: usize,
     threads: usize,
     settings: &Settings,
-    scores: Option<mpsc::SyncSender<Vec<u8>>>,
+    sinks: Sinks,
     progress: Option<&indicatif::ProgressBar>,
 ) -> WorkerResult {
     let mut file = std::fs::File::open(file)?;
@@ -134,10 +131,7 @@ fn worker(
         patients: FxHashMap::default(),
         key: String::new(),
         rejected: HashMap::new(),
-        scores: ScoreSink {
-            tx: scores,
-            buf: Vec::new(),
-        },
+        sinks,
     };
     let mut buf = vec![0u8; READ_CHUNK];
     // `buf[..filled]` holds bytes read and not yet applied; `skipping` while the rest of an
@@ -198,33 +192,7 @@ struct Worker<'s> {
     /// Reused to build the key of each event's patient.
     key: String,
     rejected: HashMap<&'static str, usize>,
-    scores: ScoreSink,
-}
-
-/// Where `--scores` lines go: gathered here, handed to the writer 64 KiB at a time.
-struct ScoreSink {
-    tx: Option<mpsc::SyncSender<Vec<u8>>>,
-    buf: Vec<u8>,
-}
-
-impl ScoreSink {
-    fn write(&mut self, patient_id: &str, observed: &Observed) {
-        let Some(tx) = &self.tx else {
-            return;
-        };
-        write_score(&mut self.buf, patient_id, observed);
-        if self.buf.len() >= 1 << 16 {
-            let _ = tx.send(std::mem::take(&mut self.buf));
-        }
-    }
-
-    fn flush(self) {
-        if let Some(tx) = self.tx
-            && !self.buf.is_empty()
-        {
-            let _ = tx.send(self.buf);
-        }
-    }
+    sinks: Sinks,
 }
 
 impl Tracked {
@@ -239,7 +207,7 @@ impl Tracked {
     }
 
     /// Applies one of this patient's events, after the time that passed before it.
-    fn apply(&mut self, event: &Reading<'_>, settings: &Settings, scores: &mut ScoreSink) {
+    fn apply(&mut self, event: &Reading<'_>, settings: &Settings, sinks: &mut Sinks) {
         let at = event.meta.occurred_at;
         self.first = self.first.min(at);
         self.last = self.last.max(at);
@@ -250,13 +218,17 @@ impl Tracked {
             settings,
             &mut self.log,
             &mut self.outcome,
+            &mut sinks.alerts,
         );
         // The replay's clock is the events' own: `now` is the event time.
         let observed = self.patient.apply(event, at, settings);
         for a in &observed.alerts {
-            self.log.record(a, &mut self.outcome);
+            self.log.record(a, &mut self.outcome, &mut sinks.alerts);
         }
-        scores.write(&self.patient.patient_id, &observed);
+        let patient_id = &self.patient.patient_id;
+        sinks
+            .scores
+            .write(|buf| write_score(buf, patient_id, &observed));
         let row = self.outcome.rows - 1;
         self.outcome.note_open(open_mask(&self.patient), row);
     }
@@ -282,17 +254,17 @@ impl Worker<'_> {
         self.key.push('\0');
         self.key.push_str(&event.patient_id);
         match self.patients.get_mut(self.key.as_str()) {
-            Some(t) => t.apply(&event, self.settings, &mut self.scores),
+            Some(t) => t.apply(&event, self.settings, &mut self.sinks),
             None => {
                 let mut t = Box::new(Tracked::new(&event));
-                t.apply(&event, self.settings, &mut self.scores);
+                t.apply(&event, self.settings, &mut self.sinks);
                 self.patients.insert(self.key.clone(), t);
             }
         }
     }
 
-    fn finish(self) -> WorkerResult {
-        self.scores.flush();
+    fn finish(mut self) -> WorkerResult {
+        self.sinks.flush();
         let outcomes = self
             .patients
             .into_values()
@@ -351,8 +323,14 @@ mod tests {
         text.extend_from_slice(line(events, "p-last").as_bytes());
         std::fs::write(&file, &text).expect("write");
         for threads in [1, 2, 3] {
-            let (outcomes, rejected) =
-                replay(&file, &Settings::default(), threads, None, None).expect("replay");
+            let (outcomes, rejected) = replay(
+                &file,
+                &Settings::default(),
+                threads,
+                &Outputs::default(),
+                None,
+            )
+            .expect("replay");
             let applied: usize = outcomes.iter().map(|o| o.rows).sum();
             assert_eq!(applied, events + 1, "{threads} threads");
             assert_eq!(outcomes.len(), 8, "{threads} threads");

@@ -57,6 +57,9 @@ pub struct Options {
     pub threads: usize,
     /// Where `--scores` NDJSON goes.
     pub scores: Option<Box<dyn Write + Send>>,
+    /// Where `--alerts` NDJSON goes: every alert transition, one `orchestration.alert.v1` data
+    /// object per line.
+    pub alerts: Option<Box<dyn Write + Send>>,
     /// Advanced as work finishes (stays, or bytes of the events file); indicatif draws it.
     pub progress: Option<indicatif::ProgressBar>,
 }
@@ -73,6 +76,8 @@ pub enum ReplayError {
     NoStays(String),
     #[error("cannot write scores: {0}")]
     Scores(std::io::Error),
+    #[error("cannot write alerts: {0}")]
+    Alerts(std::io::Error),
 }
 
 /// A `.psv` file that was skipped, with the line and the reason.
@@ -123,7 +128,14 @@ struct AlertLog {
 }
 
 impl AlertLog {
-    fn record(&mut self, alert: &Alert, outcome: &mut Outcome) {
+    /// Counts a transition into `outcome` and writes it to `--alerts`.
+    fn record(&mut self, alert: &Alert, outcome: &mut Outcome, lines: &mut Lines) {
+        lines.write(|buf| {
+            // An `Alert` is plain data: serializing it into a buffer cannot fail.
+            if serde_json::to_writer(&mut *buf, alert).is_ok() {
+                buf.push(b'\n');
+            }
+        });
         let Some(rule) = rule_index(alert.rule) else {
             return;
         };
@@ -260,11 +272,11 @@ pub fn admission_of(rows: &[psv::Row]) -> Option<vigil_engine::Admission> {
 }
 
 /// Runs one `.psv` stay through a fresh [`Patient`].
-pub fn simulate_stay(
+pub(crate) fn simulate_stay(
     patient_id: &str,
     rows: &[psv::Row],
     settings: &Settings,
-    mut scores: Option<&mut Vec<u8>>,
+    sinks: &mut Sinks,
 ) -> Outcome {
     let unit = "replay";
     let mut patient = Patient::new("replay", patient_id, unit);
@@ -285,11 +297,18 @@ pub fn simulate_stay(
     }
     for (i, row) in rows.iter().enumerate() {
         let at = start.plus_millis(row.hour * HOUR_MS);
-        pass_time(&mut patient, at, settings, &mut log, &mut out);
+        pass_time(
+            &mut patient,
+            at,
+            settings,
+            &mut log,
+            &mut out,
+            &mut sinks.alerts,
+        );
         for lab in &row.labs {
             let o = patient.record_lab(unit, lab, at, at, settings);
             for a in &o.alerts {
-                log.record(a, &mut out);
+                log.record(a, &mut out, &mut sinks.alerts);
             }
         }
         let v = &row.vitals;
@@ -303,11 +322,9 @@ pub fn simulate_stay(
             } else {
                 let o = patient.observe(unit, v, at, at, settings);
                 for a in &o.alerts {
-                    log.record(a, &mut out);
+                    log.record(a, &mut out, &mut sinks.alerts);
                 }
-                if let Some(buf) = scores.as_deref_mut() {
-                    write_score(buf, patient_id, &o);
-                }
+                sinks.scores.write(|buf| write_score(buf, patient_id, &o));
             }
         }
         let mask = open_mask(&patient);
@@ -327,11 +344,12 @@ fn pass_time(
     settings: &Settings,
     log: &mut AlertLog,
     out: &mut Outcome,
+    alerts: &mut Lines,
 ) {
     while let Some(due) = patient.next_tick(settings).filter(|t| *t <= at) {
         let heard = due.plus_millis(-settings.signal_loss.window_ms);
         match patient.tick(due, heard, settings) {
-            Some(alert) => log.record(&alert, out),
+            Some(alert) => log.record(&alert, out, alerts),
             None => break,
         }
     }
@@ -364,12 +382,81 @@ fn threads(n: usize) -> usize {
     }
 }
 
-type ScoreTx = mpsc::SyncSender<Vec<u8>>;
-type ScoreWriter = std::thread::JoinHandle<std::io::Result<()>>;
+/// Hands finished chunks of NDJSON lines to a writer thread.
+type LineTx = mpsc::SyncSender<Vec<u8>>;
+type LineWriter = std::thread::JoinHandle<std::io::Result<()>>;
 
-/// Starts the `--scores` writer: one thread that writes whole stays' lines as they come.
-fn score_writer(scores: Option<Box<dyn Write + Send>>) -> (Option<ScoreTx>, Option<ScoreWriter>) {
-    let Some(mut w) = scores else {
+/// Where a worker's `--scores` and `--alerts` lines go: each gathered in its own buffer and
+/// handed to its writer thread 64 KiB at a time, or (`.psv`) a whole stay at a time, so a
+/// stay's lines are never split by another stay's.
+pub(crate) struct Sinks {
+    pub(crate) scores: Lines,
+    pub(crate) alerts: Lines,
+}
+
+impl Sinks {
+    /// Sinks that hand over 64 KiB at a time; `by_stay`: only when flushed.
+    fn new(outputs: &Outputs, by_stay: bool) -> Self {
+        let chunk = if by_stay { usize::MAX } else { 1 << 16 };
+        Self {
+            scores: Lines::new(outputs.scores.clone(), chunk),
+            alerts: Lines::new(outputs.alerts.clone(), chunk),
+        }
+    }
+
+    fn flush(&mut self) {
+        self.scores.flush();
+        self.alerts.flush();
+    }
+}
+
+/// The lines of one output, or nothing when the output was not asked for.
+pub(crate) struct Lines {
+    tx: Option<LineTx>,
+    buf: Vec<u8>,
+    /// Bytes gathered before they are handed over without a flush.
+    chunk: usize,
+}
+
+impl Lines {
+    fn new(tx: Option<LineTx>, chunk: usize) -> Self {
+        Self {
+            tx,
+            buf: Vec::new(),
+            chunk,
+        }
+    }
+
+    /// Appends what `line` writes, when this output is wanted.
+    fn write(&mut self, line: impl FnOnce(&mut Vec<u8>)) {
+        let Some(tx) = &self.tx else {
+            return;
+        };
+        line(&mut self.buf);
+        if self.buf.len() >= self.chunk {
+            let _ = tx.send(std::mem::take(&mut self.buf));
+        }
+    }
+
+    fn flush(&mut self) {
+        if let Some(tx) = &self.tx
+            && !self.buf.is_empty()
+        {
+            let _ = tx.send(std::mem::take(&mut self.buf));
+        }
+    }
+}
+
+/// The writer threads' channels, cloned into every worker.
+#[derive(Clone, Default)]
+struct Outputs {
+    scores: Option<LineTx>,
+    alerts: Option<LineTx>,
+}
+
+/// Starts a writer: one thread that writes chunks of lines as they come.
+fn line_writer(out: Option<Box<dyn Write + Send>>) -> (Option<LineTx>, Option<LineWriter>) {
+    let Some(mut w) = out else {
         return (None, None);
     };
     let (tx, rx) = mpsc::sync_channel::<Vec<u8>>(256);
@@ -382,6 +469,18 @@ fn score_writer(scores: Option<Box<dyn Write + Send>>) -> (Option<ScoreTx>, Opti
     (Some(tx), Some(handle))
 }
 
+/// Waits for a writer to finish; its error as `wrap` says.
+fn join_writer(
+    writer: Option<LineWriter>,
+    wrap: fn(std::io::Error) -> ReplayError,
+) -> Result<(), ReplayError> {
+    match writer.map(std::thread::JoinHandle::join) {
+        None => Ok(()),
+        Some(Ok(r)) => r.map_err(wrap),
+        Some(Err(_)) => Err(wrap(std::io::Error::other("writer thread failed"))),
+    }
+}
+
 /// Runs a replay and builds its report.
 ///
 /// # Errors
@@ -390,30 +489,23 @@ pub fn run(options: Options) -> Result<Report, ReplayError> {
     let started = Instant::now();
     let settings = options.settings.clone();
     let threads = threads(options.threads);
-    let (tx, writer) = score_writer(options.scores);
-    let (kind, outcomes, skipped, rejected_codes) = match &options.source {
-        Source::Psv(dir) => {
-            let files = psv_files(dir)?;
-            let (outcomes, skipped) =
-                replay_psv(&files, &settings, threads, tx, options.progress.as_ref());
+    let (scores, score_writer) = line_writer(options.scores);
+    let (alerts, alert_writer) = line_writer(options.alerts);
+    let outputs = Outputs { scores, alerts };
+    let progress = options.progress.as_ref();
+    let ran = match &options.source {
+        Source::Psv(dir) => psv_files(dir).map(|files| {
+            let (outcomes, skipped) = replay_psv(&files, &settings, threads, &outputs, progress);
             ("psv", outcomes, skipped, Vec::new())
-        }
-        Source::Events(file) => {
-            let (outcomes, rejected) =
-                events::replay(file, &settings, threads, tx, options.progress.as_ref())?;
-            ("events", outcomes, Vec::new(), rejected)
-        }
+        }),
+        Source::Events(file) => events::replay(file, &settings, threads, &outputs, progress)
+            .map(|(outcomes, rejected)| ("events", outcomes, Vec::new(), rejected)),
     };
-    if let Some(w) = writer {
-        match w.join() {
-            Ok(r) => r.map_err(ReplayError::Scores)?,
-            Err(_) => {
-                return Err(ReplayError::Scores(std::io::Error::other(
-                    "score writer failed",
-                )));
-            }
-        }
-    }
+    // The writers end when every sender is gone.
+    drop(outputs);
+    join_writer(score_writer, ReplayError::Scores)?;
+    join_writer(alert_writer, ReplayError::Alerts)?;
+    let (kind, outcomes, skipped, rejected_codes) = ran?;
     Ok(Report::build(
         kind,
         &settings,
@@ -429,7 +521,7 @@ fn replay_psv(
     files: &[PathBuf],
     settings: &Settings,
     threads: usize,
-    scores: Option<mpsc::SyncSender<Vec<u8>>>,
+    outputs: &Outputs,
     progress: Option<&indicatif::ProgressBar>,
 ) -> (Vec<Outcome>, Vec<Skipped>) {
     let next = AtomicUsize::new(0);
@@ -438,11 +530,10 @@ fn replay_psv(
     std::thread::scope(|scope| {
         let workers: Vec<_> = (0..threads)
             .map(|_| {
-                let scores = scores.clone();
+                let mut sinks = Sinks::new(outputs, true);
                 let (next, skipped) = (&next, &skipped);
                 scope.spawn(move || {
                     let mut mine = Vec::new();
-                    let mut buf = Vec::new();
                     loop {
                         let i = next.fetch_add(1, Ordering::Relaxed);
                         let Some(path) = files.get(i) else { break };
@@ -458,15 +549,8 @@ fn replay_psv(
                                 let id = path
                                     .file_stem()
                                     .map_or_else(|| name.clone(), |s| s.to_string_lossy().into());
-                                let want = scores.is_some();
-                                let o =
-                                    simulate_stay(&id, &rows, settings, want.then_some(&mut buf));
-                                if let Some(tx) = &scores
-                                    && !buf.is_empty()
-                                {
-                                    let _ = tx.send(std::mem::take(&mut buf));
-                                }
-                                mine.push(o);
+                                mine.push(simulate_stay(&id, &rows, settings, &mut sinks));
+                                sinks.flush();
                             }
                             Err(e) => {
                                 if let Ok(mut s) = skipped.lock() {
@@ -486,7 +570,6 @@ fn replay_psv(
                 })
             })
             .collect();
-        drop(scores);
         for w in workers {
             if let Ok(mine) = w.join() {
                 outcomes.extend(mine);
