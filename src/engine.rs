@@ -103,7 +103,7 @@ impl Engine {
             )
         };
         let mut checkins_sink = practice_sink("CHECKINS");
-        let recovered = recovery::recover(bus, cfg, &shards, &mut checkins_sink).await?;
+        let recovered = recovery::recover(bus, cfg, &shards, &outbox, &mut checkins_sink).await?;
         metrics.recovery_unreadable_alerts.store(
             recovered.unreadable as u64,
             std::sync::atomic::Ordering::Relaxed,

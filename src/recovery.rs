@@ -11,6 +11,8 @@ use vigil_actors::Shards;
 use vigil_config::Config;
 use vigil_engine::Alert;
 use vigil_engine::Reading;
+use vigil_streams::bus::StoredMessage;
+use vigil_streams::outbox::Outbox;
 use vigil_streams::{
     Bus, Delivery, Encoding, EventSink, batch_receipt, decode_practice, decode_vitals, wall_clock,
 };
@@ -32,7 +34,13 @@ async fn replay_practice(bus: &Bus, cfg: &Config, sink: &mut PracticeSink) -> an
             let now = wall_clock();
             let mut n = 0u64;
             while let Some(chunk) = rx.recv().await {
-                for (subject, payload, content_type) in chunk {
+                for StoredMessage {
+                    subject,
+                    payload,
+                    content_type,
+                    ..
+                } in chunk
+                {
                     let Ok(enc) = Encoding::from_content_type(content_type.as_deref()) else {
                         continue;
                     };
@@ -96,6 +104,7 @@ pub async fn recover(
     bus: &Bus,
     cfg: &Config,
     shards: &Shards,
+    outbox: &Outbox,
     practice: &mut PracticeSink,
 ) -> anyhow::Result<Recovered> {
     let started = Instant::now();
@@ -109,10 +118,10 @@ pub async fn recover(
         while let Some(chunk) = rx.recv().await {
             let readings: Vec<Reading<'static>> = chunk
                 .iter()
-                .filter_map(|(subject, payload, content_type)| {
+                .filter_map(|m| {
                     // Rejected events were dead-lettered when they first arrived.
-                    let enc = Encoding::from_content_type(content_type.as_deref()).ok()?;
-                    decode_vitals(subject, payload, enc, now)
+                    let enc = Encoding::from_content_type(m.content_type.as_deref()).ok()?;
+                    decode_vitals(&m.subject, &m.payload, enc, now)
                         .ok()
                         .map(Reading::into_owned)
                 })
@@ -137,9 +146,15 @@ pub async fn recover(
     let mut alerts: Vec<Alert> = Vec::new();
     let mut unreadable = 0;
     let since = wall_clock().plus_millis(-i64::try_from(horizon.as_millis()).unwrap_or(0));
-    for payload in bus.alert_states().await? {
-        match Alert::from_envelope(&payload) {
+    // What each restored alert's next transition must follow on its subject: a newer message
+    // there (another engine's) refuses it (docs/reliability.md, fencing).
+    let mut fences = Vec::new();
+    for stored in bus.alert_states().await? {
+        match Alert::from_envelope(&stored.payload) {
             Ok(a) if a.is_active() || (a.resolved_by_person() && a.transition.at >= since) => {
+                if a.is_active() {
+                    fences.push((stored.subject, stored.sequence));
+                }
                 alerts.push(a);
             }
             Ok(_) => {}
@@ -149,6 +164,8 @@ pub async fn recover(
             }
         }
     }
+    // Before the actors hold them: a missed deadline fires at once on recovery.
+    outbox.follow(fences).await;
     let open = shards.recover(alerts).await;
     Ok(Recovered {
         events,

@@ -38,6 +38,11 @@ pub enum BusError {
     /// The subject or a header is something NATS cannot carry: retrying cannot help.
     #[error("cannot publish to {subject:?}: {reason}")]
     Unpublishable { subject: String, reason: String },
+    /// `ALERTS` refused a transition: its subject's last message is not the one this engine
+    /// based the transition on (`Nats-Expected-Last-Subject-Sequence`), so another engine wrote
+    /// it since. Retrying would write over a newer state.
+    #[error("{subject} was written by another engine since: {reason}")]
+    Fenced { subject: String, reason: String },
     #[error("acknowledgement failed: {0}")]
     Ack(String),
     #[error("the embedded bus has no consumer for {0}")]
@@ -58,7 +63,9 @@ pub enum Fault {
 impl BusError {
     pub fn fault(&self) -> Fault {
         match self {
-            BusError::Unpublishable { .. } | BusError::Closed(_) => Fault::Permanent,
+            BusError::Unpublishable { .. } | BusError::Fenced { .. } | BusError::Closed(_) => {
+                Fault::Permanent
+            }
             BusError::Connect { .. }
             | BusError::Stream { .. }
             | BusError::Consumer { .. }
@@ -426,7 +433,11 @@ impl Bus {
         headers: Vec<(&'static str, String)>,
         payload: Bytes,
     ) -> Result<(), BusError> {
-        self.send(subject, headers, payload).await?.stored().await
+        self.send(subject, headers, payload)
+            .await?
+            .stored()
+            .await
+            .map(|_| ())
     }
 
     /// Sends a message and returns without waiting for the stream to store it, so a publisher can
@@ -526,12 +537,46 @@ impl Bus {
 }
 
 impl Bus {
-    /// The last message of every `ALERTS` subject: each alert's current state. Recovery keeps
-    /// the non-resolved ones. Embedded: none (the demo starts fresh).
+    /// The sequence and `Nats-Msg-Id` of the last message on an `ALERTS` subject, read from
+    /// the stream's leader (a replica may lag); `None` when the subject is empty or the bus is
+    /// embedded. What tells a fenced retry whose first attempt was stored from a real fence.
     ///
     /// # Errors
     /// [`BusError::Stream`] when the stream cannot be read.
-    pub async fn alert_states(&self) -> Result<Vec<Bytes>, BusError> {
+    pub async fn last_alert_message(
+        &self,
+        subject: &str,
+    ) -> Result<Option<(u64, Option<String>)>, BusError> {
+        let Bus::JetStream(b) = self else {
+            return Ok(None);
+        };
+        let err = |reason: String| BusError::Stream {
+            stream: "ALERTS".into(),
+            reason,
+        };
+        let stream =
+            b.js.get_stream("ALERTS")
+                .await
+                .map_err(|e| err(e.to_string()))?;
+        match stream.get_last_raw_message_by_subject(subject).await {
+            Ok(m) => Ok(Some((
+                m.sequence,
+                m.headers.get("Nats-Msg-Id").map(|v| v.as_str().to_string()),
+            ))),
+            Err(e) if e.kind() == jetstream::stream::LastRawMessageErrorKind::NoMessageFound => {
+                Ok(None)
+            }
+            Err(e) => Err(err(e.to_string())),
+        }
+    }
+
+    /// The last message of every `ALERTS` subject: each alert's current state, with its
+    /// sequence (what the alert's next transition must follow). Recovery keeps the non-resolved
+    /// ones. Embedded: none (the demo starts fresh).
+    ///
+    /// # Errors
+    /// [`BusError::Stream`] when the stream cannot be read.
+    pub async fn alert_states(&self) -> Result<Vec<StoredMessage>, BusError> {
         let Bus::JetStream(b) = self else {
             return Ok(Vec::new());
         };
@@ -547,7 +592,7 @@ impl Bus {
         let collect = async {
             let mut out = Vec::new();
             while let Some(chunk) = rx.recv().await {
-                out.extend(chunk.into_iter().map(|(_, p, _)| p));
+                out.extend(chunk);
             }
             out
         };
@@ -618,7 +663,14 @@ impl Bus {
 }
 
 /// A stored message as recovery reads it: subject, payload, content type.
-pub type StoredMessage = (String, Bytes, Option<String>);
+#[derive(Debug, Clone)]
+pub struct StoredMessage {
+    pub subject: String,
+    /// Its stream sequence.
+    pub sequence: u64,
+    pub payload: Bytes,
+    pub content_type: Option<String>,
+}
 
 /// Reads a stream through an ordered consumer from `policy` until nothing is pending or the
 /// stream sequence passes `until_seq`, sending the messages to `out` in chunks.
@@ -674,7 +726,12 @@ async fn ordered_read(
             .as_ref()
             .and_then(|h| h.get("Content-Type"))
             .map(|v| v.as_str().to_string());
-        chunk.push((m.subject.to_string(), m.payload.clone(), content_type));
+        chunk.push(StoredMessage {
+            subject: m.subject.to_string(),
+            sequence: seq,
+            payload: m.payload.clone(),
+            content_type,
+        });
         if chunk.len() == CHUNK {
             let full = std::mem::replace(&mut chunk, Vec::with_capacity(CHUNK));
             if out.send(full).await.is_err() {
@@ -698,17 +755,28 @@ pub struct PendingPublish {
 }
 
 impl PendingPublish {
-    /// Waits for the stream's acknowledgement.
+    /// Waits for the stream's acknowledgement: the message's stream sequence (`None` on the
+    /// embedded bus, which has none).
     ///
     /// # Errors
-    /// [`BusError::Publish`] when the stream did not store it.
-    pub async fn stored(self) -> Result<(), BusError> {
+    /// [`BusError::Fenced`] when the subject's last message was not the expected one,
+    /// [`BusError::Publish`] when the stream did not store it otherwise.
+    pub async fn stored(self) -> Result<Option<u64>, BusError> {
         match self.ack {
-            Some(ack) => ack.await.map(|_| ()).map_err(|e| BusError::Publish {
-                subject: self.subject,
-                reason: e.to_string(),
-            }),
-            None => Ok(()),
+            Some(ack) => match ack.await {
+                Ok(ack) => Ok(Some(ack.sequence)),
+                Err(e) if e.kind() == jetstream::context::PublishErrorKind::WrongLastSequence => {
+                    Err(BusError::Fenced {
+                        subject: self.subject,
+                        reason: e.to_string(),
+                    })
+                }
+                Err(e) => Err(BusError::Publish {
+                    subject: self.subject,
+                    reason: e.to_string(),
+                }),
+            },
+            None => Ok(None),
         }
     }
 }

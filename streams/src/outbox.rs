@@ -5,6 +5,13 @@
 //! A publish that fails is retried with backoff until it is stored: outputs are never dropped.
 //! The queue in front is bounded; callers that find it full wait (see `vigil-actors`).
 //!
+//! An alert's transitions are fenced: each is published with
+//! `Nats-Expected-Last-Subject-Sequence` set to the sequence of the alert's last transition this
+//! engine stored (or recovered), so `ALERTS` refuses it when another engine has written the
+//! alert since. A paused or disconnected engine that comes back after its work moved cannot
+//! write over a newer state; the refusal ends the publisher with [`OutboxError::Fenced`], and
+//! the engine stops (a supervisor restarts it, and recovery reads the newer state).
+//!
 //! A message that can never be published (a header or subject NATS cannot carry: input
 //! validation should have made that impossible) ends the publisher with
 //! [`OutboxError::Unpublishable`] instead of retrying forever. A message dropped before it was
@@ -12,7 +19,7 @@
 //! receipt, so the input that caused it is never acknowledged: NATS redelivers it to the next
 //! engine process.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -21,7 +28,7 @@ use futures::stream::FuturesOrdered;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-use crate::bus::{Bus, Fault};
+use crate::bus::{Bus, BusError, Fault};
 use crate::receipt::{Receipt, fail};
 
 /// One message to publish.
@@ -31,9 +38,27 @@ pub struct OutMessage {
     pub payload: Bytes,
     /// Dropped once the message is stored.
     pub receipt: Option<Receipt>,
-    /// Stored after every earlier `ordered` message of its subject, even across a lost
-    /// connection (an alert's transitions). Others only need to be stored (dead letters).
-    pub ordered: bool,
+    pub order: Order,
+}
+
+/// How a message is ordered against the others of its subject.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Order {
+    /// Only needs to be stored (dead letters).
+    Any,
+    /// Stored after every earlier message of its subject, even across a lost connection (flow
+    /// updates).
+    Subject,
+    /// As [`Order::Subject`], and only right after the subject's last message this engine
+    /// stored or recovered (an alert's transitions): `first` for an alert's first transition
+    /// (its subject must be empty), `last` for its final one (nothing follows it).
+    Fenced { first: bool, last: bool },
+}
+
+impl Order {
+    fn ordered(self) -> bool {
+        self != Order::Any
+    }
 }
 
 impl OutMessage {
@@ -60,12 +85,23 @@ pub enum OutboxError {
     /// must keep such text out of subjects and headers.
     #[error("unpublishable output on {subject}: {reason}")]
     Unpublishable { subject: String, reason: String },
+    /// `ALERTS` refused an alert's transition: another engine wrote the alert since this one
+    /// last did. This engine's view of its work is stale; it must stop writing.
+    #[error("fenced: {0}")]
+    Fenced(String),
+}
+
+/// What the publisher is asked to do, in queue order.
+enum Job {
+    Publish(OutMessage),
+    /// Subjects and the sequence of their last stored message, as recovery read them.
+    Follow(Vec<(String, u64)>),
 }
 
 /// Handle for queueing outputs; cheap to clone.
 #[derive(Clone)]
 pub struct Outbox {
-    tx: mpsc::Sender<OutMessage>,
+    tx: mpsc::Sender<Job>,
 }
 
 impl Outbox {
@@ -87,23 +123,39 @@ impl Outbox {
     /// The message itself, when the queue is full or the publisher has stopped.
     #[allow(clippy::result_large_err)]
     pub fn try_send(&self, m: OutMessage) -> Result<(), OutMessage> {
-        self.tx.try_send(m).map_err(|e| match e {
-            mpsc::error::TrySendError::Full(m) | mpsc::error::TrySendError::Closed(m) => m,
-        })
+        match self.tx.try_send(Job::Publish(m)) {
+            Ok(()) => Ok(()),
+            Err(mpsc::error::TrySendError::Full(job) | mpsc::error::TrySendError::Closed(job)) => {
+                match job {
+                    Job::Publish(m) => Err(m),
+                    // Only the publish just sent can come back.
+                    Job::Follow(_) => Ok(()),
+                }
+            }
+        }
     }
 
     /// Queues, waiting for room. When the publisher has stopped the message is dropped, which
     /// fails its batch (never acknowledged, redelivered after a restart).
     pub async fn send(&self, m: OutMessage) {
-        if let Err(e) = self.tx.send(m).await {
-            tracing::error!(subject = %e.0.subject, "outbox closed; output not published, its input stays unacknowledged");
+        if let Err(mpsc::error::SendError(Job::Publish(m))) = self.tx.send(Job::Publish(m)).await {
+            tracing::error!(subject = %m.subject, "outbox closed; output not published, its input stays unacknowledged");
         }
+    }
+
+    /// The fences of recovered alerts: each subject's next transition must follow the
+    /// sequence given. Queued like a publish, so it applies to every transition sent after it.
+    pub async fn follow(&self, subjects: Vec<(String, u64)>) {
+        let _ = self.tx.send(Job::Follow(subjects)).await;
     }
 }
 
+/// The header that fences a publish on its subject's last message.
+const EXPECTED_LAST: &str = "Nats-Expected-Last-Subject-Sequence";
+
 async fn publish_loop(
     bus: Bus,
-    mut rx: mpsc::Receiver<OutMessage>,
+    mut rx: mpsc::Receiver<Job>,
     in_flight: usize,
 ) -> Result<(), OutboxError> {
     let mut pending = FuturesOrdered::new();
@@ -113,47 +165,124 @@ async fn publish_loop(
     // alert's subject must hold its transitions in order (its history, and recovery's
     // last-per-subject read, rely on it).
     let mut subjects: HashSet<String> = HashSet::new();
+    // Each fenced subject's last stored sequence; forgotten after its last transition.
+    let mut fences: HashMap<String, u64> = HashMap::new();
     let mut open = true;
     while open || !pending.is_empty() {
         tokio::select! {
-            m = rx.recv(), if open && pending.len() < in_flight => match m {
-                Some(m) => {
-                    while m.ordered && subjects.contains(&m.subject) {
+            job = rx.recv(), if open && pending.len() < in_flight => match job {
+                Some(Job::Follow(known)) => fences.extend(known),
+                Some(Job::Publish(mut m)) => {
+                    while m.order.ordered() && subjects.contains(&m.subject) {
                         match pending.next().await {
-                            Some(Some(stored)) => subjects.remove(&stored),
-                            Some(None) => false,
+                            Some(Ok(stored)) => settle(stored, &mut subjects, &mut fences),
+                            Some(Err(fenced)) => return Err(fenced),
                             None => break,
                         };
                     }
-                    if m.ordered {
+                    if m.order.ordered() {
                         subjects.insert(m.subject.clone());
+                    }
+                    if let Order::Fenced { first, .. } = m.order {
+                        let expected = if first { Some(0) } else { fences.get(&m.subject).copied() };
+                        if let Some(seq) = expected {
+                            m.headers.push((EXPECTED_LAST, seq.to_string()));
+                        }
                     }
                     let mut sent = send_with_retry(&bus, &m).await?;
                     let bus = bus.clone();
                     pending.push_back(async move {
                         let mut backoff = Duration::from_millis(100);
-                        while let Err(e) = sent.stored().await {
-                            tracing::warn!(error = %e, "publish not stored; sending again");
-                            tokio::time::sleep(backoff).await;
-                            backoff = (backoff * 2).min(Duration::from_secs(5));
-                            // Sent once already, so it is publishable.
-                            sent = send_with_retry(&bus, &m).await.ok()?;
-                        }
-                        let subject = m.ordered.then(|| m.subject.clone());
+                        let seq = loop {
+                            match sent.stored().await {
+                                Ok(seq) => break seq,
+                                Err(BusError::Fenced { subject, reason }) => {
+                                    // NATS checks the fence before it recognises a retry as a
+                                    // duplicate: a retry whose first attempt was stored (its
+                                    // acknowledgement lost) is refused too. The subject's last
+                                    // message tells: ours, or another engine's.
+                                    match stored_already(&bus, &m).await {
+                                        Ok(Some(seq)) => break Some(seq),
+                                        Ok(None) => {
+                                            tracing::error!(%subject, %reason, "another engine wrote this alert since: this engine's view is stale, the outbox stops");
+                                            return Err(OutboxError::Fenced(format!(
+                                                "{subject}: {reason}"
+                                            )));
+                                        }
+                                        Err(e) => {
+                                            tracing::warn!(error = %e, "a fenced publish cannot be checked yet; sending again");
+                                            tokio::time::sleep(backoff).await;
+                                            backoff = (backoff * 2).min(Duration::from_secs(5));
+                                            match send_with_retry(&bus, &m).await {
+                                                Ok(again) => sent = again,
+                                                Err(_) => return Ok(None),
+                                            }
+                                        }
+                                    }
+                                }
+                                Err(e) => {
+                                    tracing::warn!(error = %e, "publish not stored; sending again");
+                                    tokio::time::sleep(backoff).await;
+                                    backoff = (backoff * 2).min(Duration::from_secs(5));
+                                    // Sent once already, so it is publishable. The same
+                                    // `Nats-Msg-Id`: a first attempt that was stored is
+                                    // answered as a duplicate, before the fence is checked.
+                                    match send_with_retry(&bus, &m).await {
+                                        Ok(again) => sent = again,
+                                        Err(_) => return Ok(None),
+                                    }
+                                }
+                            }
+                        };
+                        let stored = m.order.ordered().then(|| (m.subject.clone(), m.order, seq));
                         m.stored();
-                        subject
+                        Ok(stored)
                     });
                 }
                 None => open = false,
             },
-            Some(stored) = pending.next(), if !pending.is_empty() => {
-                if let Some(subject) = stored {
-                    subjects.remove(&subject);
-                }
+            Some(stored) = pending.next(), if !pending.is_empty() => match stored {
+                Ok(stored) => settle(stored, &mut subjects, &mut fences),
+                Err(fenced) => return Err(fenced),
             }
         }
     }
     Ok(())
+}
+
+/// The stream sequence of `m` when the last message on its subject is `m` itself (the same
+/// `Nats-Msg-Id`): a first attempt that was stored.
+async fn stored_already(bus: &Bus, m: &OutMessage) -> Result<Option<u64>, BusError> {
+    let id = m
+        .headers
+        .iter()
+        .find(|(k, _)| *k == "Nats-Msg-Id")
+        .map(|(_, v)| v.as_str());
+    Ok(match bus.last_alert_message(&m.subject).await? {
+        Some((seq, Some(last))) if Some(last.as_str()) == id => Some(seq),
+        _ => None,
+    })
+}
+
+/// What a stored ordered message frees: the next message of its subject, and (fenced) the
+/// sequence the next transition must follow.
+type Stored = Option<(String, Order, Option<u64>)>;
+
+fn settle(stored: Stored, subjects: &mut HashSet<String>, fences: &mut HashMap<String, u64>) {
+    let Some((subject, order, seq)) = stored else {
+        return;
+    };
+    if let Order::Fenced { last, .. } = order {
+        match seq {
+            Some(seq) if !last => {
+                fences.insert(subject.clone(), seq);
+            }
+            _ => {
+                fences.remove(&subject);
+            }
+        }
+    }
+    subjects.remove(&subject);
 }
 
 /// Sends `m`, retrying while the bus cannot take it; an error only when it never can.
@@ -193,8 +322,37 @@ mod tests {
             headers: vec![("Content-Type", "application/json".into())],
             payload: Bytes::from_static(b"{}"),
             receipt: Some(receipt),
-            ordered: true,
+            order: Order::Fenced {
+                first: true,
+                last: false,
+            },
         }
+    }
+
+    /// A stored transition moves its alert's fence to its sequence; the last one (resolved)
+    /// and one stored without a sequence (the embedded bus) forget it; other orders never
+    /// touch the fences; each frees its subject for the next message.
+    #[test]
+    fn settling_a_stored_message_moves_or_forgets_its_fence() {
+        let mut subjects = HashSet::new();
+        let mut fences = HashMap::new();
+        let fenced = |last| Order::Fenced { first: false, last };
+        let mut store = |subject: &str, order, seq| {
+            subjects.insert(subject.to_string());
+            settle(
+                Some((subject.to_string(), order, seq)),
+                &mut subjects,
+                &mut fences,
+            );
+            assert!(subjects.is_empty(), "{subject} freed");
+            fences.clone()
+        };
+        assert_eq!(store("alerts.t.a", fenced(false), Some(7))["alerts.t.a"], 7);
+        assert_eq!(store("alerts.t.a", fenced(false), Some(9))["alerts.t.a"], 9);
+        assert_eq!(store("flow.t.p", Order::Subject, Some(10)).len(), 1);
+        assert!(store("alerts.t.a", fenced(true), Some(11)).is_empty());
+        store("alerts.t.b", fenced(false), Some(12));
+        assert!(store("alerts.t.b", fenced(false), None).is_empty());
     }
 
     #[tokio::test]

@@ -10,7 +10,7 @@ use vigil_engine::practice::appointment::FlowUpdate;
 
 use crate::bus::Delivery;
 use crate::envelope::Rejection;
-use crate::outbox::OutMessage;
+use crate::outbox::{Order, OutMessage};
 use crate::receipt::Receipt;
 
 #[derive(Serialize)]
@@ -51,7 +51,10 @@ pub fn alert_message(alert: &Alert, json: &RawValue, receipt: Option<Receipt>) -
         ],
         payload: Bytes::from(payload),
         receipt,
-        ordered: true,
+        order: Order::Fenced {
+            first: alert.version == 1,
+            last: !alert.is_active(),
+        },
     }
 }
 
@@ -130,7 +133,7 @@ pub fn dead_letter_stored(
         headers,
         payload: d.payload.clone(),
         receipt,
-        ordered: false,
+        order: Order::Any,
     }
 }
 
@@ -164,6 +167,6 @@ pub fn flow_message(
         ],
         payload: Bytes::from(payload),
         receipt,
-        ordered: true,
+        order: Order::Subject,
     }
 }

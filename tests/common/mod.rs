@@ -477,6 +477,20 @@ impl Engine {
         panic!("vigil did not exit within 15 s of SIGTERM");
     }
 
+    /// Waits up to `secs` for the process to end by itself; its status, or `None` if it still
+    /// runs.
+    pub fn wait_exit(&mut self, secs: u64) -> Option<std::process::ExitStatus> {
+        let child = self.child.as_mut().expect("running");
+        for _ in 0..secs * 20 {
+            if let Some(status) = child.try_wait().expect("wait") {
+                self.child = None;
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        None
+    }
+
     /// `kill -9`: the process gets no chance to finish anything.
     pub fn kill9(&mut self) {
         let mut child = self.child.take().expect("running");
