@@ -154,6 +154,24 @@ pub struct JetStreamBus {
     pub link: Arc<Link>,
 }
 
+/// A failure to read `ALERTS`.
+fn alerts_error(reason: String) -> BusError {
+    BusError::Stream {
+        stream: "ALERTS".into(),
+        reason,
+    }
+}
+
+impl JetStreamBus {
+    /// The `ALERTS` stream's handle.
+    async fn alerts(&self) -> Result<jetstream::stream::Stream, BusError> {
+        self.js
+            .get_stream("ALERTS")
+            .await
+            .map_err(|e| alerts_error(e.to_string()))
+    }
+}
+
 /// The state of the connection to NATS, for `/metrics`. The client reconnects by itself (with
 /// backoff, forever); the pull consumer, publishes and acknowledgements resume on the new
 /// connection.
@@ -503,14 +521,8 @@ impl Bus {
     pub async fn history(&self, subject: &str) -> Result<Vec<Bytes>, BusError> {
         match self {
             Bus::JetStream(b) => {
-                let err = |reason: String| BusError::Stream {
-                    stream: "ALERTS".into(),
-                    reason,
-                };
-                let stream =
-                    b.js.get_stream("ALERTS")
-                        .await
-                        .map_err(|e| err(e.to_string()))?;
+                let stream = b.alerts().await?;
+                let err = alerts_error;
                 let mut out = Vec::new();
                 let mut next = None;
                 loop {
@@ -550,14 +562,7 @@ impl Bus {
         let Bus::JetStream(b) = self else {
             return Ok(None);
         };
-        let err = |reason: String| BusError::Stream {
-            stream: "ALERTS".into(),
-            reason,
-        };
-        let stream =
-            b.js.get_stream("ALERTS")
-                .await
-                .map_err(|e| err(e.to_string()))?;
+        let stream = b.alerts().await?;
         match stream.get_last_raw_message_by_subject(subject).await {
             Ok(m) => Ok(Some((
                 m.sequence,
@@ -566,7 +571,7 @@ impl Bus {
             Err(e) if e.kind() == jetstream::stream::LastRawMessageErrorKind::NoMessageFound => {
                 Ok(None)
             }
-            Err(e) => Err(err(e.to_string())),
+            Err(e) => Err(alerts_error(e.to_string())),
         }
     }
 
