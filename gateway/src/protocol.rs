@@ -112,6 +112,8 @@ pub struct Refused {
     pub message: String,
 }
 
+/// Every `type` of [`ClientMessage`], to tell a known type with a bad field from an unknown
+/// type (`every_client_message_type_is_listed` keeps it equal to the enum).
 const TYPES: [&str; 7] = [
     "ping",
     "subscribe",
@@ -271,6 +273,25 @@ mod tests {
     #![allow(clippy::unwrap_used)]
 
     use super::*;
+
+    /// `TYPES` is exactly the enum's tags: serde names every variant it expects when a tag is
+    /// unknown, and that list must be `TYPES`, in order.
+    #[test]
+    fn every_client_message_type_is_listed() {
+        let e = serde_json::from_str::<ClientMessage>(r#"{"type":"no-such-type"}"#)
+            .unwrap_err()
+            .to_string();
+        let expected = e
+            .split("expected one of ")
+            .nth(1)
+            .unwrap_or_else(|| panic!("serde's message changed: {e}"));
+        let tags: Vec<&str> = expected
+            .split(", ")
+            .map(|t| t.trim_matches(|c: char| c == '`' || c.is_ascii_whitespace()))
+            .map(|t| t.split('`').next().unwrap())
+            .collect();
+        assert_eq!(tags, TYPES, "{e}");
+    }
 
     fn refused(text: &str) -> Refused {
         ClientMessage::decode(text).unwrap_err()
