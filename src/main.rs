@@ -159,15 +159,20 @@ const NATS_RETRY: Duration = Duration::from_secs(2);
 
 /// Connects to NATS and sets up the streams, retrying until it works; each failure is logged
 /// with the address and the reason, and shown by `/readyz`.
-async fn connect_nats(url: &str, cfg: &Config, hub: &Hub) -> Bus {
+///
+/// # Errors
+/// What retrying cannot mend (a seed list entry that is no address, replicas a single server
+/// cannot hold): the engine stops, naming the key to change.
+async fn connect_nats(url: &str, cfg: &Config, hub: &Hub) -> anyhow::Result<Bus> {
     let shown = vigil_streams::redacted(url);
     let mut attempt = 0u32;
     loop {
         match Bus::connect(url, &cfg.nats).await {
             Ok(bus) => {
                 tracing::info!(url = %shown, "connected to NATS; streams ready");
-                return bus;
+                return Ok(bus);
             }
+            Err(e) if e.fault() == vigil_streams::Fault::Permanent => bail!("{e}"),
             Err(e) => {
                 attempt += 1;
                 tracing::warn!(url = %shown, attempt, error = %e, "NATS not usable yet; retrying in 2 s");
@@ -331,7 +336,13 @@ async fn serve(cfg: Config, source: BusSource, demo_patients: Option<usize>) -> 
                 vigil_streams::redacted(&url)
             ));
             tokio::select! {
-                bus = connect_nats(&url, &cfg, &hub) => bus,
+                bus = connect_nats(&url, &cfg, &hub) => match bus {
+                    Ok(bus) => bus,
+                    Err(e) => {
+                        gateway.stop().await;
+                        return Err(e);
+                    }
+                },
                 () = &mut signalled => {
                     tracing::info!("stopped before NATS was reachable");
                     gateway.stop().await;

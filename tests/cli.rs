@@ -1,6 +1,7 @@
 //! What an operator meets first, with the real binary: a bad `--listen` or `VIGIL_LISTEN` is
 //! refused at once naming where it came from, a configuration without tokens is refused (nobody
-//! could ever connect), and logs written anywhere but a terminal carry no colour codes.
+//! could ever connect), a NATS setting that can never work stops the engine naming the key, and
+//! logs written anywhere but a terminal carry no colour codes.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -74,4 +75,31 @@ async fn logs_to_a_pipe_carry_no_colour_codes() {
         !log.contains('\u{1b}'),
         "ANSI escape in a piped log: {log:?}"
     );
+}
+
+/// What retrying cannot mend stops the engine at once, naming the key to change: replicas a
+/// single server cannot hold, and a seed list entry that is no address. It does not retry
+/// every 2 s forever while looking merely "not ready".
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_nats_setting_that_can_never_work_stops_the_engine_naming_the_key() {
+    let nats = NatsServer::start();
+    for (url, keys, says) in [
+        (
+            nats.url.as_str(),
+            "replicas = 3",
+            "[nats] replicas = 3 needs a NATS cluster",
+        ),
+        (
+            "nats://127.0.0.1:4222,nats://127.0.0.1:99999",
+            "",
+            "[nats] url: nats://127.0.0.1:99999 is not a NATS server address",
+        ),
+    ] {
+        let mut engine = Engine::start_on(url, keys, "");
+        let exit = engine.wait_exit(10).expect("the engine stopped by itself");
+        assert!(!exit.success(), "{exit:?}");
+        let log = engine.log.lock().unwrap().join("\n");
+        assert!(log.contains(says), "{log}");
+        assert!(!log.contains("retrying in 2 s"), "{log}");
+    }
 }

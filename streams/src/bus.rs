@@ -29,6 +29,10 @@ pub const STREAMS: &[(&str, &str, bool)] = &[
 pub enum BusError {
     #[error("cannot connect to NATS at {url}: {reason}")]
     Connect { url: String, reason: String },
+    /// The configuration asks for what this NATS can never give (an address that is none,
+    /// replicas a single server cannot hold): retrying cannot help, the operator must change it.
+    #[error("{0}")]
+    Config(String),
     #[error("cannot set up stream {stream}: {reason}")]
     Stream { stream: String, reason: String },
     #[error("cannot set up consumer {consumer}: {reason}")]
@@ -63,9 +67,10 @@ pub enum Fault {
 impl BusError {
     pub fn fault(&self) -> Fault {
         match self {
-            BusError::Unpublishable { .. } | BusError::Fenced { .. } | BusError::Closed(_) => {
-                Fault::Permanent
-            }
+            BusError::Unpublishable { .. }
+            | BusError::Fenced { .. }
+            | BusError::Config(_)
+            | BusError::Closed(_) => Fault::Permanent,
             BusError::Connect { .. }
             | BusError::Stream { .. }
             | BusError::Consumer { .. }
@@ -152,6 +157,30 @@ pub struct JetStreamBus {
     pub client: async_nats::Client,
     pub js: jetstream::Context,
     pub link: Arc<Link>,
+}
+
+/// Why a stream could not be created: [`BusError::Config`] when NATS says it never can be as
+/// configured (replicas on a single server), [`BusError::Stream`] otherwise.
+fn stream_error(
+    name: &str,
+    url: &str,
+    replicas: usize,
+    e: &jetstream::context::CreateStreamError,
+) -> BusError {
+    if let jetstream::context::CreateStreamErrorKind::JetStream(api) = e.kind()
+        && api.error_code() == jetstream::ErrorCode::STREAM_REPLICAS_NOT_SUPPORTED
+    {
+        return BusError::Config(format!(
+            "[nats] replicas = {replicas} needs a NATS cluster with at least {replicas} JetStream \
+             servers, and NATS at {} is a single server ({api}); set replicas = 1 or point \
+             [nats] url at the cluster",
+            redacted(url)
+        ));
+    }
+    BusError::Stream {
+        stream: name.into(),
+        reason: e.to_string(),
+    }
 }
 
 /// A failure to read `ALERTS`.
@@ -243,18 +272,19 @@ pub fn server_list(url: &str) -> Result<Vec<async_nats::ServerAddr>, BusError> {
         .map(str::trim)
         .filter(|s| !s.is_empty())
         .map(|s| {
-            s.parse::<async_nats::ServerAddr>()
-                .map_err(|e| BusError::Connect {
-                    url: redacted(s),
-                    reason: format!("not a NATS server address: {e}"),
-                })
+            s.parse::<async_nats::ServerAddr>().map_err(|e| {
+                BusError::Config(format!(
+                    "[nats] url: {} is not a NATS server address: {e}",
+                    redacted(s)
+                ))
+            })
         })
         .collect::<Result<Vec<_>, _>>()?;
     if servers.is_empty() {
-        return Err(BusError::Connect {
-            url: redacted(url),
-            reason: "no NATS server address given".into(),
-        });
+        return Err(BusError::Config(format!(
+            "[nats] url: no NATS server address given in {:?}",
+            redacted(url)
+        )));
     }
     Ok(servers)
 }
@@ -307,10 +337,7 @@ impl Bus {
                     stream: name.into(),
                     reason: "timed out".into(),
                 })?
-                .map_err(|e| BusError::Stream {
-                    stream: name.into(),
-                    reason: e.to_string(),
-                })?;
+                .map_err(|e| stream_error(name, url, cfg.replicas, &e))?;
         }
         link.connected
             .store(true, std::sync::atomic::Ordering::Relaxed);
