@@ -28,7 +28,7 @@ use futures::stream::FuturesOrdered;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-use crate::bus::{Bus, BusError, Fault};
+use crate::bus::{Bus, BusError, Fault, PendingPublish};
 use crate::receipt::{Receipt, fail};
 
 /// One message to publish.
@@ -189,55 +189,8 @@ async fn publish_loop(
                             m.headers.push((EXPECTED_LAST, seq.to_string()));
                         }
                     }
-                    let mut sent = send_with_retry(&bus, &m).await?;
-                    let bus = bus.clone();
-                    pending.push_back(async move {
-                        let mut backoff = Duration::from_millis(100);
-                        let seq = loop {
-                            match sent.stored().await {
-                                Ok(seq) => break seq,
-                                Err(BusError::Fenced { subject, reason }) => {
-                                    // NATS checks the fence before it recognises a retry as a
-                                    // duplicate: a retry whose first attempt was stored (its
-                                    // acknowledgement lost) is refused too. The subject's last
-                                    // message tells: ours, or another engine's.
-                                    match stored_already(&bus, &m).await {
-                                        Ok(Some(seq)) => break Some(seq),
-                                        Ok(None) => {
-                                            tracing::error!(%subject, %reason, "another engine wrote this alert since: this engine's view is stale, the outbox stops");
-                                            return Err(OutboxError::Fenced(format!(
-                                                "{subject}: {reason}"
-                                            )));
-                                        }
-                                        Err(e) => {
-                                            tracing::warn!(error = %e, "a fenced publish cannot be checked yet; sending again");
-                                            tokio::time::sleep(backoff).await;
-                                            backoff = (backoff * 2).min(Duration::from_secs(5));
-                                            match send_with_retry(&bus, &m).await {
-                                                Ok(again) => sent = again,
-                                                Err(_) => return Ok(None),
-                                            }
-                                        }
-                                    }
-                                }
-                                Err(e) => {
-                                    tracing::warn!(error = %e, "publish not stored; sending again");
-                                    tokio::time::sleep(backoff).await;
-                                    backoff = (backoff * 2).min(Duration::from_secs(5));
-                                    // Sent once already, so it is publishable. The same
-                                    // `Nats-Msg-Id`: a first attempt that was stored is
-                                    // answered as a duplicate, before the fence is checked.
-                                    match send_with_retry(&bus, &m).await {
-                                        Ok(again) => sent = again,
-                                        Err(_) => return Ok(None),
-                                    }
-                                }
-                            }
-                        };
-                        let stored = m.order.ordered().then(|| (m.subject.clone(), m.order, seq));
-                        m.stored();
-                        Ok(stored)
-                    });
+                    let sent = send_with_retry(&bus, &m).await?;
+                    pending.push_back(store(bus.clone(), m, sent));
                 }
                 None => open = false,
             },
@@ -248,6 +201,43 @@ async fn publish_loop(
         }
     }
     Ok(())
+}
+
+/// Waits until `m` (already `sent`) is stored, sending it again with backoff while it is not;
+/// what it frees once stored. `Err` when `ALERTS` fenced it; `Ok(None)` when it could not be
+/// sent again (dropped: its batch fails).
+async fn store(bus: Bus, m: OutMessage, mut sent: PendingPublish) -> Result<Stored, OutboxError> {
+    let mut backoff = Duration::from_millis(100);
+    let seq = loop {
+        let failure = match sent.stored().await {
+            Ok(seq) => break seq,
+            // NATS checks the fence before it recognises a retry as a duplicate: a retry whose
+            // first attempt was stored (its acknowledgement lost) is refused too. The subject's
+            // last message tells: ours, or another engine's.
+            Err(BusError::Fenced { subject, reason }) => match stored_already(&bus, &m).await {
+                Ok(Some(seq)) => break Some(seq),
+                Ok(None) => {
+                    tracing::error!(%subject, %reason, "another engine wrote this alert since: this engine's view is stale, the outbox stops");
+                    return Err(OutboxError::Fenced(format!("{subject}: {reason}")));
+                }
+                // Not known yet whether the first attempt was stored: send it again and see.
+                Err(e) => e,
+            },
+            Err(e) => e,
+        };
+        tracing::warn!(error = %failure, "publish not stored; sending again");
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(Duration::from_secs(5));
+        // Sent once already, so it is publishable; the same `Nats-Msg-Id`, so a first attempt
+        // that was stored is not stored twice.
+        match send_with_retry(&bus, &m).await {
+            Ok(again) => sent = again,
+            Err(_) => return Ok(None),
+        }
+    };
+    let stored = m.order.ordered().then(|| (m.subject.clone(), m.order, seq));
+    m.stored();
+    Ok(stored)
 }
 
 /// The stream sequence of `m` when the last message on its subject is `m` itself (the same
