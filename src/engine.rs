@@ -251,8 +251,7 @@ impl Running {
             tracing::error!("outputs still unpublished after 10 s; they are recomputed on replay");
         }
         // The last acknowledgements are still in the client's buffer.
-        let flushed = tokio::time::timeout(FLUSH_WAIT, self.bus.flush()).await;
-        match flushed {
+        match tokio::time::timeout(FLUSH_WAIT, self.bus.flush()).await {
             Ok(Ok(())) => {}
             Ok(Err(e)) => {
                 tracing::warn!(error = %e, "last acknowledgements not sent; NATS redelivers those events");

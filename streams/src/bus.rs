@@ -264,7 +264,7 @@ impl prometheus_client::collector::Collector for LinkMetrics {
 /// (contracts.md section 7); the client connects to any of them and learns the rest.
 ///
 /// # Errors
-/// [`BusError::Connect`] naming the first entry that is not a server address, or saying the
+/// [`BusError::Config`] naming the first entry that is not a server address, or saying the
 /// list is empty.
 pub fn server_list(url: &str) -> Result<Vec<async_nats::ServerAddr>, BusError> {
     let servers = url
@@ -293,7 +293,8 @@ impl Bus {
     /// Connects to NATS and creates any missing stream of contracts.md §2.
     ///
     /// # Errors
-    /// [`BusError::Connect`] or [`BusError::Stream`].
+    /// [`BusError::Connect`] or [`BusError::Stream`] (retried by the caller), or
+    /// [`BusError::Config`] when the URL or the replicas can never work.
     pub async fn connect(url: &str, cfg: &NatsConfig) -> Result<Bus, BusError> {
         let servers = server_list(url)?;
         let link = Arc::new(Link::default());
@@ -549,7 +550,6 @@ impl Bus {
         match self {
             Bus::JetStream(b) => {
                 let stream = b.alerts().await?;
-                let err = alerts_error;
                 let mut out = Vec::new();
                 let mut next = None;
                 loop {
@@ -561,7 +561,7 @@ impl Bus {
                         Err(e) if e.kind() == jetstream::stream::DirectGetErrorKind::NotFound => {
                             return Ok(out);
                         }
-                        Err(e) => return Err(err(e.to_string())),
+                        Err(e) => return Err(alerts_error(e.to_string())),
                     }
                 }
             }

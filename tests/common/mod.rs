@@ -221,6 +221,12 @@ pub struct NatsCluster {
     dir: PathBuf,
 }
 
+impl ClusterNode {
+    fn url(&self) -> String {
+        format!("nats://127.0.0.1:{}", self.port)
+    }
+}
+
 impl NatsCluster {
     /// Starts `n` nodes and waits until they have elected a JetStream meta leader.
     pub async fn start(n: usize) -> Self {
@@ -272,8 +278,9 @@ impl NatsCluster {
     /// Waits until JetStream answers on every running node (a meta leader is elected).
     pub async fn wait_for_jetstream(&self) {
         for node in self.nodes.iter().filter(|n| n.child.is_some()) {
-            let url = format!("nats://127.0.0.1:{}", node.port);
-            let client = async_nats::connect(&url).await.expect("connect to node");
+            let client = async_nats::connect(node.url())
+                .await
+                .expect("connect to node");
             let js = jetstream::new(client);
             let mut ok = false;
             for _ in 0..300 {
@@ -289,22 +296,17 @@ impl NatsCluster {
 
     /// Every node's client URL, comma-separated: the seed list a client or the engine takes.
     pub fn url(&self) -> String {
-        self.nodes
-            .iter()
-            .map(|n| format!("nats://127.0.0.1:{}", n.port))
-            .collect::<Vec<_>>()
-            .join(",")
+        self.urls().join(",")
+    }
+
+    fn urls(&self) -> Vec<String> {
+        self.nodes.iter().map(ClusterNode::url).collect()
     }
 
     pub async fn client(&self) -> async_nats::Client {
-        let urls: Vec<String> = self
-            .nodes
-            .iter()
-            .map(|n| format!("nats://127.0.0.1:{}", n.port))
-            .collect();
         async_nats::ConnectOptions::new()
             .retry_on_initial_connect()
-            .connect(urls)
+            .connect(self.urls())
             .await
             .expect("connect to the test cluster")
     }

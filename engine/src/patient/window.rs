@@ -327,10 +327,9 @@ impl Window {
         let idx = match self.rows.back().map(|r| self.minute_of(r)) {
             Some(last) if last == minute => self.rows.len() - 1,
             Some(last) if last > minute => {
-                let base = self.base_minute;
                 match self
                     .rows
-                    .binary_search_by_key(&minute, |r| base + i64::from(r.offset()))
+                    .binary_search_by_key(&minute, |r| self.minute_of(r))
                 {
                     Ok(i) => i,
                     Err(i) => {
@@ -356,11 +355,10 @@ impl Window {
     /// `minute` lies outside the 16 bits a row holds: the first row, a gap of weeks, a late
     /// reading before the base. Rows span at most the horizon, so they and `minute` always fit.
     fn offset_of(&mut self, minute: i64) -> u16 {
-        let off = minute - self.base_minute;
         if self.rows.is_empty() {
             // Centred: half the span for late readings before it, half for time after it.
             self.base_minute = minute - MINUTE_SPAN / 2;
-        } else if !(0..=MINUTE_SPAN).contains(&off) {
+        } else if !(0..=MINUTE_SPAN).contains(&(minute - self.base_minute)) {
             let first = self.rows.front().map_or(minute, |r| self.minute_of(r));
             let last = self.rows.back().map_or(minute, |r| self.minute_of(r));
             let (lo, hi) = (first.min(minute), last.max(minute));
