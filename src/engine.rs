@@ -1,13 +1,16 @@
 //! The engine between a bus and the gateway's hub, in the shape of mini-redis's
 //! `server::run(listener, shutdown)`: [`Engine::start`] starts the parts in order (the outbox,
-//! the actors, recovery, the three consumers and the held-event sweep) and returns them
-//! [`Running`]; [`Running::ended`] resolves if a part ends by itself, and [`Running::stop`]
-//! drains them in the reverse order, so that nothing applied is left unpublished.
+//! the actors, recovery, the consumers of `VITALS`, `CHECKINS` and `OCCUPANCY` or of the
+//! partitions a cluster member owns, and the held-event sweep) and returns them [`Running`];
+//! [`Running::ended`] resolves if a part ends by itself, and [`Running::stop`] drains them in
+//! the reverse order, so that nothing applied is left unpublished.
 
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use futures::StreamExt;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use vigil_actors::{ActorSettings, Shards};
@@ -15,7 +18,7 @@ use vigil_config::Config;
 use vigil_engine::Profiles;
 use vigil_gateway::Hub;
 use vigil_streams::outbox::OutboxError;
-use vigil_streams::{Bus, Checkins, Ingest, IngestMetrics, Occupancy, Outbox, Vitals};
+use vigil_streams::{Bus, Checkins, Ingest, IngestMetrics, Occupancy, Outbox, Part, Vitals};
 
 use crate::practice::{self, PracticeSink};
 use crate::recovery;
@@ -28,13 +31,58 @@ const FLUSH_WAIT: Duration = Duration::from_secs(2);
 
 pub struct Engine;
 
+/// What one engine process owns of the inbound streams.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Scope {
+    /// Everything, on streams that are not split (no `[cluster]`).
+    All,
+    /// Partitions `owned` of `count` (a cluster member, docs/cluster.md); each is consumed from
+    /// its own pinned consumer, held for `pinned_for` when this process stops pulling.
+    Partitions {
+        count: u32,
+        owned: Vec<u32>,
+        pinned_for: Duration,
+    },
+}
+
+impl Scope {
+    /// The parts to consume and recover: the whole stream, or each owned partition.
+    pub fn parts(&self) -> Vec<Option<u32>> {
+        match self {
+            Scope::All => vec![None],
+            Scope::Partitions { owned, .. } => owned.iter().copied().map(Some).collect(),
+        }
+    }
+
+    /// Whether this scope keeps `alert` (its owner's events are in an owned partition).
+    pub fn holds(&self, alert: &vigil_engine::Alert) -> bool {
+        match self {
+            Scope::All => true,
+            Scope::Partitions { count, owned, .. } => {
+                vigil_streams::partition::partition_of_alert(alert, *count)
+                    .is_some_and(|p| owned.contains(&p))
+            }
+        }
+    }
+
+    fn part(&self, index: Option<u32>) -> Option<Part> {
+        match (self, index) {
+            (Scope::Partitions { pinned_for, .. }, Some(index)) => Some(Part {
+                index,
+                pinned_for: *pinned_for,
+            }),
+            _ => None,
+        }
+    }
+}
+
 /// The started engine: what [`Running::ended`] watches and [`Running::stop`] drains.
 pub struct Running {
     bus: Bus,
     shards: Shards,
     outbox: Outbox,
     outbox_task: JoinHandle<Result<(), OutboxError>>,
-    /// The three consumers; `true` when one of them ended by itself.
+    /// The consumers; `true` when one of them ended by itself.
     consumers: JoinHandle<bool>,
     sweeper: JoinHandle<()>,
     stop: Arc<watch::Sender<bool>>,
@@ -53,13 +101,15 @@ async fn raised(mut stop: watch::Receiver<bool>) {
 impl Engine {
     /// Starts the engine on `bus`, with its outputs going to `hub` and the outbox: the actors,
     /// then recovery (windows rebuilt, open alerts restored), then the consumers of `VITALS`,
-    /// `CHECKINS` and `OCCUPANCY`. The hub gets the commands port and is marked ready last.
+    /// `CHECKINS` and `OCCUPANCY`, each whole or one per partition of `scope`. The hub gets the
+    /// commands port and is marked ready last.
     ///
     /// # Errors
     /// When the actors cannot start, recovery cannot read the streams or a consumer cannot be
     /// bound.
     pub async fn start(
         cfg: &Config,
+        scope: &Scope,
         bus: &Bus,
         hub: &Arc<Hub>,
         metrics: &Arc<IngestMetrics>,
@@ -102,8 +152,9 @@ impl Engine {
                 metrics.clone(),
             )
         };
-        let mut checkins_sink = practice_sink("CHECKINS");
-        let recovered = recovery::recover(bus, cfg, &shards, &outbox, &mut checkins_sink).await?;
+        let mut recovery_sink = practice_sink("CHECKINS");
+        let recovered =
+            recovery::recover(bus, cfg, scope, &shards, &outbox, &mut recovery_sink).await?;
         metrics.recovery_unreadable_alerts.store(
             recovered.unreadable as u64,
             std::sync::atomic::Ordering::Relaxed,
@@ -115,37 +166,40 @@ impl Engine {
             seconds = recovered.elapsed.as_secs_f64(),
             "recovery finished"
         );
-        let vitals = bus.consume("VITALS", &cfg.nats).await?;
-        let checkins = bus.consume("CHECKINS", &cfg.nats).await?;
-        let occupancy = bus.consume("OCCUPANCY", &cfg.nats).await?;
-
         let stop = Arc::new(watch::channel(false).0);
         let ingest = Ingest::new(outbox.clone(), metrics.clone(), cfg);
-        let vitals = {
-            let (ingest, sink, stop) = (
+        let mut consumers: Vec<Pin<Box<dyn Future<Output = ()> + Send>>> = Vec::new();
+        for index in scope.parts() {
+            let part = scope.part(index);
+            let vitals = bus.consume("VITALS", &cfg.nats, part).await?;
+            let checkins = bus.consume("CHECKINS", &cfg.nats, part).await?;
+            let occupancy = bus.consume("OCCUPANCY", &cfg.nats, part).await?;
+            let (ingest_v, sink, stop_v) = (
                 ingest.clone(),
                 ShardSink::new(shards.clone()),
                 stop.subscribe(),
             );
-            async move { ingest.run::<Vitals, _>(vitals, sink, raised(stop)).await }
-        };
-        let checkins = {
-            let (ingest, stop) = (ingest.clone(), stop.subscribe());
-            async move {
-                ingest
-                    .run::<Checkins, _>(checkins, checkins_sink, raised(stop))
-                    .await
-            }
-        };
-        let occupancy = {
-            let (sink, stop) = (practice_sink("OCCUPANCY"), stop.subscribe());
-            async move {
-                ingest
-                    .run::<Occupancy, _>(occupancy, sink, raised(stop))
-                    .await
-            }
-        };
-        let consumers = tokio::spawn(run_together(vitals, checkins, occupancy, stop.clone()));
+            consumers.push(Box::pin(async move {
+                ingest_v
+                    .run::<Vitals, _>(vitals, sink, raised(stop_v))
+                    .await;
+            }));
+            let (ingest_c, sink, stop_c) =
+                (ingest.clone(), practice_sink("CHECKINS"), stop.subscribe());
+            consumers.push(Box::pin(async move {
+                ingest_c
+                    .run::<Checkins, _>(checkins, sink, raised(stop_c))
+                    .await;
+            }));
+            let (ingest_o, sink, stop_o) =
+                (ingest.clone(), practice_sink("OCCUPANCY"), stop.subscribe());
+            consumers.push(Box::pin(async move {
+                ingest_o
+                    .run::<Occupancy, _>(occupancy, sink, raised(stop_o))
+                    .await;
+            }));
+        }
+        let consumers = tokio::spawn(run_together(consumers, stop.clone()));
         let sweeper = tokio::spawn(practice::sweep_held(
             desk,
             shards.clone(),
@@ -169,23 +223,20 @@ impl Engine {
     }
 }
 
-/// Runs the three consumers together; the first to end by itself (its stream gone, an
+/// Runs the consumers together; the first to end by itself (its stream gone, an
 /// acknowledgement stopped) raises `stop` for the others. Returns whether one did.
 async fn run_together(
-    vitals: impl Future<Output = ()>,
-    checkins: impl Future<Output = ()>,
-    occupancy: impl Future<Output = ()>,
+    consumers: Vec<Pin<Box<dyn Future<Output = ()> + Send>>>,
     stop: Arc<watch::Sender<bool>>,
 ) -> bool {
-    tokio::pin!(vitals, checkins, occupancy);
-    let (mut v_done, mut c_done, mut o_done) = (false, false, false);
+    if consumers.is_empty() {
+        // A cluster member that owns no partition now: nothing to consume until it gets one.
+        raised(stop.subscribe()).await;
+        return false;
+    }
+    let mut running: futures::stream::FuturesUnordered<_> = consumers.into_iter().collect();
     let mut ended_alone = false;
-    while !(v_done && c_done && o_done) {
-        tokio::select! {
-            () = &mut vitals, if !v_done => v_done = true,
-            () = &mut checkins, if !c_done => c_done = true,
-            () = &mut occupancy, if !o_done => o_done = true,
-        }
+    while running.next().await.is_some() {
         if !*stop.borrow() && !ended_alone {
             ended_alone = true;
             stop.send_replace(true);

@@ -1,6 +1,7 @@
 //! `vigil`: the binary. CLI, wiring of the crates, shutdown. Thin on purpose: every decision of
 //! substance lives in a library crate.
 
+mod cluster;
 mod demo;
 mod engine;
 mod practice;
@@ -135,6 +136,11 @@ fn main() -> anyhow::Result<()> {
                 cfg.auth.tokens = demo::tokens();
             }
             demo::compressed_delay_rules(&mut cfg.rules);
+            if cfg.cluster.take().is_some() {
+                tracing::warn!(
+                    "vigil demo is one process on the embedded bus; [cluster] is ignored"
+                );
+            }
             cfg.validate("<demo>")?;
             runtime()?.block_on(serve(
                 cfg,
@@ -167,7 +173,7 @@ async fn connect_nats(url: &str, cfg: &Config, hub: &Hub) -> anyhow::Result<Bus>
     let shown = vigil_streams::redacted(url);
     let mut attempt = 0u32;
     loop {
-        match Bus::connect(url, &cfg.nats).await {
+        match Bus::connect(url, cfg).await {
             Ok(bus) => {
                 tracing::info!(url = %shown, "connected to NATS; streams ready");
                 return Ok(bus);
@@ -216,9 +222,9 @@ impl Drop for Background {
 /// The gateway on its own threads: a thousand dashboards must not queue the ingest loop, the
 /// decoders and the outbox behind their tasks. On separate threads the kernel shares the cores
 /// between them.
-struct Gateway {
+pub(crate) struct Gateway {
     /// Where it listens (the port the OS chose when the config says 0).
-    local: std::net::SocketAddr,
+    pub(crate) local: std::net::SocketAddr,
     task: tokio::task::JoinHandle<std::io::Result<()>>,
     stop: tokio::sync::watch::Sender<bool>,
     done: bool,
@@ -265,7 +271,7 @@ impl Gateway {
     }
 
     /// Resolves if the gateway stops by itself, with why.
-    async fn ended(&mut self) -> String {
+    pub(crate) async fn ended(&mut self) -> String {
         let r = (&mut self.task).await;
         self.done = true;
         match r {
@@ -354,7 +360,36 @@ async fn serve(cfg: Config, source: BusSource, demo_patients: Option<usize>) -> 
     if let Some(l) = bus.link() {
         let _ = link.set(l);
     }
-    let mut running = engine::Engine::start(&cfg, &bus, &hub, &metrics).await?;
+    if let Some(cluster) = cfg.cluster.clone()
+        && demo_patients.is_none()
+    {
+        let ended = cluster::serve(
+            &cfg,
+            &cluster,
+            &bus,
+            &hub,
+            &metrics,
+            &mut gateway,
+            signalled.as_mut(),
+        )
+        .await;
+        if let Ok(Some(what)) = &ended {
+            let _ = stopped.set(what.clone());
+        }
+        gateway.stop().await;
+        return match ended? {
+            Some(what) => Err(anyhow::anyhow!("{what}")),
+            None => {
+                tracing::info!("stopped cleanly");
+                Ok(())
+            }
+        };
+    }
+    let mut running =
+        engine::Engine::start(&cfg, &engine::Scope::All, &bus, &hub, &metrics).await?;
+    metrics
+        .partitions_owned
+        .store(1, std::sync::atomic::Ordering::Relaxed);
     let simulator = demo_patients.map(|n| {
         demo::print_banner(gateway.local, n);
         let (ward, clinic) = (bus.clone(), bus.clone());

@@ -17,18 +17,27 @@ use vigil_streams::{
     Bus, Delivery, Encoding, EventSink, batch_receipt, decode_practice, decode_vitals, wall_clock,
 };
 
+use crate::engine::Scope;
 use crate::practice::PracticeSink;
 
 /// Replays acknowledged `CHECKINS`, then `OCCUPANCY` (occupancy looks up appointments'
 /// locations), through the same sink as live events in history mode: the desk and the
 /// practice actors are rebuilt, nothing is published. Returns the events replayed.
-async fn replay_practice(bus: &Bus, cfg: &Config, sink: &mut PracticeSink) -> anyhow::Result<u64> {
+async fn replay_practice(
+    bus: &Bus,
+    cfg: &Config,
+    scope: &Scope,
+    sink: &mut PracticeSink,
+) -> anyhow::Result<u64> {
     let horizon = cfg.engine.practice_horizon.as_std();
     let mut events = 0u64;
     sink.history = true;
-    for stream in ["CHECKINS", "OCCUPANCY"] {
+    for (stream, part) in ["CHECKINS", "OCCUPANCY"]
+        .into_iter()
+        .flat_map(|s| scope.parts().into_iter().map(move |p| (s, p)))
+    {
         let (tx, mut rx) = mpsc::channel(4);
-        let read = bus.acknowledged(stream, &cfg.nats.consumer, horizon, tx);
+        let read = bus.acknowledged(stream, &cfg.nats.consumer, part, horizon, tx);
         let apply = async {
             let (receipt, done) = batch_receipt();
             let now = wall_clock();
@@ -95,7 +104,9 @@ fn horizon(cfg: &Config) -> Duration {
         .map_or(Duration::from_secs(6 * 3600), |d| d.as_std())
 }
 
-/// Runs recovery against `bus` into `shards`.
+/// Runs recovery against `bus` into `shards`, for what `scope` owns: every stream and alert, or
+/// the partitions a cluster member holds (the stored events of those partitions, the alerts
+/// whose owners' events are in them).
 ///
 /// # Errors
 /// When `VITALS` or `ALERTS` cannot be read: the engine must not report ready without its
@@ -103,6 +114,7 @@ fn horizon(cfg: &Config) -> Duration {
 pub async fn recover(
     bus: &Bus,
     cfg: &Config,
+    scope: &Scope,
     shards: &Shards,
     outbox: &Outbox,
     practice: &mut PracticeSink,
@@ -110,7 +122,14 @@ pub async fn recover(
     let started = Instant::now();
     let (tx, mut rx) = mpsc::channel(4);
     let horizon = horizon(cfg);
-    let read = bus.acknowledged("VITALS", &cfg.nats.consumer, horizon, tx);
+    let read = async {
+        for part in scope.parts() {
+            bus.acknowledged("VITALS", &cfg.nats.consumer, part, horizon, tx.clone())
+                .await?;
+        }
+        drop(tx);
+        Ok::<(), vigil_streams::BusError>(())
+    };
     let apply = async {
         let (receipt, done) = batch_receipt();
         let now = wall_clock();
@@ -139,7 +158,7 @@ pub async fn recover(
     if !applied {
         anyhow::bail!("a patient shard stopped while VITALS was replayed; recovery failed");
     }
-    events += replay_practice(bus, cfg, practice).await?;
+    events += replay_practice(bus, cfg, scope, practice).await?;
 
     // Open alerts, and those a person resolved within the horizon: the rebuilt windows must not
     // re-open a condition someone just resolved (docs/recovery.md).
@@ -151,6 +170,7 @@ pub async fn recover(
     let mut fences = Vec::new();
     for stored in bus.alert_states().await? {
         match Alert::from_envelope(&stored.payload) {
+            Ok(a) if !scope.holds(&a) => {}
             Ok(a) if a.is_active() || (a.resolved_by_person() && a.transition.at >= since) => {
                 if a.is_active() {
                     fences.push((stored.subject, stored.sequence));

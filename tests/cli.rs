@@ -83,11 +83,11 @@ async fn logs_to_a_pipe_carry_no_colour_codes() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_nats_setting_that_can_never_work_stops_the_engine_naming_the_key() {
     let nats = NatsServer::start();
-    for (url, keys, says) in [
+    for (url, extra, says) in [
         (
             nats.url.as_str(),
-            "replicas = 3",
-            "[nats] replicas = 3 needs a NATS cluster",
+            "[cluster]\nmember = \"m\"\nreplicas = 3",
+            "[cluster] replicas = 3 needs a NATS cluster",
         ),
         (
             "nats://127.0.0.1:4222,nats://127.0.0.1:99999",
@@ -95,7 +95,7 @@ async fn a_nats_setting_that_can_never_work_stops_the_engine_naming_the_key() {
             "[nats] url: nats://127.0.0.1:99999 is not a NATS server address",
         ),
     ] {
-        let mut engine = Engine::start_on(url, keys, "");
+        let mut engine = Engine::start_on(url, "", extra);
         let exit = engine.wait_exit(10).expect("the engine stopped by itself");
         assert!(!exit.success(), "{exit:?}");
         let log = engine.log.lock().unwrap().join("\n");

@@ -1,5 +1,5 @@
 //! Vigil on a 3-node NATS JetStream cluster (issue 14, item 7, first part): the harness's
-//! cluster on loopback, the engine given the seed list and `[nats] replicas = 3`, and a NATS
+//! cluster on loopback, the engine given the seed list and `[cluster] replicas = 3`, and a NATS
 //! node lost while monitors stream vitals. NATS is the distributed part: every stream the
 //! engine creates has three replicas, a surviving node takes over each stream the lost one
 //! led, and the engine's client moves to a surviving node by itself.
@@ -30,7 +30,11 @@ const STREAMS: [&str; 6] = ["VITALS", "CHECKINS", "OCCUPANCY", "ALERTS", "FLOW",
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_nats_node_lost_under_load_loses_no_event_and_no_transition() {
     let mut cluster = NatsCluster::start(3).await;
-    let engine = Engine::start_on(&cluster.url(), "replicas = 3", "");
+    let engine = Engine::start_on(
+        &cluster.url(),
+        "",
+        "[cluster]\nmember = \"solo\"\nreplicas = 3",
+    );
     engine.wait_ready().await;
 
     let js = jetstream::new(cluster.client().await);
@@ -77,7 +81,7 @@ async fn a_nats_node_lost_under_load_loses_no_event_and_no_transition() {
         .expect("monitors finished publishing")
         .unwrap();
 
-    WARD.assert_nothing_lost(&engine, &js).await;
+    WARD.assert_nothing_lost(&[&engine], &js).await;
     // The lost node comes back and catches up; the engine does not notice.
     cluster.restart(lost);
     cluster.wait_for_jetstream().await;

@@ -55,7 +55,7 @@ async fn a_nats_restart_during_a_stream_of_vitals_loses_no_event_and_no_transiti
     // The engine reconnected and drains to the end by itself: nothing pending, unacknowledged,
     // lost or doubled.
     let js = jetstream::new(nats.client().await);
-    WARD.assert_nothing_lost(&engine, &js).await;
+    WARD.assert_nothing_lost(&[&engine], &js).await;
     // The engine saw the outages and is connected again. The second outage can fall inside
     // the client's reconnect backoff from the first, so one disconnect may cover both (the
     // 503 "not connected" checked during each outage above shows both were seen).

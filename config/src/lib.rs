@@ -10,6 +10,7 @@
 //! environment overrides and the validation that ties the sections together.
 
 mod auth;
+mod cluster;
 mod duration;
 mod engine;
 mod escalation;
@@ -25,6 +26,8 @@ use std::path::Path;
 use serde::Deserialize;
 
 pub use auth::{AuthConfig, Role, TokenConfig};
+use cluster::check_cluster;
+pub use cluster::{ClusterConfig, MAX_PARTITIONS};
 pub use duration::{Duration, DurationError};
 pub use engine::EngineConfig;
 pub use escalation::{EscalationConfig, PolicyConfig, PolicyLevelConfig, PolicyMatch};
@@ -73,6 +76,8 @@ pub struct Config {
     pub profiles: Vec<ProfileConfig>,
     /// Escalation policies (`[[escalation.policies]]`), over the built-in defaults.
     pub escalation: EscalationConfig,
+    /// `[cluster]`: absent, this process owns every partition of unpartitioned streams.
+    pub cluster: Option<ClusterConfig>,
 }
 
 /// Name of the built-in profile for hourly charted data (`vigil replay --psv`).
@@ -97,6 +102,11 @@ static TOKEN_BYTES: [bool; 256] = {
 };
 
 impl Config {
+    /// JetStream replicas of the streams the engine creates: `[cluster] replicas`, else 1.
+    pub fn replicas(&self) -> usize {
+        self.cluster.as_ref().map_or(1, |c| c.replicas)
+    }
+
     /// Parses and validates TOML text. `path` only labels errors.
     ///
     /// # Errors
@@ -173,7 +183,6 @@ impl Config {
         let positive = [
             ("nats.batch", self.nats.batch),
             ("nats.max_inflight_batches", self.nats.max_inflight_batches),
-            ("nats.replicas", self.nats.replicas),
             ("gateway.client_queue", self.gateway.client_queue),
             ("gateway.max_connections", self.gateway.max_connections),
             ("engine.mailbox", self.engine.mailbox),
@@ -247,6 +256,9 @@ impl Config {
                     format!("`{unit}` is not a valid unit"),
                 ));
             }
+        }
+        if let Some(c) = &self.cluster {
+            check_cluster(path, c)?;
         }
         validate_rules(path, "rules", &self.rules)?;
         check_horizon(
@@ -395,10 +407,41 @@ role = "admin"          # no units: every unit of the tenant
     }
 
     #[test]
+    fn cluster_defaults_follow_the_contract() {
+        let c = Config::from_toml("[cluster]\nmember = \"engine-a\"\n", "v.toml").expect("valid");
+        let cluster = c.cluster.as_ref().expect("a [cluster] section");
+        assert_eq!(cluster.member, "engine-a");
+        assert_eq!(cluster.partitions, 16);
+        assert_eq!(cluster.replicas, 1);
+        assert_eq!(cluster.failover, Duration::from_secs(10));
+        assert_eq!(c.replicas(), 1);
+        // The host name stands in when no member is given, as a valid name.
+        let c = Config::from_toml("[cluster]\nreplicas = 3\n", "v.toml").expect("valid");
+        assert_eq!(c.replicas(), 3);
+        assert!(is_token(&c.cluster.expect("a [cluster] section").member));
+        // No section: one process, no partitions, one replica.
+        let c = Config::from_toml("", "v.toml").expect("valid");
+        assert!(c.cluster.is_none());
+        assert_eq!(c.replicas(), 1);
+        // The edges that are allowed.
+        let edges =
+            "[cluster]\nmember = \"m\"\npartitions = 1024\nreplicas = 5\nfailover = \"1s\"\n";
+        Config::from_toml(edges, "v.toml").expect("the largest and smallest allowed values");
+        let one = "[cluster]\nmember = \"m\"\npartitions = 1\n";
+        Config::from_toml(one, "v.toml").expect("one partition");
+    }
+
+    #[test]
     fn invalid_values_name_the_key() {
         let cases = [
             ("[gateway]\nlisten = \"nowhere\"\n", "gateway.listen"),
             ("[nats]\nbatch = 0\n", "nats.batch"),
+            ("[cluster]\nmember = \"a.b\"\n", "cluster.member"),
+            ("[cluster]\npartitions = 0\n", "cluster.partitions"),
+            ("[cluster]\npartitions = 1025\n", "cluster.partitions"),
+            ("[cluster]\nreplicas = 0\n", "cluster.replicas"),
+            ("[cluster]\nreplicas = 6\n", "cluster.replicas"),
+            ("[cluster]\nfailover = \"999ms\"\n", "cluster.failover"),
             (
                 "[[auth.tokens]]\ntoken = \"abcdefgh\"\ntenant = \"a b\"\nrole = \"nurse\"\n",
                 "tenant",

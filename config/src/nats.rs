@@ -21,8 +21,6 @@ pub struct NatsConfig {
     pub ack_wait: Duration,
     /// Retention of the input streams (`0s`: keep everything). ALERTS is never aged out.
     pub max_age: Duration,
-    /// Stream replicas (1 on a single server; 3 on a cluster).
-    pub replicas: usize,
 }
 
 impl Default for NatsConfig {
@@ -34,7 +32,6 @@ impl Default for NatsConfig {
             max_inflight_batches: 16,
             ack_wait: Duration::from_secs(30),
             max_age: Duration::from_secs(0),
-            replicas: 1,
         }
     }
 }

@@ -29,8 +29,8 @@ use vigil_engine::{AlertState, Timestamp};
 
 pub use error::{ErrorCode, GatewayError};
 pub use hub::{
-    AlertEntry, CommandPort, GatewayMetrics, HistorySource, Hub, MetricsSource, PageEntry,
-    Principal, ReadinessCheck,
+    AlertEntry, ClusterSource, CommandPort, GatewayMetrics, HistorySource, Hub, MetricsSource,
+    PageEntry, Principal, ReadinessCheck,
 };
 
 /// Wall-clock time for commands.
@@ -51,6 +51,7 @@ pub fn router(hub: Arc<Hub>) -> Router {
         .route("/metrics", get(metrics))
         .route("/ws", get(ws_upgrade))
         .route("/api/alerts", get(api_alerts))
+        .route("/api/cluster", get(api_cluster))
         .route("/api/alerts/{alert_id}/history", get(api_history))
         .route("/api/alerts/{alert_id}/{action}", post(api_command))
         .with_state(hub)
@@ -201,6 +202,38 @@ async fn api_alerts(State(hub): State<Arc<Hub>>, req: Request) -> Response {
         StatusCode::OK,
         [(header::CONTENT_TYPE, "application/json")],
         body,
+    )
+        .into_response()
+}
+
+/// `GET /api/cluster` (role `admin`): the cluster's members, the partitions each owns and each
+/// one's last heartbeat (docs/cluster.md). A process without `[cluster]` answers
+/// `{"clustered": false, "members": []}`.
+async fn api_cluster(State(hub): State<Arc<Hub>>, req: Request) -> Response {
+    let Some(principal) = authorize(&hub, &req) else {
+        return unauthorized(&hub);
+    };
+    if principal.role != vigil_config::Role::Admin {
+        return api_error(
+            &hub,
+            ErrorCode::Forbidden,
+            "GET /api/cluster needs an admin token",
+        );
+    }
+    let body = match hub.cluster.get() {
+        None => serde_json::json!({"clustered": false, "members": []}),
+        Some(read) => match read().await {
+            Ok(v) => v,
+            Err(e) => {
+                tracing::warn!(error = %e, "reading the cluster membership failed");
+                return json_error(ErrorCode::Unavailable, &e);
+            }
+        },
+    };
+    (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "application/json")],
+        body.to_string(),
     )
         .into_response()
 }

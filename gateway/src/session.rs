@@ -774,6 +774,48 @@ mod tests {
     }
 
     #[test]
+    fn forget_drops_what_a_cluster_member_handed_over_and_keeps_the_rest() {
+        let h = hub(8);
+        let (kept, gone) = (alert(1), alert(2));
+        h.publish_alert(&kept);
+        h.publish_alert(&gone);
+        assert!(gone.escalation.page.is_some(), "a critical alert pages");
+        assert_eq!(h.pages.len(), 2);
+        h.forget(&|tenant, patient| tenant == "t1" && patient == Some("p2"));
+        assert!(h.alerts.contains_key(&kept.alert_id));
+        assert!(!h.alerts.contains_key(&gone.alert_id));
+        assert_eq!(
+            h.pages.len(),
+            1,
+            "the handed-over alert's page goes with it"
+        );
+        h.forget(&|_, _| false);
+        assert_eq!(h.alerts.len(), 1, "nothing else is dropped");
+    }
+
+    #[tokio::test]
+    async fn a_new_command_port_replaces_the_old_one() {
+        let h = hub_with(8, Arc::new(NeverStored));
+        h.set_ready(true);
+        let a = alert(1);
+        h.publish_alert(&a);
+        h.set_commands(Arc::new(NoCommands));
+        let principal = h.authenticate("nurse-token").unwrap().clone();
+        let ack = crate::protocol::Command {
+            kind: vigil_engine::CommandKind::Ack,
+            target: a.alert_id.clone(),
+            reason: String::new(),
+        };
+        let r = tokio::time::timeout(
+            std::time::Duration::from_secs(5),
+            h.command(&principal, ack),
+        )
+        .await
+        .expect("the new port answers; the old one never would");
+        assert!(matches!(r, Err(CommandError::NotFound(_))), "{r:?}");
+    }
+
+    #[test]
     fn readiness_needs_a_finished_start_and_a_passing_check() {
         let h = hub(8);
         let e = h.readiness().expect_err("not started");

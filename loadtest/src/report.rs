@@ -93,14 +93,15 @@ pub(crate) async fn consumer_pending(
     js: &jetstream::Context,
     name: &str,
 ) -> Option<(u64, u64, u64)> {
-    stream_consumer_pending(js, "VITALS", name).await
+    let (pending, ack_pending, floor, _) = stream_consumer_pending(js, "VITALS", name).await?;
+    Some((pending, ack_pending, floor))
 }
 
 pub(crate) async fn stream_consumer_pending(
     js: &jetstream::Context,
     stream: &str,
     name: &str,
-) -> Option<(u64, u64, u64)> {
+) -> Option<(u64, u64, u64, u64)> {
     let stream = js.get_stream(stream).await.ok()?;
     let mut c: consumer::PullConsumer = stream.get_consumer(name).await.ok()?;
     let info = c.info().await.ok()?;
@@ -108,6 +109,7 @@ pub(crate) async fn stream_consumer_pending(
         info.num_pending,
         info.num_ack_pending as u64,
         info.ack_floor.stream_sequence,
+        info.ack_floor.consumer_sequence,
     ))
 }
 

@@ -24,6 +24,34 @@ pub const STREAMS: &[(&str, &str, bool)] = &[
     ("DLQ", "dlq.>", false),
 ];
 
+/// The priority group of a partition's pinned consumer.
+const PIN_GROUP: &str = "owner";
+
+/// One partition of an inbound stream, as a cluster member consumes it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Part {
+    pub index: u32,
+    /// How long the server keeps the partition pinned to a member that stopped pulling
+    /// (`[cluster] failover`).
+    pub pinned_for: Duration,
+}
+
+/// The durable consumer of an inbound stream, or of one partition of it (`vigil-engine-3`).
+pub fn durable_of(consumer: &str, part: Option<u32>) -> String {
+    match part {
+        Some(p) => format!("{consumer}-{p}"),
+        None => consumer.to_string(),
+    }
+}
+
+/// The subject prefix of an inbound stream (`VITALS` -> `vitals`).
+fn prefix_of(stream: &str) -> &'static str {
+    INBOUND
+        .iter()
+        .find(|(name, _)| *name == stream)
+        .map_or("", |(_, prefix)| prefix.trim_end_matches('.'))
+}
+
 /// What went wrong talking to the bus.
 #[derive(Debug, thiserror::Error)]
 pub enum BusError {
@@ -171,9 +199,9 @@ fn stream_error(
         && api.error_code() == jetstream::ErrorCode::STREAM_REPLICAS_NOT_SUPPORTED
     {
         return BusError::Config(format!(
-            "[nats] replicas = {replicas} needs a NATS cluster with at least {replicas} JetStream \
-             servers, and NATS at {} is a single server ({api}); set replicas = 1 or point \
-             [nats] url at the cluster",
+            "[cluster] replicas = {replicas} needs a NATS cluster with at least {replicas} \
+             JetStream servers, and NATS at {} is a single server ({api}); set replicas = 1 or \
+             point [nats] url at the cluster",
             redacted(url)
         ));
     }
@@ -181,6 +209,31 @@ fn stream_error(
         stream: name.into(),
         reason: e.to_string(),
     }
+}
+
+/// An inbound stream's partitions (`found`; `None`: not split) against the configuration's
+/// (`wanted`; `None`: no `[cluster]`). They are fixed once the stream exists: a difference is
+/// a start-up error naming both.
+fn check_partitions(stream: &str, found: Option<u32>, wanted: Option<u32>) -> Result<(), BusError> {
+    let shown = |n: Option<u32>| n.map_or_else(|| "not split (1)".to_string(), |n| n.to_string());
+    if found == wanted {
+        return Ok(());
+    }
+    let fix = match wanted {
+        Some(_) => "set [cluster] partitions to the stream's number".to_string(),
+        None => "add a [cluster] section with that number of partitions".to_string(),
+    };
+    Err(BusError::Config(format!(
+        "stream {stream} exists with partitions {} but the configuration has {}{}: partitions \
+         are fixed once the streams exist; {fix}",
+        shown(found),
+        shown(wanted),
+        if wanted.is_some() {
+            " ([cluster] partitions)"
+        } else {
+            " (no [cluster] section)"
+        },
+    )))
 }
 
 /// A failure to read `ALERTS`.
@@ -290,12 +343,15 @@ pub fn server_list(url: &str) -> Result<Vec<async_nats::ServerAddr>, BusError> {
 }
 
 impl Bus {
-    /// Connects to NATS and creates any missing stream of contracts.md §2.
+    /// Connects to NATS and creates any missing stream of contracts.md §2: with
+    /// `cfg.nats.max_age` retention and `cfg.replicas()` replicas, and in a cluster the inbound
+    /// streams split into `[cluster] partitions` by a subject transform ([`crate::partition`]).
     ///
     /// # Errors
     /// [`BusError::Connect`] or [`BusError::Stream`] (retried by the caller), or
-    /// [`BusError::Config`] when the URL or the replicas can never work.
-    pub async fn connect(url: &str, cfg: &NatsConfig) -> Result<Bus, BusError> {
+    /// [`BusError::Config`] when the URL or the replicas can never work, or a stream exists
+    /// split into another number of partitions than the configuration's.
+    pub async fn connect(url: &str, cfg: &vigil_config::Config) -> Result<Bus, BusError> {
         let servers = server_list(url)?;
         let link = Arc::new(Link::default());
         let events = link.clone();
@@ -316,29 +372,48 @@ impl Bus {
                 reason: e.to_string(),
             })?;
         let js = jetstream::new(client.clone());
+        let partitions = cfg.cluster.as_ref().map(|c| c.partitions);
+        let replicas = cfg.replicas();
         for &(name, subjects, immutable) in STREAMS {
+            let transform = partitions.and_then(|n| crate::partition::transform(name, n));
             let config = stream::Config {
                 name: name.into(),
                 subjects: vec![subjects.into()],
                 storage: stream::StorageType::File,
-                num_replicas: cfg.replicas,
+                num_replicas: replicas,
                 max_age: if immutable {
                     Duration::ZERO
                 } else {
-                    cfg.max_age.as_std()
+                    cfg.nats.max_age.as_std()
                 },
                 deny_delete: immutable,
                 deny_purge: immutable,
                 allow_direct: true,
+                subject_transform: transform.map(|(source, destination)| {
+                    stream::SubjectTransform {
+                        source: source.into(),
+                        destination,
+                    }
+                }),
                 ..Default::default()
             };
-            tokio::time::timeout(Duration::from_secs(30), js.get_or_create_stream(config))
-                .await
-                .map_err(|_| BusError::Stream {
-                    stream: name.into(),
-                    reason: "timed out".into(),
-                })?
-                .map_err(|e| stream_error(name, url, cfg.replicas, &e))?;
+            let stream =
+                tokio::time::timeout(Duration::from_secs(30), js.get_or_create_stream(config))
+                    .await
+                    .map_err(|_| BusError::Stream {
+                        stream: name.into(),
+                        reason: "timed out".into(),
+                    })?
+                    .map_err(|e| stream_error(name, url, replicas, &e))?;
+            if crate::partition::transform(name, 1).is_some() {
+                let found = stream
+                    .cached_info()
+                    .config
+                    .subject_transform
+                    .as_ref()
+                    .and_then(|t| crate::partition::partitions_in(&t.destination));
+                check_partitions(name, found, partitions)?;
+            }
         }
         link.connected
             .store(true, std::sync::atomic::Ordering::Relaxed);
@@ -372,8 +447,10 @@ impl Bus {
         })
     }
 
-    /// Binds the durable pull consumer on an inbound `stream` (ack-all) and returns its
-    /// deliveries.
+    /// Binds the durable pull consumer on an inbound `stream` (ack-all), or on one partition of
+    /// it, and returns its deliveries. A partition's consumer is pinned (a JetStream priority
+    /// group, ADR-42): the server hands its messages to one client at a time, and to another
+    /// only once that one has stopped pulling for [`Part::pinned_for`] or unpinned.
     ///
     /// # Errors
     /// [`BusError::Consumer`] when the consumer cannot be created or started.
@@ -381,11 +458,13 @@ impl Bus {
         &self,
         stream_name: &'static str,
         cfg: &NatsConfig,
+        part: Option<Part>,
     ) -> Result<std::pin::Pin<Box<dyn Stream<Item = Delivery> + Send>>, BusError> {
         match self {
             Bus::JetStream(b) => {
+                let durable = durable_of(&cfg.consumer, part.map(|p| p.index));
                 let err = |e: String| BusError::Consumer {
-                    consumer: cfg.consumer.clone(),
+                    consumer: durable.clone(),
                     reason: e,
                 };
                 let stream =
@@ -393,36 +472,66 @@ impl Bus {
                         .await
                         .map_err(|e| err(e.to_string()))?;
                 let window = (cfg.batch * cfg.max_inflight_batches * 2).max(1024);
+                let mut config = consumer::pull::Config {
+                    durable_name: Some(durable.clone()),
+                    ack_policy: consumer::AckPolicy::All,
+                    ack_wait: cfg.ack_wait.as_std(),
+                    max_ack_pending: i64::try_from(window).unwrap_or(i64::MAX),
+                    ..Default::default()
+                };
+                if let Some(p) = part {
+                    config.filter_subject =
+                        crate::partition::filter(prefix_of(stream_name), p.index);
+                    config.priority_policy = consumer::PriorityPolicy::PinnedClient;
+                    config.priority_groups = vec![PIN_GROUP.into()];
+                    config.priority_timeout = p.pinned_for;
+                }
+                {
+                    // The consumer's new owner (this process after a restart, or a partition's
+                    // new cluster member) resumes right after the ack floor, in order. The
+                    // previous owner may have had messages delivered and never applied (it was
+                    // killed, or stopped with a pull in flight): the server would redeliver
+                    // them only after `ack_wait`, and the first ack-all of a later message
+                    // would acknowledge them unapplied. Recreating the consumer at the floor
+                    // delivers them again at once (recovery has read everything up to it).
+                    match stream.consumer_info(&durable).await {
+                        Ok(info) => {
+                            let floor = info.ack_floor.stream_sequence;
+                            stream
+                                .delete_consumer(&durable)
+                                .await
+                                .map_err(|e| err(e.to_string()))?;
+                            config.deliver_policy = consumer::DeliverPolicy::ByStartSequence {
+                                start_sequence: floor + 1,
+                            };
+                        }
+                        Err(e)
+                            if e.kind()
+                                == async_nats::jetstream::context::ConsumerInfoErrorKind::NotFound => {}
+                        Err(e) => return Err(err(e.to_string())),
+                    }
+                }
                 let consumer: consumer::PullConsumer = stream
-                    .get_or_create_consumer(
-                        &cfg.consumer,
-                        consumer::pull::Config {
-                            durable_name: Some(cfg.consumer.clone()),
-                            ack_policy: consumer::AckPolicy::All,
-                            ack_wait: cfg.ack_wait.as_std(),
-                            max_ack_pending: i64::try_from(window).unwrap_or(i64::MAX),
-                            ..Default::default()
-                        },
-                    )
+                    .get_or_create_consumer(&durable, config)
                     .await
                     .map_err(|e| err(e.to_string()))?;
-                let messages = consumer
-                    .stream()
-                    .max_messages_per_batch(cfg.batch)
-                    .messages()
-                    .await
-                    .map_err(|e| err(e.to_string()))?;
+                let mut messages = consumer.stream().max_messages_per_batch(cfg.batch);
+                if part.is_some() {
+                    messages = messages.group(PIN_GROUP);
+                }
+                let messages = messages.messages().await.map_err(|e| err(e.to_string()))?;
                 // A deleted consumer never comes back by itself: the stream ends (the engine
                 // then stops, unready, and exits non-zero) instead of warning forever while
                 // nothing is ingested and /readyz says 200.
-                let durable = cfg.consumer.clone();
-                let messages = messages.take_while(move |m| {
+                let messages = messages.take_while({
+                    let durable = durable.clone();
+                    move |m| {
                     let deleted = matches!(m, Err(e) if e.kind() == consumer::pull::MessagesErrorKind::ConsumerDeleted);
                     if deleted {
                         tracing::error!(stream = stream_name, consumer = %durable, "the durable consumer was deleted; ingest of this stream stops");
                     }
                     std::future::ready(!deleted)
-                });
+                }});
                 Ok(Box::pin(messages.filter_map(move |m| async move {
                     match m {
                         Ok(m) => Some(Delivery::JetStream(Box::new(m))),
@@ -602,6 +711,36 @@ impl Bus {
         }
     }
 
+    /// Releases partition `part` of `stream_name` at once rather than after the pin's time
+    /// (a member handing the partition over has finished with it): the next member that pulls
+    /// is pinned. Embedded: nothing to do.
+    ///
+    /// # Errors
+    /// [`BusError::Consumer`] when the server does not take the request.
+    pub async fn unpin(
+        &self,
+        stream_name: &str,
+        consumer: &str,
+        part: u32,
+    ) -> Result<(), BusError> {
+        let Bus::JetStream(b) = self else {
+            return Ok(());
+        };
+        let durable = durable_of(consumer, Some(part));
+        let err = |reason: String| BusError::Consumer {
+            consumer: durable.clone(),
+            reason,
+        };
+        let stream =
+            b.js.get_stream(stream_name)
+                .await
+                .map_err(|e| err(e.to_string()))?;
+        stream
+            .unpin_consumer(&durable, PIN_GROUP)
+            .await
+            .map_err(|e| err(e.to_string()))
+    }
+
     /// The last message of every `ALERTS` subject: each alert's current state, with its
     /// sequence (what the alert's next transition must follow). Recovery keeps the non-resolved
     /// ones. Embedded: none (the demo starts fresh).
@@ -644,10 +783,12 @@ impl Bus {
     pub async fn acknowledged(
         &self,
         stream_name: &'static str,
-        durable: &str,
+        consumer: &str,
+        part: Option<u32>,
         horizon: Duration,
         out: mpsc::Sender<Vec<StoredMessage>>,
     ) -> Result<(), BusError> {
+        let durable = &durable_of(consumer, part);
         let Bus::JetStream(b) = self else {
             return Ok(());
         };
@@ -678,10 +819,11 @@ impl Bus {
         let start = now.saturating_sub(horizon);
         let start = async_nats::datetime::from_nanos(start.as_nanos() as i128)
             .map_err(|e| err(e.to_string()))?;
-        let filter = INBOUND
-            .iter()
-            .find(|(name, _)| *name == stream_name)
-            .map_or_else(|| ">".to_string(), |(_, prefix)| format!("{prefix}>"));
+        let prefix = prefix_of(stream_name);
+        let filter = match part {
+            Some(p) => crate::partition::filter(prefix, p),
+            None => format!("{prefix}.>"),
+        };
         ordered_read(
             &b.js,
             stream_name,

@@ -9,10 +9,12 @@
 //! Layout: the shared envelope and its rejection codes ([`envelope`]), one module per source
 //! stream ([`vitals`] for `VITALS`; [`practice`] for `CHECKINS` and `OCCUPANCY`, whose events
 //! share one decoder), the check-in desk that holds practice events for their schedule
-//! ([`desk`]), the ingest loop ([`ingest`], with [`dedupe`], [`receipt`] and [`metrics`]), the
+//! ([`desk`]), the partitions of a cluster's streams ([`partition`]) and who owns them
+//! ([`cluster`]), the ingest loop ([`ingest`], with [`dedupe`], [`receipt`] and [`metrics`]), the
 //! buses ([`bus`]), and what goes out ([`output`] shapes it, [`outbox`] stores it in order).
 
 pub mod bus;
+pub mod cluster;
 pub mod dedupe;
 pub mod desk;
 pub mod envelope;
@@ -20,11 +22,12 @@ pub mod ingest;
 pub mod metrics;
 pub mod outbox;
 pub mod output;
+pub mod partition;
 pub mod practice;
 pub mod receipt;
 pub mod vitals;
 
-pub use bus::{Bus, BusError, Delivery, Fault, Link, LinkMetrics, redacted};
+pub use bus::{Bus, BusError, Delivery, Fault, Link, LinkMetrics, Part, redacted};
 pub use envelope::{Encoding, RejectCode, Rejection};
 pub use ingest::{Checkins, EventSink, Inbound, Ingest, Occupancy, Vitals, wall_clock};
 pub use metrics::IngestMetrics;

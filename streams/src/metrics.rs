@@ -41,6 +41,13 @@ pub struct IngestMetrics {
     pub alert_transitions: AtomicU64,
     /// Opened alerts by delay from the triggering reading's `occurredAt` to emission.
     pub alert_delay: Seconds<DELAY_BUCKETS_LEN>,
+    /// Partitions this process runs now (a process without `[cluster]` runs the one whole
+    /// stream: 1 once started).
+    pub partitions_owned: AtomicU64,
+    /// Hand-overs: each time a cluster member's engine moved to a new set of partitions.
+    pub handovers: AtomicU64,
+    /// Each hand-over from its start to the engine running the new set, seconds.
+    pub handover: Seconds<DELAY_BUCKETS_LEN>,
 }
 
 const DELAY_BUCKETS_LEN: usize = 12;
@@ -227,7 +234,26 @@ impl Collector for IngestMetrics {
             None,
             MetricType::Histogram,
         )?;
-        self.alert_delay.0.encode(m)
+        self.alert_delay.0.encode(m)?;
+        gauge(
+            &mut e,
+            "vigil_cluster_partitions_owned",
+            "Partitions of VITALS, CHECKINS and OCCUPANCY this process runs (1: the whole streams, no [cluster])",
+            load(&self.partitions_owned) as i64,
+        )?;
+        counter(
+            &mut e,
+            "vigil_cluster_handovers",
+            "Times this cluster member's engine moved to a new set of partitions",
+            load(&self.handovers),
+        )?;
+        let m = e.encode_descriptor(
+            "vigil_cluster_handover_seconds",
+            "Each hand-over, from its start to the engine running the new set of partitions",
+            None,
+            MetricType::Histogram,
+        )?;
+        self.handover.0.encode(m)
     }
 }
 

@@ -85,10 +85,8 @@ pub fn decode_practice(
         "CHECKINS" => "checkin",
         _ => "occupancy",
     };
-    let mut parts = subject.split('.');
-    let (Some(p), Some(subject_tenant), Some(token), None) =
-        (parts.next(), parts.next(), parts.next(), parts.next())
-    else {
+    // As published, or as stored with a cluster's partition token (crate::partition).
+    let Some((p, subject_tenant, token)) = crate::partition::contract_tokens(subject) else {
         return Err(subject_invalid(subject, prefix));
     };
     if p != prefix {

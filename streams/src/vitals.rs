@@ -62,9 +62,9 @@ pub fn decode_vitals<'a>(
     now: Timestamp,
 ) -> Result<Reading<'a>, Rejection> {
     check_size(payload)?;
-    let mut parts = subject.split('.');
-    let (Some("vitals"), Some(subject_tenant), Some(subject_patient), None) =
-        (parts.next(), parts.next(), parts.next(), parts.next())
+    // As published, or as stored with a cluster's partition token (crate::partition).
+    let Some(("vitals", subject_tenant, subject_patient)) =
+        crate::partition::contract_tokens(subject)
     else {
         return Err(reject(
             RejectCode::SubjectInvalid,

@@ -493,6 +493,17 @@ impl Engine {
         None
     }
 
+    /// Sends `signal` (`STOP`, `CONT`, ...) to the process.
+    pub fn signal(&self, signal: &str) {
+        let child = self.child.as_ref().expect("running");
+        let status = Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(child.id().to_string())
+            .status()
+            .expect("kill");
+        assert!(status.success(), "kill -{signal}");
+    }
+
     /// `kill -9`: the process gets no chance to finish anything.
     pub fn kill9(&mut self) {
         let mut child = self.child.take().expect("running");

@@ -55,6 +55,14 @@ pub type HistorySource = Arc<
         + Sync,
 >;
 
+/// What `GET /api/cluster` answers for a cluster member: the members, their partitions and
+/// their last heartbeats, as JSON (set once the process has joined).
+pub type ClusterSource = Arc<
+    dyn Fn() -> Pin<Box<dyn Future<Output = Result<serde_json::Value, String>> + Send>>
+        + Send
+        + Sync,
+>;
+
 pub struct Hub {
     tokens: HashMap<String, Principal>,
     pub(crate) alerts: DashMap<String, Arc<AlertEntry>>,
@@ -74,8 +82,9 @@ pub struct Hub {
     /// The latest `resource` frame of each provider, resource and waiting area.
     pub(crate) resources: DashMap<(String, String), Arc<ResourceFrame>>,
     pub(crate) resource_tx: broadcast::Sender<Arc<ResourceFrame>>,
-    /// Set once the actors exist: the hub is built first so health probes answer at once.
-    commands: std::sync::OnceLock<Arc<dyn CommandPort>>,
+    /// Set once the actors exist (the hub is built first so health probes answer at once), and
+    /// again each time a cluster member restarts its engine for a new set of partitions.
+    commands: std::sync::RwLock<Option<Arc<dyn CommandPort>>>,
     pub metrics: GatewayMetrics,
     pub(crate) ready: AtomicBool,
     /// What else readiness needs (the NATS link, the engine's tasks); set once at start.
@@ -85,6 +94,8 @@ pub struct Hub {
     pub(crate) extra_metrics: Vec<MetricsSource>,
     /// Where `GET /api/alerts/{id}/history` reads the audit trail (set once at start).
     pub(crate) history: std::sync::OnceLock<HistorySource>,
+    /// Where `GET /api/cluster` reads the membership (set once, by a cluster member).
+    pub(crate) cluster: std::sync::OnceLock<ClusterSource>,
     pub(crate) config: vigil_config::GatewayConfig,
     /// Resolved alerts are kept this long so late commands get INVALID_TRANSITION, not 404.
     resolved_retention_ms: i64,
@@ -125,13 +136,14 @@ impl Hub {
             resource_tx: broadcast::channel(cap).0,
             pages: DashMap::new(),
             page_tx: broadcast::channel(cap).0,
-            commands: std::sync::OnceLock::new(),
+            commands: std::sync::RwLock::new(None),
             metrics: GatewayMetrics::default(),
             ready: AtomicBool::new(false),
             readiness: std::sync::OnceLock::new(),
             starting: std::sync::Mutex::new("starting".into()),
             extra_metrics,
             history: std::sync::OnceLock::new(),
+            cluster: std::sync::OnceLock::new(),
             config: config.gateway.clone(),
             resolved_retention_ms: 3_600_000,
             resolved_seen: AtomicU64::new(0),
@@ -148,15 +160,52 @@ impl Hub {
         self.shutdown.send_replace(true);
     }
 
-    /// Sets where commands go (once; later calls are ignored). Until then commands are
-    /// answered `UNAVAILABLE`.
+    /// Sets where commands go, replacing the port of an engine that stopped. Until the first
+    /// call commands are answered `UNAVAILABLE`.
     pub fn set_commands(&self, port: Arc<dyn CommandPort>) {
-        let _ = self.commands.set(port);
+        if let Ok(mut commands) = self.commands.write() {
+            *commands = Some(port);
+        }
+    }
+
+    /// Drops what this process no longer keeps (a cluster member that handed partitions over):
+    /// every alert, its page, patient and resource for which `gone(tenant, patient)` is true,
+    /// `patient` being `None` for what belongs to a tenant's practice flow. Snapshots taken
+    /// after it leave them out.
+    pub fn forget(&self, gone: &dyn Fn(&str, Option<&str>) -> bool) {
+        fn patient_of(e: &AlertEntry) -> Option<&str> {
+            match &e.owner {
+                Some(vigil_engine::Owner::Patient(p)) => Some(p.as_str()),
+                _ => None,
+            }
+        }
+        let mut dropped_pages = Vec::new();
+        self.alerts.retain(|_, e| {
+            let keep = !gone(&e.tenant, patient_of(e));
+            if !keep && let Some(page) = &e.page {
+                dropped_pages.push(page.page_id.clone());
+            }
+            keep
+        });
+        for page in dropped_pages {
+            self.pages.remove(&page);
+        }
+        self.patients
+            .retain(|(tenant, patient), _| !gone(tenant, Some(patient)));
+        if let Ok(mut dirty) = self.dirty_patients.lock() {
+            dirty.retain(|(tenant, patient), _| !gone(tenant, Some(patient)));
+        }
+        self.resources.retain(|(tenant, _), _| !gone(tenant, None));
     }
 
     /// Sets where the audit trail is read from (once; later calls are ignored).
     pub fn set_history(&self, source: HistorySource) {
         let _ = self.history.set(source);
+    }
+
+    /// Sets where `GET /api/cluster` reads the membership (once; later calls are ignored).
+    pub fn set_cluster(&self, source: ClusterSource) {
+        let _ = self.cluster.set(source);
     }
 
     /// Marks the engine started: recovery finished, consumers bound. `/readyz` answers 200 from
@@ -423,7 +472,8 @@ impl Hub {
             reason,
             at: crate::now(),
         };
-        let Some(port) = self.commands.get() else {
+        let port = self.commands.read().ok().and_then(|c| c.clone());
+        let Some(port) = port else {
             return Err(CommandError::Unavailable(
                 "the engine is starting; retry".into(),
             ));

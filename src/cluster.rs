@@ -1,0 +1,189 @@
+//! A cluster member's engine (docs/cluster.md): the engine runs the partitions this process
+//! holds, and is restarted for a new set when the membership ([`vigil_streams::cluster`])
+//! changes what it should hold. A hand-over is the engine's own clean stop: the consumers
+//! finish and acknowledge what they applied, the outbox stores every transition, and only then
+//! are the claims deleted and the pinned consumers unpinned, so the next owner recovers exactly
+//! what this one left.
+
+use std::collections::BTreeSet;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use vigil_config::{ClusterConfig, Config};
+use vigil_gateway::Hub;
+use vigil_streams::cluster::Membership;
+use vigil_streams::partition::partition_of;
+use vigil_streams::{Bus, IngestMetrics};
+
+use crate::Gateway;
+use crate::engine::{Engine, Running, Scope};
+
+/// What ended a member's run: `None` for a signal (clean stop), else the part that ended.
+pub type Ended = Option<String>;
+
+/// Runs this process as the cluster member `cluster.member` until a signal or until a part
+/// ends by itself; the engine is stopped and the cluster left when it returns.
+///
+/// # Errors
+/// When the bucket cannot be used or an engine cannot start.
+#[allow(clippy::too_many_arguments)]
+pub async fn serve(
+    cfg: &Config,
+    cluster: &ClusterConfig,
+    bus: &Bus,
+    hub: &Arc<Hub>,
+    metrics: &Arc<IngestMetrics>,
+    gateway: &mut Gateway,
+    mut signalled: Pin<&mut impl Future<Output = ()>>,
+) -> anyhow::Result<Ended> {
+    let Bus::JetStream(nats) = bus else {
+        anyhow::bail!("[cluster] needs NATS JetStream; the embedded bus runs one process");
+    };
+    hub.set_starting(format!("joining the cluster as {}", cluster.member));
+    let waiting_hub = hub.clone();
+    let mut membership = tokio::select! {
+        m = Membership::join(&nats.js, cluster, gateway.local.to_string(), move |why| {
+            tracing::warn!("{why}");
+            waiting_hub.set_starting(why);
+        }) => m.context("cannot join the cluster")?,
+        () = &mut signalled => return Ok(None),
+    };
+    let mut ownership = membership.ownership.clone();
+    let (js, me, count) = (nats.js.clone(), cluster.member.clone(), cluster.partitions);
+    hub.set_cluster(Arc::new(move || {
+        let (js, me) = (js.clone(), me.clone());
+        Box::pin(async move {
+            let members = vigil_streams::cluster::members(&js)
+                .await
+                .map_err(|e| e.to_string())?;
+            let members: Vec<serde_json::Value> = members
+                .into_iter()
+                .map(|m| {
+                    serde_json::json!({
+                        "member": m.member,
+                        "partitions": m.partitions,
+                        "listen": m.listen,
+                        "lastHeartbeat": m.at,
+                    })
+                })
+                .collect();
+            Ok(serde_json::json!({
+                "clustered": true,
+                "member": me,
+                "partitions": count,
+                "members": members,
+            }))
+        })
+    }));
+    let pinned_for = cluster.failover.as_std();
+    let mut running: Option<Running> = None;
+    let mut owned: Vec<u32> = Vec::new();
+    let ended = loop {
+        let (keep, surplus) = {
+            let o = ownership.borrow_and_update();
+            (o.keep(), o.surplus.iter().copied().collect::<Vec<_>>())
+        };
+        if running.is_none() || keep != owned {
+            let started = Instant::now();
+            let moving = running.is_some();
+            if let Some(r) = running.take() {
+                hub.set_ready(false);
+                hub.set_starting("handing over partitions: draining in-flight events");
+                r.stop().await?;
+            }
+            let kept: BTreeSet<u32> = keep.iter().copied().collect();
+            let gone: Vec<u32> = owned
+                .iter()
+                .copied()
+                .filter(|p| !kept.contains(p))
+                .collect();
+            // Released only now that everything they produced is stored and acknowledged.
+            let released: Vec<u32> = surplus
+                .iter()
+                .copied()
+                .filter(|p| gone.contains(p))
+                .collect();
+            membership.release(surplus.clone()).await;
+            for &p in &released {
+                for stream in ["VITALS", "CHECKINS", "OCCUPANCY"] {
+                    if let Err(e) = bus.unpin(stream, &cfg.nats.consumer, p).await {
+                        tracing::warn!(partition = p, stream, error = %e, "cannot unpin; the next owner waits for the pin to lapse");
+                    }
+                }
+            }
+            if !gone.is_empty() {
+                let count = cluster.partitions;
+                let gone_set: BTreeSet<u32> = gone.iter().copied().collect();
+                hub.forget(&|tenant, patient| {
+                    let p = match patient {
+                        Some(patient) => partition_of(&[tenant, patient], count),
+                        None => partition_of(&[tenant], count),
+                    };
+                    gone_set.contains(&p)
+                });
+            }
+            let took: Vec<u32> = keep
+                .iter()
+                .copied()
+                .filter(|p| !owned.contains(p))
+                .collect();
+            let scope = Scope::Partitions {
+                count: cluster.partitions,
+                owned: keep.clone(),
+                pinned_for,
+            };
+            running = Some(Engine::start(cfg, &scope, bus, hub, metrics).await?);
+            metrics.partitions_owned.store(keep.len() as u64, Relaxed);
+            if moving {
+                metrics.handovers.fetch_add(1, Relaxed);
+                metrics.handover.record(started.elapsed());
+            }
+            tracing::info!(
+                member = %cluster.member,
+                owns = ?keep,
+                took = ?took,
+                gave = ?gone,
+                seconds = started.elapsed().as_secs_f64(),
+                "hand-over: partitions now owned"
+            );
+            owned = keep;
+        }
+        let Some(engine) = running.as_mut() else {
+            continue;
+        };
+        tokio::select! {
+            what = engine.ended() => break Some(what),
+            what = gateway.ended() => break Some(what),
+            what = membership.ended() => break Some(what),
+            () = &mut signalled => break None,
+            changed = ownership.changed() => {
+                if changed.is_err() {
+                    break Some("the cluster membership ended".into());
+                }
+                // Let a burst of changes (members joining together) settle into one restart.
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+    };
+    if let Some(what) = &ended {
+        tracing::error!(stopped = %what, "an internal task ended unexpectedly; shutting down so a supervisor restarts the engine");
+    } else {
+        tracing::info!("shutting down: draining in-flight events");
+    }
+    hub.set_starting("shutting down: draining in-flight events");
+    hub.set_ready(false);
+    if let Some(r) = running {
+        r.stop().await?;
+    }
+    membership.leave().await;
+    // The claims are deleted: the next owners need not wait for the pins to lapse.
+    for &p in &owned {
+        for stream in ["VITALS", "CHECKINS", "OCCUPANCY"] {
+            let _ = bus.unpin(stream, &cfg.nats.consumer, p).await;
+        }
+    }
+    Ok(ended)
+}

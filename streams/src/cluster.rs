@@ -1,0 +1,613 @@
+//! Cluster membership and partition ownership (docs/cluster.md), on NATS's own mechanisms: a
+//! JetStream key-value bucket whose entries age out after `[cluster] failover`, written only
+//! with revision checks, and the pinned consumers of each partition.
+//!
+//! Bucket `VIGIL_CLUSTER`:
+//! - `members.{member}`: a live process's heartbeat (what it owns, where it listens), created
+//!   when it joins (a name already held makes the newcomer a standby until it ages out) and
+//!   updated every beat against its last revision;
+//! - `partitions.{p}`: the member that owns partition `p`. It is claimed with a create (taken
+//!   only when absent, deleted or aged out), renewed every beat against its last revision, and
+//!   released with a delete against that revision once the engine has handed the partition
+//!   over. A member that dies stops renewing, and its claims age out after `failover`.
+//!
+//! Which member should own which partition is a pure function of what every member reads from
+//! the bucket ([`assign`]): the live members and the current claims. Every member computes it
+//! alone; nobody elects anybody. The bucket's revisions make each claim exclusive, the pinned
+//! consumers make delivery exclusive, and the fenced `ALERTS` writes make a paused old owner
+//! harmless.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::time::{Duration, Instant};
+
+use async_nats::jetstream::kv;
+use bytes::Bytes;
+use futures::StreamExt;
+use serde::{Deserialize, Serialize};
+use tokio::sync::{mpsc, watch};
+use vigil_config::ClusterConfig;
+
+use crate::BusError;
+
+/// The bucket of members and claims.
+pub const BUCKET: &str = "VIGIL_CLUSTER";
+
+/// A member's heartbeat, the value of `members.{member}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Heartbeat {
+    pub member: String,
+    /// The partitions it owns now.
+    pub partitions: Vec<u32>,
+    /// Where its gateway listens.
+    pub listen: String,
+    /// When it wrote this (RFC 3339, UTC).
+    pub at: String,
+}
+
+/// Every live member's heartbeat in the bucket, by name.
+///
+/// # Errors
+/// When the bucket cannot be read.
+pub async fn members(js: &async_nats::jetstream::Context) -> Result<Vec<Heartbeat>, BusError> {
+    let kv = js
+        .get_key_value(BUCKET)
+        .await
+        .map_err(|e| bucket_error(format!("cannot open it: {e}")))?;
+    let mut keys = kv
+        .keys()
+        .await
+        .map_err(|e| bucket_error(format!("cannot list it: {e}")))?;
+    let mut names = Vec::new();
+    while let Some(key) = keys.next().await {
+        let key = key.map_err(|e| bucket_error(format!("cannot list it: {e}")))?;
+        if key.starts_with("members.") {
+            names.push(key);
+        }
+    }
+    let mut out = Vec::new();
+    for key in names {
+        let value = kv
+            .get(&key)
+            .await
+            .map_err(|e| bucket_error(format!("cannot read {key}: {e}")))?;
+        if let Some(beat) = value.and_then(|v| serde_json::from_slice::<Heartbeat>(&v).ok()) {
+            out.push(beat);
+        }
+    }
+    out.sort_by(|a, b| a.member.cmp(&b.member));
+    Ok(out)
+}
+
+/// What this member holds, as the engine must act on it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Ownership {
+    /// Partitions whose claims this member holds.
+    pub claimed: BTreeSet<u32>,
+    /// Of those, the ones it should hand over (another member's fair share): the engine stops
+    /// consuming them, then asks for their release.
+    pub surplus: BTreeSet<u32>,
+}
+
+impl Ownership {
+    /// The partitions the engine should run: claimed and not to be handed over.
+    pub fn keep(&self) -> Vec<u32> {
+        self.claimed.difference(&self.surplus).copied().collect()
+    }
+}
+
+/// The fair assignment of `count` partitions over `members` (sorted, unique), keeping each
+/// current claim (`current`: partition -> member) whose member is live and within its share.
+/// Each member gets `count / n` partitions, the first `count % n` members in name order one
+/// more; partitions that move go to the first member in a per-partition order (rendezvous
+/// hashing) that has room. The same inputs give the same answer in every process.
+pub fn assign(
+    members: &[String],
+    current: &BTreeMap<u32, String>,
+    count: u32,
+) -> BTreeMap<u32, String> {
+    let mut owners = BTreeMap::new();
+    if members.is_empty() {
+        return owners;
+    }
+    let n = members.len();
+    let count_usize = count as usize;
+    let share = |i: usize| count_usize / n + usize::from(i < count_usize % n);
+    let mut load = vec![0usize; n];
+    let index: HashMap<&str, usize> = members
+        .iter()
+        .enumerate()
+        .map(|(i, m)| (m.as_str(), i))
+        .collect();
+    for p in 0..count {
+        if let Some(&i) = current.get(&p).and_then(|m| index.get(m.as_str()))
+            && load[i] < share(i)
+        {
+            load[i] += 1;
+            owners.insert(p, members[i].clone());
+        }
+    }
+    for p in 0..count {
+        if owners.contains_key(&p) {
+            continue;
+        }
+        let mut order: Vec<usize> = (0..n).collect();
+        order.sort_by_key(|&i| std::cmp::Reverse(rendezvous(&members[i], p)));
+        if let Some(&i) = order.iter().find(|&&i| load[i] < share(i)) {
+            load[i] += 1;
+            owners.insert(p, members[i].clone());
+        }
+    }
+    owners
+}
+
+/// A member's weight for a partition: xxh3 of the name and the number.
+fn rendezvous(member: &str, p: u32) -> u64 {
+    let mut key = Vec::with_capacity(member.len() + 4);
+    key.extend_from_slice(member.as_bytes());
+    key.extend_from_slice(&p.to_be_bytes());
+    xxhash_rust::xxh3::xxh3_64(&key)
+}
+
+fn bucket_error(reason: String) -> BusError {
+    BusError::Stream {
+        stream: format!("KV_{BUCKET}"),
+        reason,
+    }
+}
+
+/// The membership task's handle: what it holds, and where to ask for releases.
+pub struct Membership {
+    pub ownership: watch::Receiver<Ownership>,
+    release: mpsc::Sender<(Vec<u32>, tokio::sync::oneshot::Sender<()>)>,
+    task: tokio::task::JoinHandle<Result<(), BusError>>,
+    stop: watch::Sender<bool>,
+}
+
+/// How often a member writes its heartbeat and renews its claims: four times per failover.
+fn beat(failover: Duration) -> Duration {
+    (failover / 4).max(Duration::from_millis(250))
+}
+
+struct Member {
+    kv: kv::Store,
+    name: String,
+    count: u32,
+    failover: Duration,
+    listen: String,
+    /// The revision of this member's heartbeat.
+    heartbeat: u64,
+    /// Claimed partitions: the claim's revision and when it was last renewed.
+    claims: BTreeMap<u32, (u64, Instant)>,
+    /// Every key of the bucket: value and when it was last seen written (local time: no clock
+    /// of another machine is compared with ours).
+    view: HashMap<String, (Bytes, Instant)>,
+    ownership: watch::Sender<Ownership>,
+}
+
+impl Membership {
+    /// Joins the cluster: creates the bucket when missing, and this member's heartbeat. While
+    /// another live process holds the same member name, this one waits as a standby (saying so
+    /// in `waiting`) until that name ages out.
+    ///
+    /// # Errors
+    /// When the bucket cannot be created or read.
+    pub async fn join(
+        js: &async_nats::jetstream::Context,
+        cluster: &ClusterConfig,
+        listen: String,
+        waiting: impl Fn(String),
+    ) -> Result<Membership, BusError> {
+        let kv = match js.get_key_value(BUCKET).await {
+            Ok(kv) => kv,
+            Err(_) => js
+                .create_key_value(kv::Config {
+                    bucket: BUCKET.into(),
+                    description: "Vigil cluster members and partition claims (docs/cluster.md)"
+                        .into(),
+                    history: 1,
+                    max_age: cluster.failover.as_std(),
+                    num_replicas: cluster.replicas,
+                    storage: async_nats::jetstream::stream::StorageType::File,
+                    ..Default::default()
+                })
+                .await
+                .map_err(|e| bucket_error(format!("cannot create it: {e}")))?,
+        };
+        let (ownership, rx) = watch::channel(Ownership::default());
+        let mut member = Member {
+            kv,
+            name: cluster.member.clone(),
+            count: cluster.partitions,
+            failover: cluster.failover.as_std(),
+            listen,
+            heartbeat: 0,
+            claims: BTreeMap::new(),
+            view: HashMap::new(),
+            ownership,
+        };
+        let key = member.member_key(&member.name);
+        loop {
+            match member.kv.create(&key, member.heartbeat_value()).await {
+                Ok(rev) => {
+                    member.heartbeat = rev;
+                    break;
+                }
+                Err(e) if e.kind() == kv::CreateErrorKind::AlreadyExists => {
+                    let why = format!(
+                        "standby: cluster member {} is held by another live process; waiting \
+                         until it stops (at most {} after it does)",
+                        member.name,
+                        vigil_config::Duration::from_millis(
+                            u64::try_from(member.failover.as_millis()).unwrap_or(u64::MAX)
+                        ),
+                    );
+                    waiting(why);
+                    tokio::time::sleep(beat(member.failover)).await;
+                }
+                Err(e) => return Err(bucket_error(format!("cannot write {key}: {e}"))),
+            }
+        }
+        tracing::info!(member = %member.name, partitions = member.count, "joined the cluster");
+        let mut watcher = member
+            .kv
+            .watch_all()
+            .await
+            .map_err(|e| bucket_error(format!("cannot watch it: {e}")))?;
+        // What the bucket holds now (the watch sends it first), then a first beat: the engine
+        // starts with this member's claims rather than with none.
+        while let Ok(Some(Ok(entry))) =
+            tokio::time::timeout(Duration::from_millis(200), watcher.next()).await
+        {
+            member.seen(entry);
+        }
+        member.tick().await;
+        let (release, releases) = mpsc::channel(4);
+        let (stop, stopped) = watch::channel(false);
+        let task = tokio::spawn(member.run(watcher, releases, stopped));
+        Ok(Membership {
+            ownership: rx,
+            release,
+            task,
+            stop,
+        })
+    }
+
+    /// Releases `parts` (the engine has stopped consuming them and flushed what it produced)
+    /// and waits until their claims are deleted.
+    pub async fn release(&self, parts: Vec<u32>) {
+        let (done, wait) = tokio::sync::oneshot::channel();
+        if self.release.send((parts, done)).await.is_ok() {
+            let _ = wait.await;
+        }
+    }
+
+    /// Leaves the cluster: every claim and the heartbeat deleted, so the others take over at
+    /// their next beat instead of after `failover`. Call once the engine has stopped.
+    pub async fn leave(self) {
+        self.stop.send_replace(true);
+        match self.task.await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::warn!(error = %e, "cluster membership ended with an error"),
+            Err(e) => tracing::warn!(error = %e, "cluster membership task failed"),
+        }
+    }
+
+    /// Resolves if the membership task ends by itself, with why.
+    pub async fn ended(&mut self) -> String {
+        match (&mut self.task).await {
+            Ok(Ok(())) => "the cluster membership ended".into(),
+            Ok(Err(e)) => format!("the cluster membership stopped: {e}"),
+            Err(e) => format!("the cluster membership task failed: {e}"),
+        }
+    }
+}
+
+impl Member {
+    fn member_key(&self, name: &str) -> String {
+        format!("members.{name}")
+    }
+
+    fn heartbeat_value(&self) -> Bytes {
+        let beat = Heartbeat {
+            member: self.name.clone(),
+            partitions: self.claims.keys().copied().collect(),
+            listen: self.listen.clone(),
+            at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        };
+        Bytes::from(serde_json::to_vec(&beat).unwrap_or_default())
+    }
+
+    /// The members heard from within `failover`, sorted, this one included.
+    fn live_members(&self) -> Vec<String> {
+        let mut live: BTreeSet<String> = self
+            .view
+            .iter()
+            .filter(|(_, (_, seen))| seen.elapsed() < self.failover)
+            .filter_map(|(key, _)| key.strip_prefix("members.").map(str::to_string))
+            .collect();
+        live.insert(self.name.clone());
+        live.into_iter().collect()
+    }
+
+    /// Current claims as the bucket shows them: partition -> member.
+    fn current_claims(&self) -> BTreeMap<u32, String> {
+        let mut current: BTreeMap<u32, String> = self
+            .view
+            .iter()
+            .filter(|(_, (_, seen))| seen.elapsed() < self.failover)
+            .filter_map(|(key, (value, _))| {
+                let p = key.strip_prefix("partitions.")?.parse().ok()?;
+                Some((p, String::from_utf8_lossy(value).into_owned()))
+            })
+            .collect();
+        for &p in self.claims.keys() {
+            current.insert(p, self.name.clone());
+        }
+        current
+    }
+
+    async fn run(
+        mut self,
+        mut watcher: kv::Watch,
+        mut releases: mpsc::Receiver<(Vec<u32>, tokio::sync::oneshot::Sender<()>)>,
+        mut stopped: watch::Receiver<bool>,
+    ) -> Result<(), BusError> {
+        let mut ticks = tokio::time::interval(beat(self.failover));
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = stopped.changed() => break,
+                entry = watcher.next() => match entry {
+                    Some(Ok(entry)) => self.seen(entry),
+                    Some(Err(e)) => tracing::warn!(error = %e, "cluster watch hiccup"),
+                    None => {
+                        watcher = self.kv.watch_all().await
+                            .map_err(|e| bucket_error(format!("cannot watch it again: {e}")))?;
+                    }
+                },
+                Some((parts, done)) = releases.recv() => {
+                    self.release(&parts).await;
+                    let _ = done.send(());
+                }
+                _ = ticks.tick() => self.tick().await,
+            }
+        }
+        let all: Vec<u32> = self.claims.keys().copied().collect();
+        self.release(&all).await;
+        let key = self.member_key(&self.name);
+        if let Err(e) = self
+            .kv
+            .delete_expect_revision(&key, Some(self.heartbeat))
+            .await
+        {
+            tracing::warn!(error = %e, "cannot delete this member's heartbeat; it ages out");
+        }
+        tracing::info!(member = %self.name, "left the cluster");
+        Ok(())
+    }
+
+    fn seen(&mut self, entry: kv::Entry) {
+        match entry.operation {
+            kv::Operation::Put => {
+                self.view.insert(entry.key, (entry.value, Instant::now()));
+            }
+            kv::Operation::Delete | kv::Operation::Purge => {
+                self.view.remove(&entry.key);
+            }
+        }
+    }
+
+    /// One beat: heartbeat, renewals, then claims of this member's fair share and the surplus
+    /// it should hand over.
+    async fn tick(&mut self) {
+        let key = self.member_key(&self.name);
+        match self
+            .kv
+            .update(&key, self.heartbeat_value(), self.heartbeat)
+            .await
+        {
+            Ok(rev) => self.heartbeat = rev,
+            Err(e) if e.kind() == kv::UpdateErrorKind::WrongLastRevision => {
+                // Our heartbeat aged out (a pause, a long disconnection), and our claims with
+                // it: they may be another member's now. This one owns nothing until it has
+                // joined again and claimed afresh.
+                tracing::error!(member = %self.name, "this member was silent longer than failover: its heartbeat aged out; giving up every partition and joining again");
+                self.claims.clear();
+                self.publish();
+                match self.kv.create(&key, self.heartbeat_value()).await {
+                    Ok(rev) => self.heartbeat = rev,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "cannot join again yet; retrying next beat")
+                    }
+                }
+                return;
+            }
+            Err(e) => tracing::warn!(error = %e, "heartbeat not written; retrying next beat"),
+        }
+        self.renew().await;
+        let live = self.live_members();
+        let target = assign(&live, &self.current_claims(), self.count);
+        let claims = target
+            .iter()
+            .filter(|(p, owner)| **owner == self.name && !self.claims.contains_key(p))
+            .map(|(&p, _)| {
+                let kv = self.kv.clone();
+                let value = Bytes::from(self.name.clone());
+                async move { (p, kv.create(format!("partitions.{p}"), value).await) }
+            });
+        for (p, result) in futures::future::join_all(claims).await {
+            match result {
+                Ok(rev) => {
+                    tracing::info!(partition = p, member = %self.name, "claimed partition");
+                    self.claims.insert(p, (rev, Instant::now()));
+                }
+                // Still held: its owner hands it over, or it ages out.
+                Err(e) if e.kind() == kv::CreateErrorKind::AlreadyExists => {}
+                Err(e) => tracing::warn!(partition = p, error = %e, "claim not written"),
+            }
+        }
+        self.publish_with(&target);
+    }
+
+    /// Renews every claim against its revision. A claim whose revision moved was taken by
+    /// another member (ours aged out): it is dropped at once. One not renewed for three
+    /// quarters of `failover` (NATS away) is given up before it can age out under us.
+    async fn renew(&mut self) {
+        // All at once: one round trip per beat, however many partitions, so a loaded machine
+        // does not stretch a beat past the failover.
+        let renewals = self.claims.iter().map(|(&p, &(rev, _))| {
+            let kv = self.kv.clone();
+            let value = Bytes::from(self.name.clone());
+            async move { (p, kv.update(format!("partitions.{p}"), value, rev).await) }
+        });
+        let results = futures::future::join_all(renewals).await;
+        let mut lost = Vec::new();
+        for (p, result) in results {
+            let Some((rev, renewed)) = self.claims.get_mut(&p) else {
+                continue;
+            };
+            match result {
+                Ok(new) => {
+                    *rev = new;
+                    *renewed = Instant::now();
+                }
+                Err(e) if e.kind() == kv::UpdateErrorKind::WrongLastRevision => lost.push(p),
+                Err(e) => {
+                    tracing::warn!(partition = p, error = %e, "claim not renewed");
+                    if renewed.elapsed() > self.failover * 3 / 4 {
+                        lost.push(p);
+                    }
+                }
+            }
+        }
+        for p in lost {
+            tracing::error!(partition = p, member = %self.name, "lost partition: its claim aged out or moved; this member stops consuming it");
+            self.claims.remove(&p);
+        }
+    }
+
+    async fn release(&mut self, parts: &[u32]) {
+        for p in parts {
+            let Some((rev, _)) = self.claims.remove(p) else {
+                continue;
+            };
+            let key = format!("partitions.{p}");
+            match self.kv.delete_expect_revision(&key, Some(rev)).await {
+                Ok(()) => tracing::info!(partition = p, member = %self.name, "released partition"),
+                Err(e) => {
+                    tracing::warn!(partition = p, error = %e, "release not written; the claim ages out")
+                }
+            }
+        }
+        self.publish();
+    }
+
+    fn publish(&self) {
+        let target = assign(&self.live_members(), &self.current_claims(), self.count);
+        self.publish_with(&target);
+    }
+
+    fn publish_with(&self, target: &BTreeMap<u32, String>) {
+        let claimed: BTreeSet<u32> = self.claims.keys().copied().collect();
+        let surplus = claimed
+            .iter()
+            .copied()
+            .filter(|p| target.get(p).is_some_and(|owner| *owner != self.name))
+            .collect();
+        self.ownership.send_if_modified(|o| {
+            let next = Ownership { claimed, surplus };
+            let changed = *o != next;
+            *o = next;
+            changed
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names(v: &[&str]) -> Vec<String> {
+        v.iter().map(|s| (*s).to_string()).collect()
+    }
+
+    fn shares(a: &BTreeMap<u32, String>) -> BTreeMap<String, usize> {
+        let mut s = BTreeMap::new();
+        for m in a.values() {
+            *s.entry(m.clone()).or_default() += 1;
+        }
+        s
+    }
+
+    #[test]
+    fn every_partition_gets_one_owner_in_fair_shares() {
+        let members = names(&["a", "b", "c"]);
+        let a = assign(&members, &BTreeMap::new(), 16);
+        assert_eq!(a.len(), 16);
+        let s = shares(&a);
+        assert_eq!(s.values().copied().collect::<Vec<_>>(), vec![6, 5, 5]);
+        assert_eq!(s["a"], 6, "the extra partition goes to the first name");
+        // Alone: everything.
+        let a = assign(&names(&["solo"]), &BTreeMap::new(), 16);
+        assert_eq!(shares(&a)["solo"], 16);
+        // Nobody: nothing.
+        assert!(assign(&[], &BTreeMap::new(), 16).is_empty());
+        // More members than partitions: one each, the rest none.
+        let a = assign(&names(&["a", "b", "c"]), &BTreeMap::new(), 2);
+        assert_eq!(a.len(), 2);
+        assert_eq!(shares(&a).values().sum::<usize>(), 2);
+    }
+
+    #[test]
+    fn a_join_moves_only_the_newcomers_share() {
+        let before = assign(&names(&["a", "b"]), &BTreeMap::new(), 16);
+        let after = assign(&names(&["a", "b", "c"]), &before, 16);
+        let moved = (0..16).filter(|p| before[p] != after[p]).count();
+        assert_eq!(moved, 5, "c takes 5 and nothing else moves");
+        assert!(
+            (0..16).all(|p| before[&p] == after[&p] || after[&p] == "c"),
+            "moved partitions go to the newcomer"
+        );
+        assert_eq!(shares(&after)["c"], 5);
+    }
+
+    #[test]
+    fn a_loss_moves_only_the_lost_members_partitions() {
+        let before = assign(&names(&["a", "b", "c"]), &BTreeMap::new(), 16);
+        let after = assign(&names(&["a", "c"]), &before, 16);
+        for p in 0..16 {
+            if before[&p] != "b" {
+                assert_eq!(before[&p], after[&p], "partition {p} of a survivor stays");
+            } else {
+                assert_ne!(after[&p], "b");
+            }
+        }
+        assert_eq!(
+            shares(&after).values().copied().collect::<Vec<_>>(),
+            vec![8, 8]
+        );
+    }
+
+    #[test]
+    fn the_same_view_gives_the_same_answer() {
+        let members = names(&["x", "y", "z", "w"]);
+        let current: BTreeMap<u32, String> = [(0, "z".to_string()), (5, "gone".to_string())].into();
+        assert_eq!(
+            assign(&members, &current, 32),
+            assign(&members, &current, 32)
+        );
+        // A claim of a member that is not live is not kept for it.
+        assert!(assign(&members, &current, 32).values().all(|m| m != "gone"));
+        assert_eq!(assign(&members, &current, 32)[&0], "z");
+    }
+
+    #[test]
+    fn ownership_keeps_what_is_not_surplus() {
+        let o = Ownership {
+            claimed: [1, 2, 3].into(),
+            surplus: [2].into(),
+        };
+        assert_eq!(o.keep(), vec![1, 3]);
+    }
+}

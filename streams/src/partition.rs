@@ -1,0 +1,140 @@
+//! Partitions of the inbound streams (docs/cluster.md): in a cluster each of `VITALS`,
+//! `CHECKINS` and `OCCUPANCY` stores its messages under a partition token that a stream subject
+//! transform adds, so that a consumer can take one partition while producers keep publishing
+//! the contract's subjects (contracts.md section 2):
+//!
+//! | stream | published | stored | partition of |
+//! |---|---|---|---|
+//! | `VITALS` | `vitals.{tenant}.{patient}` | `vitals.{p}.{tenant}.{patient}` | tenant and patient |
+//! | `CHECKINS` | `checkin.{tenant}.{appointment}` | `checkin.{p}.{tenant}.{appointment}` | tenant |
+//! | `OCCUPANCY` | `occupancy.{tenant}.{resource}` | `occupancy.{p}.{tenant}.{resource}` | tenant |
+//!
+//! A patient's readings all land in one partition. The practice flow of a tenant (appointments,
+//! their providers, rooms and chairs, its waiting areas) meets in one set of actors, so both of
+//! its streams are split by tenant alone and one owner holds all of it.
+//!
+//! The partition is NATS's own: `{{partition(n, ...)}}` hashes the chosen tokens, concatenated,
+//! with 32-bit FNV-1a and takes the remainder by `n`. [`partition_of`] computes the same number,
+//! so the engine knows which partition an alert's owner is in without asking the server
+//! (`tests/partitions.rs` checks it against a real server).
+
+use vigil_engine::{Alert, Owner};
+
+/// The name of the partition token's stream's transform source and destination for a stream
+/// of `partitions` partitions: `(source, destination)`. `None` for a stream that is not split.
+pub fn transform(stream: &str, partitions: u32) -> Option<(&'static str, String)> {
+    let (source, prefix, keyed) = match stream {
+        "VITALS" => ("vitals.*.*", "vitals", "1,2"),
+        "CHECKINS" => ("checkin.*.*", "checkin", "1"),
+        "OCCUPANCY" => ("occupancy.*.*", "occupancy", "1"),
+        _ => return None,
+    };
+    Some((
+        source,
+        format!(
+            "{prefix}.{{{{partition({partitions},{keyed})}}}}.{{{{wildcard(1)}}}}.{{{{wildcard(2)}}}}"
+        ),
+    ))
+}
+
+/// The partition count a stream's transform destination names (`None`: not partitioned, or a
+/// transform this engine did not write).
+pub fn partitions_in(destination: &str) -> Option<u32> {
+    let rest = destination.split("{{partition(").nth(1)?;
+    rest.split(',').next()?.trim().parse().ok()
+}
+
+/// The partition NATS's `{{partition(n, ...)}}` gives the tokens `keys`: FNV-1a (32 bits) of
+/// the tokens concatenated, modulo `n`.
+pub fn partition_of(keys: &[&str], partitions: u32) -> u32 {
+    const OFFSET: u32 = 0x811c_9dc5;
+    const PRIME: u32 = 0x0100_0193;
+    let mut hash = OFFSET;
+    for key in keys {
+        for &b in key.as_bytes() {
+            hash ^= u32::from(b);
+            hash = hash.wrapping_mul(PRIME);
+        }
+    }
+    hash % partitions.max(1)
+}
+
+/// The partition that holds the events of an alert's owner: a patient's by tenant and patient,
+/// everything of the practice flow by tenant. `None` when the alert names no owner.
+pub fn partition_of_alert(alert: &Alert, partitions: u32) -> Option<u32> {
+    let tenant = alert.tenant_id.as_str();
+    Some(match alert.owner()? {
+        Owner::Patient(patient) => partition_of(&[tenant, &patient], partitions),
+        Owner::Location(_) | Owner::Provider(_) | Owner::Resource(_) => {
+            partition_of(&[tenant], partitions)
+        }
+    })
+}
+
+/// The contract's tokens of an inbound subject, stored as published or with a partition token:
+/// `(prefix, tenant, key)` of `prefix.tenant.key` or `prefix.{p}.tenant.key`; `None` for any
+/// other shape.
+pub fn contract_tokens(subject: &str) -> Option<(&str, &str, &str)> {
+    let mut parts = subject.split('.');
+    let (prefix, a, b) = (parts.next()?, parts.next()?, parts.next()?);
+    match parts.next() {
+        None => Some((prefix, a, b)),
+        Some(c)
+            if parts.next().is_none() && !a.is_empty() && a.bytes().all(|d| d.is_ascii_digit()) =>
+        {
+            Some((prefix, b, c))
+        }
+        Some(_) => None,
+    }
+}
+
+/// The filter of partition `p` of an inbound stream's stored subjects (`vitals.3.>`).
+pub fn filter(prefix: &str, p: u32) -> String {
+    format!("{prefix}.{p}.>")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fnv1a_matches_the_published_test_vectors() {
+        // FNV-1a 32-bit vectors (Fowler, Noll, Vo): "" -> 0x811c9dc5, "a" -> 0xe40c292c,
+        // "foobar" -> 0xbf9cf968. With n = 2^32 - 1... modulo a large prime keeps them visible.
+        assert_eq!(partition_of(&[], u32::MAX), 0x811c_9dc5);
+        assert_eq!(partition_of(&["a"], u32::MAX), 0xe40c_292c);
+        assert_eq!(partition_of(&["foobar"], u32::MAX), 0xbf9c_f968);
+        // Tokens are concatenated without a separator.
+        assert_eq!(partition_of(&["foo", "bar"], u32::MAX), 0xbf9c_f968);
+        assert_eq!(partition_of(&["foobar"], 16), 0xbf9c_f968 % 16);
+    }
+
+    #[test]
+    fn transforms_name_their_partition_count() {
+        let (src, dest) = transform("VITALS", 16).expect("VITALS is split");
+        assert_eq!(src, "vitals.*.*");
+        assert_eq!(
+            dest,
+            "vitals.{{partition(16,1,2)}}.{{wildcard(1)}}.{{wildcard(2)}}"
+        );
+        assert_eq!(partitions_in(&dest), Some(16));
+        let (_, dest) = transform("CHECKINS", 3).expect("CHECKINS is split");
+        assert_eq!(
+            dest,
+            "checkin.{{partition(3,1)}}.{{wildcard(1)}}.{{wildcard(2)}}"
+        );
+        assert_eq!(partitions_in(&dest), Some(3));
+        assert!(transform("ALERTS", 16).is_none());
+        assert_eq!(partitions_in("vitals.{{wildcard(1)}}"), None);
+    }
+
+    #[test]
+    fn contract_tokens_of_both_stored_forms() {
+        assert_eq!(contract_tokens("vitals.t.p"), Some(("vitals", "t", "p")));
+        assert_eq!(contract_tokens("vitals.7.t.p"), Some(("vitals", "t", "p")));
+        assert_eq!(contract_tokens("vitals.x.t.p"), None);
+        assert_eq!(contract_tokens("vitals.7.t.p.q"), None);
+        assert_eq!(contract_tokens("vitals.t"), None);
+        assert_eq!(contract_tokens("vitals..t.p"), None);
+    }
+}
