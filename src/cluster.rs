@@ -12,7 +12,10 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
+use futures::StreamExt;
 use vigil_config::{ClusterConfig, Config};
+use vigil_engine::{Alert, AlertCommand, AlertState, CommandError, Owner};
+use vigil_gateway::CommandPort;
 use vigil_gateway::Hub;
 use vigil_streams::cluster::Membership;
 use vigil_streams::partition::partition_of;
@@ -20,6 +23,66 @@ use vigil_streams::{Bus, IngestMetrics};
 
 use crate::Gateway;
 use crate::engine::{Engine, Running, Scope};
+
+/// Resolved alerts older than this are not loaded into the hub when the follower starts (the
+/// hub keeps resolved alerts an hour for late commands).
+const RESOLVED_KEPT_MS: i64 = 3_600_000;
+
+/// Feeds every alert transition `ALERTS` stores into the hub, whichever member wrote it: a
+/// dashboard or pager on any member sees every alert and page of its scope. The hub keeps the
+/// newest version of each alert, so the transitions this member's own engine publishes
+/// directly are not shown twice.
+async fn follow_alerts(bus: Bus, hub: Arc<Hub>) {
+    loop {
+        match bus.follow_alerts().await {
+            Ok(mut transitions) => {
+                while let Some(payload) = transitions.next().await {
+                    match Alert::from_envelope(&payload) {
+                        Ok(a)
+                            if a.state == AlertState::Resolved
+                                && vigil_streams::wall_clock().since(a.transition.at)
+                                    > RESOLVED_KEPT_MS => {}
+                        Ok(a) => hub.publish_alert(&a),
+                        Err(e) => tracing::debug!(error = %e, "following ALERTS: not an alert"),
+                    }
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot follow ALERTS; retrying in 1 s"),
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
+/// Where a command goes in a cluster: to this member's actors when the alert's partition is
+/// one it runs, else to the partition's owner over NATS request/reply.
+struct ClusterCommands {
+    local: Arc<dyn CommandPort>,
+    owned: BTreeSet<u32>,
+    count: u32,
+    bus: Bus,
+    metrics: Arc<IngestMetrics>,
+}
+
+impl CommandPort for ClusterCommands {
+    fn execute(
+        &self,
+        req: AlertCommand,
+    ) -> Pin<Box<dyn Future<Output = Result<Alert, CommandError>> + Send>> {
+        let p = match &req.owner {
+            Owner::Patient(patient) => partition_of(&[&req.tenant, patient], self.count),
+            _ => partition_of(&[&req.tenant], self.count),
+        };
+        if self.owned.contains(&p) {
+            return self.local.execute(req);
+        }
+        self.metrics.forwarded_commands.fetch_add(1, Relaxed);
+        let bus = self.bus.clone();
+        Box::pin(async move { vigil_streams::cluster::forward(&bus, p, &req).await })
+    }
+}
+
+/// How long a stopping member tries to delete its claims and lift its pins.
+const LEAVE_WAIT: Duration = Duration::from_secs(5);
 
 /// What ended a member's run: `None` for a signal (clean stop), else the part that ended.
 pub type Ended = Option<String>;
@@ -78,6 +141,8 @@ pub async fn serve(
             }))
         })
     }));
+    let follower = tokio::spawn(follow_alerts(bus.clone(), hub.clone()));
+    let mut answering: Option<tokio::task::JoinHandle<()>> = None;
     let pinned_for = cluster.failover.as_std();
     let mut running: Option<Running> = None;
     let mut owned: Vec<u32> = Vec::new();
@@ -89,6 +154,9 @@ pub async fn serve(
         if running.is_none() || keep != owned {
             let started = Instant::now();
             let moving = running.is_some();
+            if let Some(a) = answering.take() {
+                a.abort();
+            }
             if let Some(r) = running.take() {
                 hub.set_ready(false);
                 hub.set_starting("handing over partitions: draining in-flight events");
@@ -135,7 +203,23 @@ pub async fn serve(
                 owned: keep.clone(),
                 pinned_for,
             };
-            running = Some(Engine::start(cfg, &scope, bus, hub, metrics).await?);
+            let engine = Engine::start(cfg, &scope, bus, hub, metrics).await?;
+            let local = engine.commands();
+            hub.set_commands(Arc::new(ClusterCommands {
+                local: local.clone(),
+                owned: kept.clone(),
+                count: cluster.partitions,
+                bus: bus.clone(),
+                metrics: metrics.clone(),
+            }));
+            let (answer_bus, owned_now) = (bus.clone(), keep.clone());
+            answering = Some(tokio::spawn(async move {
+                vigil_streams::cluster::answer_commands(&answer_bus, owned_now, move |req| {
+                    local.execute(req)
+                })
+                .await;
+            }));
+            running = Some(engine);
             metrics.partitions_owned.store(keep.len() as u64, Relaxed);
             if moving {
                 metrics.handovers.fetch_add(1, Relaxed);
@@ -175,15 +259,28 @@ pub async fn serve(
     }
     hub.set_starting("shutting down: draining in-flight events");
     hub.set_ready(false);
+    follower.abort();
+    if let Some(a) = answering.take() {
+        a.abort();
+    }
     if let Some(r) = running {
         r.stop().await?;
     }
-    membership.leave().await;
-    // The claims are deleted: the next owners need not wait for the pins to lapse.
-    for &p in &owned {
-        for stream in ["VITALS", "CHECKINS", "OCCUPANCY"] {
-            let _ = bus.unpin(stream, &cfg.nats.consumer, p).await;
+    // The claims deleted and the pins lifted, the next owners need not wait for `failover`.
+    // With NATS away neither can be written: the shutdown does not wait for it longer than
+    // LEAVE_WAIT, and the claims age out instead.
+    let leave = async {
+        membership.leave().await;
+        for &p in &owned {
+            for stream in ["VITALS", "CHECKINS", "OCCUPANCY"] {
+                let _ = bus.unpin(stream, &cfg.nats.consumer, p).await;
+            }
         }
+    };
+    if tokio::time::timeout(LEAVE_WAIT, leave).await.is_err() {
+        tracing::warn!(
+            "could not leave the cluster within 5 s (NATS away?); this member's claims age out after failover"
+        );
     }
     Ok(ended)
 }

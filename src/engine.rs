@@ -246,6 +246,11 @@ async fn run_together(
 }
 
 impl Running {
+    /// Where this engine's actors take commands (what [`Engine::start`] gave the hub).
+    pub fn commands(&self) -> Arc<dyn vigil_gateway::CommandPort> {
+        Arc::new(ShardCommands(self.shards.clone()))
+    }
+
     /// Resolves when a part of the engine ends by itself, with what ended. A consumer that
     /// ends stops the others and the sweeper: it is named whichever of them is seen first.
     pub async fn ended(&mut self) -> String {

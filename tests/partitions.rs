@@ -562,3 +562,91 @@ async fn a_second_process_with_the_same_member_name_waits_as_a_standby() {
     }
     assert_eq!(members, vec!["members.engine-a".to_string()]);
 }
+
+/// One view from any door: a nurse connected to engine-a is paged for, and acknowledges, an
+/// alert engine-b owns; the HTTP mirror on engine-a resolves another. Only engine-b writes
+/// them. With engine-b gone and its partitions not yet moved, a command is refused at once
+/// with UNAVAILABLE, saying to retry.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dashboard_on_one_member_acknowledges_an_alert_another_member_owns() {
+    let nats = NatsServer::start();
+    let a = start(&nats, "engine-a", 4);
+    let mut b = start(&nats, "engine-b", 4);
+    wait_shares(&[&a, &b], &[2, 2]).await;
+    let js = jetstream::new(nats.client().await);
+    let of_b = partitions_of(&js, "engine-b", 2).await;
+    let on_b: Vec<String> = (0..200)
+        .map(|p| format!("patient-{p}"))
+        .filter(|p| of_b.contains(&partition_of(&[T, p], 4)))
+        .take(3)
+        .collect();
+    let mut nurse = Client::connect(&a.ws_url("nurse-icu3-token")).await;
+    nurse.subscribe(&["alerts", "pages"]).await;
+    make_critical(&js, T, &on_b[0]).await;
+    let page = nurse.next_of("page", 15).await;
+    let id = page["alert"]["alertId"].as_str().unwrap().to_string();
+    assert_eq!(page["alert"]["patientId"], on_b[0].as_str(), "{page}");
+    nurse
+        .send(serde_json::json!({"type": "ack", "id": "c1", "alertId": id, "reason": "at bedside"}))
+        .await;
+    let acked = nurse.next_of("result", 10).await;
+    assert_eq!(acked["alert"]["state"], "acknowledged", "{acked}");
+    assert_eq!(
+        a.metric("vigil_cluster_forwarded_commands_total").await,
+        1.0
+    );
+    // engine-b's own view has it too: it applied it.
+    let (_, on_b_view) =
+        http_json(&b.addr, "GET", "/api/alerts", Some("admin-abc-token"), "").await;
+    let held = on_b_view["alerts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|x| x["alertId"] == id.as_str())
+        .cloned()
+        .unwrap();
+    assert_eq!(held["state"], "acknowledged");
+
+    make_critical(&js, T, &on_b[1]).await;
+    let second = loop {
+        let f = nurse.next_of("alert", 15).await;
+        if f["alert"]["patientId"] == on_b[1].as_str() {
+            break f["alert"]["alertId"].as_str().unwrap().to_string();
+        }
+    };
+    let path = format!("/api/alerts/{second}/resolve");
+    let (status, body) = http_json(&a.addr, "POST", &path, Some("viewer-icu3-token"), "").await;
+    assert_eq!(
+        status, 403,
+        "the owner's refusal comes back with its code: {body}"
+    );
+    assert_eq!(body["code"], "FORBIDDEN");
+    let (status, body) = http_json(&a.addr, "POST", &path, Some("admin-abc-token"), "").await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["alert"]["state"], "resolved", "{body}");
+
+    // Every transition was written once, by the owner.
+    assert_consistent(&trail(&js).await);
+
+    make_critical(&js, T, &on_b[2]).await;
+    let third = loop {
+        let f = nurse.next_of("alert", 15).await;
+        if f["alert"]["patientId"] == on_b[2].as_str() {
+            break f["alert"]["alertId"].as_str().unwrap().to_string();
+        }
+    };
+    b.kill9();
+    let path = format!("/api/alerts/{third}/ack");
+    let started = Instant::now();
+    let (status, body) = http_json(&a.addr, "POST", &path, Some("admin-abc-token"), "").await;
+    assert!(
+        started.elapsed() < Duration::from_secs(6),
+        "answered within 5 s"
+    );
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["code"], "UNAVAILABLE");
+    assert!(
+        body["message"].as_str().unwrap().contains("retry"),
+        "{body}"
+    );
+}

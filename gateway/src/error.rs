@@ -70,6 +70,13 @@ impl From<&CommandError> for ErrorCode {
             CommandError::Forbidden { .. } => ErrorCode::Forbidden,
             CommandError::InvalidTransition { .. } => ErrorCode::InvalidTransition,
             CommandError::Unavailable(_) => ErrorCode::Unavailable,
+            CommandError::Forwarded { code, .. } => match *code {
+                "ALERT_NOT_FOUND" => ErrorCode::AlertNotFound,
+                "BAD_REQUEST" => ErrorCode::BadRequest,
+                "FORBIDDEN" => ErrorCode::Forbidden,
+                "INVALID_TRANSITION" => ErrorCode::InvalidTransition,
+                _ => ErrorCode::Unavailable,
+            },
         }
     }
 }

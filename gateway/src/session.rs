@@ -774,23 +774,33 @@ mod tests {
     }
 
     #[test]
-    fn forget_drops_what_a_cluster_member_handed_over_and_keeps_the_rest() {
+    fn forget_drops_the_frames_a_cluster_member_handed_over_and_keeps_the_alerts() {
+        use vigil_engine::{PatientStatus, Timestamp, Vitals};
         let h = hub(8);
-        let (kept, gone) = (alert(1), alert(2));
-        h.publish_alert(&kept);
+        let status = |p: &str| PatientStatus {
+            tenant: "t1".into(),
+            patient_id: p.into(),
+            unit_id: "icu-3".into(),
+            at: Timestamp(1000),
+            news2: Some(3),
+            qsofa: None,
+            sirs: None,
+            partial: false,
+            vitals: Vitals::default(),
+        };
+        h.publish_patient(status("p1"));
+        h.publish_patient(status("p2"));
+        let gone = alert(2);
         h.publish_alert(&gone);
-        assert!(gone.escalation.page.is_some(), "a critical alert pages");
-        assert_eq!(h.pages.len(), 2);
+        assert_eq!(h.patients.len(), 2);
         h.forget(&|tenant, patient| tenant == "t1" && patient == Some("p2"));
-        assert!(h.alerts.contains_key(&kept.alert_id));
-        assert!(!h.alerts.contains_key(&gone.alert_id));
-        assert_eq!(
-            h.pages.len(),
-            1,
-            "the handed-over alert's page goes with it"
+        assert_eq!(h.patients.len(), 1, "p2's frame goes");
+        assert!(
+            h.alerts.contains_key(&gone.alert_id),
+            "its alert stays: the member follows it from ALERTS"
         );
         h.forget(&|_, _| false);
-        assert_eq!(h.alerts.len(), 1, "nothing else is dropped");
+        assert_eq!(h.patients.len(), 1, "nothing else is dropped");
     }
 
     #[tokio::test]

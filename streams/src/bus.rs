@@ -741,6 +741,43 @@ impl Bus {
             .map_err(|e| err(e.to_string()))
     }
 
+    /// Every alert's current state, then each transition as `ALERTS` stores it, for as long as
+    /// the stream lives: what lets a cluster member's gateway show the alerts the other members
+    /// own (an ordered consumer: it starts again by itself after a gap or a reconnect).
+    /// Embedded: an empty stream (one process owns everything).
+    ///
+    /// # Errors
+    /// [`BusError::Stream`] when the stream cannot be read.
+    pub async fn follow_alerts(
+        &self,
+    ) -> Result<std::pin::Pin<Box<dyn Stream<Item = Bytes> + Send>>, BusError> {
+        let Bus::JetStream(b) = self else {
+            return Ok(Box::pin(futures::stream::empty()));
+        };
+        let stream = b.alerts().await?;
+        let consumer = stream
+            .create_consumer(consumer::pull::OrderedConfig {
+                filter_subject: "alerts.>".into(),
+                deliver_policy: consumer::DeliverPolicy::LastPerSubject,
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| alerts_error(e.to_string()))?;
+        let messages = consumer
+            .messages()
+            .await
+            .map_err(|e| alerts_error(e.to_string()))?;
+        Ok(Box::pin(messages.filter_map(|m| async move {
+            match m {
+                Ok(m) => Some(m.payload.clone()),
+                Err(e) => {
+                    tracing::warn!(error = %e, "following ALERTS: hiccup; the client retries");
+                    None
+                }
+            }
+        })))
+    }
+
     /// The last message of every `ALERTS` subject: each alert's current state, with its
     /// sequence (what the alert's next transition must follow). Recovery keeps the non-resolved
     /// ones. Embedded: none (the demo starts fresh).

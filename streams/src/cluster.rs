@@ -156,12 +156,250 @@ fn bucket_error(reason: String) -> BusError {
     }
 }
 
+/// The subject the owner of partition `p` answers forwarded commands on (core NATS
+/// request/reply; only the member that runs the partition subscribes).
+pub fn command_subject(p: u32) -> String {
+    format!("vigil.commands.{p}")
+}
+
+/// A person's command about an alert, forwarded by the member the person is connected to, to
+/// the member that owns the alert's partition.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ForwardedCommand {
+    pub tenant: String,
+    /// `patient`, `location`, `provider` or `resource`.
+    pub owner_kind: String,
+    pub owner_id: String,
+    pub alert_id: String,
+    /// `ack`, `resolve`, `snooze`, `receipt` or `decline`.
+    pub kind: String,
+    #[serde(default)]
+    pub snooze_millis: i64,
+    #[serde(default)]
+    pub page_id: String,
+    pub role: vigil_config::Role,
+    pub by: String,
+    #[serde(default)]
+    pub reason: String,
+    /// When the person sent it (ms since the epoch).
+    pub at: i64,
+}
+
+/// The owner's answer: the alert as the command left it, or the refusal's code and message.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum ForwardedReply {
+    Alert(Box<vigil_engine::Alert>),
+    Error { code: String, message: String },
+}
+
+impl From<&vigil_engine::AlertCommand> for ForwardedCommand {
+    fn from(c: &vigil_engine::AlertCommand) -> Self {
+        use vigil_engine::{CommandKind, Owner};
+        let (owner_kind, owner_id) = match &c.owner {
+            Owner::Patient(id) => ("patient", id),
+            Owner::Location(id) => ("location", id),
+            Owner::Provider(id) => ("provider", id),
+            Owner::Resource(id) => ("resource", id),
+        };
+        let (kind, snooze_millis) = match c.kind {
+            CommandKind::Ack => ("ack", 0),
+            CommandKind::Resolve => ("resolve", 0),
+            CommandKind::Snooze { millis } => ("snooze", millis),
+            CommandKind::Receipt => ("receipt", 0),
+            CommandKind::Decline => ("decline", 0),
+        };
+        ForwardedCommand {
+            tenant: c.tenant.clone(),
+            owner_kind: owner_kind.into(),
+            owner_id: owner_id.clone(),
+            alert_id: c.alert_id.clone(),
+            kind: kind.into(),
+            snooze_millis,
+            page_id: c.page_id.clone(),
+            role: c.role,
+            by: c.by.clone(),
+            reason: c.reason.clone(),
+            at: c.at.0,
+        }
+    }
+}
+
+impl ForwardedCommand {
+    /// The command again, as the owner's actors take it.
+    ///
+    /// # Errors
+    /// Names the owner kind or command kind this engine does not know.
+    pub fn into_command(self) -> Result<vigil_engine::AlertCommand, String> {
+        use vigil_engine::{CommandKind, Owner};
+        let owner = match self.owner_kind.as_str() {
+            "patient" => Owner::Patient(self.owner_id),
+            "location" => Owner::Location(self.owner_id),
+            "provider" => Owner::Provider(self.owner_id),
+            "resource" => Owner::Resource(self.owner_id),
+            other => return Err(format!("unknown owner kind `{other}`")),
+        };
+        let kind = match self.kind.as_str() {
+            "ack" => CommandKind::Ack,
+            "resolve" => CommandKind::Resolve,
+            "snooze" => CommandKind::Snooze {
+                millis: self.snooze_millis,
+            },
+            "receipt" => CommandKind::Receipt,
+            "decline" => CommandKind::Decline,
+            other => return Err(format!("unknown command `{other}`")),
+        };
+        Ok(vigil_engine::AlertCommand {
+            tenant: self.tenant,
+            owner,
+            alert_id: self.alert_id,
+            kind,
+            page_id: self.page_id,
+            role: self.role,
+            by: self.by,
+            reason: self.reason,
+            at: vigil_engine::Timestamp(self.at),
+        })
+    }
+}
+
+/// How long a forwarded command may take to be answered by the partition's owner.
+const FORWARD_WAIT: Duration = Duration::from_secs(5);
+
+/// Sends `req` to the owner of partition `p` and waits at most [`FORWARD_WAIT`].
+///
+/// # Errors
+/// The owner's refusal, or `UNAVAILABLE` saying to retry when nobody owns the partition this
+/// moment, the owner does not answer in time, or its answer cannot be read.
+pub async fn forward(
+    bus: &crate::Bus,
+    p: u32,
+    req: &vigil_engine::AlertCommand,
+) -> Result<vigil_engine::Alert, vigil_engine::CommandError> {
+    use vigil_engine::CommandError;
+    let crate::Bus::JetStream(nats) = bus else {
+        return Err(CommandError::Unavailable(
+            "the embedded bus has no other engine to forward to".into(),
+        ));
+    };
+    let client = &nats.client;
+    let moving = |why: &str| {
+        CommandError::Unavailable(format!(
+            "the alert's partition {p} {why}; it may be moving between engines: retry"
+        ))
+    };
+    let body = serde_json::to_vec(&ForwardedCommand::from(req)).unwrap_or_default();
+    let reply = match tokio::time::timeout(
+        FORWARD_WAIT,
+        client.request(command_subject(p), body.into()),
+    )
+    .await
+    {
+        Err(_) => return Err(moving("did not answer within 5 s")),
+        Ok(Err(e)) if e.kind() == async_nats::RequestErrorKind::NoResponders => {
+            return Err(moving("has no owner this moment; nothing was changed"));
+        }
+        Ok(Err(e)) => return Err(moving(&format!("could not be reached ({e})"))),
+        Ok(Ok(m)) => m,
+    };
+    match serde_json::from_slice::<ForwardedReply>(&reply.payload) {
+        Ok(ForwardedReply::Alert(a)) => Ok(*a),
+        Ok(ForwardedReply::Error { code, message }) => Err(CommandError::forwarded(&code, message)),
+        Err(e) => Err(moving(&format!(
+            "answered what this engine cannot read ({e})"
+        ))),
+    }
+}
+
+/// Answers the commands other members forward for `owned` partitions, with this member's
+/// actors (`execute`), until aborted (before the engine stops). Embedded: nothing to answer.
+pub async fn answer_commands<F>(bus: &crate::Bus, owned: Vec<u32>, execute: F)
+where
+    F: Fn(
+            vigil_engine::AlertCommand,
+        ) -> std::pin::Pin<
+            Box<
+                dyn std::future::Future<
+                        Output = Result<vigil_engine::Alert, vigil_engine::CommandError>,
+                    > + Send,
+            >,
+        > + Send
+        + Sync
+        + 'static,
+{
+    let crate::Bus::JetStream(nats) = bus else {
+        return;
+    };
+    let client = nats.client.clone();
+    let execute = std::sync::Arc::new(execute);
+    let mut subscriptions = Vec::new();
+    for p in owned {
+        match client.subscribe(command_subject(p)).await {
+            Ok(s) => subscriptions.push(s),
+            Err(e) => {
+                tracing::error!(partition = p, error = %e, "cannot take forwarded commands for this partition")
+            }
+        }
+    }
+    let mut requests = futures::stream::select_all(subscriptions);
+    while let Some(m) = requests.next().await {
+        let Some(reply_to) = m.reply.clone() else {
+            continue;
+        };
+        let (client, execute) = (client.clone(), execute.clone());
+        tokio::spawn(async move {
+            let answer = match serde_json::from_slice::<ForwardedCommand>(&m.payload)
+                .map_err(|e| e.to_string())
+                .and_then(ForwardedCommand::into_command)
+            {
+                Err(e) => ForwardedReply::Error {
+                    code: "BAD_REQUEST".into(),
+                    message: format!("a forwarded command this engine cannot read: {e}"),
+                },
+                Ok(req) => match execute(req).await {
+                    Ok(a) => ForwardedReply::Alert(Box::new(a)),
+                    Err(e) => ForwardedReply::Error {
+                        code: e.code().into(),
+                        message: e.to_string(),
+                    },
+                },
+            };
+            let body = serde_json::to_vec(&answer).unwrap_or_default();
+            if let Err(e) = client.publish(reply_to, body.into()).await {
+                tracing::warn!(error = %e, "cannot answer a forwarded command; the sender retries");
+            }
+        });
+    }
+}
+
 /// The membership task's handle: what it holds, and where to ask for releases.
 pub struct Membership {
     pub ownership: watch::Receiver<Ownership>,
     release: mpsc::Sender<(Vec<u32>, tokio::sync::oneshot::Sender<()>)>,
     task: tokio::task::JoinHandle<Result<(), BusError>>,
     stop: watch::Sender<bool>,
+}
+
+/// The cluster bucket, created when missing (history 1, entries aged out after `failover`).
+async fn bucket(
+    js: &async_nats::jetstream::Context,
+    cluster: &ClusterConfig,
+) -> Result<kv::Store, BusError> {
+    if let Ok(kv) = js.get_key_value(BUCKET).await {
+        return Ok(kv);
+    }
+    js.create_key_value(kv::Config {
+        bucket: BUCKET.into(),
+        description: "Vigil cluster members and partition claims (docs/cluster.md)".into(),
+        history: 1,
+        max_age: cluster.failover.as_std(),
+        num_replicas: cluster.replicas,
+        storage: async_nats::jetstream::stream::StorageType::File,
+        ..Default::default()
+    })
+    .await
+    .map_err(|e| bucket_error(format!("cannot create it: {e}")))
 }
 
 /// How often a member writes its heartbeat and renews its claims: four times per failover.
@@ -198,21 +436,16 @@ impl Membership {
         listen: String,
         waiting: impl Fn(String),
     ) -> Result<Membership, BusError> {
-        let kv = match js.get_key_value(BUCKET).await {
-            Ok(kv) => kv,
-            Err(_) => js
-                .create_key_value(kv::Config {
-                    bucket: BUCKET.into(),
-                    description: "Vigil cluster members and partition claims (docs/cluster.md)"
-                        .into(),
-                    history: 1,
-                    max_age: cluster.failover.as_std(),
-                    num_replicas: cluster.replicas,
-                    storage: async_nats::jetstream::stream::StorageType::File,
-                    ..Default::default()
-                })
-                .await
-                .map_err(|e| bucket_error(format!("cannot create it: {e}")))?,
+        // Retried until it works: on a cluster that has just started the bucket's stream may
+        // have no leader yet ("no responders"), and members starting together race to create it.
+        let kv = loop {
+            match bucket(js, cluster).await {
+                Ok(kv) => break kv,
+                Err(e) => {
+                    waiting(format!("cannot use {BUCKET} yet: {e}; retrying"));
+                    tokio::time::sleep(beat(cluster.failover.as_std())).await;
+                }
+            }
         };
         let (ownership, rx) = watch::channel(Ownership::default());
         let mut member = Member {
@@ -245,7 +478,10 @@ impl Membership {
                     waiting(why);
                     tokio::time::sleep(beat(member.failover)).await;
                 }
-                Err(e) => return Err(bucket_error(format!("cannot write {key}: {e}"))),
+                Err(e) => {
+                    waiting(format!("cannot write {key} in {BUCKET} yet: {e}; retrying"));
+                    tokio::time::sleep(beat(member.failover)).await;
+                }
             }
         }
         tracing::info!(member = %member.name, partitions = member.count, "joined the cluster");
@@ -488,12 +724,19 @@ impl Member {
     }
 
     async fn release(&mut self, parts: &[u32]) {
-        for p in parts {
-            let Some((rev, _)) = self.claims.remove(p) else {
-                continue;
-            };
-            let key = format!("partitions.{p}");
-            match self.kv.delete_expect_revision(&key, Some(rev)).await {
+        let deletes = parts.iter().filter_map(|p| {
+            let (rev, _) = self.claims.remove(p)?;
+            let kv = self.kv.clone();
+            Some(async move {
+                (
+                    *p,
+                    kv.delete_expect_revision(format!("partitions.{p}"), Some(rev))
+                        .await,
+                )
+            })
+        });
+        for (p, result) in futures::future::join_all(deletes.collect::<Vec<_>>()).await {
+            match result {
                 Ok(()) => tracing::info!(partition = p, member = %self.name, "released partition"),
                 Err(e) => {
                     tracing::warn!(partition = p, error = %e, "release not written; the claim ages out")
@@ -600,6 +843,49 @@ mod tests {
         // A claim of a member that is not live is not kept for it.
         assert!(assign(&members, &current, 32).values().all(|m| m != "gone"));
         assert_eq!(assign(&members, &current, 32)[&0], "z");
+    }
+
+    #[test]
+    fn a_forwarded_command_arrives_as_it_was_sent() {
+        use vigil_engine::{AlertCommand, CommandKind, Owner, Timestamp};
+        for (owner, kind) in [
+            (Owner::Patient("p1".into()), CommandKind::Ack),
+            (Owner::Location("w1".into()), CommandKind::Resolve),
+            (
+                Owner::Provider("dr1".into()),
+                CommandKind::Snooze { millis: 900_000 },
+            ),
+            (Owner::Resource("chair-2".into()), CommandKind::Receipt),
+            (Owner::Patient("p2".into()), CommandKind::Decline),
+        ] {
+            let c = AlertCommand {
+                tenant: "t1".into(),
+                owner,
+                alert_id: "alert-1".into(),
+                kind,
+                page_id: "page-alert-1-1".into(),
+                role: vigil_config::Role::ChargeNurse,
+                by: "bo".into(),
+                reason: "seen".into(),
+                at: Timestamp(1_700_000_000_000),
+            };
+            let wire = serde_json::to_vec(&ForwardedCommand::from(&c)).unwrap_or_default();
+            let back: ForwardedCommand = serde_json::from_slice(&wire).expect("decodes");
+            assert_eq!(back.into_command(), Ok(c));
+        }
+        let mut odd = ForwardedCommand::from(&AlertCommand {
+            tenant: "t1".into(),
+            owner: Owner::Patient("p1".into()),
+            alert_id: "a".into(),
+            kind: CommandKind::Ack,
+            page_id: String::new(),
+            role: vigil_config::Role::Nurse,
+            by: "n".into(),
+            reason: String::new(),
+            at: Timestamp(0),
+        });
+        odd.kind = "launch".into();
+        assert_eq!(odd.into_command(), Err("unknown command `launch`".into()));
     }
 
     #[test]

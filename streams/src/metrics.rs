@@ -48,6 +48,8 @@ pub struct IngestMetrics {
     pub handovers: AtomicU64,
     /// Each hand-over from its start to the engine running the new set, seconds.
     pub handover: Seconds<DELAY_BUCKETS_LEN>,
+    /// Commands sent to the cluster member that owns their alert's partition.
+    pub forwarded_commands: AtomicU64,
 }
 
 const DELAY_BUCKETS_LEN: usize = 12;
@@ -246,6 +248,12 @@ impl Collector for IngestMetrics {
             "vigil_cluster_handovers",
             "Times this cluster member's engine moved to a new set of partitions",
             load(&self.handovers),
+        )?;
+        counter(
+            &mut e,
+            "vigil_cluster_forwarded_commands",
+            "Commands sent to the cluster member that owns their alert's partition",
+            load(&self.forwarded_commands),
         )?;
         let m = e.encode_descriptor(
             "vigil_cluster_handover_seconds",

@@ -80,6 +80,10 @@ pub enum CommandError {
     /// The command cannot be stored now (NATS away, the engine stopping): retry later.
     #[error("{0}")]
     Unavailable(String),
+    /// Another cluster member's refusal, forwarded as it gave it: one of the codes of
+    /// [`CommandError::code`] and its message.
+    #[error("{message}")]
+    Forwarded { code: &'static str, message: String },
 }
 
 impl CommandError {
@@ -91,7 +95,21 @@ impl CommandError {
             CommandError::Forbidden { .. } => "FORBIDDEN",
             CommandError::InvalidTransition { .. } => "INVALID_TRANSITION",
             CommandError::Unavailable(_) => "UNAVAILABLE",
+            CommandError::Forwarded { code, .. } => code,
         }
+    }
+
+    /// A refusal received from another cluster member as `code` and `message`. A code this
+    /// engine does not know becomes `UNAVAILABLE` (retry), never a silent success.
+    pub fn forwarded(code: &str, message: String) -> CommandError {
+        let code = match code {
+            "ALERT_NOT_FOUND" => "ALERT_NOT_FOUND",
+            "BAD_REQUEST" => "BAD_REQUEST",
+            "FORBIDDEN" => "FORBIDDEN",
+            "INVALID_TRANSITION" => "INVALID_TRANSITION",
+            _ => "UNAVAILABLE",
+        };
+        CommandError::Forwarded { code, message }
     }
 }
 

@@ -168,28 +168,11 @@ impl Hub {
         }
     }
 
-    /// Drops what this process no longer keeps (a cluster member that handed partitions over):
-    /// every alert, its page, patient and resource for which `gone(tenant, patient)` is true,
-    /// `patient` being `None` for what belongs to a tenant's practice flow. Snapshots taken
-    /// after it leave them out.
+    /// Drops the patient and resource frames of what this process no longer keeps (a cluster
+    /// member that handed partitions over): every patient for which `gone(tenant, Some(id))`
+    /// and every resource for which `gone(tenant, None)` is true. Alerts and pages stay: a
+    /// cluster member's hub follows every alert from `ALERTS`, whichever member owns it.
     pub fn forget(&self, gone: &dyn Fn(&str, Option<&str>) -> bool) {
-        fn patient_of(e: &AlertEntry) -> Option<&str> {
-            match &e.owner {
-                Some(vigil_engine::Owner::Patient(p)) => Some(p.as_str()),
-                _ => None,
-            }
-        }
-        let mut dropped_pages = Vec::new();
-        self.alerts.retain(|_, e| {
-            let keep = !gone(&e.tenant, patient_of(e));
-            if !keep && let Some(page) = &e.page {
-                dropped_pages.push(page.page_id.clone());
-            }
-            keep
-        });
-        for page in dropped_pages {
-            self.pages.remove(&page);
-        }
         self.patients
             .retain(|(tenant, patient), _| !gone(tenant, Some(patient)));
         if let Ok(mut dirty) = self.dirty_patients.lock() {
