@@ -43,6 +43,9 @@ pub struct Heartbeat {
     pub listen: String,
     /// When it wrote this (RFC 3339, UTC).
     pub at: String,
+    /// This run of the process: tells its own writes from another process's of the same name.
+    #[serde(default)]
+    pub instance: String,
 }
 
 /// Every live member's heartbeat in the bucket, by name.
@@ -402,6 +405,14 @@ async fn bucket(
     .map_err(|e| bucket_error(format!("cannot create it: {e}")))
 }
 
+/// A token for this run of the process: its id and the time it started.
+fn instance_id() -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    format!("{:x}-{nanos:x}", std::process::id())
+}
+
 /// How often a member writes its heartbeat and renews its claims: four times per failover.
 fn beat(failover: Duration) -> Duration {
     (failover / 4).max(Duration::from_millis(250))
@@ -410,6 +421,8 @@ fn beat(failover: Duration) -> Duration {
 struct Member {
     kv: kv::Store,
     name: String,
+    /// This run of the process (see [`Heartbeat::instance`]).
+    instance: String,
     count: u32,
     failover: Duration,
     listen: String,
@@ -451,6 +464,7 @@ impl Membership {
         let mut member = Member {
             kv,
             name: cluster.member.clone(),
+            instance: instance_id(),
             count: cluster.partitions,
             failover: cluster.failover.as_std(),
             listen,
@@ -550,6 +564,7 @@ impl Member {
             partitions: self.claims.keys().copied().collect(),
             listen: self.listen.clone(),
             at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            instance: self.instance.clone(),
         };
         Bytes::from(serde_json::to_vec(&beat).unwrap_or_default())
     }
@@ -574,7 +589,9 @@ impl Member {
             .filter(|(_, (_, seen))| seen.elapsed() < self.failover)
             .filter_map(|(key, (value, _))| {
                 let p = key.strip_prefix("partitions.")?.parse().ok()?;
-                Some((p, String::from_utf8_lossy(value).into_owned()))
+                let owner = String::from_utf8_lossy(value);
+                let member = owner.split(' ').next().unwrap_or_default().to_string();
+                Some((p, member))
             })
             .collect();
         for &p in self.claims.keys() {
@@ -623,6 +640,27 @@ impl Member {
         Ok(())
     }
 
+    /// A claim's value: the member and this run of it.
+    fn claim_value(&self) -> Bytes {
+        Bytes::from(format!("{} {}", self.name, self.instance))
+    }
+
+    /// The revision of `key` when its current value is this run's own (a heartbeat or a
+    /// claim), else `None`.
+    async fn own_revision(&self, key: &str) -> Option<u64> {
+        let entry = self.kv.entry(key).await.ok()??;
+        if entry.operation != kv::Operation::Put {
+            return None;
+        }
+        let ours = if key.starts_with("members.") {
+            serde_json::from_slice::<Heartbeat>(&entry.value)
+                .is_ok_and(|h| h.instance == self.instance)
+        } else {
+            entry.value == self.claim_value()
+        };
+        ours.then_some(entry.revision)
+    }
+
     fn seen(&mut self, entry: kv::Entry) {
         match entry.operation {
             kv::Operation::Put => {
@@ -644,6 +682,13 @@ impl Member {
             .await
         {
             Ok(rev) => self.heartbeat = rev,
+            Err(e)
+                if e.kind() == kv::UpdateErrorKind::WrongLastRevision
+                    && let Some(rev) = self.own_revision(&key).await =>
+            {
+                // Our own last write, whose acknowledgement was lost.
+                self.heartbeat = rev;
+            }
             Err(e) if e.kind() == kv::UpdateErrorKind::WrongLastRevision => {
                 // Our heartbeat aged out (a pause, a long disconnection), and our claims with
                 // it: they may be another member's now. This one owns nothing until it has
@@ -669,7 +714,7 @@ impl Member {
             .filter(|(p, owner)| **owner == self.name && !self.claims.contains_key(p))
             .map(|(&p, _)| {
                 let kv = self.kv.clone();
-                let value = Bytes::from(self.name.clone());
+                let value = self.claim_value();
                 async move { (p, kv.create(format!("partitions.{p}"), value).await) }
             });
         for (p, result) in futures::future::join_all(claims).await {
@@ -694,11 +739,12 @@ impl Member {
         // does not stretch a beat past the failover.
         let renewals = self.claims.iter().map(|(&p, &(rev, _))| {
             let kv = self.kv.clone();
-            let value = Bytes::from(self.name.clone());
+            let value = self.claim_value();
             async move { (p, kv.update(format!("partitions.{p}"), value, rev).await) }
         });
         let results = futures::future::join_all(renewals).await;
         let mut lost = Vec::new();
+        let mut wrong = Vec::new();
         for (p, result) in results {
             let Some((rev, renewed)) = self.claims.get_mut(&p) else {
                 continue;
@@ -708,13 +754,27 @@ impl Member {
                     *rev = new;
                     *renewed = Instant::now();
                 }
-                Err(e) if e.kind() == kv::UpdateErrorKind::WrongLastRevision => lost.push(p),
+                Err(e) if e.kind() == kv::UpdateErrorKind::WrongLastRevision => {
+                    wrong.push(p);
+                }
                 Err(e) => {
                     tracing::warn!(partition = p, error = %e, "claim not renewed");
                     if renewed.elapsed() > self.failover * 3 / 4 {
                         lost.push(p);
                     }
                 }
+            }
+        }
+        // A moved revision may be this member's own renewal whose acknowledgement was lost
+        // (a NATS node lost mid-write): the claim is still ours then.
+        for p in wrong {
+            match self.own_revision(&format!("partitions.{p}")).await {
+                Some(rev) => {
+                    if let Some((held, _)) = self.claims.get_mut(&p) {
+                        *held = rev;
+                    }
+                }
+                None => lost.push(p),
             }
         }
         for p in lost {

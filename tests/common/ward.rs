@@ -97,10 +97,18 @@ impl Ward {
                     continue;
                 }
                 all += 1;
-                let mut consumer: jetstream::consumer::PullConsumer =
-                    vitals.get_consumer(&name).await.unwrap();
-                let info = consumer.info().await.unwrap();
-                if info.num_pending == 0 && info.num_ack_pending == 0 {
+                // Right after a NATS node is lost, a consumer may be electing its leader: ask
+                // again at the next round instead of failing.
+                let Ok(mut consumer) = vitals
+                    .get_consumer::<jetstream::consumer::pull::Config>(&name)
+                    .await
+                else {
+                    continue;
+                };
+                if let Ok(info) = consumer.info().await
+                    && info.num_pending == 0
+                    && info.num_ack_pending == 0
+                {
                     done += 1;
                 }
             }
