@@ -14,11 +14,11 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use futures::StreamExt;
 use vigil_config::{ClusterConfig, Config};
-use vigil_engine::{Alert, AlertCommand, AlertState, CommandError, Owner};
+use vigil_engine::{Alert, AlertCommand, AlertState, CommandError};
 use vigil_gateway::CommandPort;
 use vigil_gateway::Hub;
 use vigil_streams::cluster::Membership;
-use vigil_streams::partition::partition_of;
+use vigil_streams::partition::{partition_of_key, partition_of_owner};
 use vigil_streams::{Bus, IngestMetrics};
 
 use crate::Gateway;
@@ -68,16 +68,25 @@ impl CommandPort for ClusterCommands {
         &self,
         req: AlertCommand,
     ) -> Pin<Box<dyn Future<Output = Result<Alert, CommandError>> + Send>> {
-        let p = match &req.owner {
-            Owner::Patient(patient) => partition_of(&[&req.tenant, patient], self.count),
-            _ => partition_of(&[&req.tenant], self.count),
-        };
+        let p = partition_of_owner(&req.tenant, &req.owner, self.count);
         if self.owned.contains(&p) {
             return self.local.execute(req);
         }
         self.metrics.forwarded_commands.fetch_add(1, Relaxed);
         let bus = self.bus.clone();
         Box::pin(async move { vigil_streams::cluster::forward(&bus, p, &req).await })
+    }
+}
+
+/// Lifts this member's pins on `parts` of every inbound stream, once their claims are deleted:
+/// the next owner is pinned at its next pull instead of after `failover`.
+async fn unpin(bus: &Bus, consumer: &str, parts: &[u32]) {
+    for &p in parts {
+        for stream in vigil_streams::metrics::INBOUND_STREAMS {
+            if let Err(e) = bus.unpin(stream, consumer, p).await {
+                tracing::warn!(partition = p, stream, error = %e, "cannot unpin; the next owner waits for the pin to lapse");
+            }
+        }
     }
 }
 
@@ -175,22 +184,12 @@ pub async fn serve(
                 .filter(|p| gone.contains(p))
                 .collect();
             membership.release(surplus.clone()).await;
-            for &p in &released {
-                for stream in ["VITALS", "CHECKINS", "OCCUPANCY"] {
-                    if let Err(e) = bus.unpin(stream, &cfg.nats.consumer, p).await {
-                        tracing::warn!(partition = p, stream, error = %e, "cannot unpin; the next owner waits for the pin to lapse");
-                    }
-                }
-            }
+            unpin(bus, &cfg.nats.consumer, &released).await;
             if !gone.is_empty() {
                 let count = cluster.partitions;
                 let gone_set: BTreeSet<u32> = gone.iter().copied().collect();
                 hub.forget(&|tenant, patient| {
-                    let p = match patient {
-                        Some(patient) => partition_of(&[tenant, patient], count),
-                        None => partition_of(&[tenant], count),
-                    };
-                    gone_set.contains(&p)
+                    gone_set.contains(&partition_of_key(tenant, patient, count))
                 });
             }
             let took: Vec<u32> = keep
@@ -271,11 +270,7 @@ pub async fn serve(
     // LEAVE_WAIT, and the claims age out instead.
     let leave = async {
         membership.leave().await;
-        for &p in &owned {
-            for stream in ["VITALS", "CHECKINS", "OCCUPANCY"] {
-                let _ = bus.unpin(stream, &cfg.nats.consumer, p).await;
-            }
-        }
+        unpin(bus, &cfg.nats.consumer, &owned).await;
     };
     if tokio::time::timeout(LEAVE_WAIT, leave).await.is_err() {
         tracing::warn!(

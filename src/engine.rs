@@ -18,7 +18,9 @@ use vigil_config::Config;
 use vigil_engine::Profiles;
 use vigil_gateway::Hub;
 use vigil_streams::outbox::OutboxError;
-use vigil_streams::{Bus, Checkins, Ingest, IngestMetrics, Occupancy, Outbox, Part, Vitals};
+use vigil_streams::{
+    Bus, Checkins, EventSink, Inbound, Ingest, IngestMetrics, Occupancy, Outbox, Part, Vitals,
+};
 
 use crate::practice::{self, PracticeSink};
 use crate::recovery;
@@ -168,36 +170,20 @@ impl Engine {
         );
         let stop = Arc::new(watch::channel(false).0);
         let ingest = Ingest::new(outbox.clone(), metrics.clone(), cfg);
-        let mut consumers: Vec<Pin<Box<dyn Future<Output = ()> + Send>>> = Vec::new();
+        let mut consumers: Vec<Consumer> = Vec::new();
         for index in scope.parts() {
             let part = scope.part(index);
-            let vitals = bus.consume("VITALS", &cfg.nats, part).await?;
-            let checkins = bus.consume("CHECKINS", &cfg.nats, part).await?;
-            let occupancy = bus.consume("OCCUPANCY", &cfg.nats, part).await?;
-            let (ingest_v, sink, stop_v) = (
-                ingest.clone(),
-                ShardSink::new(shards.clone()),
-                stop.subscribe(),
+            let stop = &stop;
+            let sink = ShardSink::new(shards.clone());
+            consumers.push(consume::<Vitals, _>(bus, cfg, part, &ingest, sink, stop).await?);
+            consumers.push(
+                consume::<Checkins, _>(bus, cfg, part, &ingest, practice_sink("CHECKINS"), stop)
+                    .await?,
             );
-            consumers.push(Box::pin(async move {
-                ingest_v
-                    .run::<Vitals, _>(vitals, sink, raised(stop_v))
-                    .await;
-            }));
-            let (ingest_c, sink, stop_c) =
-                (ingest.clone(), practice_sink("CHECKINS"), stop.subscribe());
-            consumers.push(Box::pin(async move {
-                ingest_c
-                    .run::<Checkins, _>(checkins, sink, raised(stop_c))
-                    .await;
-            }));
-            let (ingest_o, sink, stop_o) =
-                (ingest.clone(), practice_sink("OCCUPANCY"), stop.subscribe());
-            consumers.push(Box::pin(async move {
-                ingest_o
-                    .run::<Occupancy, _>(occupancy, sink, raised(stop_o))
-                    .await;
-            }));
+            consumers.push(
+                consume::<Occupancy, _>(bus, cfg, part, &ingest, practice_sink("OCCUPANCY"), stop)
+                    .await?,
+            );
         }
         let consumers = tokio::spawn(run_together(consumers, stop.clone()));
         let sweeper = tokio::spawn(practice::sweep_held(
@@ -223,12 +209,29 @@ impl Engine {
     }
 }
 
+/// One consumer: `part` of `I`'s stream (or all of it) bound and ingested into `sink` until
+/// `stop` is raised.
+async fn consume<I: Inbound, S: EventSink<Event = I::Event>>(
+    bus: &Bus,
+    cfg: &Config,
+    part: Option<Part>,
+    ingest: &Ingest,
+    sink: S,
+    stop: &watch::Sender<bool>,
+) -> anyhow::Result<Consumer> {
+    let deliveries = bus.consume(I::STREAM, &cfg.nats, part).await?;
+    let (ingest, stop) = (ingest.clone(), stop.subscribe());
+    Ok(Box::pin(async move {
+        ingest.run::<I, _>(deliveries, sink, raised(stop)).await;
+    }))
+}
+
+/// A consumer's ingest loop, run by [`run_together`].
+type Consumer = Pin<Box<dyn Future<Output = ()> + Send>>;
+
 /// Runs the consumers together; the first to end by itself (its stream gone, an
 /// acknowledgement stopped) raises `stop` for the others. Returns whether one did.
-async fn run_together(
-    consumers: Vec<Pin<Box<dyn Future<Output = ()> + Send>>>,
-    stop: Arc<watch::Sender<bool>>,
-) -> bool {
+async fn run_together(consumers: Vec<Consumer>, stop: Arc<watch::Sender<bool>>) -> bool {
     if consumers.is_empty() {
         // A cluster member that owns no partition now: nothing to consume until it gets one.
         raised(stop.subscribe()).await;

@@ -14,7 +14,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 use async_nats::jetstream;
-use common::ward::{Ward, assert_in_order};
+use common::ward::{Ward, alert_trail, assert_in_order};
 use common::*;
 use futures::StreamExt;
 use serde_json::Value;
@@ -115,17 +115,12 @@ async fn stored_subjects(js: &jetstream::Context, stream: &str) -> Vec<String> {
     out
 }
 
-/// Every alert's transitions on `ALERTS`, by alert id, in stored order.
-async fn trail(js: &jetstream::Context) -> BTreeMap<String, Vec<Value>> {
-    let mut trail: BTreeMap<String, Vec<Value>> = BTreeMap::new();
-    for m in all_messages(js, "ALERTS").await {
-        let a = m["data"].clone();
-        trail
-            .entry(a["alertId"].as_str().unwrap().to_string())
-            .or_default()
-            .push(a);
-    }
-    trail
+/// Waits for `engine` to stop by itself at start, non-zero, having logged `says`.
+fn assert_refused_at_start(mut engine: Engine, says: &str) {
+    let exit = engine.wait_exit(15).expect("the engine stopped by itself");
+    assert!(!exit.success());
+    let log = engine.log.lock().unwrap().join("\n");
+    assert!(log.contains(says), "{log}");
 }
 
 /// Each alert's transitions stored once and in order; each patient's rule opened once.
@@ -258,36 +253,22 @@ async fn partitions_are_fixed_once_the_streams_exist() {
     );
     assert_eq!(single.metric("vigil_cluster_partitions_owned").await, 1.0);
     assert!(single.terminate().success());
-    let mut split = start(&nats, "a", 8);
-    let exit = split.wait_exit(15).expect("the engine stopped by itself");
-    assert!(!exit.success());
-    let log = split.log.lock().unwrap().join("\n");
-    assert!(
-        log.contains(
-            "stream VITALS exists with partitions not split (1) but the configuration has 8"
-        ),
-        "{log}"
+    assert_refused_at_start(
+        start(&nats, "a", 8),
+        "stream VITALS exists with partitions not split (1) but the configuration has 8",
     );
 
     let nats = NatsServer::start();
     let mut eight = start(&nats, "a", 8);
     eight.wait_ready().await;
     assert!(eight.terminate().success());
-    let mut four = start(&nats, "a", 4);
-    let exit = four.wait_exit(15).expect("the engine stopped by itself");
-    assert!(!exit.success());
-    let log = four.log.lock().unwrap().join("\n");
-    assert!(
-        log.contains("stream VITALS exists with partitions 8 but the configuration has 4"),
-        "{log}"
+    assert_refused_at_start(
+        start(&nats, "a", 4),
+        "stream VITALS exists with partitions 8 but the configuration has 4",
     );
-    let mut none = Engine::start(&nats, "");
-    let exit = none.wait_exit(15).expect("the engine stopped by itself");
-    assert!(!exit.success());
-    let log = none.log.lock().unwrap().join("\n");
-    assert!(
-        log.contains("exists with partitions 8 but the configuration has not split (1)"),
-        "{log}"
+    assert_refused_at_start(
+        Engine::start(&nats, ""),
+        "exists with partitions 8 but the configuration has not split (1)",
     );
 }
 
@@ -391,7 +372,7 @@ async fn an_owner_killed_mid_escalation_is_replaced_and_its_alerts_escalate_on_t
     // Every patient's critical alert is open (level 1) before the kill.
     let started = Instant::now();
     let opened = loop {
-        let t = trail(&js).await;
+        let t = alert_trail(&js).await;
         let open: BTreeMap<String, Value> = t
             .values()
             .filter(|s| s[0]["rule"] == "news2.high")
@@ -422,7 +403,7 @@ async fn an_owner_killed_mid_escalation_is_replaced_and_its_alerts_escalate_on_t
     };
     let started = Instant::now();
     loop {
-        let t = trail(&js).await;
+        let t = alert_trail(&js).await;
         let mut escalated = 0;
         for p in &on_a {
             let first = &opened[p.as_str()];
@@ -454,7 +435,7 @@ async fn an_owner_killed_mid_escalation_is_replaced_and_its_alerts_escalate_on_t
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    let t = trail(&js).await;
+    let t = alert_trail(&js).await;
     assert_consistent(&t);
     let highs = t.values().filter(|s| s[0]["rule"] == "news2.high").count();
     assert_eq!(highs, patients.len(), "one news2.high per patient");
@@ -483,7 +464,7 @@ async fn a_paused_owner_that_comes_back_writes_nothing_over_the_new_owner() {
     make_critical(&js, T, &patient).await;
     let started = Instant::now();
     let id = loop {
-        if let Some(s) = trail(&js)
+        if let Some(s) = alert_trail(&js)
             .await
             .values()
             .find(|s| s[0]["rule"] == "news2.high")
@@ -497,7 +478,7 @@ async fn a_paused_owner_that_comes_back_writes_nothing_over_the_new_owner() {
     wait_shares(&[&b], &[4]).await;
     // engine-b escalates the alert at its deadline while engine-a is frozen.
     let started = Instant::now();
-    while !trail(&js).await[&id]
+    while !alert_trail(&js).await[&id]
         .iter()
         .any(|s| s["escalation"]["level"].as_u64() == Some(2))
     {
@@ -516,7 +497,7 @@ async fn a_paused_owner_that_comes_back_writes_nothing_over_the_new_owner() {
         exited || log.contains("giving up every partition") || log.contains("lost partition"),
         "engine-a neither gave its partitions up nor stopped: {log}"
     );
-    let t = trail(&js).await;
+    let t = alert_trail(&js).await;
     assert_consistent(&t);
     let levels: Vec<u64> = t[&id]
         .iter()
@@ -626,7 +607,7 @@ async fn a_dashboard_on_one_member_acknowledges_an_alert_another_member_owns() {
     assert_eq!(body["alert"]["state"], "resolved", "{body}");
 
     // Every transition was written once, by the owner.
-    assert_consistent(&trail(&js).await);
+    assert_consistent(&alert_trail(&js).await);
 
     make_critical(&js, T, &on_b[2]).await;
     let third = loop {

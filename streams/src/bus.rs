@@ -45,7 +45,7 @@ pub fn durable_of(consumer: &str, part: Option<u32>) -> String {
 }
 
 /// The subject prefix of an inbound stream (`VITALS` -> `vitals`).
-fn prefix_of(stream: &str) -> &'static str {
+pub(crate) fn prefix_of(stream: &str) -> &'static str {
     INBOUND
         .iter()
         .find(|(name, _)| *name == stream)
@@ -391,7 +391,7 @@ impl Bus {
                 allow_direct: true,
                 subject_transform: transform.map(|(source, destination)| {
                     stream::SubjectTransform {
-                        source: source.into(),
+                        source,
                         destination,
                     }
                 }),
@@ -405,7 +405,7 @@ impl Bus {
                         reason: "timed out".into(),
                     })?
                     .map_err(|e| stream_error(name, url, replicas, &e))?;
-            if crate::partition::transform(name, 1).is_some() {
+            if crate::partition::splits(name) {
                 let found = stream
                     .cached_info()
                     .config
@@ -486,30 +486,28 @@ impl Bus {
                     config.priority_groups = vec![PIN_GROUP.into()];
                     config.priority_timeout = p.pinned_for;
                 }
-                {
-                    // The consumer's new owner (this process after a restart, or a partition's
-                    // new cluster member) resumes right after the ack floor, in order. The
-                    // previous owner may have had messages delivered and never applied (it was
-                    // killed, or stopped with a pull in flight): the server would redeliver
-                    // them only after `ack_wait`, and the first ack-all of a later message
-                    // would acknowledge them unapplied. Recreating the consumer at the floor
-                    // delivers them again at once (recovery has read everything up to it).
-                    match stream.consumer_info(&durable).await {
-                        Ok(info) => {
-                            let floor = info.ack_floor.stream_sequence;
-                            stream
-                                .delete_consumer(&durable)
-                                .await
-                                .map_err(|e| err(e.to_string()))?;
-                            config.deliver_policy = consumer::DeliverPolicy::ByStartSequence {
-                                start_sequence: floor + 1,
-                            };
-                        }
-                        Err(e)
-                            if e.kind()
-                                == async_nats::jetstream::context::ConsumerInfoErrorKind::NotFound => {}
-                        Err(e) => return Err(err(e.to_string())),
+                // The consumer's new owner (this process after a restart, or a partition's
+                // new cluster member) resumes right after the ack floor, in order. The
+                // previous owner may have had messages delivered and never applied (it was
+                // killed, or stopped with a pull in flight): the server would redeliver
+                // them only after `ack_wait`, and the first ack-all of a later message
+                // would acknowledge them unapplied. Recreating the consumer at the floor
+                // delivers them again at once (recovery has read everything up to it).
+                match stream.consumer_info(&durable).await {
+                    Ok(info) => {
+                        let floor = info.ack_floor.stream_sequence;
+                        stream
+                            .delete_consumer(&durable)
+                            .await
+                            .map_err(|e| err(e.to_string()))?;
+                        config.deliver_policy = consumer::DeliverPolicy::ByStartSequence {
+                            start_sequence: floor + 1,
+                        };
                     }
+                    Err(e)
+                        if e.kind()
+                            == async_nats::jetstream::context::ConsumerInfoErrorKind::NotFound => {}
+                    Err(e) => return Err(err(e.to_string())),
                 }
                 let consumer: consumer::PullConsumer = stream
                     .get_or_create_consumer(&durable, config)

@@ -20,17 +20,28 @@
 
 use vigil_engine::{Alert, Owner};
 
-/// The name of the partition token's stream's transform source and destination for a stream
-/// of `partitions` partitions: `(source, destination)`. `None` for a stream that is not split.
-pub fn transform(stream: &str, partitions: u32) -> Option<(&'static str, String)> {
-    let (source, prefix, keyed) = match stream {
-        "VITALS" => ("vitals.*.*", "vitals", "1,2"),
-        "CHECKINS" => ("checkin.*.*", "checkin", "1"),
-        "OCCUPANCY" => ("occupancy.*.*", "occupancy", "1"),
-        _ => return None,
-    };
+/// Which wildcard tokens of a split stream's subject choose its partition: tenant and patient
+/// for `VITALS`, the tenant for the practice streams; `None` for a stream that is not split.
+fn keyed(stream: &str) -> Option<&'static str> {
+    match stream {
+        "VITALS" => Some("1,2"),
+        "CHECKINS" | "OCCUPANCY" => Some("1"),
+        _ => None,
+    }
+}
+
+/// Whether a cluster splits `stream` into partitions.
+pub fn splits(stream: &str) -> bool {
+    keyed(stream).is_some()
+}
+
+/// The subject transform of a split stream of `partitions` partitions: `(source,
+/// destination)`. `None` for a stream that is not split.
+pub fn transform(stream: &str, partitions: u32) -> Option<(String, String)> {
+    let keyed = keyed(stream)?;
+    let prefix = crate::bus::prefix_of(stream);
     Some((
-        source,
+        format!("{prefix}.*.*"),
         format!(
             "{prefix}.{{{{partition({partitions},{keyed})}}}}.{{{{wildcard(1)}}}}.{{{{wildcard(2)}}}}"
         ),
@@ -59,16 +70,33 @@ pub fn partition_of(keys: &[&str], partitions: u32) -> u32 {
     hash % partitions.max(1)
 }
 
-/// The partition that holds the events of an alert's owner: a patient's by tenant and patient,
-/// everything of the practice flow by tenant. `None` when the alert names no owner.
+/// The partition that holds the events of a tenant's patient (`Some(patient)`: by tenant and
+/// patient) or of its practice flow (`None`: by tenant alone), as the transforms split them.
+pub fn partition_of_key(tenant: &str, patient: Option<&str>, partitions: u32) -> u32 {
+    match patient {
+        Some(patient) => partition_of(&[tenant, patient], partitions),
+        None => partition_of(&[tenant], partitions),
+    }
+}
+
+/// The partition that holds the events of the alert's owner ([`partition_of_owner`]); `None`
+/// when the alert names no owner.
 pub fn partition_of_alert(alert: &Alert, partitions: u32) -> Option<u32> {
-    let tenant = alert.tenant_id.as_str();
-    Some(match alert.owner()? {
-        Owner::Patient(patient) => partition_of(&[tenant, &patient], partitions),
-        Owner::Location(_) | Owner::Provider(_) | Owner::Resource(_) => {
-            partition_of(&[tenant], partitions)
-        }
-    })
+    Some(partition_of_owner(
+        &alert.tenant_id,
+        &alert.owner()?,
+        partitions,
+    ))
+}
+
+/// The partition that holds the events of `owner` of `tenant`: a patient's, or the tenant's
+/// practice flow for a waiting area, provider or resource.
+pub fn partition_of_owner(tenant: &str, owner: &Owner, partitions: u32) -> u32 {
+    let patient = match owner {
+        Owner::Patient(patient) => Some(patient.as_str()),
+        Owner::Location(_) | Owner::Provider(_) | Owner::Resource(_) => None,
+    };
+    partition_of_key(tenant, patient, partitions)
 }
 
 /// The contract's tokens of an inbound subject, stored as published or with a partition token:

@@ -162,14 +162,7 @@ impl Ward {
         );
 
         // Every alert transition is on ALERTS once, in order, and the last is the current state.
-        let mut trail: BTreeMap<String, Vec<Value>> = BTreeMap::new();
-        for m in all_messages(js, "ALERTS").await {
-            let alert = m["data"].clone();
-            trail
-                .entry(alert["alertId"].as_str().unwrap().to_string())
-                .or_default()
-                .push(alert);
-        }
+        let trail = alert_trail(js).await;
         // Per patient, each rule's alert opened once (the risk family ends at news2.high; the
         // rise from 0 to 8 is also a news2.trend), whatever the outage did to deliveries.
         let mut opened: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
@@ -202,6 +195,19 @@ impl Ward {
             assert_eq!(last["state"], now["state"], "alert {id}");
         }
     }
+}
+
+/// Every alert's transitions on `ALERTS`, by alert id, in stored order.
+pub async fn alert_trail(js: &jetstream::Context) -> BTreeMap<String, Vec<Value>> {
+    let mut trail: BTreeMap<String, Vec<Value>> = BTreeMap::new();
+    for m in all_messages(js, "ALERTS").await {
+        let alert = m["data"].clone();
+        trail
+            .entry(alert["alertId"].as_str().unwrap().to_string())
+            .or_default()
+            .push(alert);
+    }
+    trail
 }
 
 /// One alert's transitions (`steps`, in stored order): versions 1, 2, 3, ..., each stored once.

@@ -231,6 +231,15 @@ impl Hub {
     /// Records an alert transition and pushes it to every subscribed connection in scope.
     /// An older version than the one held is ignored (outputs may race with command replies).
     pub fn publish_alert(&self, alert: &Alert) {
+        // A version already held is dropped before it is serialized: a cluster member's hub
+        // gets each of its own engine's transitions a second time from `ALERTS`.
+        if self
+            .alerts
+            .get(&alert.alert_id)
+            .is_some_and(|held| held.version >= alert.version)
+        {
+            return;
+        }
         self.publish_alert_json(alert, serde_json::to_string(alert).unwrap_or_default());
     }
 
