@@ -219,7 +219,9 @@ async fn consume<I: Inbound, S: EventSink<Event = I::Event>>(
     sink: S,
     stop: &watch::Sender<bool>,
 ) -> anyhow::Result<Consumer> {
-    let deliveries = bus.consume(I::STREAM, &cfg.nats, part).await?;
+    let deliveries = bus
+        .consume(I::STREAM, &cfg.nats, part, ingest.metrics.clone())
+        .await?;
     let (ingest, stop) = (ingest.clone(), stop.subscribe());
     Ok(Box::pin(async move {
         ingest.run::<I, _>(deliveries, sink, raised(stop)).await;

@@ -14,6 +14,9 @@ use futures::{Stream, StreamExt};
 use tokio::sync::mpsc;
 use vigil_config::NatsConfig;
 
+use crate::metrics::IngestMetrics;
+use crate::reader::{PIN_GROUP, Reader};
+
 /// The streams of contracts.md §2: name, subjects, and whether deletes and purges are denied.
 pub const STREAMS: &[(&str, &str, bool)] = &[
     ("VITALS", "vitals.*.*", false),
@@ -23,9 +26,6 @@ pub const STREAMS: &[(&str, &str, bool)] = &[
     ("FLOW", "flow.*.*", false),
     ("DLQ", "dlq.>", false),
 ];
-
-/// The priority group of a partition's pinned consumer.
-const PIN_GROUP: &str = "owner";
 
 /// One partition of an inbound stream, as a cluster member consumes it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -450,7 +450,10 @@ impl Bus {
     /// Binds the durable pull consumer on an inbound `stream` (ack-all), or on one partition of
     /// it, and returns its deliveries. A partition's consumer is pinned (a JetStream priority
     /// group, ADR-42): the server hands its messages to one client at a time, and to another
-    /// only once that one has stopped pulling for [`Part::pinned_for`] or unpinned.
+    /// only once that one has stopped pulling for [`Part::pinned_for`] or unpinned. JetStream
+    /// deliveries come through a [`Reader`]: in order, and a delivery lost on the way restarts
+    /// the consumer at its ack floor instead of being acknowledged unapplied (counted in
+    /// `metrics`).
     ///
     /// # Errors
     /// [`BusError::Consumer`] when the consumer cannot be created or started.
@@ -459,18 +462,18 @@ impl Bus {
         stream_name: &'static str,
         cfg: &NatsConfig,
         part: Option<Part>,
+        metrics: Arc<IngestMetrics>,
     ) -> Result<std::pin::Pin<Box<dyn Stream<Item = Delivery> + Send>>, BusError> {
         match self {
             Bus::JetStream(b) => {
                 let durable = durable_of(&cfg.consumer, part.map(|p| p.index));
-                let err = |e: String| BusError::Consumer {
-                    consumer: durable.clone(),
-                    reason: e,
-                };
                 let stream =
                     b.js.get_stream(stream_name)
                         .await
-                        .map_err(|e| err(e.to_string()))?;
+                        .map_err(|e| BusError::Consumer {
+                            consumer: durable.clone(),
+                            reason: e.to_string(),
+                        })?;
                 let window = (cfg.batch * cfg.max_inflight_batches * 2).max(1024);
                 let mut config = consumer::pull::Config {
                     durable_name: Some(durable.clone()),
@@ -486,59 +489,16 @@ impl Bus {
                     config.priority_groups = vec![PIN_GROUP.into()];
                     config.priority_timeout = p.pinned_for;
                 }
-                // The consumer's new owner (this process after a restart, or a partition's
-                // new cluster member) resumes right after the ack floor, in order. The
-                // previous owner may have had messages delivered and never applied (it was
-                // killed, or stopped with a pull in flight): the server would redeliver
-                // them only after `ack_wait`, and the first ack-all of a later message
-                // would acknowledge them unapplied. Recreating the consumer at the floor
-                // delivers them again at once (recovery has read everything up to it).
-                match stream.consumer_info(&durable).await {
-                    Ok(info) => {
-                        let floor = info.ack_floor.stream_sequence;
-                        stream
-                            .delete_consumer(&durable)
-                            .await
-                            .map_err(|e| err(e.to_string()))?;
-                        config.deliver_policy = consumer::DeliverPolicy::ByStartSequence {
-                            start_sequence: floor + 1,
-                        };
-                    }
-                    Err(e)
-                        if e.kind()
-                            == async_nats::jetstream::context::ConsumerInfoErrorKind::NotFound => {}
-                    Err(e) => return Err(err(e.to_string())),
-                }
-                let consumer: consumer::PullConsumer = stream
-                    .get_or_create_consumer(&durable, config)
-                    .await
-                    .map_err(|e| err(e.to_string()))?;
-                let mut messages = consumer.stream().max_messages_per_batch(cfg.batch);
-                if part.is_some() {
-                    messages = messages.group(PIN_GROUP);
-                }
-                let messages = messages.messages().await.map_err(|e| err(e.to_string()))?;
-                // A deleted consumer never comes back by itself: the stream ends (the engine
-                // then stops, unready, and exits non-zero) instead of warning forever while
-                // nothing is ingested and /readyz says 200.
-                let messages = messages.take_while({
-                    let durable = durable.clone();
-                    move |m| {
-                    let deleted = matches!(m, Err(e) if e.kind() == consumer::pull::MessagesErrorKind::ConsumerDeleted);
-                    if deleted {
-                        tracing::error!(stream = stream_name, consumer = %durable, "the durable consumer was deleted; ingest of this stream stops");
-                    }
-                    std::future::ready(!deleted)
-                }});
-                Ok(Box::pin(messages.filter_map(move |m| async move {
-                    match m {
-                        Ok(m) => Some(Delivery::JetStream(Box::new(m))),
-                        Err(e) => {
-                            tracing::warn!(stream = stream_name, error = %e, "consumer hiccup; the client retries");
-                            None
-                        }
-                    }
-                })))
+                let reader = Reader {
+                    stream,
+                    stream_name,
+                    durable,
+                    config,
+                    batch: cfg.batch,
+                    pinned: part.is_some(),
+                    metrics,
+                };
+                Ok(Box::pin(reader.deliveries().await?))
             }
             Bus::Embedded(b) => {
                 let rx = b

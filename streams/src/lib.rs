@@ -11,7 +11,7 @@
 //! share one decoder), the check-in desk that holds practice events for their schedule
 //! ([`desk`]), the partitions of a cluster's streams ([`partition`]) and who owns them
 //! ([`cluster`]), the ingest loop ([`ingest`], with [`dedupe`], [`receipt`] and [`metrics`]), the
-//! buses ([`bus`]), and what goes out ([`output`] shapes it, [`outbox`] stores it in order).
+//! buses ([`bus`], reading each durable consumer in order through a [`reader`]), and what goes out ([`output`] shapes it, [`outbox`] stores it in order).
 
 pub mod bus;
 pub mod cluster;
@@ -24,6 +24,7 @@ pub mod outbox;
 pub mod output;
 pub mod partition;
 pub mod practice;
+pub mod reader;
 pub mod receipt;
 pub mod vitals;
 

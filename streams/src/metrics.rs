@@ -36,6 +36,9 @@ pub struct IngestMetrics {
     pub recovery_unreadable_alerts: AtomicU64,
     pub batches_acked: AtomicU64,
     pub ack_failures: AtomicU64,
+    /// Jumps in a consumer's delivery sequence: deliveries lost on the way (a NATS node or a
+    /// connection lost), each answered by restarting the consumer at its ack floor.
+    pub consumer_gaps: AtomicU64,
     /// Each batch from hand-off to fully applied and published, seconds.
     pub batch_apply: Seconds<BATCH_BUCKETS_LEN>,
     pub alert_transitions: AtomicU64,
@@ -216,6 +219,12 @@ impl Collector for IngestMetrics {
             "vigil_ack_failures",
             "Batch acknowledgements NATS did not take (the batch is redelivered)",
             load(&self.ack_failures),
+        )?;
+        counter(
+            &mut e,
+            "vigil_consumer_gaps",
+            "Deliveries lost on the way to this process, each answered by restarting the consumer at its ack floor",
+            load(&self.consumer_gaps),
         )?;
         let m = e.encode_descriptor(
             "vigil_batch_apply_seconds",

@@ -4,6 +4,7 @@
 
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
+pub mod link;
 pub mod ward;
 
 use std::io::{BufRead, BufReader};
