@@ -17,8 +17,8 @@ use vigil_config::{ClusterConfig, Config};
 use vigil_engine::{Alert, AlertCommand, AlertState, CommandError};
 use vigil_gateway::CommandPort;
 use vigil_gateway::Hub;
-use vigil_streams::cluster::Membership;
-use vigil_streams::partition::{partition_of_key, partition_of_owner};
+use vigil_streams::cluster::{FrameRelay, Membership, relay_frames};
+use vigil_streams::partition::partition_of_owner;
 use vigil_streams::{Bus, IngestMetrics};
 
 use crate::Gateway;
@@ -50,6 +50,27 @@ async fn follow_alerts(bus: Bus, hub: Arc<Hub>) {
             Err(e) => tracing::warn!(error = %e, "cannot follow ALERTS; retrying in 1 s"),
         }
         tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
+/// The hub's patient and resource frames, relayed to and from the other members: a dashboard
+/// on any member sees every patient and resource of its scope.
+struct HubFrames(Arc<Hub>);
+
+impl FrameRelay for HubFrames {
+    fn take(&self) -> Vec<Vec<u8>> {
+        self.0.take_relay()
+    }
+
+    fn all(&self) -> Vec<Vec<u8>> {
+        self.0.local_frames()
+    }
+
+    fn accept(&self, payload: &[u8]) {
+        if let Err(e) = self.0.accept_relayed(payload) {
+            self.0.metrics.relay_errors.fetch_add(1, Relaxed);
+            tracing::warn!(error = %e, "a frame relay message from another member was dropped");
+        }
     }
 }
 
@@ -151,6 +172,12 @@ pub async fn serve(
         })
     }));
     let follower = tokio::spawn(follow_alerts(bus.clone(), hub.clone()));
+    hub.start_relaying();
+    let relay = tokio::spawn({
+        let (bus, member) = (bus.clone(), cluster.member.clone());
+        let (every, frames) = (cfg.gateway.patient_flush.as_std(), HubFrames(hub.clone()));
+        async move { relay_frames(&bus, &member, every, frames).await }
+    });
     let mut answering: Option<tokio::task::JoinHandle<()>> = None;
     let pinned_for = cluster.failover.as_std();
     let mut running: Option<Running> = None;
@@ -185,13 +212,6 @@ pub async fn serve(
                 .collect();
             membership.release(surplus.clone()).await;
             unpin(bus, &cfg.nats.consumer, &released).await;
-            if !gone.is_empty() {
-                let count = cluster.partitions;
-                let gone_set: BTreeSet<u32> = gone.iter().copied().collect();
-                hub.forget(&|tenant, patient| {
-                    gone_set.contains(&partition_of_key(tenant, patient, count))
-                });
-            }
             let took: Vec<u32> = keep
                 .iter()
                 .copied()
@@ -259,6 +279,7 @@ pub async fn serve(
     hub.set_starting("shutting down: draining in-flight events");
     hub.set_ready(false);
     follower.abort();
+    relay.abort();
     if let Some(a) = answering.take() {
         a.abort();
     }

@@ -631,3 +631,110 @@ async fn a_dashboard_on_one_member_acknowledges_an_alert_another_member_owns() {
         "{body}"
     );
 }
+
+/// Reads frames until `client` has seen a `patient` frame of each of `patients` and the
+/// `resource` frame of `resource`, at most `secs`; what is still missing.
+async fn missing_frames(
+    client: &mut Client,
+    patients: &[String],
+    resource: &str,
+    secs: u64,
+) -> BTreeSet<String> {
+    let mut missing: BTreeSet<String> = patients.iter().cloned().collect();
+    missing.insert(resource.to_string());
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while !missing.is_empty() && Instant::now() < deadline {
+        let Some(f) = client.next(1).await else {
+            continue;
+        };
+        match f["type"].as_str() {
+            Some("patient") => missing.remove(f["patientId"].as_str().unwrap_or_default()),
+            Some("resource") => missing.remove(f["resourceId"].as_str().unwrap_or_default()),
+            _ => false,
+        };
+    }
+    missing
+}
+
+/// One view from any door for patients and resources too: a dashboard on one member gets the
+/// `patient` frames of the patients another member scores and the `resource` frames of the
+/// clinic another member keeps, live and in the starting picture of a dashboard that connects
+/// later; a member that starts afterwards shows them as well (it asks the others for what they
+/// hold).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dashboard_on_any_member_sees_every_patient_and_resource_of_its_scope() {
+    let nats = NatsServer::start();
+    let a = start(&nats, "engine-a", 4);
+    let b = start(&nats, "engine-b", 4);
+    wait_shares(&[&a, &b], &[2, 2]).await;
+    let js = jetstream::new(nats.client().await);
+    // The member that keeps the clinic's practice partition scores the patients chosen here
+    // too; the dashboard connects to the other.
+    let clinic = partition_of(&[T], 4);
+    let of_a = partitions_of(&js, "engine-a", 2).await;
+    let (keeper, door) = if of_a.contains(&clinic) {
+        (of_a, &b)
+    } else {
+        (partitions_of(&js, "engine-b", 2).await, &a)
+    };
+    let patients: Vec<String> = (0..200)
+        .map(|p| format!("patient-{p}"))
+        .filter(|p| keeper.contains(&partition_of(&[T, p], 4)))
+        .take(3)
+        .collect();
+    let mut live = Client::connect(&door.ws_url("admin-abc-token")).await;
+    live.subscribe(&["patients", "resources"]).await;
+    for p in &patients {
+        let v = envelope(
+            T,
+            &format!("{p}-r0"),
+            "vitals.observation.v1",
+            0,
+            vitals_news2_0(p, "icu-3"),
+        );
+        publish_json(&js, &format!("vitals.{T}.{p}"), &v).await;
+    }
+    let status = envelope(
+        T,
+        "prov-77-s1",
+        "provider.status.update.v1",
+        0,
+        serde_json::json!({"providerId": "prov-77", "status": "available", "locationId": "room-3",
+                           "effectiveAt": chrono::Utc::now().to_rfc3339()}),
+    );
+    publish_json(&js, &format!("occupancy.{T}.prov-77"), &status).await;
+    let logs = || {
+        format!(
+            "{}\n----\n{}",
+            a.log.lock().unwrap().join("\n"),
+            b.log.lock().unwrap().join("\n")
+        )
+    };
+    let missing = missing_frames(&mut live, &patients, "prov-77", 15).await;
+    assert!(
+        missing.is_empty(),
+        "live frames missing: {missing:?}; logs:\n{}",
+        logs()
+    );
+
+    // A dashboard that connects now gets them in its starting picture.
+    let mut later = Client::connect(&door.ws_url("admin-abc-token")).await;
+    later.subscribe(&["patients", "resources"]).await;
+    let missing = missing_frames(&mut later, &patients, "prov-77", 5).await;
+    assert!(missing.is_empty(), "starting picture lacks {missing:?}");
+    // Another tenant's token sees none of them.
+    let mut other = Client::connect(&door.ws_url("admin-other-token")).await;
+    other.subscribe(&["patients", "resources"]).await;
+    other.none_of("patient", 1).await;
+    other.none_of("resource", 1).await;
+
+    // A member that starts now asks the others for what they hold.
+    let c = start(&nats, "engine-c", 4);
+    wait_shares(&[&a, &b, &c], &[2, 1, 1]).await;
+    let mut third = Client::connect(&c.ws_url("admin-abc-token")).await;
+    third.subscribe(&["patients", "resources"]).await;
+    let missing = missing_frames(&mut third, &patients, "prov-77", 10).await;
+    assert!(missing.is_empty(), "the new member lacks {missing:?}");
+    assert!(door.metric("vigil_cluster_relayed_frames_total").await >= 4.0);
+    assert_eq!(door.metric("vigil_cluster_relay_errors_total").await, 0.0);
+}

@@ -30,7 +30,7 @@ use vigil_engine::{AlertState, Timestamp};
 pub use error::{ErrorCode, GatewayError};
 pub use hub::{
     AlertEntry, ClusterSource, CommandPort, GatewayMetrics, HistorySource, Hub, MetricsSource,
-    PageEntry, Principal, ReadinessCheck,
+    PageEntry, Principal, ReadinessCheck, RelayError,
 };
 
 /// Wall-clock time for commands.

@@ -85,9 +85,9 @@ impl Subscription {
         f.tenant == principal.tenant && self.unit_ok(f.unit.as_deref())
     }
     fn patient_frame_ok(&self, principal: &Principal, f: &PatientFrame) -> bool {
-        *f.state.tenant == *principal.tenant
-            && self.unit_ok(Some(&f.state.unit_id))
-            && self.patient_ok(Some(&f.state.patient_id))
+        *f.tenant == *principal.tenant
+            && self.unit_ok(Some(&f.unit_id))
+            && self.patient_ok(Some(&f.patient_id))
     }
 }
 
@@ -623,7 +623,7 @@ impl Session {
         for f in batch {
             if sub.patient_frame_ok(&self.principal, f) {
                 self.pending_patients
-                    .insert(f.state.patient_id.clone(), f.clone());
+                    .insert(f.patient_id.clone(), f.clone());
             }
         }
     }
@@ -644,7 +644,7 @@ impl Session {
         for f in self.hub.patients.iter() {
             if sub.patient_frame_ok(&self.principal, f.value()) {
                 self.pending_patients
-                    .insert(f.state.patient_id.clone(), f.value().clone());
+                    .insert(f.patient_id.clone(), f.value().clone());
             }
         }
     }
@@ -771,36 +771,6 @@ mod tests {
             .alerts
             .pop()
             .expect("alert")
-    }
-
-    #[test]
-    fn forget_drops_the_frames_a_cluster_member_handed_over_and_keeps_the_alerts() {
-        use vigil_engine::{PatientStatus, Timestamp, Vitals};
-        let h = hub(8);
-        let status = |p: &str| PatientStatus {
-            tenant: "t1".into(),
-            patient_id: p.into(),
-            unit_id: "icu-3".into(),
-            at: Timestamp(1000),
-            news2: Some(3),
-            qsofa: None,
-            sirs: None,
-            partial: false,
-            vitals: Vitals::default(),
-        };
-        h.publish_patient(status("p1"));
-        h.publish_patient(status("p2"));
-        let gone = alert(2);
-        h.publish_alert(&gone);
-        assert_eq!(h.patients.len(), 2);
-        h.forget(&|tenant, patient| tenant == "t1" && patient == Some("p2"));
-        assert_eq!(h.patients.len(), 1, "p2's frame goes");
-        assert!(
-            h.alerts.contains_key(&gone.alert_id),
-            "its alert stays: the member follows it from ALERTS"
-        );
-        h.forget(&|_, _| false);
-        assert_eq!(h.patients.len(), 1, "nothing else is dropped");
     }
 
     #[tokio::test]

@@ -376,6 +376,103 @@ where
     }
 }
 
+/// Where a member relays the patient and resource frames it makes (core NATS: live state,
+/// nothing stored; every member listens to every other's).
+pub fn frames_subject(member: &str) -> String {
+    format!("vigil.frames.{member}")
+}
+
+/// Where a starting member asks the others for every frame they hold; the body is its name.
+const FRAMES_ASK: &str = "vigil.frames-ask";
+
+/// Where the frames asked for by `member` are answered.
+fn frames_answer_subject(member: &str) -> String {
+    format!("vigil.frames-answer.{member}")
+}
+
+/// A member name as `[cluster] member` allows it (`[A-Za-z0-9_-]{1,64}`): one subject token.
+fn valid_member(name: &str) -> bool {
+    (1..=64).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+}
+
+/// What a member's frames are, to the relay: the gateway's hub behind it.
+pub trait FrameRelay: Send + Sync + 'static {
+    /// The frames made since the last call, as relay messages.
+    fn take(&self) -> Vec<Vec<u8>>;
+    /// Every frame this member made that it still holds, as relay messages.
+    fn all(&self) -> Vec<Vec<u8>>;
+    /// Another member's relay message.
+    fn accept(&self, payload: &[u8]);
+}
+
+/// Relays patient and resource frames between `member` and the others until aborted: every
+/// `every` what this member made goes out on [`frames_subject`], what the others send comes
+/// in, and at start it asks the others for everything they hold (and answers them the same).
+/// Embedded: nothing to relay.
+pub async fn relay_frames(
+    bus: &crate::Bus,
+    member: &str,
+    every: Duration,
+    frames: impl FrameRelay,
+) {
+    let crate::Bus::JetStream(nats) = bus else {
+        return;
+    };
+    let client = nats.client.clone();
+    let own = frames_subject(member);
+    let mut incoming = loop {
+        let subscribed = async {
+            let others = client.subscribe(frames_subject("*")).await?;
+            let answers = client.subscribe(frames_answer_subject(member)).await?;
+            let asks = client.subscribe(FRAMES_ASK).await?;
+            client.flush().await.map_err(std::io::Error::other)?;
+            client
+                .publish(FRAMES_ASK, member.to_string().into())
+                .await
+                .map_err(std::io::Error::other)?;
+            Ok::<_, Box<dyn std::error::Error + Send + Sync>>(futures::stream::select_all([
+                others, answers, asks,
+            ]))
+        };
+        match subscribed.await {
+            Ok(s) => break s,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot relay frames to the other members yet; retrying in 1 s");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        }
+    };
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {
+                for message in frames.take() {
+                    if let Err(e) = client.publish(own.clone(), message.into()).await {
+                        tracing::debug!(error = %e, "a frame relay message was not sent; the next update sends the patient again");
+                    }
+                }
+            }
+            m = incoming.next() => {
+                let Some(m) = m else { return };
+                if m.subject.as_str() == FRAMES_ASK {
+                    let asker = String::from_utf8_lossy(&m.payload).into_owned();
+                    if asker != member && valid_member(&asker) {
+                        for message in frames.all() {
+                            let _ = client.publish(frames_answer_subject(&asker), message.into()).await;
+                        }
+                    }
+                } else if m.subject.as_str() != own {
+                    frames.accept(&m.payload);
+                }
+            }
+        }
+    }
+}
+
 /// The membership task's handle: what it holds, and where to ask for releases.
 pub struct Membership {
     pub ownership: watch::Receiver<Ownership>,

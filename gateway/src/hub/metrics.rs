@@ -46,6 +46,10 @@ pub struct GatewayMetrics {
     pub resource_frames: AtomicU64,
     pub page_frames: AtomicU64,
     pub commands_ok: AtomicU64,
+    /// Patient and resource frames taken from other cluster members.
+    pub relayed_frames: AtomicU64,
+    /// Frame relay messages from other cluster members that could not be read.
+    pub relay_errors: AtomicU64,
     /// Error frames and HTTP errors, by [`ErrorCode::index`].
     pub errors: [AtomicU64; ErrorCode::ALL.len()],
 }
@@ -175,6 +179,16 @@ impl Hub {
                     "vigil_commands_ok",
                     "Commands applied and stored",
                     load(&m.commands_ok),
+                ),
+                (
+                    "vigil_cluster_relayed_frames",
+                    "Patient and resource frames taken from other cluster members",
+                    load(&m.relayed_frames),
+                ),
+                (
+                    "vigil_cluster_relay_errors",
+                    "Frame relay messages from other cluster members that could not be read",
+                    load(&m.relay_errors),
                 ),
             ],
             errors: std::array::from_fn(|i| load(&m.errors[i])),

@@ -22,10 +22,12 @@ use vigil_engine::{
 
 mod auth;
 mod metrics;
+mod relay;
 mod store;
 
 pub use auth::Principal;
 pub use metrics::GatewayMetrics;
+pub use relay::RelayError;
 pub use store::{AlertEntry, PageEntry, PatientBatch, PatientFrame, ResourceFrame};
 use store::{PatientKey, ResourceFrameJson};
 
@@ -82,6 +84,10 @@ pub struct Hub {
     /// The latest `resource` frame of each provider, resource and waiting area.
     pub(crate) resources: DashMap<(String, String), Arc<ResourceFrame>>,
     pub(crate) resource_tx: broadcast::Sender<Arc<ResourceFrame>>,
+    /// Frames this process made since the last relay to the other cluster members, while
+    /// `relaying` ([`Hub::start_relaying`]).
+    relay: std::sync::Mutex<Option<relay::Outgoing>>,
+    relaying: AtomicBool,
     /// Set once the actors exist (the hub is built first so health probes answer at once), and
     /// again each time a cluster member restarts its engine for a new set of partitions.
     commands: std::sync::RwLock<Option<Arc<dyn CommandPort>>>,
@@ -134,6 +140,8 @@ impl Hub {
             dirty_patients: std::sync::Mutex::default(),
             resources: DashMap::new(),
             resource_tx: broadcast::channel(cap).0,
+            relay: std::sync::Mutex::new(None),
+            relaying: AtomicBool::new(false),
             pages: DashMap::new(),
             page_tx: broadcast::channel(cap).0,
             commands: std::sync::RwLock::new(None),
@@ -166,19 +174,6 @@ impl Hub {
         if let Ok(mut commands) = self.commands.write() {
             *commands = Some(port);
         }
-    }
-
-    /// Drops the patient and resource frames of what this process no longer keeps (a cluster
-    /// member that handed partitions over): every patient for which `gone(tenant, Some(id))`
-    /// and every resource for which `gone(tenant, None)` is true. Alerts and pages stay: a
-    /// cluster member's hub follows every alert from `ALERTS`, whichever member owns it.
-    pub fn forget(&self, gone: &dyn Fn(&str, Option<&str>) -> bool) {
-        self.patients
-            .retain(|(tenant, patient), _| !gone(tenant, Some(patient)));
-        if let Ok(mut dirty) = self.dirty_patients.lock() {
-            dirty.retain(|(tenant, patient), _| !gone(tenant, Some(patient)));
-        }
-        self.resources.retain(|(tenant, _), _| !gone(tenant, None));
     }
 
     /// Sets where the audit trail is read from (once; later calls are ignored).
@@ -342,8 +337,19 @@ impl Hub {
     /// [`Hub::flush_patients`], coalesced with every other update of that patient since the
     /// last one (latest wins).
     pub fn publish_patient(&self, state: PatientStatus) {
-        let key = (state.tenant.clone(), state.patient_id.clone());
+        let key: PatientKey = (state.tenant.clone(), state.patient_id.clone());
         let frame = Arc::new(PatientFrame::new(state));
+        if self.relaying.load(Relaxed)
+            && let Ok(mut relay) = self.relay.lock()
+            && let Some(out) = relay.as_mut()
+        {
+            out.patient(key.clone(), frame.clone());
+        }
+        self.store_patient(key, frame);
+    }
+
+    /// Holds `frame` as the patient's latest and queues it for the connections' next flush.
+    fn store_patient(&self, key: PatientKey, frame: Arc<PatientFrame>) {
         if self.patient_tx.receiver_count() > 0
             && let Ok(mut dirty) = self.dirty_patients.lock()
         {
@@ -380,10 +386,23 @@ impl Hub {
             tenant: view.tenant.clone(),
             unit: view.unit_id.clone(),
             key: key.clone(),
+            at: view.at,
+            relayed: false,
             json,
         });
-        self.resources
-            .insert((view.tenant.clone(), key), frame.clone());
+        let key = (view.tenant.clone(), key);
+        if self.relaying.load(Relaxed)
+            && let Ok(mut relay) = self.relay.lock()
+            && let Some(out) = relay.as_mut()
+        {
+            out.resource(key.clone(), frame.clone());
+        }
+        self.store_resource(key, frame);
+    }
+
+    /// Holds `frame` as the resource's latest and sends it to the connections.
+    fn store_resource(&self, key: (String, String), frame: Arc<ResourceFrame>) {
+        self.resources.insert(key, frame.clone());
         if self.resource_tx.receiver_count() > 0 {
             let _ = self.resource_tx.send(frame);
         }

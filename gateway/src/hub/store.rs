@@ -53,38 +53,76 @@ pub(super) type PatientKey = (Arc<str>, Arc<str>);
 /// Patients' latest states as one flush hands them to the connections.
 pub type PatientBatch = Arc<Vec<Arc<PatientFrame>>>;
 
-/// The latest live state of one patient. Its `patient` frame is serialized once, on first
-/// demand by a subscribed connection, so patients nobody watches cost no JSON.
+/// The latest live state of one patient. A frame this process scored is serialized once, on
+/// first demand by a subscribed connection, so patients nobody watches cost no JSON; a frame
+/// relayed from the cluster member that scored it arrives serialized.
 #[derive(Debug)]
 pub struct PatientFrame {
-    pub state: PatientStatus,
-    json: std::sync::OnceLock<String>,
+    pub tenant: Arc<str>,
+    pub patient_id: Arc<str>,
+    pub unit_id: Arc<str>,
+    /// The time of the reading it shows: a relayed frame older than the one held is dropped.
+    pub at: Timestamp,
+    body: PatientBody,
+}
+
+#[derive(Debug)]
+enum PatientBody {
+    Scored(Box<PatientStatus>, std::sync::OnceLock<String>),
+    Relayed(String),
 }
 
 impl PatientFrame {
     pub fn new(state: PatientStatus) -> Self {
         Self {
-            state,
-            json: std::sync::OnceLock::new(),
+            tenant: state.tenant.clone(),
+            patient_id: state.patient_id.clone(),
+            unit_id: state.unit_id.clone(),
+            at: state.at,
+            body: PatientBody::Scored(Box::new(state), std::sync::OnceLock::new()),
         }
     }
 
+    /// A frame another cluster member scored, with its `patient` frame as that member wrote it.
+    pub fn relayed(
+        tenant: Arc<str>,
+        patient_id: Arc<str>,
+        unit_id: Arc<str>,
+        at: Timestamp,
+        json: String,
+    ) -> Self {
+        Self {
+            tenant,
+            patient_id,
+            unit_id,
+            at,
+            body: PatientBody::Relayed(json),
+        }
+    }
+
+    /// Scored by this process (not relayed from another member).
+    pub fn is_local(&self) -> bool {
+        matches!(self.body, PatientBody::Scored(..))
+    }
+
     pub fn json(&self) -> &str {
-        self.json.get_or_init(|| {
-            let p = &self.state;
-            let frame = PatientFrameJson {
-                r#type: "patient",
-                patient_id: &p.patient_id,
-                unit_id: &p.unit_id,
-                at: p.at,
-                news2: p.news2,
-                qsofa: p.qsofa,
-                sirs: p.sirs,
-                partial: p.partial,
-                vitals: &p.vitals,
-            };
-            serde_json::to_string(&frame).unwrap_or_default()
-        })
+        match &self.body {
+            PatientBody::Relayed(json) => json,
+            PatientBody::Scored(p, json) => json.get_or_init(|| {
+                let frame = PatientFrameJson {
+                    r#type: "patient",
+                    patient_id: &p.patient_id,
+                    unit_id: &p.unit_id,
+                    at: p.at,
+                    news2: p.news2,
+                    qsofa: p.qsofa,
+                    sirs: p.sirs,
+                    partial: p.partial,
+                    vitals: &p.vitals,
+                };
+                serde_json::to_string(&frame).unwrap_or_default()
+            }),
+        }
     }
 }
 
@@ -110,6 +148,10 @@ pub struct ResourceFrame {
     pub unit: Option<String>,
     /// `{kind}:{id}`: providers, resources and locations are keyed apart.
     pub key: String,
+    /// When its state was last computed: a relayed frame older than the one held is dropped.
+    pub at: Timestamp,
+    /// Relayed from the cluster member that keeps the resource (not kept by this process).
+    pub relayed: bool,
     pub json: String,
 }
 
