@@ -22,7 +22,7 @@ use vigil_streams::partition::partition_of_owner;
 use vigil_streams::{Bus, IngestMetrics};
 
 use crate::Gateway;
-use crate::engine::{Engine, Running, Scope};
+use crate::engine::{self, Engine, Running, Scope};
 
 /// Resolved alerts older than this are not loaded into the hub when the follower starts (the
 /// hub keeps resolved alerts an hour for late commands).
@@ -111,6 +111,9 @@ async fn unpin(bus: &Bus, consumer: &str, parts: &[u32]) {
     }
 }
 
+/// A member displaced again this soon after the last time is not a stale owner: it stops.
+const DISPLACED_AGAIN: Duration = Duration::from_secs(60);
+
 /// How long a stopping member tries to delete its claims and lift its pins.
 const LEAVE_WAIT: Duration = Duration::from_secs(5);
 
@@ -182,6 +185,7 @@ pub async fn serve(
     let pinned_for = cluster.failover.as_std();
     let mut running: Option<Running> = None;
     let mut owned: Vec<u32> = Vec::new();
+    let mut last_displaced: Option<Instant> = None;
     let ended = loop {
         let (keep, surplus) = {
             let o = ownership.borrow_and_update();
@@ -257,8 +261,12 @@ pub async fn serve(
         let Some(engine) = running.as_mut() else {
             continue;
         };
-        tokio::select! {
-            what = engine.ended() => break Some(what),
+        let displaced = tokio::select! {
+            what = engine.ended() => match what {
+                engine::Ended::Fenced(why) => format!("ALERTS refused a transition ({why})"),
+                engine::Ended::Displaced => "a partition's consumer was recreated by another member".to_string(),
+                what => break Some(what.to_string()),
+            },
             what = gateway.ended() => break Some(what),
             what = membership.ended() => break Some(what),
             () = &mut signalled => break None,
@@ -268,8 +276,41 @@ pub async fn serve(
                 }
                 // Let a burst of changes (members joining together) settle into one restart.
                 tokio::time::sleep(Duration::from_millis(200)).await;
+                continue;
             }
+        };
+        // A stale owner: paused or cut off past `failover`, its partitions moved, and
+        // `ALERTS` refused what it wrote or the new owner recreated a consumer under it. It
+        // stops writing at once, gives up every partition, and takes a fair share again from
+        // the membership's next beat, with a fresh recovery. Displaced again within
+        // DISPLACED_AGAIN, it is not stale but wrong (for example a new `nats.consumer` over
+        // old alerts): it stops for an operator.
+        if last_displaced.is_some_and(|t: Instant| t.elapsed() < DISPLACED_AGAIN) {
+            break Some(format!(
+                "displaced twice within {} s: {displaced}",
+                DISPLACED_AGAIN.as_secs()
+            ));
         }
+        last_displaced = Some(Instant::now());
+        tracing::error!(
+            member = %cluster.member,
+            partitions = ?owned,
+            "displaced: {displaced}, so another member owns these partitions now; this member stops writing, gives up every partition and takes a share again"
+        );
+        metrics.displaced.fetch_add(1, Relaxed);
+        hub.set_ready(false);
+        hub.set_starting(
+            "displaced by another member: giving up every partition and taking a share again",
+        );
+        if let Some(a) = answering.take() {
+            a.abort();
+        }
+        if let Some(r) = running.take() {
+            r.stop().await?;
+        }
+        membership.release(owned.clone()).await;
+        unpin(bus, &cfg.nats.consumer, &owned).await;
+        owned.clear();
     };
     if let Some(what) = &ended {
         tracing::error!(stopped = %what, "an internal task ended unexpectedly; shutting down so a supervisor restarts the engine");

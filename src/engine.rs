@@ -7,6 +7,7 @@
 
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -78,6 +79,29 @@ impl Scope {
     }
 }
 
+/// Why a running engine ended by itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Ended {
+    /// `ALERTS` refused a transition: another engine wrote that alert since this one last did
+    /// (docs/cluster.md, "Fencing"). This engine's view of its partitions is stale.
+    Fenced(String),
+    /// A durable consumer was deleted under this engine: a cluster member that took its
+    /// partition over recreated it (or an operator deleted it).
+    Displaced,
+    /// Any other part ended: a consumer, the outbox, the sweeper.
+    Failed(String),
+}
+
+impl std::fmt::Display for Ended {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Ended::Fenced(why) => write!(f, "the outbox stopped: fenced: {why}"),
+            Ended::Displaced => f.write_str("a consumer ended: it was deleted"),
+            Ended::Failed(what) => f.write_str(what),
+        }
+    }
+}
+
 /// The started engine: what [`Running::ended`] watches and [`Running::stop`] drains.
 pub struct Running {
     bus: Bus,
@@ -88,6 +112,9 @@ pub struct Running {
     consumers: JoinHandle<bool>,
     sweeper: JoinHandle<()>,
     stop: Arc<watch::Sender<bool>>,
+    metrics: Arc<IngestMetrics>,
+    /// `metrics.consumers_deleted` when the consumers started.
+    consumers_deleted: u64,
     /// Which of the tasks above have already been seen to finish (a finished `JoinHandle`
     /// must not be polled again).
     outbox_done: bool,
@@ -157,10 +184,9 @@ impl Engine {
         let mut recovery_sink = practice_sink("CHECKINS");
         let recovered =
             recovery::recover(bus, cfg, scope, &shards, &outbox, &mut recovery_sink).await?;
-        metrics.recovery_unreadable_alerts.store(
-            recovered.unreadable as u64,
-            std::sync::atomic::Ordering::Relaxed,
-        );
+        metrics
+            .recovery_unreadable_alerts
+            .store(recovered.unreadable as u64, Relaxed);
         tracing::info!(
             events = recovered.events,
             open_alerts = recovered.alerts,
@@ -169,6 +195,7 @@ impl Engine {
             "recovery finished"
         );
         let stop = Arc::new(watch::channel(false).0);
+        let consumers_deleted = metrics.consumers_deleted.load(Relaxed);
         let ingest = Ingest::new(outbox.clone(), metrics.clone(), cfg);
         let mut consumers: Vec<Consumer> = Vec::new();
         for index in scope.parts() {
@@ -202,6 +229,8 @@ impl Engine {
             consumers,
             sweeper,
             stop,
+            metrics: metrics.clone(),
+            consumers_deleted,
             outbox_done: false,
             consumers_done: false,
             sweeper_done: false,
@@ -258,13 +287,13 @@ impl Running {
 
     /// Resolves when a part of the engine ends by itself, with what ended. A consumer that
     /// ends stops the others and the sweeper: it is named whichever of them is seen first.
-    pub async fn ended(&mut self) -> String {
+    pub async fn ended(&mut self) -> Ended {
         let stopping = || *self.stop.borrow();
-        tokio::select! {
+        let what = tokio::select! {
             r = &mut self.consumers, if !self.consumers_done => {
                 self.consumers_done = true;
                 match r {
-                    Ok(_) => "a consumer ended".to_string(),
+                    Ok(_) => return self.consumer_ended(),
                     Err(e) => format!("the consumers' task failed: {e}"),
                 }
             }
@@ -272,6 +301,7 @@ impl Running {
                 self.outbox_done = true;
                 match r {
                     Ok(Ok(())) => "the outbox ended".to_string(),
+                    Ok(Err(OutboxError::Fenced(why))) => return Ended::Fenced(why),
                     Ok(Err(e)) => format!("the outbox stopped: {e}"),
                     Err(e) => format!("the outbox task failed: {e}"),
                 }
@@ -279,11 +309,21 @@ impl Running {
             r = &mut self.sweeper, if !self.sweeper_done => {
                 self.sweeper_done = true;
                 match r {
-                    Ok(()) if stopping() => "a consumer ended".to_string(),
+                    Ok(()) if stopping() => return self.consumer_ended(),
                     Ok(()) => "the held-event sweeper ended".to_string(),
                     Err(e) => format!("the held-event sweeper failed: {e}"),
                 }
             }
+        };
+        Ended::Failed(what)
+    }
+
+    /// Why a consumer ended by itself: deleted under this engine, or something else.
+    fn consumer_ended(&self) -> Ended {
+        if self.metrics.consumers_deleted.load(Relaxed) > self.consumers_deleted {
+            Ended::Displaced
+        } else {
+            Ended::Failed("a consumer ended".into())
         }
     }
 

@@ -399,7 +399,7 @@ async fn serve(cfg: Config, source: BusSource, demo_patients: Option<usize>) -> 
     });
 
     let failure = tokio::select! {
-        what = running.ended() => Some(what),
+        what = running.ended() => Some(what.to_string()),
         what = gateway.ended() => Some(what),
         () = &mut signalled => None,
     };

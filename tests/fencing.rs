@@ -73,13 +73,13 @@ async fn nats_stores_a_fenced_publish_only_after_the_sequence_it_names() {
     assert_eq!(again.kind(), PublishErrorKind::WrongLastSequence);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_engine_whose_alert_another_engine_wrote_stops_instead_of_writing_over_it() {
-    let nats = NatsServer::start();
-    let mut engine = Engine::start(&nats, "");
-    engine.wait_ready().await;
-    let js = jetstream::new(nats.client().await);
-    make_critical(&js, T, "patient-1").await;
+/// Opens a critical alert on `engine`, then writes its acknowledgement to `ALERTS` as another
+/// writer (a newer owner) would: the alert's id, subject, that transition and its version.
+async fn acknowledged_by_another_writer(
+    engine: &Engine,
+    js: &jetstream::Context,
+) -> (String, String, Value, u64) {
+    make_critical(js, T, "patient-1").await;
     let mut opened = None;
     for _ in 0..100 {
         if let Some(a) = list_alerts(&engine.addr, "admin-abc-token").await.first() {
@@ -91,16 +91,25 @@ async fn an_engine_whose_alert_another_engine_wrote_stops_instead_of_writing_ove
     let opened = opened.expect("the alert opened");
     let alert_id = opened["alertId"].as_str().unwrap().to_string();
     let subject = format!("alerts.{T}.{alert_id}");
-
-    // A newer owner acknowledges it: its transition is now the subject's last message.
-    let stored = all_messages(&js, "ALERTS").await;
+    let stored = all_messages(js, "ALERTS").await;
     let mut newer = stored.last().unwrap().clone();
     assert_eq!(newer["data"]["alertId"], alert_id.as_str());
     let version = newer["data"]["version"].as_u64().unwrap() + 1;
     newer["data"]["version"] = version.into();
     newer["data"]["state"] = "acknowledged".into();
     newer["eventId"] = format!("{alert_id}-v{version}-newer-owner").into();
-    publish_json(&js, &subject, &newer).await;
+    publish_json(js, &subject, &newer).await;
+    (alert_id, subject, newer, version)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_engine_whose_alert_another_engine_wrote_stops_instead_of_writing_over_it() {
+    let nats = NatsServer::start();
+    let mut engine = Engine::start(&nats, "");
+    engine.wait_ready().await;
+    let js = jetstream::new(nats.client().await);
+    let (alert_id, subject, mut newer, version) =
+        acknowledged_by_another_writer(&engine, &js).await;
 
     // This engine does not know; its own ack of the alert is refused by ALERTS.
     let ack = format!("/api/alerts/{alert_id}/ack");
@@ -164,4 +173,69 @@ async fn an_engine_whose_alert_another_engine_wrote_stops_instead_of_writing_ove
     assert_eq!(status, 200, "{answer}");
     assert_eq!(answer["alert"]["version"], version + 2);
     assert_eq!(answer["alert"]["state"], "resolved");
+}
+
+/// A cluster member is a stale owner when `ALERTS` refuses its write: it stops writing, gives
+/// up every partition and takes its share again with a fresh recovery, without exiting; the
+/// recovery reads the newer state, and it goes on from it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cluster_member_refused_by_alerts_gives_its_partitions_up_and_goes_on_from_the_newer_state()
+ {
+    let nats = NatsServer::start();
+    let mut engine = Engine::start(
+        &nats,
+        "[cluster]\nmember = \"engine-a\"\npartitions = 4\nfailover = \"3s\"",
+    );
+    engine.wait_ready().await;
+    let js = jetstream::new(nats.client().await);
+    let (alert_id, _, _, version) = acknowledged_by_another_writer(&engine, &js).await;
+
+    let ack = format!("/api/alerts/{alert_id}/ack");
+    let (status, body) = http_json(&engine.addr, "POST", &ack, Some("nurse-icu3-token"), "").await;
+    assert_ne!(
+        status, 200,
+        "a stale ack must not be answered as done: {body}"
+    );
+
+    // It stays up, gives its partitions up and takes them back, recovered.
+    let mut recovered = None;
+    for _ in 0..200 {
+        assert!(engine.wait_exit(0).is_none(), "the member exited");
+        let alerts = list_alerts(&engine.addr, "admin-abc-token").await;
+        if http_get(&engine.addr, "/readyz").await.0 == 200
+            && engine.metric("vigil_cluster_partitions_owned").await == 4.0
+            && engine.metric("vigil_cluster_displaced_total").await == 1.0
+            && let Some(a) = alerts.iter().find(|a| a["alertId"] == alert_id.as_str())
+        {
+            recovered = Some(a.clone());
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let log = engine.log.lock().unwrap().join("\n");
+    let recovered = recovered.unwrap_or_else(|| panic!("not back with its partitions: {log}"));
+    assert!(
+        log.contains("displaced: ALERTS refused a transition"),
+        "{log}"
+    );
+    assert_eq!(recovered["version"], version, "{recovered}");
+    assert_eq!(recovered["state"], "acknowledged");
+
+    let resolve = format!("/api/alerts/{alert_id}/resolve");
+    let (status, answer) = http_json(
+        &engine.addr,
+        "POST",
+        &resolve,
+        Some("nurse-icu3-token"),
+        r#"{"reason":"fine"}"#,
+    )
+    .await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["alert"]["version"], version + 1);
+    let trail: Vec<Value> = all_messages(&js, "ALERTS")
+        .await
+        .into_iter()
+        .filter(|m| m["data"]["alertId"] == alert_id.as_str())
+        .collect();
+    assert_eq!(trail.len() as u64, version + 1, "one message per version");
 }

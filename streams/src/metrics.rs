@@ -39,6 +39,9 @@ pub struct IngestMetrics {
     /// Jumps in a consumer's delivery sequence: deliveries lost on the way (a NATS node or a
     /// connection lost), each answered by restarting the consumer at its ack floor.
     pub consumer_gaps: AtomicU64,
+    /// Durable consumers deleted under this process (a partition's new owner recreates them
+    /// at their ack floor): ingest of that consumer ends.
+    pub consumers_deleted: AtomicU64,
     /// Each batch from hand-off to fully applied and published, seconds.
     pub batch_apply: Seconds<BATCH_BUCKETS_LEN>,
     pub alert_transitions: AtomicU64,
@@ -53,6 +56,9 @@ pub struct IngestMetrics {
     pub handover: Seconds<DELAY_BUCKETS_LEN>,
     /// Commands sent to the cluster member that owns their alert's partition.
     pub forwarded_commands: AtomicU64,
+    /// Times this member found itself a stale owner (`ALERTS` refused its transition, or a
+    /// consumer was recreated under it) and gave up every partition.
+    pub displaced: AtomicU64,
 }
 
 const DELAY_BUCKETS_LEN: usize = 12;
@@ -226,6 +232,12 @@ impl Collector for IngestMetrics {
             "Deliveries lost on the way to this process, each answered by restarting the consumer at its ack floor",
             load(&self.consumer_gaps),
         )?;
+        counter(
+            &mut e,
+            "vigil_consumers_deleted",
+            "Durable consumers deleted under this process (another cluster member took the partition over, or an operator)",
+            load(&self.consumers_deleted),
+        )?;
         let m = e.encode_descriptor(
             "vigil_batch_apply_seconds",
             "Each batch from hand-off to fully applied and its outputs stored",
@@ -263,6 +275,12 @@ impl Collector for IngestMetrics {
             "vigil_cluster_forwarded_commands",
             "Commands sent to the cluster member that owns their alert's partition",
             load(&self.forwarded_commands),
+        )?;
+        counter(
+            &mut e,
+            "vigil_cluster_displaced",
+            "Times this member found itself a stale owner (ALERTS refused its write, or its consumer was recreated) and gave up every partition",
+            load(&self.displaced),
         )?;
         let m = e.encode_descriptor(
             "vigil_cluster_handover_seconds",

@@ -158,6 +158,7 @@ impl Reader {
                 // then stops, unready, and exits non-zero) instead of warning forever while
                 // nothing is ingested and /readyz says 200.
                 Err(e) if e.kind() == consumer::pull::MessagesErrorKind::ConsumerDeleted => {
+                    self.metrics.consumers_deleted.fetch_add(1, Relaxed);
                     tracing::error!(stream = self.stream_name, consumer = %self.durable, "the durable consumer was deleted; ingest of this stream stops");
                     return None;
                 }

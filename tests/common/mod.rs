@@ -484,7 +484,7 @@ impl Engine {
     /// runs.
     pub fn wait_exit(&mut self, secs: u64) -> Option<std::process::ExitStatus> {
         let child = self.child.as_mut().expect("running");
-        for _ in 0..secs * 20 {
+        for _ in 0..(secs * 20).max(1) {
             if let Some(status) = child.try_wait().expect("wait") {
                 self.child = None;
                 return Some(status);
