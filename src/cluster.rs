@@ -1,7 +1,8 @@
 //! A cluster member's engine (docs/cluster.md): the engine runs the partitions this process
-//! holds, and is restarted for a new set when the membership ([`vigil_streams::cluster`])
-//! changes what it should hold. A hand-over is the engine's own clean stop: the consumers
-//! finish and acknowledge what they applied, the outbox stores every transition, and only then
+//! holds, and when the membership ([`vigil_streams::cluster`]) changes what it should hold, it
+//! gives up the partitions that move and takes over the new ones while the others run on. A
+//! hand-over is clean: the consumers of the partitions that move finish and acknowledge what
+//! they applied, their owners stop, the outbox stores everything they produced, and only then
 //! are the claims deleted and the pinned consumers unpinned, so the next owner recovers exactly
 //! what this one left.
 
@@ -197,17 +198,24 @@ pub async fn serve(
             if let Some(a) = answering.take() {
                 a.abort();
             }
-            if let Some(r) = running.take() {
-                hub.set_ready(false);
-                hub.set_starting("handing over partitions: draining in-flight events");
-                r.stop().await?;
-            }
             let kept: BTreeSet<u32> = keep.iter().copied().collect();
             let gone: Vec<u32> = owned
                 .iter()
                 .copied()
                 .filter(|p| !kept.contains(p))
                 .collect();
+            let took: Vec<u32> = keep
+                .iter()
+                .copied()
+                .filter(|p| !owned.contains(p))
+                .collect();
+            // The partitions that stay run on throughout: only those that move stop, drain,
+            // and are forgotten.
+            if let Some(engine) = running.as_mut()
+                && !gone.is_empty()
+            {
+                engine.give_up(&gone).await;
+            }
             // Released only now that everything they produced is stored and acknowledged.
             let released: Vec<u32> = surplus
                 .iter()
@@ -216,17 +224,25 @@ pub async fn serve(
                 .collect();
             membership.release(surplus.clone()).await;
             unpin(bus, &cfg.nats.consumer, &released).await;
-            let took: Vec<u32> = keep
-                .iter()
-                .copied()
-                .filter(|p| !owned.contains(p))
-                .collect();
-            let scope = Scope::Partitions {
-                count: cluster.partitions,
-                owned: keep.clone(),
-                pinned_for,
+            let engine = match running.as_mut() {
+                Some(engine) => {
+                    if !took.is_empty() {
+                        hub.set_ready(false);
+                        hub.set_starting("taking partitions over: recovering them");
+                        engine.take(&took).await?;
+                        hub.set_ready(true);
+                    }
+                    engine
+                }
+                None => {
+                    let scope = Scope::Partitions {
+                        count: cluster.partitions,
+                        owned: keep.clone(),
+                        pinned_for,
+                    };
+                    running.insert(Engine::start(cfg, &scope, bus, hub, metrics).await?)
+                }
             };
-            let engine = Engine::start(cfg, &scope, bus, hub, metrics).await?;
             let local = engine.commands();
             hub.set_commands(Arc::new(ClusterCommands {
                 local: local.clone(),
@@ -242,7 +258,6 @@ pub async fn serve(
                 })
                 .await;
             }));
-            running = Some(engine);
             metrics.partitions_owned.store(keep.len() as u64, Relaxed);
             if moving {
                 metrics.handovers.fetch_add(1, Relaxed);

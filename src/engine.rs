@@ -5,6 +5,7 @@
 //! [`Running::ended`] resolves if a part ends by itself, and [`Running::stop`] drains them in
 //! the reverse order, so that nothing applied is left unpublished.
 
+use std::collections::BTreeMap;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
@@ -12,7 +13,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use futures::StreamExt;
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use vigil_actors::{ActorSettings, Shards};
 use vigil_config::Config;
@@ -26,6 +27,7 @@ use vigil_streams::{
 use crate::practice::{self, PracticeSink};
 use crate::recovery;
 use crate::wiring::{EngineOutputs, ShardCommands, ShardSink};
+use vigil_streams::desk::Desk;
 
 /// How long the outbox may take to publish what is left at shutdown.
 const OUTBOX_DRAIN: Duration = Duration::from_secs(10);
@@ -68,6 +70,49 @@ impl Scope {
         }
     }
 
+    /// The same scope with partitions `owned` (the whole streams stay whole).
+    pub fn with_owned(&self, owned: Vec<u32>) -> Scope {
+        match self {
+            Scope::All => Scope::All,
+            Scope::Partitions {
+                count, pinned_for, ..
+            } => Scope::Partitions {
+                count: *count,
+                owned,
+                pinned_for: *pinned_for,
+            },
+        }
+    }
+
+    /// The same scope with the partitions among `parts` (see [`Scope::parts`]).
+    fn with_parts(&self, parts: &[Option<u32>]) -> Scope {
+        self.with_owned(parts.iter().flatten().copied().collect())
+    }
+
+    /// The partitions owned (none for the whole streams).
+    pub fn owned(&self) -> &[u32] {
+        match self {
+            Scope::All => &[],
+            Scope::Partitions { owned, .. } => owned,
+        }
+    }
+
+    /// Which patients and clinics the scope holds, for the actors; `None`: all of them.
+    pub fn within(&self) -> Option<vigil_actors::Within> {
+        match self {
+            Scope::All => None,
+            Scope::Partitions { count, owned, .. } => {
+                let (count, owned): (u32, std::collections::BTreeSet<u32>) =
+                    (*count, owned.iter().copied().collect());
+                Some(Arc::new(move |tenant: &str, patient: Option<&str>| {
+                    owned.contains(&vigil_streams::partition::partition_of_key(
+                        tenant, patient, count,
+                    ))
+                }))
+            }
+        }
+    }
+
     fn part(&self, index: Option<u32>) -> Option<Part> {
         match (self, index) {
             (Scope::Partitions { pinned_for, .. }, Some(index)) => Some(Part {
@@ -102,24 +147,39 @@ impl std::fmt::Display for Ended {
     }
 }
 
-/// The started engine: what [`Running::ended`] watches and [`Running::stop`] drains.
+/// The started engine: what [`Running::ended`] watches, [`Running::give_up`] and
+/// [`Running::take`] change partition by partition, and [`Running::stop`] drains.
 pub struct Running {
+    cfg: Arc<Config>,
     bus: Bus,
+    scope: Scope,
     shards: Shards,
+    desk: Arc<Desk>,
+    ingest: Ingest,
     outbox: Outbox,
     outbox_task: JoinHandle<Result<(), OutboxError>>,
-    /// The consumers; `true` when one of them ended by itself.
-    consumers: JoinHandle<bool>,
+    /// The consumers of each part (each owned partition, or the whole streams).
+    parts: BTreeMap<Option<u32>, PartConsumers>,
+    /// A part one of whose consumers ended by itself reports here.
+    part_ended: mpsc::Sender<Option<u32>>,
+    parts_ended: mpsc::Receiver<Option<u32>>,
     sweeper: JoinHandle<()>,
+    /// Raised when the whole engine stops (the sweeper).
     stop: Arc<watch::Sender<bool>>,
     metrics: Arc<IngestMetrics>,
-    /// `metrics.consumers_deleted` when the consumers started.
+    /// `metrics.consumers_deleted` when the engine started.
     consumers_deleted: u64,
     /// Which of the tasks above have already been seen to finish (a finished `JoinHandle`
     /// must not be polled again).
     outbox_done: bool,
-    consumers_done: bool,
     sweeper_done: bool,
+}
+
+/// The consumers of one part (`VITALS`, `CHECKINS` and `OCCUPANCY` of one partition, or of the
+/// whole streams), stopped together.
+struct PartConsumers {
+    stop: Arc<watch::Sender<bool>>,
+    task: JoinHandle<()>,
 }
 
 /// Resolves once `stop` is raised.
@@ -167,116 +227,46 @@ impl Engine {
             outputs,
         )?;
         hub.set_commands(Arc::new(ShardCommands(shards.clone())));
-
-        let desk = Arc::new(vigil_streams::desk::Desk::new(
+        let desk = Arc::new(Desk::new(
             cfg.engine.unscheduled_after.as_millis_i64(),
             cfg.engine.practice_horizon.as_millis_i64(),
         ));
-        let practice_sink = |stream| {
-            PracticeSink::new(
-                stream,
-                desk.clone(),
-                shards.clone(),
-                outbox.clone(),
-                metrics.clone(),
-            )
-        };
-        let mut recovery_sink = practice_sink("CHECKINS");
-        let recovered =
-            recovery::recover(bus, cfg, scope, &shards, &outbox, &mut recovery_sink).await?;
-        metrics
-            .recovery_unreadable_alerts
-            .store(recovered.unreadable as u64, Relaxed);
-        tracing::info!(
-            events = recovered.events,
-            open_alerts = recovered.alerts,
-            unreadable = recovered.unreadable,
-            seconds = recovered.elapsed.as_secs_f64(),
-            "recovery finished"
-        );
         let stop = Arc::new(watch::channel(false).0);
-        let consumers_deleted = metrics.consumers_deleted.load(Relaxed);
-        let ingest = Ingest::new(outbox.clone(), metrics.clone(), cfg);
-        let mut consumers: Vec<Consumer> = Vec::new();
-        for index in scope.parts() {
-            let part = scope.part(index);
-            let stop = &stop;
-            let sink = ShardSink::new(shards.clone());
-            consumers.push(consume::<Vitals, _>(bus, cfg, part, &ingest, sink, stop).await?);
-            consumers.push(
-                consume::<Checkins, _>(bus, cfg, part, &ingest, practice_sink("CHECKINS"), stop)
-                    .await?,
-            );
-            consumers.push(
-                consume::<Occupancy, _>(bus, cfg, part, &ingest, practice_sink("OCCUPANCY"), stop)
-                    .await?,
-            );
-        }
-        let consumers = tokio::spawn(run_together(consumers, stop.clone()));
         let sweeper = tokio::spawn(practice::sweep_held(
-            desk,
+            desk.clone(),
             shards.clone(),
             outbox.clone(),
             metrics.clone(),
             raised(stop.subscribe()),
         ));
-        hub.set_ready(true);
-        Ok(Running {
+        let (part_ended, parts_ended) = mpsc::channel(64);
+        let mut running = Running {
+            cfg: Arc::new(cfg.clone()),
             bus: bus.clone(),
+            scope: scope.with_owned(Vec::new()),
+            ingest: Ingest::new(outbox.clone(), metrics.clone(), cfg),
             shards,
+            desk,
             outbox,
             outbox_task,
-            consumers,
+            parts: BTreeMap::new(),
+            part_ended,
+            parts_ended,
             sweeper,
             stop,
             metrics: metrics.clone(),
-            consumers_deleted,
+            consumers_deleted: metrics.consumers_deleted.load(Relaxed),
             outbox_done: false,
-            consumers_done: false,
             sweeper_done: false,
-        })
-    }
-}
-
-/// One consumer: `part` of `I`'s stream (or all of it) bound and ingested into `sink` until
-/// `stop` is raised.
-async fn consume<I: Inbound, S: EventSink<Event = I::Event>>(
-    bus: &Bus,
-    cfg: &Config,
-    part: Option<Part>,
-    ingest: &Ingest,
-    sink: S,
-    stop: &watch::Sender<bool>,
-) -> anyhow::Result<Consumer> {
-    let deliveries = bus
-        .consume(I::STREAM, &cfg.nats, part, ingest.metrics.clone())
-        .await?;
-    let (ingest, stop) = (ingest.clone(), stop.subscribe());
-    Ok(Box::pin(async move {
-        ingest.run::<I, _>(deliveries, sink, raised(stop)).await;
-    }))
-}
-
-/// A consumer's ingest loop, run by [`run_together`].
-type Consumer = Pin<Box<dyn Future<Output = ()> + Send>>;
-
-/// Runs the consumers together; the first to end by itself (its stream gone, an
-/// acknowledgement stopped) raises `stop` for the others. Returns whether one did.
-async fn run_together(consumers: Vec<Consumer>, stop: Arc<watch::Sender<bool>>) -> bool {
-    if consumers.is_empty() {
-        // A cluster member that owns no partition now: nothing to consume until it gets one.
-        raised(stop.subscribe()).await;
-        return false;
-    }
-    let mut running: futures::stream::FuturesUnordered<_> = consumers.into_iter().collect();
-    let mut ended_alone = false;
-    while running.next().await.is_some() {
-        if !*stop.borrow() && !ended_alone {
-            ended_alone = true;
-            stop.send_replace(true);
+        };
+        // What was started is drained again if the rest cannot start.
+        if let Err(e) = running.add(scope.parts()).await {
+            let _ = running.stop().await;
+            return Err(e);
         }
+        hub.set_ready(true);
+        Ok(running)
     }
-    ended_alone
 }
 
 impl Running {
@@ -285,18 +275,106 @@ impl Running {
         Arc::new(ShardCommands(self.shards.clone()))
     }
 
-    /// Resolves when a part of the engine ends by itself, with what ended. A consumer that
-    /// ends stops the others and the sweeper: it is named whichever of them is seen first.
-    pub async fn ended(&mut self) -> Ended {
-        let stopping = || *self.stop.borrow();
-        let what = tokio::select! {
-            r = &mut self.consumers, if !self.consumers_done => {
-                self.consumers_done = true;
-                match r {
-                    Ok(_) => return self.consumer_ended(),
-                    Err(e) => format!("the consumers' task failed: {e}"),
+    /// Recovers `parts` into the running actors (their windows, practice state and open
+    /// alerts, as at start), then starts their consumers.
+    async fn add(&mut self, parts: Vec<Option<u32>>) -> anyhow::Result<()> {
+        let scope = self.scope.with_parts(&parts);
+        let mut sink = self.practice_sink("CHECKINS");
+        let recovered = recovery::recover(
+            &self.bus,
+            &self.cfg,
+            &scope,
+            &self.shards,
+            &self.outbox,
+            &mut sink,
+        )
+        .await?;
+        self.metrics
+            .recovery_unreadable_alerts
+            .store(recovered.unreadable as u64, Relaxed);
+        tracing::info!(
+            events = recovered.events,
+            open_alerts = recovered.alerts,
+            unreadable = recovered.unreadable,
+            seconds = recovered.elapsed.as_secs_f64(),
+            partitions = ?scope.owned(),
+            "recovery finished"
+        );
+        for index in parts {
+            let consumers = self.consumers(index).await?;
+            let stop = Arc::new(watch::channel(false).0);
+            let (ended, both) = (self.part_ended.clone(), stop.clone());
+            let task = tokio::spawn(async move {
+                if run_together(consumers, both).await {
+                    let _ = ended.send(index).await;
                 }
+            });
+            self.parts.insert(index, PartConsumers { stop, task });
+            self.scope = self
+                .scope
+                .with_parts(&self.parts.keys().copied().collect::<Vec<_>>());
+        }
+        Ok(())
+    }
+
+    /// The three consumers of one part.
+    async fn consumers(&self, index: Option<u32>) -> anyhow::Result<Vec<Consumer>> {
+        let (bus, cfg, ingest) = (&self.bus, &self.cfg, &self.ingest);
+        let part = self.scope.part(index);
+        let sink = ShardSink::new(self.shards.clone());
+        Ok(vec![
+            consume::<Vitals, _>(bus, cfg, part, ingest, sink).await?,
+            consume::<Checkins, _>(bus, cfg, part, ingest, self.practice_sink("CHECKINS")).await?,
+            consume::<Occupancy, _>(bus, cfg, part, ingest, self.practice_sink("OCCUPANCY"))
+                .await?,
+        ])
+    }
+
+    fn practice_sink(&self, stream: &'static str) -> PracticeSink {
+        PracticeSink::new(
+            stream,
+            self.desk.clone(),
+            self.shards.clone(),
+            self.outbox.clone(),
+            self.metrics.clone(),
+        )
+    }
+
+    /// Takes partitions `took` over while the others run on: recovers them into the running
+    /// actors and starts their consumers. The partitions already run are not paused.
+    ///
+    /// # Errors
+    /// When recovery cannot read the streams or a consumer cannot be bound.
+    pub async fn take(&mut self, took: &[u32]) -> anyhow::Result<()> {
+        self.add(took.iter().copied().map(Some).collect()).await
+    }
+
+    /// Hands partitions `gone` over while the others run on: their consumers finish and
+    /// acknowledge what they applied, their patients and clinics are stopped (their timers
+    /// with them) and forgotten, and everything those produced is stored. Only then may their
+    /// claims be released: the next owner recovers exactly what this one left.
+    pub async fn give_up(&mut self, gone: &[u32]) {
+        for p in gone {
+            if let Some(part) = self.parts.remove(&Some(*p)) {
+                part.stop.send_replace(true);
+                let _ = part.task.await;
             }
+        }
+        let owned: Vec<Option<u32>> = self.parts.keys().copied().collect();
+        self.scope = self.scope.with_parts(&owned);
+        if let Some(within) = self.scope.with_owned(gone.to_vec()).within() {
+            let evicted = self.shards.evict(within.clone()).await;
+            let appointments = self.desk.forget_tenants(&|tenant| within(tenant, None));
+            tracing::debug!(?gone, evicted, appointments, "handed-over owners forgotten");
+        }
+        self.outbox.settled().await;
+    }
+
+    /// Resolves when a part of the engine ends by itself, with what ended. A consumer that
+    /// ends stops the other consumers of its part.
+    pub async fn ended(&mut self) -> Ended {
+        let what = tokio::select! {
+            Some(_) = self.parts_ended.recv() => return self.consumer_ended(),
             r = &mut self.outbox_task, if !self.outbox_done => {
                 self.outbox_done = true;
                 match r {
@@ -309,7 +387,6 @@ impl Running {
             r = &mut self.sweeper, if !self.sweeper_done => {
                 self.sweeper_done = true;
                 match r {
-                    Ok(()) if stopping() => return self.consumer_ended(),
                     Ok(()) => "the held-event sweeper ended".to_string(),
                     Err(e) => format!("the held-event sweeper failed: {e}"),
                 }
@@ -331,28 +408,44 @@ impl Running {
     /// sweeper and the actors stop, and the outbox publishes what is left (at most
     /// [`OUTBOX_DRAIN`]; what it could not publish is recomputed on replay).
     pub async fn stop(self) -> anyhow::Result<()> {
-        self.stop.send_replace(true);
-        if !self.consumers_done {
-            let _ = self.consumers.await;
+        let Running {
+            bus,
+            shards,
+            outbox,
+            outbox_task,
+            parts,
+            sweeper,
+            stop,
+            ingest,
+            desk,
+            outbox_done,
+            sweeper_done,
+            ..
+        } = self;
+        stop.send_replace(true);
+        for part in parts.values() {
+            part.stop.send_replace(true);
         }
-        if !self.sweeper_done {
-            let _ = self.sweeper.await;
+        for (_, part) in parts {
+            let _ = part.task.await;
         }
-        let shards = self.shards;
+        if !sweeper_done {
+            let _ = sweeper.await;
+        }
         tokio::task::spawn_blocking(move || shards.stop())
             .await
             .context("stopping the actors")?;
         // The outbox ends once every sender is gone: the actors' went with them.
-        drop(self.outbox);
-        if !self.outbox_done
-            && tokio::time::timeout(OUTBOX_DRAIN, self.outbox_task)
+        drop((outbox, ingest, desk));
+        if !outbox_done
+            && tokio::time::timeout(OUTBOX_DRAIN, outbox_task)
                 .await
                 .is_err()
         {
             tracing::error!("outputs still unpublished after 10 s; they are recomputed on replay");
         }
         // The last acknowledgements are still in the client's buffer.
-        match tokio::time::timeout(FLUSH_WAIT, self.bus.flush()).await {
+        match tokio::time::timeout(FLUSH_WAIT, bus.flush()).await {
             Ok(Ok(())) => {}
             Ok(Err(e)) => {
                 tracing::warn!(error = %e, "last acknowledgements not sent; NATS redelivers those events");
@@ -363,4 +456,45 @@ impl Running {
         }
         Ok(())
     }
+}
+
+/// One consumer: `part` of `I`'s stream (or all of it) bound and ingested into `sink` until
+/// its part is stopped.
+async fn consume<I: Inbound, S: EventSink<Event = I::Event>>(
+    bus: &Bus,
+    cfg: &Config,
+    part: Option<Part>,
+    ingest: &Ingest,
+    sink: S,
+) -> anyhow::Result<Consumer> {
+    let deliveries = bus
+        .consume(I::STREAM, &cfg.nats, part, ingest.metrics.clone())
+        .await?;
+    let ingest = ingest.clone();
+    Ok(Box::new(move |stop: watch::Receiver<bool>| {
+        Box::pin(async move {
+            ingest.run::<I, _>(deliveries, sink, raised(stop)).await;
+        }) as Pin<Box<dyn Future<Output = ()> + Send>>
+    }))
+}
+
+/// A bound consumer's ingest loop, started by [`run_together`] with its part's stop.
+type Consumer =
+    Box<dyn FnOnce(watch::Receiver<bool>) -> Pin<Box<dyn Future<Output = ()> + Send>> + Send>;
+
+/// Runs one part's consumers together; the first to end by itself (its stream gone, an
+/// acknowledgement stopped) raises `stop` for the others. Returns whether one did.
+async fn run_together(consumers: Vec<Consumer>, stop: Arc<watch::Sender<bool>>) -> bool {
+    let mut running: futures::stream::FuturesUnordered<_> = consumers
+        .into_iter()
+        .map(|start| start(stop.subscribe()))
+        .collect();
+    let mut ended_alone = false;
+    while running.next().await.is_some() {
+        if !*stop.borrow() && !ended_alone {
+            ended_alone = true;
+            stop.send_replace(true);
+        }
+    }
+    ended_alone
 }

@@ -186,7 +186,9 @@ pub async fn recover(
     }
     // Before the actors hold them: a missed deadline fires at once on recovery.
     outbox.follow(fences).await;
-    let open = shards.recover(alerts).await;
+    // Only the owners of the scope: a cluster member recovering partitions it took over runs
+    // others on the same actors.
+    let open = shards.recover(alerts, scope.within()).await;
     Ok(Recovered {
         events,
         alerts: open,

@@ -282,6 +282,13 @@ async fn a_process_that_joins_under_load_takes_its_share_and_nothing_is_applied_
     let b = start(&nats, "engine-b", 6);
     wait_shares(&[&a, &b], &[3, 3]).await;
     let mut before = Vec::new();
+    let recoveries = |e: &Engine| {
+        let log = e.log.lock().unwrap();
+        log.iter()
+            .filter(|l| l.contains("recovery finished"))
+            .count()
+    };
+    let recovered_before = [recoveries(&a), recoveries(&b)];
     for e in [&a, &b] {
         before.push(e.metric("vigil_cluster_handovers_total").await);
     }
@@ -346,6 +353,13 @@ async fn a_process_that_joins_under_load_takes_its_share_and_nothing_is_applied_
             "{log}"
         );
     }
+    // The partitions that stayed ran on: the members that gave one recovered nothing again.
+    assert_eq!(
+        [recoveries(&a), recoveries(&b)],
+        recovered_before,
+        "{}",
+        a.log.lock().unwrap().join("\n")
+    );
 }
 
 /// Three engines; `kill -9` of one while its critical alerts wait for their second level: the

@@ -42,7 +42,7 @@ pub use patient::PatientActor;
 pub use practice::{KeeperActor, PracticeInput};
 pub use router::{Address, KeeperRouter, PatientRouter, Routed, Router};
 
-use messages::{Batch, Command, Count, Deliver, Held, Recover};
+use messages::{Batch, Command, Count, Deliver, Evict, Held, Recover};
 use vigil_engine::practice::keeper::Keeper;
 
 /// The machine's clock as engine time (the only wall-clock read of the actors).
@@ -97,6 +97,11 @@ pub enum ActorsError {
     #[error("patient shard is not running")]
     Stopped,
 }
+
+/// Which owners an operation is for: `(tenant, Some(patient))` for a patient,
+/// `(tenant, None)` for a clinic's keepers (locations, providers, resources), which go where
+/// their tenant goes. A cluster member's partitions, for example.
+pub type Within = Arc<dyn Fn(&str, Option<&str>) -> bool + Send + Sync>;
 
 /// Handle to the running shards: one arbiter per core, each with a patient router and a keeper
 /// router; cheap to clone, usable from any thread or runtime.
@@ -289,8 +294,9 @@ impl Shards {
 
     /// Recovery: reconciles every patient with the alerts `ALERTS` holds open and those a
     /// person resolved (see `Patient::reconcile`), creating actors for patients with an open
-    /// one. Returns how many open alerts were installed.
-    pub async fn recover(&self, alerts: Vec<Alert>) -> usize {
+    /// one. Returns how many open alerts were installed. Only the owners `within` names are
+    /// reconciled (partitions taken over while others run on); `None`: every owner.
+    pub async fn recover(&self, alerts: Vec<Alert>, within: Option<Within>) -> usize {
         // Delay alerts belong to the keepers; a patient needs every open alert id.
         let (keepers, patients): (Vec<Alert>, Vec<Alert>) = alerts
             .into_iter()
@@ -302,8 +308,22 @@ impl Shards {
                 .map(|a| a.alert_id.clone())
                 .collect(),
         );
-        recover_on(&self.keepers, keepers, Arc::default()).await
-            + recover_on(&self.patients, patients, open).await
+        recover_on(&self.keepers, keepers, Arc::default(), within.clone()).await
+            + recover_on(&self.patients, patients, open, within).await
+    }
+
+    /// Stops and forgets every owner `within` names (patients by tenant and id, a clinic's
+    /// keepers by tenant), each once it has finished what it had queued: a cluster member
+    /// handed their partitions over. Their timers stop with them. Returns how many.
+    pub async fn evict(&self, within: Within) -> usize {
+        let mut evicted = 0;
+        for r in self.patients.iter() {
+            evicted += r.send(Evict(within.clone())).await.unwrap_or(0);
+        }
+        for r in self.keepers.iter() {
+            evicted += r.send(Evict(within.clone())).await.unwrap_or(0);
+        }
+        evicted
     }
 
     /// Hands practice inputs to the actors they name (a location, provider or resource),
@@ -395,6 +415,7 @@ async fn recover_on<O: Routed>(
     routers: &[Addr<Router<O>>],
     alerts: Vec<Alert>,
     open: Arc<std::collections::HashSet<String>>,
+    within: Option<Within>,
 ) -> usize {
     let n = routers.len();
     let mut per_shard: Vec<Vec<Alert>> = (0..n).map(|_| Vec::new()).collect();
@@ -407,7 +428,15 @@ async fn recover_on<O: Routed>(
     let mut installed = 0;
     for (router, alerts) in routers.iter().zip(per_shard) {
         let open = open.clone();
-        installed += router.send(Recover { alerts, open }).await.unwrap_or(0);
+        let within = within.clone();
+        installed += router
+            .send(Recover {
+                alerts,
+                open,
+                within,
+            })
+            .await
+            .unwrap_or(0);
     }
     installed
 }

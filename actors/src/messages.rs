@@ -92,6 +92,14 @@ impl Message for Count {
     type Result = usize;
 }
 
+/// The owners `0` names stop and are forgotten: a cluster member handed their partitions
+/// over. Answered with how many, once each has finished what it had queued.
+pub(crate) struct Evict(pub crate::Within);
+
+impl Message for Evict {
+    type Result = usize;
+}
+
 /// An idle owner stops.
 pub(crate) struct Passivate;
 
@@ -101,9 +109,12 @@ impl Message for Passivate {
 
 /// Recovery for one router: the alerts `ALERTS` holds for its owners, and every open alert id
 /// (a patient needs it to tell its own resolved alerts from open ones; empty for keepers).
+/// Only the owners `within` names are reconciled (a cluster member recovering partitions it
+/// took over while it runs others); `None`: every owner.
 pub(crate) struct Recover {
     pub alerts: Vec<Alert>,
     pub open: Arc<HashSet<String>>,
+    pub within: Option<crate::Within>,
 }
 
 impl Message for Recover {

@@ -49,6 +49,7 @@ impl Routed for Patient {
     type Kind = ();
     type Item = vigil_engine::Reading<'static>;
     const PASSIVATES: bool = true;
+    const BY_ID: bool = true;
 
     fn address(r: &Self::Item) -> Option<Address<'_, ()>> {
         Some(Address {

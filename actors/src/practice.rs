@@ -55,6 +55,7 @@ impl Routed for Keeper {
     type Kind = KeeperKind;
     type Item = PracticeInput;
     const PASSIVATES: bool = false;
+    const BY_ID: bool = false;
 
     fn address(p: &PracticeInput) -> Option<Address<'_, KeeperKind>> {
         let (kind, id) = p.input.keeper()?;

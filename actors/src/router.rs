@@ -14,7 +14,9 @@ use actix::prelude::*;
 use rustc_hash::{FxBuildHasher, FxHashMap};
 use vigil_engine::{Alert, CommandError, Owner};
 
-use crate::messages::{Apply, Batch, Command, Count, Deliver, Passivate, Reconcile, Recover};
+use crate::messages::{
+    Apply, Batch, Command, Count, Deliver, Evict, Passivate, Reconcile, Recover,
+};
 use crate::owner::{Kept, OwnerActor};
 use crate::{ActorSettings, Outputs};
 
@@ -37,6 +39,9 @@ pub trait Routed: Kept {
     /// Whether an idle owner without an open alert is stopped (its state is rebuilt from the
     /// next events).
     const PASSIVATES: bool;
+    /// Whether an owner belongs where its tenant and id say (a patient), or where its tenant
+    /// alone says (a clinic's keepers): what a [`crate::Within`] is asked.
+    const BY_ID: bool;
 
     /// The owner an input is for; `None` for an input no owner of this type takes.
     fn address(item: &Self::Item) -> Option<Address<'_, Self::Kind>>;
@@ -140,6 +145,11 @@ impl<O: Routed> Router<O> {
     fn get(&self, kind: O::Kind, tenant: &str, id: &str) -> Option<&Entry<O>> {
         let (_, owners) = self.owners.iter().find(|(k, _)| *k == kind)?;
         owners.get(tenant)?.get(id)
+    }
+
+    /// Whether the owner `(tenant, id)` is one `within` names.
+    fn is_within(within: &crate::Within, tenant: &str, id: &str) -> bool {
+        within(tenant, O::BY_ID.then_some(id))
     }
 
     fn idle_after(&self) -> Duration {
@@ -271,6 +281,11 @@ impl<O: Routed> Handler<Recover> for Router<O> {
         for (k, (_, tenants)) in self.owners.iter().enumerate() {
             for (tenant, owners) in tenants {
                 for (id, entry) in owners {
+                    if let Some(within) = &msg.within
+                        && !Self::is_within(within, tenant, id)
+                    {
+                        continue;
+                    }
                     let alerts = stored
                         .remove(&(k, tenant.clone(), id.clone()))
                         .unwrap_or_default();
@@ -287,6 +302,39 @@ impl<O: Routed> Handler<Recover> for Router<O> {
                 installed += s.await.unwrap_or(0);
             }
             installed
+        })
+    }
+}
+
+impl<O: Routed> Handler<Evict> for Router<O> {
+    type Result = ResponseFuture<usize>;
+
+    fn handle(&mut self, Evict(within): Evict, _: &mut Self::Context) -> Self::Result {
+        let mut stops = Vec::new();
+        for (_, tenants) in &mut self.owners {
+            for (tenant, owners) in tenants.iter_mut() {
+                owners.retain(|id, e| {
+                    let gone = Self::is_within(&within, tenant, id);
+                    if gone {
+                        // Queued after everything the owner was sent: it finishes that first.
+                        stops.push(e.addr.send(Passivate));
+                    }
+                    !gone
+                });
+            }
+            tenants.retain(|_, o| !o.is_empty());
+        }
+        let n = stops.len();
+        if n > 0 {
+            tracing::debug!(
+                shard = self.shard,
+                evicted = n,
+                "evicted owners handed over"
+            );
+        }
+        Box::pin(async move {
+            futures::future::join_all(stops).await;
+            n
         })
     }
 }

@@ -92,6 +92,15 @@ impl Desk {
             .forget_before(now.plus_millis(-self.keep_ms))
     }
 
+    /// Forgets the appointments and the held events of the tenants `gone` names: a cluster
+    /// member that handed their partition over, as a restart would (the new owner rebuilds
+    /// both from the streams). Returns how many appointments.
+    pub fn forget_tenants(&self, gone: &dyn Fn(&str) -> bool) -> usize {
+        let mut state = self.lock();
+        state.held.retain(|(tenant, _), _| !gone(tenant));
+        state.book.forget_tenants(gone)
+    }
+
     /// Applies a `CHECKINS` event at wall-clock `now`. Returns this event's outcome (`None`
     /// when it was held) and the outcomes of held events a schedule released, in order.
     pub fn apply(

@@ -96,6 +96,8 @@ enum Job {
     Publish(OutMessage),
     /// Subjects and the sequence of their last stored message, as recovery read them.
     Follow(Vec<(String, u64)>),
+    /// Answered once every message queued before it is stored.
+    Settled(tokio::sync::oneshot::Sender<()>),
 }
 
 /// Handle for queueing outputs; cheap to clone.
@@ -129,7 +131,7 @@ impl Outbox {
                 match job {
                     Job::Publish(m) => Err(m),
                     // Only the publish just sent can come back.
-                    Job::Follow(_) => Ok(()),
+                    Job::Follow(_) | Job::Settled(_) => Ok(()),
                 }
             }
         }
@@ -140,6 +142,16 @@ impl Outbox {
     pub async fn send(&self, m: OutMessage) {
         if let Err(mpsc::error::SendError(Job::Publish(m))) = self.tx.send(Job::Publish(m)).await {
             tracing::error!(subject = %m.subject, "outbox closed; output not published, its input stays unacknowledged");
+        }
+    }
+
+    /// Waits until every message queued before this call is stored (a cluster member hands a
+    /// partition over only once everything its owners produced is in the streams). Returns at
+    /// once when the publisher has stopped: what it did not store fails its batch.
+    pub async fn settled(&self) {
+        let (done, stored) = tokio::sync::oneshot::channel();
+        if self.tx.send(Job::Settled(done)).await.is_ok() {
+            let _ = stored.await;
         }
     }
 
@@ -172,6 +184,15 @@ async fn publish_loop(
         tokio::select! {
             job = rx.recv(), if open && pending.len() < in_flight => match job {
                 Some(Job::Follow(known)) => fences.extend(known),
+                Some(Job::Settled(done)) => {
+                    while let Some(stored) = pending.next().await {
+                        match stored {
+                            Ok(stored) => settle(stored, &mut subjects, &mut fences),
+                            Err(fenced) => return Err(fenced),
+                        }
+                    }
+                    let _ = done.send(());
+                }
                 Some(Job::Publish(mut m)) => {
                     while m.order.ordered() && subjects.contains(&m.subject) {
                         match pending.next().await {
@@ -317,6 +338,27 @@ mod tests {
                 last: false,
             },
         }
+    }
+
+    /// `settled` answers only once every message queued before it is stored: their receipts
+    /// are gone by then.
+    #[tokio::test]
+    async fn settled_waits_for_everything_queued_before_it() {
+        let (outbox, task) = Outbox::start(Bus::embedded(16), 64, 4);
+        let mut waits = Vec::new();
+        for i in 0..20 {
+            let (receipt, done) = batch_receipt();
+            outbox
+                .send(message(&format!("alerts.t.a{i}"), receipt))
+                .await;
+            waits.push(done);
+        }
+        outbox.settled().await;
+        for done in &mut waits {
+            assert_eq!(done.try_recv(), Ok(()), "stored before settled answered");
+        }
+        drop(outbox);
+        assert!(matches!(task.await, Ok(Ok(()))), "the outbox ends cleanly");
     }
 
     /// A stored transition moves its alert's fence to its sequence; the last one (resolved)

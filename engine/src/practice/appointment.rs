@@ -433,6 +433,14 @@ impl AppointmentBook {
         before - self.appointments.len()
     }
 
+    /// Forgets every appointment of the tenants `gone` names (a cluster member that handed
+    /// their partition over; the new owner rebuilds them from the streams). Returns how many.
+    pub fn forget_tenants(&mut self, gone: &dyn Fn(&str) -> bool) -> usize {
+        let before = self.appointments.len();
+        self.appointments.retain(|(tenant, _), _| !gone(tenant));
+        before - self.appointments.len()
+    }
+
     pub fn len(&self) -> usize {
         self.appointments.len()
     }
