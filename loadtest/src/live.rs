@@ -35,9 +35,21 @@ pub(crate) async fn run(args: &Args, js: jetstream::Context) -> anyhow::Result<(
         1, 60_000_000, 3,
     )?));
     let received = Arc::new(AtomicU64::new(0));
+    // With `--partitions N` (a cluster), also each partition's: a hand-over's gap shows in the
+    // partitions that moved, and must not in those that stayed.
+    let by_partition: Arc<Mutex<Vec<Histogram<u64>>>> = Arc::new(Mutex::new(
+        (0..args.partitions.unwrap_or(0))
+            .map(|_| Histogram::new_with_bounds(1, 60_000_000, 3))
+            .collect::<Result<_, _>>()?,
+    ));
     let reader = {
-        let (triggers, histogram, received) =
-            (triggers.clone(), histogram.clone(), received.clone());
+        let (triggers, histogram, received, by_partition) = (
+            triggers.clone(),
+            histogram.clone(),
+            received.clone(),
+            by_partition.clone(),
+        );
+        let (tenant, partitions) = (args.tenant.clone(), args.partitions.unwrap_or(0));
         tokio::spawn(async move {
             while let Some(Ok(m)) = ws.next().await {
                 let Message::Text(t) = m else { continue };
@@ -51,6 +63,17 @@ pub(crate) async fn run(args: &Args, js: jetstream::Context) -> anyhow::Result<(
                     let us = now.duration_since(sent).as_micros() as u64;
                     if let Ok(mut h) = histogram.lock() {
                         let _ = h.record(us.max(1));
+                    }
+                    if partitions > 0
+                        && let Ok(mut hs) = by_partition.lock()
+                    {
+                        let p = vigil_streams::partition::partition_of(
+                            &[&tenant, &patient],
+                            partitions,
+                        );
+                        if let Some(h) = hs.get_mut(p as usize) {
+                            let _ = h.record(us.max(1));
+                        }
                     }
                 }
             }
@@ -180,6 +203,15 @@ pub(crate) async fn run(args: &Args, js: jetstream::Context) -> anyhow::Result<(
         alerts_expected: expected,
         alerts_received: received.load(Relaxed),
         latency_ms: h.as_ref().and_then(latency_of),
+        latency_by_partition: by_partition
+            .lock()
+            .map(|hs| {
+                hs.iter()
+                    .enumerate()
+                    .filter_map(|(p, h)| Some((p as u32, latency_of(h)?)))
+                    .collect()
+            })
+            .unwrap_or_default(),
         dashboards: (args.dashboards > 0).then(|| fanout.report()),
     };
     print_report(args, &report)

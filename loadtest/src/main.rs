@@ -120,8 +120,9 @@ pub(crate) struct Args {
     /// Chairs and rooms (clinic mode).
     #[arg(global = true, long, default_value_t = 20_000)]
     pub(crate) chairs: usize,
-    /// Drain mode, a cluster of engines (`[cluster] partitions`): wait for the consumers of
-    /// every partition, `{consumer}-0` to `{consumer}-{N-1}`, instead of `{consumer}`.
+    /// A cluster of engines (`[cluster] partitions`). Drain mode: wait for the consumers of
+    /// every partition, `{consumer}-0` to `{consumer}-{N-1}`, instead of `{consumer}`. Live
+    /// mode: report the latency of each partition as well.
     #[arg(global = true, long)]
     pub(crate) partitions: Option<u32>,
     /// Streams whose consumer `drain` waits for (repeat the flag for several).

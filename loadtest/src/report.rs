@@ -21,6 +21,9 @@ pub(crate) struct Report {
     pub(crate) alerts_expected: u64,
     pub(crate) alerts_received: u64,
     pub(crate) latency_ms: Option<Latency>,
+    /// Live mode with `--partitions`: each partition's latency, by partition.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub(crate) latency_by_partition: Vec<(u32, Latency)>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) dashboards: Option<dashboards::DashboardReport>,
 }
@@ -138,6 +141,9 @@ pub(crate) fn print_report(args: &Args, r: &Report) -> anyhow::Result<()> {
         match &r.latency_ms {
             Some(l) => println!("publish->alert    {l}"),
             None => println!("publish->alert    no alert received"),
+        }
+        for (p, l) in &r.latency_by_partition {
+            println!("  partition {p:<5} {l}");
         }
         if let Some(d) = &r.dashboards {
             println!(
