@@ -1,7 +1,7 @@
 //! Several engine processes sharing the inbound streams by partitions (issue 14; docs/cluster.md),
 //! against a real nats-server 2.11+ and the real binary: the stored subjects carry the partition
 //! NATS computes and the engine agrees with it; partitions are fixed once the streams exist;
-//! engines that join share the partitions fairly, a process joining under load takes its share
+//! engines that join share the partitions fairly, a fourth process joining three under load takes its share
 //! with every reading applied exactly once; `kill -9` of an owner mid-escalation moves its
 //! partitions to the survivors, whose escalation fires on time with no alert opened twice; a
 //! paused owner that comes back after its partitions moved writes nothing over the new owner.
@@ -272,25 +272,28 @@ async fn partitions_are_fixed_once_the_streams_exist() {
     );
 }
 
-/// Two engines share six partitions; a third joins while monitors stream and takes a fair
-/// share, handed over cleanly: every reading is applied exactly once over the three, every
-/// alert opened once, every transition stored once and in order.
+/// Three engines share eight partitions; a fourth joins while monitors stream and takes a fair
+/// share, handed over cleanly: every reading is applied exactly once over the four, every
+/// alert opened once, every transition stored once and in order; the partitions that stay run
+/// on.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_process_that_joins_under_load_takes_its_share_and_nothing_is_applied_twice() {
     let nats = NatsServer::start();
-    let a = start(&nats, "engine-a", 6);
-    let b = start(&nats, "engine-b", 6);
-    wait_shares(&[&a, &b], &[3, 3]).await;
-    let mut before = Vec::new();
+    let a = start(&nats, "engine-a", 8);
+    let b = start(&nats, "engine-b", 8);
+    let c = start(&nats, "engine-c", 8);
+    wait_shares(&[&a, &b, &c], &[3, 3, 2]).await;
     let recoveries = |e: &Engine| {
         let log = e.log.lock().unwrap();
         log.iter()
             .filter(|l| l.contains("recovery finished"))
             .count()
     };
-    let recovered_before = [recoveries(&a), recoveries(&b)];
-    for e in [&a, &b] {
-        before.push(e.metric("vigil_cluster_handovers_total").await);
+    let old = [&a, &b, &c];
+    let recovered_before = old.map(recoveries);
+    let mut handovers_before = Vec::new();
+    for e in old {
+        handovers_before.push(e.metric("vigil_cluster_handovers_total").await);
     }
     let js = jetstream::new(nats.client().await);
     let ward = Ward {
@@ -302,34 +305,35 @@ async fn a_process_that_joins_under_load_takes_its_share_and_nothing_is_applied_
     let load = tokio::spawn(ward.monitors(js.clone()));
     tokio::time::sleep(Duration::from_millis(1500)).await;
     assert!(!load.is_finished(), "the join must fall inside the load");
-    let c = start(&nats, "engine-c", 6);
+    let d = start(&nats, "engine-d", 8);
     tokio::time::timeout(Duration::from_secs(120), load)
         .await
         .expect("monitors finished publishing")
         .unwrap();
-    wait_shares(&[&a, &b, &c], &[2, 2, 2]).await;
-    ward.assert_nothing_lost(&[&a, &b, &c], &js).await;
+    wait_shares(&[&a, &b, &c, &d], &[2, 2, 2, 2]).await;
+    ward.assert_nothing_lost(&[&a, &b, &c, &d], &js).await;
+    let names = ["engine-a", "engine-b", "engine-c", "engine-d"];
     let mut held = BTreeSet::new();
-    for name in ["engine-a", "engine-b", "engine-c"] {
+    for name in names {
         let mine = partitions_of(&js, name, 2).await;
         assert_eq!(mine.len(), 2, "{name}");
         assert!(held.is_disjoint(&mine), "a partition held twice");
         held.extend(mine);
     }
-    assert_eq!(held.len(), 6);
+    assert_eq!(held.len(), 8);
     // Any member answers for the whole cluster; only an admin may ask.
     let (status, cluster) =
-        http_json(&c.addr, "GET", "/api/cluster", Some("admin-abc-token"), "").await;
+        http_json(&d.addr, "GET", "/api/cluster", Some("admin-abc-token"), "").await;
     assert_eq!(status, 200, "{cluster}");
     assert_eq!(cluster["clustered"], true);
-    assert_eq!(cluster["member"], "engine-c");
-    assert_eq!(cluster["partitions"], 6);
+    assert_eq!(cluster["member"], "engine-d");
+    assert_eq!(cluster["partitions"], 8);
     let members = cluster["members"].as_array().unwrap();
-    let names: Vec<&str> = members
+    let listed: Vec<&str> = members
         .iter()
         .map(|m| m["member"].as_str().unwrap())
         .collect();
-    assert_eq!(names, ["engine-a", "engine-b", "engine-c"]);
+    assert_eq!(listed, names);
     for m in members {
         assert_eq!(m["partitions"].as_array().unwrap().len(), 2, "{m}");
         assert!(m["lastHeartbeat"].as_str().unwrap().ends_with('Z'), "{m}");
@@ -342,20 +346,23 @@ async fn a_process_that_joins_under_load_takes_its_share_and_nothing_is_applied_
         http_json(&a.addr, "GET", "/api/cluster", Some("nurse-icu3-token"), "").await;
     assert_eq!(status, 403, "{body}");
     assert_eq!(body["code"], "FORBIDDEN");
-    for (e, before) in [&a, &b].into_iter().zip(before) {
+    // The join moved only the newcomer's share: engine-a and engine-b each gave one
+    // partition, in one hand-over; engine-c, already at its share, gave none.
+    for (e, (before, gave)) in old
+        .into_iter()
+        .zip(handovers_before.into_iter().zip([1.0, 1.0, 0.0]))
+    {
         let log = e.log.lock().unwrap().join("\n");
-        assert!(log.contains("released partition"), "{log}");
-        assert!(log.contains("hand-over: partitions now owned"), "{log}");
-        // One hand-over for the join: each gave one partition to the newcomer.
+        assert!(gave == 0.0 || log.contains("released partition"), "{log}");
         assert_eq!(
             e.metric("vigil_cluster_handovers_total").await,
-            before + 1.0,
+            before + gave,
             "{log}"
         );
     }
-    // The partitions that stayed ran on: the members that gave one recovered nothing again.
+    // The partitions that stayed ran on: no old member recovered anything again.
     assert_eq!(
-        [recoveries(&a), recoveries(&b)],
+        old.map(recoveries),
         recovered_before,
         "{}",
         a.log.lock().unwrap().join("\n")
