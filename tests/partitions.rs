@@ -1,8 +1,8 @@
 //! Several engine processes sharing the inbound streams by partitions (issue 14; docs/cluster.md),
 //! against a real nats-server 2.11+ and the real binary: the stored subjects carry the partition
 //! NATS computes and the engine agrees with it; partitions are fixed once the streams exist;
-//! engines that join share the partitions fairly, a fourth process joining three under load takes its share
-//! with every reading applied exactly once; `kill -9` of an owner mid-escalation moves its
+//! engines that join share the partitions fairly, a fourth process joining three under load
+//! takes its share with every reading applied exactly once; `kill -9` of an owner mid-escalation moves its
 //! partitions to the survivors, whose escalation fires on time with no alert opened twice; a
 //! paused owner that comes back after its partitions moved writes nothing over the new owner.
 
