@@ -765,3 +765,55 @@ async fn a_dashboard_on_any_member_sees_every_patient_and_resource_of_its_scope(
     assert!(door.metric("vigil_cluster_relayed_frames_total").await >= 4.0);
     assert_eq!(door.metric("vigil_cluster_relay_errors_total").await, 0.0);
 }
+
+/// A member cut off from NATS longer than `failover` gives its partitions up before its
+/// claims age out (before another member could take them and fence it), and takes a fair share
+/// again once NATS is back; the other member runs every partition meanwhile.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_cut_off_from_nats_gives_its_partitions_up_in_time_and_comes_back() {
+    let nats = NatsServer::start();
+    let link = common::link::LossyLink::start(&nats.url).await;
+    let mut a = Engine::start_on(&link.url, "", &member("engine-a", 4));
+    let b = start(&nats, "engine-b", 4);
+    wait_shares(&[&a, &b], &[2, 2]).await;
+    let js = jetstream::new(nats.client().await);
+    let of_a = partitions_of(&js, "engine-a", 2).await;
+
+    let log = a.log.clone();
+    let log = move || log.lock().unwrap().join("\n");
+    let cut = Instant::now();
+    link.down();
+    // engine-a gives its claims up within failover (3 s; they age out after it), on its own
+    // clock, without hearing from NATS, and its engine stops consuming them.
+    let mut gave_up = None;
+    while cut.elapsed() < Duration::from_secs(10) {
+        if log().contains("lost partition") {
+            gave_up = Some(cut.elapsed());
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let gave_up = gave_up.unwrap_or_else(|| panic!("engine-a kept its partitions: {}", log()));
+    assert!(
+        gave_up < Duration::from_secs(3),
+        "gave up after {gave_up:?}, not before its claims aged out (3 s): {}",
+        log()
+    );
+    let mut owned = 2.0;
+    for _ in 0..150 {
+        owned = a.metric("vigil_cluster_partitions_owned").await;
+        if owned == 0.0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(owned, 0.0, "engine-a still runs partitions: {}", log());
+    // engine-b takes them once they age out.
+    wait_shares(&[&b], &[4]).await;
+    assert_eq!(partitions_of(&js, "engine-b", 4).await.len(), 4);
+    assert!(of_a.is_subset(&partitions_of(&js, "engine-b", 4).await));
+
+    link.up();
+    wait_shares(&[&a, &b], &[2, 2]).await;
+    assert!(a.wait_exit(0).is_none(), "engine-a stayed up: {}", log());
+}

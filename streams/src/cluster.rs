@@ -510,6 +510,12 @@ fn instance_id() -> String {
     format!("{:x}-{nanos:x}", std::process::id())
 }
 
+/// The longest one beat's request to the bucket may take: half a beat, so that the beat goes
+/// on (and gives up claims in time) while NATS does not answer.
+fn request_wait(failover: Duration) -> Duration {
+    beat(failover) / 2
+}
+
 /// How often a member writes its heartbeat and renews its claims: four times per failover.
 fn beat(failover: Duration) -> Duration {
     (failover / 4).max(Duration::from_millis(250))
@@ -769,15 +775,48 @@ impl Member {
         }
     }
 
+    /// Gives up every claim not renewed for three quarters of `failover`, on this process's
+    /// own clock and whatever NATS answers or not: a member cut off from NATS stops consuming
+    /// its partitions before their claims age out and another member takes them.
+    fn expire_unrenewed(&mut self) {
+        let limit = self.failover * 3 / 4;
+        let stale: Vec<u32> = self
+            .claims
+            .iter()
+            .filter(|(_, (_, renewed))| renewed.elapsed() > limit)
+            .map(|(&p, _)| p)
+            .collect();
+        if stale.is_empty() {
+            return;
+        }
+        for p in &stale {
+            tracing::error!(partition = p, member = %self.name, "lost partition: its claim was not renewed for three quarters of failover (NATS away?); this member stops consuming it before the claim ages out");
+            self.claims.remove(p);
+        }
+        self.publish();
+    }
+
     /// One beat: heartbeat, renewals, then claims of this member's fair share and the surplus
-    /// it should hand over.
+    /// it should hand over. Each request waits at most [`request_wait`], so that a NATS that
+    /// does not answer cannot stall the beat past the claims' expiry.
     async fn tick(&mut self) {
+        self.expire_unrenewed();
+        let wait = request_wait(self.failover);
         let key = self.member_key(&self.name);
-        match self
-            .kv
-            .update(&key, self.heartbeat_value(), self.heartbeat)
-            .await
-        {
+        let heartbeat = tokio::time::timeout(
+            wait,
+            self.kv.update(&key, self.heartbeat_value(), self.heartbeat),
+        )
+        .await;
+        let Ok(heartbeat) = heartbeat else {
+            tracing::warn!(
+                "heartbeat not written: NATS did not answer within {wait:?}; retrying next beat"
+            );
+            self.renew().await;
+            self.expire_unrenewed();
+            return;
+        };
+        match heartbeat {
             Ok(rev) => self.heartbeat = rev,
             Err(e)
                 if e.kind() == kv::UpdateErrorKind::WrongLastRevision
@@ -804,6 +843,7 @@ impl Member {
             Err(e) => tracing::warn!(error = %e, "heartbeat not written; retrying next beat"),
         }
         self.renew().await;
+        self.expire_unrenewed();
         let live = self.live_members();
         let target = assign(&live, &self.current_claims(), self.count);
         let claims = target
@@ -814,14 +854,25 @@ impl Member {
                 let value = self.claim_value();
                 async move { (p, kv.create(format!("partitions.{p}"), value).await) }
             });
-        for (p, result) in futures::future::join_all(claims).await {
+        let Ok(claimed) = tokio::time::timeout(wait, futures::future::join_all(claims)).await
+        else {
+            tracing::warn!("claims not written: NATS did not answer within {wait:?}");
+            return;
+        };
+        for (p, result) in claimed {
             match result {
                 Ok(rev) => {
                     tracing::info!(partition = p, member = %self.name, "claimed partition");
                     self.claims.insert(p, (rev, Instant::now()));
                 }
-                // Still held: its owner hands it over, or it ages out.
-                Err(e) if e.kind() == kv::CreateErrorKind::AlreadyExists => {}
+                // Held: by this run when an earlier claim's answer was lost (it is ours
+                // then), else by its owner, who hands it over, or until it ages out.
+                Err(e) if e.kind() == kv::CreateErrorKind::AlreadyExists => {
+                    if let Some(rev) = self.own_revision(&format!("partitions.{p}")).await {
+                        tracing::info!(partition = p, member = %self.name, "claimed partition (an earlier claim's answer was lost)");
+                        self.claims.insert(p, (rev, Instant::now()));
+                    }
+                }
                 Err(e) => tracing::warn!(partition = p, error = %e, "claim not written"),
             }
         }
@@ -839,7 +890,12 @@ impl Member {
             let value = self.claim_value();
             async move { (p, kv.update(format!("partitions.{p}"), value, rev).await) }
         });
-        let results = futures::future::join_all(renewals).await;
+        let wait = request_wait(self.failover);
+        let Ok(results) = tokio::time::timeout(wait, futures::future::join_all(renewals)).await
+        else {
+            tracing::warn!("claims not renewed: NATS did not answer within {wait:?}");
+            return;
+        };
         let mut lost = Vec::new();
         let mut wrong = Vec::new();
         for (p, result) in results {
@@ -854,12 +910,8 @@ impl Member {
                 Err(e) if e.kind() == kv::UpdateErrorKind::WrongLastRevision => {
                     wrong.push(p);
                 }
-                Err(e) => {
-                    tracing::warn!(partition = p, error = %e, "claim not renewed");
-                    if renewed.elapsed() > self.failover * 3 / 4 {
-                        lost.push(p);
-                    }
-                }
+                // Given up by `expire_unrenewed` if this lasts.
+                Err(e) => tracing::warn!(partition = p, error = %e, "claim not renewed"),
             }
         }
         // A moved revision may be this member's own renewal whose acknowledgement was lost

@@ -13,6 +13,8 @@ pub struct LossyLink {
     /// Where clients connect (`nats://127.0.0.1:PORT`).
     pub url: String,
     losing: Arc<AtomicBool>,
+    /// While set, every connection is refused (closed as soon as it is accepted).
+    down: Arc<AtomicBool>,
     connections: Arc<std::sync::Mutex<Vec<AbortHandle>>>,
     accept: JoinHandle<()>,
 }
@@ -24,11 +26,15 @@ impl LossyLink {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind link");
         let url = format!("nats://{}", listener.local_addr().unwrap());
         let losing = Arc::new(AtomicBool::new(false));
+        let down = Arc::new(AtomicBool::new(false));
         let connections = Arc::new(std::sync::Mutex::new(Vec::new()));
         let accept = tokio::spawn({
-            let (losing, connections) = (losing.clone(), connections.clone());
+            let (losing, down, connections) = (losing.clone(), down.clone(), connections.clone());
             async move {
                 while let Ok((client, _)) = listener.accept().await {
+                    if down.load(Relaxed) {
+                        continue;
+                    }
                     let Ok(server) = TcpStream::connect(&upstream).await else {
                         continue;
                     };
@@ -60,6 +66,7 @@ impl LossyLink {
         LossyLink {
             url,
             losing,
+            down,
             connections,
             accept,
         }
@@ -68,6 +75,18 @@ impl LossyLink {
     /// From now on, everything the server sends is lost before it reaches the client.
     pub fn lose_from_server(&self) {
         self.losing.store(true, Relaxed);
+    }
+
+    /// Takes the link down: every connection breaks and new ones are refused until
+    /// [`LossyLink::up`], as when the network between a client and NATS is lost.
+    pub fn down(&self) {
+        self.down.store(true, Relaxed);
+        self.cut();
+    }
+
+    /// Accepts connections again.
+    pub fn up(&self) {
+        self.down.store(false, Relaxed);
     }
 
     /// Breaks every connection (the client notices and reconnects) and carries everything
