@@ -210,10 +210,18 @@ pub async fn serve(
                 .filter(|p| !owned.contains(p))
                 .collect();
             // The partitions that stay run on throughout: only those that move stop, drain,
-            // and are forgotten.
+            // and are forgotten. Commands for those are refused with a retry from now until
+            // their next owner answers (not answered "not found" by actors already gone).
             if let Some(engine) = running.as_mut()
                 && !gone.is_empty()
             {
+                hub.set_commands(Arc::new(ClusterCommands {
+                    local: engine.commands(),
+                    owned: owned.iter().copied().filter(|p| kept.contains(p)).collect(),
+                    count: cluster.partitions,
+                    bus: bus.clone(),
+                    metrics: metrics.clone(),
+                }));
                 engine.give_up(&gone).await;
             }
             // Released only now that everything they produced is stored and acknowledged.
