@@ -19,6 +19,7 @@ use vigil_actors::{ActorSettings, Shards};
 use vigil_config::Config;
 use vigil_engine::Profiles;
 use vigil_gateway::Hub;
+use vigil_streams::desk::Desk;
 use vigil_streams::outbox::OutboxError;
 use vigil_streams::{
     Bus, Checkins, EventSink, Inbound, Ingest, IngestMetrics, Occupancy, Outbox, Part, Vitals,
@@ -27,7 +28,6 @@ use vigil_streams::{
 use crate::practice::{self, PracticeSink};
 use crate::recovery;
 use crate::wiring::{EngineOutputs, ShardCommands, ShardSink};
-use vigil_streams::desk::Desk;
 
 /// How long the outbox may take to publish what is left at shutdown.
 const OUTBOX_DRAIN: Duration = Duration::from_secs(10);
