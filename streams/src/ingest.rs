@@ -18,7 +18,7 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::time::Instant;
 
 use futures::stream::FuturesOrdered;
-use futures::{Stream, StreamExt};
+use futures::{FutureExt, Stream, StreamExt};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
 use vigil_config::Config;
 use vigil_engine::{PracticeEvent, Reading, Timestamp};
@@ -373,10 +373,32 @@ async fn run<I: Inbound, S: EventSink<Event = I::Event>>(
     let mut decoding = FuturesOrdered::new();
     tokio::pin!(shutdown);
     let mut open = true;
+    let decode = |chunk: Vec<Delivery>| {
+        let permits = permits.clone();
+        let metrics = metrics.clone();
+        tokio::spawn(async move {
+            // Taken here, not in the loop, so the loop never blocks on the window.
+            let permit = permits.acquire_many_owned(chunk.len() as u32).await?;
+            Ok::<_, tokio::sync::AcquireError>(decode_chunk::<I>(
+                chunk,
+                permit,
+                &metrics,
+                fingerprints,
+            ))
+        })
+    };
     while open || !decoding.is_empty() {
         tokio::select! {
             biased;
-            () = &mut shutdown, if open => open = false,
+            () = &mut shutdown, if open => {
+                open = false;
+                // What NATS has already delivered to this process is work in flight too: what
+                // is ready now (nothing is waited for) is applied and acknowledged with the
+                // rest, instead of waiting for `ack_wait` or the next start.
+                while let Some(Some(chunk)) = chunks.next().now_or_never() {
+                    decoding.push_back(decode(chunk));
+                }
+            }
             Some(decoded) = decoding.next(), if !decoding.is_empty() => {
                 let Ok(Ok(decoded)) = decoded else {
                     // Skipping the chunk would let the next ack-all acknowledge it unapplied:
@@ -389,15 +411,7 @@ async fn run<I: Inbound, S: EventSink<Event = I::Event>>(
                 }
             }
             c = chunks.next(), if open && decoding.len() < DECODE_AHEAD => match c {
-                Some(chunk) => {
-                    let permits = permits.clone();
-                    let metrics = metrics.clone();
-                    decoding.push_back(tokio::spawn(async move {
-                        // Taken here, not in the loop, so the loop never blocks on the window.
-                        let permit = permits.acquire_many_owned(chunk.len() as u32).await?;
-                        Ok::<_, tokio::sync::AcquireError>(decode_chunk::<I>(chunk, permit, &metrics, fingerprints))
-                    }));
-                }
+                Some(chunk) => decoding.push_back(decode(chunk)),
                 None => open = false,
             },
         }
