@@ -187,6 +187,16 @@ pub async fn serve(
     let mut running: Option<Running> = None;
     let mut owned: Vec<u32> = Vec::new();
     let mut last_displaced: Option<Instant> = None;
+    // This member's command port: its own actors for `owned`, the owners' for the rest.
+    let commands_for = |local: Arc<dyn CommandPort>, owned: BTreeSet<u32>| {
+        Arc::new(ClusterCommands {
+            local,
+            owned,
+            count: cluster.partitions,
+            bus: bus.clone(),
+            metrics: metrics.clone(),
+        })
+    };
     let ended = loop {
         let (keep, surplus) = {
             let o = ownership.borrow_and_update();
@@ -215,13 +225,8 @@ pub async fn serve(
             if let Some(engine) = running.as_mut()
                 && !gone.is_empty()
             {
-                hub.set_commands(Arc::new(ClusterCommands {
-                    local: engine.commands(),
-                    owned: owned.iter().copied().filter(|p| kept.contains(p)).collect(),
-                    count: cluster.partitions,
-                    bus: bus.clone(),
-                    metrics: metrics.clone(),
-                }));
+                let staying = owned.iter().copied().filter(|p| kept.contains(p));
+                hub.set_commands(commands_for(engine.commands(), staying.collect()));
                 engine.give_up(&gone).await;
             }
             // Released only now that everything they produced is stored and acknowledged.
@@ -252,13 +257,7 @@ pub async fn serve(
                 }
             };
             let local = engine.commands();
-            hub.set_commands(Arc::new(ClusterCommands {
-                local: local.clone(),
-                owned: kept.clone(),
-                count: cluster.partitions,
-                bus: bus.clone(),
-                metrics: metrics.clone(),
-            }));
+            hub.set_commands(commands_for(local.clone(), kept.clone()));
             let (answer_bus, owned_now) = (bus.clone(), keep.clone());
             answering = Some(tokio::spawn(async move {
                 vigil_streams::cluster::answer_commands(&answer_bus, owned_now, move |req| {

@@ -152,6 +152,7 @@ impl std::fmt::Display for Ended {
 pub struct Running {
     cfg: Arc<Config>,
     bus: Bus,
+    /// Whole streams or partitions, their count and pinning; which parts run is `parts`.
     scope: Scope,
     shards: Shards,
     desk: Arc<Desk>,
@@ -301,8 +302,8 @@ impl Running {
             "recovery finished"
         );
         for index in parts {
-            let consumers = self.consumers(index).await?;
             let stop = Arc::new(watch::channel(false).0);
+            let consumers = self.consumers(index, &stop).await?;
             let (ended, both) = (self.part_ended.clone(), stop.clone());
             let task = tokio::spawn(async move {
                 if run_together(consumers, both).await {
@@ -310,23 +311,27 @@ impl Running {
                 }
             });
             self.parts.insert(index, PartConsumers { stop, task });
-            self.scope = self
-                .scope
-                .with_parts(&self.parts.keys().copied().collect::<Vec<_>>());
         }
         Ok(())
     }
 
-    /// The three consumers of one part.
-    async fn consumers(&self, index: Option<u32>) -> anyhow::Result<Vec<Consumer>> {
+    /// The three consumers of one part, each running until `stop` is raised.
+    async fn consumers(
+        &self,
+        index: Option<u32>,
+        stop: &watch::Sender<bool>,
+    ) -> anyhow::Result<Vec<Consumer>> {
         let (bus, cfg, ingest) = (&self.bus, &self.cfg, &self.ingest);
         let part = self.scope.part(index);
         let sink = ShardSink::new(self.shards.clone());
+        let (checkins, occupancy) = (
+            self.practice_sink("CHECKINS"),
+            self.practice_sink("OCCUPANCY"),
+        );
         Ok(vec![
-            consume::<Vitals, _>(bus, cfg, part, ingest, sink).await?,
-            consume::<Checkins, _>(bus, cfg, part, ingest, self.practice_sink("CHECKINS")).await?,
-            consume::<Occupancy, _>(bus, cfg, part, ingest, self.practice_sink("OCCUPANCY"))
-                .await?,
+            consume::<Vitals, _>(bus, cfg, part, ingest, sink, stop).await?,
+            consume::<Checkins, _>(bus, cfg, part, ingest, checkins, stop).await?,
+            consume::<Occupancy, _>(bus, cfg, part, ingest, occupancy, stop).await?,
         ])
     }
 
@@ -360,8 +365,6 @@ impl Running {
                 let _ = part.task.await;
             }
         }
-        let owned: Vec<Option<u32>> = self.parts.keys().copied().collect();
-        self.scope = self.scope.with_parts(&owned);
         if let Some(within) = self.scope.with_owned(gone.to_vec()).within() {
             let evicted = self.shards.evict(within.clone()).await;
             let appointments = self.desk.forget_tenants(&|tenant| within(tenant, None));
@@ -469,36 +472,31 @@ impl Running {
 }
 
 /// One consumer: `part` of `I`'s stream (or all of it) bound and ingested into `sink` until
-/// its part is stopped.
+/// `stop` is raised.
 async fn consume<I: Inbound, S: EventSink<Event = I::Event>>(
     bus: &Bus,
     cfg: &Config,
     part: Option<Part>,
     ingest: &Ingest,
     sink: S,
+    stop: &watch::Sender<bool>,
 ) -> anyhow::Result<Consumer> {
     let deliveries = bus
         .consume(I::STREAM, &cfg.nats, part, ingest.metrics.clone())
         .await?;
-    let ingest = ingest.clone();
-    Ok(Box::new(move |stop: watch::Receiver<bool>| {
-        Box::pin(async move {
-            ingest.run::<I, _>(deliveries, sink, raised(stop)).await;
-        }) as Pin<Box<dyn Future<Output = ()> + Send>>
+    let (ingest, stop) = (ingest.clone(), stop.subscribe());
+    Ok(Box::pin(async move {
+        ingest.run::<I, _>(deliveries, sink, raised(stop)).await;
     }))
 }
 
-/// A bound consumer's ingest loop, started by [`run_together`] with its part's stop.
-type Consumer =
-    Box<dyn FnOnce(watch::Receiver<bool>) -> Pin<Box<dyn Future<Output = ()> + Send>> + Send>;
+/// A consumer's ingest loop, run by [`run_together`].
+type Consumer = Pin<Box<dyn Future<Output = ()> + Send>>;
 
 /// Runs one part's consumers together; the first to end by itself (its stream gone, an
 /// acknowledgement stopped) raises `stop` for the others. Returns whether one did.
 async fn run_together(consumers: Vec<Consumer>, stop: Arc<watch::Sender<bool>>) -> bool {
-    let mut running: futures::stream::FuturesUnordered<_> = consumers
-        .into_iter()
-        .map(|start| start(stop.subscribe()))
-        .collect();
+    let mut running: futures::stream::FuturesUnordered<_> = consumers.into_iter().collect();
     let mut ended_alone = false;
     while running.next().await.is_some() {
         if !*stop.borrow() && !ended_alone {

@@ -84,9 +84,10 @@ pub struct Hub {
     /// The latest `resource` frame of each provider, resource and waiting area.
     pub(crate) resources: DashMap<(String, String), Arc<ResourceFrame>>,
     pub(crate) resource_tx: broadcast::Sender<Arc<ResourceFrame>>,
-    /// Frames this process made since the last relay to the other cluster members, while
-    /// `relaying` ([`Hub::start_relaying`]).
-    relay: std::sync::Mutex<Option<relay::Outgoing>>,
+    /// Frames this process made since the last relay to the other cluster members, kept only
+    /// while `relaying` ([`Hub::start_relaying`]); the flag spares the lock on every update
+    /// of a process that relays nothing.
+    relay: std::sync::Mutex<relay::Outgoing>,
     relaying: AtomicBool,
     /// Set once the actors exist (the hub is built first so health probes answer at once), and
     /// again each time a cluster member restarts its engine for a new set of partitions.
@@ -140,7 +141,7 @@ impl Hub {
             dirty_patients: std::sync::Mutex::default(),
             resources: DashMap::new(),
             resource_tx: broadcast::channel(cap).0,
-            relay: std::sync::Mutex::new(None),
+            relay: std::sync::Mutex::default(),
             relaying: AtomicBool::new(false),
             pages: DashMap::new(),
             page_tx: broadcast::channel(cap).0,
@@ -339,12 +340,7 @@ impl Hub {
     pub fn publish_patient(&self, state: PatientStatus) {
         let key: PatientKey = (state.tenant.clone(), state.patient_id.clone());
         let frame = Arc::new(PatientFrame::new(state));
-        if self.relaying.load(Relaxed)
-            && let Ok(mut relay) = self.relay.lock()
-            && let Some(out) = relay.as_mut()
-        {
-            out.patient(key.clone(), frame.clone());
-        }
+        self.relay_out(|out| out.patient(key.clone(), frame.clone()));
         self.store_patient(key, frame);
     }
 
@@ -391,12 +387,7 @@ impl Hub {
             json,
         });
         let key = (view.tenant.clone(), key);
-        if self.relaying.load(Relaxed)
-            && let Ok(mut relay) = self.relay.lock()
-            && let Some(out) = relay.as_mut()
-        {
-            out.resource(key.clone(), frame.clone());
-        }
+        self.relay_out(|out| out.resource(key.clone(), frame.clone()));
         self.store_resource(key, frame);
     }
 

@@ -135,19 +135,21 @@ impl Hub {
     /// From now on, every frame this process makes is kept for [`Hub::take_relay`] (a cluster
     /// member relays its frames to the others).
     pub fn start_relaying(&self) {
-        if let Ok(mut relay) = self.relay.lock() {
-            relay.get_or_insert_with(Outgoing::default);
-        }
         self.relaying.store(true, Relaxed);
+    }
+
+    /// Keeps a frame this process made for the next relay, while relaying.
+    pub(super) fn relay_out(&self, keep: impl FnOnce(&mut Outgoing)) {
+        if self.relaying.load(Relaxed)
+            && let Ok(mut out) = self.relay.lock()
+        {
+            keep(&mut out);
+        }
     }
 
     /// The frames this process made since the last call, as relay messages.
     pub fn take_relay(&self) -> Vec<Vec<u8>> {
-        let taken = match self.relay.lock() {
-            Ok(mut relay) => relay.as_mut().map(std::mem::take),
-            Err(_) => None,
-        };
-        let Some(out) = taken else {
+        let Ok(out) = self.relay.lock().map(|mut out| std::mem::take(&mut *out)) else {
             return Vec::new();
         };
         encode(
