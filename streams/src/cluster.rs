@@ -390,14 +390,6 @@ fn frames_answer_subject(member: &str) -> String {
     format!("vigil.frames-answer.{member}")
 }
 
-/// A member name as `[cluster] member` allows it (`[A-Za-z0-9_-]{1,64}`): one subject token.
-fn valid_member(name: &str) -> bool {
-    (1..=64).contains(&name.len())
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
-}
-
 /// What a member's frames are, to the relay: the gateway's hub behind it.
 pub trait FrameRelay: Send + Sync + 'static {
     /// The frames made since the last call, as relay messages.
@@ -460,7 +452,7 @@ pub async fn relay_frames(
                 let Some(m) = m else { return };
                 if m.subject.as_str() == FRAMES_ASK {
                     let asker = String::from_utf8_lossy(&m.payload).into_owned();
-                    if asker != member && valid_member(&asker) {
+                    if asker != member && vigil_config::is_token(&asker) {
                         for message in frames.all() {
                             let _ = client.publish(frames_answer_subject(&asker), message.into()).await;
                         }
@@ -727,6 +719,10 @@ impl Member {
                     let _ = done.send(());
                 }
                 _ = ticks.tick() => self.tick().await,
+                // A claim's own deadline, not the next beat: given up on time even between beats.
+                () = tokio::time::sleep_until(self.renewal_due()), if !self.claims.is_empty() => {
+                    self.expire_unrenewed();
+                }
             }
         }
         let all: Vec<u32> = self.claims.keys().copied().collect();
@@ -775,6 +771,12 @@ impl Member {
         }
     }
 
+    /// When the least recently renewed claim must be given up if it is not renewed by then.
+    fn renewal_due(&self) -> tokio::time::Instant {
+        let oldest = self.claims.values().map(|(_, renewed)| *renewed).min();
+        tokio::time::Instant::from_std(oldest.unwrap_or_else(Instant::now) + self.failover * 3 / 4)
+    }
+
     /// Gives up every claim not renewed for three quarters of `failover`, on this process's
     /// own clock and whatever NATS answers or not: a member cut off from NATS stops consuming
     /// its partitions before their claims age out and another member takes them.
@@ -812,6 +814,7 @@ impl Member {
             tracing::warn!(
                 "heartbeat not written: NATS did not answer within {wait:?}; retrying next beat"
             );
+            self.expire_unrenewed();
             self.renew().await;
             self.expire_unrenewed();
             return;
@@ -842,6 +845,7 @@ impl Member {
             }
             Err(e) => tracing::warn!(error = %e, "heartbeat not written; retrying next beat"),
         }
+        self.expire_unrenewed();
         self.renew().await;
         self.expire_unrenewed();
         let live = self.live_members();
