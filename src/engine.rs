@@ -36,6 +36,31 @@ const FLUSH_WAIT: Duration = Duration::from_secs(2);
 
 pub struct Engine;
 
+/// Every threshold profile of `cfg`, serving the sepsis model that `[rules."sepsis.model"]
+/// model` names (relative to the working directory), or the built-in one.
+///
+/// # Errors
+/// A model file that cannot be read or is refused (its checksum, shape, features or checks),
+/// or a profile too short for the model's spans, naming the file and the problem.
+pub fn profiles(cfg: &Config) -> anyhow::Result<Profiles> {
+    use vigil_engine::patient::model::Model;
+    let path = cfg
+        .rules
+        .get(vigil_config::Rule::SepsisModel.name())
+        .and_then(|r| r.model.as_ref());
+    let model = match path {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read the sepsis model {}", path.display()))?;
+            let model = Model::parse(&text)
+                .map_err(|e| anyhow::anyhow!("sepsis model {}: {e}", path.display()))?;
+            Arc::new(model)
+        }
+        None => Model::shared_built_in(),
+    };
+    Profiles::with_model(cfg, model).map_err(|e| anyhow::anyhow!("{e}"))
+}
+
 /// What one engine process owns of the inbound streams.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Scope {
@@ -221,7 +246,7 @@ impl Engine {
                 shards: cfg.engine.shards,
                 mailbox: cfg.engine.mailbox,
                 passivate_after_ms: cfg.engine.passivate_after.as_millis_i64(),
-                profiles: Arc::new(Profiles::from_config(cfg)),
+                profiles: Arc::new(profiles(cfg)?),
                 tick_every: cfg.engine.tick.as_std(),
                 on_lost: vigil_streams::receipt::fail,
             },

@@ -117,6 +117,8 @@ fn main() -> anyhow::Result<()> {
                     config.display()
                 );
             };
+            // The sepsis model is checked before anything connects.
+            engine::profiles(&cfg)?;
             runtime()?.block_on(serve(cfg, BusSource::Nats(url), None))
         }
         Command::Demo {

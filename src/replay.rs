@@ -4,7 +4,6 @@ use std::path::PathBuf;
 
 use anyhow::{Context, bail};
 use vigil_config::{CHARTED_PROFILE, Config};
-use vigil_engine::Profiles;
 use vigil_replay::{Options, Source};
 
 /// `vigil replay` (contracts.md §7).
@@ -34,6 +33,14 @@ pub struct Args {
     /// Write every alert transition (an `orchestration.alert.v1` data object per line) to this file.
     #[arg(long)]
     pub alerts: Option<PathBuf>,
+    /// Write every stay row's model features as CSV to this file (psv replays; what the
+    /// training command reads: docs/sepsis-screen.md).
+    #[arg(long, requires = "psv")]
+    pub features: Option<PathBuf>,
+    /// Write one file per stay, in the PhysioNet challenge's output layout, to this directory
+    /// (psv replays; contracts.md section 7).
+    #[arg(long, requires = "psv")]
+    pub predictions: Option<PathBuf>,
     /// Worker threads (0: one per core).
     #[arg(long, default_value_t = 0)]
     pub threads: usize,
@@ -44,7 +51,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         Some(path) => Config::load(path)?,
         None => Config::default(),
     };
-    let profiles = Profiles::from_config(&cfg);
+    let profiles = crate::engine::profiles(&cfg)?;
     let (source, default_profile) = match (args.psv, args.events) {
         (Some(dir), None) => (Source::Psv(dir), CHARTED_PROFILE.to_string()),
         (None, Some(file)) => (Source::Events(file), profiles.base().profile.clone()),
@@ -59,6 +66,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     };
     let scores = create(args.scores.as_deref())?;
     let alerts = create(args.alerts.as_deref())?;
+    let features = create(args.features.as_deref())?;
     let total = match &source {
         Source::Psv(dir) => std::fs::read_dir(dir)
             .with_context(|| format!("cannot read {}", dir.display()))?
@@ -87,6 +95,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         threads: args.threads,
         scores,
         alerts,
+        features,
+        predictions: args.predictions,
         progress: progress.clone(),
     });
     if let Some(bar) = progress {

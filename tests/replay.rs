@@ -43,6 +43,8 @@ enabled = false
 enabled = false
 [profiles.rules."sepsis.qsofa"]
 enabled = false
+[profiles.rules."sepsis.model"]
+enabled = false
 "#;
 
 fn vigil(args: &[&str]) -> (bool, String, String) {
@@ -347,4 +349,189 @@ fn events_replay_uses_the_live_decoder_and_rules() {
     assert_eq!(high[0]["level"], "critical");
     assert_eq!(high[0]["tenantId"], "clinic-abc");
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn predictions_are_written_in_the_challenge_layout_one_file_per_stay() {
+    let dir = temp_dir("predictions");
+    write_stays(&dir);
+    let config = dir.join("vigil.toml");
+    std::fs::write(&config, SIRS_ONLY).unwrap();
+    let out = dir.join("out");
+    let (ok, _, stderr) = vigil(&[
+        "replay",
+        "--psv",
+        dir.to_str().unwrap(),
+        "--config",
+        config.to_str().unwrap(),
+        "--profile",
+        "sirs-only",
+        "--json",
+        "--predictions",
+        out.to_str().unwrap(),
+    ]);
+    assert!(ok, "{stderr}");
+    // The challenge's worked example: the SIRS-with-lactate alert is open from the third row.
+    // The model is off in this profile, so its risk is 0 throughout.
+    let septic = std::fs::read_to_string(out.join("a-septic.psv")).unwrap();
+    let mut lines = septic.lines();
+    assert_eq!(lines.next(), Some("PredictedProbability|PredictedLabel"));
+    let labels: Vec<&str> = lines.map(|l| l.split('|').nth(1).unwrap()).collect();
+    assert_eq!(labels, ["0", "0", "1", "1", "1", "1"]);
+    assert!(septic.lines().skip(1).all(|l| l.starts_with("0.0000|")));
+    let quiet = std::fs::read_to_string(out.join("b-quiet.psv")).unwrap();
+    assert_eq!(quiet.lines().count(), 7, "a header and one line per row");
+    assert!(quiet.lines().skip(1).all(|l| l.ends_with("|0")));
+    assert!(
+        !out.join("c-broken.psv").exists(),
+        "a skipped stay predicts nothing"
+    );
+
+    // With the model (the built-in profile), the probability is its risk in 0..1 and the
+    // report ranks it.
+    let (ok, stdout, stderr) = vigil(&[
+        "replay",
+        "--psv",
+        dir.to_str().unwrap(),
+        "--json",
+        "--predictions",
+        out.to_str().unwrap(),
+    ]);
+    assert!(ok, "{stderr}");
+    let septic = std::fs::read_to_string(out.join("a-septic.psv")).unwrap();
+    let risks: Vec<f64> = septic
+        .lines()
+        .skip(1)
+        .map(|l| l.split('|').next().unwrap().parse().unwrap())
+        .collect();
+    assert_eq!(risks.len(), 6);
+    assert!(
+        risks.iter().all(|r| (0.0..=1.0).contains(r) && *r > 0.0),
+        "{risks:?}"
+    );
+    let r: Value = serde_json::from_str(&stdout).unwrap();
+    let screen = &r["screen"];
+    assert!(
+        screen["model"]
+            .as_str()
+            .unwrap()
+            .starts_with("vigil-sepsis-ebm ")
+    );
+    assert!(
+        (0.0..=1.0).contains(&screen["auroc"].as_f64().unwrap()),
+        "{screen}"
+    );
+    let model = r["rules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|x| x["rule"] == "sepsis.model")
+        .unwrap();
+    assert_eq!(model["enabled"], true);
+}
+
+#[test]
+fn a_model_file_that_is_missing_broken_or_for_other_features_stops_the_start() {
+    let dir = temp_dir("model");
+    write_stays(&dir);
+    let built_in = include_str!("../engine/models/sepsis.vmodel");
+    let (header, body) = built_in.split_once('\n').unwrap();
+    let renamed = body.replacen("\"hr.latest\"", "\"HR.latest\"", 1);
+    let rehash = |body: &str| {
+        use sha2::Digest;
+        let digest: String = sha2::Sha256::digest(body.trim_end().as_bytes())
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        format!("vigil-model 1 sha256={digest}\n{body}")
+    };
+    let replay_with = |config: &Path| {
+        let (ok, _, stderr) = vigil(&[
+            "replay",
+            "--psv",
+            dir.to_str().unwrap(),
+            "--config",
+            config.to_str().unwrap(),
+        ]);
+        (ok, stderr)
+    };
+    let cases = [
+        ("absent.vmodel", None, "cannot read the sepsis model"),
+        (
+            "truncated.vmodel",
+            Some(built_in[..built_in.len() / 2].to_string()),
+            "checksum mismatch",
+        ),
+        (
+            "edited.vmodel",
+            Some(format!(
+                "{header}\n{}",
+                body.replacen("\"intercept\":", "\"intercept\":1", 1)
+            )),
+            "checksum mismatch",
+        ),
+        (
+            "other.vmodel",
+            Some(rehash(&renamed)),
+            "unknown source `HR`",
+        ),
+        (
+            "empty.vmodel",
+            Some(String::new()),
+            "not a Vigil model file",
+        ),
+    ];
+    for (name, text, says) in cases {
+        let path = dir.join(name);
+        if let Some(text) = text {
+            std::fs::write(&path, text).unwrap();
+        }
+        let config = dir.join("model.toml");
+        std::fs::write(
+            &config,
+            format!("[rules.\"sepsis.model\"]\nmodel = \"{}\"\n", path.display()),
+        )
+        .unwrap();
+        let (ok, stderr) = replay_with(&config);
+        assert!(!ok, "{name} must be refused");
+        assert!(
+            stderr.contains(&path.display().to_string()) && stderr.contains(says),
+            "{name}: {stderr}"
+        );
+    }
+    // The built-in model, named as a file, is accepted.
+    let path = dir.join("same.vmodel");
+    std::fs::write(&path, built_in).unwrap();
+    let config = dir.join("model.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[rules.\"sepsis.model\"]\nmodel = \"{}\"\nrisk = 0.5\n",
+            path.display()
+        ),
+    )
+    .unwrap();
+    let (ok, stderr) = replay_with(&config);
+    assert!(ok, "{stderr}");
+    // A profile cannot name a model, and a risk is 0..1.
+    for (text, says) in [
+        (
+            "[[profiles]]\nname = \"p\"\n[profiles.rules.\"sepsis.model\"]\nmodel = \"x\"\n",
+            "model",
+        ),
+        ("[rules.\"sepsis.model\"]\nrisk = 1.5\n", "risk"),
+        ("[rules.\"sepsis.model\"]\nthreshold = 3\n", "risk"),
+        (
+            "[rules.\"sepsis.qsofa\"]\nrisk = 0.5\n",
+            "only sepsis.model",
+        ),
+        (
+            "[rules.\"sepsis.model\"]\nrisk = 0.2\nclear_risk = 0.3\n",
+            "clear_risk",
+        ),
+    ] {
+        std::fs::write(&config, text).unwrap();
+        let (ok, stderr) = replay_with(&config);
+        assert!(!ok && stderr.contains(says), "{text}: {stderr}");
+    }
 }

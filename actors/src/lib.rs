@@ -610,7 +610,10 @@ mod tests {
             .collect();
         assert!(shards.deliver(inputs, receipt.clone()).await);
         settle(receipt).await;
-        let alerts = rec.alerts.lock().unwrap().clone();
+        // HR 140 also raises the sepsis model's risk: only the NEWS2 alerts matter here.
+        let mut alerts = rec.alerts.lock().unwrap().clone();
+        let recorded = alerts.len();
+        alerts.retain(|a| a.rule != "sepsis.model");
         assert_eq!(alerts.len(), 10, "one high alert per patient");
         assert!(alerts.iter().all(|a| a.rule == "news2.high"));
         assert_eq!(shards.patient_count().await, 10);
@@ -649,7 +652,7 @@ mod tests {
         );
         assert_eq!(
             rec.alerts.lock().unwrap().len(),
-            11,
+            recorded + 1,
             "the ack is an output too"
         );
         shards.stop();

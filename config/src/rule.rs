@@ -83,6 +83,8 @@ pub enum OwnerKind {
 pub enum Threshold {
     /// Score points, `min..=max`.
     Points { min: u8, max: u8 },
+    /// A model's risk, 0..1: set by `risk` and `clear_risk`, not `threshold`.
+    Risk,
     /// No points: the rule fires on a duration (`window`), or on any parameter scoring 3.
     None,
 }
@@ -97,6 +99,7 @@ pub enum Rule {
     News2Trend,
     SepsisQsofa,
     SepsisSirsLactate,
+    SepsisModel,
     TechnicalSignalLoss,
     DelayWaiting,
     DelayProvider,
@@ -104,13 +107,14 @@ pub enum Rule {
 }
 
 impl Rule {
-    pub const ALL: [Rule; 10] = [
+    pub const ALL: [Rule; 11] = [
         Rule::News2Single3,
         Rule::News2Medium,
         Rule::News2High,
         Rule::News2Trend,
         Rule::SepsisQsofa,
         Rule::SepsisSirsLactate,
+        Rule::SepsisModel,
         Rule::TechnicalSignalLoss,
         Rule::DelayWaiting,
         Rule::DelayProvider,
@@ -119,7 +123,7 @@ impl Rule {
 
     /// The rules scored from a patient's vitals and labs (what replay reports on): every
     /// rule before the delay rules.
-    pub const CLINICAL: &[Rule] = Rule::ALL.split_at(7).0;
+    pub const CLINICAL: &[Rule] = Rule::ALL.split_at(8).0;
 
     /// The wire name: an alert's `rule`, a `[rules."…"]` key.
     pub fn name(self) -> &'static str {
@@ -130,6 +134,7 @@ impl Rule {
             Rule::News2Trend => "news2.trend",
             Rule::SepsisQsofa => "sepsis.qsofa",
             Rule::SepsisSirsLactate => "sepsis.sirs_lactate",
+            Rule::SepsisModel => "sepsis.model",
             Rule::TechnicalSignalLoss => "technical.signal_loss",
             Rule::DelayWaiting => "delay.waiting",
             Rule::DelayProvider => "delay.provider",
@@ -151,7 +156,7 @@ impl Rule {
             Rule::News2Single3 | Rule::News2Medium | Rule::News2High | Rule::News2Trend => {
                 Category::Deterioration
             }
-            Rule::SepsisQsofa | Rule::SepsisSirsLactate => Category::Sepsis,
+            Rule::SepsisQsofa | Rule::SepsisSirsLactate | Rule::SepsisModel => Category::Sepsis,
             Rule::TechnicalSignalLoss => Category::Technical,
             Rule::DelayWaiting | Rule::DelayProvider | Rule::DelayResourceOverrun => {
                 Category::Delay
@@ -163,7 +168,9 @@ impl Rule {
     pub fn level(self) -> Level {
         match self {
             Rule::News2High | Rule::SepsisQsofa | Rule::SepsisSirsLactate => Level::Critical,
-            Rule::News2Single3
+            // The model is a prompt to assess, not a diagnosis (docs/sepsis-screen.md).
+            Rule::SepsisModel
+            | Rule::News2Single3
             | Rule::News2Medium
             | Rule::News2Trend
             | Rule::TechnicalSignalLoss
@@ -223,6 +230,7 @@ impl Rule {
             }
             Rule::SepsisQsofa => Threshold::Points { min: 1, max: 3 },
             Rule::SepsisSirsLactate => Threshold::Points { min: 1, max: 4 },
+            Rule::SepsisModel => Threshold::Risk,
             Rule::TechnicalSignalLoss => Threshold::Points { min: 1, max: 20 },
             Rule::DelayWaiting | Rule::DelayProvider | Rule::DelayResourceOverrun => {
                 Threshold::None
@@ -293,6 +301,7 @@ mod tests {
                 ("news2.trend", Deterioration, Warning, Patient),
                 ("sepsis.qsofa", Sepsis, Critical, Patient),
                 ("sepsis.sirs_lactate", Sepsis, Critical, Patient),
+                ("sepsis.model", Sepsis, Warning, Patient),
                 ("technical.signal_loss", Technical, Warning, Patient),
                 ("delay.waiting", Delay, Warning, Location),
                 ("delay.provider", Delay, Warning, Provider),
@@ -334,6 +343,8 @@ mod tests {
             Threshold::Points { min: 0, max: 20 }
         );
         assert_eq!(Rule::DelayProvider.threshold(), Threshold::None);
+        assert_eq!(Rule::SepsisModel.threshold(), Threshold::Risk);
+        assert!(Rule::SepsisModel.predicts());
     }
 
     #[test]

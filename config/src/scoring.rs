@@ -87,6 +87,17 @@ pub struct RuleConfig {
     pub lactate: Option<f64>,
     /// `delay.provider`: the average start delay at or below which its alert clears.
     pub clear_below: Option<Duration>,
+    /// `sepsis.model`: the risk (0..1) at or above which the rule holds (default: the model's
+    /// own, chosen out of fold when it was trained).
+    pub risk: Option<f64>,
+    /// `sepsis.model`: the risk below which its alert starts to clear (at most `risk`).
+    pub clear_risk: Option<f64>,
+    /// `sepsis.model`: the model is evaluated at most once per this interval per patient
+    /// (readings at the same instant as the last evaluation re-evaluate it).
+    pub interval: Option<Duration>,
+    /// `sepsis.model`, in the file's `[rules]` only: a model file to serve instead of the one
+    /// built in (docs/sepsis-screen.md).
+    pub model: Option<std::path::PathBuf>,
 }
 
 /// `news2.trend`'s default window: the rise is measured over the lowest score of the last hour.
@@ -275,6 +286,47 @@ pub(crate) fn validate_rules(
         }
         if rule.window.is_some_and(|w| w.as_millis() == 0) {
             return Err(invalid(path, &key("window"), "must be longer than 0s"));
+        }
+        if id.threshold() == Threshold::Risk && rule.threshold.is_some() {
+            return Err(invalid(
+                path,
+                &key("threshold"),
+                "sepsis.model takes a risk: set `risk` (and `clear_risk`), from 0 to 1",
+            ));
+        }
+        let model_only = [
+            ("risk", rule.risk.is_some()),
+            ("clear_risk", rule.clear_risk.is_some()),
+            ("interval", rule.interval.is_some()),
+            ("model", rule.model.is_some()),
+        ];
+        for (field, set) in model_only {
+            if set && id != Rule::SepsisModel {
+                return Err(invalid(path, &key(field), "only sepsis.model has it"));
+            }
+        }
+        for (field, v) in [("risk", rule.risk), ("clear_risk", rule.clear_risk)] {
+            if let Some(v) = v
+                && !(v.is_finite() && v > 0.0 && v < 1.0)
+            {
+                return Err(invalid(
+                    path,
+                    &key(field),
+                    "must be a risk between 0 and 1 (exclusive)",
+                ));
+            }
+        }
+        if let (Some(open), Some(clear)) = (rule.risk, rule.clear_risk)
+            && clear > open
+        {
+            return Err(invalid(path, &key("clear_risk"), "must be at most `risk`"));
+        }
+        if rule.model.is_some() && prefix != "rules" {
+            return Err(invalid(
+                path,
+                &key("model"),
+                "a model is set once, in the file's [rules.\"sepsis.model\"]",
+            ));
         }
     }
     Ok(())

@@ -14,6 +14,7 @@ pub mod psv;
 pub mod report;
 pub mod utility;
 
+use std::fmt::Write as _;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -21,6 +22,7 @@ use std::sync::{Arc, Mutex, mpsc};
 use std::time::Instant;
 
 use serde::Serialize;
+use vigil_engine::patient::features::{self, Feature};
 use vigil_engine::{Alert, Observed, Param, Patient, Rule, Settings, Timestamp};
 use vigil_streams::vitals::check_vitals;
 
@@ -60,6 +62,14 @@ pub struct Options {
     /// Where `--alerts` NDJSON goes: every alert transition, one `orchestration.alert.v1` data
     /// object per line.
     pub alerts: Option<Box<dyn Write + Send>>,
+    /// Where `--features` CSV goes (psv replays): the header, then for every row of every stay
+    /// `stay,hour,label,evaluated` (1 when the row had a reading the model is evaluated on)
+    /// and the value of each of [`features::CANDIDATES`] after the row
+    /// (`NaN` when missing). The training command reads it (docs/sepsis-screen.md).
+    pub features: Option<Box<dyn Write + Send>>,
+    /// `--predictions OUTDIR` (psv replays): one file per stay, named like its input, in the
+    /// challenge's output layout (contracts.md section 7).
+    pub predictions: Option<PathBuf>,
     /// Advanced as work finishes (stays, or bytes of the events file); indicatif draws it.
     pub progress: Option<indicatif::ProgressBar>,
 }
@@ -78,6 +88,13 @@ pub enum ReplayError {
     Scores(std::io::Error),
     #[error("cannot write alerts: {0}")]
     Alerts(std::io::Error),
+    #[error("cannot write features: {0}")]
+    Features(std::io::Error),
+    #[error("cannot write predictions to {path}: {source}")]
+    Predictions {
+        path: String,
+        source: std::io::Error,
+    },
 }
 
 /// A `.psv` file that was skipped, with the line and the reason.
@@ -99,8 +116,11 @@ pub struct Outcome {
     pub labels: Option<Vec<bool>>,
     /// Hour of each row (for lead times).
     pub row_hours: Vec<i64>,
-    /// Per row, bit i set when an alert of rule i (bit 7: of the profile) was open after it.
-    pub masks: Vec<u8>,
+    /// Per row, the sepsis model's latest risk after it (0 before its first evaluation).
+    pub risks: Vec<f64>,
+    /// Per row, bit i set when an alert of rule i (bit [`PROFILE`]: of the profile) was open
+    /// after it.
+    pub masks: Vec<u16>,
     /// Alerts per rule: opened, or moved into that rule by an upgrade or downgrade.
     pub alerts: [u32; SLOTS],
     /// First row at which each rule had an open alert.
@@ -111,7 +131,7 @@ pub struct Outcome {
 
 impl Outcome {
     /// Records `row` as the first row of every rule in `mask` that had none yet.
-    fn note_open(&mut self, mask: u8, row: usize) {
+    fn note_open(&mut self, mask: u16, row: usize) {
         for (slot, first) in self.first_row.iter_mut().enumerate() {
             if mask & (1 << slot) != 0 && first.is_none() {
                 *first = Some(row);
@@ -164,8 +184,8 @@ impl AlertLog {
 }
 
 /// The mask of rules with an open alert on `patient`.
-fn open_mask(patient: &Patient) -> u8 {
-    let mut mask = 0u8;
+fn open_mask(patient: &Patient) -> u16 {
+    let mut mask = 0u16;
     for a in patient.active_alerts() {
         if let Some(i) = rule_index(a.rule) {
             mask |= 1 << i;
@@ -289,6 +309,7 @@ pub(crate) fn simulate_stay(
             .then(|| rows.iter().map(|r| r.label == Some(true)).collect()),
         row_hours: Vec::with_capacity(rows.len()),
         masks: Vec::with_capacity(rows.len()),
+        risks: Vec::with_capacity(rows.len()),
         ..Outcome::default()
     };
     let start = stay_start();
@@ -316,10 +337,12 @@ pub(crate) fn simulate_stay(
             .iter()
             .any(Option::is_some)
             || v.on_oxygen.is_some();
+        let mut evaluated = !row.labs.is_empty();
         if any {
             if check_vitals(v).is_err() {
                 out.rejected += 1;
             } else {
+                evaluated = true;
                 let o = patient.observe(unit, v, at, at, settings);
                 for a in &o.alerts {
                     log.record(a, &mut out, &mut sinks.alerts);
@@ -327,9 +350,31 @@ pub(crate) fn simulate_stay(
                 sinks.scores.write(|buf| write_score(buf, patient_id, &o));
             }
         }
+        if sinks.features.wanted() {
+            let (adm, candidates) = (
+                patient.admission.as_ref().map(|(a, _)| a),
+                &sinks.candidates,
+            );
+            let label = row.label.map_or("", |l| if l { "1" } else { "0" });
+            sinks.features.write(|buf| {
+                use std::io::Write as _;
+                let evaluated = u8::from(evaluated);
+                let _ = write!(buf, "{patient_id},{},{label},{evaluated}", row.hour);
+                for f in candidates {
+                    match f.value(&patient.window, adm, at) {
+                        Some(v) => {
+                            let _ = write!(buf, ",{}", v.value);
+                        }
+                        None => buf.extend_from_slice(b",NaN"),
+                    }
+                }
+                buf.push(b'\n');
+            });
+        }
         let mask = open_mask(&patient);
         out.note_open(mask, i);
         out.masks.push(mask);
+        out.risks.push(patient.last_risk.map_or(0.0, |(r, _)| r));
         out.row_hours.push(row.hour);
     }
     out.hours = rows.len() as f64;
@@ -392,6 +437,9 @@ type LineWriter = std::thread::JoinHandle<std::io::Result<()>>;
 pub(crate) struct Sinks {
     pub(crate) scores: Lines,
     pub(crate) alerts: Lines,
+    /// `--features`: a CSV row per stay row, of [`features::CANDIDATES`].
+    pub(crate) features: Lines,
+    candidates: Vec<Feature>,
 }
 
 impl Sinks {
@@ -401,12 +449,15 @@ impl Sinks {
         Self {
             scores: Lines::new(outputs.scores.clone(), chunk),
             alerts: Lines::new(outputs.alerts.clone(), chunk),
+            features: Lines::new(outputs.features.clone(), chunk),
+            candidates: features::candidates(),
         }
     }
 
     fn flush(&mut self) {
         self.scores.flush();
         self.alerts.flush();
+        self.features.flush();
     }
 }
 
@@ -425,6 +476,11 @@ impl Lines {
             buf: Vec::new(),
             chunk,
         }
+    }
+
+    /// This output was asked for.
+    fn wanted(&self) -> bool {
+        self.tx.is_some()
     }
 
     /// Appends what `line` writes, when this output is wanted.
@@ -452,6 +508,7 @@ impl Lines {
 struct Outputs {
     scores: Option<LineTx>,
     alerts: Option<LineTx>,
+    features: Option<LineTx>,
 }
 
 /// Starts a writer: one thread that writes chunks of lines as they come.
@@ -491,12 +548,39 @@ pub fn run(options: Options) -> Result<Report, ReplayError> {
     let threads = threads(options.threads);
     let (scores, score_writer) = line_writer(options.scores);
     let (alerts, alert_writer) = line_writer(options.alerts);
-    let outputs = Outputs { scores, alerts };
+    let features = match options.features {
+        Some(mut w) => {
+            let mut header = String::from("stay,hour,label,evaluated");
+            for name in features::CANDIDATES {
+                header.push(',');
+                header.push_str(name);
+            }
+            header.push('\n');
+            w.write_all(header.as_bytes())
+                .map_err(ReplayError::Features)?;
+            Some(w)
+        }
+        None => None,
+    };
+    let (features, feature_writer) = line_writer(features);
+    let outputs = Outputs {
+        scores,
+        alerts,
+        features,
+    };
     let progress = options.progress.as_ref();
     let ran = match &options.source {
-        Source::Psv(dir) => psv_files(dir).map(|files| {
-            let (outcomes, skipped) = replay_psv(&files, &settings, threads, &outputs, progress);
-            ("psv", outcomes, skipped, Vec::new())
+        Source::Psv(dir) => psv_files(dir).and_then(|files| {
+            if let Some(out) = &options.predictions {
+                std::fs::create_dir_all(out).map_err(|source| ReplayError::Predictions {
+                    path: out.display().to_string(),
+                    source,
+                })?;
+            }
+            let predictions = options.predictions.as_deref();
+            let (outcomes, skipped) =
+                replay_psv(&files, &settings, threads, &outputs, predictions, progress)?;
+            Ok(("psv", outcomes, skipped, Vec::new()))
         }),
         Source::Events(file) => events::replay(file, &settings, threads, &outputs, progress)
             .map(|(outcomes, rejected)| ("events", outcomes, Vec::new(), rejected)),
@@ -505,6 +589,7 @@ pub fn run(options: Options) -> Result<Report, ReplayError> {
     drop(outputs);
     join_writer(score_writer, ReplayError::Scores)?;
     join_writer(alert_writer, ReplayError::Alerts)?;
+    join_writer(feature_writer, ReplayError::Features)?;
     let (kind, outcomes, skipped, rejected_codes) = ran?;
     Ok(Report::build(
         kind,
@@ -517,21 +602,35 @@ pub fn run(options: Options) -> Result<Report, ReplayError> {
     ))
 }
 
+/// Writes one stay's predictions in the challenge's layout: `PredictedProbability|PredictedLabel`,
+/// then per row the model's risk and 1 where an alert of the profile was open.
+fn write_predictions(path: &Path, outcome: &Outcome) -> std::io::Result<()> {
+    let mut text = String::with_capacity(16 * (outcome.masks.len() + 1));
+    text.push_str("PredictedProbability|PredictedLabel\n");
+    for (risk, mask) in outcome.risks.iter().zip(&outcome.masks) {
+        let label = u8::from(mask & (1 << PROFILE) != 0);
+        let _ = writeln!(text, "{risk:.4}|{label}");
+    }
+    std::fs::write(path, text)
+}
+
 fn replay_psv(
     files: &[PathBuf],
     settings: &Settings,
     threads: usize,
     outputs: &Outputs,
+    predictions: Option<&Path>,
     progress: Option<&indicatif::ProgressBar>,
-) -> (Vec<Outcome>, Vec<Skipped>) {
+) -> Result<(Vec<Outcome>, Vec<Skipped>), ReplayError> {
     let next = AtomicUsize::new(0);
     let skipped = Mutex::new(Vec::new());
+    let failed: Mutex<Option<ReplayError>> = Mutex::new(None);
     let mut outcomes = Vec::with_capacity(files.len());
     std::thread::scope(|scope| {
         let workers: Vec<_> = (0..threads)
             .map(|_| {
                 let mut sinks = Sinks::new(outputs, true);
-                let (next, skipped) = (&next, &skipped);
+                let (next, skipped, failed) = (&next, &skipped, &failed);
                 scope.spawn(move || {
                     let mut mine = Vec::new();
                     loop {
@@ -549,8 +648,20 @@ fn replay_psv(
                                 let id = path
                                     .file_stem()
                                     .map_or_else(|| name.clone(), |s| s.to_string_lossy().into());
-                                mine.push(simulate_stay(&id, &rows, settings, &mut sinks));
+                                let outcome = simulate_stay(&id, &rows, settings, &mut sinks);
                                 sinks.flush();
+                                if let (Some(dir), Some(file)) = (predictions, path.file_name()) {
+                                    let out = dir.join(file);
+                                    if let Err(source) = write_predictions(&out, &outcome)
+                                        && let Ok(mut f) = failed.lock()
+                                    {
+                                        f.get_or_insert(ReplayError::Predictions {
+                                            path: out.display().to_string(),
+                                            source,
+                                        });
+                                    }
+                                }
+                                mine.push(outcome);
                             }
                             Err(e) => {
                                 if let Ok(mut s) = skipped.lock() {
@@ -576,9 +687,12 @@ fn replay_psv(
             }
         }
     });
+    if let Some(e) = failed.into_inner().ok().flatten() {
+        return Err(e);
+    }
     let mut skipped = skipped.into_inner().unwrap_or_default();
     skipped.sort_by(|a, b| a.file.cmp(&b.file));
-    (outcomes, skipped)
+    Ok((outcomes, skipped))
 }
 
 #[cfg(test)]

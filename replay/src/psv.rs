@@ -35,7 +35,7 @@ const MAX_ICULOS_HOURS: f64 = 100_000.0;
 
 /// Vital columns and where they go.
 const VITALS: &[&str] = &["HR", "O2Sat", "Temp", "SBP", "MAP", "DBP", "Resp", "FiO2"];
-/// Lab columns and the contract's code for each (units as the challenge recorded them:
+/// Lab columns and the code for each (units as the challenge recorded them:
 /// PaCO2 mmHg, lactate mmol/L, WBC 10^9/L, platelets 10^9/L; creatinine and bilirubin are
 /// mg/dL there and are converted to the contract's umol/L).
 const LABS: &[(&str, &str, f64)] = &[
@@ -45,6 +45,15 @@ const LABS: &[(&str, &str, f64)] = &[
     ("Platelets", "platelets", 1.0),
     ("Creatinine", "creatinine", 88.4),
     ("Bilirubin_total", "bilirubin", 17.1),
+    // Codes the contract does not name, stored for the sepsis model in the units the challenge
+    // recorded: BUN mg/dL, glucose mg/dL, bicarbonate mmol/L, haemoglobin g/dL, potassium
+    // mmol/L (docs/sepsis-screen.md).
+    ("BUN", "bun", 1.0),
+    ("Glucose", "glucose", 1.0),
+    ("pH", "ph", 1.0),
+    ("HCO3", "hco3", 1.0),
+    ("Hgb", "hgb", 1.0),
+    ("Potassium", "potassium", 1.0),
 ];
 
 struct Columns {

@@ -45,6 +45,56 @@ pub struct RuleReport {
     pub utility: Option<f64>,
 }
 
+/// Row-level discrimination of the sepsis model's risk against `SepsisLabel`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ScreenReport {
+    /// Model name and version.
+    pub model: String,
+    /// Area under the ROC curve (ties count half).
+    #[serde(serialize_with = "round")]
+    pub auroc: f64,
+    /// Average precision: the area under the precision-recall curve, stepwise.
+    #[serde(serialize_with = "round")]
+    pub auprc: f64,
+}
+
+/// AUROC and average precision of `scores` against `labels`; `None` without both classes.
+pub fn ranking(scored: &mut [(f64, bool)]) -> Option<(f64, f64)> {
+    let positives = scored.iter().filter(|(_, y)| *y).count();
+    let negatives = scored.len() - positives;
+    if positives == 0 || negatives == 0 {
+        return None;
+    }
+    // Highest score first; a run of equal scores is one threshold.
+    scored.sort_by(|a, b| b.0.total_cmp(&a.0));
+    let (mut tp, mut fp) = (0usize, 0usize);
+    let (mut auc, mut ap) = (0.0, 0.0);
+    let mut i = 0;
+    while i < scored.len() {
+        let mut j = i;
+        let (mut run_tp, mut run_fp) = (0, 0);
+        while j < scored.len() && scored[j].0 == scored[i].0 {
+            if scored[j].1 {
+                run_tp += 1;
+            } else {
+                run_fp += 1;
+            }
+            j += 1;
+        }
+        // ROC: each negative of the run against the positives ranked above it, ties counting
+        // half: the pairs in the right order.
+        auc += run_fp as f64 * (tp as f64 + run_tp as f64 / 2.0);
+        tp += run_tp;
+        fp += run_fp;
+        if run_tp > 0 {
+            ap += run_tp as f64 / positives as f64 * (tp as f64 / (tp + fp) as f64);
+        }
+        i = j;
+    }
+    Some((auc / (positives as f64 * negatives as f64), ap))
+}
+
 /// The whole report.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -68,6 +118,9 @@ pub struct Report {
     pub rules: Vec<RuleReport>,
     /// Every deterioration and sepsis rule together.
     pub overall: RuleReport,
+    /// How the sepsis model's risk ranks the rows (labelled psv replays with `sepsis.model`
+    /// on; `None` otherwise).
+    pub screen: Option<ScreenReport>,
     /// Lead times of the profile, for the plot (not in the JSON).
     #[serde(skip)]
     pub lead_hours: Vec<f64>,
@@ -139,7 +192,7 @@ impl Report {
         let mut lead_hours = Vec::new();
         let mut reports: Vec<RuleReport> = (0..SLOTS)
             .map(|slot| {
-                let bit = 1u8 << slot;
+                let bit = 1u16 << slot;
                 let alerted = outcomes
                     .iter()
                     .filter(|o| o.first_row[slot].is_some())
@@ -228,7 +281,23 @@ impl Report {
             false_alerts_per_patient_day: None,
             utility: None,
         });
+        let screen = (labelled && settings.model_rule.enabled)
+            .then(|| {
+                let mut scored: Vec<(f64, bool)> = outcomes
+                    .iter()
+                    .filter_map(|o| o.labels.as_deref().map(|l| (o, l)))
+                    .flat_map(|(o, l)| o.risks.iter().copied().zip(l.iter().copied()))
+                    .collect();
+                ranking(&mut scored)
+            })
+            .flatten()
+            .map(|(auroc, auprc)| ScreenReport {
+                model: format!("{} {}", settings.model.name, settings.model.version),
+                auroc,
+                auprc,
+            });
         Report {
+            screen,
             source: source.into(),
             profile: settings.profile.clone(),
             stays: outcomes.len(),
@@ -270,6 +339,13 @@ impl Report {
         );
         if let Some(n) = self.septic_stays {
             let _ = writeln!(s, "septic stays (SepsisLabel): {n}");
+        }
+        if let Some(m) = &self.screen {
+            let _ = writeln!(
+                s,
+                "sepsis model {}: row-level AUROC {:.3}, AUPRC {:.3}",
+                m.model, m.auroc, m.auprc
+            );
         }
         let _ = writeln!(
             s,
@@ -322,6 +398,23 @@ impl Report {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn ranking_counts_ordered_pairs_and_steps_precision_over_recall() {
+        // The positive at 0.9 outranks both negatives, the one at 0.7 one of them: 3 of 4.
+        let mut v = vec![(0.9, true), (0.8, false), (0.7, true), (0.1, false)];
+        let (auroc, auprc) = super::ranking(&mut v).expect("both classes");
+        assert!((auroc - 0.75).abs() < 1e-12);
+        // Precision 1 at recall 1/2, then 2/3 at recall 1 (as scikit-learn's average precision).
+        assert!((auprc - (0.5 + 0.5 * 2.0 / 3.0)).abs() < 1e-12);
+        // Ties count half, and a tie is one threshold.
+        let mut tied = vec![(0.5, true), (0.5, false), (0.5, false), (0.5, true)];
+        assert_eq!(super::ranking(&mut tied), Some((0.5, 0.5)));
+        let mut perfect = vec![(0.2, false), (0.9, true)];
+        assert_eq!(super::ranking(&mut perfect), Some((1.0, 1.0)));
+        assert_eq!(super::ranking(&mut [(0.3, true)]), None);
+        assert_eq!(super::ranking(&mut []), None);
+    }
+
     use super::*;
 
     #[test]

@@ -734,6 +734,23 @@ impl Client {
         }
     }
 
+    /// The next `alert` frame of `rule`, passing over alerts of other rules (an admitted,
+    /// deteriorating patient also opens `sepsis.model`).
+    pub async fn next_alert_of(&mut self, rule: &str, secs: u64) -> Value {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            let frame = self.next_of("alert", left.as_secs().max(1)).await;
+            if frame["alert"]["rule"] == rule {
+                return frame;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "no `{rule}` alert within {secs} s"
+            );
+        }
+    }
+
     /// The next frame of `kind`: first among the frames passed over earlier, then from the
     /// socket, keeping the others it passes over (patient frames, typically) for later calls.
     pub async fn next_of(&mut self, kind: &str, secs: u64) -> Value {

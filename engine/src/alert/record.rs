@@ -61,6 +61,7 @@ fn input_names<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<&'static st
                 .map(|i| i.name())
                 .chain(crate::scores::sepsis::INPUTS)
                 .find(|x| x == n)
+                .or_else(|| crate::patient::features::intern(n))
                 .ok_or_else(|| serde::de::Error::custom(format!("unknown input `{n}`")))
         })
         .collect()
@@ -107,6 +108,11 @@ pub struct Meta {
     pub sirs: Option<u8>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub lactate: Option<f64>,
+    /// `sepsis.model`: the risk (0..1) it fired on, and the model's name and version.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sepsis_risk: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
     /// `technical.signal_loss`: minutes without an observation when it fired.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub silence_minutes: Option<i64>,

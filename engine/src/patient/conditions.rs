@@ -1,5 +1,5 @@
 //! The single-alert rules of scoring.md beside the NEWS2 risk family: `news2.trend`,
-//! `sepsis.qsofa`, `sepsis.sirs_lactate` and `technical.signal_loss`.
+//! `sepsis.qsofa`, `sepsis.sirs_lactate`, `sepsis.model` and `technical.signal_loss`.
 //!
 //! Each rule keeps one [`Track`] per patient: at most one non-resolved alert. A rule *fires*
 //! when its condition held on `sustain` consecutive evaluations; its alert resolves by itself
@@ -11,6 +11,7 @@
 
 use crate::alert::Subject;
 use crate::alert::{Alert, AlertHolder, Escalation, Explanation, Meta, Rule, alert_id};
+use crate::patient::model::{Contribution, Model, Risk};
 use crate::scores::news2::{Chart, Component, ComponentValue, Input, News2, decimal};
 use crate::scores::sepsis::{CriteriaScore, Labs, qsofa_components, sirs_components};
 use crate::settings::{RuleSettings, Settings};
@@ -22,14 +23,16 @@ pub enum Condition {
     Trend,
     Qsofa,
     SirsLactate,
+    Model,
     SignalLoss,
 }
 
 impl Condition {
-    pub const ALL: [Condition; 4] = [
+    pub const ALL: [Condition; 5] = [
         Condition::Trend,
         Condition::Qsofa,
         Condition::SirsLactate,
+        Condition::Model,
         Condition::SignalLoss,
     ];
 
@@ -39,6 +42,7 @@ impl Condition {
             Condition::Trend => Rule::News2Trend,
             Condition::Qsofa => Rule::SepsisQsofa,
             Condition::SirsLactate => Rule::SepsisSirsLactate,
+            Condition::Model => Rule::SepsisModel,
             Condition::SignalLoss => Rule::TechnicalSignalLoss,
         }
     }
@@ -223,6 +227,7 @@ fn clear_words(rule: Condition) -> &'static str {
         Condition::Trend => "NEWS2 no longer risen",
         Condition::Qsofa => "qSOFA below threshold",
         Condition::SirsLactate => "SIRS below threshold",
+        Condition::Model => "sepsis risk below the clear threshold",
         Condition::SignalLoss => "observations flowing again",
     }
 }
@@ -256,6 +261,7 @@ pub fn trend_opening(score: &News2, baseline: (u8, Timestamp), settings: &Settin
         value: ComponentValue::Whole(i64::from(low)),
         points: low,
         observed_at: low_at,
+        contribution: None,
     });
     let missing: Vec<&'static str> = score.missing.iter().map(|p| p.name()).collect();
     Opening {
@@ -346,6 +352,7 @@ pub fn sirs_lactate_opening(
         value: ComponentValue::Decimal(value),
         points: 1,
         observed_at: collected,
+        contribution: None,
     });
     let missing = s.missing();
     let hours = settings.sepsis.lactate_ms as f64 / 3_600_000.0;
@@ -410,7 +417,171 @@ pub fn signal_loss_opening(last: Timestamp, now: Timestamp, settings: &Settings)
                 value: ComponentValue::Whole(minutes),
                 points: 0,
                 observed_at: last,
+                contribution: None,
             }],
+            missing: Vec::new(),
+            profile: settings.profile.clone(),
+        },
+    }
+}
+
+/// How a feature reads in words: `lactate 3.1 mmol/L`, `RR change over 6 h +6 /min`.
+pub fn feature_words(name: &str, value: Option<f64>) -> String {
+    let (source, stat) = name.rsplit_once('.').unwrap_or((name, ""));
+    let (label, unit) = match source {
+        "hr" => ("HR", "/min"),
+        "rr" => ("RR", "/min"),
+        "spo2" => ("SpO2", "%"),
+        "sbp" => ("SBP", "mmHg"),
+        "dbp" => ("DBP", "mmHg"),
+        "map" => ("MAP", "mmHg"),
+        "temp" => ("temp", "C"),
+        "o2" => ("on oxygen", ""),
+        "shock_index" => ("shock index", ""),
+        "lactate" => ("lactate", "mmol/L"),
+        "wbc" => ("WBC", "10^9/L"),
+        "platelets" => ("platelets", "10^9/L"),
+        "creatinine" => ("creatinine", "umol/L"),
+        "bilirubin" => ("bilirubin", "umol/L"),
+        "paco2" => ("PaCO2", "mmHg"),
+        "bun" => ("BUN", "mg/dL"),
+        "glucose" => ("glucose", "mg/dL"),
+        "ph" => ("pH", ""),
+        "hco3" => ("HCO3", "mmol/L"),
+        "hgb" => ("Hb", "g/dL"),
+        "potassium" => ("potassium", "mmol/L"),
+        "age" => ("age", "years"),
+        "male" => ("sex", ""),
+        "icu_hours" => ("time since admission", "h"),
+        "hospital_hours" => ("time since hospital admission", "h"),
+        other => (other, ""),
+    };
+    let Some(v) = value else {
+        return format!("{label} not measured");
+    };
+    let unit = if unit.is_empty() {
+        String::new()
+    } else {
+        format!(" {unit}")
+    };
+    match source {
+        "o2" => return (if v >= 0.5 { "on oxygen" } else { "on air" }).to_string(),
+        "male" => return (if v >= 0.5 { "male" } else { "female" }).to_string(),
+        _ => {}
+    }
+    let span = |s: &str| {
+        s.split_once('_')
+            .map_or(String::new(), |(_, h)| h.trim_end_matches('h').to_string())
+    };
+    match stat {
+        "latest" | "value" => format!("{label} {}{unit}", decimal(v)),
+        "hours_since" => format!("{label} measured {} h ago", decimal(v)),
+        s if s.starts_with("delta_") => {
+            format!(
+                "{label} change over {} h {}{}{unit}",
+                span(s),
+                if v > 0.0 { "+" } else { "" },
+                decimal(v)
+            )
+        }
+        s if s.starts_with("min_") => {
+            format!("{label} lowest over {} h {}{unit}", span(s), decimal(v))
+        }
+        s if s.starts_with("max_") => {
+            format!("{label} highest over {} h {}{unit}", span(s), decimal(v))
+        }
+        s if s.starts_with("mean_") => {
+            format!("{label} mean over {} h {}{unit}", span(s), decimal(v))
+        }
+        _ => format!("{name} {}", decimal(v)),
+    }
+}
+
+/// How many contributors `why` and `whyNow` name.
+const TOP: usize = 3;
+
+/// `sepsis.model`: the model's risk at or above the open threshold.
+pub fn model_opening(
+    model: &Model,
+    risk: &Risk,
+    previous: Option<(f64, Timestamp)>,
+    open: f64,
+    settings: &Settings,
+) -> Opening {
+    let named = |c: &Contribution| {
+        let value = c.value.map(|v| v.value);
+        format!(
+            "{}, {:+.2}",
+            feature_words(&model.features[c.feature].name, value),
+            c.contribution
+        )
+    };
+    let contributions = model.contributions(risk);
+    let top: Vec<String> = contributions
+        .iter()
+        .filter(|c| c.contribution > 0.0 && c.value.is_some())
+        .take(TOP)
+        .map(named)
+        .collect();
+    let top = if top.is_empty() {
+        "no measured value raised it".to_string()
+    } else {
+        top.join("; ")
+    };
+    let components = contributions
+        .iter()
+        .filter(|c| c.contribution.abs() >= 0.005)
+        .filter_map(|c| {
+            let name = model.names.get(c.feature).copied()?;
+            Some(Component {
+                name: Input::Feature(name),
+                value: c.value.map_or(ComponentValue::Text("missing"), |v| {
+                    ComponentValue::Decimal(v.value)
+                }),
+                points: 0,
+                observed_at: c.value.and_then(|v| v.observed_at).unwrap_or(risk.at),
+                contribution: Some((c.contribution * 1000.0).round() / 1000.0),
+            })
+        })
+        .collect();
+    let percent = |r: f64| {
+        if r < 0.1 {
+            format!("{:.1}%", r * 100.0)
+        } else {
+            format!("{:.0}%", r * 100.0)
+        }
+    };
+    let why_now = match previous {
+        Some((before, when)) if before < risk.risk => format!(
+            "risk rose from {} at {} to {} at {}: {top}",
+            percent(before),
+            when.hhmm(),
+            percent(risk.risk),
+            risk.at.hhmm()
+        ),
+        _ => format!("risk {} at {}: {top}", percent(risk.risk), risk.at.hhmm()),
+    };
+    Opening {
+        message: format!(
+            "Sepsis risk {} (screen, not a diagnosis): {top}",
+            percent(risk.risk)
+        ),
+        meta: Meta {
+            sepsis_risk: Some((risk.risk * 1e4).round() / 1e4),
+            model: Some(format!("{} {}", model.name, model.version)),
+            ..Meta::default()
+        },
+        explanation: Explanation {
+            why: format!(
+                "sepsis model {} {} risk {} >= {} (threshold profile {}); largest contributions in log-odds: {top}",
+                model.name,
+                model.version,
+                percent(risk.risk),
+                percent(open),
+                settings.profile
+            ),
+            why_now,
+            components,
             missing: Vec::new(),
             profile: settings.profile.clone(),
         },

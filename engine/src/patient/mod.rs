@@ -3,6 +3,8 @@
 //! thread), so every change to it is serialized.
 
 pub mod conditions;
+pub mod features;
+pub mod model;
 pub mod risk;
 pub mod window;
 
@@ -12,8 +14,8 @@ use crate::event::{Reading, ReadingBody};
 use crate::observation::{Admission, LabResult, Vitals};
 use crate::owner::{Reconciled, StateOwner};
 use crate::patient::conditions::{
-    AlertOwner, Condition, Finding, Opening, Track, qsofa_opening, signal_loss_opening,
-    sirs_lactate_opening, trend_opening,
+    AlertOwner, Condition, Finding, Opening, Track, model_opening, qsofa_opening,
+    signal_loss_opening, sirs_lactate_opening, trend_opening,
 };
 use crate::patient::risk::News2Risk;
 use crate::patient::window::{Placement, Window};
@@ -81,10 +83,13 @@ pub struct Patient {
     pub last_sirs: Option<(CriteriaScore, Timestamp)>,
     /// The latest admission event (`patient.admitted.v1`) and its `occurredAt`, if any.
     pub admission: Option<(Admission, Timestamp)>,
+    /// The sepsis model's latest risk (0..1) and the time it was evaluated at.
+    pub last_risk: Option<(f64, Timestamp)>,
     risk: News2Risk,
     trend: Track,
     qsofa: Track,
     sirs_lactate: Track,
+    model: Track,
     signal_loss: Track,
 }
 
@@ -99,10 +104,12 @@ impl Patient {
             last_qsofa: None,
             last_sirs: None,
             admission: None,
+            last_risk: None,
             risk: News2Risk::default(),
             trend: Track::default(),
             qsofa: Track::default(),
             sirs_lactate: Track::default(),
+            model: Track::default(),
             signal_loss: Track::default(),
         }
     }
@@ -112,6 +119,7 @@ impl Patient {
             Condition::Trend => &mut self.trend,
             Condition::Qsofa => &mut self.qsofa,
             Condition::SirsLactate => &mut self.sirs_lactate,
+            Condition::Model => &mut self.model,
             Condition::SignalLoss => &mut self.signal_loss,
         }
     }
@@ -247,6 +255,7 @@ impl Patient {
         ));
         self.last_qsofa = Some((q, score_at));
         let s = self.evaluate_sirs_lactate(score_at, now, settings, &mut out.alerts);
+        self.evaluate_model(score_at, now, settings, &mut out.alerts);
         self.last_score = Some(LastScore {
             at: score.at,
             total: score.total,
@@ -327,13 +336,57 @@ impl Patient {
             out.late = true;
             return out;
         }
-        if !matches!(lab.code.as_str(), "lactate" | "wbc" | "bands" | "paco2") {
-            return out;
-        }
         self.set_unit(unit);
         let at = self.window.newest().unwrap_or(collected_at);
-        out.sirs = Some(self.evaluate_sirs_lactate(at, now, settings, &mut out.alerts));
+        if matches!(lab.code.as_str(), "lactate" | "wbc" | "bands" | "paco2") {
+            out.sirs = Some(self.evaluate_sirs_lactate(at, now, settings, &mut out.alerts));
+        }
+        self.evaluate_model(at, now, settings, &mut out.alerts);
         out
+    }
+
+    /// `sepsis.model`: evaluates the model at `at` (the readings' time) when it is due: at
+    /// most once per the rule's interval, and again for readings at the instant of the last
+    /// evaluation (a row's labs and vitals arrive one by one: the risk reads them all).
+    fn evaluate_model(
+        &mut self,
+        at: Timestamp,
+        now: Timestamp,
+        settings: &Settings,
+        alerts: &mut Vec<Alert>,
+    ) {
+        let r = &settings.model_rule;
+        if !r.enabled && self.model.active_alert().is_none() {
+            return;
+        }
+        if let Some((_, last)) = self.last_risk
+            && (at < last || (at != last && at.since(last) < r.interval_ms))
+        {
+            return;
+        }
+        let model = &settings.model;
+        let admission = self.admission.as_ref().map(|(a, _)| a);
+        let risk = model.evaluate(&self.window, admission, at);
+        let thresholds = settings.model_thresholds();
+        let previous = self.last_risk.filter(|(_, when)| *when < at);
+        let subject = Subject {
+            tenant: &self.tenant,
+            patient: &self.patient_id,
+            unit: &self.unit_id,
+        };
+        alerts.extend(self.model.step(
+            Condition::Model,
+            subject,
+            Finding {
+                holds: risk.risk >= thresholds.open,
+                active: risk.risk >= thresholds.clear,
+            },
+            at,
+            now,
+            settings,
+            || model_opening(model, &risk, previous, thresholds.open, settings),
+        ));
+        self.last_risk = Some((risk.risk, at));
     }
 
     /// Time passes with no event: fires `technical.signal_loss` once a monitored patient has
@@ -522,6 +575,7 @@ impl Patient {
             Condition::Trend => &self.trend,
             Condition::Qsofa => &self.qsofa,
             Condition::SirsLactate => &self.sirs_lactate,
+            Condition::Model => &self.model,
             Condition::SignalLoss => &self.signal_loss,
         }
     }
@@ -670,6 +724,7 @@ mod tests {
         s.trend.enabled = false;
         s.qsofa.enabled = false;
         s.sirs_lactate.enabled = false;
+        s.model_rule.enabled = false;
         s
     }
 
@@ -1287,6 +1342,7 @@ mod tests {
         s.trend.enabled = keep == "news2.trend";
         s.qsofa.enabled = keep == "sepsis.qsofa";
         s.sirs_lactate.enabled = keep == "sepsis.sirs_lactate";
+        s.model_rule.enabled = keep == "sepsis.model";
         s
     }
 
@@ -1635,5 +1691,147 @@ mod tests {
             + p.unit_id.len();
         assert!(bytes <= 16 * 1024, "{bytes} bytes per patient");
         assert!(p.window.rows() <= 363);
+    }
+
+    /// The two-feature test model (model.rs) as the only rule.
+    fn model_only() -> Settings {
+        let mut s = only(Settings::default(), "sepsis.model");
+        s.model = std::sync::Arc::new(crate::patient::model::test_model());
+        s
+    }
+
+    fn logistic(logit: f64) -> f64 {
+        1.0 / (1.0 + (-logit).exp())
+    }
+
+    fn hr(v: f64) -> Vitals {
+        Vitals {
+            hr: Some(v),
+            ..Vitals::default()
+        }
+    }
+
+    #[test]
+    fn the_sepsis_model_opens_at_its_risk_clears_below_the_clear_risk_and_explains() {
+        let s = model_only();
+        let mut p = patient();
+        // HR 125 alone: -2 + 1.0, risk 0.269 < 0.3.
+        assert!(run(&mut p, &s, &[(0, hr(125.0))]).is_empty());
+        assert_eq!(p.last_risk.map(|(r, _)| r), Some(logistic(-1.0)));
+        // Lactate 3.1 at the same instant re-evaluates: + 0.6, risk 0.401: open.
+        let o = p.record_lab("icu-3", &lab("lactate", 3.1), t(0), t(0), &s);
+        assert_eq!(o.alerts.len(), 1, "{:?}", o.alerts);
+        let a = &o.alerts[0];
+        assert_eq!((a.rule.name(), a.state), ("sepsis.model", AlertState::Open));
+        assert_eq!(a.level, crate::alert::Level::Warning);
+        assert_eq!(a.meta.sepsis_risk, Some(0.4013));
+        assert_eq!(a.meta.model.as_deref(), Some("t 1"));
+        let e = &a.explanation;
+        assert!(
+            e.why.starts_with("sepsis model t 1 risk 40% >= 30%"),
+            "{}",
+            e.why
+        );
+        assert!(
+            e.why
+                .contains("HR 125.0 /min, +1.30; lactate 3.1 mmol/L, +0.30"),
+            "{}",
+            e.why
+        );
+        // The lab came at the instant of the HR: no earlier risk to rise from.
+        assert_eq!(
+            e.why_now,
+            "risk 40% at 09:00: HR 125.0 /min, +1.30; lactate 3.1 mmol/L, +0.30"
+        );
+        let parts: Vec<(&str, Option<f64>)> = e
+            .components
+            .iter()
+            .map(|c| (c.name.name(), c.contribution))
+            .collect();
+        assert_eq!(
+            parts,
+            [("hr.latest", Some(1.3)), ("lactate.latest", Some(0.3))]
+        );
+        // Stored and read back (recovery) with its feature names.
+        let back: Alert =
+            serde_json::from_str(&serde_json::to_string(a).expect("json")).expect("reads back");
+        assert_eq!(&back, a);
+
+        // Within the interval (1 min) nothing is evaluated; a minute on, HR 100 with lactate
+        // 3.1: -2 + 0.4 + 0.6 = -1.0, risk 0.269: below open, at or above clear: stays open.
+        assert!(run(&mut p, &s, &[(0, hr(100.0))]).is_empty());
+        assert!(run(&mut p, &s, &[(1, hr(100.0))]).is_empty());
+        assert!(p.has_active_alert());
+        // HR 95: -2 + 0.4 + 0.2, risk 0.198 < 0.2: clears at once (clear period 0).
+        let cleared = run(&mut p, &s, &[(2, hr(95.0))]);
+        assert_eq!(cleared.len(), 1);
+        assert_eq!(cleared[0].state, AlertState::Resolved);
+        // Back to 0.269: does not reopen below the open risk; HR 125 a minute on does.
+        assert!(run(&mut p, &s, &[(3, hr(100.0))]).is_empty());
+        let again = run(&mut p, &s, &[(4, hr(125.0))]);
+        assert_eq!(again.len(), 1);
+        assert_eq!(
+            again[0].explanation.why_now,
+            "risk rose from 27% at 09:03 to 40% at 09:04: HR 125.0 /min, +1.30; lactate 3.1 mmol/L, +0.30"
+        );
+    }
+
+    #[test]
+    fn model_features_read_in_clinical_words() {
+        use crate::patient::conditions::feature_words as w;
+        assert_eq!(w("lactate.latest", Some(3.1)), "lactate 3.1 mmol/L");
+        assert_eq!(w("rr.delta_6h", Some(6.0)), "RR change over 6 h +6.0 /min");
+        assert_eq!(
+            w("sbp.delta_6h", Some(-20.0)),
+            "SBP change over 6 h -20.0 mmHg"
+        );
+        assert_eq!(
+            w("hr.max_6h", Some(131.0)),
+            "HR highest over 6 h 131.0 /min"
+        );
+        assert_eq!(w("wbc.hours_since", Some(2.5)), "WBC measured 2.5 h ago");
+        assert_eq!(w("bun.latest", None), "BUN not measured");
+        assert_eq!(w("o2.latest", Some(1.0)), "on oxygen");
+        assert_eq!(w("male.value", Some(0.0)), "female");
+        assert_eq!(
+            w("icu_hours.value", Some(48.0)),
+            "time since admission 48.0 h"
+        );
+        assert_eq!(w("age.value", Some(67.0)), "age 67.0 years");
+    }
+
+    #[test]
+    fn the_sepsis_model_risk_edges_open_and_hold_at_equality() {
+        // Open exactly at the risk HR 100 with lactate gives (0.269); clear exactly at the risk
+        // of HR 95 with lactate (0.198).
+        let mut s = model_only();
+        // Summed as the model sums: the intercept, then each term in order.
+        s.model_rule.risk = Some(logistic(-2.0 + 0.4 + 0.6));
+        s.model_rule.clear_risk = Some(logistic(-2.0 + 0.4 + 0.2));
+        let mut p = patient();
+        p.record_lab("icu-3", &lab("lactate", 3.1), t(0), t(0), &s);
+        let just_below = run(&mut p, &s, &[(0, hr(99.0))]);
+        assert!(just_below.is_empty(), "risk {:?}", p.last_risk);
+        assert_eq!(
+            run(&mut p, &s, &[(1, hr(100.0))]).len(),
+            1,
+            "opens at equality"
+        );
+        assert!(
+            run(&mut p, &s, &[(2, hr(95.0))]).is_empty(),
+            "holds at the clear risk"
+        );
+        assert!(p.has_active_alert());
+        // HR 85 < 90: -2 - 0.5 + 0.2 = -2.3, below the clear risk.
+        assert_eq!(
+            run(&mut p, &s, &[(3, hr(85.0))])[0].state,
+            AlertState::Resolved
+        );
+        // A disabled rule evaluates nothing.
+        let mut off = s.clone();
+        off.model_rule.enabled = false;
+        let mut q = patient();
+        assert!(run(&mut q, &off, &[(0, hr(125.0))]).is_empty());
+        assert_eq!(q.last_risk, None);
     }
 }

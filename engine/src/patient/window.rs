@@ -5,7 +5,8 @@
 //! - `rows`: one 16-byte row per minute with data, over the horizon (default 6 h): for each
 //!   parameter the rounded value of the minute's latest sample and its second, and the lowest NEWS2
 //!   scored in that minute (the trend rule reads it);
-//! - `labs`: every result per code over the horizon (the latest is always kept).
+//! - `labs`: every result per code over the horizon or a day, whichever is longer (the latest is
+//!   always kept).
 //!
 //! Bounded: a 6 h horizon holds at most 361 rows of 16 bytes whatever the sampling rate, and
 //! at most [`MAX_LAB_READINGS`] results per code for [`MAX_LAB_CODES`] codes. Rows store values
@@ -28,8 +29,12 @@ use crate::time::Timestamp;
 
 /// Distinct lab codes kept per patient (the contract's seven plus room for others).
 pub const MAX_LAB_CODES: usize = 32;
-/// Results kept per lab code within the horizon (oldest dropped first; the latest always kept).
+/// Results kept per lab code within the lab horizon (oldest dropped first; the latest always
+/// kept).
 pub const MAX_LAB_READINGS: usize = 48;
+/// Labs are kept at least this long (a day), whatever the rows' horizon: the sepsis model reads
+/// a lab's change over a day (docs/sepsis-screen.md). [`MAX_LAB_READINGS`] still bounds them.
+pub const LAB_HORIZON_MS: i64 = 24 * 3_600_000;
 
 const MINUTE_MS: i64 = 60_000;
 const NONE: i16 = i16::MIN;
@@ -418,6 +423,28 @@ impl Window {
         })
     }
 
+    /// Every sample of `field` in the minutes `first..=last`, oldest first: each minute's
+    /// latest sample (encoded as the row stores it) and its time.
+    pub fn samples(
+        &self,
+        field: Field,
+        first: i64,
+        last: i64,
+    ) -> impl Iterator<Item = (i16, Timestamp)> + '_ {
+        let i = Field::ALL.iter().position(|f| *f == field).unwrap_or(0);
+        let start = self.rows.partition_point(|r| self.minute_of(r) < first);
+        self.rows
+            .range(start..)
+            .take_while(move |r| self.minute_of(r) <= last)
+            .filter_map(move |r| {
+                let value = r.value(i);
+                (value != NONE).then(|| {
+                    let at = self.minute_of(r) * MINUTE_MS + i64::from(r.sec(i)) * 1000;
+                    (value, Timestamp::from_millis(at))
+                })
+            })
+    }
+
     /// The lowest NEWS2 scored from `from`'s minute on, with the time it was scored: the trend
     /// rule's baseline. Minute resolution: a score in `from`'s minute counts.
     pub fn lowest_news2_since(&self, from: Timestamp) -> Option<(u8, Timestamp)> {
@@ -498,7 +525,7 @@ impl Window {
             && (series.len() > MAX_LAB_READINGS
                 || series
                     .front()
-                    .is_some_and(|r| newest.since(r.at) > w.horizon_ms))
+                    .is_some_and(|r| newest.since(r.at) > w.horizon_ms.max(LAB_HORIZON_MS)))
         {
             series.pop_front();
         }
@@ -715,10 +742,20 @@ mod tests {
         w.record_lab(&lab(3.1), t(900), W);
         let h: Vec<f64> = w.lab_history("lactate").map(|r| r.value).collect();
         assert_eq!(h, vec![1.0, 2.6, 3.1]);
-        // An hour and more later the old results fall out; the latest stays.
+        // Labs are kept a day though the rows' horizon is an hour: a day and more later the
+        // old results fall out; the latest stays.
         w.record_lab(&lab(1.5), t(900 + 3700), W);
         let h: Vec<f64> = w.lab_history("lactate").map(|r| r.value).collect();
-        assert_eq!(h, vec![1.5]);
+        assert_eq!(h, vec![1.0, 2.6, 3.1, 1.5]);
+        w.record_lab(&lab(1.2), t(301 + 86_400), W);
+        let h: Vec<f64> = w.lab_history("lactate").map(|r| r.value).collect();
+        assert_eq!(h, vec![2.6, 3.1, 1.5, 1.2]);
+        w.record_lab(&lab(1.1), t(4600 + 86_401), W);
+        let h: Vec<f64> = w.lab_history("lactate").map(|r| r.value).collect();
+        assert_eq!(h, vec![1.2, 1.1]);
+        w.record_lab(&lab(0.9), t(4 * 86_400), W);
+        let h: Vec<f64> = w.lab_history("lactate").map(|r| r.value).collect();
+        assert_eq!(h, vec![0.9]);
         assert!(w.lab("wbc").is_none());
     }
 

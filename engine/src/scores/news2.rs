@@ -44,8 +44,7 @@ impl Param {
 
 /// Every input an explanation can name: the NEWS2 parameters, the other qSOFA/SIRS inputs, the
 /// labs the rules score, and derived figures (`news2` for the trend, `silence` for signal loss).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Input {
     Rr,
     Spo2,
@@ -62,6 +61,26 @@ pub enum Input {
     News2,
     /// Minutes without any observation (signal loss).
     Silence,
+    /// A sepsis model's feature (`lactate.latest`): its component carries a contribution, not
+    /// points (docs/sepsis-screen.md).
+    Feature(&'static str),
+}
+
+impl Serialize for Input {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.name())
+    }
+}
+
+impl<'de> Deserialize<'de> for Input {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let name = std::borrow::Cow::<str>::deserialize(d)?;
+        Input::ALL
+            .into_iter()
+            .find(|i| i.name() == name)
+            .or_else(|| crate::patient::features::intern(&name).map(Input::Feature))
+            .ok_or_else(|| serde::de::Error::custom(format!("unknown input `{name}`")))
+    }
 }
 
 impl Input {
@@ -82,6 +101,7 @@ impl Input {
             Input::Lactate => "Lactate",
             Input::News2 => "NEWS2",
             Input::Silence => "Silence (min)",
+            Input::Feature(name) => name,
         }
     }
 }
@@ -121,6 +141,7 @@ impl Input {
             Input::Lactate => "lactate",
             Input::News2 => "news2",
             Input::Silence => "silence",
+            Input::Feature(name) => name,
         }
     }
 }
@@ -339,8 +360,8 @@ pub enum ComponentValue {
     Text(&'static str),
 }
 
-/// The texts a component can show (oxygen status, ACVPU).
-const COMPONENT_TEXTS: [&str; 7] = ["air", "oxygen", "A", "C", "V", "P", "U"];
+/// The texts a component can show (oxygen status, ACVPU, a model feature with no value).
+const COMPONENT_TEXTS: [&str; 8] = ["air", "oxygen", "A", "C", "V", "P", "U", "missing"];
 
 impl<'de> Deserialize<'de> for ComponentValue {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
@@ -394,6 +415,10 @@ pub struct Component {
     pub value: ComponentValue,
     pub points: u8,
     pub observed_at: Timestamp,
+    /// A model feature's contribution to the risk, in log-odds (additive to the contract;
+    /// `points` is 0 for it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub contribution: Option<f64>,
 }
 
 /// A NEWS2 score computed at `at`.
@@ -466,6 +491,7 @@ impl News2 {
                     value,
                     points,
                     observed_at,
+                    contribution: None,
                 }),
                 None => missing.push(param),
             }
@@ -790,6 +816,7 @@ mod tests {
                 value: ComponentValue::Whole(0),
                 points: if three { 3 } else { 0 },
                 observed_at: t(0),
+                contribution: None,
             }],
             missing: vec![],
         };

@@ -189,6 +189,7 @@ fn component(name: Input, value: ComponentValue, met: bool, at: Timestamp) -> Co
         value,
         points: u8::from(met),
         observed_at: at,
+        contribution: None,
     }
 }
 

@@ -88,6 +88,12 @@ pub struct RuleSettings {
     pub lactate: f64,
     /// `delay.provider`: the average start delay at or below which its alert clears.
     pub clear_below_ms: i64,
+    /// `sepsis.model`: the risk at or above which it holds, and the risk below which its alert
+    /// starts to clear; `None`: the model's own (chosen out of fold when it was trained).
+    pub risk: Option<f64>,
+    pub clear_risk: Option<f64>,
+    /// `sepsis.model`: at most one evaluation per patient per this interval.
+    pub interval_ms: i64,
 }
 
 impl RuleSettings {
@@ -100,6 +106,9 @@ impl RuleSettings {
             window_ms: 0,
             lactate: 0.0,
             clear_below_ms: 0,
+            risk: None,
+            clear_risk: None,
+            interval_ms: 0,
         }
     }
 
@@ -128,6 +137,10 @@ pub struct Settings {
     pub trend: RuleSettings,
     pub qsofa: RuleSettings,
     pub sirs_lactate: RuleSettings,
+    /// `sepsis.model`: `risk`/`clear_risk` (or the model's), `sustain`, `clear_ms`, `interval_ms`.
+    pub model_rule: RuleSettings,
+    /// The sepsis model `sepsis.model` evaluates (the built-in one unless the file names one).
+    pub model: std::sync::Arc<crate::patient::model::Model>,
     pub signal_loss: RuleSettings,
     /// `delay.waiting`: `window_ms` is the wait that counts as a delay.
     pub waiting: RuleSettings,
@@ -161,6 +174,13 @@ impl Default for Settings {
                 lactate: 2.0,
                 ..RuleSettings::new(2, 1, thirty)
             },
+            // Clears at the first evaluation below the clear risk; evaluated at most once a
+            // minute per patient.
+            model_rule: RuleSettings {
+                interval_ms: MINUTE,
+                ..RuleSettings::new(0, 1, Some(0))
+            },
+            model: crate::patient::model::Model::shared_built_in(),
             // Clears as soon as data flows again.
             signal_loss: RuleSettings {
                 window_ms: 5 * MINUTE,
@@ -241,6 +261,21 @@ impl Settings {
             r.clear_below_ms = o
                 .clear_below
                 .map_or(r.clear_below_ms, |d| d.as_millis_i64());
+            r.risk = o.risk.or(r.risk);
+            r.clear_risk = o.clear_risk.or(r.clear_risk);
+            r.interval_ms = o.interval.map_or(r.interval_ms, |d| d.as_millis_i64());
+        }
+    }
+
+    /// `sepsis.model`'s open and clear risks: the profile's, else the model's; the clear risk
+    /// never above the open one.
+    pub fn model_thresholds(&self) -> crate::patient::model::Thresholds {
+        let own = self.model.thresholds;
+        let open = self.model_rule.risk.unwrap_or(own.open);
+        let clear = self.model_rule.clear_risk.unwrap_or(own.clear.min(open));
+        crate::patient::model::Thresholds {
+            open,
+            clear: clear.min(open),
         }
     }
 
@@ -253,6 +288,7 @@ impl Settings {
             Rule::News2Trend => &self.trend,
             Rule::SepsisQsofa => &self.qsofa,
             Rule::SepsisSirsLactate => &self.sirs_lactate,
+            Rule::SepsisModel => &self.model_rule,
             Rule::TechnicalSignalLoss => &self.signal_loss,
             Rule::DelayWaiting => &self.waiting,
             Rule::DelayProvider => &self.provider,
@@ -268,6 +304,7 @@ impl Settings {
             Rule::News2Trend => &mut self.trend,
             Rule::SepsisQsofa => &mut self.qsofa,
             Rule::SepsisSirsLactate => &mut self.sirs_lactate,
+            Rule::SepsisModel => &mut self.model_rule,
             Rule::TechnicalSignalLoss => &mut self.signal_loss,
             Rule::DelayWaiting => &mut self.waiting,
             Rule::DelayProvider => &mut self.provider,

@@ -77,7 +77,38 @@ impl Profiles {
 
     /// The profiles of a validated configuration.
     pub fn from_config(config: &Config) -> Self {
-        let base = Settings::from_config(config);
+        Self::build(config, Settings::from_config(config))
+    }
+
+    /// As [`Profiles::from_config`], with `model` served by `sepsis.model` in every profile.
+    ///
+    /// # Errors
+    /// A profile whose window is shorter than a span the model reads (its vitals' changes and
+    /// summaries come from the window's rows), naming the profile and the span.
+    pub fn with_model(
+        config: &Config,
+        model: std::sync::Arc<crate::patient::model::Model>,
+    ) -> Result<Self, String> {
+        let base = Settings {
+            model,
+            ..Settings::from_config(config)
+        };
+        let me = Self::build(config, base);
+        let span = me.base().model.longest_row_span_ms();
+        for s in std::iter::once(me.base()).chain(me.named.values()) {
+            if s.model_rule.enabled && s.window.horizon_ms < span {
+                return Err(format!(
+                    "profile `{}` keeps {} h of history (scoring.horizon) but the sepsis model reads {} h of it",
+                    s.profile,
+                    s.window.horizon_ms / 3_600_000,
+                    span / 3_600_000
+                ));
+            }
+        }
+        Ok(me)
+    }
+
+    fn build(config: &Config, base: Settings) -> Self {
         let mut me = Self::single(base.clone());
         for p in &config.profiles {
             let mut s = if p.name == CHARTED_PROFILE {

@@ -1,0 +1,628 @@
+//! Features of one patient at one time, read from its window and admission: what the sepsis
+//! model sees (docs/sepsis-screen.md). One implementation for live ingest and replay, and for
+//! the training export (`vigil replay --features`), so a model is served on exactly the figures
+//! it was trained on.
+//!
+//! A feature is named `{source}.{statistic}`:
+//! - sources: the vitals `hr`, `rr`, `spo2`, `sbp`, `temp` (per-minute rows, so every
+//!   statistic), `map` and `dbp` (latest only; `map` is computed from `sbp` and `dbp` when not
+//!   measured), `o2` (1 on supplemental oxygen); the labs by their code (`lactate`, `wbc`,
+//!   `creatinine`, `platelets`, `bilirubin`, `paco2`, `bun`, `glucose`, `ph`, `hco3`, `hgb`,
+//!   `potassium`, or any other code the window holds); `shock_index` (HR / SBP, latest only);
+//!   and the admission's `age`, `male` (1 male, 0 female), `icu_hours` and `hospital_hours`
+//!   (hours since admission to the unit and to the hospital; statistic `value`);
+//! - statistics: `latest`; `hours_since` (since the latest was observed); `delta_{N}h` (the
+//!   latest less the earliest of the last N hours); `min_{N}h`, `max_{N}h`, `mean_{N}h`; and
+//!   `value` for the admission's figures.
+//!
+//! A feature with nothing to read is missing (`NaN`): the model has a contribution for missing.
+//! Spans end at the evaluation time and include it; a vital's span is read from the rows, so
+//! it can reach no further back than the window's horizon (checked when a model is loaded).
+
+use crate::observation::{Admission, Sex};
+use crate::patient::window::{Field, Window};
+use crate::time::Timestamp;
+
+const HOUR_MS: i64 = 3_600_000;
+const MINUTE_MS: i64 = 60_000;
+
+/// Where a feature's figures come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    /// A vital kept in the window's rows (every statistic).
+    Row(Field),
+    /// Mean arterial pressure: measured, or (SBP + 2 DBP) / 3 from the latest of each.
+    Map,
+    Dbp,
+    /// 1 on supplemental oxygen, 0 on air.
+    Oxygen,
+    /// HR / SBP from the latest of each.
+    ShockIndex,
+    /// A lab by its code (statistics over its results).
+    Lab(Box<str>),
+    Age,
+    Male,
+    IcuHours,
+    HospitalHours,
+}
+
+/// What is read of a source.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stat {
+    Latest,
+    HoursSince,
+    Delta(u8),
+    Min(u8),
+    Max(u8),
+    Mean(u8),
+    /// The admission's figures.
+    Value,
+}
+
+impl Stat {
+    fn span_hours(self) -> Option<u8> {
+        match self {
+            Stat::Delta(h) | Stat::Min(h) | Stat::Max(h) | Stat::Mean(h) => Some(h),
+            _ => None,
+        }
+    }
+}
+
+/// One named feature.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Feature {
+    pub name: Box<str>,
+    pub source: Source,
+    pub stat: Stat,
+}
+
+/// A value and when what it was read from was observed (for explanations).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Value {
+    pub value: f64,
+    pub observed_at: Option<Timestamp>,
+}
+
+/// The longest span a statistic may name, in hours (a lab's day and then some).
+pub const MAX_SPAN_HOURS: u8 = 72;
+
+impl Feature {
+    /// Reads a feature name (see the module documentation).
+    ///
+    /// # Errors
+    /// A sentence naming what is wrong with `name`.
+    pub fn parse(name: &str) -> Result<Feature, String> {
+        let (source, stat) = name
+            .rsplit_once('.')
+            .ok_or_else(|| format!("feature `{name}` is not `source.statistic`"))?;
+        let stat = parse_stat(stat).ok_or_else(|| {
+            format!("feature `{name}`: unknown statistic `{stat}` (latest, hours_since, delta_Nh, min_Nh, max_Nh, mean_Nh, value)")
+        })?;
+        let row = |f| Source::Row(f);
+        let source = match source {
+            "hr" => row(Field::Hr),
+            "rr" => row(Field::Rr),
+            "spo2" => row(Field::Spo2),
+            "sbp" => row(Field::Sbp),
+            "temp" => row(Field::Temp),
+            "map" => Source::Map,
+            "dbp" => Source::Dbp,
+            "o2" => Source::Oxygen,
+            "shock_index" => Source::ShockIndex,
+            "age" => Source::Age,
+            "male" => Source::Male,
+            "icu_hours" => Source::IcuHours,
+            "hospital_hours" => Source::HospitalHours,
+            code if is_lab_code(code) => Source::Lab(code.into()),
+            other => return Err(format!("feature `{name}`: unknown source `{other}`")),
+        };
+        let allowed = match (&source, stat) {
+            (Source::Age | Source::Male | Source::IcuHours | Source::HospitalHours, s) => {
+                s == Stat::Value
+            }
+            (_, Stat::Value) => false,
+            (Source::Row(_) | Source::Lab(_), _) => true,
+            (Source::Map | Source::Dbp | Source::Oxygen, s) => {
+                matches!(s, Stat::Latest | Stat::HoursSince)
+            }
+            (Source::ShockIndex, s) => s == Stat::Latest,
+        };
+        if !allowed {
+            return Err(format!(
+                "feature `{name}`: `{source:?}` has no statistic `{stat:?}`"
+            ));
+        }
+        Ok(Feature {
+            name: name.into(),
+            source,
+            stat,
+        })
+    }
+
+    /// How far back the feature reads the window's rows, if it reads them.
+    pub fn row_span_ms(&self) -> Option<i64> {
+        match self.source {
+            Source::Row(_) => self.stat.span_hours().map(|h| i64::from(h) * HOUR_MS),
+            _ => None,
+        }
+    }
+
+    /// The feature's value at `at`, or `None` when there is nothing to read. Values are
+    /// rounded to 4 decimals, so that arithmetic noise (`37.2 - 36.0` is `1.2000000000000028`)
+    /// never reaches a model's cut points: the training export and the engine read the same
+    /// figure.
+    pub fn value(
+        &self,
+        window: &Window,
+        admission: Option<&Admission>,
+        at: Timestamp,
+    ) -> Option<Value> {
+        self.read(&mut Reader::new(window, admission, at))
+    }
+
+    /// The feature's value through `reader`, which reads each vital's rows and each lab's
+    /// results once for all the features of one evaluation.
+    pub fn read<'a>(&'a self, reader: &mut Reader<'a>) -> Option<Value> {
+        self.raw(reader).and_then(|v| {
+            let value = (v.value * 1e4).round() / 1e4;
+            value.is_finite().then_some(Value { value, ..v })
+        })
+    }
+
+    fn raw<'a>(&'a self, reader: &mut Reader<'a>) -> Option<Value> {
+        let (window, admission, at) = (reader.window, reader.admission, reader.at);
+        let hours = |t: Timestamp| at.since(t) as f64 / HOUR_MS as f64;
+        let plain = |value: f64| Value {
+            value,
+            observed_at: None,
+        };
+        match &self.source {
+            Source::Row(field) => row_stat(reader, *field, self.stat),
+            Source::Lab(code) => lab_stat(reader, code, self.stat),
+            Source::Map => {
+                let chart = &window.chart;
+                let map = chart
+                    .map
+                    .filter(|r| r.at <= at)
+                    .map(|r| (r.value, r.at))
+                    .or_else(|| {
+                        let (s, d) = (chart.sbp?, chart.dbp?);
+                        (s.at <= at && d.at <= at)
+                            .then(|| ((s.value + 2.0 * d.value) / 3.0, s.at.min(d.at)))
+                    });
+                latest_stat(map, self.stat, at)
+            }
+            Source::Dbp => latest_stat(window.chart.dbp.map(|r| (r.value, r.at)), self.stat, at),
+            Source::Oxygen => latest_stat(
+                window
+                    .chart
+                    .on_oxygen
+                    .map(|r| (f64::from(u8::from(r.value)), r.at)),
+                self.stat,
+                at,
+            ),
+            Source::ShockIndex => {
+                let (hr, sbp) = (window.chart.hr?, window.chart.sbp?);
+                (sbp.value > 0.0 && hr.at <= at && sbp.at <= at).then(|| Value {
+                    value: hr.value / sbp.value,
+                    observed_at: Some(hr.at.min(sbp.at)),
+                })
+            }
+            Source::Age => admission?.age.map(|a| plain(f64::from(a))),
+            Source::Male => match admission?.sex? {
+                Sex::Male => Some(plain(1.0)),
+                Sex::Female => Some(plain(0.0)),
+                Sex::Other | Sex::Unknown => None,
+            },
+            Source::IcuHours => admission.map(|a| Value {
+                value: hours(a.admitted_at),
+                observed_at: Some(a.admitted_at),
+            }),
+            Source::HospitalHours => admission?.hospital_admitted_at.map(|t| Value {
+                value: hours(t),
+                observed_at: Some(t),
+            }),
+        }
+    }
+}
+
+/// The features `vigil replay --features` exports for training: the candidates a model may
+/// choose from (docs/sepsis-screen.md says why each is there, and why nothing that counts how
+/// often a hospital measures is).
+#[rustfmt::skip]
+pub const CANDIDATES: &[&str] = &[
+    "hr.latest", "hr.delta_6h", "hr.min_6h", "hr.max_6h", "hr.mean_6h",
+    "rr.latest", "rr.delta_6h", "rr.min_6h", "rr.max_6h", "rr.mean_6h",
+    "spo2.latest", "spo2.delta_6h", "spo2.min_6h", "spo2.max_6h", "spo2.mean_6h",
+    "sbp.latest", "sbp.delta_6h", "sbp.min_6h", "sbp.max_6h", "sbp.mean_6h",
+    "temp.latest", "temp.delta_6h", "temp.min_6h", "temp.max_6h", "temp.mean_6h",
+    "map.latest", "dbp.latest", "o2.latest", "shock_index.latest",
+    "lactate.latest", "lactate.hours_since", "lactate.delta_24h",
+    "wbc.latest", "wbc.hours_since", "wbc.delta_24h",
+    "creatinine.latest", "creatinine.hours_since", "creatinine.delta_24h",
+    "platelets.latest", "platelets.hours_since", "platelets.delta_24h",
+    "bilirubin.latest", "bilirubin.hours_since", "bilirubin.delta_24h",
+    "paco2.latest", "paco2.hours_since", "paco2.delta_24h",
+    "bun.latest", "bun.hours_since", "bun.delta_24h",
+    "glucose.latest", "glucose.hours_since", "glucose.delta_24h",
+    "ph.latest", "ph.hours_since", "ph.delta_24h",
+    "hco3.latest", "hco3.hours_since", "hco3.delta_24h",
+    "hgb.latest", "hgb.hours_since", "hgb.delta_24h",
+    "potassium.latest", "potassium.hours_since", "potassium.delta_24h",
+    "age.value", "male.value", "icu_hours.value",
+];
+
+/// [`CANDIDATES`], parsed.
+pub fn candidates() -> Vec<Feature> {
+    CANDIDATES
+        .iter()
+        .filter_map(|name| Feature::parse(name).ok())
+        .collect()
+}
+
+/// Most distinct feature names [`intern`] keeps (a model has tens; stored alerts name only
+/// those).
+const MAX_INTERNED: usize = 4096;
+
+/// A valid feature name as a `&'static str`, the same one for the same name, so that an
+/// explanation's components stay `Copy`. `None` for a name that is not a feature, or past
+/// [`MAX_INTERNED`] names (a damaged store cannot grow it without bound).
+pub fn intern(name: &str) -> Option<&'static str> {
+    use std::collections::HashSet;
+    use std::sync::{Mutex, OnceLock};
+    static NAMES: OnceLock<Mutex<HashSet<&'static str>>> = OnceLock::new();
+    Feature::parse(name).ok()?;
+    let mut names = NAMES.get_or_init(Default::default).lock().ok()?;
+    if let Some(known) = names.get(name) {
+        return Some(known);
+    }
+    if names.len() >= MAX_INTERNED {
+        return None;
+    }
+    let leaked: &'static str = Box::leak(name.to_owned().into_boxed_str());
+    names.insert(leaked);
+    Some(leaked)
+}
+
+/// Lab codes are lower-case words (`lactate`, `bilirubin`).
+fn is_lab_code(code: &str) -> bool {
+    !code.is_empty()
+        && code.len() <= 32
+        && code
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+}
+
+fn parse_stat(text: &str) -> Option<Stat> {
+    match text {
+        "latest" => return Some(Stat::Latest),
+        "hours_since" => return Some(Stat::HoursSince),
+        "value" => return Some(Stat::Value),
+        _ => {}
+    }
+    let (kind, span) = text.split_once('_')?;
+    let hours: u8 = span.strip_suffix('h')?.parse().ok()?;
+    if hours == 0 || hours > MAX_SPAN_HOURS {
+        return None;
+    }
+    Some(match kind {
+        "delta" => Stat::Delta(hours),
+        "min" => Stat::Min(hours),
+        "max" => Stat::Max(hours),
+        "mean" => Stat::Mean(hours),
+        _ => return None,
+    })
+}
+
+/// `latest` and `hours_since` of a single reading.
+fn latest_stat(reading: Option<(f64, Timestamp)>, stat: Stat, at: Timestamp) -> Option<Value> {
+    let (value, t) = reading.filter(|(_, t)| *t <= at)?;
+    let value = match stat {
+        Stat::Latest => value,
+        Stat::HoursSince => at.since(t) as f64 / HOUR_MS as f64,
+        _ => return None,
+    };
+    Some(Value {
+        value,
+        observed_at: Some(t),
+    })
+}
+
+/// A statistic over a series of `(value, time)` in ascending time, all at or before `at`.
+fn series_stat(series: &[(f64, Timestamp)], stat: Stat, at: Timestamp) -> Option<Value> {
+    let latest = *series.last()?;
+    let Some(span) = stat.span_hours() else {
+        return latest_stat(Some(latest), stat, at);
+    };
+    let from = at.plus_millis(-i64::from(span) * HOUR_MS);
+    let within = &series[series.partition_point(|(_, t)| *t < from)..];
+    let (first, last) = (*within.first()?, *within.last()?);
+    let value = match stat {
+        Stat::Delta(_) if within.len() >= 2 => last.0 - first.0,
+        Stat::Delta(_) => return None,
+        Stat::Min(_) => within.iter().map(|(v, _)| *v).fold(f64::INFINITY, f64::min),
+        Stat::Max(_) => within
+            .iter()
+            .map(|(v, _)| *v)
+            .fold(f64::NEG_INFINITY, f64::max),
+        Stat::Mean(_) => within.iter().map(|(v, _)| *v).sum::<f64>() / within.len() as f64,
+        _ => return None,
+    };
+    Some(Value {
+        value,
+        observed_at: Some(last.1),
+    })
+}
+
+/// What one evaluation reads, each series once: the window's samples of a vital up to `at`,
+/// and a lab's results up to `at`.
+pub struct Reader<'a> {
+    window: &'a Window,
+    admission: Option<&'a Admission>,
+    at: Timestamp,
+    rows: [Option<Vec<(f64, Timestamp)>>; ROW_FIELDS.len()],
+    labs: Vec<(&'a str, Vec<(f64, Timestamp)>)>,
+}
+
+/// The vitals kept in rows that features read.
+const ROW_FIELDS: [Field; 5] = [Field::Hr, Field::Rr, Field::Spo2, Field::Sbp, Field::Temp];
+
+impl<'a> Reader<'a> {
+    pub fn new(window: &'a Window, admission: Option<&'a Admission>, at: Timestamp) -> Self {
+        Self {
+            window,
+            admission,
+            at,
+            rows: Default::default(),
+            labs: Vec::new(),
+        }
+    }
+
+    /// Every sample of `field` at or before `at`, oldest first, decoded.
+    fn row_series(&mut self, field: Field) -> &[(f64, Timestamp)] {
+        let i = ROW_FIELDS.iter().position(|f| *f == field).unwrap_or(0);
+        let (window, at) = (self.window, self.at);
+        self.rows[i].get_or_insert_with(|| {
+            let last = at.millis().div_euclid(MINUTE_MS);
+            window
+                .samples(field, i64::MIN, last)
+                .filter(|(_, t)| *t <= at)
+                .map(|(v, t)| (decode(field, v), t))
+                .collect()
+        })
+    }
+
+    /// Every result of `code` collected at or before `at`, oldest first.
+    fn lab_series(&mut self, code: &'a str) -> &[(f64, Timestamp)] {
+        let i = match self.labs.iter().position(|(c, _)| *c == code) {
+            Some(i) => i,
+            None => {
+                let at = self.at;
+                let series = self
+                    .window
+                    .lab_history(code)
+                    .filter(|r| r.at <= at)
+                    .map(|r| (r.value, r.at))
+                    .collect();
+                self.labs.push((code, series));
+                self.labs.len() - 1
+            }
+        };
+        &self.labs[i].1
+    }
+}
+
+/// A row's stored value as the feature reads it (tenths of a degree back to degrees).
+fn decode(field: Field, v: i16) -> f64 {
+    match field {
+        Field::Temp => f64::from(v) / 10.0,
+        _ => f64::from(v),
+    }
+}
+
+fn row_stat(reader: &mut Reader<'_>, field: Field, stat: Stat) -> Option<Value> {
+    let at = reader.at;
+    if stat.span_hours().is_none() {
+        // The chart holds the latest exact reading, whatever the horizon.
+        let chart = &reader.window.chart;
+        let reading = match field {
+            Field::Hr => chart.hr,
+            Field::Rr => chart.rr,
+            Field::Spo2 => chart.spo2,
+            Field::Sbp => chart.sbp,
+            Field::Temp => chart.temp,
+            _ => None,
+        };
+        let latest = match reading.filter(|r| r.at <= at) {
+            Some(r) => Some((r.value, r.at)),
+            // Evaluated before the chart's latest (an out-of-order reading): the rows know.
+            None => reader.row_series(field).last().copied(),
+        };
+        return latest_stat(latest, stat, at);
+    }
+    series_stat(reader.row_series(field), stat, at)
+}
+
+fn lab_stat<'a>(reader: &mut Reader<'a>, code: &'a str, stat: Stat) -> Option<Value> {
+    let at = reader.at;
+    series_stat(reader.lab_series(code), stat, at)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::observation::{LabResult, Vitals};
+    use crate::settings::WindowSettings;
+
+    fn t(hours: f64) -> Timestamp {
+        Timestamp::from_civil(2025, 11, 27, 0, 0, 0).plus_millis((hours * HOUR_MS as f64) as i64)
+    }
+
+    fn value(name: &str, w: &Window, adm: Option<&Admission>, at: Timestamp) -> Option<f64> {
+        Feature::parse(name)
+            .expect(name)
+            .value(w, adm, at)
+            .map(|v| v.value)
+    }
+
+    fn window() -> Window {
+        let mut w = Window::default();
+        let s = WindowSettings::default();
+        for (h, hr, sbp) in [(0.0, 80.0, 120.0), (3.0, 100.0, 110.0), (5.5, 120.0, 100.0)] {
+            let v = Vitals {
+                hr: Some(hr),
+                sbp: Some(sbp),
+                temp: Some(37.04),
+                dbp: Some(60.0),
+                ..Vitals::default()
+            };
+            w.record(&v, t(h), s);
+        }
+        for (h, lactate) in [(-20.0, 1.0), (-2.0, 2.0), (5.0, 3.5)] {
+            let lab = LabResult {
+                code: "lactate".into(),
+                value: lactate,
+                unit: None,
+            };
+            w.record_lab(&lab, t(h), s);
+        }
+        w
+    }
+
+    #[test]
+    fn every_candidate_parses() {
+        assert_eq!(candidates().len(), CANDIDATES.len());
+    }
+
+    #[test]
+    fn names_parse_and_bad_names_say_what_is_wrong() {
+        for good in [
+            "hr.latest",
+            "hr.delta_6h",
+            "temp.mean_1h",
+            "lactate.delta_24h",
+            "lactate.hours_since",
+            "map.latest",
+            "shock_index.latest",
+            "age.value",
+            "icu_hours.value",
+            "bun.max_72h",
+        ] {
+            assert_eq!(&*Feature::parse(good).expect(good).name, good);
+        }
+        for (bad, says) in [
+            ("hr", "source.statistic"),
+            ("hr.median_6h", "unknown statistic"),
+            ("hr.delta_0h", "unknown statistic"),
+            ("hr.delta_73h", "unknown statistic"),
+            ("Heart.latest", "unknown source"),
+            ("age.latest", "no statistic"),
+            ("hr.value", "no statistic"),
+            ("map.delta_6h", "no statistic"),
+            ("shock_index.hours_since", "no statistic"),
+        ] {
+            let e = Feature::parse(bad).expect_err(bad);
+            assert!(e.contains(says) && e.contains(bad), "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn vitals_statistics_read_the_rows_over_their_span() {
+        let w = window();
+        let at = t(6.0);
+        assert_eq!(value("hr.latest", &w, None, at), Some(120.0));
+        assert_eq!(value("hr.hours_since", &w, None, at), Some(0.5));
+        // 6 h back from 06:00 reaches 00:00 exactly: the span includes its start.
+        assert_eq!(value("hr.delta_6h", &w, None, at), Some(40.0));
+        assert_eq!(value("hr.delta_3h", &w, None, at), Some(20.0));
+        // One sample in the last hour: no change to read.
+        assert_eq!(value("hr.delta_1h", &w, None, at), None);
+        assert_eq!(value("hr.min_6h", &w, None, at), Some(80.0));
+        assert_eq!(value("hr.max_6h", &w, None, at), Some(120.0));
+        assert_eq!(value("hr.mean_6h", &w, None, at), Some(100.0));
+        assert_eq!(value("hr.mean_1h", &w, None, at), Some(120.0));
+        // Rows keep tenths of a degree.
+        assert_eq!(value("temp.max_6h", &w, None, at), Some(37.0));
+        assert_eq!(value("rr.latest", &w, None, at), None);
+        // Nothing after the evaluation time is read.
+        assert_eq!(value("hr.latest", &w, None, t(4.0)), Some(100.0));
+        assert_eq!(value("hr.max_6h", &w, None, t(4.0)), Some(100.0));
+    }
+
+    fn admitted(at: Timestamp) -> Admission {
+        Admission {
+            admitted_at: at,
+            hospital_admitted_at: None,
+            age: None,
+            sex: None,
+        }
+    }
+
+    #[test]
+    fn derived_vitals_compute_what_is_not_measured() {
+        let w = window();
+        let at = t(6.0);
+        // (100 + 2 x 60) / 3, to 4 decimals.
+        assert_eq!(value("map.latest", &w, None, at), Some(73.3333));
+        assert_eq!(value("shock_index.latest", &w, None, at), Some(1.2));
+        // Rounded to 4 decimals.
+        assert_eq!(value("hr.mean_6h", &w, None, t(6.1)), Some(110.0));
+        assert_eq!(
+            value("icu_hours.value", &w, Some(&admitted(t(0.0))), t(1.0 / 3.0)),
+            Some(0.3333)
+        );
+        assert_eq!(value("o2.latest", &w, None, at), None);
+        let mut w = w;
+        let v = Vitals {
+            map: Some(71.0),
+            on_oxygen: Some(true),
+            ..Vitals::default()
+        };
+        w.record(&v, t(5.75), WindowSettings::default());
+        assert_eq!(value("map.latest", &w, None, at), Some(71.0));
+        assert_eq!(value("o2.latest", &w, None, at), Some(1.0));
+    }
+
+    #[test]
+    fn labs_keep_a_day_for_their_changes() {
+        let w = window();
+        let at = t(6.0);
+        assert_eq!(value("lactate.latest", &w, None, at), Some(3.5));
+        assert_eq!(value("lactate.hours_since", &w, None, at), Some(1.0));
+        // The result of 26 h before is outside the day; the one of 8 h before is in it, though
+        // the rows' horizon is 6 h.
+        assert_eq!(value("lactate.delta_24h", &w, None, at), Some(1.5));
+        assert_eq!(value("lactate.max_24h", &w, None, at), Some(3.5));
+        // A span longer than a day reads only what the window kept: a day before its newest
+        // event.
+        assert_eq!(value("lactate.min_72h", &w, None, at), Some(2.0));
+        assert_eq!(value("wbc.latest", &w, None, at), None);
+    }
+
+    #[test]
+    fn the_admission_gives_age_sex_and_time_since_admission() {
+        let w = window();
+        let adm = Admission {
+            admitted_at: t(-2.0),
+            hospital_admitted_at: Some(t(-26.0)),
+            age: Some(67),
+            sex: Some(Sex::Female),
+        };
+        let at = t(6.0);
+        assert_eq!(value("age.value", &w, Some(&adm), at), Some(67.0));
+        assert_eq!(value("male.value", &w, Some(&adm), at), Some(0.0));
+        assert_eq!(value("icu_hours.value", &w, Some(&adm), at), Some(8.0));
+        assert_eq!(
+            value("hospital_hours.value", &w, Some(&adm), at),
+            Some(32.0)
+        );
+        let other = Admission {
+            sex: Some(Sex::Other),
+            hospital_admitted_at: None,
+            ..adm
+        };
+        assert_eq!(value("male.value", &w, Some(&other), at), None);
+        assert_eq!(value("hospital_hours.value", &w, Some(&other), at), None);
+        assert_eq!(value("age.value", &w, None, at), None);
+    }
+}

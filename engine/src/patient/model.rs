@@ -1,0 +1,516 @@
+//! The sepsis model: a glass-box additive model (an Explainable Boosting Machine, interpretml)
+//! evaluated natively. Its risk is the logistic of an intercept plus one looked-up score per
+//! term: a feature's contribution curve, or a table over a pair of features. Every term's
+//! contribution is exact and shown to the clinician (docs/sepsis-screen.md).
+//!
+//! A model file is two lines: `vigil-model 1 sha256=<hex>`, then one line of JSON whose bytes
+//! hash to `<hex>`. The JSON names the model and its version, what it was trained on, its
+//! features (see [`crate::patient::features`]), the intercept, the open and clear thresholds
+//! chosen out of fold, the terms (per feature of the term its cut points; the scores, row-major,
+//! index 0 for missing, then one per bin, then one for unseen), and `checks`: rows of feature
+//! values with the sum the trainer computed for them, which loading repeats. A file that fails
+//! any of this is refused whole.
+
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+
+use crate::observation::Admission;
+use crate::patient::features::{Feature, Reader, Value};
+use crate::patient::window::Window;
+use crate::time::Timestamp;
+
+/// The first line's start.
+const HEADER: &str = "vigil-model 1 sha256=";
+/// How far a check's sum may stray: the file keeps scores to 6 decimals.
+const CHECK_TOLERANCE: f64 = 1e-3;
+
+/// The model shipped in the repository, built into the binary (`training/sepsis/README.md`
+/// says how it was made).
+pub const BUILT_IN: &str = include_str!("../../models/sepsis.vmodel");
+
+/// Why a model file was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct ModelError(pub String);
+
+fn refuse(why: impl Into<String>) -> ModelError {
+    ModelError(why.into())
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct File {
+    name: String,
+    version: String,
+    kind: String,
+    trained_on: serde_json::Value,
+    citation: String,
+    features: Vec<String>,
+    intercept: f64,
+    threshold: FileThreshold,
+    #[serde(default)]
+    cross_validation: serde_json::Value,
+    terms: Vec<FileTerm>,
+    checks: Vec<FileCheck>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileThreshold {
+    open: f64,
+    clear: f64,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileTerm {
+    features: Vec<String>,
+    cuts: Vec<Vec<f64>>,
+    scores: serde_json::Value,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileCheck {
+    values: Vec<Option<f64>>,
+    logit: f64,
+}
+
+/// One term: a feature's curve or a pair's table.
+#[derive(Debug, Clone, PartialEq)]
+struct Term {
+    /// Indexes into the model's features (one or two).
+    features: Vec<usize>,
+    cuts: Vec<Vec<f64>>,
+    /// Row-major over `cuts[i].len() + 3` per feature.
+    scores: Vec<f64>,
+}
+
+impl Term {
+    /// The score of the term for `values` (NaN: missing).
+    fn score(&self, values: &[f64]) -> f64 {
+        let mut index = 0;
+        for (f, cuts) in self.features.iter().zip(&self.cuts) {
+            let v = values[*f];
+            // interpret's binning: 0 missing, then 1 + the number of cuts at or below v.
+            let bin = if v.is_nan() {
+                0
+            } else {
+                1 + cuts.partition_point(|c| *c <= v)
+            };
+            index = index * (cuts.len() + 3) + bin;
+        }
+        self.scores.get(index).copied().unwrap_or(0.0)
+    }
+}
+
+/// The open and clear thresholds a model was tuned with (risk, 0..1).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Thresholds {
+    pub open: f64,
+    pub clear: f64,
+}
+
+/// A loaded model. See the module documentation.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Model {
+    pub name: String,
+    pub version: String,
+    /// One line on what it was trained on (dataset, stays, folds).
+    pub trained_on: String,
+    pub features: Vec<Feature>,
+    /// The features' names, interned (explanations name them).
+    pub names: Vec<&'static str>,
+    intercept: f64,
+    terms: Vec<Term>,
+    pub thresholds: Thresholds,
+}
+
+/// One feature's part in a risk: its value and time, and its contribution in log-odds (its
+/// own curve plus half of each pair it is in, so the parts and the intercept sum to the logit).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Contribution {
+    pub feature: usize,
+    pub value: Option<Value>,
+    pub contribution: f64,
+}
+
+/// A model's risk for one patient at one time.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Risk {
+    pub at: Timestamp,
+    pub logit: f64,
+    /// The logistic of `logit`, 0..1.
+    pub risk: f64,
+    /// Each feature's value (`NaN` missing), in the model's feature order.
+    values: Vec<f64>,
+    /// Each feature's value and observation time, if any.
+    read: Vec<Option<Value>>,
+}
+
+impl Model {
+    /// The model built into the binary.
+    ///
+    /// # Errors
+    /// Never for a released binary: a test loads it.
+    pub fn built_in() -> Result<Model, ModelError> {
+        Model::parse(BUILT_IN)
+    }
+
+    /// The built-in model, parsed once per process and shared.
+    ///
+    /// # Panics
+    /// Never for a released binary: a test loads the built-in model.
+    #[allow(clippy::expect_used)]
+    pub fn shared_built_in() -> std::sync::Arc<Model> {
+        static MODEL: std::sync::OnceLock<std::sync::Arc<Model>> = std::sync::OnceLock::new();
+        MODEL
+            .get_or_init(|| {
+                std::sync::Arc::new(Model::built_in().expect("the built-in model loads (tested)"))
+            })
+            .clone()
+    }
+
+    /// Reads a model file's text, checking its checksum, its features, its terms' shapes and
+    /// its checks.
+    ///
+    /// # Errors
+    /// A sentence naming the first problem.
+    pub fn parse(text: &str) -> Result<Model, ModelError> {
+        let (first, rest) = text
+            .split_once('\n')
+            .ok_or_else(|| refuse("not a Vigil model file: no second line"))?;
+        let digest = first.trim_end().strip_prefix(HEADER).ok_or_else(|| {
+            refuse(format!(
+                "not a Vigil model file: the first line is not `{HEADER}<hex>`"
+            ))
+        })?;
+        let body = rest.strip_suffix('\n').unwrap_or(rest);
+        let actual: String = Sha256::digest(body.as_bytes())
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        if actual != digest {
+            return Err(refuse(format!(
+                "checksum mismatch: the file says sha256 {digest}, its body hashes to {actual} (truncated or edited?)"
+            )));
+        }
+        let file: File =
+            serde_json::from_str(body).map_err(|e| refuse(format!("malformed: {e}")))?;
+        if file.kind != "ebm" {
+            return Err(refuse(format!(
+                "unknown model kind `{}` (this build serves `ebm`)",
+                file.kind
+            )));
+        }
+        let features = file
+            .features
+            .iter()
+            .map(|f| Feature::parse(f).map_err(refuse))
+            .collect::<Result<Vec<_>, _>>()?;
+        let index = |name: &str| {
+            file.features.iter().position(|f| f == name).ok_or_else(|| {
+                refuse(format!(
+                    "a term names `{name}`, which is not among the model's features"
+                ))
+            })
+        };
+        let mut terms = Vec::with_capacity(file.terms.len());
+        for (i, t) in file.terms.iter().enumerate() {
+            if t.features.is_empty() || t.features.len() > 2 || t.cuts.len() != t.features.len() {
+                return Err(refuse(format!(
+                    "term {i}: {} features with {} cut lists (one or two of each, as many of each)",
+                    t.features.len(),
+                    t.cuts.len()
+                )));
+            }
+            if t.cuts.iter().flatten().any(|c| !c.is_finite())
+                || t.cuts.iter().any(|c| c.windows(2).any(|w| w[0] >= w[1]))
+            {
+                return Err(refuse(format!(
+                    "term {i}: cut points must be finite and rising"
+                )));
+            }
+            let scores = flatten(&t.scores)
+                .ok_or_else(|| refuse(format!("term {i}: scores are not numbers")))?;
+            let expected: usize = t.cuts.iter().map(|c| c.len() + 3).product();
+            if scores.len() != expected {
+                return Err(refuse(format!(
+                    "term {i} ({}): {} scores where its cut points need {expected}",
+                    t.features.join(" x "),
+                    scores.len()
+                )));
+            }
+            terms.push(Term {
+                features: t
+                    .features
+                    .iter()
+                    .map(|f| index(f))
+                    .collect::<Result<_, _>>()?,
+                cuts: t.cuts.clone(),
+                scores,
+            });
+        }
+        let th = file.threshold;
+        if !(0.0 < th.clear && th.clear <= th.open && th.open < 1.0) {
+            return Err(refuse(format!(
+                "threshold: need 0 < clear <= open < 1, got open {} and clear {}",
+                th.open, th.clear
+            )));
+        }
+        let names = file
+            .features
+            .iter()
+            .map(|f| {
+                crate::patient::features::intern(f)
+                    .ok_or_else(|| refuse(format!("too many distinct feature names to keep `{f}`")))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let model = Model {
+            names,
+            name: file.name,
+            version: file.version,
+            trained_on: summary(&file.trained_on),
+            features,
+            intercept: file.intercept,
+            terms,
+            thresholds: Thresholds {
+                open: th.open,
+                clear: th.clear,
+            },
+        };
+        let _ = (file.citation, file.cross_validation);
+        if file.checks.is_empty() {
+            return Err(refuse(
+                "no checks: a model must carry rows to verify its evaluation",
+            ));
+        }
+        for (i, check) in file.checks.iter().enumerate() {
+            if check.values.len() != model.features.len() {
+                return Err(refuse(format!(
+                    "check {i}: {} values for {} features",
+                    check.values.len(),
+                    model.features.len()
+                )));
+            }
+            let values: Vec<f64> = check.values.iter().map(|v| v.unwrap_or(f64::NAN)).collect();
+            let logit = model.logit(&values);
+            if (logit - check.logit).abs() > CHECK_TOLERANCE {
+                return Err(refuse(format!(
+                    "check {i}: evaluates to {logit:.6} where the trainer computed {:.6}",
+                    check.logit
+                )));
+            }
+        }
+        Ok(model)
+    }
+
+    /// The sum of the intercept and every term for `values` (in feature order; NaN missing).
+    pub fn logit(&self, values: &[f64]) -> f64 {
+        self.intercept + self.terms.iter().map(|t| t.score(values)).sum::<f64>()
+    }
+
+    /// The longest span of rows any feature reads (checked against a profile's horizon).
+    pub fn longest_row_span_ms(&self) -> i64 {
+        self.features
+            .iter()
+            .filter_map(Feature::row_span_ms)
+            .max()
+            .unwrap_or(0)
+    }
+
+    /// The risk for a patient at `at`, with the features' values it was computed from.
+    pub fn evaluate(&self, window: &Window, admission: Option<&Admission>, at: Timestamp) -> Risk {
+        let mut reader = Reader::new(window, admission, at);
+        let read: Vec<Option<Value>> = self.features.iter().map(|f| f.read(&mut reader)).collect();
+        let values: Vec<f64> = read
+            .iter()
+            .map(|v| v.map_or(f64::NAN, |v| v.value))
+            .collect();
+        let logit = self.intercept + self.terms.iter().map(|t| t.score(&values)).sum::<f64>();
+        Risk {
+            at,
+            logit,
+            risk: 1.0 / (1.0 + (-logit).exp()),
+            values,
+            read,
+        }
+    }
+
+    /// Every feature's contribution to `risk`, largest first: what an alert's explanation
+    /// lists. Computed only when an alert opens.
+    pub fn contributions(&self, risk: &Risk) -> Vec<Contribution> {
+        let mut parts = vec![0.0; self.features.len()];
+        for t in &self.terms {
+            let share = t.score(&risk.values) / t.features.len() as f64;
+            for f in &t.features {
+                parts[*f] += share;
+            }
+        }
+        let mut contributions: Vec<Contribution> = risk
+            .read
+            .iter()
+            .zip(parts)
+            .enumerate()
+            .map(|(feature, (value, contribution))| Contribution {
+                feature,
+                value: *value,
+                contribution,
+            })
+            .collect();
+        contributions.sort_by(|a, b| b.contribution.total_cmp(&a.contribution));
+        contributions
+    }
+}
+
+/// Scores as nested arrays (a curve, or a pair's rows), flattened row-major.
+fn flatten(v: &serde_json::Value) -> Option<Vec<f64>> {
+    match v {
+        serde_json::Value::Array(items) => {
+            let mut out = Vec::new();
+            for item in items {
+                match item {
+                    serde_json::Value::Number(n) => out.push(n.as_f64()?),
+                    serde_json::Value::Array(_) => out.extend(flatten(item)?),
+                    _ => return None,
+                }
+            }
+            Some(out)
+        }
+        _ => None,
+    }
+}
+
+/// `trainedOn` in one line: its dataset and counts.
+fn summary(v: &serde_json::Value) -> String {
+    let get = |k: &str| {
+        v.get(k)
+            .map(|x| x.as_str().map_or_else(|| x.to_string(), str::to_string))
+    };
+    match (get("dataset"), get("stays"), get("folds")) {
+        (Some(d), Some(s), Some(f)) => format!("{d}, {s} stays, {f}-fold cross-validation"),
+        (Some(d), _, _) => d,
+        _ => v.to_string(),
+    }
+}
+
+/// A two-feature model for tests: `hr.latest` (cuts 90, 120: -0.5, 0.4, 1.0; missing 0.1) and
+/// the pair with `lactate.latest` (hr >= 100 and lactate >= 2: +0.6; hr < 100 and lactate >= 2:
+/// +0.2; hr >= 100 and lactate < 2: -0.2), intercept -2, open 0.3, clear 0.2.
+#[cfg(test)]
+#[allow(clippy::expect_used)]
+pub(crate) fn test_model() -> Model {
+    Model::parse(&tests::file(tests::BODY)).expect("test model")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A small model file, hashed as the trainer hashes it.
+    pub(crate) fn file(body: &str) -> String {
+        let digest: String = Sha256::digest(body.as_bytes())
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        format!("{HEADER}{digest}\n{body}\n")
+    }
+
+    pub(crate) const BODY: &str = r#"{"name":"t","version":"1","kind":"ebm","trainedOn":{"dataset":"unit test","stays":2,"folds":2},"citation":"none","features":["hr.latest","lactate.latest"],"intercept":-2.0,"threshold":{"open":0.3,"clear":0.2},"terms":[{"features":["hr.latest"],"cuts":[[90.0,120.0]],"scores":[0.1,-0.5,0.4,1.0,0.0]},{"features":["hr.latest","lactate.latest"],"cuts":[[100.0],[2.0]],"scores":[[0,0,0,0],[0,0,0.2,0],[0,-0.2,0.6,0],[0,0,0,0]]}],"checks":[{"values":[95.0,3.0],"logit":-1.4},{"values":[null,null],"logit":-1.9}]}"#;
+
+    #[test]
+    fn terms_bin_as_interpret_does_missing_first_and_cut_points_upward() {
+        let m = Model::parse(&file(BODY)).expect("model");
+        let l = |hr: f64, lac: f64| m.logit(&[hr, lac]);
+        // hr < 90: bin 1 (-0.5); 90 <= hr < 120: bin 2 (0.4); hr >= 120: bin 3 (1.0).
+        assert_eq!(l(89.9, f64::NAN), -2.0 - 0.5);
+        assert_eq!(l(90.0, f64::NAN), -2.0 + 0.4);
+        assert_eq!(l(119.9, f64::NAN), -2.0 + 0.4);
+        assert_eq!(l(120.0, f64::NAN), -2.0 + 1.0);
+        assert_eq!(l(f64::NAN, f64::NAN), -2.0 + 0.1);
+        // The pair: hr >= 100 and lactate >= 2 adds 0.6; hr < 100 and lactate >= 2 adds 0.2.
+        assert!((l(100.0, 2.0) - (-2.0 + 0.4 + 0.6)).abs() < 1e-12);
+        assert!((l(99.0, 2.0) - (-2.0 + 0.4 + 0.2)).abs() < 1e-12);
+        assert!((l(100.0, 1.9) - (-2.0 + 0.4 - 0.2)).abs() < 1e-12);
+        assert_eq!(
+            m.thresholds,
+            Thresholds {
+                open: 0.3,
+                clear: 0.2
+            }
+        );
+        assert_eq!(m.trained_on, "unit test, 2 stays, 2-fold cross-validation");
+    }
+
+    #[test]
+    fn contributions_sum_to_the_logit_and_come_largest_first() {
+        use crate::observation::{LabResult, Vitals};
+        let m = Model::parse(&file(BODY)).expect("model");
+        let mut w = Window::default();
+        let s = crate::settings::WindowSettings::default();
+        let at = Timestamp::from_civil(2025, 11, 27, 9, 0, 0);
+        w.record(
+            &Vitals {
+                hr: Some(125.0),
+                ..Vitals::default()
+            },
+            at,
+            s,
+        );
+        let lab = LabResult {
+            code: "lactate".into(),
+            value: 3.1,
+            unit: None,
+        };
+        w.record_lab(&lab, at.plus_millis(-600_000), s);
+        let r = m.evaluate(&w, None, at);
+        assert!((r.logit - (-2.0 + 1.0 + 0.6)).abs() < 1e-12);
+        assert!((r.risk - 1.0 / (1.0 + (0.4f64).exp())).abs() < 1e-12);
+        let contributions = m.contributions(&r);
+        let sum: f64 = contributions.iter().map(|c| c.contribution).sum();
+        assert!((sum - 1.6).abs() < 1e-12);
+        assert_eq!(contributions[0].feature, 0, "hr: 1.0 + 0.3");
+        assert!((contributions[0].contribution - 1.3).abs() < 1e-12);
+        assert!((contributions[1].contribution - 0.3).abs() < 1e-12);
+        assert_eq!(
+            contributions[1].value.map(|v| v.observed_at),
+            Some(Some(at.plus_millis(-600_000)))
+        );
+    }
+
+    #[test]
+    fn a_bad_file_is_refused_whole_with_the_reason() {
+        let good = file(BODY);
+        assert!(Model::parse(&good).is_ok());
+        let cases: Vec<(String, &str)> = vec![
+            (good[..good.len() / 2].to_string(), "checksum mismatch"),
+            (good.replacen("-2.0", "-2.5", 1), "checksum mismatch"),
+            ("".into(), "no second line"),
+            ("vigil-model 2\n{}\n".into(), "first line"),
+            (file("{"), "malformed"),
+            (file(&BODY.replace("\"kind\":\"ebm\"", "\"kind\":\"gbm\"")), "unknown model kind"),
+            (file(&BODY.replace("\"hr.latest\",\"lactate", "\"Heart.latest\",\"lactate")), "unknown source"),
+            (file(&BODY.replace("[0.1,-0.5,0.4,1.0,0.0]", "[0.1,-0.5,0.4,1.0]")), "4 scores where its cut points need 5"),
+            (file(&BODY.replace("[[90.0,120.0]]", "[[120.0,90.0]]")), "rising"),
+            (file(&BODY.replace("\"logit\":-1.4", "\"logit\":-1.0")), "check 0"),
+            (file(&BODY.replace("\"open\":0.3", "\"open\":0.1")), "clear <= open"),
+            (file(&BODY.replace(",\"checks\":[{\"values\":[95.0,3.0],\"logit\":-1.4},{\"values\":[null,null],\"logit\":-1.9}]", ",\"checks\":[]")), "no checks"),
+            (file(&BODY.replace("\"citation\":\"none\"", "\"citation\":\"none\",\"extra\":1")), "unknown field"),
+        ];
+        for (text, says) in cases {
+            let e = Model::parse(&text).expect_err(says);
+            assert!(e.0.contains(says), "{says}: {e}");
+        }
+    }
+
+    #[test]
+    fn the_built_in_model_loads_and_passes_its_checks() {
+        let m = Model::built_in().expect("built-in model");
+        assert_eq!(m.name, "vigil-sepsis-ebm");
+        assert!(!m.features.is_empty());
+        assert!(
+            m.longest_row_span_ms() <= 6 * 3_600_000,
+            "fits the default horizon"
+        );
+    }
+}
