@@ -227,6 +227,9 @@ def main():
     args = ap.parse_args()
     started = time.time()
     frame = pd.read_csv(args.features_csv, na_values=["NaN"], keep_default_na=False)
+    # The replay's workers write stays in the order they finish: sort, so that the folds and
+    # the fit depend on the stays alone.
+    frame = frame.sort_values(["stay", "hour"], kind="stable").reset_index(drop=True)
     features = [c for c in frame.columns if c not in META]
     x = frame[features].to_numpy(float)
     y = frame["label"].to_numpy(int)
