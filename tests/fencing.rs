@@ -82,7 +82,9 @@ async fn acknowledged_by_another_writer(
     make_critical(js, T, "patient-1").await;
     let mut opened = None;
     for _ in 0..100 {
-        if let Some(a) = list_alerts(&engine.addr, "admin-abc-token").await.first() {
+        // The deteriorating patient may also open `sepsis.model`: the NEWS2 alert is the one.
+        let alerts = list_alerts(&engine.addr, "admin-abc-token").await;
+        if let Some(a) = alerts.iter().find(|a| a["rule"] == "news2.high") {
             opened = Some(a.clone());
             break;
         }
@@ -91,7 +93,11 @@ async fn acknowledged_by_another_writer(
     let opened = opened.expect("the alert opened");
     let alert_id = opened["alertId"].as_str().unwrap().to_string();
     let subject = format!("alerts.{T}.{alert_id}");
-    let stored = all_messages(js, "ALERTS").await;
+    let stored: Vec<Value> = all_messages(js, "ALERTS")
+        .await
+        .into_iter()
+        .filter(|m| m["data"]["rule"] == "news2.high")
+        .collect();
     let mut newer = stored.last().unwrap().clone();
     assert_eq!(newer["data"]["alertId"], alert_id.as_str());
     let version = newer["data"]["version"].as_u64().unwrap() + 1;
