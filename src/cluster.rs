@@ -129,6 +129,7 @@ pub type Ended = Option<String>;
 #[allow(clippy::too_many_arguments)]
 pub async fn serve(
     cfg: &Config,
+    profiles: &Arc<vigil_engine::Profiles>,
     cluster: &ClusterConfig,
     bus: &Bus,
     hub: &Arc<Hub>,
@@ -253,7 +254,7 @@ pub async fn serve(
                         owned: keep.clone(),
                         pinned_for,
                     };
-                    running.insert(Engine::start(cfg, &scope, bus, hub, metrics).await?)
+                    running.insert(Engine::start(cfg, profiles, &scope, bus, hub, metrics).await?)
                 }
             };
             let local = engine.commands();

@@ -224,6 +224,7 @@ impl Engine {
     /// bound.
     pub async fn start(
         cfg: &Config,
+        profiles: &Arc<Profiles>,
         scope: &Scope,
         bus: &Bus,
         hub: &Arc<Hub>,
@@ -246,7 +247,7 @@ impl Engine {
                 shards: cfg.engine.shards,
                 mailbox: cfg.engine.mailbox,
                 passivate_after_ms: cfg.engine.passivate_after.as_millis_i64(),
-                profiles: Arc::new(profiles(cfg)?),
+                profiles: profiles.clone(),
                 tick_every: cfg.engine.tick.as_std(),
                 on_lost: vigil_streams::receipt::fail,
             },

@@ -117,8 +117,6 @@ fn main() -> anyhow::Result<()> {
                     config.display()
                 );
             };
-            // The sepsis model is checked before anything connects.
-            engine::profiles(&cfg)?;
             runtime()?.block_on(serve(cfg, BusSource::Nats(url), None))
         }
         Command::Demo {
@@ -325,6 +323,9 @@ fn hub(
 /// Runs the gateway and the engine until SIGINT/SIGTERM or until a part ends by itself, then
 /// drains and returns (an error naming the part that ended, so a supervisor restarts us).
 async fn serve(cfg: Config, source: BusSource, demo_patients: Option<usize>) -> anyhow::Result<()> {
+    // The threshold profiles and the sepsis model, read and checked once, before anything
+    // listens or connects; every engine start (a cluster member's too) shares them.
+    let profiles = Arc::new(engine::profiles(&cfg)?);
     let signalled = shutdown_signal()?;
     tokio::pin!(signalled);
     let metrics = Arc::new(IngestMetrics::default());
@@ -367,6 +368,7 @@ async fn serve(cfg: Config, source: BusSource, demo_patients: Option<usize>) -> 
     {
         let ended = cluster::serve(
             &cfg,
+            &profiles,
             &cluster,
             &bus,
             &hub,
@@ -388,7 +390,7 @@ async fn serve(cfg: Config, source: BusSource, demo_patients: Option<usize>) -> 
         };
     }
     let mut running =
-        engine::Engine::start(&cfg, &engine::Scope::All, &bus, &hub, &metrics).await?;
+        engine::Engine::start(&cfg, &profiles, &engine::Scope::All, &bus, &hub, &metrics).await?;
     metrics
         .partitions_owned
         .store(1, std::sync::atomic::Ordering::Relaxed);

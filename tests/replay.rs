@@ -438,11 +438,7 @@ fn a_model_file_that_is_missing_broken_or_for_other_features_stops_the_start() {
     let (header, body) = built_in.split_once('\n').unwrap();
     let renamed = body.replacen("\"hr.latest\"", "\"HR.latest\"", 1);
     let rehash = |body: &str| {
-        use sha2::Digest;
-        let digest: String = sha2::Sha256::digest(body.trim_end().as_bytes())
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect();
+        let digest = vigil_engine::patient::model::checksum(body.trim_end());
         format!("vigil-model 1 sha256={digest}\n{body}")
     };
     let replay_with = |config: &Path| {

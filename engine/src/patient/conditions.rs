@@ -512,7 +512,7 @@ pub fn model_opening(
         let value = c.value.map(|v| v.value);
         format!(
             "{}, {:+.2}",
-            feature_words(&model.features[c.feature].name, value),
+            feature_words(model.names[c.feature], value),
             c.contribution
         )
     };

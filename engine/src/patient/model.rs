@@ -186,10 +186,7 @@ impl Model {
             ))
         })?;
         let body = rest.strip_suffix('\n').unwrap_or(rest);
-        let actual: String = Sha256::digest(body.as_bytes())
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect();
+        let actual = checksum(body);
         if actual != digest {
             return Err(refuse(format!(
                 "checksum mismatch: the file says sha256 {digest}, its body hashes to {actual} (truncated or edited?)"
@@ -327,7 +324,7 @@ impl Model {
             .iter()
             .map(|v| v.map_or(f64::NAN, |v| v.value))
             .collect();
-        let logit = self.intercept + self.terms.iter().map(|t| t.score(&values)).sum::<f64>();
+        let logit = self.logit(&values);
         Risk {
             at,
             logit,
@@ -361,6 +358,14 @@ impl Model {
         contributions.sort_by(|a, b| b.contribution.total_cmp(&a.contribution));
         contributions
     }
+}
+
+/// The sha256 of a model file's body, in lower-case hex: what its first line must name.
+pub fn checksum(body: &str) -> String {
+    Sha256::digest(body.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 /// Scores as nested arrays (a curve, or a pair's rows), flattened row-major.
@@ -409,11 +414,7 @@ mod tests {
 
     /// A small model file, hashed as the trainer hashes it.
     pub(crate) fn file(body: &str) -> String {
-        let digest: String = Sha256::digest(body.as_bytes())
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect();
-        format!("{HEADER}{digest}\n{body}\n")
+        format!("{HEADER}{}\n{body}\n", checksum(body))
     }
 
     pub(crate) const BODY: &str = r#"{"name":"t","version":"1","kind":"ebm","trainedOn":{"dataset":"unit test","stays":2,"folds":2},"citation":"none","features":["hr.latest","lactate.latest"],"intercept":-2.0,"threshold":{"open":0.3,"clear":0.2},"terms":[{"features":["hr.latest"],"cuts":[[90.0,120.0]],"scores":[0.1,-0.5,0.4,1.0,0.0]},{"features":["hr.latest","lactate.latest"],"cuts":[[100.0],[2.0]],"scores":[[0,0,0,0],[0,0,0.2,0],[0,-0.2,0.6,0],[0,0,0,0]]}],"checks":[{"values":[95.0,3.0],"logit":-1.4},{"values":[null,null],"logit":-1.9}]}"#;

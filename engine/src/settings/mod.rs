@@ -272,7 +272,7 @@ impl Settings {
     pub fn model_thresholds(&self) -> crate::patient::model::Thresholds {
         let own = self.model.thresholds;
         let open = self.model_rule.risk.unwrap_or(own.open);
-        let clear = self.model_rule.clear_risk.unwrap_or(own.clear.min(open));
+        let clear = self.model_rule.clear_risk.unwrap_or(own.clear);
         crate::patient::model::Thresholds {
             open,
             clear: clear.min(open),
