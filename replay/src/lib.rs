@@ -326,20 +326,23 @@ pub(crate) fn simulate_stay(
             &mut out,
             &mut sinks.alerts,
         );
-        for lab in &row.labs {
-            let o = patient.record_lab(unit, lab, at, at, settings);
-            for a in &o.alerts {
-                log.record(a, &mut out, &mut sinks.alerts);
-            }
-        }
         let v = &row.vitals;
         let any = [v.hr, v.rr, v.spo2, v.temp, v.sbp, v.dbp, v.map]
             .iter()
             .any(Option::is_some)
             || v.on_oxygen.is_some();
+        let valid = any && check_vitals(v).is_ok();
+        // The row's last reading evaluates the sepsis model, on everything the row holds.
+        for (k, lab) in row.labs.iter().enumerate() {
+            let last = !valid && k + 1 == row.labs.len();
+            let o = patient.record_row_lab(unit, lab, at, at, settings, last);
+            for a in &o.alerts {
+                log.record(a, &mut out, &mut sinks.alerts);
+            }
+        }
         let mut evaluated = !row.labs.is_empty();
         if any {
-            if check_vitals(v).is_err() {
+            if !valid {
                 out.rejected += 1;
             } else {
                 evaluated = true;
@@ -351,17 +354,18 @@ pub(crate) fn simulate_stay(
             }
         }
         if sinks.features.wanted() {
-            let (adm, candidates) = (
-                patient.admission.as_ref().map(|(a, _)| a),
-                &sinks.candidates,
-            );
+            let adm = patient.admission.as_ref().map(|(a, _)| a);
+            let read = &mut sinks.read;
+            sinks
+                .plan
+                .read(&sinks.candidates, &patient.window, adm, at, read);
             let label = row.label.map_or("", |l| if l { "1" } else { "0" });
             sinks.features.write(|buf| {
                 use std::io::Write as _;
                 let evaluated = u8::from(evaluated);
                 let _ = write!(buf, "{patient_id},{},{label},{evaluated}", row.hour);
-                for f in candidates {
-                    match f.value(&patient.window, adm, at) {
+                for v in read.iter() {
+                    match v {
                         Some(v) => {
                             let _ = write!(buf, ",{}", v.value);
                         }
@@ -440,6 +444,9 @@ pub(crate) struct Sinks {
     /// `--features`: a CSV row per stay row, of [`features::CANDIDATES`].
     pub(crate) features: Lines,
     candidates: Vec<Feature>,
+    /// How a row reads every candidate at once (the engine's own evaluation path).
+    plan: features::Plan,
+    read: Vec<Option<features::Value>>,
 }
 
 impl Sinks {
@@ -451,6 +458,8 @@ impl Sinks {
             alerts: Lines::new(outputs.alerts.clone(), chunk),
             features: Lines::new(outputs.features.clone(), chunk),
             candidates: features::candidates(),
+            plan: features::Plan::new(&features::candidates()),
+            read: vec![None; features::CANDIDATES.len()],
         }
     }
 

@@ -163,10 +163,7 @@ impl Feature {
     /// The feature's value through `reader`, which reads each vital's rows and each lab's
     /// results once for all the features of one evaluation.
     pub fn read<'a>(&'a self, reader: &mut Reader<'a>) -> Option<Value> {
-        self.raw(reader).and_then(|v| {
-            let value = (v.value * 1e4).round() / 1e4;
-            value.is_finite().then_some(Value { value, ..v })
-        })
+        finish(self.raw(reader))
     }
 
     fn raw<'a>(&'a self, reader: &mut Reader<'a>) -> Option<Value> {
@@ -314,6 +311,267 @@ fn parse_stat(text: &str) -> Option<Stat> {
     })
 }
 
+/// A feature's figure as it is served: rounded to 4 decimals (see [`Feature::value`]), and
+/// missing when not finite.
+fn finish(raw: Option<Value>) -> Option<Value> {
+    raw.and_then(|v| {
+        let value = round_half_away(v.value * 1e4) / 1e4;
+        value.is_finite().then_some(Value { value, ..v })
+    })
+}
+
+/// `x.round()` (halves away from zero, the sign of zero kept), without the library call for
+/// the values features hold: below 2^52 in magnitude, `x` less its integer part is exact.
+fn round_half_away(x: f64) -> f64 {
+    if x.abs() < 4_503_599_627_370_496.0 {
+        let whole = x as i64 as f64;
+        let r = if (x - whole).abs() >= 0.5 {
+            whole + x.signum()
+        } else {
+            whole
+        };
+        r.copysign(x)
+    } else {
+        x.round()
+    }
+}
+
+/// How a model's features are read in one evaluation: each vital's rows in one pass and each
+/// lab's results in one pass, for every statistic of that source at once. It gives exactly
+/// what [`Feature::read`] gives for each feature (a test holds the two together).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Plan {
+    rows: Vec<Group<Field>>,
+    labs: Vec<Group<Box<str>>>,
+    /// Features read on their own (MAP, DBP, oxygen, shock index, admission): no series.
+    single: Vec<usize>,
+}
+
+/// The statistics of one source that one pass computes.
+#[derive(Debug, Clone, PartialEq)]
+struct Group<S> {
+    source: S,
+    /// (feature index, statistic, the index in `spans` of its span if it has one).
+    stats: Vec<(usize, Stat, Option<usize>)>,
+    /// The distinct spans, in ms (at most [`GROUP`]): one accumulator each, which every
+    /// statistic over that span reads.
+    spans: Vec<i64>,
+    /// The longest span among them (0 when only `latest` and `hours_since`).
+    longest_ms: i64,
+}
+
+/// Spans one pass keeps at once; a source with more gets several groups.
+const GROUP: usize = 8;
+
+/// A statistic over a span, accumulated in one pass over a series, oldest first.
+#[derive(Clone, Copy)]
+struct Acc {
+    from: Timestamp,
+    n: usize,
+    first: f64,
+    last: (f64, Timestamp),
+    min: f64,
+    max: f64,
+    sum: f64,
+}
+
+impl Acc {
+    fn new(from: Timestamp) -> Self {
+        Self {
+            from,
+            n: 0,
+            first: 0.0,
+            last: (0.0, from),
+            min: f64::INFINITY,
+            max: f64::NEG_INFINITY,
+            // As `Iterator::sum` starts, so a mean is the same bits as `series_stat`'s.
+            sum: -0.0,
+        }
+    }
+
+    fn add(&mut self, v: f64, t: Timestamp) {
+        if t < self.from {
+            return;
+        }
+        if self.n == 0 {
+            self.first = v;
+        }
+        self.n += 1;
+        self.last = (v, t);
+        self.min = self.min.min(v);
+        self.max = self.max.max(v);
+        self.sum += v;
+    }
+
+    /// The statistic, as [`series_stat`] computes it over the same values.
+    fn stat(&self, stat: Stat) -> Option<Value> {
+        if self.n == 0 {
+            return None;
+        }
+        let value = match stat {
+            Stat::Delta(_) if self.n >= 2 => self.last.0 - self.first,
+            Stat::Min(_) => self.min,
+            Stat::Max(_) => self.max,
+            Stat::Mean(_) => self.sum / self.n as f64,
+            _ => return None,
+        };
+        Some(Value {
+            value,
+            observed_at: Some(self.last.1),
+        })
+    }
+}
+
+impl Plan {
+    /// The plan for `features` (their indexes are the output's).
+    pub fn new(features: &[Feature]) -> Self {
+        fn add<S: Clone + PartialEq>(groups: &mut Vec<Group<S>>, source: &S, i: usize, stat: Stat) {
+            let span = stat.span_hours().map(|h| i64::from(h) * HOUR_MS);
+            let fits = |g: &Group<S>| {
+                g.source == *source
+                    && span.is_none_or(|ms| g.spans.contains(&ms) || g.spans.len() < GROUP)
+            };
+            let g = match groups.iter().position(fits) {
+                Some(k) => &mut groups[k],
+                None => {
+                    groups.push(Group {
+                        source: source.clone(),
+                        stats: Vec::new(),
+                        spans: Vec::new(),
+                        longest_ms: 0,
+                    });
+                    let last = groups.len() - 1;
+                    &mut groups[last]
+                }
+            };
+            let slot = span.map(|ms| match g.spans.iter().position(|s| *s == ms) {
+                Some(k) => k,
+                None => {
+                    g.spans.push(ms);
+                    g.longest_ms = g.longest_ms.max(ms);
+                    g.spans.len() - 1
+                }
+            });
+            g.stats.push((i, stat, slot));
+        }
+        let mut plan = Plan::default();
+        for (i, f) in features.iter().enumerate() {
+            match &f.source {
+                Source::Row(field) => add(&mut plan.rows, field, i, f.stat),
+                Source::Lab(code) => add(&mut plan.labs, code, i, f.stat),
+                _ => plan.single.push(i),
+            }
+        }
+        plan
+    }
+
+    /// Every feature's value at `at` into `out` (one slot per feature, `None` missing).
+    pub fn read(
+        &self,
+        features: &[Feature],
+        window: &Window,
+        admission: Option<&Admission>,
+        at: Timestamp,
+        out: &mut [Option<Value>],
+    ) {
+        for g in &self.rows {
+            read_rows(g, window, at, out);
+        }
+        for g in &self.labs {
+            let series = window
+                .lab_history(&g.source)
+                .filter(|r| r.at <= at)
+                .map(|r| (r.value, r.at));
+            read_series(g, series, at, out);
+        }
+        let mut reader = Reader::new(window, admission, at);
+        for &i in &self.single {
+            if let (Some(f), Some(slot)) = (features.get(i), out.get_mut(i)) {
+                *slot = f.read(&mut reader);
+            }
+        }
+    }
+}
+
+/// One pass over `series` (ascending time, all at or before `at`) for a group's statistics.
+fn read_series(
+    g: &Group<impl Sized>,
+    series: impl Iterator<Item = (f64, Timestamp)>,
+    at: Timestamp,
+    out: &mut [Option<Value>],
+) {
+    let k = g.spans.len().min(GROUP);
+    let mut accs: [Acc; GROUP] =
+        std::array::from_fn(|j| Acc::new(at.plus_millis(-g.spans.get(j).copied().unwrap_or(0))));
+    let mut latest = None;
+    for (v, t) in series {
+        latest = Some((v, t));
+        for acc in &mut accs[..k] {
+            acc.add(v, t);
+        }
+    }
+    for &(i, stat, slot) in &g.stats {
+        let raw = match slot {
+            Some(j) => accs.get(j).and_then(|acc| acc.stat(stat)),
+            None => latest_stat(latest, stat, at),
+        };
+        if let Some(slot) = out.get_mut(i) {
+            *slot = finish(raw);
+        }
+    }
+}
+
+/// A vital's group: the span statistics from the rows, `latest` and `hours_since` from the
+/// chart's exact reading (as [`row_stat`] reads them).
+fn read_rows(g: &Group<Field>, window: &Window, at: Timestamp, out: &mut [Option<Value>]) {
+    let field = g.source;
+    let last = at.millis().div_euclid(MINUTE_MS);
+    let first = if g.longest_ms > 0 {
+        at.plus_millis(-g.longest_ms).millis().div_euclid(MINUTE_MS)
+    } else {
+        last + 1
+    };
+    let series = window
+        .samples(field, first, last)
+        .filter(|(_, t)| *t <= at)
+        .map(|(v, t)| (decode(field, v), t));
+    read_series(g, series, at, out);
+    // `latest` and `hours_since`: the chart's reading, else the rows' latest at or before `at`.
+    let chart = chart_reading(window, field).filter(|r| r.1 <= at);
+    let mut fallback = None;
+    for &(i, stat, slot) in &g.stats {
+        if slot.is_some() {
+            continue;
+        }
+        let latest = chart.or_else(|| {
+            *fallback.get_or_insert_with(|| {
+                window
+                    .samples(field, i64::MIN, last)
+                    .filter(|(_, t)| *t <= at)
+                    .last()
+                    .map(|(v, t)| (decode(field, v), t))
+            })
+        });
+        if let Some(slot) = out.get_mut(i) {
+            *slot = finish(latest_stat(latest, stat, at));
+        }
+    }
+}
+
+/// The chart's latest exact reading of a vital kept in rows.
+fn chart_reading(window: &Window, field: Field) -> Option<(f64, Timestamp)> {
+    let chart = &window.chart;
+    let reading = match field {
+        Field::Hr => chart.hr,
+        Field::Rr => chart.rr,
+        Field::Spo2 => chart.spo2,
+        Field::Sbp => chart.sbp,
+        Field::Temp => chart.temp,
+        _ => None,
+    };
+    reading.map(|r| (r.value, r.at))
+}
+
 /// `latest` and `hours_since` of a single reading.
 fn latest_stat(reading: Option<(f64, Timestamp)>, stat: Stat, at: Timestamp) -> Option<Value> {
     let (value, t) = reading.filter(|(_, t)| *t <= at)?;
@@ -424,17 +682,8 @@ fn row_stat(reader: &mut Reader<'_>, field: Field, stat: Stat) -> Option<Value> 
     let at = reader.at;
     if stat.span_hours().is_none() {
         // The chart holds the latest exact reading, whatever the horizon.
-        let chart = &reader.window.chart;
-        let reading = match field {
-            Field::Hr => chart.hr,
-            Field::Rr => chart.rr,
-            Field::Spo2 => chart.spo2,
-            Field::Sbp => chart.sbp,
-            Field::Temp => chart.temp,
-            _ => None,
-        };
-        let latest = match reading.filter(|r| r.at <= at) {
-            Some(r) => Some((r.value, r.at)),
+        let latest = match chart_reading(reader.window, field).filter(|r| r.1 <= at) {
+            Some(r) => Some(r),
             // Evaluated before the chart's latest (an out-of-order reading): the rows know.
             None => reader.row_series(field).last().copied(),
         };
@@ -487,6 +736,57 @@ mod tests {
             w.record_lab(&lab, t(h), s);
         }
         w
+    }
+
+    #[test]
+    fn rounding_is_the_standard_library_s_halves_away_from_zero() {
+        for x in [
+            0.0,
+            -0.0,
+            0.3,
+            -0.3,
+            0.5,
+            -0.5,
+            1.5,
+            -1.5,
+            2.5,
+            -2.5,
+            2.4999999999999996,
+            -2.4999999999999996,
+            12_345.5,
+            -12_345.5,
+            4_503_599_627_370_495.5,
+            1e17,
+            -1e300,
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+        ] {
+            let (ours, std) = (round_half_away(x), x.round());
+            assert_eq!(ours.to_bits(), std.to_bits(), "{x}");
+        }
+        assert!(round_half_away(f64::NAN).is_nan());
+    }
+
+    #[test]
+    fn the_plan_shares_one_pass_per_span_and_splits_past_its_limit() {
+        let parse = |names: &[&str]| -> Vec<Feature> {
+            names.iter().map(|n| Feature::parse(n).expect(n)).collect()
+        };
+        let plan = Plan::new(&parse(&CANDIDATES[..5]));
+        assert_eq!(plan.rows.len(), 1, "hr: one group");
+        assert_eq!(
+            plan.rows[0].spans,
+            [6 * HOUR_MS],
+            "four statistics, one span"
+        );
+        let spans: Vec<String> = (1..=9).map(|h| format!("hr.mean_{h}h")).collect();
+        let names: Vec<&str> = spans.iter().map(String::as_str).collect();
+        let plan = Plan::new(&parse(&names));
+        assert_eq!(plan.rows.len(), 2);
+        assert_eq!(
+            (plan.rows[0].spans.len(), plan.rows[1].spans.len()),
+            (GROUP, 1)
+        );
     }
 
     #[test]
@@ -624,5 +924,66 @@ mod tests {
         assert_eq!(value("male.value", &w, Some(&other), at), None);
         assert_eq!(value("hospital_hours.value", &w, Some(&other), at), None);
         assert_eq!(value("age.value", &w, None, at), None);
+    }
+
+    proptest::proptest! {
+        /// The plan one evaluation reads through gives, feature by feature, what each
+        /// feature reads alone: on windows of vitals and labs at random times, read at random
+        /// times (before the newest reading too), for every candidate and for more spans of
+        /// one source than one pass keeps.
+        #[test]
+        fn the_plan_reads_what_each_feature_reads(
+            readings in proptest::collection::vec(
+                (0i64..600, 30.0f64..200.0, proptest::option::of(30.0f64..40.0), 0u8..4),
+                1..40,
+            ),
+            labs in proptest::collection::vec((0i64..2000, 0.1f64..20.0, 0usize..3), 0..20),
+            read_at in 0i64..700,
+        ) {
+            let mut w = Window::default();
+            let s = WindowSettings::default();
+            let minute = |m: i64| t(0.0).plus_millis(m * MINUTE_MS + m % 7 * 1000);
+            for (m, v, temp, gap) in &readings {
+                let vitals = Vitals {
+                    hr: Some(*v),
+                    rr: (*gap != 1).then_some(v / 5.0),
+                    sbp: (*gap != 2).then_some(v + 20.0),
+                    spo2: (*gap != 3).then_some(90.0 + v / 40.0),
+                    temp: *temp,
+                    dbp: Some(60.0),
+                    ..Vitals::default()
+                };
+                w.record(&vitals, minute(*m), s);
+            }
+            for (m, v, code) in &labs {
+                let lab = LabResult {
+                    code: ["lactate", "wbc", "creatinine"][*code].into(),
+                    value: *v,
+                    unit: None,
+                };
+                w.record_lab(&lab, minute(m - 1400), s);
+            }
+            let mut names: Vec<&str> = CANDIDATES.to_vec();
+            names.extend([
+                "hr.mean_1h", "hr.min_3h", "hr.max_2h", "hr.delta_1h", "hr.mean_5h",
+                "hr.hours_since", "temp.delta_2h", "lactate.mean_24h", "lactate.min_6h",
+                "wbc.max_48h", "hr.min_4h", "hr.max_9h", "hr.mean_12h", "hr.delta_10h",
+            ]);
+            let features: Vec<Feature> =
+                names.iter().map(|n| Feature::parse(n).expect(n)).collect();
+            let plan = Plan::new(&features);
+            let adm = Admission {
+                admitted_at: t(-3.0),
+                hospital_admitted_at: None,
+                age: Some(70),
+                sex: Some(Sex::Male),
+            };
+            let at = minute(read_at);
+            let mut out = vec![None; features.len()];
+            plan.read(&features, &w, Some(&adm), at, &mut out);
+            for (f, got) in features.iter().zip(&out) {
+                proptest::prop_assert_eq!(*got, f.value(&w, Some(&adm), at), "{}", f.name);
+            }
+        }
     }
 }

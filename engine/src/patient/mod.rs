@@ -330,6 +330,22 @@ impl Patient {
         now: Timestamp,
         settings: &Settings,
     ) -> Observed {
+        self.record_row_lab(unit, lab, collected_at, now, settings, true)
+    }
+
+    /// As [`Patient::record_lab`], for one result of a charted row whose other results and
+    /// vitals are applied at the same instant (`vigil replay --psv`): the sepsis model is
+    /// evaluated only when `last` (the row's last reading), on everything the row holds, so a
+    /// row is one evaluation, as training simulates it, instead of one per result.
+    pub fn record_row_lab(
+        &mut self,
+        unit: &str,
+        lab: &LabResult,
+        collected_at: Timestamp,
+        now: Timestamp,
+        settings: &Settings,
+        last: bool,
+    ) -> Observed {
         let placement = self.window.record_lab(lab, collected_at, settings.window);
         let mut out = Observed::default();
         if placement != Placement::Current {
@@ -341,7 +357,9 @@ impl Patient {
         if matches!(lab.code.as_str(), "lactate" | "wbc" | "bands" | "paco2") {
             out.sirs = Some(self.evaluate_sirs_lactate(at, now, settings, &mut out.alerts));
         }
-        self.evaluate_model(at, now, settings, &mut out.alerts);
+        if last {
+            self.evaluate_model(at, now, settings, &mut out.alerts);
+        }
         out
     }
 
@@ -1774,6 +1792,26 @@ mod tests {
             again[0].explanation.why_now,
             "risk rose from 27% at 09:03 to 40% at 09:04: HR 125.0 /min, +1.30; lactate 3.1 mmol/L, +0.30"
         );
+    }
+
+    #[test]
+    fn a_charted_row_evaluates_the_model_once_after_its_last_reading() {
+        let s = model_only();
+        let mut p = patient();
+        // A row's lactate first, not the last reading: nothing is evaluated yet.
+        let o = p.record_row_lab("icu-3", &lab("lactate", 3.1), t(0), t(0), &s, false);
+        assert!(o.alerts.is_empty());
+        assert_eq!(p.last_risk, None);
+        // Its vitals evaluate once, on both: -2 + 1.0 + 0.6 (pair halves included), open.
+        let a = run(&mut p, &s, &[(0, hr(125.0))]);
+        assert_eq!(a.len(), 1);
+        assert_eq!(p.last_risk.map(|(r, _)| r), Some(logistic(-0.4)));
+        // A row of labs alone: its last result evaluates.
+        let mut q = patient();
+        q.record_row_lab("icu-3", &lab("wbc", 5.0), t(0), t(0), &s, false);
+        assert_eq!(q.last_risk, None);
+        q.record_row_lab("icu-3", &lab("lactate", 3.1), t(0), t(0), &s, true);
+        assert!(q.last_risk.is_some());
     }
 
     #[test]

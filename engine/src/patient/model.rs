@@ -15,7 +15,7 @@ use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
 use crate::observation::Admission;
-use crate::patient::features::{Feature, Reader, Value};
+use crate::patient::features::{Feature, Plan, Value};
 use crate::patient::window::Window;
 use crate::time::Timestamp;
 
@@ -79,26 +79,36 @@ struct FileCheck {
 /// One term: a feature's curve or a pair's table.
 #[derive(Debug, Clone, PartialEq)]
 struct Term {
-    /// Indexes into the model's features (one or two).
-    features: Vec<usize>,
-    cuts: Vec<Vec<f64>>,
-    /// Row-major over `cuts[i].len() + 3` per feature.
-    scores: Vec<f64>,
+    /// Index into the model's features, and its cut points.
+    first: (usize, Box<[f64]>),
+    /// A pair's second feature and its cut points.
+    second: Option<(usize, Box<[f64]>)>,
+    /// Row-major over `cuts.len() + 3` per feature.
+    scores: Box<[f64]>,
+}
+
+/// interpret's binning: 0 missing, then 1 + the number of cut points at or below `v` (the
+/// last, `cuts.len() + 2`, is for values never seen, which no finite value reaches).
+fn bin(cuts: &[f64], v: f64) -> usize {
+    if v.is_nan() {
+        0
+    } else {
+        1 + cuts.partition_point(|c| *c <= v)
+    }
 }
 
 impl Term {
+    /// The features it reads (one or two).
+    fn features(&self) -> impl Iterator<Item = usize> + '_ {
+        std::iter::once(self.first.0).chain(self.second.as_ref().map(|s| s.0))
+    }
+
     /// The score of the term for `values` (NaN: missing).
     fn score(&self, values: &[f64]) -> f64 {
-        let mut index = 0;
-        for (f, cuts) in self.features.iter().zip(&self.cuts) {
-            let v = values[*f];
-            // interpret's binning: 0 missing, then 1 + the number of cuts at or below v.
-            let bin = if v.is_nan() {
-                0
-            } else {
-                1 + cuts.partition_point(|c| *c <= v)
-            };
-            index = index * (cuts.len() + 3) + bin;
+        let value = |f: usize| values.get(f).copied().unwrap_or(f64::NAN);
+        let mut index = bin(&self.first.1, value(self.first.0));
+        if let Some((f, cuts)) = &self.second {
+            index = index * (cuts.len() + 3) + bin(cuts, value(*f));
         }
         self.scores.get(index).copied().unwrap_or(0.0)
     }
@@ -119,6 +129,8 @@ pub struct Model {
     /// One line on what it was trained on (dataset, stays, folds).
     pub trained_on: String,
     pub features: Vec<Feature>,
+    /// How one evaluation reads them (each series once).
+    plan: Plan,
     /// The features' names, interned (explanations name them).
     pub names: Vec<&'static str>,
     intercept: f64,
@@ -238,14 +250,15 @@ impl Model {
                     scores.len()
                 )));
             }
+            let first = (index(&t.features[0])?, t.cuts[0].clone().into_boxed_slice());
+            let second = match (t.features.get(1), t.cuts.get(1)) {
+                (Some(f), Some(cuts)) => Some((index(f)?, cuts.clone().into_boxed_slice())),
+                _ => None,
+            };
             terms.push(Term {
-                features: t
-                    .features
-                    .iter()
-                    .map(|f| index(f))
-                    .collect::<Result<_, _>>()?,
-                cuts: t.cuts.clone(),
-                scores,
+                first,
+                second,
+                scores: scores.into_boxed_slice(),
             });
         }
         let th = file.threshold;
@@ -268,6 +281,7 @@ impl Model {
             name: file.name,
             version: file.version,
             trained_on: summary(&file.trained_on),
+            plan: Plan::new(&features),
             features,
             intercept: file.intercept,
             terms,
@@ -318,8 +332,9 @@ impl Model {
 
     /// The risk for a patient at `at`, with the features' values it was computed from.
     pub fn evaluate(&self, window: &Window, admission: Option<&Admission>, at: Timestamp) -> Risk {
-        let mut reader = Reader::new(window, admission, at);
-        let read: Vec<Option<Value>> = self.features.iter().map(|f| f.read(&mut reader)).collect();
+        let mut read: Vec<Option<Value>> = vec![None; self.features.len()];
+        self.plan
+            .read(&self.features, window, admission, at, &mut read);
         let values: Vec<f64> = read
             .iter()
             .map(|v| v.map_or(f64::NAN, |v| v.value))
@@ -339,9 +354,11 @@ impl Model {
     pub fn contributions(&self, risk: &Risk) -> Vec<Contribution> {
         let mut parts = vec![0.0; self.features.len()];
         for t in &self.terms {
-            let share = t.score(&risk.values) / t.features.len() as f64;
-            for f in &t.features {
-                parts[*f] += share;
+            let share = t.score(&risk.values) / t.features().count() as f64;
+            for f in t.features() {
+                if let Some(part) = parts.get_mut(f) {
+                    *part += share;
+                }
             }
         }
         let mut contributions: Vec<Contribution> = risk

@@ -534,9 +534,11 @@ impl Window {
 
     /// Every result of `code` held, oldest first.
     pub fn lab_history<'a>(&'a self, code: &'a str) -> impl Iterator<Item = Reading<f64>> + 'a {
+        // One series per code (`record_lab` keeps them so).
         self.labs
             .iter()
-            .filter(move |s| *s.code == *code)
+            .find(|s| *s.code == *code)
+            .into_iter()
             .flat_map(|s| s.readings.iter().copied())
     }
 }
