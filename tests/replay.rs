@@ -225,6 +225,10 @@ fn psv_replay_reports_the_hand_computed_figures() {
     let svg = std::fs::read_to_string(&plot).unwrap();
     assert!(svg.starts_with("<svg") && svg.contains("sepsis.sirs_lactate"));
     assert!(svg.contains("false: per patient-day of stays never labelled septic"));
+    assert!(
+        !svg.contains("Calibration"),
+        "no model, no calibration panel"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -236,8 +240,14 @@ fn psv_replay_prints_a_table_and_rejects_unknown_profiles() {
     assert!(ok, "{stderr}");
     assert!(stdout.contains("profile charted"), "{stdout}");
     assert!(stdout.contains("c-broken.psv line 3"), "{stdout}");
+    // The charted profile: the RCP's NEWS2 rules, the model as the only sepsis rule.
     assert!(
-        stdout.contains("news2.single3               off"),
+        stdout.contains("sepsis.qsofa                off")
+            && stdout.contains("sepsis.sirs_lactate         off"),
+        "{stdout}"
+    );
+    assert!(
+        !stdout.contains("news2.single3               off"),
         "{stdout}"
     );
     let (ok, _, stderr) = vigil(&[
@@ -387,8 +397,9 @@ fn predictions_are_written_in_the_challenge_layout_one_file_per_stay() {
         "a skipped stay predicts nothing"
     );
 
-    // With the model (the built-in profile), the probability is its risk in 0..1 and the
-    // report ranks it.
+    // With the model (the built-in profile), the probability is its risk in 0..1, the report
+    // ranks it and draws its calibration.
+    let plot = dir.join("plot.svg");
     let (ok, stdout, stderr) = vigil(&[
         "replay",
         "--psv",
@@ -396,6 +407,8 @@ fn predictions_are_written_in_the_challenge_layout_one_file_per_stay() {
         "--json",
         "--predictions",
         out.to_str().unwrap(),
+        "--plot",
+        plot.to_str().unwrap(),
     ]);
     assert!(ok, "{stderr}");
     let septic = std::fs::read_to_string(out.join("a-septic.psv")).unwrap();
@@ -421,6 +434,28 @@ fn predictions_are_written_in_the_challenge_layout_one_file_per_stay() {
         (0.0..=1.0).contains(&screen["auroc"].as_f64().unwrap()),
         "{screen}"
     );
+    // Every row of the two stays read is in one calibration bin; two of the twelve are
+    // labelled septic.
+    let bins = screen["calibration"].as_array().unwrap();
+    assert!(!bins.is_empty() && bins.len() <= 10, "{screen}");
+    let rows: u64 = bins.iter().map(|b| b["rows"].as_u64().unwrap()).sum();
+    assert_eq!(rows, 12);
+    let septic_rows: f64 = bins
+        .iter()
+        .map(|b| b["observed"].as_f64().unwrap() * b["rows"].as_f64().unwrap())
+        .sum();
+    assert!((septic_rows - 2.0).abs() < 1e-3, "{screen}");
+    let means: Vec<f64> = bins
+        .iter()
+        .map(|b| b["meanRisk"].as_f64().unwrap())
+        .collect();
+    assert!(
+        means.windows(2).all(|w| w[0] <= w[1]),
+        "lowest first: {means:?}"
+    );
+    let svg = std::fs::read_to_string(&plot).unwrap();
+    assert!(svg.contains("Calibration of vigil-sepsis-ebm"), "{svg}");
+    assert_eq!(svg.matches("<circle").count(), bins.len());
     let model = r["rules"]
         .as_array()
         .unwrap()

@@ -1,13 +1,13 @@
-//! `--plot FILE.svg`: two panels drawn by hand (no plotting dependency): a histogram of the
-//! profile's lead times before the first `SepsisLabel`, and the alert burden (alerts per
+//! `--plot FILE.svg`: panels drawn by hand (no plotting dependency): a histogram of the
+//! profile's lead times before the first `SepsisLabel`, the alert burden (alerts per
 //! patient-day) of every rule, overlaid with its false alerts (per patient-day of the stays
-//! never labelled septic).
+//! never labelled septic), and, when the sepsis model ran on labelled stays, its calibration
+//! curve (mean risk against the share of rows labelled septic, per tenth of the rows).
 
 use std::fmt::Write as _;
 
 use crate::Report;
 
-const W: f64 = 900.0;
 const H: f64 = 380.0;
 const PANEL: f64 = 400.0;
 const TOP: f64 = 50.0;
@@ -22,11 +22,13 @@ fn escape(s: &str) -> String {
 /// The SVG document for `report`.
 pub fn svg(report: &Report) -> String {
     let mut s = String::new();
+    let panels = if report.screen.is_some() { 3.0 } else { 2.0 };
+    let w = 40.0 + panels * (PANEL + 60.0) - 20.0;
     let _ = writeln!(
         s,
-        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{H}" viewBox="0 0 {W} {H}" font-family="sans-serif" font-size="12">"#
+        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{H}" viewBox="0 0 {w} {H}" font-family="sans-serif" font-size="12">"#
     );
-    let _ = writeln!(s, r#"<rect width="{W}" height="{H}" fill="white"/>"#);
+    let _ = writeln!(s, r#"<rect width="{w}" height="{H}" fill="white"/>"#);
     let _ = writeln!(
         s,
         r#"<text x="20" y="22" font-size="15">vigil replay: profile {} ({} stays)</text>"#,
@@ -35,6 +37,9 @@ pub fn svg(report: &Report) -> String {
     );
     lead_histogram(&mut s, &report.lead_hours, 40.0);
     burden_bars(&mut s, report, 40.0 + PANEL + 60.0);
+    if let Some(screen) = &report.screen {
+        calibration_curve(&mut s, screen, 40.0 + 2.0 * (PANEL + 60.0));
+    }
     s.push_str("</svg>\n");
     s
 }
@@ -181,6 +186,63 @@ fn burden_bars(s: &mut String, report: &Report, x0: f64) {
             x + 6.0,
             BOTTOM + 12.0,
             escape(rule)
+        );
+    }
+}
+
+/// Mean risk (x) against the share of rows labelled septic (y), one point per tenth of the
+/// rows, on equal axes with the diagonal a perfectly calibrated risk would follow.
+fn calibration_curve(s: &mut String, screen: &crate::report::ScreenReport, x0: f64) {
+    let top = screen
+        .calibration
+        .iter()
+        .map(|b| b.mean_risk.max(b.observed))
+        .fold(0.0f64, f64::max);
+    // The axes end at the next tenth of a power of ten above the largest figure.
+    let step = 10f64.powf(top.max(1e-3).log10().floor());
+    let max = ((top / step).floor() + 1.0) * step;
+    axis(
+        s,
+        x0,
+        &format!("Calibration of {}", screen.model),
+        "share of rows labelled septic",
+        max,
+    );
+    let _ = writeln!(
+        s,
+        r#"<text x="{:.1}" y="{}" text-anchor="middle">mean risk, per tenth of the rows (0 to {max})</text>"#,
+        x0 + PANEL / 2.0,
+        BOTTOM + 30.0
+    );
+    let x = |v: f64| x0 + PANEL * v / max;
+    let y = |v: f64| BOTTOM - (BOTTOM - TOP) * v / max;
+    let _ = writeln!(
+        s,
+        r##"<line x1="{:.1}" y1="{:.1}" x2="{:.1}" y2="{:.1}" stroke="#999" stroke-dasharray="4 4"/>"##,
+        x(0.0),
+        y(0.0),
+        x(max),
+        y(max)
+    );
+    let points: Vec<String> = screen
+        .calibration
+        .iter()
+        .map(|b| format!("{:.1},{:.1}", x(b.mean_risk), y(b.observed)))
+        .collect();
+    let _ = writeln!(
+        s,
+        r##"<polyline points="{}" fill="none" stroke="#3b7dd8" stroke-width="2"/>"##,
+        points.join(" ")
+    );
+    for b in &screen.calibration {
+        let _ = writeln!(
+            s,
+            r##"<circle cx="{:.1}" cy="{:.1}" r="3.5" fill="#3b7dd8"><title>{} rows: mean risk {:.4}, labelled septic {:.4}</title></circle>"##,
+            x(b.mean_risk),
+            y(b.observed),
+            b.rows,
+            b.mean_risk,
+            b.observed
         );
     }
 }

@@ -57,6 +57,55 @@ pub struct ScreenReport {
     /// Average precision: the area under the precision-recall curve, stepwise.
     #[serde(serialize_with = "round")]
     pub auprc: f64,
+    /// Calibration: the rows in ten bins of equal size by risk, lowest first, each with its
+    /// mean risk and the share of its rows labelled septic (a well calibrated risk has the two
+    /// equal).
+    pub calibration: Vec<CalibrationBin>,
+}
+
+/// One bin of [`ScreenReport::calibration`].
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CalibrationBin {
+    pub rows: usize,
+    #[serde(serialize_with = "round")]
+    pub mean_risk: f64,
+    /// Share of the bin's rows with `SepsisLabel = 1`.
+    #[serde(serialize_with = "round")]
+    pub observed: f64,
+}
+
+/// Bins of the calibration curve.
+const CALIBRATION_BINS: usize = 10;
+
+/// `scored` (sorted by risk, highest first, as [`ranking`] leaves it) in
+/// [`CALIBRATION_BINS`] bins of equal size, lowest risk first. Rows of one risk stay in one
+/// bin, so a bin may be larger than its share; empty bins are left out.
+pub fn calibration(scored: &[(f64, bool)]) -> Vec<CalibrationBin> {
+    let n = scored.len();
+    let mut bins = Vec::with_capacity(CALIBRATION_BINS);
+    let mut start = 0;
+    for k in 1..=CALIBRATION_BINS {
+        let mut end = (n * k / CALIBRATION_BINS).max(start);
+        while end > start && end < n && scored[end].0 == scored[end - 1].0 {
+            end += 1;
+        }
+        if end == start {
+            continue;
+        }
+        let rows = &scored[start..end];
+        let (sum, positives) = rows
+            .iter()
+            .fold((0.0, 0usize), |(s, p), (r, y)| (s + r, p + usize::from(*y)));
+        bins.push(CalibrationBin {
+            rows: rows.len(),
+            mean_risk: sum / rows.len() as f64,
+            observed: positives as f64 / rows.len() as f64,
+        });
+        start = end;
+    }
+    bins.reverse();
+    bins
 }
 
 /// AUROC and average precision of `scores` against `labels`; `None` without both classes.
@@ -288,13 +337,14 @@ impl Report {
                     .filter_map(|o| o.labels.as_deref().map(|l| (o, l)))
                     .flat_map(|(o, l)| o.risks.iter().copied().zip(l.iter().copied()))
                     .collect();
-                ranking(&mut scored)
+                ranking(&mut scored).map(|r| (r, calibration(&scored)))
             })
             .flatten()
-            .map(|(auroc, auprc)| ScreenReport {
+            .map(|((auroc, auprc), calibration)| ScreenReport {
                 model: format!("{} {}", settings.model.name, settings.model.version),
                 auroc,
                 auprc,
+                calibration,
             });
         Report {
             screen,
@@ -345,6 +395,16 @@ impl Report {
                 s,
                 "sepsis model {}: row-level AUROC {:.3}, AUPRC {:.3}",
                 m.model, m.auroc, m.auprc
+            );
+            let bins: Vec<String> = m
+                .calibration
+                .iter()
+                .map(|b| format!("{:.3}/{:.3}", b.mean_risk, b.observed))
+                .collect();
+            let _ = writeln!(
+                s,
+                "calibration, tenths of the rows by risk (mean risk/share septic): {}",
+                bins.join(" ")
             );
         }
         let _ = writeln!(
@@ -412,6 +472,27 @@ mod tests {
         let mut perfect = vec![(0.2, false), (0.9, true)];
         assert_eq!(super::ranking(&mut perfect), Some((1.0, 1.0)));
         assert_eq!(super::ranking(&mut [(0.3, true)]), None);
+    }
+
+    #[test]
+    fn calibration_bins_tenths_of_the_rows_lowest_first_keeping_ties_together() {
+        // 20 rows, risks 0.00..0.19 highest first; the top two rows septic.
+        let mut v: Vec<(f64, bool)> = (0..20).map(|i| (f64::from(i) / 100.0, i >= 18)).collect();
+        super::ranking(&mut v).expect("both classes");
+        let bins = super::calibration(&v);
+        assert_eq!(bins.len(), 10);
+        assert!(bins.iter().all(|b| b.rows == 2));
+        assert!((bins[0].mean_risk - 0.005).abs() < 1e-12, "lowest first");
+        assert!((bins[9].mean_risk - 0.185).abs() < 1e-12);
+        assert_eq!(bins[9].observed, 1.0);
+        assert!(bins[..9].iter().all(|b| b.observed == 0.0));
+        // One risk for every row: a single bin, never a tie split across two.
+        let mut same: Vec<(f64, bool)> = (0..20).map(|i| (0.5, i == 0)).collect();
+        super::ranking(&mut same).expect("both classes");
+        let bins = super::calibration(&same);
+        assert_eq!(bins.len(), 1);
+        assert_eq!((bins[0].rows, bins[0].observed), (20, 0.05));
+        assert!(super::calibration(&[]).is_empty());
         assert_eq!(super::ranking(&mut []), None);
     }
 

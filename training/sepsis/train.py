@@ -223,7 +223,7 @@ def main():
     ap.add_argument("--seed", type=int, default=2019)
     ap.add_argument("--source", default="PhysioNet/CinC 2019 training set A")
     # A label the releaser sets (the file must not depend on the day it was made).
-    ap.add_argument("--version", default="2026.12.04")
+    ap.add_argument("--version", default="2026.12.05")
     args = ap.parse_args()
     started = time.time()
     frame = pd.read_csv(args.features_csv, na_values=["NaN"], keep_default_na=False)

@@ -6,8 +6,9 @@
 //! profile (tenant, no units); the global default profile (neither); the base.
 //!
 //! Built in beside the base: `charted`, for hourly charted data such as the PhysioNet files
-//! `vigil replay --psv` reads (scoring.md): vitals stay fresh for 4 h and there is no
-//! signal-loss rule. A `[[profiles]]` entry named `charted` replaces it.
+//! `vigil replay --psv` reads (scoring.md): vitals stay fresh for 4 h, there is no
+//! signal-loss or trend rule, the NEWS2 risk rules are the RCP's and the sepsis screen is the
+//! learned model (`sepsis.model`) alone. A `[[profiles]]` entry named `charted` replaces it.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -30,16 +31,14 @@ pub fn charted(base: &Settings) -> Settings {
     s.window.lateness_ms = s.window.lateness_ms.max(2 * HOUR);
     s.window.horizon_ms = s.window.horizon_ms.max(s.window.lateness_ms);
     s.signal_loss.enabled = false;
-    // Tuned with `vigil replay` as a sepsis screen on hourly rows (docs/sepsis-screen.md):
-    // hourly single-parameter 3s and hour-to-hour NEWS2 swings were most of the false alerts;
-    // qSOFA, with consciousness never charted, added alerts and no septic stay. A NEWS2 of 4
-    // or more held over two charted hours gives three quarters of plain NEWS2 >= 5's early
-    // warnings with a third fewer false alerts: deterioration that lasts, not an unstable hour.
-    s.single3.enabled = false;
+    // The NEWS2 risk rules stay exactly as the RCP defines them (the base's single 3, 5 and 7);
+    // the trend rule is off (hour-to-hour swings of charted rows are not a 60-minute rise).
+    // Sepsis is screened by the learned model alone: on hospital A's stays qSOFA (never
+    // charted consciousness) and SIRS with lactate alerted far more patients who never became
+    // septic than the model did, and warned of fewer who did (docs/sepsis-screen.md).
     s.trend.enabled = false;
     s.qsofa.enabled = false;
-    s.medium.threshold = 4;
-    s.medium.sustain = 2;
+    s.sirs_lactate.enabled = false;
     s
 }
 
@@ -248,10 +247,15 @@ name = "everyone"
         let c = p.named("charted").expect("built in");
         assert_eq!(c.freshness.vitals_ms, 4 * HOUR);
         assert!(!c.signal_loss.enabled);
-        assert!(!c.single3.enabled && !c.trend.enabled && !c.qsofa.enabled);
-        assert_eq!((c.medium.threshold, c.medium.sustain), (4, 2));
-        assert_eq!((c.high.threshold, c.high.sustain), (7, 2));
-        assert!(c.sirs_lactate.enabled);
+        assert!(!c.trend.enabled && !c.qsofa.enabled && !c.sirs_lactate.enabled);
+        assert!(c.model_rule.enabled, "the sepsis screen is the model");
+        // The RCP's NEWS2 risk rules, untouched.
+        let base = Settings::default();
+        assert_eq!(
+            (c.single3, c.medium, c.high),
+            (base.single3, base.medium, base.high)
+        );
+        assert_eq!((c.medium.threshold, c.high.threshold), (5, 7));
     }
 
     #[test]
