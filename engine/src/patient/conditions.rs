@@ -85,8 +85,13 @@ impl Opening {
 /// One rule's state for one patient.
 #[derive(Debug, Clone, Default)]
 pub struct Track {
-    /// Consecutive evaluations on which the condition held (no alert active).
+    /// Consecutive evaluations on which the condition held (no alert active), counting each
+    /// instant once.
     run: u32,
+    /// The instant `run` last counted: readings of one instant (a charting's vitals and labs
+    /// arrive one by one) re-evaluate the rule but are one evaluation toward `sustain`, as a
+    /// duplicate event never counts as a second consecutive score.
+    counted_at: Option<Timestamp>,
     /// When the clearing condition was first seen absent while the alert is active.
     absent_since: Option<Timestamp>,
     /// Set when a person resolved the alert; cleared once the condition is seen absent.
@@ -139,10 +144,12 @@ impl AlertOwner for Track {
         self.alert.set(alert);
         self.absent_since = None;
         self.run = 0;
+        self.counted_at = None;
     }
 
     fn resolved_by_person(&mut self, _: Timestamp) {
         self.run = 0;
+        self.counted_at = None;
         self.absent_since = None;
         self.disarmed = true;
     }
@@ -186,21 +193,27 @@ impl Track {
             };
             self.absent_since = None;
             self.run = 0;
+            self.counted_at = None;
             return self.alert.clear(now, reason);
         }
         if !finding.holds {
             self.run = 0;
+            self.counted_at = None;
             self.disarmed = false;
             return None;
         }
         if !r.enabled || self.disarmed {
             return None;
         }
-        self.run += 1;
+        if self.counted_at != Some(at) {
+            self.run += 1;
+            self.counted_at = Some(at);
+        }
         if self.run < r.sustain {
             return None;
         }
         self.run = 0;
+        self.counted_at = None;
         self.absent_since = None;
         let o = open();
         let id = alert_id(subject.tenant, subject.patient, rule.rule(), at);

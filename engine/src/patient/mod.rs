@@ -1815,6 +1815,32 @@ mod tests {
     }
 
     #[test]
+    fn readings_of_one_instant_are_one_evaluation_toward_sustain() {
+        let mut s = model_only();
+        s.model_rule.sustain = 2;
+        let mut p = patient();
+        // 09:00: lactate 3.1 alone (risk 0.13), then HR 125 (0.40, holds: one), then another
+        // result of the same instant (holds again: still one).
+        assert!(
+            p.record_lab("icu-3", &lab("lactate", 3.1), t(0), t(0), &s)
+                .alerts
+                .is_empty()
+        );
+        assert!(run(&mut p, &s, &[(0, hr(125.0))]).is_empty());
+        let o = p.record_lab("icu-3", &lab("wbc", 9.0), t(0), t(0), &s);
+        assert!(
+            o.alerts.is_empty(),
+            "one instant counted twice: {:?}",
+            o.alerts
+        );
+        assert_eq!(p.last_risk.map(|(r, _)| r), Some(logistic(-0.4)));
+        // 09:01 holds again: the second evaluation, it opens.
+        let opened = run(&mut p, &s, &[(1, hr(125.0))]);
+        assert_eq!(opened.len(), 1);
+        assert_eq!(opened[0].state, AlertState::Open);
+    }
+
+    #[test]
     fn model_features_read_in_clinical_words() {
         use crate::patient::conditions::feature_words as w;
         assert_eq!(w("lactate.latest", Some(3.1)), "lactate 3.1 mmol/L");
