@@ -24,7 +24,8 @@ pub struct Args {
     /// Print the report as JSON.
     #[arg(long)]
     pub json: bool,
-    /// Draw lead times and alert burden to this SVG file.
+    /// Draw lead times, alert burden and (with the sepsis model on labelled stays) its
+    /// calibration curve to this SVG file.
     #[arg(long)]
     pub plot: Option<PathBuf>,
     /// Write every score computed as NDJSON to this file.
