@@ -22,7 +22,7 @@ use std::sync::{Arc, Mutex, mpsc};
 use std::time::Instant;
 
 use serde::Serialize;
-use vigil_engine::patient::features::{self, Feature};
+use vigil_engine::patient::features;
 use vigil_engine::{Alert, Observed, Param, Patient, Rule, Settings, Timestamp};
 use vigil_streams::vitals::check_vitals;
 
@@ -356,9 +356,7 @@ pub(crate) fn simulate_stay(
         if sinks.features.wanted() {
             let adm = patient.admission.as_ref().map(|(a, _)| a);
             let read = &mut sinks.read;
-            sinks
-                .plan
-                .read(&sinks.candidates, &patient.window, adm, at, read);
+            sinks.plan.read(&patient.window, adm, at, read);
             let label = row.label.map_or("", |l| if l { "1" } else { "0" });
             sinks.features.write(|buf| {
                 use std::io::Write as _;
@@ -443,7 +441,6 @@ pub(crate) struct Sinks {
     pub(crate) alerts: Lines,
     /// `--features`: a CSV row per stay row, of [`features::CANDIDATES`].
     pub(crate) features: Lines,
-    candidates: Vec<Feature>,
     /// How a row reads every candidate at once (the engine's own evaluation path).
     plan: features::Plan,
     read: Vec<Option<features::Value>>,
@@ -457,7 +454,6 @@ impl Sinks {
             scores: Lines::new(outputs.scores.clone(), chunk),
             alerts: Lines::new(outputs.alerts.clone(), chunk),
             features: Lines::new(outputs.features.clone(), chunk),
-            candidates: features::candidates(),
             plan: features::Plan::new(&features::candidates()),
             read: vec![None; features::CANDIDATES.len()],
         }

@@ -147,35 +147,35 @@ impl Feature {
         }
     }
 
-    /// The feature's value at `at`, or `None` when there is nothing to read. Values are
-    /// rounded to 4 decimals, so that arithmetic noise (`37.2 - 36.0` is `1.2000000000000028`)
-    /// never reaches a model's cut points: the training export and the engine read the same
-    /// figure.
+    /// The feature's value at `at`, or `None` when there is nothing to read (through a
+    /// [`Plan`] of this feature alone; a model reads all of its features through one plan).
     pub fn value(
         &self,
         window: &Window,
         admission: Option<&Admission>,
         at: Timestamp,
     ) -> Option<Value> {
-        self.read(&mut Reader::new(window, admission, at))
+        let mut out = [None];
+        Plan::new(std::slice::from_ref(self)).read(window, admission, at, &mut out);
+        out[0]
     }
 
-    /// The feature's value through `reader`, which reads each vital's rows and each lab's
-    /// results once for all the features of one evaluation.
-    pub fn read<'a>(&'a self, reader: &mut Reader<'a>) -> Option<Value> {
-        finish(self.raw(reader))
-    }
-
-    fn raw<'a>(&'a self, reader: &mut Reader<'a>) -> Option<Value> {
-        let (window, admission, at) = (reader.window, reader.admission, reader.at);
+    /// A feature read on its own, of no series: MAP, DBP, oxygen, shock index and the
+    /// admission's figures. `None` for the vitals' rows and the labs, which only a [`Plan`]
+    /// reads.
+    fn single(
+        &self,
+        window: &Window,
+        admission: Option<&Admission>,
+        at: Timestamp,
+    ) -> Option<Value> {
         let hours = |t: Timestamp| at.since(t) as f64 / HOUR_MS as f64;
         let plain = |value: f64| Value {
             value,
             observed_at: None,
         };
         match &self.source {
-            Source::Row(field) => row_stat(reader, *field, self.stat),
-            Source::Lab(code) => lab_stat(reader, code, self.stat),
+            Source::Row(_) | Source::Lab(_) => None,
             Source::Map => {
                 let chart = &window.chart;
                 let map = chart
@@ -311,8 +311,9 @@ fn parse_stat(text: &str) -> Option<Stat> {
     })
 }
 
-/// A feature's figure as it is served: rounded to 4 decimals (see [`Feature::value`]), and
-/// missing when not finite.
+/// A feature's figure as it is served: rounded to 4 decimals, so that arithmetic noise
+/// (`37.2 - 36.0` is `1.2000000000000028`) never reaches a model's cut points and the training
+/// export and the engine read the same figure; missing when not finite.
 fn finish(raw: Option<Value>) -> Option<Value> {
     raw.and_then(|v| {
         let value = round_half_away(v.value * 1e4) / 1e4;
@@ -336,15 +337,15 @@ fn round_half_away(x: f64) -> f64 {
     }
 }
 
-/// How a model's features are read in one evaluation: each vital's rows in one pass and each
-/// lab's results in one pass, for every statistic of that source at once. It gives exactly
-/// what [`Feature::read`] gives for each feature (a test holds the two together).
+/// How features are read in one evaluation: each vital's rows in one pass and each lab's
+/// results in one pass, for every statistic of that source at once (a property test holds it
+/// to a plain reading of each feature alone).
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Plan {
     rows: Vec<Group<Field>>,
     labs: Vec<Group<Box<str>>>,
     /// Features read on their own (MAP, DBP, oxygen, shock index, admission): no series.
-    single: Vec<usize>,
+    single: Vec<(usize, Feature)>,
 }
 
 /// The statistics of one source that one pass computes.
@@ -384,7 +385,7 @@ impl Acc {
             last: (0.0, from),
             min: f64::INFINITY,
             max: f64::NEG_INFINITY,
-            // As `Iterator::sum` starts, so a mean is the same bits as `series_stat`'s.
+            // As `Iterator::sum` starts, so a mean is the same bits as a plain sum's.
             sum: -0.0,
         }
     }
@@ -403,7 +404,7 @@ impl Acc {
         self.sum += v;
     }
 
-    /// The statistic, as [`series_stat`] computes it over the same values.
+    /// The statistic over the values added within the span.
     fn stat(&self, stat: Stat) -> Option<Value> {
         if self.n == 0 {
             return None;
@@ -459,16 +460,16 @@ impl Plan {
             match &f.source {
                 Source::Row(field) => add(&mut plan.rows, field, i, f.stat),
                 Source::Lab(code) => add(&mut plan.labs, code, i, f.stat),
-                _ => plan.single.push(i),
+                _ => plan.single.push((i, f.clone())),
             }
         }
         plan
     }
 
-    /// Every feature's value at `at` into `out` (one slot per feature, `None` missing).
+    /// Every feature's value at `at` into `out` (one slot per feature, in the order the plan
+    /// was made with; `None` missing).
     pub fn read(
         &self,
-        features: &[Feature],
         window: &Window,
         admission: Option<&Admission>,
         at: Timestamp,
@@ -484,10 +485,9 @@ impl Plan {
                 .map(|r| (r.value, r.at));
             read_series(g, series, at, out);
         }
-        let mut reader = Reader::new(window, admission, at);
-        for &i in &self.single {
-            if let (Some(f), Some(slot)) = (features.get(i), out.get_mut(i)) {
-                *slot = f.read(&mut reader);
+        for (i, f) in &self.single {
+            if let Some(slot) = out.get_mut(*i) {
+                *slot = finish(f.single(window, admission, at));
             }
         }
     }
@@ -522,7 +522,7 @@ fn read_series(
 }
 
 /// A vital's group: the span statistics from the rows, `latest` and `hours_since` from the
-/// chart's exact reading (as [`row_stat`] reads them).
+/// chart's exact reading (the rows' latest when evaluated before it, out of order).
 fn read_rows(g: &Group<Field>, window: &Window, at: Timestamp, out: &mut [Option<Value>]) {
     let field = g.source;
     let last = at.millis().div_euclid(MINUTE_MS);
@@ -586,115 +586,12 @@ fn latest_stat(reading: Option<(f64, Timestamp)>, stat: Stat, at: Timestamp) -> 
     })
 }
 
-/// A statistic over a series of `(value, time)` in ascending time, all at or before `at`.
-fn series_stat(series: &[(f64, Timestamp)], stat: Stat, at: Timestamp) -> Option<Value> {
-    let latest = *series.last()?;
-    let Some(span) = stat.span_hours() else {
-        return latest_stat(Some(latest), stat, at);
-    };
-    let from = at.plus_millis(-i64::from(span) * HOUR_MS);
-    let within = &series[series.partition_point(|(_, t)| *t < from)..];
-    let (first, last) = (*within.first()?, *within.last()?);
-    let value = match stat {
-        Stat::Delta(_) if within.len() >= 2 => last.0 - first.0,
-        Stat::Delta(_) => return None,
-        Stat::Min(_) => within.iter().map(|(v, _)| *v).fold(f64::INFINITY, f64::min),
-        Stat::Max(_) => within
-            .iter()
-            .map(|(v, _)| *v)
-            .fold(f64::NEG_INFINITY, f64::max),
-        Stat::Mean(_) => within.iter().map(|(v, _)| *v).sum::<f64>() / within.len() as f64,
-        _ => return None,
-    };
-    Some(Value {
-        value,
-        observed_at: Some(last.1),
-    })
-}
-
-/// What one evaluation reads, each series once: the window's samples of a vital up to `at`,
-/// and a lab's results up to `at`.
-pub struct Reader<'a> {
-    window: &'a Window,
-    admission: Option<&'a Admission>,
-    at: Timestamp,
-    rows: [Option<Vec<(f64, Timestamp)>>; ROW_FIELDS.len()],
-    labs: Vec<(&'a str, Vec<(f64, Timestamp)>)>,
-}
-
-/// The vitals kept in rows that features read.
-const ROW_FIELDS: [Field; 5] = [Field::Hr, Field::Rr, Field::Spo2, Field::Sbp, Field::Temp];
-
-impl<'a> Reader<'a> {
-    pub fn new(window: &'a Window, admission: Option<&'a Admission>, at: Timestamp) -> Self {
-        Self {
-            window,
-            admission,
-            at,
-            rows: Default::default(),
-            labs: Vec::new(),
-        }
-    }
-
-    /// Every sample of `field` at or before `at`, oldest first, decoded.
-    fn row_series(&mut self, field: Field) -> &[(f64, Timestamp)] {
-        let i = ROW_FIELDS.iter().position(|f| *f == field).unwrap_or(0);
-        let (window, at) = (self.window, self.at);
-        self.rows[i].get_or_insert_with(|| {
-            let last = at.millis().div_euclid(MINUTE_MS);
-            window
-                .samples(field, i64::MIN, last)
-                .filter(|(_, t)| *t <= at)
-                .map(|(v, t)| (decode(field, v), t))
-                .collect()
-        })
-    }
-
-    /// Every result of `code` collected at or before `at`, oldest first.
-    fn lab_series(&mut self, code: &'a str) -> &[(f64, Timestamp)] {
-        let i = match self.labs.iter().position(|(c, _)| *c == code) {
-            Some(i) => i,
-            None => {
-                let at = self.at;
-                let series = self
-                    .window
-                    .lab_history(code)
-                    .filter(|r| r.at <= at)
-                    .map(|r| (r.value, r.at))
-                    .collect();
-                self.labs.push((code, series));
-                self.labs.len() - 1
-            }
-        };
-        &self.labs[i].1
-    }
-}
-
 /// A row's stored value as the feature reads it (tenths of a degree back to degrees).
 fn decode(field: Field, v: i16) -> f64 {
     match field {
         Field::Temp => f64::from(v) / 10.0,
         _ => f64::from(v),
     }
-}
-
-fn row_stat(reader: &mut Reader<'_>, field: Field, stat: Stat) -> Option<Value> {
-    let at = reader.at;
-    if stat.span_hours().is_none() {
-        // The chart holds the latest exact reading, whatever the horizon.
-        let latest = match chart_reading(reader.window, field).filter(|r| r.1 <= at) {
-            Some(r) => Some(r),
-            // Evaluated before the chart's latest (an out-of-order reading): the rows know.
-            None => reader.row_series(field).last().copied(),
-        };
-        return latest_stat(latest, stat, at);
-    }
-    series_stat(reader.row_series(field), stat, at)
-}
-
-fn lab_stat<'a>(reader: &mut Reader<'a>, code: &'a str, stat: Stat) -> Option<Value> {
-    let at = reader.at;
-    series_stat(reader.lab_series(code), stat, at)
 }
 
 #[cfg(test)]
@@ -712,6 +609,58 @@ mod tests {
             .expect(name)
             .value(w, adm, at)
             .map(|v| v.value)
+    }
+
+    /// The reference the plan is held to: each feature read alone and plainly, every sample
+    /// collected, each statistic computed over its slice.
+    fn reference(f: &Feature, w: &Window, adm: Option<&Admission>, at: Timestamp) -> Option<Value> {
+        let series: Vec<(f64, Timestamp)> = match &f.source {
+            Source::Row(field) => w
+                .samples(*field, i64::MIN, at.millis().div_euclid(MINUTE_MS))
+                .filter(|(_, t)| *t <= at)
+                .map(|(v, t)| (decode(*field, v), t))
+                .collect(),
+            Source::Lab(code) => w
+                .lab_history(code)
+                .filter(|r| r.at <= at)
+                .map(|r| (r.value, r.at))
+                .collect(),
+            _ => return finish(f.single(w, adm, at)),
+        };
+        if let (Source::Row(field), None) = (&f.source, f.stat.span_hours()) {
+            // The chart holds the latest exact reading, whatever the horizon.
+            let latest = chart_reading(w, *field)
+                .filter(|r| r.1 <= at)
+                .or_else(|| series.last().copied());
+            return finish(latest_stat(latest, f.stat, at));
+        }
+        finish(series_stat(&series, f.stat, at))
+    }
+
+    /// A statistic over a series of `(value, time)` in ascending time, all at or before `at`.
+    fn series_stat(series: &[(f64, Timestamp)], stat: Stat, at: Timestamp) -> Option<Value> {
+        let latest = *series.last()?;
+        let Some(span) = stat.span_hours() else {
+            return latest_stat(Some(latest), stat, at);
+        };
+        let from = at.plus_millis(-i64::from(span) * HOUR_MS);
+        let within = &series[series.partition_point(|(_, t)| *t < from)..];
+        let (first, last) = (*within.first()?, *within.last()?);
+        let value = match stat {
+            Stat::Delta(_) if within.len() >= 2 => last.0 - first.0,
+            Stat::Delta(_) => return None,
+            Stat::Min(_) => within.iter().map(|(v, _)| *v).fold(f64::INFINITY, f64::min),
+            Stat::Max(_) => within
+                .iter()
+                .map(|(v, _)| *v)
+                .fold(f64::NEG_INFINITY, f64::max),
+            Stat::Mean(_) => within.iter().map(|(v, _)| *v).sum::<f64>() / within.len() as f64,
+            _ => return None,
+        };
+        Some(Value {
+            value,
+            observed_at: Some(last.1),
+        })
     }
 
     fn window() -> Window {
@@ -980,9 +929,9 @@ mod tests {
             };
             let at = minute(read_at);
             let mut out = vec![None; features.len()];
-            plan.read(&features, &w, Some(&adm), at, &mut out);
+            plan.read(&w, Some(&adm), at, &mut out);
             for (f, got) in features.iter().zip(&out) {
-                proptest::prop_assert_eq!(*got, f.value(&w, Some(&adm), at), "{}", f.name);
+                proptest::prop_assert_eq!(*got, reference(f, &w, Some(&adm), at), "{}", f.name);
             }
         }
     }

@@ -333,8 +333,7 @@ impl Model {
     /// The risk for a patient at `at`, with the features' values it was computed from.
     pub fn evaluate(&self, window: &Window, admission: Option<&Admission>, at: Timestamp) -> Risk {
         let mut read: Vec<Option<Value>> = vec![None; self.features.len()];
-        self.plan
-            .read(&self.features, window, admission, at, &mut read);
+        self.plan.read(window, admission, at, &mut read);
         let values: Vec<f64> = read
             .iter()
             .map(|v| v.map_or(f64::NAN, |v| v.value))
