@@ -11,6 +11,7 @@
 
 use crate::alert::Subject;
 use crate::alert::{Alert, AlertHolder, Escalation, Explanation, Meta, Rule, alert_id};
+use crate::patient::features::{Feature, Stat};
 use crate::patient::model::{Contribution, Model, Risk};
 use crate::scores::news2::{Chart, Component, ComponentValue, Input, News2, decimal};
 use crate::scores::sepsis::{CriteriaScore, Labs, qsofa_components, sirs_components};
@@ -439,8 +440,10 @@ pub fn signal_loss_opening(last: Timestamp, now: Timestamp, settings: &Settings)
 }
 
 /// How a feature reads in words: `lactate 3.1 mmol/L`, `RR change over 6 h +6 /min`.
-pub fn feature_words(name: &str, value: Option<f64>) -> String {
-    let (source, stat) = name.rsplit_once('.').unwrap_or((name, ""));
+pub fn feature_words(feature: &Feature, value: Option<f64>) -> String {
+    // A parsed feature's name is `source.statistic`.
+    let name = &*feature.name;
+    let source = name.rsplit_once('.').map_or(name, |(source, _)| source);
     let (label, unit) = match source {
         "hr" => ("HR", "/min"),
         "rr" => ("RR", "/min"),
@@ -482,31 +485,17 @@ pub fn feature_words(name: &str, value: Option<f64>) -> String {
         "male" => return (if v >= 0.5 { "male" } else { "female" }).to_string(),
         _ => {}
     }
-    let span = |s: &str| {
-        s.split_once('_')
-            .map_or(String::new(), |(_, h)| h.trim_end_matches('h').to_string())
-    };
-    match stat {
-        "latest" | "value" => format!("{label} {}{unit}", decimal(v)),
-        "hours_since" => format!("{label} measured {} h ago", decimal(v)),
-        s if s.starts_with("delta_") => {
-            format!(
-                "{label} change over {} h {}{}{unit}",
-                span(s),
-                if v > 0.0 { "+" } else { "" },
-                decimal(v)
-            )
-        }
-        s if s.starts_with("min_") => {
-            format!("{label} lowest over {} h {}{unit}", span(s), decimal(v))
-        }
-        s if s.starts_with("max_") => {
-            format!("{label} highest over {} h {}{unit}", span(s), decimal(v))
-        }
-        s if s.starts_with("mean_") => {
-            format!("{label} mean over {} h {}{unit}", span(s), decimal(v))
-        }
-        _ => format!("{name} {}", decimal(v)),
+    match feature.stat {
+        Stat::Latest | Stat::Value => format!("{label} {}{unit}", decimal(v)),
+        Stat::HoursSince => format!("{label} measured {} h ago", decimal(v)),
+        Stat::Delta(h) => format!(
+            "{label} change over {h} h {}{}{unit}",
+            if v > 0.0 { "+" } else { "" },
+            decimal(v)
+        ),
+        Stat::Min(h) => format!("{label} lowest over {h} h {}{unit}", decimal(v)),
+        Stat::Max(h) => format!("{label} highest over {h} h {}{unit}", decimal(v)),
+        Stat::Mean(h) => format!("{label} mean over {h} h {}{unit}", decimal(v)),
     }
 }
 
@@ -525,7 +514,7 @@ pub fn model_opening(
         let value = c.value.map(|v| v.value);
         format!(
             "{}, {:+.2}",
-            feature_words(model.names[c.feature], value),
+            feature_words(&model.features[c.feature], value),
             c.contribution
         )
     };

@@ -1842,7 +1842,10 @@ mod tests {
 
     #[test]
     fn model_features_read_in_clinical_words() {
-        use crate::patient::conditions::feature_words as w;
+        use crate::patient::features::Feature;
+        let w = |name: &str, value: Option<f64>| {
+            crate::patient::conditions::feature_words(&Feature::parse(name).expect(name), value)
+        };
         assert_eq!(w("lactate.latest", Some(3.1)), "lactate 3.1 mmol/L");
         assert_eq!(w("rr.delta_6h", Some(6.0)), "RR change over 6 h +6.0 /min");
         assert_eq!(
