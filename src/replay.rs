@@ -105,7 +105,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     }
     let report = result?;
     if let Some(path) = &args.plot {
-        std::fs::write(path, vigil_replay::plot::svg(&report))
+        std::fs::write(path, vigil_replay::plot::svg(&report)?)
             .with_context(|| format!("cannot write {}", path.display()))?;
     }
     if args.json {

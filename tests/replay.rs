@@ -108,6 +108,59 @@ fn transitions(path: &Path) -> std::collections::BTreeMap<String, Vec<Value>> {
     trail
 }
 
+/// The text of every `<text>` element of an SVG document written by plotters.
+fn texts(svg: &str) -> Vec<String> {
+    svg.split("<text ")
+        .skip(1)
+        .filter_map(|t| {
+            let body = &t[t.find('>')? + 1..];
+            Some(body[..body.find('<')?].trim().replace("&amp;", "&"))
+        })
+        .collect()
+}
+
+/// Every label of the plot lies on its canvas, its width estimated at 0.6 em a character
+/// (wider than the sans-serif fonts that draw it), so that nothing is clipped.
+fn assert_drawn_inside(svg: &str) {
+    let attr = |tag: &str, name: &str| -> Option<f64> {
+        let from = tag.find(&format!(" {name}=\""))? + name.len() + 3;
+        tag[from..].split('"').next()?.parse().ok()
+    };
+    let head = &svg[..svg.find('>').unwrap()];
+    let (w, h) = (attr(head, "width").unwrap(), attr(head, "height").unwrap());
+    let tags = svg
+        .split("<text ")
+        .skip(1)
+        .map(|t| format!(" {}", &t[..t.find('>').unwrap()]));
+    for (tag, text) in tags.zip(texts(svg)) {
+        let tag = tag.as_str();
+        let (x, y) = (attr(tag, "x").unwrap(), attr(tag, "y").unwrap());
+        let size = attr(tag, "font-size").unwrap();
+        let len = 0.6 * size * text.chars().count() as f64;
+        let share = if tag.contains("\"middle\"") {
+            0.5
+        } else if tag.contains("\"end\"") {
+            1.0
+        } else {
+            0.0
+        };
+        // plotters turns a vertical axis title around its anchor.
+        let (along, across, limit) = if tag.contains("rotate(") {
+            (y, x, h)
+        } else {
+            (x, y, w)
+        };
+        assert!(
+            along - share * len >= 0.0 && along + (1.0 - share) * len <= limit,
+            "`{text}` runs off the {w}x{h} canvas: {tag}"
+        );
+        assert!(
+            (0.0..=if tag.contains("rotate(") { w } else { h }).contains(&across),
+            "`{text}` is placed off the canvas: {tag}"
+        );
+    }
+}
+
 fn close(a: &Value, b: f64) -> bool {
     a.as_f64().is_some_and(|a| (a - b).abs() < 1e-4)
 }
@@ -223,8 +276,31 @@ fn psv_replay_reports_the_hand_computed_figures() {
     assert_eq!(steps[0]["state"], "open");
     assert_eq!(steps[0]["openedAt"], "2020-01-01T03:00:00Z");
     let svg = std::fs::read_to_string(&plot).unwrap();
-    assert!(svg.starts_with("<svg") && svg.contains("sepsis.sirs_lactate"));
-    assert!(svg.contains("false: per patient-day of stays never labelled septic"));
+    assert_drawn_inside(&svg);
+    let labels = texts(&svg);
+    for label in [
+        "vigil replay: profile sirs-only (2 stays)",
+        "1 septic stay alerted before its label",
+        "sepsis.sirs_lactate",
+        "profile",
+        "all alerts (the profile in red)",
+        "false: per patient-day of stays never labelled septic",
+        "Lead time before the first SepsisLabel",
+    ] {
+        assert!(labels.iter().any(|l| l == label), "{label}: {labels:?}");
+    }
+    let off = labels
+        .iter()
+        .find(|l| l.starts_with("off in this profile: "))
+        .expect("the rules switched off are named");
+    assert!(
+        off.contains("news2.high") && !off.contains("sepsis.sirs_lactate"),
+        "{off}"
+    );
+    assert!(
+        !labels.iter().any(|l| l == "news2.high"),
+        "a rule switched off is no empty row: {labels:?}"
+    );
     assert!(
         !svg.contains("Calibration"),
         "no model, no calibration panel"
@@ -310,6 +386,7 @@ fn events_replay_uses_the_live_decoder_and_rules() {
     let file = dir.join("events.ndjson");
     std::fs::write(&file, lines.join("\n") + "\n").unwrap();
     let alerts = dir.join("alerts.ndjson");
+    let plot = dir.join("plot.svg");
     let (ok, stdout, stderr) = vigil(&[
         "replay",
         "--events",
@@ -317,8 +394,25 @@ fn events_replay_uses_the_live_decoder_and_rules() {
         "--json",
         "--alerts",
         alerts.to_str().unwrap(),
+        "--plot",
+        plot.to_str().unwrap(),
     ]);
     assert!(ok, "{stderr}");
+    // Without labels: no false-alert series, no septic stay to count, nothing off the canvas.
+    let svg = std::fs::read_to_string(&plot).unwrap();
+    assert_drawn_inside(&svg);
+    let labels = texts(&svg);
+    assert!(labels.iter().any(|l| l == "news2.high"), "{labels:?}");
+    assert!(
+        labels
+            .iter()
+            .any(|l| l == "0 septic stays alerted before their label"),
+        "{labels:?}"
+    );
+    assert!(
+        !labels.iter().any(|l| l.starts_with("false:")),
+        "{labels:?}"
+    );
     let r: Value = serde_json::from_str(&stdout).unwrap();
     assert_eq!(r["source"], "events");
     assert_eq!(r["profile"], "default");
@@ -454,7 +548,18 @@ fn predictions_are_written_in_the_challenge_layout_one_file_per_stay() {
         "lowest first: {means:?}"
     );
     let svg = std::fs::read_to_string(&plot).unwrap();
-    assert!(svg.contains("Calibration of vigil-sepsis-ebm"), "{svg}");
+    assert_drawn_inside(&svg);
+    let labels = texts(&svg);
+    assert!(
+        labels
+            .iter()
+            .any(|l| l.starts_with("Calibration of vigil-sepsis-ebm")),
+        "{labels:?}"
+    );
+    assert!(
+        labels.iter().any(|l| l == "perfectly calibrated"),
+        "{labels:?}"
+    );
     assert_eq!(svg.matches("<circle").count(), bins.len());
     let model = r["rules"]
         .as_array()
