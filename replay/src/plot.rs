@@ -59,6 +59,11 @@ pub fn svg(report: &Report) -> Result<String, PlotError> {
     Ok(out)
 }
 
+/// A tick label: the figure to 4 decimals, without trailing zeros (`2000`, `0.25`).
+fn tick(v: &f64) -> String {
+    format!("{}", (v * 1e4).round() / 1e4)
+}
+
 /// The chart's series named in a box at `at`.
 fn legend<'a, X: Ranged, Y: Ranged>(
     chart: &mut ChartContext<'a, SVGBackend<'a>, Cartesian2d<X, Y>>,
@@ -100,6 +105,8 @@ fn lead_histogram(area: &Panel, leads: &[f64]) -> Result<(), PlotError> {
     let mut chart = ChartBuilder::on(area)
         .caption("Lead time before the first SepsisLabel", (FONT, 16))
         .margin(16)
+        // Room for half of the last tick label beyond the plotting area.
+        .margin_right(40)
         .x_label_area_size(44)
         .y_label_area_size(56)
         .build_cartesian_2d(0.0..(2 * BINS) as f64, 0..end)?;
@@ -162,6 +169,8 @@ fn burden_bars(area: &Panel, report: &Report) -> Result<(), PlotError> {
     let mut chart = ChartBuilder::on(&area)
         .caption("Alert burden", (FONT, 16))
         .margin(16)
+        // Room for half of the last tick label beyond the plotting area.
+        .margin_right(40)
         .x_label_area_size(44)
         // The naive font metrics plotters uses without a font file: 0.7 em a character.
         .y_label_area_size((longest as f64 * 12.0 * 0.7) as u32 + 16)
@@ -182,6 +191,7 @@ fn burden_bars(area: &Panel, report: &Report) -> Result<(), PlotError> {
         .disable_y_mesh()
         .light_line_style(TRANSPARENT)
         .x_desc("alerts per patient-day")
+        .x_label_formatter(&tick)
         .y_label_formatter(&name)
         .draw()?;
     let bar = |i: usize, v: f64, lo: i32, hi: i32| [(0.0, centre(i) + lo), (v, centre(i) + hi)];
@@ -253,17 +263,18 @@ fn calibration_curve(area: &Panel, screen: &ScreenReport) -> Result<(), PlotErro
     let mut chart = ChartBuilder::on(area)
         .caption(format!("Calibration of {}", screen.model), (FONT, 16))
         .margin(16)
+        // Room for half of the last tick label beyond the plotting area.
+        .margin_right(40)
         .x_label_area_size(44)
         .y_label_area_size(56)
         .build_cartesian_2d(0.0..end, 0.0..end)?;
-    let ticks = |v: &f64| format!("{}", (v * 1e4).round() / 1e4);
     chart
         .configure_mesh()
         .light_line_style(TRANSPARENT)
         .x_desc("mean risk, per tenth of the rows")
         .y_desc("share of rows labelled septic")
-        .x_label_formatter(&ticks)
-        .y_label_formatter(&ticks)
+        .x_label_formatter(&tick)
+        .y_label_formatter(&tick)
         .draw()?;
     chart
         .draw_series(DashedLineSeries::new(

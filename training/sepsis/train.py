@@ -23,16 +23,20 @@ from sklearn.metrics import average_precision_score, roc_auc_score
 
 FORMAT = "vigil-model 1"
 # Fixed so that the same stays give the same model (interpret is deterministic for a seed).
+# Boosting runs until the held-out stays of each bag stop improving (`patient_bags`); max_rounds
+# only bounds it.
 EBM = dict(
     interactions=8,
     outer_bags=2,
     max_bins=128,
     max_interaction_bins=16,
     learning_rate=0.05,
-    max_rounds=1000,
+    max_rounds=20000,
     early_stopping_rounds=50,
     n_jobs=2,
 )
+# Share of the training stays each outer bag holds out to decide when boosting stops.
+VALIDATION = 0.15
 META = ["stay", "hour", "label", "evaluated"]
 
 
@@ -147,14 +151,29 @@ def report(name, stays, t_open, t_clear, y, p):
     )
 
 
-def fit(x, y, features, seed):
+def patient_bags(stays, seed):
+    """Each outer bag's split into training (+1) and validation (-1) rows, by stay.
+
+    interpret's own split draws rows at random, so the other hours of a validation row's stay
+    are in training: the validation loss keeps falling, early stopping never fires, and the
+    model overfits until max_rounds (measured: fold 1's AUROC 0.789 at 1,000 rounds, 0.753 at
+    20,000; 0.812 with the stays held out whole)."""
+    unique = np.unique(stays)
+    bags = np.empty((len(stays), EBM["outer_bags"]), np.int8)
+    for b in range(EBM["outer_bags"]):
+        held = unique[np.random.default_rng([seed, b]).random(len(unique)) < VALIDATION]
+        bags[:, b] = np.where(np.isin(stays, held), -1, 1)
+    return bags
+
+
+def fit(x, y, stays, features, seed):
     ebm = ExplainableBoostingClassifier(
         feature_names=features,
         feature_types=["continuous"] * len(features),
         random_state=seed,
         **EBM,
     )
-    ebm.fit(x, y)
+    ebm.fit(x, y, bags=patient_bags(stays, seed))
     return ebm
 
 
@@ -223,7 +242,7 @@ def main():
     ap.add_argument("--seed", type=int, default=2019)
     ap.add_argument("--source", default="PhysioNet/CinC 2019 training set A")
     # A label the releaser sets (the file must not depend on the day it was made).
-    ap.add_argument("--version", default="2026.12.05")
+    ap.add_argument("--version", default="2026.12.05.2")
     args = ap.parse_args()
     started = time.time()
     frame = pd.read_csv(args.features_csv, na_values=["NaN"], keep_default_na=False)
@@ -233,6 +252,7 @@ def main():
     features = [c for c in frame.columns if c not in META]
     x = frame[features].to_numpy(float)
     y = frame["label"].to_numpy(int)
+    stay = frame["stay"].to_numpy()
     stays = frame["stay"].unique()
     rng = np.random.default_rng(args.seed)
     order = rng.permutation(len(stays))
@@ -243,7 +263,7 @@ def main():
     oof = np.zeros(len(frame))
     for k in range(args.folds):
         t0 = time.time()
-        ebm = fit(x[fold != k], y[fold != k], features, args.seed)
+        ebm = fit(x[fold != k], y[fold != k], stay[fold != k], features, args.seed)
         oof[fold == k] = ebm.predict_proba(x[fold == k])[:, 1]
         print(f"fold {k + 1}: fitted in {time.time() - t0:.0f} s", flush=True)
     folds_out = []
@@ -260,7 +280,7 @@ def main():
     total = report("all", everything, t_open, t_clear, y, oof)
     folds_out.append(total)
     print(json.dumps(total), flush=True)
-    ebm = fit(x, y, features, args.seed)
+    ebm = fit(x, y, stay, features, args.seed)
     check_rows = x[rng.choice(len(x), 16, replace=False)]
     text = export(ebm, features, (t_open, t_clear),
                   dict(dataset=args.source, stays=int(len(stays)), rows=int(len(frame)),
