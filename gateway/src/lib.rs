@@ -25,7 +25,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use serde::Deserialize;
-use vigil_engine::{AlertState, Timestamp};
+use vigil_engine::{AlertState, CommandKind, Timestamp};
 
 pub use error::{ErrorCode, GatewayError};
 pub use hub::{
@@ -52,6 +52,7 @@ pub fn router(hub: Arc<Hub>) -> Router {
         .route("/ws", get(ws_upgrade))
         .route("/api/alerts", get(api_alerts))
         .route("/api/cluster", get(api_cluster))
+        .route("/api/me", get(api_me))
         .route("/api/alerts/{alert_id}/history", get(api_history))
         .route("/api/alerts/{alert_id}/{action}", post(api_command))
         .with_state(hub)
@@ -230,6 +231,33 @@ async fn api_cluster(State(hub): State<Arc<Hub>>, req: Request) -> Response {
             }
         },
     };
+    (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "application/json")],
+        body.to_string(),
+    )
+        .into_response()
+}
+
+/// `GET /api/me`: who the token is (tenant, role, units, name) and the alert categories it
+/// may acknowledge, snooze and resolve, so that the staff page offers an action only where
+/// the engine would accept it (the engine still checks every command).
+async fn api_me(State(hub): State<Arc<Hub>>, req: Request) -> Response {
+    let Some(principal) = authorize(&hub, &req) else {
+        return unauthorized(&hub);
+    };
+    let acts: Vec<&str> = vigil_config::Category::ALL
+        .into_iter()
+        .filter(|&c| vigil_engine::alert::may_command(principal.role, CommandKind::Ack, c))
+        .map(vigil_config::Category::as_str)
+        .collect();
+    let body = serde_json::json!({
+        "tenant": principal.tenant,
+        "role": principal.role.as_str(),
+        "units": principal.units,
+        "name": principal.name,
+        "acts": acts,
+    });
     (
         StatusCode::OK,
         [(header::CONTENT_TYPE, "application/json")],

@@ -1,0 +1,204 @@
+//! The staff page in a real browser: Debian's chromium, headless, driven by Playwright
+//! (tests/browser/dashboard.mjs) against `vigil run` with a real NATS. The page must be live
+//! or say that it is not: a token the server refuses is named as refused, an alert appears
+//! once published, an acknowledgement from the page lands in `ALERTS`, a viewer is offered no
+//! action, and with the server gone the banner says so and every action is disabled.
+//!
+//! Needs `node`, `chromium` and `tests/browser/node_modules` (`scripts/test` installs the
+//! last two); a missing one fails the test, saying how to install it.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::mpsc::Receiver;
+use std::time::Duration;
+
+use async_nats::jetstream;
+use common::{Engine, NatsServer, all_messages, http_json, make_critical};
+use serde_json::Value;
+
+/// The chromium to drive: `VIGIL_CHROMIUM`, else Debian's.
+fn chromium() -> PathBuf {
+    let path = std::env::var_os("VIGIL_CHROMIUM")
+        .map_or_else(|| PathBuf::from("/usr/bin/chromium"), PathBuf::from);
+    assert!(
+        path.exists(),
+        "{} not found: install Debian's chromium (`apt-get install chromium`; scripts/test \
+         does) or point VIGIL_CHROMIUM at a chromium",
+        path.display()
+    );
+    path
+}
+
+/// `tests/browser`, with its pinned Playwright installed.
+fn browser_dir() -> PathBuf {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser");
+    assert!(
+        dir.join("node_modules/playwright-core").is_dir(),
+        "Playwright is not installed: run `npm ci` in {} (scripts/test does)",
+        dir.display()
+    );
+    dir
+}
+
+/// The Playwright script as a child process, spoken to in lines.
+struct Browser {
+    child: Child,
+    stdin: ChildStdin,
+    lines: Receiver<String>,
+}
+
+impl Browser {
+    fn start(base_url: &str, shots: &Path) -> Self {
+        let dir = browser_dir();
+        let mut child = Command::new("node")
+            .arg(dir.join("dashboard.mjs"))
+            .current_dir(&dir)
+            .env("BASE_URL", base_url)
+            .env("NURSE_TOKEN", "nurse-icu3-token")
+            .env("VIEWER_TOKEN", "viewer-icu3-token")
+            .env("CHROMIUM", chromium())
+            .env("SHOTS", shots)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!("cannot run node ({e}): install Node.js (`apt-get install nodejs`)")
+            });
+        let stdout = child.stdout.take().unwrap();
+        let stdin = child.stdin.take().unwrap();
+        let (tx, lines) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        Browser {
+            child,
+            stdin,
+            lines,
+        }
+    }
+
+    /// The rest of the next line, which must start with `word`.
+    fn expect(&self, word: &str, secs: u64) -> String {
+        let line = self
+            .lines
+            .recv_timeout(Duration::from_secs(secs))
+            .unwrap_or_else(|_| {
+                panic!("the browser said nothing for {secs} s (waiting for `{word}`)")
+            });
+        assert!(
+            line == word || line.starts_with(&format!("{word} ")),
+            "expected `{word}` from the browser, got `{line}`"
+        );
+        line[word.len()..].trim().to_string()
+    }
+
+    fn tell(&mut self, line: &str) {
+        writeln!(self.stdin, "{line}").expect("the browser script is gone");
+    }
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        // The script closes chromium itself; a test that failed half-way kills it.
+        if !matches!(self.child.try_wait(), Ok(Some(_))) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_staff_page_is_live_acts_and_says_when_it_is_not() {
+    let nats = NatsServer::start();
+    let mut engine = Engine::start(&nats, "");
+    engine.wait_ready().await;
+
+    // What the page asks before it connects: who the token is and what it may act on.
+    let me = |token: &'static str| http_json(&engine.addr, "GET", "/api/me", Some(token), "");
+    let (status, nurse) = me("nurse-icu3-token").await;
+    assert_eq!(status, 200, "{nurse}");
+    assert_eq!(
+        nurse,
+        serde_json::json!({"tenant": "clinic-abc", "role": "nurse", "units": ["icu-3"],
+            "name": "nurse-anna", "acts": ["deterioration", "sepsis", "technical"]})
+    );
+    let (_, viewer) = me("viewer-icu3-token").await;
+    assert_eq!(viewer["acts"], serde_json::json!([]), "{viewer}");
+    let (status, refused) = me("not-a-token").await;
+    assert_eq!(status, 401, "{refused}");
+    assert_eq!(refused["code"], "UNAUTHORIZED", "{refused}");
+    let shots = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .parent()
+        .unwrap()
+        .join("screenshots");
+    std::fs::create_dir_all(&shots).unwrap();
+    let mut browser = Browser::start(&format!("http://{}", engine.addr), &shots);
+
+    let refused = browser.expect("refused", 60);
+    assert!(refused.contains("UNAUTHORIZED"), "{refused}");
+    assert!(
+        refused.contains("Not connected: no alerts shown.") && !refused.contains("No open alerts"),
+        "a refused page never looks calm: {refused}"
+    );
+    browser.expect("ready", 30);
+
+    let js = jetstream::new(nats.client().await);
+    make_critical(&js, "clinic-abc", "p-browser").await;
+    browser.tell("published");
+    let ms = browser.expect("shown", 10);
+    println!("the alert was on the page {ms} ms after its reading was stored");
+    assert_eq!(
+        browser.expect("viewer-buttons", 10),
+        "0",
+        "a viewer may not act"
+    );
+    browser.expect("acked", 10);
+
+    // The acknowledgement from the page is the audit trail's transition, by the nurse's
+    // token, with the reason picked and typed.
+    let mut acked = None;
+    for _ in 0..50 {
+        acked = all_messages(&js, "ALERTS")
+            .await
+            .into_iter()
+            .map(|m| m["data"].clone())
+            .find(|a| a["patientId"] == "p-browser" && a["state"] == "acknowledged");
+        if acked.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let acked: Value = acked.expect("an acknowledged transition in ALERTS");
+    assert_eq!(acked["rule"], "news2.high", "{acked}");
+    assert_eq!(acked["transition"]["by"], "nurse-anna", "{acked}");
+    assert_eq!(
+        acked["transition"]["reason"], "Seen, plan in place: fluids started",
+        "{acked}"
+    );
+    assert_eq!(browser.expect("console-errors", 10), "[]");
+
+    engine.terminate();
+    browser.tell("stopped");
+    let offline = browser.expect("offline", 30);
+    let (status, counts) = offline.rsplit_once('"').unwrap();
+    assert!(status.contains("Reconnecting"), "{offline}");
+    let counts: Vec<u32> = counts
+        .split_whitespace()
+        .map(|n| n.parse().unwrap())
+        .collect();
+    assert_eq!(counts[0], 0, "no action enabled while not live: {offline}");
+    assert!(
+        counts[1] > 0,
+        "the nurse's actions are shown, disabled: {offline}"
+    );
+    browser.expect("done", 30);
+    assert!(browser.child.wait().unwrap().success());
+}
