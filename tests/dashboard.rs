@@ -155,6 +155,23 @@ async fn the_staff_page_is_live_acts_and_says_when_it_is_not() {
     browser.tell("published");
     let ms = browser.expect("shown", 10);
     println!("the alert was on the page {ms} ms after its reading was stored");
+    // Ages and countdowns are relative, times in one named zone.
+    let times: Value = serde_json::from_str(&browser.expect("times", 10)).unwrap();
+    assert_eq!(times["age"], "open <1 min", "{times}");
+    let escalation = times["escalation"].as_str().unwrap();
+    assert!(
+        escalation.starts_with("level 1 · role:nurse@icu-3")
+            && (escalation.contains("escalates in 4:") || escalation.contains("escalates in 5:00")),
+        "news2.high pages the next level after 5 min: {times}"
+    );
+    assert!(
+        times["zone"].as_str().unwrap().starts_with("times: "),
+        "{times}"
+    );
+    assert!(
+        times["counts"].as_str().unwrap().contains(" critical, "),
+        "{times}"
+    );
     assert_eq!(
         browser.expect("viewer-buttons", 10),
         "0",

@@ -52,6 +52,12 @@ try {
   const row = nurse.locator("#alerts tr.alert", { hasText: "news2.high" });
   await row.waitFor({ timeout: 5000 });
   say("shown", Date.now() - started);
+  say("times", JSON.stringify({
+    age: await row.locator(".age").textContent(),
+    escalation: await row.locator("td.escalation").textContent(),
+    zone: await nurse.locator("#zone").textContent(),
+    counts: await nurse.locator("#counts").textContent(),
+  }));
 
   const seen = viewer.locator("#alerts tr.alert", { hasText: "news2.high" });
   await seen.waitFor({ timeout: 5000 });
