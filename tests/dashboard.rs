@@ -172,6 +172,15 @@ async fn the_staff_page_is_live_acts_and_says_when_it_is_not() {
         times["counts"].as_str().unwrap().contains(" critical, "),
         "{times}"
     );
+    // A new critical alert is announced (aria-live) and its level is a word and an icon.
+    assert!(
+        times["announced"]
+            .as_str()
+            .unwrap()
+            .starts_with("New critical alert: news2.high for p-browser in icu-3."),
+        "{times}"
+    );
+    assert_eq!(times["level"], "▲ critical", "{times}");
     assert_eq!(
         browser.expect("viewer-buttons", 10),
         "0",

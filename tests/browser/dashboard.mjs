@@ -57,6 +57,8 @@ try {
     escalation: await row.locator("td.escalation").textContent(),
     zone: await nurse.locator("#zone").textContent(),
     counts: await nurse.locator("#counts").textContent(),
+    announced: await nurse.locator("#announce").textContent(),
+    level: await row.locator("td.level").textContent(),
   }));
 
   const seen = viewer.locator("#alerts tr.alert", { hasText: "news2.high" });
