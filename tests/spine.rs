@@ -468,7 +468,8 @@ async fn bad_websocket_input_gets_error_frames_and_no_token_gets_401() {
         "/ws?token=",
         r#"type: "subscribe""#,
         r#"["alerts", "patients", "resources", "pages"]"#,
-        r#"["Ack", "ack"], ["Snooze", "snooze"], ["Resolve", "resolve"]"#,
+        r#"["ack", "snooze", "resolve"]"#,
+        "/api/me",
         r#"type: "receipt""#,
         r#"type: "decline""#,
     ] {
