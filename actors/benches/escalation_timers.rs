@@ -98,11 +98,15 @@ async fn deliver_all(shards: &Shards, inputs: Vec<Reading<'static>>) {
 /// A ward of `WARD` actors; with `alerts`, each holds an open critical alert and its timer.
 fn ward(rt: &tokio::runtime::Runtime, alerts: bool) -> Shards {
     let outputs = Arc::new(Counting::default());
+    // One NEWS2 alert per patient: the learned sepsis screen, which flags these vitals too,
+    // would open a second.
+    let mut news2_only = Settings::default();
+    news2_only.model_rule.enabled = false;
     let settings = ActorSettings {
         shards: 0,
         mailbox: 64,
         passivate_after_ms: 24 * 3_600_000,
-        profiles: Arc::new(Profiles::single(Settings::default())),
+        profiles: Arc::new(Profiles::single(news2_only)),
         tick_every: Duration::from_secs(10),
         on_lost: |_| panic!("a batch was dropped unapplied"),
     };
