@@ -131,6 +131,16 @@ fn classic_text(openmetrics: &str) -> String {
     out
 }
 
+/// A 200 with a JSON body.
+fn json_ok(body: String) -> Response {
+    (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "application/json")],
+        body,
+    )
+        .into_response()
+}
+
 /// An HTTP error: `{"code", "message"}` with the code's status. Not counted (see
 /// [`api_error`]).
 fn json_error(code: ErrorCode, message: &str) -> Response {
@@ -199,12 +209,7 @@ async fn api_alerts(State(hub): State<Arc<Hub>>, req: Request) -> Response {
         }
     };
     let body = Hub::alerts_json("", &hub.alerts_in_scope(&principal, state));
-    (
-        StatusCode::OK,
-        [(header::CONTENT_TYPE, "application/json")],
-        body,
-    )
-        .into_response()
+    json_ok(body)
 }
 
 /// `GET /api/cluster` (role `admin`): the cluster's members, the partitions each owns and each
@@ -231,12 +236,7 @@ async fn api_cluster(State(hub): State<Arc<Hub>>, req: Request) -> Response {
             }
         },
     };
-    (
-        StatusCode::OK,
-        [(header::CONTENT_TYPE, "application/json")],
-        body.to_string(),
-    )
-        .into_response()
+    json_ok(body.to_string())
 }
 
 /// `GET /api/me`: who the token is (tenant, role, units, name) and the alert categories it
@@ -258,12 +258,7 @@ async fn api_me(State(hub): State<Arc<Hub>>, req: Request) -> Response {
         "name": principal.name,
         "acts": acts,
     });
-    (
-        StatusCode::OK,
-        [(header::CONTENT_TYPE, "application/json")],
-        body.to_string(),
-    )
-        .into_response()
+    json_ok(body.to_string())
 }
 
 /// `POST /api/alerts/{alertId}/ack|resolve|snooze`: the WebSocket commands for integrations
@@ -297,15 +292,7 @@ async fn api_command(
         Err(msg) => return api_error(&hub, ErrorCode::BadRequest, &msg),
     };
     match hub.command(&principal, c).await {
-        Ok(alert) => {
-            let body = serde_json::json!({"ok": true, "alert": alert}).to_string();
-            (
-                StatusCode::OK,
-                [(header::CONTENT_TYPE, "application/json")],
-                body,
-            )
-                .into_response()
-        }
+        Ok(alert) => json_ok(serde_json::json!({"ok": true, "alert": alert}).to_string()),
         Err(e) => GatewayError::from(&e).into_response(),
     }
 }
@@ -369,13 +356,7 @@ async fn api_history(
             &format!("alert {alert_id} not found"),
         );
     }
-    let body = serde_json::json!({"alertId": alert_id, "history": items}).to_string();
-    (
-        StatusCode::OK,
-        [(header::CONTENT_TYPE, "application/json")],
-        body,
-    )
-        .into_response()
+    json_ok(serde_json::json!({"alertId": alert_id, "history": items}).to_string())
 }
 
 /// `GET /ws`: authenticates, then upgrades with axum's [`WebSocketUpgrade`] (frames and
