@@ -108,14 +108,25 @@ fn transitions(path: &Path) -> std::collections::BTreeMap<String, Vec<Value>> {
     trail
 }
 
-/// The text of every `<text>` element of an SVG document written by plotters.
-fn texts(svg: &str) -> Vec<String> {
+/// Every `<text>` element of an SVG document written by plotters: its attributes (with a
+/// leading space, so that ` x="` finds the attribute `x`) and its text.
+fn text_elements(svg: &str) -> Vec<(String, String)> {
     svg.split("<text ")
         .skip(1)
-        .filter_map(|t| {
-            let body = &t[t.find('>')? + 1..];
-            Some(body[..body.find('<')?].trim().replace("&amp;", "&"))
+        .map(|t| {
+            let close = t.find('>').expect("a closed tag");
+            let body = &t[close + 1..];
+            let text = body[..body.find('<').expect("an end tag")].trim();
+            (format!(" {}", &t[..close]), text.replace("&amp;", "&"))
         })
+        .collect()
+}
+
+/// The text of every `<text>` element.
+fn texts(svg: &str) -> Vec<String> {
+    text_elements(svg)
+        .into_iter()
+        .map(|(_, text)| text)
         .collect()
 }
 
@@ -128,11 +139,7 @@ fn assert_drawn_inside(svg: &str) {
     };
     let head = &svg[..svg.find('>').unwrap()];
     let (w, h) = (attr(head, "width").unwrap(), attr(head, "height").unwrap());
-    let tags = svg
-        .split("<text ")
-        .skip(1)
-        .map(|t| format!(" {}", &t[..t.find('>').unwrap()]));
-    for (tag, text) in tags.zip(texts(svg)) {
+    for (tag, text) in text_elements(svg) {
         let tag = tag.as_str();
         let (x, y) = (attr(tag, "x").unwrap(), attr(tag, "y").unwrap());
         let size = attr(tag, "font-size").unwrap();
@@ -145,17 +152,17 @@ fn assert_drawn_inside(svg: &str) {
             0.0
         };
         // plotters turns a vertical axis title around its anchor.
-        let (along, across, limit) = if tag.contains("rotate(") {
-            (y, x, h)
+        let (along, across, along_limit, across_limit) = if tag.contains("rotate(") {
+            (y, x, h, w)
         } else {
-            (x, y, w)
+            (x, y, w, h)
         };
         assert!(
-            along - share * len >= 0.0 && along + (1.0 - share) * len <= limit,
+            along - share * len >= 0.0 && along + (1.0 - share) * len <= along_limit,
             "`{text}` runs off the {w}x{h} canvas: {tag}"
         );
         assert!(
-            (0.0..=if tag.contains("rotate(") { w } else { h }).contains(&across),
+            (0.0..=across_limit).contains(&across),
             "`{text}` is placed off the canvas: {tag}"
         );
     }

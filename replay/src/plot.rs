@@ -59,6 +59,24 @@ pub fn svg(report: &Report) -> Result<String, PlotError> {
     Ok(out)
 }
 
+/// A panel's chart with its caption, the same margins as the others, and `y_labels` pixels
+/// for the vertical axis's labels.
+fn frame<'a, 'b>(
+    area: &'a Panel<'b>,
+    caption: &str,
+    y_labels: u32,
+) -> ChartBuilder<'a, 'b, SVGBackend<'b>> {
+    let mut builder = ChartBuilder::on(area);
+    builder
+        .caption(caption, (FONT, 16))
+        .margin(16)
+        // Room for half of the last tick label beyond the plotting area.
+        .margin_right(40)
+        .x_label_area_size(44)
+        .y_label_area_size(y_labels);
+    builder
+}
+
 /// A tick label: the figure to 4 decimals, without trailing zeros (`2000`, `0.25`).
 fn tick(v: &f64) -> String {
     format!("{}", (v * 1e4).round() / 1e4)
@@ -102,13 +120,7 @@ fn lead_histogram(area: &Panel, leads: &[f64]) -> Result<(), PlotError> {
     let top = f64::from(counts.iter().copied().max().unwrap_or(0).max(1));
     // Stays are counted: the axis ends on a whole number.
     let end = axis_end(top).ceil() as u32;
-    let mut chart = ChartBuilder::on(area)
-        .caption("Lead time before the first SepsisLabel", (FONT, 16))
-        .margin(16)
-        // Room for half of the last tick label beyond the plotting area.
-        .margin_right(40)
-        .x_label_area_size(44)
-        .y_label_area_size(56)
+    let mut chart = frame(area, "Lead time before the first SepsisLabel", 56)
         .build_cartesian_2d(0.0..(2 * BINS) as f64, 0..end)?;
     chart
         .configure_mesh()
@@ -166,18 +178,12 @@ fn burden_bars(area: &Panel, report: &Report) -> Result<(), PlotError> {
     // itself); one empty row above them holds the legend.
     let n = rows.len() as i32;
     let centre = |i: usize| 10 * (n - i as i32) - 5;
-    let mut chart = ChartBuilder::on(&area)
-        .caption("Alert burden", (FONT, 16))
-        .margin(16)
-        // Room for half of the last tick label beyond the plotting area.
-        .margin_right(40)
-        .x_label_area_size(44)
-        // The naive font metrics plotters uses without a font file: 0.7 em a character.
-        .y_label_area_size((longest as f64 * 12.0 * 0.7) as u32 + 16)
-        .build_cartesian_2d(
-            0.0..axis_end(top),
-            (0..10 * n + 12).with_key_points((0..rows.len()).map(centre).collect()),
-        )?;
+    // The naive font metrics plotters uses without a font file: 0.7 em a character.
+    let names = (longest as f64 * 12.0 * 0.7) as u32 + 16;
+    let mut chart = frame(&area, "Alert burden", names).build_cartesian_2d(
+        0.0..axis_end(top),
+        (0..10 * n + 12).with_key_points((0..rows.len()).map(centre).collect()),
+    )?;
     let name = |v: &i32| {
         let i = (10 * n - 5 - v) / 10;
         usize::try_from(i)
@@ -260,13 +266,7 @@ fn calibration_curve(area: &Panel, screen: &ScreenReport) -> Result<(), PlotErro
         .map(|b| b.mean_risk.max(b.observed))
         .fold(0.0f64, f64::max);
     let end = axis_end(top);
-    let mut chart = ChartBuilder::on(area)
-        .caption(format!("Calibration of {}", screen.model), (FONT, 16))
-        .margin(16)
-        // Room for half of the last tick label beyond the plotting area.
-        .margin_right(40)
-        .x_label_area_size(44)
-        .y_label_area_size(56)
+    let mut chart = frame(area, &format!("Calibration of {}", screen.model), 56)
         .build_cartesian_2d(0.0..end, 0.0..end)?;
     chart
         .configure_mesh()
