@@ -98,6 +98,20 @@ impl CommandPort for ClusterCommands {
         let bus = self.bus.clone();
         Box::pin(async move { vigil_streams::cluster::forward(&bus, p, &req).await })
     }
+
+    /// From this member's actors when the patient's partition is one it runs, else asked of
+    /// the partition's owner over NATS request/reply.
+    fn patient(&self, tenant: String, patient_id: String) -> vigil_gateway::ViewFuture {
+        let p = vigil_streams::partition::partition_of_key(&tenant, Some(&patient_id), self.count);
+        if self.owned.contains(&p) {
+            return self.local.patient(tenant, patient_id);
+        }
+        let bus = self.bus.clone();
+        Box::pin(async move {
+            let req = vigil_streams::cluster::ViewRequest { tenant, patient_id };
+            vigil_streams::cluster::forward_view(&bus, p, &req).await
+        })
+    }
 }
 
 /// Lifts this member's pins on `parts` of every inbound stream, once their claims are deleted:
@@ -261,10 +275,17 @@ pub async fn serve(
             hub.set_commands(commands_for(local.clone(), kept.clone()));
             let (answer_bus, owned_now) = (bus.clone(), keep.clone());
             answering = Some(tokio::spawn(async move {
-                vigil_streams::cluster::answer_commands(&answer_bus, owned_now, move |req| {
-                    local.execute(req)
-                })
-                .await;
+                let viewer = local.clone();
+                tokio::join!(
+                    vigil_streams::cluster::answer_commands(
+                        &answer_bus,
+                        owned_now.clone(),
+                        move |req| local.execute(req)
+                    ),
+                    vigil_streams::cluster::answer_views(&answer_bus, owned_now, move |t, p| {
+                        viewer.patient(t, p)
+                    }),
+                );
             }));
             metrics.partitions_owned.store(keep.len() as u64, Relaxed);
             if moving {

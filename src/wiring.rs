@@ -91,6 +91,25 @@ impl CommandPort for ShardCommands {
             }
         })
     }
+
+    fn patient(&self, tenant: String, patient_id: String) -> vigil_gateway::ViewFuture {
+        local_view(&self.0, tenant, patient_id)
+    }
+}
+
+/// A patient's view from its actor in this process.
+pub fn local_view(
+    shards: &Shards,
+    tenant: String,
+    patient_id: String,
+) -> vigil_gateway::ViewFuture {
+    let shards = shards.clone();
+    Box::pin(async move {
+        match shards.patient_view(&tenant, &patient_id).await {
+            Ok(view) => Ok(view.map(|v| serde_json::to_value(v).unwrap_or_default())),
+            Err(e) => Err(format!("the patient's shard cannot answer ({e}); retry")),
+        }
+    })
 }
 
 /// Decoded `VITALS` readings go to their patients' shards, one hand-off per chunk.

@@ -1,8 +1,12 @@
-//! The staff page in a real browser: Debian's chromium, headless, driven by Playwright
-//! (tests/browser/dashboard.mjs) against `vigil run` with a real NATS. The page must be live
-//! or say that it is not: a token the server refuses is named as refused, an alert appears
-//! once published, an acknowledgement from the page lands in `ALERTS`, a viewer is offered no
-//! action, and with the server gone the banner says so and every action is disabled.
+//! The staff pages in a real browser: Debian's chromium, headless, driven by Playwright
+//! (tests/browser/dashboard.mjs) against `vigil run` with a real NATS. The ward view must be
+//! live or say that it is not: a token the server refuses is named as refused, an alert
+//! appears in its patient's row once published, an acknowledgement from the page lands in
+//! `ALERTS`, a viewer is offered no action, the patient panel shows the window and the audit
+//! trail, and with the server gone the banner says so and every action is disabled. The
+//! practice view shows the clinic's chairs and providers. The pager view keeps one card per
+//! page however often it is sent, receipts it once shown, accepts and declines (which pages
+//! the next level). Nothing is fetched from anywhere but the engine, and no console error.
 //!
 //! Needs `node`, `chromium` and `tests/browser/node_modules` (`scripts/test` installs the
 //! last two); a missing one fails the test, saying how to install it.
@@ -61,6 +65,8 @@ impl Browser {
             .env("BASE_URL", base_url)
             .env("NURSE_TOKEN", "nurse-icu3-token")
             .env("VIEWER_TOKEN", "viewer-icu3-token")
+            .env("PAGER_TOKEN", "pager-icu3-token")
+            .env("ADMIN_TOKEN", "admin-abc-token")
             .env("CHROMIUM", chromium())
             .env("SHOTS", shots)
             .stdin(Stdio::piped())
@@ -115,10 +121,52 @@ impl Drop for Browser {
     }
 }
 
+/// The pager's token (pages for nurses of icu-3) and a critical policy whose pages are sent
+/// again after 2 s without a receipt.
+const CONFIG: &str = r#"
+[[auth.tokens]]
+token = "pager-icu3-token"
+tenant = "clinic-abc"
+role = "pager"
+units = ["icu-3"]
+page_roles = ["nurse"]
+name = "pager-icu3"
+
+[[escalation.policies]]
+name = "critical-default"
+match = { level = "critical" }
+page_receipt_timeout = "2s"
+levels = [
+  { after = "0s", targets = ["nurse"] },
+  { after = "5m", targets = ["charge_nurse"] },
+]
+"#;
+
+/// Every transition of `patient`'s alerts in `ALERTS` once `done` holds for one (5 s at most).
+async fn trail_until(
+    js: &jetstream::Context,
+    patient: &str,
+    done: impl Fn(&Value) -> bool,
+) -> Vec<Value> {
+    for _ in 0..50 {
+        let trail: Vec<Value> = all_messages(js, "ALERTS")
+            .await
+            .into_iter()
+            .map(|m| m["data"].clone())
+            .filter(|a| a["patientId"] == patient)
+            .collect();
+        if trail.iter().any(&done) {
+            return trail;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("ALERTS never showed what was waited for, for {patient}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_staff_page_is_live_acts_and_says_when_it_is_not() {
+async fn the_staff_pages_are_live_act_and_say_when_they_are_not() {
     let nats = NatsServer::start();
-    let mut engine = Engine::start(&nats, "");
+    let mut engine = Engine::start(&nats, CONFIG);
     engine.wait_ready().await;
 
     // What the page asks before it connects: who the token is and what it may act on.
@@ -135,6 +183,23 @@ async fn the_staff_page_is_live_acts_and_says_when_it_is_not() {
     let (status, refused) = me("not-a-token").await;
     assert_eq!(status, 401, "{refused}");
     assert_eq!(refused["code"], "UNAUTHORIZED", "{refused}");
+    // Every asset the pages load is served by the binary; nothing else is.
+    for (path, kind) in [
+        ("/", "text/html"),
+        ("/pager", "text/html"),
+        ("/assets/vigil.css", "text/css"),
+        ("/assets/common.js", "text/javascript"),
+        ("/assets/ward.js", "text/javascript"),
+        ("/assets/pager.js", "text/javascript"),
+    ] {
+        let (status, head) = common::http_head(&engine.addr, path).await;
+        assert_eq!(status, 200, "{path}");
+        assert!(head.contains(kind), "{path}: {head}");
+    }
+    assert_eq!(
+        common::http_get(&engine.addr, "/assets/other.js").await.0,
+        404
+    );
     let shots = Path::new(env!("CARGO_TARGET_TMPDIR"))
         .parent()
         .unwrap()
@@ -145,7 +210,8 @@ async fn the_staff_page_is_live_acts_and_says_when_it_is_not() {
     let refused = browser.expect("refused", 60);
     assert!(refused.contains("UNAUTHORIZED"), "{refused}");
     assert!(
-        refused.contains("Not connected: no alerts shown.") && !refused.contains("No open alerts"),
+        refused.contains("Not connected: no patients or alerts shown.")
+            && !refused.contains("No open alerts"),
         "a refused page never looks calm: {refused}"
     );
     browser.expect("ready", 30);
@@ -155,13 +221,15 @@ async fn the_staff_page_is_live_acts_and_says_when_it_is_not() {
     browser.tell("published");
     let ms = browser.expect("shown", 10);
     println!("the alert was on the page {ms} ms after its reading was stored");
-    // Ages and countdowns are relative, times in one named zone.
+    // Ages and countdowns are relative, times in one named zone; the row is the patient's,
+    // with its NEWS2 band in words beside the colour.
     let times: Value = serde_json::from_str(&browser.expect("times", 10)).unwrap();
     assert_eq!(times["age"], "open <1 min", "{times}");
     let escalation = times["escalation"].as_str().unwrap();
     assert!(
         escalation.starts_with("level 1 · role:nurse@icu-3")
-            && (escalation.contains("escalates in 4:") || escalation.contains("escalates in 5:00")),
+            && (escalation.contains("escalates in 4:") || escalation.contains("escalates in 5:00"))
+            && escalation.contains("page sent"),
         "news2.high pages the next level after 5 min: {times}"
     );
     assert!(
@@ -181,6 +249,8 @@ async fn the_staff_page_is_live_acts_and_says_when_it_is_not() {
         "{times}"
     );
     assert_eq!(times["level"], "▲ critical", "{times}");
+    assert_eq!(times["news2"], "8", "{times}");
+    assert_eq!(times["patient"], "p-browsericu-3", "{times}");
     assert_eq!(
         browser.expect("viewer-buttons", 10),
         "0",
@@ -190,24 +260,109 @@ async fn the_staff_page_is_live_acts_and_says_when_it_is_not() {
 
     // The acknowledgement from the page is the audit trail's transition, by the nurse's
     // token, with the reason picked and typed.
-    let mut acked = None;
-    for _ in 0..50 {
-        acked = all_messages(&js, "ALERTS")
-            .await
-            .into_iter()
-            .map(|m| m["data"].clone())
-            .find(|a| a["patientId"] == "p-browser" && a["state"] == "acknowledged");
-        if acked.is_some() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let acked: Value = acked.expect("an acknowledged transition in ALERTS");
+    let trail = trail_until(&js, "p-browser", |a| a["state"] == "acknowledged").await;
+    let acked = trail.iter().find(|a| a["state"] == "acknowledged").unwrap();
     assert_eq!(acked["rule"], "news2.high", "{acked}");
     assert_eq!(acked["transition"]["by"], "nurse-anna", "{acked}");
     assert_eq!(
         acked["transition"]["reason"], "Seen, plan in place: fluids started",
         "{acked}"
+    );
+
+    // The panel: the window's seven charts, the explanation's components, the audit trail.
+    let panel: Value = serde_json::from_str(&browser.expect("panel", 10)).unwrap();
+    assert_eq!(panel["title"], "p-browser · icu-3", "{panel}");
+    assert!(
+        panel["scores"]
+            .as_str()
+            .unwrap()
+            .starts_with("NEWS2 8 (high)"),
+        "{panel}"
+    );
+    assert_eq!(
+        panel["charts"], 6,
+        "NEWS2 and five vitals with readings: {panel}"
+    );
+    assert!(panel["components"].as_u64().unwrap() >= 7, "{panel}");
+    let timeline = panel["timeline"][0].as_str().unwrap();
+    assert!(
+        timeline.contains("new → open") && timeline.contains("open → acknowledged"),
+        "{panel}"
+    );
+    assert_eq!(panel["focused"], "panel-title", "focus moves to the panel");
+    assert_eq!(
+        browser.expect("focus-back", 10),
+        "\"Details for p-browser\""
+    );
+
+    // A clinic: one chair past its expected free time, one provider.
+    let ago = |mins: i64| {
+        (chrono::Utc::now() - chrono::Duration::minutes(mins))
+            .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+    };
+    let chair = serde_json::json!({"resourceId": "chair-7", "status": "occupied",
+        "currentAppointmentId": "appt-7", "expectedFreeAt": ago(20), "locationId": "clinic-1"});
+    let e = common::envelope(
+        "clinic-abc",
+        "occ-7",
+        "resource.occupancy.update.v1",
+        0,
+        chair,
+    );
+    common::publish_json(&js, "occupancy.clinic-abc.chair-7", &e).await;
+    let provider = serde_json::json!({"providerId": "prov-3", "status": "busy",
+        "effectiveAt": ago(1), "locationId": "clinic-1"});
+    let e = common::envelope(
+        "clinic-abc",
+        "prov-3",
+        "provider.status.update.v1",
+        0,
+        provider,
+    );
+    common::publish_json(&js, "occupancy.clinic-abc.prov-3", &e).await;
+    browser.tell("practice");
+    let practice: Value = serde_json::from_str(&browser.expect("practice", 20)).unwrap();
+    let chair = practice["chair"].as_str().unwrap();
+    assert!(
+        chair.contains("occupied") && chair.contains("clinic-1") && chair.contains("min over"),
+        "{practice}"
+    );
+
+    // The pager.
+    make_critical(&js, "clinic-abc", "p-pager-1").await;
+    browser.tell("paged");
+    let resent = browser.expect("resent", 20);
+    assert_eq!(resent, "1 \"Page sent\"", "a page sent again is one card");
+    browser.expect("delivered", 10);
+    let accepted = browser.expect("accepted", 10);
+    assert_eq!(accepted, "\"Page accepted\"");
+    let trail = trail_until(&js, "p-pager-1", |a| a["state"] == "acknowledged").await;
+    let acked = trail.iter().find(|a| a["state"] == "acknowledged").unwrap();
+    assert_eq!(acked["transition"]["by"], "pager-icu3", "{acked}");
+    assert_eq!(acked["escalation"]["page"]["state"], "accepted", "{acked}");
+    assert!(
+        trail
+            .iter()
+            .any(|a| a["escalation"]["page"]["state"] == "delivered"
+                && a["escalation"]["page"]["attempts"].as_u64() >= Some(2)),
+        "the receipt came after the page was sent again"
+    );
+
+    make_critical(&js, "clinic-abc", "p-pager-2").await;
+    browser.tell("paged-again");
+    let declined = browser.expect("declined", 15);
+    assert!(declined.contains("role:charge_nurse@icu-3"), "{declined}");
+    let trail = trail_until(&js, "p-pager-2", |a| a["escalation"]["level"] == 2).await;
+    let up = trail
+        .iter()
+        .find(|a| a["escalation"]["level"] == 2)
+        .unwrap();
+    assert!(
+        up["transition"]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("With another patient"),
+        "{up}"
     );
     assert_eq!(browser.expect("console-errors", 10), "[]");
 

@@ -614,6 +614,16 @@ async fn a_dashboard_on_one_member_acknowledges_an_alert_another_member_owns() {
         .cloned()
         .unwrap();
     assert_eq!(held["state"], "acknowledged");
+    // The patient's window, asked on engine-a, comes from engine-b's actor; out of scope it
+    // is not found there either.
+    let window = format!("/api/patients/{}", on_b[0]);
+    let (status, view) = http_json(&a.addr, "GET", &window, Some("nurse-icu3-token"), "").await;
+    assert_eq!(status, 200, "{view}");
+    assert_eq!(view["patientId"], on_b[0].as_str(), "{view}");
+    assert_eq!(view["scores"]["news2"]["total"], 8, "{view}");
+    assert_eq!(view["series"]["hr"][0]["value"], 112, "{view}");
+    let (status, _) = http_json(&a.addr, "GET", &window, Some("nurse-ward9-token"), "").await;
+    assert_eq!(status, 404);
 
     make_critical(&js, T, &on_b[1]).await;
     let second = loop {
@@ -653,6 +663,13 @@ async fn a_dashboard_on_one_member_acknowledges_an_alert_another_member_owns() {
     );
     assert_eq!(status, 503, "{body}");
     assert_eq!(body["code"], "UNAVAILABLE");
+    assert!(
+        body["message"].as_str().unwrap().contains("retry"),
+        "{body}"
+    );
+    // So is a patient view of a partition nobody runs this moment.
+    let (status, body) = http_json(&a.addr, "GET", &window, Some("admin-abc-token"), "").await;
+    assert_eq!(status, 503, "{body}");
     assert!(
         body["message"].as_str().unwrap().contains("retry"),
         "{body}"

@@ -461,9 +461,20 @@ async fn bad_websocket_input_gets_error_frames_and_no_token_gets_401() {
             .is_err()
     );
     assert_eq!(http_get(&engine.addr, "/healthz").await.0, 200);
-    // The dashboard page needs no token to load (it asks for one) and speaks the contract.
-    let (status, page) = http_get(&engine.addr, "/").await;
-    assert_eq!(status, 200);
+    // The dashboard page and its scripts need no token to load (the page asks for one) and
+    // speak the contract.
+    let mut page = String::new();
+    for path in [
+        "/",
+        "/pager",
+        "/assets/common.js",
+        "/assets/ward.js",
+        "/assets/pager.js",
+    ] {
+        let (status, text) = http_get(&engine.addr, path).await;
+        assert_eq!(status, 200, "{path}");
+        page.push_str(&text);
+    }
     for needle in [
         "/ws?token=",
         r#"type: "subscribe""#,
@@ -749,4 +760,119 @@ async fn an_admission_is_taken_deduplicated_and_scoring_goes_on() {
     make_critical(&js, T, "patient-7").await;
     let alert = nurse.next_alert_of("news2.high", 10).await;
     assert_eq!(alert["alert"]["patientId"], "patient-7");
+}
+
+/// `GET /api/patients/{patientId}`: the current scores and the window's series, each point at
+/// its reading's own time, scoped by the token like every other route; and the `patient` frame
+/// carries the single-3 mark.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_patient_api_shows_the_window_scoped_by_the_token() {
+    let nats = NatsServer::start();
+    let engine = Engine::start(&nats, "");
+    engine.wait_ready().await;
+    let js = jetstream::new(nats.client().await);
+    let mut ws = Client::connect(&engine.ws_url("nurse-icu3-token")).await;
+    ws.subscribe(&["patients"]).await;
+
+    // Three readings in three minutes (NEWS2 0, then 8 twice) and a lactate.
+    let subject = format!("vitals.{T}.p-window");
+    let readings = [
+        (190, vitals_news2_0("p-window", "icu-3")),
+        (125, vitals_news2_8("p-window", "icu-3")),
+        (62, vitals_news2_8("p-window", "icu-3")),
+    ];
+    let mut times = Vec::new();
+    for (i, (ago, data)) in readings.into_iter().enumerate() {
+        let e = envelope(T, &format!("pw-{i}"), OBS, ago, data);
+        times.push(e["occurredAt"].as_str().unwrap().to_string());
+        publish_json(&js, &subject, &e).await;
+    }
+    let collected = (chrono::Utc::now() - chrono::Duration::seconds(100))
+        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let lab = json!({"patientId": "p-window", "unitId": "icu-3", "code": "lactate", "value": 2.6,
+                     "unit": "mmol/L", "collectedAt": collected});
+    publish_json(
+        &js,
+        &subject,
+        &envelope(T, "pw-lab", "lab.result.v1", 90, lab),
+    )
+    .await;
+
+    let mut frame = ws.next_of("patient", 10).await;
+    while frame["news2"] != 8 {
+        frame = ws.next_of("patient", 10).await;
+    }
+    assert_eq!(frame["single3"], true, "RR 26 scores 3 on its own: {frame}");
+
+    let get = |token: &'static str, id: &'static str| {
+        let path = format!("/api/patients/{id}");
+        let addr = engine.addr.clone();
+        async move { http_json(&addr, "GET", &path, Some(token), "").await }
+    };
+    let mut view = Value::Null;
+    for _ in 0..100 {
+        let (status, body) = get("nurse-icu3-token", "p-window").await;
+        if status == 200 && body["labs"].as_array().is_some_and(|l| !l.is_empty()) {
+            view = body;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(view["patientId"], "p-window", "{view}");
+    assert_eq!(view["unitId"], "icu-3", "{view}");
+    assert_eq!(view["horizonMinutes"], 360, "{view}");
+    assert_eq!(view["scores"]["news2"]["total"], 8, "{view}");
+    assert_eq!(view["scores"]["news2"]["single3"], true, "{view}");
+    assert_eq!(view["scores"]["qsofa"]["value"], 1, "RR 26 >= 22: {view}");
+    // Each vital's point is the reading's own time, to the second.
+    let hr: Vec<(String, i64)> = view["series"]["hr"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            (
+                p["at"].as_str().unwrap().to_string(),
+                p["value"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(hr.len(), 3, "{view}");
+    for ((at, _), sent) in hr.iter().zip(&times) {
+        assert_eq!(at[..19], sent[..19], "{view}");
+    }
+    assert_eq!(
+        hr.iter().map(|(_, v)| *v).collect::<Vec<_>>(),
+        [70, 112, 112]
+    );
+    let news2: Vec<i64> = view["series"]["news2"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["value"].as_i64().unwrap())
+        .collect();
+    assert_eq!(news2, [0, 8, 8], "{view}");
+    assert_eq!(view["labs"][0]["code"], "lactate", "{view}");
+    assert_eq!(view["labs"][0]["results"][0]["value"], 2.6, "{view}");
+
+    // Scoped: another unit's nurse, another tenant's admin and an unknown patient are 404;
+    // no token is 401; an identifier that cannot be one is 400.
+    for (token, id) in [
+        ("nurse-ward9-token", "p-window"),
+        ("admin-other-token", "p-window"),
+        ("nurse-icu3-token", "p-nobody"),
+    ] {
+        let (status, body) = get(token, id).await;
+        assert_eq!(status, 404, "{token} {id}: {body}");
+        assert_eq!(body["code"], "PATIENT_NOT_FOUND", "{body}");
+    }
+    let (status, body) = http_json(&engine.addr, "GET", "/api/patients/p-window", None, "").await;
+    assert_eq!(status, 401, "{body}");
+    let (status, body) = get("nurse-icu3-token", "p.window").await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(
+        engine
+            .metric("vigil_ws_errors_total{code=\"PATIENT_NOT_FOUND\"}")
+            .await,
+        3.0
+    );
 }

@@ -33,7 +33,9 @@ use std::sync::Arc;
 
 use actix::prelude::*;
 use vigil_engine::practice::keeper::ResourceView;
-use vigil_engine::{Alert, CommandError, Owner, PatientStatus, Profiles, Reading, Timestamp};
+use vigil_engine::{
+    Alert, CommandError, Owner, PatientStatus, PatientView, Profiles, Reading, Timestamp,
+};
 
 pub use vigil_engine::AlertCommand;
 
@@ -373,6 +375,27 @@ impl Shards {
             _ => command_on(&self.keepers, cmd, receipt).await,
         };
         routed.map_err(|_| ActorsError::Stopped)
+    }
+
+    /// A patient as `GET /api/patients/{patientId}` shows it, from its actor (in order with
+    /// its readings). `None` when the patient has no live actor here.
+    ///
+    /// # Errors
+    /// When the patient's shard has stopped.
+    pub async fn patient_view(
+        &self,
+        tenant: &str,
+        patient_id: &str,
+    ) -> Result<Option<PatientView>, ActorsError> {
+        let i = shard_of(tenant, patient_id, self.patients.len());
+        let view = messages::View {
+            tenant: tenant.to_string(),
+            patient_id: patient_id.to_string(),
+        };
+        self.patients[i]
+            .send(view)
+            .await
+            .map_err(|_| ActorsError::Stopped)
     }
 
     /// Counts live practice actors.

@@ -7,7 +7,7 @@ use std::collections::HashSet;
 use std::sync::Arc;
 
 use actix::prelude::*;
-use vigil_engine::{Alert, AlertCommand, CommandError};
+use vigil_engine::{Alert, AlertCommand, CommandError, PatientView};
 
 use crate::Receipt;
 use crate::router::Routed;
@@ -83,6 +83,18 @@ pub(crate) struct Command(pub AlertCommand, pub Receipt);
 
 impl Message for Command {
     type Result = Result<Alert, CommandError>;
+}
+
+/// A patient as `GET /api/patients/{patientId}` shows it: to the patient router of its
+/// shard, then to the patient's actor. `None` when the patient has no live actor (never seen,
+/// or passivated after `engine.passivate_after` without input).
+pub(crate) struct View {
+    pub tenant: String,
+    pub patient_id: String,
+}
+
+impl Message for View {
+    type Result = Option<PatientView>;
 }
 
 /// How many owners a router holds.

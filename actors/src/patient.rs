@@ -9,9 +9,9 @@ use std::sync::Arc;
 
 use actix::prelude::*;
 use vigil_engine::owner::StateOwner;
-use vigil_engine::{Owner, Patient, PatientStatus, ReadingBody, Timestamp};
+use vigil_engine::{Owner, Patient, PatientStatus, PatientView, ReadingBody, Timestamp};
 
-use crate::messages::Apply;
+use crate::messages::{Apply, View};
 use crate::owner::{Kept, OwnerActor};
 use crate::router::{Address, Routed};
 use crate::{ActorSettings, Outputs, wall_clock};
@@ -148,8 +148,31 @@ impl Handler<Apply<Patient>> for PatientActor {
                 qsofa,
                 sirs,
                 partial: score.partial,
+                single3: score.single3,
+                sepsis_risk: self.owner.last_risk.map(|(risk, _)| risk),
                 vitals: self.owner.window.chart.latest(),
             });
         }
+    }
+}
+
+impl Handler<View> for PatientActor {
+    type Result = Option<PatientView>;
+
+    fn handle(&mut self, _: View, _: &mut Self::Context) -> Self::Result {
+        let unit = self.owner.unit_id.clone();
+        let horizon = self.settings_for(&unit).window.horizon_ms;
+        Some(self.owner.view(horizon))
+    }
+}
+
+impl Handler<View> for crate::PatientRouter {
+    type Result = ResponseFuture<Option<PatientView>>;
+
+    fn handle(&mut self, msg: View, _: &mut Self::Context) -> Self::Result {
+        let addr = self
+            .get((), &msg.tenant, &msg.patient_id)
+            .map(|e| e.addr.clone());
+        Box::pin(async move { addr?.send(msg).await.ok().flatten() })
     }
 }

@@ -59,8 +59,8 @@ pub trait Routed: Kept {
     ) -> OwnerActor<Self>;
 }
 
-struct Entry<O: Kept> {
-    addr: Addr<OwnerActor<O>>,
+pub(crate) struct Entry<O: Kept> {
+    pub(crate) addr: Addr<OwnerActor<O>>,
     last_input: Instant,
     /// Set by the owner's actor (same thread) while it has a non-resolved alert.
     keep: Rc<Cell<bool>>,
@@ -142,7 +142,7 @@ impl<O: Routed> Router<O> {
             })
     }
 
-    fn get(&self, kind: O::Kind, tenant: &str, id: &str) -> Option<&Entry<O>> {
+    pub(crate) fn get(&self, kind: O::Kind, tenant: &str, id: &str) -> Option<&Entry<O>> {
         let (_, owners) = self.owners.iter().find(|(k, _)| *k == kind)?;
         owners.get(tenant)?.get(id)
     }

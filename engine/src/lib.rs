@@ -35,6 +35,7 @@ pub use alert::{
 pub use alert::{Escalation, Page, PageState, Policies, Policy};
 pub use event::{EventMeta, PracticeEvent, Reading, ReadingBody};
 pub use observation::{Admission, Consciousness, LabResult, Sex, Spo2Scale, Vitals};
+pub use patient::view::PatientView;
 pub use patient::window::{Placement, Window};
 pub use patient::{LastScore, Observed, Patient, PatientStatus};
 pub use scores::news2::{Chart, Input, News2, Param};

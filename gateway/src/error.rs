@@ -14,19 +14,22 @@ pub enum ErrorCode {
     AlertNotFound,
     InvalidTransition,
     RateLimited,
+    /// `GET /api/patients/{patientId}` of a patient no engine keeps in the caller's scope.
+    PatientNotFound,
     /// Cannot be done now (NATS away, starting, stopping, too many connections): retry.
     Unavailable,
 }
 
 impl ErrorCode {
     /// Every code, in the order `/metrics` lists them.
-    pub const ALL: [ErrorCode; 7] = [
+    pub const ALL: [ErrorCode; 8] = [
         ErrorCode::Unauthorized,
         ErrorCode::Forbidden,
         ErrorCode::BadRequest,
         ErrorCode::AlertNotFound,
         ErrorCode::InvalidTransition,
         ErrorCode::RateLimited,
+        ErrorCode::PatientNotFound,
         ErrorCode::Unavailable,
     ];
 
@@ -39,6 +42,7 @@ impl ErrorCode {
             ErrorCode::AlertNotFound => "ALERT_NOT_FOUND",
             ErrorCode::InvalidTransition => "INVALID_TRANSITION",
             ErrorCode::RateLimited => "RATE_LIMITED",
+            ErrorCode::PatientNotFound => "PATIENT_NOT_FOUND",
             ErrorCode::Unavailable => "UNAVAILABLE",
         }
     }
@@ -52,6 +56,7 @@ impl ErrorCode {
             ErrorCode::AlertNotFound => StatusCode::NOT_FOUND,
             ErrorCode::InvalidTransition => StatusCode::CONFLICT,
             ErrorCode::RateLimited => StatusCode::TOO_MANY_REQUESTS,
+            ErrorCode::PatientNotFound => StatusCode::NOT_FOUND,
             ErrorCode::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
@@ -137,6 +142,7 @@ mod tests {
             assert_eq!(code.index(), i);
             assert!(code.status().is_client_error() || code == ErrorCode::Unavailable);
         }
+        assert_eq!(ErrorCode::PatientNotFound.status(), StatusCode::NOT_FOUND);
         let names: Vec<_> = ErrorCode::ALL.iter().map(|c| c.as_str()).collect();
         assert_eq!(
             names,
@@ -147,6 +153,7 @@ mod tests {
                 "ALERT_NOT_FOUND",
                 "INVALID_TRANSITION",
                 "RATE_LIMITED",
+                "PATIENT_NOT_FOUND",
                 "UNAVAILABLE"
             ]
         );

@@ -30,7 +30,7 @@ use vigil_engine::{AlertState, CommandKind, Timestamp};
 pub use error::{ErrorCode, GatewayError};
 pub use hub::{
     AlertEntry, ClusterSource, CommandPort, GatewayMetrics, HistorySource, Hub, MetricsSource,
-    PageEntry, Principal, ReadinessCheck, RelayError,
+    PageEntry, Principal, ReadinessCheck, RelayError, ViewFuture,
 };
 
 /// Wall-clock time for commands.
@@ -45,7 +45,9 @@ pub(crate) fn now() -> Timestamp {
 /// The HTTP routes.
 pub fn router(hub: Arc<Hub>) -> Router {
     Router::new()
-        .route("/", get(index))
+        .route("/", get(|| async { Html(INDEX) }))
+        .route("/pager", get(|| async { Html(PAGER) }))
+        .route("/assets/{name}", get(asset))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
@@ -53,6 +55,7 @@ pub fn router(hub: Arc<Hub>) -> Router {
         .route("/api/alerts", get(api_alerts))
         .route("/api/cluster", get(api_cluster))
         .route("/api/me", get(api_me))
+        .route("/api/patients/{patient_id}", get(api_patient))
         .route("/api/alerts/{alert_id}/history", get(api_history))
         .route("/api/alerts/{alert_id}/{action}", post(api_command))
         .with_state(hub)
@@ -60,8 +63,38 @@ pub fn router(hub: Arc<Hub>) -> Router {
 
 pub use server::serve;
 
-async fn index() -> Html<&'static str> {
-    Html(include_str!("index.html"))
+/// The staff pages, served by the binary itself: no CDN, no external request, no build step.
+/// `/` is the ward and practice views, `/pager` the pager view; both load `/assets/*`.
+const INDEX: &str = include_str!("assets/index.html");
+const PAGER: &str = include_str!("assets/pager.html");
+
+/// `GET /assets/{name}`: the pages' script and style files (404 for any other name).
+async fn asset(Path(name): Path<String>) -> Response {
+    let (body, content_type) = match name.as_str() {
+        "vigil.css" => (include_str!("assets/vigil.css"), "text/css; charset=utf-8"),
+        "common.js" => (
+            include_str!("assets/common.js"),
+            "text/javascript; charset=utf-8",
+        ),
+        "ward.js" => (
+            include_str!("assets/ward.js"),
+            "text/javascript; charset=utf-8",
+        ),
+        "pager.js" => (
+            include_str!("assets/pager.js"),
+            "text/javascript; charset=utf-8",
+        ),
+        _ => return (StatusCode::NOT_FOUND, "no such asset\n").into_response(),
+    };
+    (
+        [
+            (header::CONTENT_TYPE, content_type),
+            // A restarted engine may serve a newer page: browsers revalidate each load.
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
+        body,
+    )
+        .into_response()
 }
 
 async fn readyz(State(hub): State<Arc<Hub>>) -> Response {
@@ -259,6 +292,36 @@ async fn api_me(State(hub): State<Arc<Hub>>, req: Request) -> Response {
         "acts": acts,
     });
     json_ok(body.to_string())
+}
+
+/// `GET /api/patients/{patientId}`: the patient's current scores and the window's series,
+/// each point with its time (`PatientView`, docs/dashboard.md), scoped like everything else:
+/// 404 `PATIENT_NOT_FOUND` for a patient no engine keeps in the token's tenant and units.
+async fn api_patient(
+    State(hub): State<Arc<Hub>>,
+    Path(patient_id): Path<String>,
+    req: Request,
+) -> Response {
+    let Some(principal) = authorize(&hub, &req) else {
+        return unauthorized(&hub);
+    };
+    if !vigil_config::is_token(&patient_id) {
+        return api_error(
+            &hub,
+            ErrorCode::BadRequest,
+            "`patientId` must match [A-Za-z0-9_-]{1,64}",
+        );
+    }
+    match hub.patient_view(&principal, &patient_id).await {
+        Ok(view) => {
+            hub.metrics.patient_views.fetch_add(1, Relaxed);
+            json_ok(view.to_string())
+        }
+        Err(e) => {
+            hub.metrics.error(e.code);
+            e.into_response()
+        }
+    }
 }
 
 /// `POST /api/alerts/{alertId}/ack|resolve|snooze`: the WebSocket commands for integrations

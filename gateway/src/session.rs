@@ -696,6 +696,18 @@ mod tests {
         ) -> Pin<Box<dyn Future<Output = Result<Alert, CommandError>> + Send>> {
             Box::pin(async move { Err(CommandError::NotFound(req.alert_id)) })
         }
+
+        /// `patient-1` is kept in icu-3 and `patient-2` in ward-9, both of tenant t1.
+        fn patient(&self, tenant: String, patient_id: String) -> crate::ViewFuture {
+            let unit = match (tenant.as_str(), patient_id.as_str()) {
+                ("t1", "patient-1") => Some("icu-3"),
+                ("t1", "patient-2") => Some("ward-9"),
+                _ => None,
+            };
+            Box::pin(async move {
+                Ok(unit.map(|u| serde_json::json!({"patientId": patient_id, "unitId": u})))
+            })
+        }
     }
 
     fn hub(client_queue: usize) -> Arc<Hub> {
@@ -722,6 +734,29 @@ mod tests {
         ) -> Pin<Box<dyn Future<Output = Result<Alert, CommandError>> + Send>> {
             Box::pin(std::future::pending())
         }
+
+        fn patient(&self, _: String, _: String) -> crate::ViewFuture {
+            Box::pin(async { Err("the engine does not answer".to_string()) })
+        }
+    }
+
+    #[tokio::test]
+    async fn a_patient_view_is_shown_only_within_the_token_s_units() {
+        let hub = hub(8);
+        let nurse = hub.authenticate("nurse-token").unwrap().clone();
+        let view = hub.patient_view(&nurse, "patient-1").await.unwrap();
+        assert_eq!(view["unitId"], "icu-3");
+        // Kept, but in a unit outside the token: not found, as an unknown patient is.
+        for unknown in ["patient-2", "patient-3"] {
+            let e = hub.patient_view(&nurse, unknown).await.unwrap_err();
+            assert_eq!(e.code, crate::ErrorCode::PatientNotFound, "{unknown}");
+            assert!(e.message.contains(unknown), "{}", e.message);
+        }
+        // An engine that cannot be asked is UNAVAILABLE, with its reason.
+        let hub = hub_with(8, Arc::new(NeverStored));
+        let e = hub.patient_view(&nurse, "patient-1").await.unwrap_err();
+        assert_eq!(e.code, crate::ErrorCode::Unavailable);
+        assert!(e.message.contains("does not answer"), "{}", e.message);
     }
 
     #[test]

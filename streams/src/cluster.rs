@@ -293,25 +293,38 @@ pub async fn forward(
         ))
     };
     let body = serde_json::to_vec(&ForwardedCommand::from(req)).unwrap_or_default();
-    let reply = match tokio::time::timeout(
-        FORWARD_WAIT,
-        client.request(command_subject(p), body.into()),
+    let reply = ask(
+        client,
+        command_subject(p),
+        body,
+        "has no owner this moment; nothing was changed",
     )
     .await
-    {
-        Err(_) => return Err(moving("did not answer within 5 s")),
-        Ok(Err(e)) if e.kind() == async_nats::RequestErrorKind::NoResponders => {
-            return Err(moving("has no owner this moment; nothing was changed"));
-        }
-        Ok(Err(e)) => return Err(moving(&format!("could not be reached ({e})"))),
-        Ok(Ok(m)) => m,
-    };
+    .map_err(|why| moving(&why))?;
     match serde_json::from_slice::<ForwardedReply>(&reply.payload) {
         Ok(ForwardedReply::Alert(a)) => Ok(*a),
         Ok(ForwardedReply::Error { code, message }) => Err(CommandError::forwarded(&code, message)),
         Err(e) => Err(moving(&format!(
             "answered what this engine cannot read ({e})"
         ))),
+    }
+}
+
+/// Sends one request to a partition's owner and waits at most [`FORWARD_WAIT`]; `Err` says
+/// what happened (`no_owner` when nobody answers the subject), to follow "the partition".
+async fn ask(
+    client: &async_nats::Client,
+    subject: String,
+    body: Vec<u8>,
+    no_owner: &str,
+) -> Result<async_nats::Message, String> {
+    match tokio::time::timeout(FORWARD_WAIT, client.request(subject, body.into())).await {
+        Err(_) => Err("did not answer within 5 s".into()),
+        Ok(Err(e)) if e.kind() == async_nats::RequestErrorKind::NoResponders => {
+            Err(no_owner.into())
+        }
+        Ok(Err(e)) => Err(format!("could not be reached ({e})")),
+        Ok(Ok(m)) => Ok(m),
     }
 }
 
@@ -331,28 +344,12 @@ where
         + Sync
         + 'static,
 {
-    let crate::Bus::JetStream(nats) = bus else {
-        return;
-    };
-    let client = nats.client.clone();
+    let subjects = owned.iter().map(|&p| command_subject(p)).collect();
     let execute = std::sync::Arc::new(execute);
-    let mut subscriptions = Vec::new();
-    for p in owned {
-        match client.subscribe(command_subject(p)).await {
-            Ok(s) => subscriptions.push(s),
-            Err(e) => {
-                tracing::error!(partition = p, error = %e, "cannot take forwarded commands for this partition")
-            }
-        }
-    }
-    let mut requests = futures::stream::select_all(subscriptions);
-    while let Some(m) = requests.next().await {
-        let Some(reply_to) = m.reply.clone() else {
-            continue;
-        };
-        let (client, execute) = (client.clone(), execute.clone());
-        tokio::spawn(async move {
-            let answer = match serde_json::from_slice::<ForwardedCommand>(&m.payload)
+    answer(bus, subjects, move |payload: Bytes| {
+        let execute = execute.clone();
+        async move {
+            let answer = match serde_json::from_slice::<ForwardedCommand>(&payload)
                 .map_err(|e| e.to_string())
                 .and_then(ForwardedCommand::into_command)
             {
@@ -368,9 +365,124 @@ where
                     },
                 },
             };
-            let body = serde_json::to_vec(&answer).unwrap_or_default();
+            serde_json::to_vec(&answer).unwrap_or_default()
+        }
+    })
+    .await;
+}
+
+/// The subject the owner of partition `p` answers patient views on (`GET
+/// /api/patients/{patientId}` asked on another member; core NATS request/reply).
+pub fn view_subject(p: u32) -> String {
+    format!("vigil.patients.{p}")
+}
+
+/// A patient view asked of the member that keeps the patient.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ViewRequest {
+    pub tenant: String,
+    pub patient_id: String,
+}
+
+/// The keeper's answer: the view (`null` when it keeps no window for the patient), or why not.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum ViewReply {
+    View(Option<serde_json::Value>),
+    Error(String),
+}
+
+/// Asks the owner of partition `p` for a patient's view, waiting at most [`FORWARD_WAIT`].
+///
+/// # Errors
+/// Why it could not be asked (nobody owns the partition this moment, no answer in time, an
+/// answer this engine cannot read), in words that say to retry.
+pub async fn forward_view(
+    bus: &crate::Bus,
+    p: u32,
+    req: &ViewRequest,
+) -> Result<Option<serde_json::Value>, String> {
+    let crate::Bus::JetStream(nats) = bus else {
+        return Err("the embedded bus has no other engine to ask".into());
+    };
+    let moving = |why: &str| {
+        format!("the patient's partition {p} {why}; it may be moving between engines: retry")
+    };
+    let body = serde_json::to_vec(req).unwrap_or_default();
+    let reply = ask(
+        &nats.client,
+        view_subject(p),
+        body,
+        "has no owner this moment",
+    )
+    .await
+    .map_err(|why| moving(&why))?;
+    match serde_json::from_slice::<ViewReply>(&reply.payload) {
+        Ok(ViewReply::View(v)) => Ok(v),
+        Ok(ViewReply::Error(why)) => Err(why),
+        Err(e) => Err(moving(&format!(
+            "answered what this engine cannot read ({e})"
+        ))),
+    }
+}
+
+/// Answers the patient views other members ask of `owned` partitions with `view`, until
+/// aborted. Embedded: nothing to answer.
+pub async fn answer_views<F, Fut>(bus: &crate::Bus, owned: Vec<u32>, view: F)
+where
+    F: Fn(String, String) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = Result<Option<serde_json::Value>, String>> + Send + 'static,
+{
+    let subjects = owned.iter().map(|&p| view_subject(p)).collect();
+    let view = std::sync::Arc::new(view);
+    answer(bus, subjects, move |payload: Bytes| {
+        let view = view.clone();
+        async move {
+            let answer = match serde_json::from_slice::<ViewRequest>(&payload) {
+                Err(e) => ViewReply::Error(format!("a view request this engine cannot read: {e}")),
+                Ok(req) => match view(req.tenant, req.patient_id).await {
+                    Ok(v) => ViewReply::View(v),
+                    Err(why) => ViewReply::Error(why),
+                },
+            };
+            serde_json::to_vec(&answer).unwrap_or_default()
+        }
+    })
+    .await;
+}
+
+/// Serves core NATS requests on `subjects`: each request is answered, on its own task, with
+/// what `handle` makes of its payload. Runs until aborted.
+async fn answer<F, Fut>(bus: &crate::Bus, subjects: Vec<String>, handle: F)
+where
+    F: Fn(Bytes) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = Vec<u8>> + Send + 'static,
+{
+    let crate::Bus::JetStream(nats) = bus else {
+        return;
+    };
+    let client = nats.client.clone();
+    let mut subscriptions = Vec::new();
+    for subject in subjects {
+        match client.subscribe(subject.clone()).await {
+            Ok(s) => subscriptions.push(s),
+            Err(e) => {
+                tracing::error!(subject, error = %e, "cannot answer requests on this subject")
+            }
+        }
+    }
+    let mut requests = futures::stream::select_all(subscriptions);
+    while let Some(m) = requests.next().await {
+        let Some(reply_to) = m.reply.clone() else {
+            continue;
+        };
+        let client = client.clone();
+        let answer = handle(m.payload);
+        tokio::spawn(async move {
+            let body = answer.await;
             if let Err(e) = client.publish(reply_to, body.into()).await {
-                tracing::warn!(error = %e, "cannot answer a forwarded command; the sender retries");
+                tracing::warn!(error = %e, "cannot answer a request from another member; it retries");
             }
         });
     }

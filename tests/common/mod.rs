@@ -557,8 +557,26 @@ pub async fn http_request(
     token: Option<&str>,
     body: &str,
 ) -> (u16, String) {
+    let (status, _, body) = http_exchange(addr, method, path, token, body).await;
+    (status, body)
+}
+
+/// `GET path`: the status and the response's head (status line and headers, lower-cased).
+pub async fn http_head(addr: &str, path: &str) -> (u16, String) {
+    let (status, head, _) = http_exchange(addr, "GET", path, None, "").await;
+    (status, head.to_lowercase())
+}
+
+/// One request: status, head and body (status 0 when the connection failed).
+async fn http_exchange(
+    addr: &str,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: &str,
+) -> (u16, String, String) {
     let Ok(mut s) = tokio::net::TcpStream::connect(addr).await else {
-        return (0, String::new());
+        return (0, String::new(), String::new());
     };
     let auth = token
         .map(|t| format!("Authorization: Bearer {t}\r\n"))
@@ -569,7 +587,7 @@ pub async fn http_request(
         body.len()
     );
     if s.write_all(req.as_bytes()).await.is_err() {
-        return (0, String::new());
+        return (0, String::new(), String::new());
     }
     let mut buf = Vec::new();
     let _ = s.read_to_end(&mut buf).await;
@@ -579,11 +597,8 @@ pub async fn http_request(
         .nth(1)
         .and_then(|s| s.parse().ok())
         .unwrap_or(0);
-    let body = text
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_string())
-        .unwrap_or_default();
-    (status, body)
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    (status, head.to_string(), body.to_string())
 }
 
 /// Vitals data whose NEWS2 is 8: RR 26 (3), SpO2 91 (3), HR 112 (2), rest 0.

@@ -6,6 +6,7 @@ pub mod conditions;
 pub mod features;
 pub mod model;
 pub mod risk;
+pub mod view;
 pub mod window;
 
 use crate::alert::Subject;
@@ -46,6 +47,9 @@ pub struct LastScore {
     pub total: u8,
     /// Some parameter had no fresh value.
     pub partial: bool,
+    /// Some parameter scored 3 on its own (scoring.md's `news2.single3`; the RCP chart's
+    /// red-score mark).
+    pub single3: bool,
 }
 
 /// A patient's live status as dashboards show it: the latest scores and vitals. Identifiers are
@@ -61,6 +65,10 @@ pub struct PatientStatus {
     pub sirs: Option<u8>,
     /// The NEWS2 had missing parameters.
     pub partial: bool,
+    /// A parameter of the NEWS2 scored 3 on its own.
+    pub single3: bool,
+    /// The sepsis model's latest risk (0..1), when the model is on and has scored.
+    pub sepsis_risk: Option<f64>,
     pub vitals: Vitals,
 }
 
@@ -260,6 +268,7 @@ impl Patient {
             at: score.at,
             total: score.total,
             partial: score.partial(),
+            single3: score.components.iter().any(|c| c.points == 3),
         });
         out.score = Some(score);
         out.qsofa = Some(q);

@@ -472,6 +472,22 @@ impl Window {
         })
     }
 
+    /// The lowest NEWS2 scored in each minute that has one, oldest first, with the time it
+    /// was scored.
+    pub fn news2_series(&self) -> impl Iterator<Item = (u8, Timestamp)> + '_ {
+        self.rows.iter().filter_map(|r| {
+            r.news2().map(|(total, sec)| {
+                let at = self.minute_of(r) * MINUTE_MS + i64::from(sec) * 1000;
+                (total, Timestamp::from_millis(at))
+            })
+        })
+    }
+
+    /// The lab codes held, in the order first seen.
+    pub fn lab_codes(&self) -> impl Iterator<Item = &str> {
+        self.labs.iter().map(|s| &*s.code)
+    }
+
     /// Bytes the window holds on the heap (rows and labs, by capacity): the memory accounting
     /// behind the 16 KiB-per-patient budget (docs/window.md).
     pub fn heap_bytes(&self) -> usize {

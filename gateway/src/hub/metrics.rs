@@ -46,6 +46,8 @@ pub struct GatewayMetrics {
     pub resource_frames: AtomicU64,
     pub page_frames: AtomicU64,
     pub commands_ok: AtomicU64,
+    /// `GET /api/patients/{patientId}` answered with a patient.
+    pub patient_views: AtomicU64,
     /// Patient and resource frames taken from other cluster members.
     pub relayed_frames: AtomicU64,
     /// Frame relay messages from other cluster members that could not be read.
@@ -179,6 +181,11 @@ impl Hub {
                     "vigil_commands_ok",
                     "Commands applied and stored",
                     load(&m.commands_ok),
+                ),
+                (
+                    "vigil_patient_views",
+                    "Patients shown by GET /api/patients/{patientId}",
+                    load(&m.patient_views),
                 ),
                 (
                     "vigil_cluster_relayed_frames",

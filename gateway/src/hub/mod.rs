@@ -34,12 +34,22 @@ use store::{PatientKey, ResourceFrameJson};
 use crate::error::ErrorCode;
 use crate::protocol::Command;
 
-/// The port through which commands reach the actor that owns the alert.
+/// A patient's view as `GET /api/patients/{patientId}` answers it (`PatientView` as JSON), or
+/// `None` when no actor keeps the patient; `Err` says why it could not be asked.
+pub type ViewFuture =
+    Pin<Box<dyn Future<Output = Result<Option<serde_json::Value>, String>> + Send>>;
+
+/// The port through which the gateway reaches the actors: commands to the actor that owns the
+/// alert, and a patient's window from the actor that keeps the patient (in a cluster, over
+/// NATS from the member that runs its partition).
 pub trait CommandPort: Send + Sync + 'static {
     fn execute(
         &self,
         req: AlertCommand,
     ) -> Pin<Box<dyn Future<Output = Result<Alert, CommandError>> + Send>>;
+
+    /// The patient `(tenant, patient_id)` as `GET /api/patients/{patientId}` shows it.
+    fn patient(&self, tenant: String, patient_id: String) -> ViewFuture;
 }
 
 /// Extra `/metrics` text from the rest of the process (ingest counters).
@@ -481,6 +491,46 @@ impl Hub {
             ));
         };
         port.execute(req).await
+    }
+
+    /// The patient's current scores and window series (`GET /api/patients/{patientId}`), if
+    /// the patient is kept by an engine and its unit is in the principal's scope. A patient of
+    /// another tenant or of a unit outside the token does not exist for the caller.
+    ///
+    /// # Errors
+    /// `PATIENT_NOT_FOUND`, or `UNAVAILABLE` while the engine is starting or the patient's
+    /// engine cannot be asked.
+    pub async fn patient_view(
+        &self,
+        principal: &Principal,
+        patient_id: &str,
+    ) -> Result<serde_json::Value, crate::GatewayError> {
+        use crate::GatewayError;
+        let not_found = || {
+            GatewayError::new(
+                ErrorCode::PatientNotFound,
+                format!(
+                    "patient {patient_id} not found (no engine keeps a window for it in your scope)"
+                ),
+            )
+        };
+        let port = self.commands.read().ok().and_then(|c| c.clone());
+        let Some(port) = port else {
+            return Err(GatewayError::new(
+                ErrorCode::Unavailable,
+                "the engine is starting; retry",
+            ));
+        };
+        let view = port
+            .patient(principal.tenant.clone(), patient_id.to_string())
+            .await
+            .map_err(|why| GatewayError::new(ErrorCode::Unavailable, why))?
+            .ok_or_else(not_found)?;
+        let unit = view.get("unitId").and_then(|u| u.as_str());
+        if !principal.covers(&principal.tenant, unit) {
+            return Err(not_found());
+        }
+        Ok(view)
     }
 
     /// The alerts this principal may see, in `state` (or every non-resolved one), oldest first.

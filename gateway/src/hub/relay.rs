@@ -248,6 +248,8 @@ mod tests {
             qsofa: None,
             sirs: None,
             partial: false,
+            single3: false,
+            sepsis_risk: None,
             vitals: Default::default(),
         }
     }

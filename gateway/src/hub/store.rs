@@ -118,6 +118,8 @@ impl PatientFrame {
                     qsofa: p.qsofa,
                     sirs: p.sirs,
                     partial: p.partial,
+                    single3: p.single3,
+                    sepsis_risk: p.sepsis_risk.map(vigil_engine::patient::view::round_risk),
                     vitals: &p.vitals,
                 };
                 serde_json::to_string(&frame).unwrap_or_default()
@@ -137,6 +139,9 @@ struct PatientFrameJson<'a> {
     qsofa: Option<u8>,
     sirs: Option<u8>,
     partial: bool,
+    single3: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sepsis_risk: Option<f64>,
     vitals: &'a Vitals,
 }
 
