@@ -67,6 +67,10 @@ pub fn print_banner(addr: SocketAddr, patients: usize) {
         "vigil demo: {patients} simulated patients on units ward-a and ward-b (tenant `demo`)"
     );
     println!("  staff dashboard page:        http://{addr}/?token=demo-admin-token");
+    println!("  pager view (ward-a):         http://{addr}/pager?token=demo-pager-ward-a");
+    println!(
+        "  practice view (clinic-1):    http://{addr}/?token=demo-coordinator-clinic-1#practice"
+    );
     println!("  dashboard WebSocket (admin): ws://{addr}/ws?token=demo-admin-token");
     println!("  nurse of ward-a:             ws://{addr}/ws?token=demo-nurse-ward-a");
     println!("  viewer:                      ws://{addr}/ws?token=demo-viewer-token");

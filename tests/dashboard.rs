@@ -320,11 +320,32 @@ async fn the_staff_pages_are_live_act_and_say_when_they_are_not() {
         provider,
     );
     common::publish_json(&js, "occupancy.clinic-abc.prov-3", &e).await;
+    // A patient checked in 15 min ago for an appointment due 20 min ago: waiting 15 min.
+    let booked = serde_json::json!({"appointmentId": "appt-9", "patientId": "p-wait",
+        "providerId": "prov-3", "locationId": "clinic-1", "scheduledStart": ago(20),
+        "expectedDurationMinutes": 30});
+    let e = common::envelope(
+        "clinic-abc",
+        "sched-9",
+        "appointment.scheduled.v1",
+        0,
+        booked,
+    );
+    common::publish_json(&js, "checkin.clinic-abc.appt-9", &e).await;
+    let arrived = serde_json::json!({"patientId": "p-wait", "appointmentId": "appt-9",
+        "locationId": "clinic-1", "checkinAt": ago(15), "method": "front-desk"});
+    let e = common::envelope("clinic-abc", "in-9", "patient.checkin.v1", 0, arrived);
+    common::publish_json(&js, "checkin.clinic-abc.appt-9", &e).await;
     browser.tell("practice");
     let practice: Value = serde_json::from_str(&browser.expect("practice", 20)).unwrap();
     let chair = practice["chair"].as_str().unwrap();
     assert!(
         chair.contains("occupied") && chair.contains("clinic-1") && chair.contains("min over"),
+        "{practice}"
+    );
+    let waiting = practice["waiting"].as_str().unwrap();
+    assert!(
+        waiting.contains("1 waiting") && waiting.contains("p-wait · 15 min (appt-9"),
         "{practice}"
     );
 

@@ -23,6 +23,10 @@ impl CommandPort for NoAlerts {
     ) -> Pin<Box<dyn Future<Output = Result<Alert, CommandError>> + Send>> {
         Box::pin(async move { Err(CommandError::NotFound(req.alert_id)) })
     }
+
+    fn patient(&self, _: String, _: String) -> vigil_gateway::ViewFuture {
+        Box::pin(async { Ok(None) })
+    }
 }
 
 fn runtime() -> &'static tokio::runtime::Runtime {

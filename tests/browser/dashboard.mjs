@@ -125,7 +125,9 @@ try {
   const chair = desk.locator("#rooms tr", { hasText: "chair-7" });
   await chair.waitFor({ timeout: 10000 });
   await desk.locator("#providers tr", { hasText: "prov-3" }).waitFor({ timeout: 10000 });
-  say("practice", JSON.stringify({ chair: await chair.textContent() }));
+  const area = desk.locator("#waiting tr", { hasText: "p-wait" });
+  await area.waitFor({ timeout: 10000 });
+  say("practice", JSON.stringify({ chair: await chair.textContent(), waiting: await area.textContent() }));
   await desk.screenshot({ path: `${SHOTS}/practice.png` });
   await desk.close();
 

@@ -71,6 +71,9 @@ impl KeeperInput {
     }
 }
 
+/// The most waiting patients a waiting area's `resource` frame lists (it counts them all).
+pub const WAITING_LISTED: usize = 50;
+
 /// The `resource` frame of the WebSocket (contracts.md §5), with additive fields.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -92,6 +95,9 @@ pub struct ResourceView {
     /// Patients waiting (waiting areas only).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub waiting: Option<usize>,
+    /// Who waits, the longest wait first, at most [`WAITING_LISTED`] (waiting areas only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub waiting_patients: Option<Vec<super::WaitingPatient>>,
     pub at: Timestamp,
 }
 
@@ -330,6 +336,7 @@ impl Keeper {
             expected_free_at: None,
             delay_minutes: 0,
             waiting: None,
+            waiting_patients: None,
             at: now,
         };
         match &self.state {
@@ -337,6 +344,7 @@ impl Keeper {
                 v.status = if w.waiting() > 0 { "waiting" } else { "empty" };
                 v.delay_minutes = w.longest_wait(now).div_euclid(MINUTE);
                 v.waiting = Some(w.waiting());
+                v.waiting_patients = Some(w.waiters(now, WAITING_LISTED));
             }
             State::Provider { delays, status } => {
                 v.status = status.map_or("unknown", ProviderStatus::as_str);

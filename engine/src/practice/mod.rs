@@ -308,6 +308,19 @@ fn minutes(ms: i64) -> i64 {
     ms.div_euclid(MINUTE)
 }
 
+/// A patient in a waiting area as the practice view lists it (in the waiting area's
+/// `resource` frame): waiting since the later of check-in and the scheduled start.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WaitingPatient {
+    pub patient_id: String,
+    pub appointment_id: String,
+    pub checked_in_at: Timestamp,
+    pub scheduled_start: Timestamp,
+    /// Whole minutes waited.
+    pub waited_minutes: i64,
+}
+
 /// One checked-in patient the waiting rule watches.
 #[derive(Debug, Clone)]
 struct Waiter {
@@ -497,6 +510,28 @@ impl WaitingArea {
 
     pub fn waiting(&self) -> usize {
         self.waiting.len()
+    }
+
+    /// The patients waiting at `now`, the longest wait first, at most `limit` of them.
+    pub fn waiters(&self, now: Timestamp, limit: usize) -> Vec<WaitingPatient> {
+        let mut v: Vec<WaitingPatient> = self
+            .waiting
+            .iter()
+            .map(|(appointment, w)| WaitingPatient {
+                patient_id: w.patient.clone(),
+                appointment_id: appointment.clone(),
+                checked_in_at: w.checked_in,
+                scheduled_start: w.scheduled,
+                waited_minutes: minutes(now.since(w.since()).max(0)),
+            })
+            .collect();
+        v.sort_by(|a, b| {
+            b.waited_minutes
+                .cmp(&a.waited_minutes)
+                .then_with(|| a.appointment_id.cmp(&b.appointment_id))
+        });
+        v.truncate(limit);
+        v
     }
 
     /// The longest current wait at `now`, in ms (0 with nobody waiting).
@@ -924,6 +959,30 @@ mod tests {
         assert_eq!(left.transition.reason, "patient left");
         assert_eq!(area.waiting(), 0);
         assert_eq!(area.next_deadline(&s), None);
+    }
+
+    #[test]
+    fn waiters_are_listed_longest_wait_first_from_the_later_of_check_in_and_start() {
+        let mut area = WaitingArea::default();
+        area.checked_in("appt-456", "patient-123", at(9, 4, 30, 0), hm(9, 0));
+        area.checked_in("appt-457", "patient-124", hm(9, 50), hm(10, 0));
+        area.checked_in("appt-458", "patient-125", hm(9, 0), hm(9, 0));
+        let listed = area.waiters(at(10, 4, 29, 999), 10);
+        let waited: Vec<(&str, i64)> = listed
+            .iter()
+            .map(|w| (w.patient_id.as_str(), w.waited_minutes))
+            .collect();
+        // 64 min 29.999 s, 59 min 59.999 s (from 09:04:30), 4 min 29.999 s (from 10:00).
+        assert_eq!(
+            waited,
+            [("patient-125", 64), ("patient-123", 59), ("patient-124", 4)]
+        );
+        assert_eq!(listed[1].appointment_id, "appt-456");
+        assert_eq!(listed[1].checked_in_at, at(9, 4, 30, 0));
+        assert_eq!(listed[2].scheduled_start, hm(10, 0));
+        assert_eq!(area.waiters(hm(10, 5), 2).len(), 2, "at most the limit");
+        // Not yet at the scheduled start: 0 minutes, never negative.
+        assert_eq!(area.waiters(hm(9, 55), 10)[2].waited_minutes, 0);
     }
 
     #[test]

@@ -55,10 +55,21 @@ function sparkSvg(points) {
   svg.setAttribute("role", "img");
   if (!points || points.length === 0) { svg.setAttribute("aria-label", "no NEWS2 yet"); return svg; }
   const t0 = points[0][0], t1 = points[points.length - 1][0], span = Math.max(1, t1 - t0);
+  // A fixed 0-20 scale, with faint lines at the medium (5) and high (7) thresholds.
+  const x = (t) => ((t - t0) / span * (w - 6) + 2).toFixed(1);
+  const y = (v) => (h - 2 - Math.min(20, v) / 20 * (h - 4)).toFixed(1);
+  for (const at of [5, 7]) {
+    const rule = document.createElementNS("http://www.w3.org/2000/svg", "line");
+    rule.setAttribute("x1", 0); rule.setAttribute("x2", w); rule.setAttribute("y1", y(at)); rule.setAttribute("y2", y(at));
+    rule.setAttribute("class", "threshold");
+    svg.append(rule);
+  }
   const line = document.createElementNS("http://www.w3.org/2000/svg", "polyline");
-  line.setAttribute("points", points.map(([t, v]) =>
-    ((t - t0) / span * (w - 4) + 2).toFixed(1) + "," + (h - 2 - Math.min(20, v) / 20 * (h - 4)).toFixed(1)).join(" "));
-  svg.append(line);
+  line.setAttribute("points", points.map(([t, v]) => x(t) + "," + y(v)).join(" "));
+  const [lt, lv] = points[points.length - 1];
+  const dot = document.createElementNS("http://www.w3.org/2000/svg", "circle");
+  dot.setAttribute("cx", x(lt)); dot.setAttribute("cy", y(lv)); dot.setAttribute("r", 2.5);
+  svg.append(line, dot);
   const lo = Math.min(...points.map((p) => p[1])), hi = Math.max(...points.map((p) => p[1]));
   svg.setAttribute("aria-label", "NEWS2 from " + points[0][1] + " to " + points[points.length - 1][1] +
     " (lowest " + lo + ", highest " + hi + ") since " + time(t0));
@@ -254,10 +265,12 @@ function renderPages() {
     li.append(levelEl("span", alert.level), " ", el("strong", alert.rule), " for " + subject(alert) +
       (alert.unitId ? " in " + alert.unitId : "") + " · " + (p.pageId === pageId ? pageText(p) : "page sent"));
     li.append(el("div", alert.message, "facts"));
+    // Receipt while the page waits for one, decline while it is this page's turn.
+    const state = p.pageId === pageId ? p.state : "superseded";
     const actions = el("span", null, "actions");
-    actions.append(actButton("Receipt", () => send({ type: "receipt", id: nextId(), pageId })),
-      actButton("Decline", () => openAction("decline", alert, pageId)));
-    if (alert.state === "open") actions.append(actButton("Acknowledge", () => openAction("ack", alert)));
+    if (state === "sent") actions.append(actButton("Receipt", () => send({ type: "receipt", id: nextId(), pageId })));
+    if (state === "sent" || state === "delivered") actions.append(actButton("Decline", () => openAction("decline", alert, pageId)));
+    if (alert.state === "open" && mayAct(alert)) actions.append(actButton("Acknowledge", () => openAction("ack", alert)));
     li.append(actions);
     if (rowErrors.has(alertId)) li.append(el("div", rowErrors.get(alertId), "error"));
     items.push(li);
@@ -279,6 +292,19 @@ function alertList(list) {
   td.append(ul);
   return td;
 }
+// Who waits in an area, the longest first, with the minutes waited (from the later of
+// check-in and the scheduled start).
+function waitingCell(r) {
+  const td = el("td");
+  const list = r.waitingPatients || [];
+  td.append(el("div", (r.waiting ?? 0) + " waiting" + (list.length < (r.waiting ?? 0) ? " (longest " + list.length + " listed)" : "")));
+  if (list.length) {
+    const ul = el("ul", null, "waiters");
+    for (const w of list) ul.append(el("li", w.patientId + " · " + w.waitedMinutes + " min (" + w.appointmentId + ", checked in " + time(w.checkedInAt) + ")"));
+    td.append(ul);
+  }
+  return td;
+}
 function renderPractice() {
   const byKind = { location: [], provider: [], resource: [] };
   for (const r of resources.values()) (byKind[r.kind] || byKind.resource).push(r);
@@ -289,7 +315,7 @@ function renderPractice() {
     $(id).replaceChildren(...trs);
   };
   fill("waiting", byKind.location, (r) => [el("td", r.resourceId), el("td", r.status),
-    el("td", r.waiting ?? 0), el("td", r.delayMinutes ? r.delayMinutes + " min" : "–")]);
+    waitingCell(r), el("td", r.delayMinutes ? r.delayMinutes + " min" : "–")]);
   fill("providers", byKind.provider, (r) => [el("td", r.resourceId), el("td", r.unitId || ""),
     el("td", r.status), el("td", r.delayMinutes ? r.delayMinutes + " min late on average" : "on time")]);
   fill("rooms", byKind.resource, (r) => [el("td", r.resourceId), el("td", r.unitId || ""), el("td", r.status),
@@ -397,7 +423,8 @@ function chart(title, points, fmt) {
     t.setAttribute("x", lx); t.setAttribute("y", ly); t.setAttribute("text-anchor", anchor);
     t.textContent = text; svg.append(t);
   };
-  label(fmt(hi), left - 3, top + 4, "end"); label(fmt(lo), left - 3, h - bottom, "end");
+  if (hi === lo) label(fmt(hi), left - 3, y(hi) + 3, "end");
+  else { label(fmt(hi), left - 3, top + 4, "end"); label(fmt(lo), left - 3, h - bottom, "end"); }
   label(time(t0), left, h - 3, "start"); if (t1 !== t0) label(time(t1), w - right, h - 3, "end");
   svg.setAttribute("aria-label", title + " from " + fmt(vs[0]) + " at " + time(t0) + " to " + fmt(vs[vs.length - 1]) +
     " at " + time(t1) + "; lowest " + fmt(lo) + ", highest " + fmt(hi));
