@@ -437,19 +437,30 @@ function explanation(a) {
   const x = a.explanation || {};
   // The engine writes the times inside these sentences in UTC.
   box.append(el("div", "Why: " + (x.why || "")), el("div", "Why now (times in UTC): " + (x.whyNow || "")));
-  const table = el("table");
-  const head = el("tr");
-  for (const h of ["Input", "Value", "Points / contribution", "Observed"]) head.append(el("th", h));
-  table.append(head);
-  for (const c of x.components || []) {
+  // The first eight inputs (the sepsis model lists its largest contributions first); the
+  // others one click away.
+  const table = (rows) => {
+    const t = el("table");
+    const head = el("tr");
+    for (const h of ["Input", "Value", "Points / contribution", "Observed"]) head.append(el("th", h));
+    t.append(head, ...rows);
+    return t;
+  };
+  const shown = (v) => typeof v === "number" && !Number.isInteger(v) ? String(Number(v.toFixed(2)))
+    : typeof v === "object" && v !== null ? JSON.stringify(v) : v;
+  const rows = (x.components || []).map((c) => {
     const tr = el("tr");
     const weight = c.contribution !== undefined && c.contribution !== null
       ? (c.contribution >= 0 ? "+" : "") + Number(c.contribution).toFixed(2) + " log-odds" : c.points;
-    tr.append(el("td", c.name), el("td", typeof c.value === "object" ? JSON.stringify(c.value) : c.value),
-      el("td", weight), el("td", c.observedAt ? dateTime(c.observedAt) : ""));
-    table.append(tr);
+    tr.append(el("td", c.name), el("td", shown(c.value)), el("td", weight), el("td", c.observedAt ? dateTime(c.observedAt) : ""));
+    return tr;
+  });
+  box.append(table(rows.slice(0, 8)));
+  if (rows.length > 8) {
+    const more = el("details");
+    more.append(el("summary", "the other " + (rows.length - 8) + " inputs"), table(rows.slice(8)));
+    box.append(more);
   }
-  box.append(table);
   return box;
 }
 async function timeline(a) {
