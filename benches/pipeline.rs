@@ -1,5 +1,6 @@
 //! Criterion benches of the per-event hot path, reported as events per second
-//! (`Throughput::Elements`): decode JSON vs MessagePack, NEWS2 scoring, the per-patient update
+//! (`Throughput::Elements`): decode JSON vs MessagePack (and decoded then owned, with and
+//! without the bed), NEWS2 scoring, the per-patient update
 //! (chart, score, rules), the ingest dedupe, the per-resource practice update and an alert
 //! transition's serialization for dashboards and `ALERTS`. Run:
 //! `cargo bench --bench pipeline`.
@@ -43,6 +44,28 @@ fn decode(c: &mut Criterion) {
             b.iter(|| {
                 for m in msgs {
                     black_box(decode_vitals("vitals.clinic-abc.patient-123", m, enc, now).ok());
+                }
+            })
+        });
+    }
+    g.finish();
+    // What ingest hands the actors: decoded, then owned (to cross threads). The monitors of
+    // the contract name the bed, which costs one more owned string per reading.
+    let with_bed: Vec<Vec<u8>> = (0..BATCH)
+        .map(|i| {
+            let mut e = envelope(i);
+            e["data"]["bedId"] = format!("b{}", i % 40).into();
+            serde_json::to_vec(&e).unwrap_or_default()
+        })
+        .collect();
+    let mut g = c.benchmark_group("decode_owned");
+    g.throughput(Throughput::Elements(BATCH as u64));
+    for (name, msgs) in [("json", &json), ("json_with_bed", &with_bed)] {
+        g.bench_function(name, |b| {
+            b.iter(|| {
+                for m in msgs {
+                    let r = decode_vitals("vitals.clinic-abc.patient-123", m, Encoding::Json, now);
+                    black_box(r.map(vigil_engine::Reading::into_owned).ok());
                 }
             })
         });

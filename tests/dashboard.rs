@@ -142,6 +142,17 @@ levels = [
 ]
 "#;
 
+/// Two readings of NEWS2 8 for `patient` in bed `bed` of icu-3, as `make_critical`.
+async fn critical_in_bed(js: &jetstream::Context, patient: &str, bed: &str) {
+    for (i, ago) in [(1, 2), (2, 1)] {
+        let mut data = common::vitals_news2_8(patient, "icu-3");
+        data["bedId"] = bed.into();
+        let id = format!("{patient}-{i}");
+        let e = common::envelope("clinic-abc", &id, "vitals.observation.v1", ago, data);
+        common::publish_json(js, &format!("vitals.clinic-abc.{patient}"), &e).await;
+    }
+}
+
 /// Every transition of `patient`'s alerts in `ALERTS` once `done` holds for one (5 s at most).
 async fn trail_until(
     js: &jetstream::Context,
@@ -217,7 +228,7 @@ async fn the_staff_pages_are_live_act_and_say_when_they_are_not() {
     browser.expect("ready", 30);
 
     let js = jetstream::new(nats.client().await);
-    make_critical(&js, "clinic-abc", "p-browser").await;
+    critical_in_bed(&js, "p-browser", "b12").await;
     browser.tell("published");
     let ms = browser.expect("shown", 10);
     println!("the alert was on the page {ms} ms after its reading was stored");
@@ -250,7 +261,7 @@ async fn the_staff_pages_are_live_act_and_say_when_they_are_not() {
     );
     assert_eq!(times["level"], "▲ critical", "{times}");
     assert_eq!(times["news2"], "8", "{times}");
-    assert_eq!(times["patient"], "p-browsericu-3", "{times}");
+    assert_eq!(times["patient"], "p-browsericu-3 · bed b12", "{times}");
     assert_eq!(
         browser.expect("viewer-buttons", 10),
         "0",
@@ -271,7 +282,7 @@ async fn the_staff_pages_are_live_act_and_say_when_they_are_not() {
 
     // The panel: the window's seven charts, the explanation's components, the audit trail.
     let panel: Value = serde_json::from_str(&browser.expect("panel", 10)).unwrap();
-    assert_eq!(panel["title"], "p-browser · icu-3", "{panel}");
+    assert_eq!(panel["title"], "p-browser · icu-3 · bed b12", "{panel}");
     assert!(
         panel["scores"]
             .as_str()
@@ -350,17 +361,21 @@ async fn the_staff_pages_are_live_act_and_say_when_they_are_not() {
     );
 
     // The pager.
-    make_critical(&js, "clinic-abc", "p-pager-1").await;
+    critical_in_bed(&js, "p-pager-1", "b7").await;
     browser.tell("paged");
     let resent = browser.expect("resent", 20);
     assert_eq!(resent, "1 \"Page sent\"", "a page sent again is one card");
     browser.expect("delivered", 10);
     let accepted = browser.expect("accepted", 10);
-    assert_eq!(accepted, "\"Page accepted\"");
+    assert_eq!(
+        accepted,
+        "\"Page accepted\" \"▲ critical p-pager-1 · bed b7 · icu-3\""
+    );
     let trail = trail_until(&js, "p-pager-1", |a| a["state"] == "acknowledged").await;
     let acked = trail.iter().find(|a| a["state"] == "acknowledged").unwrap();
     assert_eq!(acked["transition"]["by"], "pager-icu3", "{acked}");
     assert_eq!(acked["escalation"]["page"]["state"], "accepted", "{acked}");
+    assert_eq!(acked["bedId"], "b7", "the alert names the bed: {acked}");
     assert!(
         trail
             .iter()

@@ -76,6 +76,7 @@ fn input(prefix: &str, i: usize, at: Timestamp, v: &Vitals) -> Reading<'static> 
         },
         patient_id: format!("{prefix}-{i}").into(),
         unit_id: "icu-3".into(),
+        bed_id: None,
         body: ReadingBody::Vitals(v.clone()),
     }
 }

@@ -538,6 +538,7 @@ mod tests {
             },
             patient_id: patient.to_string().into(),
             unit_id: "icu-3".into(),
+            bed_id: None,
             body: ReadingBody::Vitals(Vitals {
                 hr: Some(hr),
                 rr: Some(26.0),

@@ -25,6 +25,8 @@ pub struct PatientLocal {
     heard: Option<Timestamp>,
     /// Identifiers shared with every update this actor emits (no copy per update).
     ids: (Arc<str>, Arc<str>, Arc<str>),
+    /// The bed, shared the same way; replaced when the patient's bed changes.
+    bed: Option<Arc<str>>,
 }
 
 impl Kept for Patient {
@@ -77,6 +79,7 @@ impl Routed for Patient {
             tick_every: settings.tick_every,
             heard: None,
             ids: (Arc::from(at.tenant), Arc::from(at.id), Arc::from(at.unit)),
+            bed: None,
         };
         OwnerActor::new(
             Patient::new(at.tenant, at.id, at.unit),
@@ -139,10 +142,15 @@ impl Handler<Apply<Patient>> for PatientActor {
             if *ids.2 != *self.owner.unit_id {
                 ids.2 = Arc::from(self.owner.unit_id.as_str());
             }
+            let bed = &mut self.local.bed;
+            if bed.as_deref() != self.owner.bed_id.as_deref() {
+                *bed = self.owner.bed_id.as_deref().map(Arc::from);
+            }
             self.outputs.patient(PatientStatus {
                 tenant: ids.0.clone(),
                 patient_id: ids.1.clone(),
                 unit_id: ids.2.clone(),
+                bed_id: self.local.bed.clone(),
                 at: score.at,
                 news2: Some(score.total),
                 qsofa,

@@ -37,6 +37,8 @@ pub struct Reading<'a> {
     pub meta: EventMeta<'a>,
     pub patient_id: Cow<'a, str>,
     pub unit_id: Cow<'a, str>,
+    /// The bed, when the monitor names it (`bedId` of `vitals.observation.v1`).
+    pub bed_id: Option<Cow<'a, str>>,
     pub body: ReadingBody,
 }
 
@@ -73,6 +75,7 @@ impl Reading<'_> {
             meta: self.meta.into_owned(),
             patient_id: Cow::Owned(self.patient_id.into_owned()),
             unit_id: Cow::Owned(self.unit_id.into_owned()),
+            bed_id: self.bed_id.map(|b| Cow::Owned(b.into_owned())),
             body: self.body,
         }
     }
@@ -105,6 +108,7 @@ mod tests {
             },
             patient_id: "p1".into(),
             unit_id: "icu".into(),
+            bed_id: None,
             body,
         }
     }

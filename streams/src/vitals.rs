@@ -21,6 +21,8 @@ struct WireData<'a> {
     patient_id: Option<Cow<'a, str>>,
     #[serde(borrow, default, deserialize_with = "borrow_str")]
     unit_id: Option<Cow<'a, str>>,
+    #[serde(borrow, default, deserialize_with = "borrow_str")]
+    bed_id: Option<Cow<'a, str>>,
     hr: Option<f64>,
     rr: Option<f64>,
     spo2: Option<f64>,
@@ -136,6 +138,15 @@ fn decode_envelope<'a>(
         ));
     }
     let unit_id = data_token("unitId", data.unit_id.take())?;
+    let bed_id = data.bed_id.take();
+    if let Some(bed) = &bed_id
+        && (bed.is_empty() || bed.len() > 64 || bed.chars().any(char::is_control))
+    {
+        return Err(reject(
+            RejectCode::DataInvalid,
+            "`data.bedId` must be 1 to 64 bytes without control characters",
+        ));
+    }
     let body = match &*event_type {
         LAB_RESULT => lab(meta.occurred_at, *data)?,
         PATIENT_ADMITTED => admission(&data)?,
@@ -145,6 +156,7 @@ fn decode_envelope<'a>(
         meta,
         patient_id,
         unit_id,
+        bed_id,
         body,
     })
 }
@@ -420,6 +432,32 @@ pub(crate) mod tests {
         assert_eq!(meta.correlation_id.as_deref(), Some("req-9876"));
         assert_eq!((vitals.hr, vitals.temp), (Some(112.0), Some(38.6)));
         assert_eq!(vitals.consciousness, Some(Consciousness::A));
+        assert_eq!(a.bed_id.as_deref(), Some("b12"));
+    }
+
+    #[test]
+    fn a_bed_is_optional_and_any_short_text_without_control_characters() {
+        let mut v = contract_json();
+        for bed in ["Bed 12 (window)", "b", &"x".repeat(64), "lit 3·A"] {
+            v["data"]["bedId"] = bed.into();
+            let bytes = json(&v);
+            let r = decode_vitals(SUBJECT, &bytes, Encoding::Json, NOW).expect(bed);
+            assert_eq!(r.bed_id.as_deref(), Some(bed));
+        }
+        v["data"].as_object_mut().expect("object").remove("bedId");
+        let bytes = json(&v);
+        let r = decode_vitals(SUBJECT, &bytes, Encoding::Json, NOW).expect("no bed");
+        assert_eq!(r.bed_id, None);
+        for bed in ["", &"x".repeat(65), "b\n12", "b\u{7f}"] {
+            v["data"]["bedId"] = bed.into();
+            let e = decode_vitals(SUBJECT, &json(&v), Encoding::Json, NOW).expect_err(bed);
+            assert_eq!(e.code, RejectCode::DataInvalid, "{bed:?}");
+            assert!(e.message.contains("`data.bedId`"), "{}", e.message);
+        }
+        // Not a string: the schema's error.
+        v["data"]["bedId"] = 12.into();
+        let e = decode_vitals(SUBJECT, &json(&v), Encoding::Json, NOW).expect_err("number");
+        assert_eq!(e.code, RejectCode::SchemaInvalid, "{}", e.message);
     }
 
     #[test]

@@ -144,7 +144,8 @@ try {
   say("delivered");
   await card.getByRole("button", { name: /^Accept/ }).click();
   await card.locator(".facts", { hasText: "alert acknowledged" }).waitFor({ timeout: 5000 });
-  say("accepted", JSON.stringify(await card.locator(".page-state").textContent()));
+  say("accepted", JSON.stringify(await card.locator(".page-state").textContent()),
+    JSON.stringify(await card.locator("h2").textContent()));
 
   // Decline, with a reason: the alert escalates to the next level at once.
   await expectLine("paged-again");

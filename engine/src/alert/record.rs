@@ -14,6 +14,7 @@ pub struct Subject<'a> {
     pub tenant: &'a str,
     pub patient: &'a str,
     pub unit: &'a str,
+    pub bed: Option<&'a str>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -140,6 +141,9 @@ pub struct Alert {
     pub message: String,
     pub patient_id: Option<String>,
     pub unit_id: Option<String>,
+    /// The patient's bed when the alert opened, when monitors name it. Additive.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub bed_id: Option<String>,
     pub resource_id: Option<String>,
     pub provider_id: Option<String>,
     pub related_appointments: Vec<String>,
@@ -181,6 +185,7 @@ impl Alert {
             message: String::new(),
             patient_id: None,
             unit_id: None,
+            bed_id: None,
             resource_id: None,
             provider_id: None,
             related_appointments: Vec::new(),

@@ -228,6 +228,7 @@ impl Track {
             message: o.message,
             patient_id: Some(subject.patient.to_string()),
             unit_id: Some(subject.unit.to_string()),
+            bed_id: subject.bed.map(str::to_string),
             meta: o.meta,
             explanation: o.explanation,
             ..Alert::opening(rule.rule(), at, now)

@@ -59,6 +59,8 @@ pub struct PatientStatus {
     pub tenant: std::sync::Arc<str>,
     pub patient_id: std::sync::Arc<str>,
     pub unit_id: std::sync::Arc<str>,
+    /// The bed the newest vitals named.
+    pub bed_id: Option<std::sync::Arc<str>>,
     pub at: Timestamp,
     pub news2: Option<u8>,
     pub qsofa: Option<u8>,
@@ -81,6 +83,8 @@ pub struct Patient {
     pub patient_id: String,
     /// The unit of the latest observation.
     pub unit_id: String,
+    /// The bed of the newest vitals that named one (`bedId`).
+    pub bed_id: Option<String>,
     pub window: Window,
     /// The latest NEWS2: what dashboards show and what orders the next reading. The whole score
     /// (with its components) goes out in [`Observed`]; keeping only this avoids a copy per
@@ -107,6 +111,7 @@ impl Patient {
             tenant: tenant.into(),
             patient_id: patient_id.into(),
             unit_id: unit_id.into(),
+            bed_id: None,
             window: Window::default(),
             last_score: None,
             last_qsofa: None,
@@ -132,6 +137,13 @@ impl Patient {
         }
     }
 
+    /// The bed the newest vitals named (a late reading does not move the patient back).
+    fn set_bed(&mut self, bed: &str) {
+        if self.bed_id.as_deref() != Some(bed) {
+            self.bed_id = Some(bed.to_string());
+        }
+    }
+
     fn set_unit(&mut self, unit: &str) {
         if self.unit_id != unit {
             self.unit_id = unit.to_string();
@@ -149,7 +161,14 @@ impl Patient {
         let unit = &reading.unit_id;
         let at = reading.meta.occurred_at;
         match &reading.body {
-            ReadingBody::Vitals(vitals) => self.observe(unit, vitals, at, now, settings),
+            ReadingBody::Vitals(vitals) => {
+                if let Some(bed) = reading.bed_id.as_deref()
+                    && reading.meta.occurred_at >= self.window.newest_vitals().unwrap_or(at)
+                {
+                    self.set_bed(bed);
+                }
+                self.observe(unit, vitals, at, now, settings)
+            }
             ReadingBody::Lab { lab, collected_at } => {
                 self.record_lab(unit, lab, *collected_at, now, settings)
             }
@@ -180,6 +199,7 @@ impl Patient {
             tenant: &self.tenant,
             patient: &self.patient_id,
             unit: &self.unit_id,
+            bed: self.bed_id.as_deref(),
         };
         let quiet = Finding {
             holds: false,
@@ -215,6 +235,7 @@ impl Patient {
             tenant: &self.tenant,
             patient: &self.patient_id,
             unit: &self.unit_id,
+            bed: self.bed_id.as_deref(),
         };
         out.alerts
             .extend(self.risk.evaluate(subject, &score, now, settings));
@@ -296,6 +317,7 @@ impl Patient {
             tenant: &self.tenant,
             patient: &self.patient_id,
             unit: &self.unit_id,
+            bed: self.bed_id.as_deref(),
         };
         let (chart, window) = (&self.window.chart, &self.window);
         alerts.extend(self.sirs_lactate.step(
@@ -400,6 +422,7 @@ impl Patient {
             tenant: &self.tenant,
             patient: &self.patient_id,
             unit: &self.unit_id,
+            bed: self.bed_id.as_deref(),
         };
         alerts.extend(self.model.step(
             Condition::Model,
@@ -433,6 +456,7 @@ impl Patient {
             tenant: &self.tenant,
             patient: &self.patient_id,
             unit: &self.unit_id,
+            bed: self.bed_id.as_deref(),
         };
         let silent = Finding {
             holds: true,
@@ -785,6 +809,47 @@ mod tests {
     }
 
     #[test]
+    fn the_bed_of_the_newest_vitals_goes_on_the_alert_and_a_late_reading_does_not_move_it() {
+        let s = news2_only();
+        let mut p = patient();
+        let reading = |min: i64, bed: Option<&'static str>| Reading {
+            meta: crate::event::EventMeta {
+                event_id: format!("e{min}").into(),
+                tenant_id: "clinic-abc".into(),
+                occurred_at: t(min),
+                correlation_id: None,
+            },
+            patient_id: "patient-123".into(),
+            unit_id: "icu-3".into(),
+            bed_id: bed.map(Into::into),
+            body: ReadingBody::Vitals(v(8)),
+        };
+        assert!(
+            p.apply(&reading(0, Some("b12")), t(0), &s)
+                .alerts
+                .is_empty()
+        );
+        let opened = p.apply(&reading(1, None), t(1), &s).alerts;
+        assert_eq!(opened[0].bed_id.as_deref(), Some("b12"), "{opened:?}");
+        // Moved to b14; a reading from before the move, arriving late, names b12 again.
+        p.apply(&reading(5, Some("b14")), t(5), &s);
+        p.apply(&reading(3, Some("b12")), t(6), &s);
+        assert_eq!(p.bed_id.as_deref(), Some("b14"));
+        assert_eq!(p.view(s.window.horizon_ms).bed_id.as_deref(), Some("b14"));
+        let json = serde_json::to_value(&opened[0]).expect("json");
+        assert_eq!(json["bedId"], "b12");
+        // An alert without a bed has no `bedId` at all (the contract's shape).
+        let mut none = opened[0].clone();
+        none.bed_id = None;
+        assert!(
+            serde_json::to_value(&none)
+                .expect("json")
+                .get("bedId")
+                .is_none()
+        );
+    }
+
+    #[test]
     fn a_patient_driven_as_a_state_owner_alerts_escalates_and_recovers() {
         let s = news2_only();
         let mut p = patient();
@@ -797,6 +862,7 @@ mod tests {
             },
             patient_id: "patient-123".into(),
             unit_id: "icu-3".into(),
+            bed_id: None,
             body: ReadingBody::Vitals(v(8)),
         };
         let opened = through_the_trait(&mut p, &[reading(0), reading(1)], t(1), &s);

@@ -179,6 +179,7 @@ impl News2Risk {
             message: message(rule, score),
             patient_id: Some(subject.patient.to_string()),
             unit_id: Some(subject.unit.to_string()),
+            bed_id: subject.bed.map(str::to_string),
             meta: Meta {
                 news2: Some(score.total),
                 ..Meta::default()

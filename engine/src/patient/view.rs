@@ -70,6 +70,8 @@ pub struct Series {
 pub struct PatientView {
     pub patient_id: String,
     pub unit_id: String,
+    /// The bed the newest vitals named (`null` when no monitor names one).
+    pub bed_id: Option<String>,
     /// The newest event time the window holds.
     pub newest_at: Option<Timestamp>,
     /// How far back the series reach from the newest event (the window's horizon).
@@ -146,6 +148,7 @@ impl Patient {
         PatientView {
             patient_id: self.patient_id.clone(),
             unit_id: self.unit_id.clone(),
+            bed_id: self.bed_id.clone(),
             newest_at: w.newest(),
             horizon_minutes: horizon_ms.div_euclid(60_000),
             scores: Scores {

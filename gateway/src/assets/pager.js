@@ -44,7 +44,8 @@ function card(c) {
   const box = el("article", null, "card " + a.level);
   box.dataset.alertId = a.alertId;
   box.dataset.pageId = c.pageId;
-  box.append(el("h2", levelText(a.level) + " " + (a.patientId || subject(a)) + (a.unitId ? " · " + a.unitId : "")));
+  box.append(el("h2", levelText(a.level) + " " + (a.patientId || subject(a)) + (a.bedId ? " · bed " + a.bedId : "") +
+    (a.unitId ? " · " + a.unitId : "")));
   box.append(el("div", a.rule + (score(a) ? " · " + score(a) : "")));
   box.append(el("div", (a.explanation && a.explanation.why) || a.message, "facts why"));
   const state = p ? p.state : c.declined ? "declined" : "moved on";

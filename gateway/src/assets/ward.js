@@ -201,7 +201,7 @@ function renderWard() {
     const p = r.frame || {};
     if (r.alerts.length && !r.key.startsWith("subject:")) seed(r.key);
     const s = spark.get(r.key) || [];
-    const sig = JSON.stringify([p.at, p.news2, p.qsofa, p.sirs, p.sepsisRisk, r.unit, s.length,
+    const sig = JSON.stringify([p.at, p.bedId, p.news2, p.qsofa, p.sirs, p.sepsisRisk, r.unit, s.length,
       r.visible.map((a) => [a.alertId, a.version, rowErrors.get(a.alertId), fresh.has(a.alertId)]),
       conn.live, !!conn.me]);
     const cached = rowCache.get(r.key);
@@ -210,7 +210,8 @@ function renderWard() {
     tr.dataset.patient = r.key;
     if (r.visible.some((a) => fresh.has(a.alertId))) tr.classList.add("new");
     const who = el("td");
-    who.append(el("strong", r.key.replace(/^subject:/, "")), el("div", r.unit, "muted"));
+    const bed = p.bedId || (r.alerts.find((a) => a.bedId) || {}).bedId;
+    who.append(el("strong", r.key.replace(/^subject:/, "")), el("div", r.unit + (bed ? " · bed " + bed : ""), "muted"));
     const list = el("ul", null, "alerts");
     for (const a of r.visible.sort((x, y) => (RANK[x.level] ?? 9) - (RANK[y.level] ?? 9))) list.append(alertItem(a));
     const alertsTd = el("td");
@@ -491,7 +492,7 @@ async function refreshPanel() {
     scores.replaceChildren(el("div", (r.body && r.body.message) || "HTTP " + r.status, "error"));
   } else {
     const v = r.body, s = v.scores || {};
-    $("panel-title").textContent = v.patientId + " · " + v.unitId;
+    $("panel-title").textContent = v.patientId + " · " + v.unitId + (v.bedId ? " · bed " + v.bedId : "");
     const n = s.news2 || {};
     scores.replaceChildren(el("div", "NEWS2 " + (n.total ?? "–") + " (" + band(n.total, n.single3).word + ")" +
       (n.at ? " at " + time(n.at) : "") + " · qSOFA " + (s.qsofa ? s.qsofa.value : "–") + " · SIRS " +

@@ -243,6 +243,7 @@ mod tests {
             tenant: "clinic-abc".into(),
             patient_id: patient.into(),
             unit_id: "icu-3".into(),
+            bed_id: None,
             at: Timestamp::from_millis(at_ms),
             news2: Some(news2),
             qsofa: None,

@@ -113,6 +113,7 @@ impl PatientFrame {
                     r#type: "patient",
                     patient_id: &p.patient_id,
                     unit_id: &p.unit_id,
+                    bed_id: p.bed_id.as_deref(),
                     at: p.at,
                     news2: p.news2,
                     qsofa: p.qsofa,
@@ -134,6 +135,8 @@ struct PatientFrameJson<'a> {
     r#type: &'static str,
     patient_id: &'a str,
     unit_id: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    bed_id: Option<&'a str>,
     at: Timestamp,
     news2: Option<u8>,
     qsofa: Option<u8>,
