@@ -85,6 +85,7 @@ pub fn print_banner(addr: SocketAddr, patients: usize) {
 struct Monitor {
     id: String,
     unit: &'static str,
+    bed: String,
     base: [f64; 5],
     /// Seconds after start when deterioration begins, and how long it takes to peak.
     deteriorates: Option<(f64, f64)>,
@@ -103,6 +104,8 @@ pub async fn simulate_ward(bus: Bus, n: usize) {
             id: format!("patient-{i:04}"),
             // Blocks of ten per unit, so every unit has deteriorating patients (i % 10 == 3).
             unit: UNITS[(i / 10) % UNITS.len()],
+            // Numbered within the unit: its first block of ten has beds 1-10, the next 11-20.
+            bed: format!("b{}", (i / (10 * UNITS.len())) * 10 + i % 10 + 1),
             base: [
                 rng.random_range(62.0..84.0),
                 rng.random_range(13.0..18.0),
@@ -147,7 +150,8 @@ pub async fn simulate_ward(bus: Bus, n: usize) {
                 "producer": "demo-monitor-gw",
                 "tenantId": TENANT,
                 "data": {
-                    "patientId": m.id, "unitId": m.unit, "deviceId": format!("mon-{}", m.id),
+                    "patientId": m.id, "unitId": m.unit, "bedId": m.bed,
+                    "deviceId": format!("mon-{}", m.id),
                     "hr": hr.round(), "rr": rr.round(), "spo2": spo2.round(), "onOxygen": false,
                     "temp": (temp * 10.0).round() / 10.0, "sbp": sbp.round(), "consciousness": "A"
                 }

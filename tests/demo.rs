@@ -70,4 +70,8 @@ async fn the_demo_runs_a_ward_and_a_clinic_without_services() {
     admin.subscribe(&["patients"]).await;
     let f: Value = admin.next_of("patient", 20).await;
     assert!(f["news2"].is_number(), "{f}");
+    assert!(
+        f["bedId"].as_str().is_some_and(|b| b.starts_with('b')),
+        "the simulated monitors name their beds: {f}"
+    );
 }
