@@ -147,10 +147,25 @@ async fn critical_in_bed(js: &jetstream::Context, patient: &str, bed: &str) {
     for (i, ago) in [(1, 2), (2, 1)] {
         let mut data = common::vitals_news2_8(patient, "icu-3");
         data["bedId"] = bed.into();
-        let id = format!("{patient}-{i}");
-        let e = common::envelope("clinic-abc", &id, "vitals.observation.v1", ago, data);
-        common::publish_json(js, &format!("vitals.clinic-abc.{patient}"), &e).await;
+        let (subject, id) = (
+            format!("vitals.clinic-abc.{patient}"),
+            format!("{patient}-{i}"),
+        );
+        publish(js, &subject, &id, "vitals.observation.v1", ago, data).await;
     }
+}
+
+/// Stores one clinic-abc event of `event_type`, `seconds_ago` old, on `subject`.
+async fn publish(
+    js: &jetstream::Context,
+    subject: &str,
+    id: &str,
+    event_type: &str,
+    seconds_ago: i64,
+    data: Value,
+) {
+    let e = common::envelope("clinic-abc", id, event_type, seconds_ago, data);
+    common::publish_json(js, subject, &e).await;
 }
 
 /// Every transition of `patient`'s alerts in `ALERTS` once `done` holds for one (5 s at most).
@@ -313,40 +328,50 @@ async fn the_staff_pages_are_live_act_and_say_when_they_are_not() {
     };
     let chair = serde_json::json!({"resourceId": "chair-7", "status": "occupied",
         "currentAppointmentId": "appt-7", "expectedFreeAt": ago(20), "locationId": "clinic-1"});
-    let e = common::envelope(
-        "clinic-abc",
+    publish(
+        &js,
+        "occupancy.clinic-abc.chair-7",
         "occ-7",
         "resource.occupancy.update.v1",
         0,
         chair,
-    );
-    common::publish_json(&js, "occupancy.clinic-abc.chair-7", &e).await;
+    )
+    .await;
     let provider = serde_json::json!({"providerId": "prov-3", "status": "busy",
         "effectiveAt": ago(1), "locationId": "clinic-1"});
-    let e = common::envelope(
-        "clinic-abc",
+    publish(
+        &js,
+        "occupancy.clinic-abc.prov-3",
         "prov-3",
         "provider.status.update.v1",
         0,
         provider,
-    );
-    common::publish_json(&js, "occupancy.clinic-abc.prov-3", &e).await;
+    )
+    .await;
     // A patient checked in 15 min ago for an appointment due 20 min ago: waiting 15 min.
     let booked = serde_json::json!({"appointmentId": "appt-9", "patientId": "p-wait",
         "providerId": "prov-3", "locationId": "clinic-1", "scheduledStart": ago(20),
         "expectedDurationMinutes": 30});
-    let e = common::envelope(
-        "clinic-abc",
+    publish(
+        &js,
+        "checkin.clinic-abc.appt-9",
         "sched-9",
         "appointment.scheduled.v1",
         0,
         booked,
-    );
-    common::publish_json(&js, "checkin.clinic-abc.appt-9", &e).await;
+    )
+    .await;
     let arrived = serde_json::json!({"patientId": "p-wait", "appointmentId": "appt-9",
         "locationId": "clinic-1", "checkinAt": ago(15), "method": "front-desk"});
-    let e = common::envelope("clinic-abc", "in-9", "patient.checkin.v1", 0, arrived);
-    common::publish_json(&js, "checkin.clinic-abc.appt-9", &e).await;
+    publish(
+        &js,
+        "checkin.clinic-abc.appt-9",
+        "in-9",
+        "patient.checkin.v1",
+        0,
+        arrived,
+    )
+    .await;
     browser.tell("practice");
     let practice: Value = serde_json::from_str(&browser.expect("practice", 20)).unwrap();
     let chair = practice["chair"].as_str().unwrap();

@@ -317,10 +317,7 @@ async fn api_patient(
             hub.metrics.patient_views.fetch_add(1, Relaxed);
             json_ok(view.to_string())
         }
-        Err(e) => {
-            hub.metrics.error(e.code);
-            e.into_response()
-        }
+        Err(e) => api_error(&hub, e.code, &e.message),
     }
 }
 

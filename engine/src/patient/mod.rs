@@ -808,11 +808,9 @@ mod tests {
             .collect()
     }
 
-    #[test]
-    fn the_bed_of_the_newest_vitals_goes_on_the_alert_and_a_late_reading_does_not_move_it() {
-        let s = news2_only();
-        let mut p = patient();
-        let reading = |min: i64, bed: Option<&'static str>| Reading {
+    /// patient-123's vitals scoring NEWS2 8, observed at minute `min`, from `bed`.
+    fn news2_8_reading(min: i64, bed: Option<&'static str>) -> Reading<'static> {
+        Reading {
             meta: crate::event::EventMeta {
                 event_id: format!("e{min}").into(),
                 tenant_id: "clinic-abc".into(),
@@ -823,7 +821,14 @@ mod tests {
             unit_id: "icu-3".into(),
             bed_id: bed.map(Into::into),
             body: ReadingBody::Vitals(v(8)),
-        };
+        }
+    }
+
+    #[test]
+    fn the_bed_of_the_newest_vitals_goes_on_the_alert_and_a_late_reading_does_not_move_it() {
+        let s = news2_only();
+        let mut p = patient();
+        let reading = news2_8_reading;
         assert!(
             p.apply(&reading(0, Some("b12")), t(0), &s)
                 .alerts
@@ -853,18 +858,7 @@ mod tests {
     fn a_patient_driven_as_a_state_owner_alerts_escalates_and_recovers() {
         let s = news2_only();
         let mut p = patient();
-        let reading = |min: i64| Reading {
-            meta: crate::event::EventMeta {
-                event_id: format!("e{min}").into(),
-                tenant_id: "clinic-abc".into(),
-                occurred_at: t(min),
-                correlation_id: None,
-            },
-            patient_id: "patient-123".into(),
-            unit_id: "icu-3".into(),
-            bed_id: None,
-            body: ReadingBody::Vitals(v(8)),
-        };
+        let reading = |min: i64| news2_8_reading(min, None);
         let opened = through_the_trait(&mut p, &[reading(0), reading(1)], t(1), &s);
         assert_eq!(opened.len(), 1, "{opened:?}");
         let a = &opened[0];

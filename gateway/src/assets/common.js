@@ -32,6 +32,8 @@ function countdown(until) {
   const s = Math.max(0, Math.round((Date.parse(until) - Date.now()) / 1000));
   return Math.floor(s / 60) + ":" + String(s % 60).padStart(2, "0");
 }
+// A risk (0..1) as a percentage with one decimal; "–" when there is none.
+function percent(r) { return r === null || r === undefined ? "–" : (r * 100).toFixed(1) + " %"; }
 // An element whose text is "PREFIX <age of since>" or "PREFIX <time left to until>".
 function relative(tag, prefix, attr, at, cls) {
   const e = el(tag, null, cls);

@@ -19,7 +19,7 @@ function score(a) {
   const parts = [];
   if (m.news2 !== undefined && m.news2 !== null) parts.push("NEWS2 " + m.news2);
   if (m.qsofa !== undefined && m.qsofa !== null) parts.push("qSOFA " + m.qsofa);
-  if (m.sepsisRisk !== undefined && m.sepsisRisk !== null) parts.push("sepsis risk " + (m.sepsisRisk * 100).toFixed(1) + " %");
+  if (m.sepsisRisk !== undefined && m.sepsisRisk !== null) parts.push("sepsis risk " + percent(m.sepsisRisk));
   return parts.join(" · ");
 }
 // Receipts go out for the cards on a visible screen (and again for a page sent again).

@@ -160,7 +160,6 @@ function alertItem(a) {
   if (rowErrors.has(a.alertId)) li.append(el("div", rowErrors.get(a.alertId), "error"));
   return li;
 }
-function pct(r) { return r === null || r === undefined ? "–" : (r * 100).toFixed(1) + " %"; }
 
 // Rows: one per patient (its frame and its non-delay alerts), and one per other subject with
 // a non-delay alert (signal loss of a device without a patient, say).
@@ -227,7 +226,7 @@ function renderWard() {
       details.append(b);
     }
     tr.append(who, news2Cell(p), sparkTd, el("td", p.qsofa ?? "–"), el("td", p.sirs ?? "–"),
-      el("td", pct(p.sepsisRisk)), alertsTd, details);
+      el("td", percent(p.sepsisRisk)), alertsTd, details);
     rowCache.set(r.key, { sig, tr });
     trs.push(tr);
   }
@@ -496,7 +495,7 @@ async function refreshPanel() {
     const n = s.news2 || {};
     scores.replaceChildren(el("div", "NEWS2 " + (n.total ?? "–") + " (" + band(n.total, n.single3).word + ")" +
       (n.at ? " at " + time(n.at) : "") + " · qSOFA " + (s.qsofa ? s.qsofa.value : "–") + " · SIRS " +
-      (s.sirs ? s.sirs.value : "–") + " · sepsis risk " + pct(s.sepsisRisk && s.sepsisRisk.value) +
+      (s.sirs ? s.sirs.value : "–") + " · sepsis risk " + percent(s.sepsisRisk && s.sepsisRisk.value) +
       " · window " + v.horizonMinutes + " min"));
     const sr = v.series, whole = (x) => String(x);
     const charts = el("div", null, "charts");

@@ -39,6 +39,9 @@ use crate::protocol::Command;
 pub type ViewFuture =
     Pin<Box<dyn Future<Output = Result<Option<serde_json::Value>, String>> + Send>>;
 
+/// What a command or patient view is answered while no engine port is set yet.
+const STARTING: &str = "the engine is starting; retry";
+
 /// The port through which the gateway reaches the actors: commands to the actor that owns the
 /// alert, and a patient's window from the actor that keeps the patient (in a cluster, over
 /// NATS from the member that runs its partition).
@@ -484,13 +487,15 @@ impl Hub {
             reason,
             at: crate::now(),
         };
-        let port = self.commands.read().ok().and_then(|c| c.clone());
-        let Some(port) = port else {
-            return Err(CommandError::Unavailable(
-                "the engine is starting; retry".into(),
-            ));
+        let Some(port) = self.port() else {
+            return Err(CommandError::Unavailable(STARTING.into()));
         };
         port.execute(req).await
+    }
+
+    /// The engine's port, once the actors exist (see [`Hub::set_commands`]).
+    fn port(&self) -> Option<Arc<dyn CommandPort>> {
+        self.commands.read().ok().and_then(|c| c.clone())
     }
 
     /// The patient's current scores and window series (`GET /api/patients/{patientId}`), if
@@ -514,12 +519,8 @@ impl Hub {
                 ),
             )
         };
-        let port = self.commands.read().ok().and_then(|c| c.clone());
-        let Some(port) = port else {
-            return Err(GatewayError::new(
-                ErrorCode::Unavailable,
-                "the engine is starting; retry",
-            ));
+        let Some(port) = self.port() else {
+            return Err(GatewayError::new(ErrorCode::Unavailable, STARTING));
         };
         let view = port
             .patient(principal.tenant.clone(), patient_id.to_string())
