@@ -1,8 +1,8 @@
 //! Criterion benches of the per-event hot path, reported as events per second
 //! (`Throughput::Elements`): decode JSON vs MessagePack (and decoded then owned, with and
-//! without the bed), NEWS2 scoring, the per-patient update
-//! (chart, score, rules), the ingest dedupe, the per-resource practice update and an alert
-//! transition's serialization for dashboards and `ALERTS`. Run:
+//! without the bed), NEWS2 scoring, the per-patient update (chart, score, rules), one
+//! evaluation of the sepsis model, the ingest dedupe, the per-resource practice update and an
+//! alert transition's serialization for dashboards and `ALERTS`. Run:
 //! `cargo bench --bench pipeline`.
 
 use std::hint::black_box;
@@ -145,6 +145,26 @@ fn patient_update(c: &mut Criterion) {
     g.finish();
 }
 
+/// One evaluation of the built-in sepsis model for a patient whose monitor sent the five row
+/// vitals once a minute for the whole 6 h horizon (360 rows): what a patient read once a
+/// minute costs at each reading, the drain's workload at steady state.
+fn model(c: &mut Criterion) {
+    use vigil_engine::patient::window::Window;
+    let settings = Settings::default();
+    let mut window = Window::default();
+    let mut at = Timestamp::from_millis(T0);
+    for i in 0..360 {
+        at = Timestamp::from_millis(T0 + i as i64 * 60_000);
+        window.record(&vitals(i), at, settings.window);
+    }
+    let mut g = c.benchmark_group("model");
+    g.throughput(Throughput::Elements(1));
+    g.bench_function("evaluate_360_rows", |b| {
+        b.iter(|| black_box(settings.model.evaluate(black_box(&window), None, at).risk))
+    });
+    g.finish();
+}
+
 fn dedupe(c: &mut Criterion) {
     let ids: Vec<String> = (0..BATCH).map(|i| format!("evt-{i}")).collect();
     let mut d = Dedupe::new(262_144);
@@ -276,6 +296,7 @@ criterion_group!(
     decode,
     scoring,
     patient_update,
+    model,
     dedupe,
     practice,
     alert_output

@@ -69,7 +69,7 @@ impl Field {
 
     /// The lowest and highest value a row stores for this field: the physiological ranges
     /// ingest validates against (`VITAL_OUT_OF_RANGE`, contracts.md section 3) and the codes.
-    const fn range(self) -> (i16, i16) {
+    pub const fn range(self) -> (i16, i16) {
         match self {
             Field::Hr | Field::Sbp => (0, 300),
             Field::Rr | Field::Spo2 => (0, 100),
@@ -107,6 +107,15 @@ impl Field {
         value.map(|x| x.clamp(lo, hi))
     }
 }
+
+// A field's position in a row is its discriminant (`Window::samples` relies on it).
+const _: () = {
+    let mut i = 0;
+    while i < Field::ALL.len() {
+        assert!(Field::ALL[i] as usize == i);
+        i += 1;
+    }
+};
 
 /// Rows a window grows by when it is full (256 bytes).
 const ROW_GROWTH: usize = 16;
@@ -223,6 +232,16 @@ impl Row {
         let total = u128::from(total).min(ones(NEWS2_WIDTH) - 1);
         self.set_bits(NEWS2_SHIFT, NEWS2_WIDTH, total);
         self.set_bits(NEWS2_SEC_SHIFT, SEC_WIDTH, u128::from(sec));
+    }
+}
+
+/// Rows of a window, in order: the deque's two slices.
+#[derive(Clone, Copy)]
+struct Rows<'a>(&'a [Row], &'a [Row]);
+
+impl<'a> Rows<'a> {
+    fn iter(self) -> impl Iterator<Item = &'a Row> {
+        self.0.iter().chain(self.1)
     }
 }
 
@@ -431,18 +450,69 @@ impl Window {
         first: i64,
         last: i64,
     ) -> impl Iterator<Item = (i16, Timestamp)> + '_ {
-        let i = Field::ALL.iter().position(|f| *f == field).unwrap_or(0);
-        let start = self.rows.partition_point(|r| self.minute_of(r) < first);
-        self.rows
-            .range(start..)
-            .take_while(move |r| self.minute_of(r) <= last)
-            .filter_map(move |r| {
-                let value = r.value(i);
-                (value != NONE).then(|| {
-                    let at = self.minute_of(r) * MINUTE_MS + i64::from(r.sec(i)) * 1000;
-                    (value, Timestamp::from_millis(at))
-                })
+        let i = field as usize;
+        self.rows_between(first, last).iter().filter_map(move |r| {
+            let value = r.value(i);
+            (value != NONE).then(|| {
+                let at = self.minute_of(r) * MINUTE_MS + i64::from(r.sec(i)) * 1000;
+                (value, Timestamp::from_millis(at))
             })
+        })
+    }
+
+    /// [`Window::samples`] handed to `visit` in one tight loop, the row's layout known at
+    /// compile time for each field: what the sepsis model's features read at every evaluation.
+    pub fn for_each_sample(
+        &self,
+        field: Field,
+        first: i64,
+        last: i64,
+        visit: impl FnMut(i16, Timestamp),
+    ) {
+        let rows = self.rows_between(first, last);
+        match field {
+            Field::Hr => self.visit::<0>(rows, visit),
+            Field::Rr => self.visit::<1>(rows, visit),
+            Field::Spo2 => self.visit::<2>(rows, visit),
+            Field::Sbp => self.visit::<3>(rows, visit),
+            Field::Temp => self.visit::<4>(rows, visit),
+            Field::Gcs => self.visit::<5>(rows, visit),
+            Field::Consciousness => self.visit::<6>(rows, visit),
+            Field::Oxygen => self.visit::<7>(rows, visit),
+        }
+    }
+
+    #[inline(always)]
+    fn visit<const I: usize>(&self, rows: Rows<'_>, mut visit: impl FnMut(i16, Timestamp)) {
+        let (shift, width) = VALUE_BITS[I];
+        let absent = (1u64 << width) - 1;
+        let low = Field::ALL[I].range().0;
+        let sec_shift = SEC_SHIFT + SEC_WIDTH * I as u32;
+        for r in rows.iter() {
+            let code = (r.0 >> shift) as u64 & absent;
+            if code != absent {
+                let sec = (r.0 >> sec_shift) as u64 & ones(SEC_WIDTH) as u64;
+                let at = self.minute_of(r) * MINUTE_MS + sec as i64 * 1000;
+                visit(low + code as i16, Timestamp::from_millis(at));
+            }
+        }
+    }
+
+    /// The rows of the minutes `first..=last`, as the deque's two slices.
+    fn rows_between(&self, first: i64, last: i64) -> Rows<'_> {
+        let start = self.rows.partition_point(|r| self.minute_of(r) < first);
+        let end = self
+            .rows
+            .partition_point(|r| self.minute_of(r) <= last)
+            .max(start);
+        let (a, b) = self.rows.as_slices();
+        let split = a.len();
+        let slice = |s: &'_ [Row], from: usize, to: usize| -> std::ops::Range<usize> {
+            from.min(s.len())..to.min(s.len())
+        };
+        let ra = slice(a, start, end);
+        let rb = slice(b, start.saturating_sub(split), end.saturating_sub(split));
+        Rows(&a[ra], &b[rb])
     }
 
     /// The lowest NEWS2 scored from `from`'s minute on, with the time it was scored: the trend
