@@ -149,6 +149,7 @@ fn patient_update(c: &mut Criterion) {
 /// vitals once a minute for the whole 6 h horizon (360 rows): what a patient read once a
 /// minute costs at each reading, the drain's workload at steady state.
 fn model(c: &mut Criterion) {
+    use vigil_engine::patient::features::Carry;
     use vigil_engine::patient::window::Window;
     let settings = Settings::default();
     let mut window = Window::default();
@@ -162,6 +163,32 @@ fn model(c: &mut Criterion) {
     g.bench_function("evaluate_360_rows", |b| {
         b.iter(|| black_box(settings.model.evaluate(black_box(&window), None, at).risk))
     });
+    // The monitor's next reading a minute later, then the evaluation it brings: read afresh,
+    // and through the patient's carry (what the engine does).
+    for carried in [false, true] {
+        let name = if carried {
+            "next_minute_carried"
+        } else {
+            "next_minute_fresh"
+        };
+        let mut window = window.clone();
+        let mut carry = Carry::default();
+        let mut i = 360;
+        g.bench_function(name, |b| {
+            b.iter(|| {
+                i += 1;
+                let at = Timestamp::from_millis(T0 + i as i64 * 60_000);
+                window.record(&vitals(i), at, settings.window);
+                let carry = carried.then_some(&mut carry);
+                black_box(
+                    settings
+                        .model
+                        .evaluate_carried(&window, None, at, carry)
+                        .risk,
+                )
+            })
+        });
+    }
     g.finish();
 }
 

@@ -476,12 +476,41 @@ impl Plan {
         at: Timestamp,
         out: &mut [Option<Value>],
     ) {
-        for g in &self.rows {
-            read_rows(g, window, at, out);
+        self.read_carried(window, admission, at, out, None);
+    }
+
+    /// [`Plan::read`], keeping in `carry` what the next read of the same window can reuse
+    /// (the same figures, bit for bit: a property test holds the two to each other).
+    pub fn read_carried(
+        &self,
+        window: &Window,
+        admission: Option<&Admission>,
+        at: Timestamp,
+        out: &mut [Option<Value>],
+        mut carry: Option<&mut Carry>,
+    ) {
+        if let Some(c) = carry.as_deref_mut() {
+            c.settled.resize(self.rows.len(), None);
+        }
+        for (k, g) in self.rows.iter().enumerate() {
+            let settled = carry.as_deref_mut().and_then(|c| c.settled.get_mut(k));
+            read_rows(g, window, at, out, settled);
         }
         for g in &self.labs {
+            let mut results = window
+                .lab_history(&g.source)
+                .filter(|r| r.at <= at)
+                .peekable();
+            if results.peek().is_none() {
+                for &(i, _, _) in &g.stats {
+                    if let Some(slot) = out.get_mut(i) {
+                        *slot = None;
+                    }
+                }
+                continue;
+            }
             let mut pass = Pass::new(g, at);
-            for r in window.lab_history(&g.source).filter(|r| r.at <= at) {
+            for r in results {
                 pass.latest = Some((r.value, r.at));
                 pass.add(r.value, r.at);
             }
@@ -506,16 +535,18 @@ struct Pass {
 
 impl Pass {
     fn new<S>(g: &Group<S>, at: Timestamp) -> Self {
+        let k = g.spans.len().min(GROUP);
+        let mut accs = [Acc::new(at); GROUP];
+        for (acc, span) in accs.iter_mut().zip(&g.spans[..k]) {
+            acc.from = at.plus_millis(-span);
+        }
         Self {
-            accs: std::array::from_fn(|j| {
-                Acc::new(at.plus_millis(-g.spans.get(j).copied().unwrap_or(0)))
-            }),
-            k: g.spans.len().min(GROUP),
+            accs,
+            k,
             latest: None,
         }
     }
 
-    #[inline]
     fn add(&mut self, v: f64, t: Timestamp) {
         for acc in &mut self.accs[..self.k] {
             acc.add(v, t);
@@ -537,24 +568,229 @@ impl Pass {
     }
 }
 
-/// The vitals' groups: the span statistics from the rows the group's longest span covers,
-/// each in one tight pass; `latest` and `hours_since` from the chart's exact reading (the
-/// rows' latest when evaluated before it, out of order).
-fn read_rows(g: &Group<Field>, window: &Window, at: Timestamp, out: &mut [Option<Value>]) {
+/// What one patient's evaluations keep between them: for each vital read over one span, the
+/// figures of the span's settled rows (whole minutes after the span's first and before both
+/// the evaluation's minute and the newest row), so that the next evaluation, a minute later,
+/// reads the few rows that changed instead of the span's hundreds. A late reading (a write to
+/// a row other than the newest, [`Window::edits`]), rows dropped before they could be taken
+/// off, a span that moved back, an extreme that left: each makes the next read start afresh.
+#[derive(Debug, Clone, Default)]
+pub struct Carry {
+    settled: Vec<Option<Settled>>,
+}
+
+impl Carry {
+    /// Bytes it holds on the heap (the memory accounting of a patient).
+    pub fn heap_bytes(&self) -> usize {
+        self.settled.capacity() * std::mem::size_of::<Option<Settled>>()
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Settled {
+    field: Field,
+    span_ms: u32,
+    /// [`Window::edits`] when the rows were read (wrapping: equal means unchanged).
+    edits: u32,
+    /// The minutes held, `lo..=hi` (none when `hi < lo`).
+    lo: i64,
+    hi: i64,
+    agg: Agg,
+}
+
+impl Settled {
+    /// The figures of the minutes `lo..`: those held, less the minutes before `lo`, or `None`
+    /// when they cannot be had without reading every row again.
+    fn starting_at(mut self, window: &Window, lo: i64, settle_to: i64) -> Option<Settled> {
+        let unchanged = self.edits == window.edits() as u32; // as `carried` keeps it
+        if !unchanged || lo < self.lo || self.hi > settle_to || lo > self.hi {
+            return None;
+        }
+        if lo > self.lo {
+            // The minutes leaving must still be there to be taken off.
+            if window.dropped_through().is_some_and(|d| d >= self.lo) {
+                return None;
+            }
+            let mut gone = true;
+            window.for_each_sample(self.field, self.lo, lo - 1, |v, _| {
+                gone &= self.agg.remove(v);
+            });
+            if !gone {
+                return None;
+            }
+            if let Some((first, _)) = window.samples(self.field, lo, self.hi).next() {
+                self.agg.first = first;
+            }
+            self.lo = lo;
+        }
+        Some(self)
+    }
+}
+
+/// A vital's figures over some rows, on the integers the rows store ([`decode`] is exact and
+/// keeps order, so min, max, first and last decode to what the decoded series gives, and a
+/// sum of whole numbers is exact in any order: rows can be added and taken off).
+#[derive(Debug, Clone, Copy)]
+struct Agg {
+    /// Samples counted (none: every other field is meaningless).
+    n: u32,
+    sum: i64,
+    min: i16,
+    max: i16,
+    /// How many samples are at `min` and at `max` (taking one off leaves the extreme known;
+    /// never more than the rows of a horizon).
+    at_min: u16,
+    at_max: u16,
+    first: i16,
+    last: i16,
+    last_at: Timestamp,
+}
+
+impl Agg {
+    const EMPTY: Agg = Agg {
+        n: 0,
+        sum: 0,
+        min: i16::MAX,
+        max: i16::MIN,
+        at_min: 0,
+        at_max: 0,
+        first: 0,
+        last: 0,
+        last_at: Timestamp::from_millis(0),
+    };
+
+    #[inline(always)]
+    fn add(&mut self, v: i16, t: Timestamp) {
+        if self.n == 0 {
+            self.first = v;
+        }
+        self.n += 1;
+        self.sum += i64::from(v);
+        self.last = v;
+        self.last_at = t;
+        if v <= self.min {
+            self.at_min = if v < self.min {
+                1
+            } else {
+                self.at_min.saturating_add(1)
+            };
+            self.min = v;
+        }
+        if v >= self.max {
+            self.at_max = if v > self.max {
+                1
+            } else {
+                self.at_max.saturating_add(1)
+            };
+            self.max = v;
+        }
+    }
+
+    /// Takes one sample off the oldest end; `false` when an extreme is then unknown (the
+    /// caller sets `first`).
+    fn remove(&mut self, v: i16) -> bool {
+        let Some(n) = self.n.checked_sub(1) else {
+            return false;
+        };
+        self.n = n;
+        self.sum -= i64::from(v);
+        if self.n == 0 {
+            *self = Agg::EMPTY;
+            return true;
+        }
+        if v == self.min {
+            self.at_min -= 1;
+        }
+        if v == self.max {
+            self.at_max -= 1;
+        }
+        self.at_min > 0 && self.at_max > 0
+    }
+
+    /// `self` then `later`.
+    fn then(mut self, later: &Agg) -> Agg {
+        if later.n == 0 {
+            return self;
+        }
+        if self.n == 0 {
+            return *later;
+        }
+        self.n += later.n;
+        self.sum += later.sum;
+        self.last = later.last;
+        self.last_at = later.last_at;
+        self.at_min = match self.min.cmp(&later.min) {
+            std::cmp::Ordering::Less => self.at_min,
+            std::cmp::Ordering::Equal => self.at_min.saturating_add(later.at_min),
+            std::cmp::Ordering::Greater => later.at_min,
+        };
+        self.min = self.min.min(later.min);
+        self.at_max = match self.max.cmp(&later.max) {
+            std::cmp::Ordering::Greater => self.at_max,
+            std::cmp::Ordering::Equal => self.at_max.saturating_add(later.at_max),
+            std::cmp::Ordering::Less => later.at_max,
+        };
+        self.max = self.max.max(later.max);
+        self
+    }
+
+    /// The samples of `field` in the minutes `first..=last` within `from..=at`.
+    fn scan(
+        window: &Window,
+        field: Field,
+        (first, last): (i64, i64),
+        from: Timestamp,
+        at: Timestamp,
+    ) -> Agg {
+        let mut agg = Agg::EMPTY;
+        if first <= last {
+            window.for_each_sample(field, first, last, |v, t| {
+                if from <= t && t <= at {
+                    agg.add(v, t);
+                }
+            });
+        }
+        agg
+    }
+
+    /// The figures as [`Acc`] holds them, decoded.
+    fn decoded(&self, field: Field, from: Timestamp) -> Acc {
+        let mut acc = Acc::new(from);
+        if self.n > 0 {
+            acc.n = self.n as usize;
+            acc.first = decode(field, self.first);
+            acc.last = (decode(field, self.last), self.last_at);
+            acc.min = decode(field, self.min);
+            acc.max = decode(field, self.max);
+            acc.sum = decode_sum(field, self.sum);
+        }
+        acc
+    }
+}
+
+/// A vital's group: the span statistics from the rows the group's span covers; `latest` and
+/// `hours_since` from the chart's exact reading (the rows' latest when evaluated before it,
+/// out of order). A group of one span (every candidate's case) reads through its `settled`
+/// rows when it has a carry.
+fn read_rows(
+    g: &Group<Field>,
+    window: &Window,
+    at: Timestamp,
+    out: &mut [Option<Value>],
+    settled: Option<&mut Option<Settled>>,
+) {
     let field = g.source;
     let last = at.millis().div_euclid(MINUTE_MS);
     let mut pass = Pass::new(g, at);
     if g.longest_ms > 0 {
         let first = at.plus_millis(-g.longest_ms).millis().div_euclid(MINUTE_MS);
         if pass.k == 1 {
-            // One span (every candidate's case): accumulated on the rows' integers.
-            let mut acc = RowAcc::new(pass.accs[0].from);
-            if field == Field::Temp {
-                window.for_each_sample(field, first, last, |v, t| acc.add::<true>(v, t, at));
-            } else {
-                window.for_each_sample(field, first, last, |v, t| acc.add::<false>(v, t, at));
-            }
-            pass.accs[0] = acc.finish(field);
+            let from = pass.accs[0].from;
+            let agg = match settled {
+                Some(slot) => carried(g, window, (first, last), from, at, slot),
+                None => Agg::scan(window, field, (first, last), from, at),
+            };
+            pass.accs[0] = agg.decoded(field, from);
         } else {
             window.for_each_sample(field, first, last, |v, t| {
                 if t <= at {
@@ -578,71 +814,51 @@ fn read_rows(g: &Group<Field>, window: &Window, at: Timestamp, out: &mut [Option
     pass.write(g, at, out);
 }
 
-/// [`Acc`] over a vital's rows, on the integers the rows store: the same figures bit for bit
-/// ([`decode`] is exact and keeps order, and a sum of whole numbers in `f64` is exact), at a
-/// fraction of the cost. Temperature's sum alone is kept as the sum of its decoded values.
-#[derive(Clone, Copy)]
-struct RowAcc {
+/// A one-span group's figures over the minutes `first..=last`: the first minute (its samples
+/// may lie before `from`), then the settled minutes from the carry (brought up to date), then
+/// the minutes after them (the newest row among them, which still changes).
+fn carried(
+    g: &Group<Field>,
+    window: &Window,
+    (first, last): (i64, i64),
     from: Timestamp,
-    n: u32,
-    first: i16,
-    last: (i16, Timestamp),
-    min: i16,
-    max: i16,
-    sum: i64,
-    tenths_sum: f64,
-}
-
-impl RowAcc {
-    fn new(from: Timestamp) -> Self {
-        Self {
-            from,
-            n: 0,
-            first: 0,
-            last: (0, from),
-            min: i16::MAX,
-            max: i16::MIN,
-            sum: 0,
-            tenths_sum: -0.0,
-        }
+    at: Timestamp,
+    slot: &mut Option<Settled>,
+) -> Agg {
+    let field = g.source;
+    let (Some(newest), Ok(span_ms)) = (window.newest_minute(), u32::try_from(g.longest_ms)) else {
+        *slot = None;
+        return Agg::scan(window, field, (first, last), from, at);
+    };
+    // Truncated on purpose: equal means no edit since (four billion late readings apart).
+    let edits = window.edits() as u32;
+    let lo = first + 1;
+    // Whole minutes strictly inside the span, none of them the newest row: what the carry
+    // may hold (only a late reading can change them, and it moves `Window::edits`).
+    let settle_to = (last - 1).min(newest - 1);
+    let fresh = Settled {
+        field,
+        span_ms,
+        edits,
+        lo,
+        hi: lo - 1,
+        agg: Agg::EMPTY,
+    };
+    let mut settled = slot
+        .take()
+        .filter(|s| s.field == field && s.span_ms == span_ms)
+        .and_then(|s| s.starting_at(window, lo, settle_to))
+        .unwrap_or(fresh);
+    if settle_to > settled.hi {
+        let more = Agg::scan(window, field, (settled.hi + 1, settle_to), from, at);
+        settled.agg = settled.agg.then(&more);
+        settled.hi = settle_to;
     }
-
-    /// A sample at `t`, counted when within `from..=at`.
-    #[inline(always)]
-    fn add<const TENTHS: bool>(&mut self, v: i16, t: Timestamp, at: Timestamp) {
-        if t < self.from || t > at {
-            return;
-        }
-        if self.n == 0 {
-            self.first = v;
-        }
-        self.n += 1;
-        self.last = (v, t);
-        self.min = self.min.min(v);
-        self.max = self.max.max(v);
-        if TENTHS {
-            self.tenths_sum += tenths(v);
-        } else {
-            self.sum += i64::from(v);
-        }
-    }
-
-    fn finish(self, field: Field) -> Acc {
-        let mut acc = Acc::new(self.from);
-        if self.n > 0 {
-            acc.n = self.n as usize;
-            acc.first = decode(field, self.first);
-            acc.last = (decode(field, self.last.0), self.last.1);
-            acc.min = decode(field, self.min);
-            acc.max = decode(field, self.max);
-            acc.sum = if field == Field::Temp {
-                self.tenths_sum
-            } else {
-                self.sum as f64
-            };
-        }
-        acc
-    }
+    let head = Agg::scan(window, field, (first, first), from, at);
+    let tail = Agg::scan(window, field, (settled.hi.max(first) + 1, last), from, at);
+    let agg = head.then(&settled.agg).then(&tail);
+    *slot = Some(settled);
+    agg
 }
 
 /// The chart's latest exact reading of a vital kept in rows.
@@ -676,32 +892,16 @@ fn latest_stat(reading: Option<(f64, Timestamp)>, stat: Stat, at: Timestamp) -> 
 /// A row's stored value as the feature reads it (tenths of a degree back to degrees).
 fn decode(field: Field, v: i16) -> f64 {
     match field {
-        Field::Temp => tenths(v),
+        Field::Temp => f64::from(v) / 10.0,
         _ => f64::from(v),
     }
 }
 
-/// The temperatures a row can store (its range in tenths of a degree).
-const TEMP_TENTHS: (i16, i16) = Field::Temp.range();
-
-/// Each storable temperature in degrees, `tenths / 10.0` as the division rounds it: a
-/// division per sample costs more than the rest of a feature pass together.
-const DEGREES: [f64; (TEMP_TENTHS.1 - TEMP_TENTHS.0) as usize + 1] = {
-    let mut table = [0.0; (TEMP_TENTHS.1 - TEMP_TENTHS.0) as usize + 1];
-    let mut i = 0;
-    while i < table.len() {
-        table[i] = (TEMP_TENTHS.0 as f64 + i as f64) / 10.0;
-        i += 1;
-    }
-    table
-};
-
-/// Tenths of a degree (as a row stores them) in degrees.
-#[inline(always)]
-fn tenths(v: i16) -> f64 {
-    match DEGREES.get(v.wrapping_sub(TEMP_TENTHS.0) as u16 as usize) {
-        Some(degrees) => *degrees,
-        None => f64::from(v) / 10.0,
+/// A sum of a vital's stored values as the feature reads it: exact, then decoded.
+fn decode_sum(field: Field, sum: i64) -> f64 {
+    match field {
+        Field::Temp => sum as f64 / 10.0,
+        _ => sum as f64,
     }
 }
 
@@ -744,6 +944,25 @@ mod tests {
                 .filter(|r| r.1 <= at)
                 .or_else(|| series.last().copied());
             return finish(latest_stat(latest, f.stat, at));
+        }
+        if let (Source::Row(field), Stat::Mean(h)) = (&f.source, f.stat) {
+            // A vital's sum is exact: the rows store whole numbers (temperature in tenths).
+            let from = at.plus_millis(-i64::from(h) * HOUR_MS);
+            let within: Vec<f64> = series
+                .iter()
+                .filter(|(_, t)| *t >= from)
+                .map(|(v, _)| *v)
+                .collect();
+            let stored = |v: f64| match field {
+                Field::Temp => (v * 10.0).round() as i64,
+                _ => v as i64,
+            };
+            let sum: i64 = within.iter().map(|v| stored(*v)).sum();
+            let mean = (!within.is_empty()).then(|| Value {
+                value: decode_sum(*field, sum) / within.len() as f64,
+                observed_at: series.last().map(|s| s.1),
+            });
+            return finish(mean);
         }
         finish(series_stat(&series, f.stat, at))
     }
@@ -1043,6 +1262,73 @@ mod tests {
             plan.read(&w, Some(&adm), at, &mut out);
             for (f, got) in features.iter().zip(&out) {
                 proptest::prop_assert_eq!(*got, reference(f, &w, Some(&adm), at), "{}", f.name);
+            }
+        }
+
+        /// A read through a patient's [`Carry`] gives what a fresh read gives, bit for bit,
+        /// at every evaluation of a patient's life: readings a minute or a few apart, late
+        /// ones among them (into rows the carry holds), gaps past the horizon, evaluations
+        /// that go back in time, spans of one source beyond what one pass keeps.
+        #[test]
+        fn a_carried_read_is_a_fresh_read(
+            steps in proptest::collection::vec(
+                (0i64..4, 0u8..12, 30.0f64..200.0, proptest::option::of(30.0f64..40.0), 0u8..5, 0u8..4),
+                1..300,
+            ),
+        ) {
+            let mut w = Window::default();
+            let s = WindowSettings::default();
+            // The candidates (one 6 h span per vital), spans short enough to slide many
+            // times in a case, and a source read over several spans (read afresh).
+            let mut names: Vec<&str> = CANDIDATES.to_vec();
+            names.extend(["hr.mean_1h", "hr.min_3h", "temp.mean_2h", "sbp.max_8h"]);
+            let short = [
+                "hr.min_1h", "hr.max_1h", "hr.mean_1h", "hr.delta_1h", "rr.min_2h",
+                "rr.max_2h", "spo2.min_1h", "sbp.max_3h", "temp.mean_1h", "temp.min_1h",
+            ];
+            let plans: Vec<(Vec<Feature>, Plan, Carry)> = [names, short.to_vec()]
+                .iter()
+                .map(|names| {
+                    let features: Vec<Feature> =
+                        names.iter().map(|n| Feature::parse(n).expect(n)).collect();
+                    let plan = Plan::new(&features);
+                    (features, plan, Carry::default())
+                })
+                .collect();
+            let mut plans = plans;
+            let mut now = t(0.0);
+            for (advance, late, v, temp, gap, evaluate) in steps {
+                // Mostly a minute or a few on; now and then hours (past the horizon).
+                let on = if advance == 3 && late == 11 { 7 * 60 } else { advance };
+                now = now.plus_millis(on * MINUTE_MS + (v as i64 % 60) * 1000 % MINUTE_MS);
+                let at = if late == 0 {
+                    now.plus_millis(-i64::from(late + 1) * 7 * MINUTE_MS)
+                } else {
+                    now
+                };
+                let vitals = Vitals {
+                    hr: (gap != 4).then_some(v),
+                    rr: (gap != 1).then_some(v / 5.0),
+                    sbp: (gap != 2).then_some(v + 20.0),
+                    spo2: (gap != 3).then_some(90.0 + v / 40.0),
+                    temp,
+                    ..Vitals::default()
+                };
+                w.record(&vitals, at, s);
+                let read_at = match evaluate {
+                    0 => continue,
+                    1 => now.plus_millis(-13 * MINUTE_MS),
+                    _ => now,
+                };
+                for (features, plan, carry) in &mut plans {
+                    let mut carried = vec![None; features.len()];
+                    plan.read_carried(&w, None, read_at, &mut carried, Some(carry));
+                    let mut fresh = vec![None; features.len()];
+                    plan.read(&w, None, read_at, &mut fresh);
+                    for ((f, c), r) in features.iter().zip(&carried).zip(&fresh) {
+                        proptest::prop_assert_eq!(c, r, "{}", f.name);
+                    }
+                }
             }
         }
     }

@@ -18,6 +18,7 @@ use crate::patient::conditions::{
     AlertOwner, Condition, Finding, Opening, Track, model_opening, qsofa_opening,
     signal_loss_opening, sirs_lactate_opening, trend_opening,
 };
+use crate::patient::features::Carry;
 use crate::patient::risk::News2Risk;
 use crate::patient::window::{Placement, Window};
 use crate::scores::news2::News2;
@@ -97,6 +98,8 @@ pub struct Patient {
     pub admission: Option<(Admission, Timestamp)>,
     /// The sepsis model's latest risk (0..1) and the time it was evaluated at.
     pub last_risk: Option<(f64, Timestamp)>,
+    /// What the model's next evaluation reuses of this one's reading of the window.
+    carry: Carry,
     risk: News2Risk,
     trend: Track,
     qsofa: Track,
@@ -118,6 +121,7 @@ impl Patient {
             last_sirs: None,
             admission: None,
             last_risk: None,
+            carry: Carry::default(),
             risk: News2Risk::default(),
             trend: Track::default(),
             qsofa: Track::default(),
@@ -415,7 +419,7 @@ impl Patient {
         }
         let model = &settings.model;
         let admission = self.admission.as_ref().map(|(a, _)| a);
-        let risk = model.evaluate(&self.window, admission, at);
+        let risk = model.evaluate_carried(&self.window, admission, at, Some(&mut self.carry));
         let thresholds = settings.model_thresholds();
         let previous = self.last_risk.filter(|(_, when)| *when < at);
         let subject = Subject {
@@ -1773,11 +1777,14 @@ mod tests {
         }
         let bytes = std::mem::size_of::<Patient>()
             + p.window.heap_bytes()
+            + p.carry.heap_bytes()
             + p.tenant.len()
             + p.patient_id.len()
             + p.unit_id.len();
         assert!(bytes <= 16 * 1024, "{bytes} bytes per patient");
         assert!(p.window.rows() <= 363);
+        let carry = p.carry.heap_bytes() + std::mem::size_of::<Carry>();
+        eprintln!("{bytes} bytes per patient, {carry} of them the model's carry");
     }
 
     /// The two-feature test model (model.rs) as the only rule.

@@ -15,7 +15,7 @@ use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
 use crate::observation::Admission;
-use crate::patient::features::{Feature, Plan, Value};
+use crate::patient::features::{Carry, Feature, Plan, Value};
 use crate::patient::window::Window;
 use crate::time::Timestamp;
 
@@ -332,8 +332,21 @@ impl Model {
 
     /// The risk for a patient at `at`, with the features' values it was computed from.
     pub fn evaluate(&self, window: &Window, admission: Option<&Admission>, at: Timestamp) -> Risk {
+        self.evaluate_carried(window, admission, at, None)
+    }
+
+    /// [`Model::evaluate`], keeping in `carry` what the patient's next evaluation can reuse
+    /// ([`Carry`]): the same risk, bit for bit.
+    pub fn evaluate_carried(
+        &self,
+        window: &Window,
+        admission: Option<&Admission>,
+        at: Timestamp,
+        carry: Option<&mut Carry>,
+    ) -> Risk {
         let mut read: Vec<Option<Value>> = vec![None; self.features.len()];
-        self.plan.read(window, admission, at, &mut read);
+        self.plan
+            .read_carried(window, admission, at, &mut read, carry);
         let values: Vec<f64> = read
             .iter()
             .map(|v| v.map_or(f64::NAN, |v| v.value))

@@ -280,6 +280,12 @@ pub struct Window {
     newest: Option<Timestamp>,
     /// The newest vitals time seen (signal loss counts from it).
     newest_vitals: Option<Timestamp>,
+    /// Writes to a row other than the newest (late readings): a reader that keeps figures of
+    /// older rows between reads (the sepsis model's [`Carry`](crate::patient::features::Carry))
+    /// knows them stale when this moved.
+    edits: u64,
+    /// The newest minute of a row dropped past the horizon.
+    dropped: Option<i64>,
 }
 
 impl Window {
@@ -351,6 +357,7 @@ impl Window {
         let idx = match self.rows.back().map(|r| self.minute_of(r)) {
             Some(last) if last == minute => self.rows.len() - 1,
             Some(last) if last > minute => {
+                self.edits = self.edits.wrapping_add(1);
                 match self
                     .rows
                     .binary_search_by_key(&minute, |r| self.minute_of(r))
@@ -408,8 +415,11 @@ impl Window {
             .map_or(minute, |n| n.millis().div_euclid(MINUTE_MS))
             .max(minute);
         let first = newest_min - Self::horizon_minutes(w);
-        while self.rows.front().is_some_and(|r| self.minute_of(r) < first) {
+        while let Some(minute) = self.rows.front().map(|r| self.minute_of(r))
+            && minute < first
+        {
             self.rows.pop_front();
+            self.dropped = Some(minute);
         }
     }
 
@@ -498,13 +508,36 @@ impl Window {
         }
     }
 
+    /// The index of the first row of `minute` or later. Rows are a minute apart while a
+    /// monitor sends (at least once a minute), so the row `k` minutes before the newest is
+    /// usually `k` rows before it: that guess is checked, and a binary search is the fallback.
+    fn index_of(&self, minute: i64) -> usize {
+        let len = self.rows.len();
+        let (Some(oldest), Some(newest)) = (self.rows.front(), self.rows.back()) else {
+            return 0;
+        };
+        if minute <= self.minute_of(oldest) {
+            return 0;
+        }
+        if minute > self.minute_of(newest) {
+            return len;
+        }
+        let newest = self.minute_of(newest);
+        let back = usize::try_from(newest - minute).unwrap_or(usize::MAX);
+        if let Some(guess) = len.checked_sub(back.saturating_add(1)) {
+            let at_or_after = self.minute_of(&self.rows[guess]) >= minute;
+            let before = guess == 0 || self.minute_of(&self.rows[guess - 1]) < minute;
+            if at_or_after && before {
+                return guess;
+            }
+        }
+        self.rows.partition_point(|r| self.minute_of(r) < minute)
+    }
+
     /// The rows of the minutes `first..=last`, as the deque's two slices.
     fn rows_between(&self, first: i64, last: i64) -> Rows<'_> {
-        let start = self.rows.partition_point(|r| self.minute_of(r) < first);
-        let end = self
-            .rows
-            .partition_point(|r| self.minute_of(r) <= last)
-            .max(start);
+        let start = self.index_of(first);
+        let end = self.index_of(last.saturating_add(1)).max(start);
         let (a, b) = self.rows.as_slices();
         let split = a.len();
         let slice = |s: &'_ [Row], from: usize, to: usize| -> std::ops::Range<usize> {
@@ -574,6 +607,21 @@ impl Window {
     /// Rows held (memory accounting and tests).
     pub fn rows(&self) -> usize {
         self.rows.len()
+    }
+
+    /// How many writes have gone to a row other than the newest (see `edits`).
+    pub fn edits(&self) -> u64 {
+        self.edits
+    }
+
+    /// The minute (since the Unix epoch) of the newest row.
+    pub fn newest_minute(&self) -> Option<i64> {
+        self.rows.back().map(|r| self.minute_of(r))
+    }
+
+    /// The newest minute of a row dropped past the horizon, if any was.
+    pub fn dropped_through(&self) -> Option<i64> {
+        self.dropped
     }
 
     /// Records a lab result collected at `collected_at`; returns where it landed.
