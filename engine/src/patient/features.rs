@@ -590,8 +590,8 @@ impl Carry {
 struct Settled {
     field: Field,
     span_ms: u32,
-    /// [`Window::edits`] when the rows were read (wrapping: equal means unchanged).
-    edits: u32,
+    /// [`Window::edits`] when the rows were read.
+    edits: u64,
     /// The minutes held, `lo..=hi` (none when `hi < lo`).
     lo: i64,
     hi: i64,
@@ -602,7 +602,7 @@ impl Settled {
     /// The figures of the minutes `lo..`: those held, less the minutes before `lo`, or `None`
     /// when they cannot be had without reading every row again.
     fn starting_at(mut self, window: &Window, lo: i64, settle_to: i64) -> Option<Settled> {
-        let unchanged = self.edits == window.edits() as u32; // as `carried` keeps it
+        let unchanged = self.edits == window.edits();
         if !unchanged || lo < self.lo || self.hi > settle_to || lo > self.hi {
             return None;
         }
@@ -830,8 +830,6 @@ fn carried(
         *slot = None;
         return Agg::scan(window, field, (first, last), from, at);
     };
-    // Truncated on purpose: equal means no edit since (four billion late readings apart).
-    let edits = window.edits() as u32;
     let lo = first + 1;
     // Whole minutes strictly inside the span, none of them the newest row: what the carry
     // may hold (only a late reading can change them, and it moves `Window::edits`).
@@ -839,7 +837,7 @@ fn carried(
     let fresh = Settled {
         field,
         span_ms,
-        edits,
+        edits: window.edits(),
         lo,
         hi: lo - 1,
         agg: Agg::EMPTY,
