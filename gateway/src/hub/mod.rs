@@ -352,9 +352,28 @@ impl Hub {
     /// last one (latest wins).
     pub fn publish_patient(&self, state: PatientStatus) {
         let key: PatientKey = (state.tenant.clone(), state.patient_id.clone());
+        let Some(state) = self.rescore_held(&key, state) else {
+            return;
+        };
         let frame = Arc::new(PatientFrame::new(state));
         self.relay_out(|out| out.patient(key.clone(), frame.clone()));
         self.store_patient(key, frame);
+    }
+
+    /// Puts `state` in place of the patient's held frame, in its allocations, when nothing
+    /// else can see the change: no connection waits for a flush, nothing is relayed, no batch
+    /// still holds the frame. Gives `state` back otherwise.
+    fn rescore_held(&self, key: &PatientKey, state: PatientStatus) -> Option<PatientStatus> {
+        if self.patient_tx.receiver_count() > 0 || self.relaying.load(Relaxed) {
+            return Some(state);
+        }
+        let Some(mut held) = self.patients.get_mut(key) else {
+            return Some(state);
+        };
+        match Arc::get_mut(&mut held) {
+            Some(frame) => frame.rescore(state),
+            None => Some(state),
+        }
     }
 
     /// Holds `frame` as the patient's latest and queues it for the connections' next flush.

@@ -260,6 +260,53 @@ mod tests {
         serde_json::from_str(hub.patients.get(&key).unwrap().json()).unwrap()
     }
 
+    /// The drain's path: a frame nothing else holds is rescored where it lies (its JSON made
+    /// again on demand); one a batch, a connection's flush or the relay can see is replaced.
+    #[test]
+    fn a_frame_nobody_holds_is_updated_where_it_lies() {
+        let key: PatientKey = ("clinic-abc".into(), "patient-1".into());
+        let h = hub();
+        h.publish_patient(status("patient-1", 1_000, 3));
+        let first = Arc::as_ptr(&*h.patients.get(&key).unwrap());
+        assert_eq!(held_json(&h, "patient-1")["news2"], 3);
+        h.publish_patient(status("patient-1", 2_000, 9));
+        assert_eq!(Arc::as_ptr(&*h.patients.get(&key).unwrap()), first);
+        assert_eq!(
+            held_json(&h, "patient-1")["news2"],
+            9,
+            "the JSON is made again"
+        );
+        assert_eq!(
+            h.patients.get(&key).unwrap().at,
+            Timestamp::from_millis(2_000)
+        );
+        // A frame someone holds (a flushed batch, a snapshot) keeps what it showed.
+        let held = h.patients.get(&key).unwrap().clone();
+        h.publish_patient(status("patient-1", 3_000, 5));
+        assert_eq!(
+            serde_json::from_str::<serde_json::Value>(held.json()).unwrap()["news2"],
+            9
+        );
+        assert_eq!(held_json(&h, "patient-1")["news2"], 5);
+        drop(held);
+        // With a connection subscribed, every update goes to its next flush.
+        let mut rx = h.patient_tx.subscribe();
+        h.publish_patient(status("patient-1", 4_000, 6));
+        h.flush_patients();
+        let batch = rx.try_recv().unwrap();
+        let sent: serde_json::Value = serde_json::from_str(batch[0].json()).unwrap();
+        assert_eq!(sent["news2"], 6);
+        // A relayed frame is replaced by this process's own.
+        let there = hub();
+        there.start_relaying();
+        there.publish_patient(status("patient-1", 5_000, 2));
+        let relayed = hub();
+        relayed.accept_relayed(&there.take_relay()[0]).unwrap();
+        relayed.publish_patient(status("patient-1", 6_000, 4));
+        assert!(relayed.patients.get(&key).unwrap().is_local());
+        assert_eq!(held_json(&relayed, "patient-1")["news2"], 4);
+    }
+
     #[test]
     fn frames_made_here_reach_another_member_as_they_were_written() {
         let (here, there) = (hub(), hub());

@@ -100,6 +100,19 @@ impl PatientFrame {
         }
     }
 
+    /// Puts `state` in place of a frame this process scored, in its allocations (the drain
+    /// updates every patient at every reading); gives `state` back for a relayed frame.
+    pub fn rescore(&mut self, state: PatientStatus) -> Option<PatientStatus> {
+        let PatientBody::Scored(held, json) = &mut self.body else {
+            return Some(state);
+        };
+        self.unit_id = state.unit_id.clone();
+        self.at = state.at;
+        **held = state;
+        json.take();
+        None
+    }
+
     /// Scored by this process (not relayed from another member).
     pub fn is_local(&self) -> bool {
         matches!(self.body, PatientBody::Scored(..))
