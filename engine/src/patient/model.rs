@@ -103,9 +103,9 @@ impl Term {
         std::iter::once(self.first.0).chain(self.second.as_ref().map(|s| s.0))
     }
 
-    /// The score of the term for `values` (NaN: missing).
-    fn score(&self, values: &[f64]) -> f64 {
-        let value = |f: usize| values.get(f).copied().unwrap_or(f64::NAN);
+    /// The score of the term for the features' values (`value` of a feature's index; NaN:
+    /// missing).
+    fn score(&self, value: impl Fn(usize) -> f64) -> f64 {
         let mut index = bin(&self.first.1, value(self.first.0));
         if let Some((f, cuts)) = &self.second {
             index = index * (cuts.len() + 3) + bin(cuts, value(*f));
@@ -154,9 +154,7 @@ pub struct Risk {
     pub logit: f64,
     /// The logistic of `logit`, 0..1.
     pub risk: f64,
-    /// Each feature's value (`NaN` missing), in the model's feature order.
-    values: Vec<f64>,
-    /// Each feature's value and observation time, if any.
+    /// Each feature's value and observation time, if any, in the model's feature order.
     read: Vec<Option<Value>>,
 }
 
@@ -318,7 +316,12 @@ impl Model {
 
     /// The sum of the intercept and every term for `values` (in feature order; NaN missing).
     pub fn logit(&self, values: &[f64]) -> f64 {
-        self.intercept + self.terms.iter().map(|t| t.score(values)).sum::<f64>()
+        self.logit_of(|f| values.get(f).copied().unwrap_or(f64::NAN))
+    }
+
+    /// The logit for the features' values as `value` gives them by index.
+    fn logit_of(&self, value: impl Fn(usize) -> f64 + Copy) -> f64 {
+        self.intercept + self.terms.iter().map(|t| t.score(value)).sum::<f64>()
     }
 
     /// The longest span of rows any feature reads (checked against a profile's horizon).
@@ -347,16 +350,11 @@ impl Model {
         let mut read: Vec<Option<Value>> = vec![None; self.features.len()];
         self.plan
             .read_carried(window, admission, at, &mut read, carry);
-        let values: Vec<f64> = read
-            .iter()
-            .map(|v| v.map_or(f64::NAN, |v| v.value))
-            .collect();
-        let logit = self.logit(&values);
+        let logit = self.logit_of(|f| value_of(&read, f));
         Risk {
             at,
             logit,
             risk: 1.0 / (1.0 + (-logit).exp()),
-            values,
             read,
         }
     }
@@ -366,7 +364,7 @@ impl Model {
     pub fn contributions(&self, risk: &Risk) -> Vec<Contribution> {
         let mut parts = vec![0.0; self.features.len()];
         for t in &self.terms {
-            let share = t.score(&risk.values) / t.features().count() as f64;
+            let share = t.score(|f| value_of(&risk.read, f)) / t.features().count() as f64;
             for f in t.features() {
                 if let Some(part) = parts.get_mut(f) {
                     *part += share;
@@ -387,6 +385,14 @@ impl Model {
         contributions.sort_by(|a, b| b.contribution.total_cmp(&a.contribution));
         contributions
     }
+}
+
+/// A feature's value as the terms read it: NaN when missing.
+fn value_of(read: &[Option<Value>], feature: usize) -> f64 {
+    read.get(feature)
+        .copied()
+        .flatten()
+        .map_or(f64::NAN, |v| v.value)
 }
 
 /// The sha256 of a model file's body, in lower-case hex: what its first line must name.
