@@ -333,6 +333,39 @@ impl NatsCluster {
     }
 }
 
+/// The node that leads `stream` now, if it has a leader.
+pub async fn stream_leader(js: &jetstream::Context, stream: &str) -> Option<String> {
+    let mut stream = js.get_stream(stream).await.ok()?;
+    let info = stream.info().await.ok()?;
+    info.cluster.as_ref()?.leader.clone()
+}
+
+/// Moves the leadership of `stream` to node `to` (a stepdown with a preferred placement,
+/// nats-server 2.11+) and waits until `to` leads it.
+pub async fn lead_stream_on(js: &jetstream::Context, stream: &str, to: &str) {
+    for _ in 0..5 {
+        if stream_leader(js, stream).await.as_deref() == Some(to) {
+            return;
+        }
+        let request = json!({ "placement": { "preferred": to } });
+        let answer: Value = js
+            .request(format!("STREAM.LEADER.STEPDOWN.{stream}"), &request)
+            .await
+            .unwrap_or_else(|e| panic!("stepdown of {stream} towards {to}: {e}"));
+        assert!(
+            answer.get("error").is_none(),
+            "stepdown of {stream} towards {to}: {answer}"
+        );
+        for _ in 0..100 {
+            if stream_leader(js, stream).await.as_deref() == Some(to) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    panic!("{stream} is not led by {to} after five stepdowns");
+}
+
 impl Drop for NatsCluster {
     fn drop(&mut self) {
         for node in &mut self.nodes {
