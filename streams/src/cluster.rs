@@ -620,6 +620,40 @@ fn request_wait(failover: Duration) -> Duration {
     beat(failover) / 2
 }
 
+/// Whether a write to the bucket was answered "no responders": the bucket's stream has no
+/// leader at this moment (its leader's node was lost and the others are electing one, which
+/// nats-server does 4 to 9 s after the lost leader's last heartbeat), or this member's NATS
+/// node is cut off from the others. A write that is not answered at all is a timeout, not this.
+fn no_leader(e: &kv::UpdateError) -> bool {
+    use async_nats::jetstream::context::{PublishError, PublishErrorKind};
+    e.kind() == kv::UpdateErrorKind::Other
+        && std::error::Error::source(e)
+            .and_then(|s| s.downcast_ref::<PublishError>())
+            .is_some_and(|p| p.kind() == PublishErrorKind::StreamNotFound)
+}
+
+/// The claims to give up: those not renewed for three quarters of `failover`, unless the
+/// bucket's last answer was that it has no leader. Then nobody can write any claim, so nobody
+/// can take these: they are renewed once the bucket is led again or, if they aged out
+/// meanwhile, that renewal fails on the revision and they are dropped then. Until that beat
+/// the pinned consumers and the fenced `ALERTS` writes keep this member from doing harm, as
+/// for a paused one. A member cut off from NATS gets no answer at all: it gives them up in time.
+fn unrenewed(
+    claims: &BTreeMap<u32, (u64, Instant)>,
+    failover: Duration,
+    leaderless: bool,
+) -> Vec<u32> {
+    if leaderless {
+        return Vec::new();
+    }
+    let limit = failover * 3 / 4;
+    claims
+        .iter()
+        .filter(|(_, (_, renewed))| renewed.elapsed() > limit)
+        .map(|(&p, _)| p)
+        .collect()
+}
+
 /// How often a member writes its heartbeat and renews its claims: four times per failover.
 fn beat(failover: Duration) -> Duration {
     (failover / 4).max(Duration::from_millis(250))
@@ -637,6 +671,9 @@ struct Member {
     heartbeat: u64,
     /// Claimed partitions: the claim's revision and when it was last renewed.
     claims: BTreeMap<u32, (u64, Instant)>,
+    /// The bucket's last answer to a write of this member was that it has no leader (see
+    /// [`no_leader`]): nobody can write a claim, so nobody can take this member's.
+    leaderless: bool,
     /// Every key of the bucket: value and when it was last seen written (local time: no clock
     /// of another machine is compared with ours).
     view: HashMap<String, (Bytes, Instant)>,
@@ -677,6 +714,7 @@ impl Membership {
             listen,
             heartbeat: 0,
             claims: BTreeMap::new(),
+            leaderless: false,
             view: HashMap::new(),
             ownership,
         };
@@ -832,7 +870,8 @@ impl Member {
                 }
                 _ = ticks.tick() => self.tick().await,
                 // A claim's own deadline, not the next beat: given up on time even between beats.
-                () = tokio::time::sleep_until(self.renewal_due()), if !self.claims.is_empty() => {
+                () = tokio::time::sleep_until(self.renewal_due()),
+                    if !self.claims.is_empty() && !self.leaderless => {
                     self.expire_unrenewed();
                 }
             }
@@ -883,6 +922,16 @@ impl Member {
         }
     }
 
+    /// Notes the bucket's answer to a write (`None`: no answer in time). Only a "no leader"
+    /// answer keeps unrenewed claims; any other answer, or none, ends that.
+    fn heard(&mut self, answer: Option<&Result<u64, kv::UpdateError>>) {
+        let leaderless = matches!(answer, Some(Err(e)) if no_leader(e));
+        if leaderless && !self.leaderless && !self.claims.is_empty() {
+            tracing::warn!(member = %self.name, "the cluster bucket has no leader (a NATS node lost, an election under way): nobody can write a claim, so this member keeps its partitions and renews them once the bucket is led again");
+        }
+        self.leaderless = leaderless;
+    }
+
     /// When the least recently renewed claim must be given up if it is not renewed by then.
     fn renewal_due(&self) -> tokio::time::Instant {
         let oldest = self.claims.values().map(|(_, renewed)| *renewed).min();
@@ -890,16 +939,10 @@ impl Member {
     }
 
     /// Gives up every claim not renewed for three quarters of `failover`, on this process's
-    /// own clock and whatever NATS answers or not: a member cut off from NATS stops consuming
-    /// its partitions before their claims age out and another member takes them.
+    /// own clock: a member cut off from NATS stops consuming its partitions before their
+    /// claims age out and another member takes them. See [`unrenewed`] for the exception.
     fn expire_unrenewed(&mut self) {
-        let limit = self.failover * 3 / 4;
-        let stale: Vec<u32> = self
-            .claims
-            .iter()
-            .filter(|(_, (_, renewed))| renewed.elapsed() > limit)
-            .map(|(&p, _)| p)
-            .collect();
+        let stale = unrenewed(&self.claims, self.failover, self.leaderless);
         if stale.is_empty() {
             return;
         }
@@ -926,10 +969,19 @@ impl Member {
             tracing::warn!(
                 "heartbeat not written: NATS did not answer within {wait:?}; retrying next beat"
             );
+            self.heard(None);
             self.expire_unrenewed();
             self.renew().await;
             self.expire_unrenewed();
             return;
+        };
+        self.heard(Some(&heartbeat));
+        // The bucket is led and answers: the claims are renewed next, or dropped on their
+        // revisions, rather than given up unasked (one kept while the bucket had no leader
+        // may be older than three quarters of failover and still this member's).
+        let led = match &heartbeat {
+            Ok(_) => true,
+            Err(e) => e.kind() == kv::UpdateErrorKind::WrongLastRevision,
         };
         match heartbeat {
             Ok(rev) => self.heartbeat = rev,
@@ -957,7 +1009,9 @@ impl Member {
             }
             Err(e) => tracing::warn!(error = %e, "heartbeat not written; retrying next beat"),
         }
-        self.expire_unrenewed();
+        if !led {
+            self.expire_unrenewed();
+        }
         self.renew().await;
         self.expire_unrenewed();
         let live = self.live_members();
@@ -1010,8 +1064,12 @@ impl Member {
         let Ok(results) = tokio::time::timeout(wait, futures::future::join_all(renewals)).await
         else {
             tracing::warn!("claims not renewed: NATS did not answer within {wait:?}");
+            self.heard(None);
             return;
         };
+        if let Some((_, result)) = results.first() {
+            self.heard(Some(result));
+        }
         let mut lost = Vec::new();
         let mut wrong = Vec::new();
         for (p, result) in results {
@@ -1211,6 +1269,33 @@ mod tests {
         });
         odd.kind = "launch".into();
         assert_eq!(odd.into_command(), Err("unknown command `launch`".into()));
+    }
+
+    #[test]
+    fn a_claim_unrenewed_for_three_quarters_of_failover_is_given_up_unless_the_bucket_has_no_leader()
+     {
+        let failover = Duration::from_secs(10);
+        let now = Instant::now();
+        let ago = |ms| now.checked_sub(Duration::from_millis(ms)).expect("uptime");
+        let claims = BTreeMap::from([(0, (1, now)), (1, (2, ago(7_400))), (2, (3, ago(7_600)))]);
+        assert_eq!(unrenewed(&claims, failover, false), vec![2]);
+        assert_eq!(unrenewed(&claims, failover, true), Vec::<u32>::new());
+        let old = BTreeMap::from([(3, (4, ago(60_000)))]);
+        assert_eq!(unrenewed(&old, failover, true), Vec::<u32>::new());
+        assert_eq!(unrenewed(&old, failover, false), vec![3]);
+    }
+
+    #[test]
+    fn only_no_responders_says_the_bucket_has_no_leader() {
+        use async_nats::jetstream::context::{PublishError, PublishErrorKind as K};
+        let answer = |kind| kv::UpdateError::from(PublishError::new(kind));
+        assert!(no_leader(&answer(K::StreamNotFound)));
+        for kind in [K::TimedOut, K::BrokenPipe, K::WrongLastSequence, K::Other] {
+            assert!(!no_leader(&answer(kind)), "{kind:?}");
+        }
+        for kind in [kv::UpdateErrorKind::TimedOut, kv::UpdateErrorKind::Other] {
+            assert!(!no_leader(&kv::UpdateError::new(kind)), "{kind:?}");
+        }
     }
 
     #[test]
