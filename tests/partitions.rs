@@ -4,7 +4,9 @@
 //! engines that join share the partitions fairly, a fourth process joining three under load
 //! takes its share with every reading applied exactly once; `kill -9` of an owner mid-escalation moves its
 //! partitions to the survivors, whose escalation fires on time with no alert opened twice; a
-//! paused owner that comes back after its partitions moved writes nothing over the new owner.
+//! paused owner that comes back after its partitions moved writes nothing over the new owner;
+//! a member cut off from NATS gives its partitions up in time, and one whose bucket has no
+//! leader keeps them.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -833,4 +835,66 @@ async fn a_member_cut_off_from_nats_gives_its_partitions_up_in_time_and_comes_ba
     link.up();
     wait_shares(&[&a, &b], &[2, 2]).await;
     assert!(a.wait_exit(0).is_none(), "engine-a stayed up: {}", log());
+}
+
+/// The cluster bucket answering "no responders" (its stream has no leader, as while NATS elects
+/// one after losing a node; here the stream is gone) takes no partition from its member, past
+/// three quarters of failover and past failover: nobody can write a claim then. The engine
+/// runs on and alerts. When there is a bucket again, the member's claims fail on their
+/// revisions, and it joins again and claims afresh.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bucket_without_a_leader_takes_no_partition_from_its_member() {
+    let nats = NatsServer::start();
+    let a = start(&nats, "engine-a", 4);
+    wait_shares(&[&a], &[4]).await;
+    let js = jetstream::new(nats.client().await);
+    let log = a.log.clone();
+    let log = move || log.lock().unwrap().join("\n");
+
+    js.delete_stream("KV_VIGIL_CLUSTER").await.unwrap();
+    // Twice the 3 s failover: before, the member gave every claim up at 2.25 s.
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    assert!(
+        log().contains("the cluster bucket has no leader"),
+        "{}",
+        log()
+    );
+    assert!(!log().contains("lost partition"), "{}", log());
+    assert_eq!(a.metric("vigil_cluster_partitions_owned").await, 4.0);
+    make_critical(&js, T, "no-bucket").await;
+    let started = Instant::now();
+    while !alert_trail(&js)
+        .await
+        .values()
+        .any(|s| s[0]["rule"] == "news2.high" && s[0]["patientId"] == "no-bucket")
+    {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "no alert while the bucket had no leader: {}",
+            log()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    // A bucket again, empty: the old claims' revisions are gone.
+    js.create_key_value(jetstream::kv::Config {
+        bucket: "VIGIL_CLUSTER".into(),
+        history: 1,
+        max_age: Duration::from_secs(3),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let started = Instant::now();
+    while !log().contains("joining again") {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "engine-a did not notice the new bucket: {}",
+            log()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    wait_shares(&[&a], &[4]).await;
+    assert_eq!(partitions_of(&js, "engine-a", 4).await.len(), 4);
+    assert!(!log().contains("panicked"), "{}", log());
 }
