@@ -12,7 +12,7 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 
 use anyhow::Context;
-use futures::StreamExt;
+use futures::{StreamExt, TryStreamExt};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use vigil_actors::{ActorSettings, Shards};
@@ -33,6 +33,9 @@ use crate::wiring::{EngineOutputs, ShardCommands, ShardSink};
 const OUTBOX_DRAIN: Duration = Duration::from_secs(10);
 /// How long the last acknowledgements may take to be written at shutdown.
 const FLUSH_WAIT: Duration = Duration::from_secs(2);
+/// Parts whose consumers are bound at the same time (three consumers each): the default 16
+/// partitions all at once.
+const BIND_AT_ONCE: usize = 16;
 
 pub struct Engine;
 
@@ -327,15 +330,19 @@ impl Running {
             partitions = ?scope.owned(),
             "recovery finished"
         );
-        // Every part's consumers are bound at once: each binding is a few JetStream API
-        // round trips, and one whose consumer must first elect a leader (a NATS node lost)
-        // waits seconds for it. One after another, 48 of them took 108 s after a node loss.
+        // The parts' consumers are bound together, BIND_AT_ONCE parts at a time: each binding
+        // is a few JetStream API round trips, and one whose consumer must first elect a leader
+        // (a NATS node lost) waits seconds for it. One after another, 48 of them took 108 s
+        // after a node loss; all at once, hundreds of partitions would queue on NATS's API
+        // past the requests' timeout.
         let this = &*self;
-        let bound = futures::future::try_join_all(parts.into_iter().map(|index| async move {
+        let bound: Vec<_> = futures::stream::iter(parts.into_iter().map(|index| async move {
             let stop = Arc::new(watch::channel(false).0);
             let consumers = this.consumers(index, &stop).await?;
             anyhow::Ok((index, stop, consumers))
         }))
+        .buffer_unordered(BIND_AT_ONCE)
+        .try_collect()
         .await?;
         for (index, stop, consumers) in bound {
             let (ended, both) = (self.part_ended.clone(), stop.clone());
