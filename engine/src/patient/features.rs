@@ -20,7 +20,7 @@
 //! it can reach no further back than the window's horizon (checked when a model is loaded).
 
 use crate::observation::{Admission, Sex};
-use crate::patient::window::{Field, Window};
+use crate::patient::window::{Field, Minutes, Window};
 use crate::time::Timestamp;
 
 const HOUR_MS: i64 = 3_600_000;
@@ -343,6 +343,10 @@ fn round_half_away(x: f64) -> f64 {
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Plan {
     rows: Vec<Group<Field>>,
+    /// The vitals' groups of one span, by span: each set's rows are found once for all of its
+    /// vitals (the candidates' five vitals over 6 h are one set). The other groups of `rows`
+    /// (several spans, or only `latest` and `hours_since`) are read on their own.
+    sets: Vec<RowSet>,
     labs: Vec<Group<Box<str>>>,
     /// Features read on their own (MAP, DBP, oxygen, shock index, admission): no series.
     single: Vec<(usize, Feature)>,
@@ -363,6 +367,18 @@ struct Group<S> {
 
 /// Spans one pass keeps at once; a source with more gets several groups.
 const GROUP: usize = 8;
+
+/// Vitals' one-span groups over the same span.
+#[derive(Debug, Clone, PartialEq)]
+struct RowSet {
+    span_ms: i64,
+    /// Indexes into the plan's `rows`, one per vital (at most one group of a vital has a
+    /// given span).
+    groups: Vec<usize>,
+    /// The set's vitals in order, three bits each, and their count above them: a carry made
+    /// for another plan is not reused.
+    key: u32,
+}
 
 /// A statistic over a span, accumulated in one pass over a series, oldest first.
 #[derive(Clone, Copy)]
@@ -464,6 +480,25 @@ impl Plan {
                 _ => plan.single.push((i, f.clone())),
             }
         }
+        for (k, g) in plan.rows.iter().enumerate() {
+            if g.spans.len() != 1 {
+                continue;
+            }
+            match plan.sets.iter_mut().find(|s| s.span_ms == g.longest_ms) {
+                Some(set) => set.groups.push(k),
+                None => plan.sets.push(RowSet {
+                    span_ms: g.longest_ms,
+                    groups: vec![k],
+                    key: 0,
+                }),
+            }
+        }
+        for set in &mut plan.sets {
+            // At most one group per vital in a set: eight fields of three bits, and the count.
+            let fields = set.groups.iter().filter_map(|&k| plan.rows.get(k));
+            set.key = fields.fold(0, |key, g| key << 3 | g.source as u32)
+                | (set.groups.len() as u32) << 24;
+        }
         plan
     }
 
@@ -487,14 +522,32 @@ impl Plan {
         admission: Option<&Admission>,
         at: Timestamp,
         out: &mut [Option<Value>],
-        mut carry: Option<&mut Carry>,
+        carry: Option<&mut Carry>,
     ) {
-        if let Some(c) = carry.as_deref_mut() {
-            c.settled.resize(self.rows.len(), None);
+        match carry {
+            Some(c) => {
+                let vitals = self.sets.iter().map(|s| s.groups.len()).sum();
+                if c.settled.len() != self.sets.len() || c.held.len() != vitals {
+                    c.settled.clear();
+                    c.settled.resize(self.sets.len(), None);
+                    c.held.clear();
+                    c.held.resize(vitals, Agg::EMPTY);
+                }
+                let mut held = &mut c.held[..];
+                for (set, slot) in self.sets.iter().zip(&mut c.settled) {
+                    let (mine, rest) = std::mem::take(&mut held).split_at_mut(set.groups.len());
+                    held = rest;
+                    read_set(set, &self.rows, window, at, out, Some((slot, mine)));
+                }
+            }
+            None => {
+                for set in &self.sets {
+                    read_set(set, &self.rows, window, at, out, None);
+                }
+            }
         }
-        for (k, g) in self.rows.iter().enumerate() {
-            let settled = carry.as_deref_mut().and_then(|c| c.settled.get_mut(k));
-            read_rows(g, window, at, out, settled);
+        for g in self.rows.iter().filter(|g| g.spans.len() != 1) {
+            read_rows(g, window, at, out);
         }
         for g in &self.labs {
             let mut results = window
@@ -568,64 +621,71 @@ impl Pass {
     }
 }
 
-/// What one patient's evaluations keep between them: for each vital read over one span, the
-/// figures of the span's settled rows (whole minutes after the span's first and before both
-/// the evaluation's minute and the newest row), so that the next evaluation, a minute later,
-/// reads the few rows that changed instead of the span's hundreds. A late reading (a write to
-/// a row other than the newest, [`Window::edits`]), rows dropped before they could be taken
-/// off, a span that moved back, an extreme that left: each makes the next read start afresh.
+/// What one patient's evaluations keep between them: for each set of vitals read over one
+/// span, the figures of the span's settled rows (whole minutes after the span's first and
+/// before both the evaluation's minute and the newest row), so that the next evaluation, a
+/// minute later, reads the few rows that changed instead of the span's hundreds. A late reading
+/// (a write to a row other than the newest, [`Window::edits`]), rows dropped before they could
+/// be taken off, a span that moved back: each makes the next read start afresh; an extreme
+/// that left, that vital's figures.
+///
+/// It also keeps the bins the model's terms found for the patient's features
+/// ([`crate::patient::model`]), where the next evaluation looks first.
 #[derive(Debug, Clone, Default)]
 pub struct Carry {
+    /// One per set of the plan.
     settled: Vec<Option<Settled>>,
+    /// The settled figures, one per vital, set after set.
+    held: Vec<Agg>,
+    bins: Vec<[u8; 2]>,
 }
 
 impl Carry {
+    /// The model's bins, two per term.
+    pub(crate) fn bins(&mut self) -> &mut Vec<[u8; 2]> {
+        &mut self.bins
+    }
+
     /// Bytes it holds on the heap (the memory accounting of a patient).
     pub fn heap_bytes(&self) -> usize {
-        self.settled.capacity() * std::mem::size_of::<Option<Settled>>()
+        self.bins.capacity() * 2
+            + self.settled.capacity() * std::mem::size_of::<Option<Settled>>()
+            + self.held.capacity() * std::mem::size_of::<Agg>()
     }
 }
 
 #[derive(Debug, Clone, Copy)]
 struct Settled {
-    field: Field,
+    /// The set's [`RowSet::key`] and span.
+    key: u32,
     span_ms: u32,
     /// [`Window::edits`] when the rows were read.
     edits: u64,
     /// The minutes held, `lo..=hi` (none when `hi < lo`).
     lo: i64,
     hi: i64,
-    agg: Agg,
 }
 
 impl Settled {
-    /// The figures of the minutes `lo..`: those held, less the minutes before `lo`, or `None`
-    /// when they cannot be had without reading every row again.
-    fn starting_at(mut self, window: &Window, lo: i64, settle_to: i64) -> Option<Settled> {
-        let unchanged = self.edits == window.edits();
-        if !unchanged || lo < self.lo || self.hi > settle_to || lo > self.hi {
-            return None;
-        }
-        // Every minute held must still be there: to be taken off when it leaves the span, and
-        // to count while it stays (an evaluation behind the newest reading can see the horizon
-        // drop rows that are still inside its span).
-        if window.dropped_through().is_some_and(|d| d >= self.lo) {
-            return None;
-        }
-        if lo > self.lo {
-            let mut gone = true;
-            window.for_each_sample(self.field, self.lo, lo - 1, |v, _| {
-                gone &= self.agg.remove(v);
-            });
-            if !gone {
-                return None;
-            }
-            if let Some((first, _)) = window.samples(self.field, lo, self.hi).next() {
-                self.agg.first = first;
-            }
-            self.lo = lo;
-        }
-        Some(self)
+    /// Whether the minutes `lo..` can be had from those held by taking off the minutes before
+    /// `lo`, without reading every row again.
+    fn holds_from(&self, window: &Window, lo: i64, settle_to: i64) -> bool {
+        self.edits == window.edits()
+            && self.lo <= lo
+            && lo <= self.hi
+            && self.hi <= settle_to
+            // Every minute held must still be there: to be taken off when it leaves the span,
+            // and to count while it stays (an evaluation behind the newest reading can see the
+            // horizon drop rows that are still inside its span).
+            && window.dropped_through().is_none_or(|d| d < self.lo)
+    }
+
+    /// Nothing held (`held`: the set's figures), from `lo` on.
+    fn clear(&mut self, window: &Window, lo: i64, held: &mut [Agg]) {
+        self.edits = window.edits();
+        self.lo = lo;
+        self.hi = lo - 1;
+        held.fill(Agg::EMPTY);
     }
 }
 
@@ -736,23 +796,34 @@ impl Agg {
         self
     }
 
-    /// The samples of `field` in the minutes `first..=last` within `from..=at`.
+    /// The samples of `field` in `rows` within `from..=at`.
     fn scan(
         window: &Window,
+        rows: Minutes<'_>,
         field: Field,
-        (first, last): (i64, i64),
         from: Timestamp,
         at: Timestamp,
     ) -> Agg {
         let mut agg = Agg::EMPTY;
-        if first <= last {
-            window.for_each_sample(field, first, last, |v, t| {
-                if from <= t && t <= at {
-                    agg.add(v, t);
-                }
-            });
-        }
+        agg.extend(window, rows, field, from, at);
         agg
+    }
+
+    /// Adds the samples of `field` in `rows` within `from..=at`, which come after those
+    /// counted: what `self.then(&Agg::scan(..))` gives, without the second figures.
+    fn extend(
+        &mut self,
+        window: &Window,
+        rows: Minutes<'_>,
+        field: Field,
+        from: Timestamp,
+        at: Timestamp,
+    ) {
+        window.for_each_in(rows, field, |v, t| {
+            if from <= t && t <= at {
+                self.add(v, t);
+            }
+        });
     }
 
     /// The figures as [`Acc`] holds them, decoded.
@@ -770,106 +841,185 @@ impl Agg {
     }
 }
 
-/// A vital's group: the span statistics from the rows the group's span covers; `latest` and
-/// `hours_since` from the chart's exact reading (the rows' latest when evaluated before it,
-/// out of order). A group of one span (every candidate's case) reads through its `settled`
-/// rows when it has a carry.
-fn read_rows(
-    g: &Group<Field>,
+/// A set of vitals' span statistics, their rows found once for all of them (the span's first
+/// minute, the settled minutes, the newest), through the patient's `settled` rows when it has
+/// a carry; `latest` and `hours_since` as [`read_rows`] reads them.
+fn read_set(
+    set: &RowSet,
+    groups: &[Group<Field>],
     window: &Window,
     at: Timestamp,
     out: &mut [Option<Value>],
-    settled: Option<&mut Option<Settled>>,
+    settled: Option<(&mut Option<Settled>, &mut [Agg])>,
 ) {
-    let field = g.source;
-    let last = at.millis().div_euclid(MINUTE_MS);
-    let mut pass = Pass::new(g, at);
-    if g.longest_ms > 0 {
-        let first = at.plus_millis(-g.longest_ms).millis().div_euclid(MINUTE_MS);
-        if pass.k == 1 {
-            let from = pass.accs[0].from;
-            let agg = match settled {
-                Some(slot) => carried(g, window, (first, last), from, at, slot),
-                None => Agg::scan(window, field, (first, last), from, at),
+    let (from, _, last) = set.span_at(at);
+    let vitals = || set.groups.iter().filter_map(|&k| groups.get(k));
+    let mut aggs = [Agg::EMPTY; Field::ALL.len()];
+    match settled {
+        Some((slot, held)) => carried(set, groups, window, at, (slot, held), &mut aggs),
+        None => set.scan(groups, window, at, &mut aggs),
+    }
+    for (agg, g) in aggs.iter().zip(vitals()) {
+        let acc = agg.decoded(g.source, from);
+        let latest = reads_latest(g).then(|| latest_reading(window, g.source, at, last));
+        for &(i, stat, slot) in &g.stats {
+            let raw = match slot {
+                Some(_) => acc.stat(stat),
+                None => latest_stat(latest.flatten(), stat, at),
             };
-            pass.accs[0] = agg.decoded(field, from);
-        } else {
-            // Several spans: each on the rows' integers too, so a mean is the same exact sum
-            // whichever group its span shares.
-            let k = pass.k;
-            let mut aggs = [Agg::EMPTY; GROUP];
-            window.for_each_sample(field, first, last, |v, t| {
-                if t <= at {
-                    for (agg, acc) in aggs[..k].iter_mut().zip(&pass.accs[..k]) {
-                        if t >= acc.from {
-                            agg.add(v, t);
-                        }
-                    }
-                }
-            });
-            for (acc, agg) in pass.accs[..k].iter_mut().zip(&aggs[..k]) {
-                *acc = agg.decoded(field, acc.from);
+            if let Some(slot) = out.get_mut(i) {
+                *slot = finish(raw);
             }
         }
     }
-    let reads_latest = g.stats.iter().any(|(_, _, slot)| slot.is_none());
-    if reads_latest {
-        pass.latest = chart_reading(window, field)
-            .filter(|r| r.1 <= at)
-            .or_else(|| {
-                window
-                    .samples(field, i64::MIN, last)
-                    .filter(|(_, t)| *t <= at)
-                    .last()
-                    .map(|(v, t)| (decode(field, v), t))
-            });
+}
+
+/// A vital's group of several spans (or of none: only `latest` and `hours_since`), read
+/// afresh: the span statistics from the rows the group's spans cover; `latest` and
+/// `hours_since` from the chart's exact reading (the rows' latest when evaluated before it,
+/// out of order).
+fn read_rows(g: &Group<Field>, window: &Window, at: Timestamp, out: &mut [Option<Value>]) {
+    let field = g.source;
+    let last = minute_of(at);
+    let mut pass = Pass::new(g, at);
+    if g.longest_ms > 0 {
+        // Each span on the rows' integers too, so a mean is the same exact sum whichever
+        // group its span shares.
+        let first = minute_of(at.plus_millis(-g.longest_ms));
+        let k = pass.k;
+        let mut aggs = [Agg::EMPTY; GROUP];
+        window.for_each_sample(field, first, last, |v, t| {
+            if t <= at {
+                for (agg, acc) in aggs[..k].iter_mut().zip(&pass.accs[..k]) {
+                    if t >= acc.from {
+                        agg.add(v, t);
+                    }
+                }
+            }
+        });
+        for (acc, agg) in pass.accs[..k].iter_mut().zip(&aggs[..k]) {
+            *acc = agg.decoded(field, acc.from);
+        }
+    }
+    if reads_latest(g) {
+        pass.latest = latest_reading(window, field, at, last);
     }
     pass.write(g, at, out);
 }
 
-/// A one-span group's figures over the minutes `first..=last`: the first minute (its samples
-/// may lie before `from`), then the settled minutes from the carry (brought up to date), then
-/// the minutes after them (the newest row among them, which still changes).
-fn carried(
-    g: &Group<Field>,
+/// The minute (since the Unix epoch) of `t`.
+fn minute_of(t: Timestamp) -> i64 {
+    t.millis().div_euclid(MINUTE_MS)
+}
+
+fn reads_latest(g: &Group<Field>) -> bool {
+    g.stats.iter().any(|(_, _, slot)| slot.is_none())
+}
+
+/// A vital's latest at `at`: the chart's exact reading, or the rows' latest up to `last` (the
+/// minute of `at`) when evaluated before the chart's.
+fn latest_reading(
     window: &Window,
-    (first, last): (i64, i64),
-    from: Timestamp,
+    field: Field,
     at: Timestamp,
-    slot: &mut Option<Settled>,
-) -> Agg {
-    let field = g.source;
-    let (Some(newest), Ok(span_ms)) = (window.newest_minute(), u32::try_from(g.longest_ms)) else {
+    last: i64,
+) -> Option<(f64, Timestamp)> {
+    chart_reading(window, field)
+        .filter(|r| r.1 <= at)
+        .or_else(|| {
+            window
+                .samples(field, i64::MIN, last)
+                .filter(|(_, t)| *t <= at)
+                .last()
+                .map(|(v, t)| (decode(field, v), t))
+        })
+}
+
+impl RowSet {
+    /// The span's start at `at`, and the minutes of its first and last rows.
+    fn span_at(&self, at: Timestamp) -> (Timestamp, i64, i64) {
+        let from = at.plus_millis(-self.span_ms);
+        (from, minute_of(from), minute_of(at))
+    }
+
+    /// Each vital's figures over the span at `at`, read afresh, into `aggs`.
+    fn scan(&self, groups: &[Group<Field>], window: &Window, at: Timestamp, aggs: &mut [Agg]) {
+        let (from, first, last) = self.span_at(at);
+        let rows = window.minutes(first, last);
+        let fields = self.groups.iter().filter_map(|&k| groups.get(k));
+        for (agg, g) in aggs.iter_mut().zip(fields) {
+            *agg = Agg::scan(window, rows, g.source, from, at);
+        }
+    }
+}
+
+/// A set's figures over its span at `at`, one per vital into `aggs`: the span's first minute
+/// (its samples may lie before the span's start), then the settled minutes from the carry
+/// (brought up to date), then the minutes after them (the newest row among them, which still
+/// changes).
+fn carried(
+    set: &RowSet,
+    groups: &[Group<Field>],
+    window: &Window,
+    at: Timestamp,
+    (slot, held): (&mut Option<Settled>, &mut [Agg]),
+    aggs: &mut [Agg],
+) {
+    let fields = || {
+        set.groups
+            .iter()
+            .filter_map(|&k| groups.get(k).map(|g| g.source))
+    };
+    let (from, first, last) = set.span_at(at);
+    let (Some(newest), Ok(span_ms)) = (window.newest_minute(), u32::try_from(set.span_ms)) else {
         *slot = None;
-        return Agg::scan(window, field, (first, last), from, at);
+        set.scan(groups, window, at, aggs);
+        return;
     };
     let lo = first + 1;
     // Whole minutes strictly inside the span, none of them the newest row: what the carry
     // may hold (only a late reading can change them, and it moves `Window::edits`).
     let settle_to = (last - 1).min(newest - 1);
-    let fresh = Settled {
-        field,
+    // A new one holds no minute (`hi < lo`), so it is cleared below with the set's figures.
+    let s = slot.get_or_insert(Settled {
+        key: set.key,
         span_ms,
-        edits: window.edits(),
+        edits: 0,
         lo,
         hi: lo - 1,
-        agg: Agg::EMPTY,
-    };
-    let mut settled = slot
-        .take()
-        .filter(|s| s.field == field && s.span_ms == span_ms)
-        .and_then(|s| s.starting_at(window, lo, settle_to))
-        .unwrap_or(fresh);
-    if settle_to > settled.hi {
-        let more = Agg::scan(window, field, (settled.hi + 1, settle_to), from, at);
-        settled.agg = settled.agg.then(&more);
-        settled.hi = settle_to;
+    });
+    if s.key != set.key || s.span_ms != span_ms || !s.holds_from(window, lo, settle_to) {
+        s.key = set.key;
+        s.span_ms = span_ms;
+        s.clear(window, lo, held);
+    } else if lo > s.lo {
+        // The minutes that left the span come off; a vital whose extreme left with them is
+        // read again over the minutes still held.
+        let (gone, kept) = (window.minutes(s.lo, lo - 1), window.minutes(lo, s.hi));
+        for (agg, field) in held.iter_mut().zip(fields()) {
+            let mut known = true;
+            window.for_each_in(gone, field, |v, _| known &= agg.remove(v));
+            if !known {
+                *agg = Agg::scan(window, kept, field, from, at);
+            } else if let Some(first) = window.first_in(kept, field) {
+                agg.first = first;
+            }
+        }
+        s.lo = lo;
     }
-    let head = Agg::scan(window, field, (first, first), from, at);
-    let tail = Agg::scan(window, field, (settled.hi.max(first) + 1, last), from, at);
-    let agg = head.then(&settled.agg).then(&tail);
-    *slot = Some(settled);
-    agg
+    if settle_to > s.hi {
+        let more = window.minutes(s.hi + 1, settle_to);
+        for (agg, field) in held.iter_mut().zip(fields()) {
+            agg.extend(window, more, field, from, at);
+        }
+        s.hi = settle_to;
+    }
+    let head = window.minutes(first, first);
+    let tail = window.minutes(s.hi.max(first) + 1, last);
+    for ((out, held), field) in aggs.iter_mut().zip(&*held).zip(fields()) {
+        *out = Agg::scan(window, head, field, from, at).then(held);
+        out.extend(window, tail, field, from, at);
+    }
 }
 
 /// The chart's latest exact reading of a vital kept in rows.

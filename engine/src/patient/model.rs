@@ -97,6 +97,28 @@ fn bin(cuts: &[f64], v: f64) -> usize {
     }
 }
 
+/// [`bin`], tried first at `guess` (the bin this term gave the patient's last evaluation: its
+/// features move little from one to the next), which is then the bin found. The cut points
+/// rise strictly, so a bin `b >= 1` holds `v` exactly when `cuts[b - 2] <= v < cuts[b - 1]`
+/// (either bound absent at the ends): two comparisons instead of a search.
+fn bin_from(cuts: &[f64], v: f64, guess: &mut u8) -> usize {
+    let b = usize::from(*guess);
+    let holds = if v.is_nan() {
+        b == 0
+    } else {
+        (1..=cuts.len() + 1).contains(&b)
+            && (b == 1 || cuts.get(b - 2).is_some_and(|c| *c <= v))
+            && cuts.get(b - 1).is_none_or(|c| v < *c)
+    };
+    if holds {
+        return b;
+    }
+    let found = bin(cuts, v);
+    // A bin past 255 (more cut points than any trained model has) is searched every time.
+    *guess = u8::try_from(found).unwrap_or(0);
+    found
+}
+
 impl Term {
     /// The features it reads (one or two).
     fn features(&self) -> impl Iterator<Item = usize> + '_ {
@@ -106,9 +128,15 @@ impl Term {
     /// The score of the term for the features' values (`value` of a feature's index; NaN:
     /// missing).
     fn score(&self, value: impl Fn(usize) -> f64) -> f64 {
-        let mut index = bin(&self.first.1, value(self.first.0));
+        self.score_from(value, &mut [0; 2])
+    }
+
+    /// [`Term::score`], each feature's bin tried first at its `guesses` ([`bin_from`]).
+    fn score_from(&self, value: impl Fn(usize) -> f64, guesses: &mut [u8; 2]) -> f64 {
+        let [first, second] = guesses;
+        let mut index = bin_from(&self.first.1, value(self.first.0), first);
         if let Some((f, cuts)) = &self.second {
-            index = index * (cuts.len() + 3) + bin(cuts, value(*f));
+            index = index * (cuts.len() + 3) + bin_from(cuts, value(*f), second);
         }
         self.scores.get(index).copied().unwrap_or(0.0)
     }
@@ -324,6 +352,20 @@ impl Model {
         self.intercept + self.terms.iter().map(|t| t.score(value)).sum::<f64>()
     }
 
+    /// [`Model::logit_of`], each term's bins tried first where they were for the patient's
+    /// last evaluation (`bins`, two per term, kept in its [`Carry`]): the same sum, in the
+    /// same order, bit for bit.
+    fn logit_from(&self, value: impl Fn(usize) -> f64 + Copy, bins: &mut Vec<[u8; 2]>) -> f64 {
+        bins.resize(self.terms.len(), [0; 2]);
+        self.intercept
+            + self
+                .terms
+                .iter()
+                .zip(bins.iter_mut())
+                .map(|(t, guesses)| t.score_from(value, guesses))
+                .sum::<f64>()
+    }
+
     /// The longest span of rows any feature reads (checked against a profile's horizon).
     pub fn longest_row_span_ms(&self) -> i64 {
         self.features
@@ -348,9 +390,17 @@ impl Model {
         carry: Option<&mut Carry>,
     ) -> Risk {
         let mut read: Vec<Option<Value>> = vec![None; self.features.len()];
-        self.plan
-            .read_carried(window, admission, at, &mut read, carry);
-        let logit = self.logit_of(|f| value_of(&read, f));
+        let logit = match carry {
+            Some(carry) => {
+                self.plan
+                    .read_carried(window, admission, at, &mut read, Some(&mut *carry));
+                self.logit_from(|f| value_of(&read, f), carry.bins())
+            }
+            None => {
+                self.plan.read(window, admission, at, &mut read);
+                self.logit_of(|f| value_of(&read, f))
+            }
+        };
         Risk {
             at,
             logit,
@@ -536,6 +586,95 @@ mod tests {
         for (text, says) in cases {
             let e = Model::parse(&text).expect_err(says);
             assert!(e.0.contains(says), "{says}: {e}");
+        }
+    }
+
+    #[test]
+    fn a_bin_tried_first_at_a_guess_is_the_bin_searched() {
+        let cuts = [-1.5, 0.0, 2.0, 2.5, 90.0];
+        let values = [
+            f64::NAN,
+            f64::NEG_INFINITY,
+            -1e9,
+            -1.5,
+            -1.4999,
+            -0.0,
+            0.0,
+            1.0,
+            2.0,
+            2.4999999999999996,
+            2.5,
+            89.9,
+            90.0,
+            1e9,
+            f64::INFINITY,
+        ];
+        for cuts in [&cuts[..], &cuts[..1], &[]] {
+            for v in values {
+                for guess in 0..=u8::MAX {
+                    let mut g = guess;
+                    let b = bin_from(cuts, v, &mut g);
+                    assert_eq!(b, bin(cuts, v), "{cuts:?} {v} from {guess}");
+                    assert_eq!(usize::from(g), b, "the guess becomes the bin");
+                }
+            }
+        }
+        // More cut points than a bin fits in a byte: searched every time, never a wrong guess.
+        let many: Vec<f64> = (0..400).map(f64::from).collect();
+        let mut g = 7;
+        assert_eq!(bin_from(&many, 300.5, &mut g), 302);
+        assert_eq!(g, 0);
+        assert_eq!(bin_from(&many, 300.5, &mut g), 302);
+    }
+
+    /// A patient's risk through its carry (settled rows and the terms' last bins) is the risk
+    /// read afresh, bit for bit, at every minute of six hours and more of noisy readings, with
+    /// gaps and labs among them.
+    #[test]
+    fn a_carried_risk_is_a_fresh_risk() {
+        use crate::observation::{LabResult, Vitals};
+        use crate::settings::WindowSettings;
+        let m = Model::built_in().expect("built-in model");
+        let s = WindowSettings::default();
+        let mut window = Window::default();
+        let mut carry = Carry::default();
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        let mut noise = |span: f64| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            (seed % 10_000) as f64 / 10_000.0 * span
+        };
+        for minute in 0..500i64 {
+            let at = Timestamp::from_millis(1_764_000_000_000 + minute * 60_000);
+            if minute % 97 == 50 {
+                continue;
+            }
+            let vitals = Vitals {
+                hr: Some(60.0 + noise(80.0)),
+                rr: Some(10.0 + noise(20.0)),
+                spo2: Some(86.0 + noise(14.0)),
+                sbp: Some(80.0 + noise(80.0)),
+                temp: (minute % 5 == 0).then(|| 35.5 + noise(4.0)),
+                ..Vitals::default()
+            };
+            window.record(&vitals, at, s);
+            if minute % 61 == 7 {
+                let lab = LabResult {
+                    code: "lactate".into(),
+                    value: 0.5 + noise(6.0),
+                    unit: None,
+                };
+                window.record_lab(&lab, at, s);
+            }
+            let carried = m.evaluate_carried(&window, None, at, Some(&mut carry));
+            let fresh = m.evaluate(&window, None, at);
+            assert_eq!(
+                carried.logit.to_bits(),
+                fresh.logit.to_bits(),
+                "minute {minute}"
+            );
+            assert_eq!(carried, fresh, "minute {minute}");
         }
     }
 

@@ -239,6 +239,10 @@ impl Row {
 #[derive(Clone, Copy)]
 struct Rows<'a>(&'a [Row], &'a [Row]);
 
+/// The rows of a stretch of minutes ([`Window::minutes`]).
+#[derive(Clone, Copy)]
+pub struct Minutes<'a>(Rows<'a>);
+
 impl<'a> Rows<'a> {
     fn iter(self) -> impl Iterator<Item = &'a Row> {
         self.0.iter().chain(self.1)
@@ -479,7 +483,32 @@ impl Window {
         last: i64,
         visit: impl FnMut(i16, Timestamp),
     ) {
-        let rows = self.rows_between(first, last);
+        self.for_each_in(self.minutes(first, last), field, visit);
+    }
+
+    /// The rows of the minutes `first..=last` (none when `last < first`), found once to read
+    /// several fields from ([`Window::for_each_in`], [`Window::first_in`]).
+    pub fn minutes(&self, first: i64, last: i64) -> Minutes<'_> {
+        if last < first {
+            return Minutes(Rows(&[], &[]));
+        }
+        Minutes(self.rows_between(first, last))
+    }
+
+    /// The first sample of `field` in `minutes`, encoded as the row stores it.
+    pub fn first_in(&self, minutes: Minutes<'_>, field: Field) -> Option<i16> {
+        let i = field as usize;
+        minutes.0.iter().map(|r| r.value(i)).find(|v| *v != NONE)
+    }
+
+    /// [`Window::for_each_sample`] over rows already found.
+    pub fn for_each_in(
+        &self,
+        minutes: Minutes<'_>,
+        field: Field,
+        visit: impl FnMut(i16, Timestamp),
+    ) {
+        let rows = minutes.0;
         match field {
             Field::Hr => self.visit::<0>(rows, visit),
             Field::Rr => self.visit::<1>(rows, visit),
