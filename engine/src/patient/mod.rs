@@ -209,7 +209,7 @@ impl Patient {
             holds: false,
             active: false,
         };
-        out.alerts.extend(self.signal_loss.step(
+        if let Some(alert) = self.signal_loss.step(
             Condition::SignalLoss,
             subject,
             quiet,
@@ -217,7 +217,9 @@ impl Patient {
             now,
             settings,
             Opening::none,
-        ));
+        ) {
+            out.alerts.push(alert);
+        }
         if placement != Placement::Current {
             out.late = true;
             return out;
@@ -260,7 +262,7 @@ impl Patient {
             active: holds,
         };
         let open = || baseline.map_or_else(Opening::none, |b| trend_opening(&score, b, settings));
-        out.alerts.extend(self.trend.step(
+        if let Some(alert) = self.trend.step(
             Condition::Trend,
             subject,
             finding,
@@ -268,13 +270,15 @@ impl Patient {
             now,
             settings,
             open,
-        ));
+        ) {
+            out.alerts.push(alert);
+        }
 
         let q = qsofa(&self.window.chart, score_at, settings.sepsis);
         let holds = q.total >= settings.qsofa.threshold;
         let previous = self.last_qsofa.map(|(q, at)| (q.total, at));
         let chart = &self.window.chart;
-        out.alerts.extend(self.qsofa.step(
+        if let Some(alert) = self.qsofa.step(
             Condition::Qsofa,
             subject,
             Finding {
@@ -285,7 +289,9 @@ impl Patient {
             now,
             settings,
             || qsofa_opening(chart, q, previous, score_at, settings),
-        ));
+        ) {
+            out.alerts.push(alert);
+        }
         self.last_qsofa = Some((q, score_at));
         let s = self.evaluate_sirs_lactate(score_at, now, settings, &mut out.alerts);
         self.evaluate_model(score_at, now, settings, &mut out.alerts);
@@ -324,7 +330,7 @@ impl Patient {
             bed: self.bed_id.as_deref(),
         };
         let (chart, window) = (&self.window.chart, &self.window);
-        alerts.extend(self.sirs_lactate.step(
+        if let Some(alert) = self.sirs_lactate.step(
             Condition::SirsLactate,
             subject,
             Finding { holds, active },
@@ -335,7 +341,9 @@ impl Patient {
                 let l = lactate.map_or((0.0, at), |l| (l.value, l.at));
                 sirs_lactate_opening(chart, window, s, l, at, settings)
             },
-        ));
+        ) {
+            alerts.push(alert);
+        }
         self.last_sirs = Some((s, at));
         s
     }
@@ -428,7 +436,7 @@ impl Patient {
             unit: &self.unit_id,
             bed: self.bed_id.as_deref(),
         };
-        alerts.extend(self.model.step(
+        if let Some(alert) = self.model.step(
             Condition::Model,
             subject,
             Finding {
@@ -439,7 +447,9 @@ impl Patient {
             now,
             settings,
             || model_opening(model, &risk, previous, thresholds.open, settings),
-        ));
+        ) {
+            alerts.push(alert);
+        }
         self.last_risk = Some((risk.risk, at));
     }
 
