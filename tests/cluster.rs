@@ -80,17 +80,10 @@ async fn a_nats_node_lost_under_load_loses_no_event_and_no_transition() {
         .timeout(Duration::from_millis(250))
         .build(cluster.client().await);
     for stream in ["VITALS", BUCKET] {
-        let mut moved = false;
-        for _ in 0..300 {
-            if stream_leader(&probe, stream)
-                .await
-                .is_some_and(|now| now != leader)
-            {
-                moved = true;
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        let moved = await_leader(&probe, stream, 300, |now| {
+            now.is_some_and(|now| now != leader)
+        })
+        .await;
         assert!(moved, "no new {stream} leader after {leader} was lost");
         eprintln!(
             "{stream} led again {:.1} s after {leader} was killed",

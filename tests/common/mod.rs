@@ -340,6 +340,23 @@ pub async fn stream_leader(js: &jetstream::Context, stream: &str) -> Option<Stri
     info.cluster.as_ref()?.leader.clone()
 }
 
+/// Asks who leads `stream` every 100 ms, at most `tries` times, until `ok` holds of the answer
+/// (`None`: no leader now); whether it did.
+pub async fn await_leader(
+    js: &jetstream::Context,
+    stream: &str,
+    tries: usize,
+    ok: impl Fn(Option<&str>) -> bool,
+) -> bool {
+    for _ in 0..tries {
+        if ok(stream_leader(js, stream).await.as_deref()) {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    false
+}
+
 /// Moves the leadership of `stream` to node `to` (a stepdown with a preferred placement,
 /// nats-server 2.11+) and waits until `to` leads it.
 pub async fn lead_stream_on(js: &jetstream::Context, stream: &str, to: &str) {
@@ -356,11 +373,8 @@ pub async fn lead_stream_on(js: &jetstream::Context, stream: &str, to: &str) {
             answer.get("error").is_none(),
             "stepdown of {stream} towards {to}: {answer}"
         );
-        for _ in 0..100 {
-            if stream_leader(js, stream).await.as_deref() == Some(to) {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
+        if await_leader(js, stream, 100, |now| now == Some(to)).await {
+            return;
         }
     }
     panic!("{stream} is not led by {to} after five stepdowns");
