@@ -366,6 +366,14 @@ struct Group<S> {
 /// Spans one pass keeps at once; a source with more gets several groups.
 const GROUP: usize = 8;
 
+impl Group<Field> {
+    /// A vital's group of exactly one span is read with the other vitals of that span, as a
+    /// [`RowSet`]; the others (several spans, or only `latest` and `hours_since`) on their own.
+    fn in_a_set(&self) -> bool {
+        self.spans.len() == 1
+    }
+}
+
 /// Vitals' one-span groups over the same span.
 #[derive(Debug, Clone, PartialEq)]
 struct RowSet {
@@ -479,7 +487,7 @@ impl Plan {
             }
         }
         for (k, g) in plan.rows.iter().enumerate() {
-            if g.spans.len() != 1 {
+            if !g.in_a_set() {
                 continue;
             }
             match plan.sets.iter_mut().find(|s| s.span_ms == g.longest_ms) {
@@ -493,7 +501,7 @@ impl Plan {
         }
         for set in &mut plan.sets {
             // At most one group per vital in a set: eight fields of three bits, and the count.
-            let fields = set.groups.iter().filter_map(|&k| plan.rows.get(k));
+            let fields = set.vitals(&plan.rows);
             set.key = fields.fold(0, |key, g| key << 3 | g.source as u32)
                 | (set.groups.len() as u32) << 24;
         }
@@ -544,7 +552,7 @@ impl Plan {
                 }
             }
         }
-        for g in self.rows.iter().filter(|g| g.spans.len() != 1) {
+        for g in self.rows.iter().filter(|g| !g.in_a_set()) {
             read_rows(g, window, at, out);
         }
         for g in &self.labs {
@@ -851,13 +859,12 @@ fn read_set(
     settled: Option<(&mut Option<Settled>, &mut [Agg])>,
 ) {
     let (from, _, last) = set.span_at(at);
-    let vitals = || set.groups.iter().filter_map(|&k| groups.get(k));
     let mut aggs = [Agg::EMPTY; Field::ALL.len()];
     match settled {
         Some((slot, held)) => carried(set, groups, window, at, (slot, held), &mut aggs),
         None => set.scan(groups, window, at, &mut aggs),
     }
-    for (agg, g) in aggs.iter().zip(vitals()) {
+    for (agg, g) in aggs.iter().zip(set.vitals(groups)) {
         let acc = agg.decoded(g.source, from);
         let latest = reads_latest(g).then(|| latest_reading(window, g.source, at, last));
         for &(i, stat, slot) in &g.stats {
@@ -934,6 +941,11 @@ fn latest_reading(
 }
 
 impl RowSet {
+    /// The set's vitals' groups, in the set's order (`groups`: the plan's `rows`).
+    fn vitals<'a>(&'a self, groups: &'a [Group<Field>]) -> impl Iterator<Item = &'a Group<Field>> {
+        self.groups.iter().filter_map(|&k| groups.get(k))
+    }
+
     /// The span's start at `at`, and the minutes of its first and last rows.
     fn span_at(&self, at: Timestamp) -> (Timestamp, i64, i64) {
         let from = at.plus_millis(-self.span_ms);
@@ -944,8 +956,7 @@ impl RowSet {
     fn scan(&self, groups: &[Group<Field>], window: &Window, at: Timestamp, aggs: &mut [Agg]) {
         let (from, first, last) = self.span_at(at);
         let rows = window.minutes(first, last);
-        let fields = self.groups.iter().filter_map(|&k| groups.get(k));
-        for (agg, g) in aggs.iter_mut().zip(fields) {
+        for (agg, g) in aggs.iter_mut().zip(self.vitals(groups)) {
             *agg = Agg::scan(window, rows, g.source, from, at);
         }
     }
@@ -963,11 +974,7 @@ fn carried(
     (slot, held): (&mut Option<Settled>, &mut [Agg]),
     aggs: &mut [Agg],
 ) {
-    let fields = || {
-        set.groups
-            .iter()
-            .filter_map(|&k| groups.get(k).map(|g| g.source))
-    };
+    let fields = || set.vitals(groups).map(|g| g.source);
     let (from, first, last) = set.span_at(at);
     let (Some(newest), Ok(span_ms)) = (window.newest_minute(), u32::try_from(set.span_ms)) else {
         *slot = None;
