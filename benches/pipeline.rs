@@ -48,6 +48,15 @@ fn decode(c: &mut Criterion) {
             })
         });
     }
+    // Every message's `Content-Type` header, read before its payload.
+    let types = ["application/msgpack", "application/json; charset=utf-8"];
+    g.bench_function("content_type", |b| {
+        b.iter(|| {
+            for i in 0..BATCH {
+                black_box(Encoding::from_content_type(black_box(Some(types[i % 2]))).ok());
+            }
+        })
+    });
     g.finish();
     // What ingest hands the actors: decoded, then owned (to cross threads). The monitors of
     // the contract name the bed, which costs one more owned string per reading.

@@ -132,15 +132,21 @@ impl Encoding {
             return Ok(Encoding::Json);
         };
         let base = ct.split(';').next().unwrap_or("").trim();
-        match base.to_ascii_lowercase().as_str() {
-            "" | "application/json" => Ok(Encoding::Json),
-            "application/msgpack" | "application/x-msgpack" | "application/vnd.msgpack" => {
-                Ok(Encoding::MessagePack)
-            }
-            _ => Err(reject(
+        // Media types are case-insensitive (RFC 9110 8.3.1); compared in place, as every
+        // message carries one.
+        let is = |name: &str| base.eq_ignore_ascii_case(name);
+        if base.is_empty() || is("application/json") {
+            Ok(Encoding::Json)
+        } else if is("application/msgpack")
+            || is("application/x-msgpack")
+            || is("application/vnd.msgpack")
+        {
+            Ok(Encoding::MessagePack)
+        } else {
+            Err(reject(
                 RejectCode::UnsupportedContentType,
                 format!("Content-Type `{ct}` is neither application/json nor application/msgpack"),
-            )),
+            ))
         }
     }
 }

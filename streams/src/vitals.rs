@@ -896,6 +896,28 @@ pub(crate) mod tests {
             Encoding::from_content_type(Some("application/json; charset=utf-8")),
             Ok(Encoding::Json)
         );
+        // Media types are case-insensitive; the aliases MessagePack producers send.
+        for ct in [
+            "Application/MsgPack",
+            " application/x-msgpack ",
+            "APPLICATION/VND.MSGPACK; q=1",
+        ] {
+            assert_eq!(
+                Encoding::from_content_type(Some(ct)),
+                Ok(Encoding::MessagePack),
+                "{ct}"
+            );
+        }
+        for ct in ["Application/JSON", "", "; charset=utf-8"] {
+            assert_eq!(
+                Encoding::from_content_type(Some(ct)),
+                Ok(Encoding::Json),
+                "{ct}"
+            );
+        }
+        for ct in ["application/jsonx", "application/msgpac", "text/xml"] {
+            assert!(Encoding::from_content_type(Some(ct)).is_err(), "{ct}");
+        }
         assert_eq!(
             Encoding::from_content_type(Some("text/xml"))
                 .expect_err("xml")
