@@ -183,6 +183,10 @@ pub(crate) async fn run(args: &Args, js: jetstream::Context) -> anyhow::Result<(
     let expected = trigger_task.await.unwrap_or(0);
     let _ = lag_task.await;
     tokio::time::sleep(Duration::from_secs(2)).await;
+    if args.dashboards > 0 {
+        // Alerts still on their way to a dashboard are late, not lost: wait for them.
+        fanout.settle().await;
+    }
     reader.abort();
     for r in &dashboard_readers {
         r.abort();

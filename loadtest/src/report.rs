@@ -158,15 +158,36 @@ pub(crate) fn print_report(args: &Args, r: &Report) -> anyhow::Result<()> {
                 Some(l) => println!("  ->last socket   {l}"),
                 None => println!("  ->last socket   no alert reached every socket"),
             }
+            let closes: Vec<String> = d
+                .closed_by_gateway
+                .iter()
+                .map(|(code, n)| format!("{n} with {code}"))
+                .collect();
+            println!(
+                "  connections     closed by the gateway: {}; lost: {}; waited {:.1} s after the run for late alerts",
+                if closes.is_empty() {
+                    "none".to_string()
+                } else {
+                    format!(
+                        "{} (each reconnected and took a snapshot)",
+                        closes.join(", ")
+                    )
+                },
+                d.sockets_lost,
+                d.waited_after_run_ms as f64 / 1000.0
+            );
         }
     }
     if let Some(d) = &r.dashboards
         && d.fewest_on_one_socket < r.alerts_expected
     {
         anyhow::bail!(
-            "a dashboard received {} of {} sentinel alerts: some socket missed alerts in its scope",
+            "a dashboard received {} of {} sentinel alerts, {:.0} s after the run ({} sockets \
+             lost): some socket missed alerts in its scope",
             d.fewest_on_one_socket,
-            r.alerts_expected
+            r.alerts_expected,
+            d.waited_after_run_ms as f64 / 1000.0,
+            d.sockets_lost
         );
     }
     if r.mode == "live" && r.alerts_received < r.alerts_expected {
