@@ -534,10 +534,10 @@ impl Plan {
             Some(c) => {
                 let vitals = self.sets.iter().map(|s| s.groups.len()).sum();
                 if c.settled.len() != self.sets.len() || c.held.len() != vitals {
-                    c.settled.clear();
-                    c.settled.resize(self.sets.len(), None);
-                    c.held.clear();
-                    c.held.resize(vitals, Agg::EMPTY);
+                    // Sized exactly: every patient keeps them, and a first `resize` would
+                    // reserve room for four sets where the built-in model has one.
+                    c.settled = vec![None; self.sets.len()];
+                    c.held = vec![Agg::EMPTY; vitals];
                 }
                 let mut held = &mut c.held[..];
                 for (set, slot) in self.sets.iter().zip(&mut c.settled) {
@@ -1404,6 +1404,28 @@ mod tests {
         assert_eq!(
             read(&["temp.mean_2h", "temp.mean_6h"]),
             [Some(37.2938), Some(37.2938)]
+        );
+    }
+
+    /// Every patient keeps a carry: it holds one `Settled` per set and one `Agg` per vital of
+    /// the sets, and no spare room (docs/window.md counts it).
+    #[test]
+    fn a_carry_holds_exactly_the_plan_s_sets() {
+        let plan = Plan::new(&candidates());
+        let (mut carry, w) = (Carry::default(), window());
+        let mut out = vec![None; candidates().len()];
+        plan.read_carried(&w, None, t(1.0), &mut out, Some(&mut carry));
+        let vitals: usize = plan.sets.iter().map(|s| s.groups.len()).sum();
+        assert_eq!(
+            plan.sets.len(),
+            1,
+            "the candidates' five vitals over 6 h are one set"
+        );
+        assert_eq!(carry.settled.capacity(), plan.sets.len());
+        assert_eq!(carry.held.capacity(), vitals);
+        assert_eq!(
+            carry.heap_bytes(),
+            std::mem::size_of::<Option<Settled>>() + vitals * std::mem::size_of::<Agg>()
         );
     }
 
