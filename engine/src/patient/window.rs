@@ -22,7 +22,7 @@
 use std::collections::VecDeque;
 
 use crate::observation::{Consciousness, LabResult, Vitals};
-use crate::scores::news2::{Chart, Reading, round_tenths, round_whole};
+use crate::scores::news2::{Chart, Reading, Rounded};
 use crate::scores::sepsis::Labs;
 use crate::settings::WindowSettings;
 use crate::time::Timestamp;
@@ -84,16 +84,19 @@ impl Field {
     /// and held to [`Field::range`] (ingest rejects what lies outside, so only a caller that
     /// skips validation meets the clamp).
     pub fn encode(self, v: &Vitals) -> Option<i16> {
-        let whole = |x: Option<f64>| x.map(|x| round_whole(x).clamp(-32_000, 32_000) as i16);
+        self.encode_rounded(v, &Rounded::of(v))
+    }
+
+    /// [`Field::encode`] with `v`'s measurements already rounded (`Rounded::of(v)`).
+    pub fn encode_rounded(self, v: &Vitals, rounded: &Rounded) -> Option<i16> {
+        let row = |x: Option<i64>| x.map(|x| x.clamp(-32_000, 32_000) as i16);
         let value = match self {
-            Field::Hr => whole(v.hr),
-            Field::Rr => whole(v.rr),
-            Field::Spo2 => whole(v.spo2),
-            Field::Sbp => whole(v.sbp),
-            Field::Temp => v
-                .temp
-                .map(|t| round_tenths(t).clamp(-32_000, 32_000) as i16),
-            Field::Gcs => whole(v.gcs),
+            Field::Hr => row(rounded.hr),
+            Field::Rr => row(rounded.rr),
+            Field::Spo2 => row(rounded.spo2),
+            Field::Sbp => row(rounded.sbp),
+            Field::Temp => row(rounded.temp),
+            Field::Gcs => row(rounded.gcs),
             Field::Consciousness => v.consciousness.map(|c| match c {
                 Consciousness::A => 0,
                 Consciousness::C => 1,
@@ -322,12 +325,14 @@ impl Window {
         if self.newest_vitals.is_none_or(|n| at > n) {
             self.newest_vitals = Some(at);
         }
-        let changed = self.chart.record(v, at);
+        // Rounded once for the chart (the scores read it there) and the row.
+        let rounded = Rounded::of(v);
+        let changed = self.chart.record_rounded(v, &rounded, at);
         if placement != Placement::BeyondHorizon {
             let sec = second_of(at);
             let row = self.row_mut(at, w);
             for (i, field) in Field::ALL.into_iter().enumerate() {
-                if let Some(value) = field.encode(v)
+                if let Some(value) = field.encode_rounded(v, &rounded)
                     && (row.value(i) == NONE || row.sec(i) <= sec)
                 {
                     row.set(i, value, sec);
@@ -719,6 +724,7 @@ impl Labs for Window {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::scores::news2::{round_tenths, round_whole};
     use proptest::prelude::*;
 
     const W: WindowSettings = WindowSettings {
@@ -1028,6 +1034,21 @@ mod tests {
                 .max_by_key(|(s, _)| *s)
                 .map(|(s, x)| (x, t(s)));
             prop_assert_eq!(w.chart.consciousness.map(|r| (r.value, r.at)), latest_c);
+            // What the scores band is the charted value rounded as they round it.
+            let c = &w.chart;
+            for (name, m, tenths) in [
+                ("hr", c.hr, false),
+                ("rr", c.rr, false),
+                ("spo2", c.spo2, false),
+                ("sbp", c.sbp, false),
+                ("temp", c.temp, true),
+                ("gcs", c.gcs, false),
+            ] {
+                if let Some(m) = m {
+                    let expected = if tenths { round_tenths(m.value) } else { round_whole(m.value) };
+                    prop_assert_eq!(m.rounded, expected, "{}", name);
+                }
+            }
         }
 
         /// The trend baseline equals the brute-force minimum over the scores noted in range,

@@ -265,21 +265,58 @@ pub struct Reading<T> {
     pub at: Timestamp,
 }
 
+/// A scored measurement on the chart: the value as sent, when it was observed, and the value
+/// the scores band, rounded as scoring.md rounds it ([`round_whole`]; [`round_tenths`] for the
+/// temperature) once, when it was charted, instead of by each score that reads it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Measured {
+    pub value: f64,
+    pub at: Timestamp,
+    /// Whole units; tenths of a degree for the temperature.
+    pub rounded: i64,
+}
+
+/// The rounded values of one reading's scored measurements ([`Measured::rounded`]): what the
+/// chart keeps and the patient window's rows store, computed once per reading.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Rounded {
+    pub rr: Option<i64>,
+    pub spo2: Option<i64>,
+    pub sbp: Option<i64>,
+    pub hr: Option<i64>,
+    /// Tenths of a degree.
+    pub temp: Option<i64>,
+    pub gcs: Option<i64>,
+}
+
+impl Rounded {
+    pub fn of(v: &Vitals) -> Rounded {
+        Rounded {
+            rr: v.rr.map(round_whole),
+            spo2: v.spo2.map(round_whole),
+            sbp: v.sbp.map(round_whole),
+            hr: v.hr.map(round_whole),
+            temp: v.temp.map(round_tenths),
+            gcs: v.gcs.map(round_whole),
+        }
+    }
+}
+
 /// The latest reading of every parameter NEWS2 needs (and the pressures shown on dashboards).
 /// A reading replaces the one before only when it was observed at the same time or later.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Chart {
-    pub rr: Option<Reading<f64>>,
-    pub spo2: Option<Reading<f64>>,
+    pub rr: Option<Measured>,
+    pub spo2: Option<Measured>,
     pub spo2_scale: Option<Reading<Spo2Scale>>,
     pub on_oxygen: Option<Reading<bool>>,
-    pub sbp: Option<Reading<f64>>,
+    pub sbp: Option<Measured>,
     pub dbp: Option<Reading<f64>>,
     pub map: Option<Reading<f64>>,
-    pub hr: Option<Reading<f64>>,
-    pub temp: Option<Reading<f64>>,
+    pub hr: Option<Measured>,
+    pub temp: Option<Measured>,
     pub consciousness: Option<Reading<Consciousness>>,
-    pub gcs: Option<Reading<f64>>,
+    pub gcs: Option<Measured>,
 }
 
 fn keep_latest<T: Copy>(slot: &mut Option<Reading<T>>, value: Option<T>, at: Timestamp) -> bool {
@@ -292,27 +329,47 @@ fn keep_latest<T: Copy>(slot: &mut Option<Reading<T>>, value: Option<T>, at: Tim
     false
 }
 
+fn keep_measured(
+    slot: &mut Option<Measured>,
+    value: Option<f64>,
+    rounded: Option<i64>,
+    at: Timestamp,
+) -> bool {
+    if let (Some(value), Some(rounded)) = (value, rounded)
+        && slot.is_none_or(|r| r.at <= at)
+    {
+        *slot = Some(Measured { value, at, rounded });
+        return true;
+    }
+    false
+}
+
 impl Chart {
     /// Records every measurement present in `v`, observed at `at`. Returns true when any
     /// parameter's latest reading changed (a reading older than the chart's changes nothing).
     pub fn record(&mut self, v: &Vitals, at: Timestamp) -> bool {
+        self.record_rounded(v, &Rounded::of(v), at)
+    }
+
+    /// [`Chart::record`] with `v`'s measurements already rounded (`Rounded::of(v)`).
+    pub fn record_rounded(&mut self, v: &Vitals, rounded: &Rounded, at: Timestamp) -> bool {
         // The scale travels with the SpO2 reading it qualifies (default scale 1).
         let scale = v
             .spo2
             .map(|_| v.spo2_scale.unwrap_or_default())
             .or(v.spo2_scale);
         let changed = [
-            keep_latest(&mut self.rr, v.rr, at),
-            keep_latest(&mut self.spo2, v.spo2, at),
+            keep_measured(&mut self.rr, v.rr, rounded.rr, at),
+            keep_measured(&mut self.spo2, v.spo2, rounded.spo2, at),
             keep_latest(&mut self.spo2_scale, scale, at),
             keep_latest(&mut self.on_oxygen, v.on_oxygen, at),
-            keep_latest(&mut self.sbp, v.sbp, at),
+            keep_measured(&mut self.sbp, v.sbp, rounded.sbp, at),
             keep_latest(&mut self.dbp, v.dbp, at),
             keep_latest(&mut self.map, v.map, at),
-            keep_latest(&mut self.hr, v.hr, at),
-            keep_latest(&mut self.temp, v.temp, at),
+            keep_measured(&mut self.hr, v.hr, rounded.hr, at),
+            keep_measured(&mut self.temp, v.temp, rounded.temp, at),
             keep_latest(&mut self.consciousness, v.consciousness, at),
-            keep_latest(&mut self.gcs, v.gcs, at),
+            keep_measured(&mut self.gcs, v.gcs, rounded.gcs, at),
         ];
         changed.contains(&true)
     }
@@ -443,11 +500,11 @@ impl News2 {
         for param in Param::ALL {
             let component = match param {
                 Param::Rr => chart.rr.filter(|r| fresh(r.at, vit)).map(|r| {
-                    let v = round_whole(r.value);
+                    let v = r.rounded;
                     (ComponentValue::Whole(v), rr_points(v), r.at)
                 }),
                 Param::Spo2 => chart.spo2.filter(|r| fresh(r.at, vit)).map(|r| {
-                    let v = round_whole(r.value);
+                    let v = r.rounded;
                     let scale = chart.spo2_scale.map(|s| s.value).unwrap_or_default();
                     // Unknown oxygen status scores as air (the lower points) and `air` is missing.
                     let o2 = on_oxygen.is_some_and(|o| o.value);
@@ -458,11 +515,11 @@ impl News2 {
                     (ComponentValue::Text(text), air_points(r.value), r.at)
                 }),
                 Param::Sbp => chart.sbp.filter(|r| fresh(r.at, vit)).map(|r| {
-                    let v = round_whole(r.value);
+                    let v = r.rounded;
                     (ComponentValue::Whole(v), sbp_points(v), r.at)
                 }),
                 Param::Hr => chart.hr.filter(|r| fresh(r.at, vit)).map(|r| {
-                    let v = round_whole(r.value);
+                    let v = r.rounded;
                     (ComponentValue::Whole(v), hr_points(v), r.at)
                 }),
                 Param::Consciousness => chart
@@ -477,7 +534,7 @@ impl News2 {
                         )
                     }),
                 Param::Temp => chart.temp.filter(|r| fresh(r.at, vit)).map(|r| {
-                    let tenths = round_tenths(r.value);
+                    let tenths = r.rounded;
                     (
                         ComponentValue::Decimal(tenths as f64 / 10.0),
                         temp_points(tenths),
@@ -760,6 +817,75 @@ mod tests {
         assert!(!stale.missing.contains(&Param::Consciousness));
         let later = News2::score(&chart, t(240).plus_millis(1), f);
         assert!(later.missing.contains(&Param::Consciousness));
+    }
+
+    /// The chart rounds each measurement once, when it is charted: what every score bands is
+    /// the value rounded as scoring.md rounds it, at the band edges and for values no monitor
+    /// sends (negative, huge, not finite), and a later reading replaces both.
+    #[test]
+    fn a_charted_measurement_carries_its_rounding() {
+        let values = [
+            20.5,
+            20.49,
+            24.49999999999,
+            38.05,
+            38.04,
+            35.05,
+            90.5,
+            -0.5,
+            -20.5,
+            0.0,
+            -0.0,
+            1e300,
+            -1e300,
+            4.6e9,
+            f64::INFINITY,
+            f64::NAN,
+        ];
+        for (i, v) in values.into_iter().enumerate() {
+            let mut chart = Chart::default();
+            let reading = Vitals {
+                rr: Some(v),
+                spo2: Some(v),
+                sbp: Some(v),
+                hr: Some(v),
+                temp: Some(v),
+                gcs: Some(v),
+                ..Vitals::default()
+            };
+            chart.record(
+                &Vitals {
+                    hr: Some(1.0),
+                    ..Vitals::default()
+                },
+                t(0),
+            );
+            chart.record(&reading, t(1));
+            let whole = round_whole(v);
+            for m in [chart.rr, chart.spo2, chart.sbp, chart.hr, chart.gcs] {
+                let m = m.expect("charted");
+                assert_eq!(m.rounded, whole, "value {i}: {v}");
+                assert_eq!(m.value.to_bits(), v.to_bits(), "value {i}");
+            }
+            assert_eq!(chart.temp.map(|m| m.rounded), Some(round_tenths(v)), "{v}");
+            assert_eq!(Rounded::of(&reading).temp, Some(round_tenths(v)), "{v}");
+        }
+        // The band edges reach the score through the charted rounding, and a later reading
+        // replaces the rounding with the value.
+        let mut chart = Chart::default();
+        for (minute, rr, temp, points) in [(0, 20.5, 38.05, (2, 1)), (1, 20.4, 38.04, (0, 0))] {
+            let reading = Vitals {
+                rr: Some(rr),
+                temp: Some(temp),
+                ..Vitals::default()
+            };
+            chart.record(&reading, t(minute));
+            let s = News2::score(&chart, t(minute), Freshness::default());
+            assert_eq!(
+                (s.points(Param::Rr), s.points(Param::Temp)),
+                (Some(points.0), Some(points.1))
+            );
+        }
     }
 
     #[test]

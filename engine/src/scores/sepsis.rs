@@ -8,7 +8,7 @@
 
 use crate::observation::Consciousness;
 use crate::scores::news2::{
-    Chart, Component, ComponentValue, Input, Reading, round_tenths, round_whole,
+    Chart, Component, ComponentValue, Input, Measured, Reading, round_whole,
 };
 use crate::time::Timestamp;
 
@@ -94,8 +94,13 @@ impl Inputs {
     fn fresh<T: Copy>(&self, r: Option<Reading<T>>, limit: i64) -> Option<T> {
         r.filter(|r| self.at.since(r.at) <= limit).map(|r| r.value)
     }
-    fn vital(&self, r: Option<Reading<f64>>) -> Option<f64> {
-        self.fresh(r, self.f.vitals_ms)
+    /// A scored vital's rounded value, when fresh.
+    fn rounded(&self, r: Option<Measured>, limit: i64) -> Option<i64> {
+        r.filter(|r| self.at.since(r.at) <= limit)
+            .map(|r| r.rounded)
+    }
+    fn vital(&self, r: Option<Measured>) -> Option<i64> {
+        self.rounded(r, self.f.vitals_ms)
     }
 }
 
@@ -127,20 +132,12 @@ fn criterion(score: &mut CriteriaScore, inputs: &[(&'static str, Option<bool>)])
 pub fn qsofa(chart: &Chart, at: Timestamp, f: SepsisFreshness) -> CriteriaScore {
     let i = Inputs { at, f };
     let mut s = CriteriaScore::new();
-    criterion(
-        &mut s,
-        &[("rr", i.vital(chart.rr).map(|v| round_whole(v) >= 22))],
-    );
-    criterion(
-        &mut s,
-        &[("sbp", i.vital(chart.sbp).map(|v| round_whole(v) <= 100))],
-    );
+    criterion(&mut s, &[("rr", i.vital(chart.rr).map(|v| v >= 22))]);
+    criterion(&mut s, &[("sbp", i.vital(chart.sbp).map(|v| v <= 100))]);
     let acvpu = i
         .fresh(chart.consciousness, f.consciousness_ms)
         .map(|c| c != Consciousness::A);
-    let gcs = i
-        .fresh(chart.gcs, f.consciousness_ms)
-        .map(|g| round_whole(g) < 15);
+    let gcs = i.rounded(chart.gcs, f.consciousness_ms).map(|g| g < 15);
     let mentation = match (acvpu, gcs) {
         (None, None) => None,
         (a, g) => Some(a.unwrap_or(false) || g.unwrap_or(false)),
@@ -155,19 +152,15 @@ pub fn sirs(chart: &Chart, labs: &impl Labs, at: Timestamp, f: SepsisFreshness) 
     let i = Inputs { at, f };
     let lab = |code| i.fresh(labs.lab(code), f.labs_ms);
     let mut s = CriteriaScore::new();
-    let temp = i.vital(chart.temp).map(|t| {
-        let tenths = round_tenths(t);
-        !(360..=380).contains(&tenths)
-    });
+    let temp = i
+        .vital(chart.temp)
+        .map(|tenths| !(360..=380).contains(&tenths));
     criterion(&mut s, &[("temp", temp)]);
-    criterion(
-        &mut s,
-        &[("hr", i.vital(chart.hr).map(|v| round_whole(v) > 90))],
-    );
+    criterion(&mut s, &[("hr", i.vital(chart.hr).map(|v| v > 90))]);
     criterion(
         &mut s,
         &[
-            ("rr", i.vital(chart.rr).map(|v| round_whole(v) > 20)),
+            ("rr", i.vital(chart.rr).map(|v| v > 20)),
             ("paco2", lab("paco2").map(|v| round_whole(v) < 32)),
         ],
     );
@@ -193,29 +186,19 @@ fn component(name: Input, value: ComponentValue, met: bool, at: Timestamp) -> Co
     }
 }
 
-fn whole(r: Reading<f64>) -> ComponentValue {
-    ComponentValue::Whole(round_whole(r.value))
+fn whole(r: Measured) -> ComponentValue {
+    ComponentValue::Whole(r.rounded)
 }
 
 /// Every fresh qSOFA input with its value and point, for explanations.
 pub fn qsofa_components(chart: &Chart, at: Timestamp, f: SepsisFreshness) -> Vec<Component> {
-    let fresh = |r: &Reading<f64>, limit: i64| at.since(r.at) <= limit;
+    let fresh = |r: &Measured, limit: i64| at.since(r.at) <= limit;
     let mut out = Vec::with_capacity(4);
     if let Some(r) = chart.rr.filter(|r| fresh(r, f.vitals_ms)) {
-        out.push(component(
-            Input::Rr,
-            whole(r),
-            round_whole(r.value) >= 22,
-            r.at,
-        ));
+        out.push(component(Input::Rr, whole(r), r.rounded >= 22, r.at));
     }
     if let Some(r) = chart.sbp.filter(|r| fresh(r, f.vitals_ms)) {
-        out.push(component(
-            Input::Sbp,
-            whole(r),
-            round_whole(r.value) <= 100,
-            r.at,
-        ));
+        out.push(component(Input::Sbp, whole(r), r.rounded <= 100, r.at));
     }
     if let Some(r) = chart
         .consciousness
@@ -229,12 +212,7 @@ pub fn qsofa_components(chart: &Chart, at: Timestamp, f: SepsisFreshness) -> Vec
         ));
     }
     if let Some(r) = chart.gcs.filter(|r| fresh(r, f.consciousness_ms)) {
-        out.push(component(
-            Input::Gcs,
-            whole(r),
-            round_whole(r.value) < 15,
-            r.at,
-        ));
+        out.push(component(Input::Gcs, whole(r), r.rounded < 15, r.at));
     }
     out
 }
@@ -246,11 +224,11 @@ pub fn sirs_components(
     at: Timestamp,
     f: SepsisFreshness,
 ) -> Vec<Component> {
-    let vital = |r: Option<Reading<f64>>| r.filter(|r| at.since(r.at) <= f.vitals_ms);
+    let vital = |r: Option<Measured>| r.filter(|r| at.since(r.at) <= f.vitals_ms);
     let lab = |code| labs.lab(code).filter(|r| at.since(r.at) <= f.labs_ms);
     let mut out = Vec::with_capacity(6);
     if let Some(r) = vital(chart.temp) {
-        let tenths = round_tenths(r.value);
+        let tenths = r.rounded;
         let shown = ComponentValue::Decimal(tenths as f64 / 10.0);
         out.push(component(
             Input::Temp,
@@ -260,26 +238,17 @@ pub fn sirs_components(
         ));
     }
     if let Some(r) = vital(chart.hr) {
-        out.push(component(
-            Input::Hr,
-            whole(r),
-            round_whole(r.value) > 90,
-            r.at,
-        ));
+        out.push(component(Input::Hr, whole(r), r.rounded > 90, r.at));
     }
     if let Some(r) = vital(chart.rr) {
-        out.push(component(
-            Input::Rr,
-            whole(r),
-            round_whole(r.value) > 20,
-            r.at,
-        ));
+        out.push(component(Input::Rr, whole(r), r.rounded > 20, r.at));
     }
     if let Some(r) = lab("paco2") {
+        let v = round_whole(r.value);
         out.push(component(
             Input::Paco2,
-            whole(r),
-            round_whole(r.value) < 32,
+            ComponentValue::Whole(v),
+            v < 32,
             r.at,
         ));
     }
