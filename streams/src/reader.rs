@@ -85,11 +85,15 @@ impl Reader {
             next: Some(1),
             handed: 0,
         };
+        // The state lives in a box and the rare paths' futures are boxed where they are
+        // awaited (`next`): `unfold` moves its state into a new future per delivery, and the
+        // reader, the consumer's stream and an unboxed reopen made that a copy of kilobytes.
         Ok(futures::stream::unfold(
-            (self, Some(messages), start),
-            |(reader, mut messages, mut at)| async move {
-                let delivery = reader.next(&mut messages, &mut at).await?;
-                Some((delivery, (reader, messages, at)))
+            Box::new((self, Some(messages), start)),
+            |mut state| async move {
+                let (reader, messages, at) = &mut *state;
+                let delivery = reader.next(messages, at).await?;
+                Some((delivery, state))
             },
         ))
     }
@@ -145,7 +149,7 @@ impl Reader {
     ) -> Option<Delivery> {
         loop {
             let Some(open) = messages.as_mut() else {
-                *messages = Some(self.reopen().await?);
+                *messages = Some(Box::pin(self.reopen()).await?);
                 *at = Position {
                     next: Some(1),
                     handed: 0,
@@ -189,7 +193,7 @@ impl Reader {
                     );
                     drop(message);
                     *messages = None;
-                    self.settle(at.handed).await;
+                    Box::pin(self.settle(at.handed)).await;
                 }
             }
         }
