@@ -28,8 +28,8 @@ impl Default for NatsConfig {
         Self {
             url: None,
             consumer: "vigil-engine".into(),
-            batch: 2048,
-            max_inflight_batches: 16,
+            batch: 4096,
+            max_inflight_batches: 8,
             ack_wait: Duration::from_secs(30),
             max_age: Duration::from_secs(0),
         }
