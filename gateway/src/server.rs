@@ -43,6 +43,9 @@ const DRAIN: Duration = Duration::from_secs(5);
 /// a hundred alert frames.
 const SEND_BUFFER: usize = 256 * 1024;
 
+/// The longest the accept loop waits, at the cap, for the permits of connections it evicted.
+const EVICTION_WAIT: Duration = Duration::from_secs(1);
+
 /// How many connections may wait for their first request under a cap of `max_open`.
 pub fn max_pending(max_open: usize) -> usize {
     (max_open / 4).clamp(1, 4096)
@@ -54,6 +57,8 @@ pub fn max_pending(max_open: usize) -> usize {
 struct Pending {
     next_id: u64,
     waiting: BTreeMap<u64, oneshot::Sender<()>>,
+    /// Connections told to close to make room whose permits are not back yet.
+    evicting: usize,
 }
 
 /// The pending connections, shared by the accept loop and the connections' services.
@@ -68,10 +73,7 @@ impl Door {
     /// of the oldest pending connection when there are too many.
     fn admit(&self) -> (u64, oneshot::Receiver<()>, Option<oneshot::Sender<()>>) {
         let (tx, rx) = oneshot::channel();
-        let mut p = self
-            .pending
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut p = self.lock();
         let id = p.next_id;
         p.next_id += 1;
         p.waiting.insert(id, tx);
@@ -80,16 +82,31 @@ impl Door {
         } else {
             None
         };
+        p.evicting += usize::from(evict.is_some());
         (id, rx, evict)
+    }
+
+    /// A connection told to close (by [`Door::admit`]) has given its permit back, or will never
+    /// hold one for long: it had ended before the word reached it.
+    fn evicted(&self) {
+        let mut p = self.lock();
+        p.evicting = p.evicting.saturating_sub(1);
+    }
+
+    /// Whether permits of evicted connections are on their way back.
+    fn evicting(&self) -> bool {
+        self.lock().evicting > 0
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Pending> {
+        self.pending
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Connection `id` sent a request (or ended): it is no longer pending.
     fn settle(&self, id: u64) {
-        let mut p = self
-            .pending
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        p.waiting.remove(&id);
+        self.lock().waiting.remove(&id);
     }
 }
 
@@ -230,7 +247,20 @@ pub async fn serve(
             },
             () = &mut shutdown => break,
         };
-        let Ok(permit) = permits.clone().try_acquire_owned() else {
+        let permit = match permits.clone().try_acquire_owned() {
+            Ok(permit) => Some(permit),
+            // Idle connections told to make room (below) hold their permits until their tasks
+            // run, which under load can be after the accept loop took in a hundred more: wait
+            // for those permits rather than refuse a probe or a dashboard while they come back.
+            Err(_) if door.evicting() => {
+                tokio::time::timeout(EVICTION_WAIT, permits.clone().acquire_owned())
+                    .await
+                    .ok()
+                    .and_then(Result::ok)
+            }
+            Err(_) => None,
+        };
+        let Some(permit) = permit else {
             // Refused at the door: closing at once gives the descriptor back.
             hub.metrics.refused_connections.fetch_add(1, Relaxed);
             drop(stream);
@@ -244,9 +274,12 @@ pub async fn serve(
             _permit: permit,
             hub: hub.clone(),
         });
-        let (id, evicted, evict) = door.admit();
-        if let Some(oldest) = evict {
-            let _ = oldest.send(());
+        let (id, mut evicted, evict) = door.admit();
+        if let Some(oldest) = evict
+            && oldest.send(()).is_err()
+        {
+            // It ended on its own meanwhile; its permit is back or about to be.
+            door.evicted();
         }
         let settle = door.clone();
         let service = app
@@ -259,32 +292,43 @@ pub async fn serve(
         let conn = http.serve_connection(io, service).with_upgrades();
         let (hub, door, mut closing) = (hub.clone(), door.clone(), closing.clone());
         tokio::spawn(async move {
-            tokio::pin!(conn);
-            tokio::pin!(evicted);
-            loop {
-                tokio::select! {
-                    r = conn.as_mut() => {
-                        if let Err(e) = r {
-                            let timed_out = e.is_timeout();
-                            if timed_out {
-                                hub.metrics.header_timeouts.fetch_add(1, Relaxed);
+            let told = {
+                tokio::pin!(conn);
+                let mut told = false;
+                loop {
+                    tokio::select! {
+                            r = conn.as_mut() => {
+                            if let Err(e) = r {
+                                let timed_out = e.is_timeout();
+                                if timed_out {
+                                    hub.metrics.header_timeouts.fetch_add(1, Relaxed);
+                                }
+                                if e.is_parse_too_large() {
+                                    hub.metrics.oversize_heads.fetch_add(1, Relaxed);
+                                }
+                                tracing::debug!(error = %e, timed_out, "connection ended with an error");
                             }
-                            if e.is_parse_too_large() {
-                                hub.metrics.oversize_heads.fetch_add(1, Relaxed);
-                            }
-                            tracing::debug!(error = %e, timed_out, "connection ended with an error");
+                            break;
                         }
-                        break;
+                        Ok(()) = &mut evicted => {
+                            // Dropping the connection closes the socket and returns its permit.
+                            hub.metrics.evicted_pending.fetch_add(1, Relaxed);
+                            told = true;
+                            break;
+                        }
+                        Ok(()) = closing.changed() => conn.as_mut().graceful_shutdown(),
                     }
-                    Ok(()) = &mut evicted => {
-                        // Dropping the connection closes the socket and returns its permit.
-                        hub.metrics.evicted_pending.fetch_add(1, Relaxed);
-                        break;
-                    }
-                    Ok(()) = closing.changed() => conn.as_mut().graceful_shutdown(),
                 }
-            }
+                told
+            };
+            // The connection and its permit are gone here.
             door.settle(id);
+            // Told to close while it was ending by itself: the word still counts as delivered
+            // (after `close`, a later send fails and the accept loop counts it instead).
+            evicted.close();
+            if told || evicted.try_recv().is_ok() {
+                door.evicted();
+            }
         });
     }
     // Sessions close with 1001, keep-alive connections after their current request; every
@@ -305,6 +349,27 @@ pub async fn serve(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_door_counts_evictions_until_their_permits_are_back() {
+        let door = Door {
+            pending: Arc::default(),
+            max_pending: 1,
+        };
+        let (first, _rx1, none) = door.admit();
+        assert!(none.is_none() && !door.evicting());
+        // A second pending connection pushes the first out; a third, the second.
+        let (_, _rx2, oldest) = door.admit();
+        assert!(oldest.is_some() && door.evicting());
+        let (_, _rx3, _) = door.admit();
+        door.settle(first);
+        door.evicted();
+        assert!(door.evicting(), "one eviction still on its way");
+        door.evicted();
+        assert!(!door.evicting());
+        door.evicted();
+        assert!(!door.evicting(), "never below zero");
+    }
 
     #[test]
     fn the_default_cap_leaves_a_reserve_under_any_limit() {
