@@ -297,7 +297,7 @@ pub async fn serve(
                 let mut told = false;
                 loop {
                     tokio::select! {
-                            r = conn.as_mut() => {
+                        r = conn.as_mut() => {
                             if let Err(e) = r {
                                 let timed_out = e.is_timeout();
                                 if timed_out {
