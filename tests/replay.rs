@@ -677,4 +677,5 @@ fn a_model_file_that_is_missing_broken_or_for_other_features_stops_the_start() {
         let (ok, stderr) = replay_with(&config);
         assert!(!ok && stderr.contains(says), "{text}: {stderr}");
     }
+    let _ = std::fs::remove_dir_all(&dir);
 }
