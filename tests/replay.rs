@@ -575,6 +575,7 @@ fn predictions_are_written_in_the_challenge_layout_one_file_per_stay() {
         .find(|x| x["rule"] == "sepsis.model")
         .unwrap();
     assert_eq!(model["enabled"], true);
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
