@@ -12,13 +12,22 @@
 //! Alert frames are never dropped: the writer reads them from a bounded broadcast, and a
 //! client that falls `gateway.client_queue` frames behind (or blocks a write for 5 s) is closed
 //! with 1013; on reconnect it gets a fresh snapshot. Patient frames arrive from the hub in one
-//! coalesced batch per `gateway.patient_flush` and are written 128 at a time, after any alert,
-//! page or reply, newest state per patient; when they lag, the latest state is taken from the hub.
+//! coalesced batch per `gateway.patient_flush` and are written after any alert, page or reply,
+//! newest state per patient; when they lag, the latest state is taken from the hub.
+//!
+//! Patient frames are paced by the client's reading ([`PatientWindow`]): every write of them
+//! ends with a ping that carries the running count of patient frames written, and at most
+//! [`PATIENT_WINDOW`] may be on their way before the client's pong confirms it has read up to
+//! them. So however many patients change, at most a window of tiles sits in the socket's
+//! buffers ahead of an alert, and the rest coalesce here (latest wins) instead of queueing in
+//! the kernel, where an alert would wait behind seconds of tiles on a client that reads slowly.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::{Duration, Instant};
+
+use tokio::sync::Notify;
 
 use axum::extract::ws::{CloseFrame, Message, WebSocket, close_code};
 use futures::future::BoxFuture;
@@ -51,9 +60,20 @@ const READER_QUEUE: usize = 64;
 /// Commands one socket may have under way; more are refused with `RATE_LIMITED`.
 const MAX_COMMANDS_IN_FLIGHT: usize = 32;
 
-/// Patient frames written per turn of a session: about 40 KiB, so an alert waits behind at
-/// most this many tiles.
-const PATIENT_CHUNK: usize = 128;
+/// Patient frames on their way to a client (written, their reading not yet confirmed by a
+/// pong): about 20 KiB. An alert written now waits behind at most these in the socket's
+/// buffers; a client reads at most this many tiles per round trip (64,000 a second at 1 ms).
+const PATIENT_WINDOW: u64 = 64;
+/// Flushed batches of patient frames a connection may hold unwritten (2 s at the default
+/// flush); when one more comes, it drops them and later takes the latest of every patient
+/// from the hub instead. A snapshot costs a pass over the hub's every patient, under its
+/// shards' locks: with 2 here, 1,000 slow dashboards took so many that ingest fell 15,000 to
+/// 35,000 readings behind (`DASHBOARDS=1000 scripts/bench live`; with 8 and 32 it kept up).
+const QUEUED_BATCHES: usize = 8;
+/// How long the writer waits for the pong that confirms a full window before it counts the
+/// window as read anyway: a client that does not answer pings still gets its patient frames,
+/// a window at a time.
+const WINDOW_GRACE: Duration = Duration::from_secs(1);
 
 /// What this connection asked for, narrowed to what its token allows.
 struct Subscription {
@@ -144,6 +164,155 @@ impl Heard {
     }
 }
 
+/// The running count of patient frames the latest pong says the client has read (written by
+/// the reader, read by the writer, which it wakes).
+#[derive(Default)]
+struct Confirmed {
+    frames: AtomicU64,
+    pong: Notify,
+}
+
+impl Confirmed {
+    /// A pong's payload: an 8-byte big-endian count is the writer's (any other, such as the
+    /// empty payload of a liveness ping's pong, is not).
+    fn pong(&self, payload: &[u8]) {
+        if let Ok(count) = <[u8; 8]>::try_from(payload) {
+            self.frames.store(u64::from_be_bytes(count), Relaxed);
+            self.pong.notify_one();
+        }
+    }
+}
+
+/// The writer's side of the patient frames' pacing (see the module documentation).
+struct PatientWindow {
+    confirmed: Arc<Confirmed>,
+    /// Patient frames written so far.
+    written: u64,
+    /// Of those, the frames the client confirmed reading, or that were counted as read when
+    /// [`WINDOW_GRACE`] ran out.
+    read: u64,
+    /// When the window was found full; the grace runs from then.
+    full_since: Option<Instant>,
+}
+
+impl PatientWindow {
+    fn new(confirmed: Arc<Confirmed>) -> Self {
+        PatientWindow {
+            confirmed,
+            written: 0,
+            read: 0,
+            full_since: None,
+        }
+    }
+
+    /// How many more patient frames may be written now. A count beyond what was written (a
+    /// pong the client made up) and one below what was read (a pong that came late) change
+    /// nothing.
+    fn room(&mut self, now: Instant) -> usize {
+        let count = self.confirmed.frames.load(Relaxed);
+        if count <= self.written {
+            self.read = self.read.max(count);
+        }
+        let room = PATIENT_WINDOW.saturating_sub(self.written - self.read);
+        if room == 0 {
+            self.full_since.get_or_insert(now);
+        } else {
+            self.full_since = None;
+        }
+        usize::try_from(room).unwrap_or(usize::MAX)
+    }
+
+    /// When a full window is counted as read without its pong.
+    fn grace_ends(&self) -> Instant {
+        self.full_since.unwrap_or_else(Instant::now) + WINDOW_GRACE
+    }
+
+    /// The grace ran out: what was written counts as read.
+    fn release(&mut self) {
+        self.read = self.written;
+        self.full_since = None;
+    }
+
+    /// Counts `n` frames written; returns the ping payload that asks the client to confirm them.
+    fn wrote(&mut self, n: usize) -> bytes::Bytes {
+        self.written += n as u64;
+        bytes::Bytes::copy_from_slice(&self.written.to_be_bytes())
+    }
+}
+
+/// Patient frames still to write to one connection: the hub's flushed batches as they came
+/// (shared, not copied: at 1,000 connections, copying each batch's frames into each
+/// connection's own map took the gateway's whole thread), or, when the client fell behind by
+/// more than [`QUEUED_BATCHES`] of them, the hub's latest frame of every patient in scope,
+/// taken when the next frame can be written. A frame a newer one replaced is skipped (latest
+/// wins), as is one outside the subscription.
+#[derive(Default)]
+struct PatientsDue {
+    batches: VecDeque<PatientBatch>,
+    /// Frames of the front batch already looked at.
+    at: usize,
+    /// The latest frames of the patients in scope, taken from the hub's store.
+    snapshot: Vec<Arc<PatientFrame>>,
+    /// A snapshot is to be taken before anything newer is written.
+    resync: bool,
+}
+
+impl PatientsDue {
+    fn is_empty(&self) -> bool {
+        self.batches.is_empty() && self.snapshot.is_empty() && !self.resync
+    }
+
+    fn clear(&mut self) {
+        *self = PatientsDue::default();
+    }
+
+    /// A flush's batch. A connection that already holds [`QUEUED_BATCHES`] unwritten, or is
+    /// to take a snapshot, does not keep it: the snapshot will hold what it holds.
+    fn push(&mut self, batch: PatientBatch) {
+        if self.resync {
+            return;
+        }
+        if self.batches.len() >= QUEUED_BATCHES {
+            self.resync();
+        } else {
+            self.batches.push_back(batch);
+        }
+    }
+
+    /// From now on, take the latest of every patient from the hub (on subscribe, and when the
+    /// connection fell behind).
+    fn resync(&mut self) {
+        self.batches.clear();
+        self.at = 0;
+        self.resync = true;
+    }
+
+    /// The next frame to look at, oldest first; `take_snapshot` gives the hub's latest frames
+    /// when one is due.
+    fn next(
+        &mut self,
+        take_snapshot: impl FnOnce() -> Vec<Arc<PatientFrame>>,
+    ) -> Option<Arc<PatientFrame>> {
+        if let Some(f) = self.snapshot.pop() {
+            return Some(f);
+        }
+        if self.resync {
+            self.resync = false;
+            self.snapshot = take_snapshot();
+            return self.snapshot.pop();
+        }
+        loop {
+            let batch = self.batches.front()?;
+            if let Some(f) = batch.get(self.at) {
+                self.at += 1;
+                return Some(f.clone());
+            }
+            self.batches.pop_front();
+            self.at = 0;
+        }
+    }
+}
+
 /// Serves one upgraded connection until it closes, the client is too slow, or shutdown.
 pub async fn run(ws: WebSocket, principal: Principal, hub: Arc<Hub>) {
     hub.metrics.connected.fetch_add(1, Relaxed);
@@ -154,6 +323,7 @@ pub async fn run(ws: WebSocket, principal: Principal, hub: Arc<Hub>) {
         nanos: AtomicU64::new(0),
     });
     let (to_writer, from_reader) = mpsc::channel(READER_QUEUE);
+    let confirmed = Arc::new(Confirmed::default());
     let reader = Reader {
         hub: hub.clone(),
         principal: principal.clone(),
@@ -162,6 +332,7 @@ pub async fn run(ws: WebSocket, principal: Principal, hub: Arc<Hub>) {
         commands: FuturesUnordered::new(),
         to_writer,
         heard: heard.clone(),
+        confirmed: confirmed.clone(),
     };
     let reading = tokio::spawn(reader.run(rx));
     let session = Session {
@@ -174,8 +345,9 @@ pub async fn run(ws: WebSocket, principal: Principal, hub: Arc<Hub>) {
         pages: None,
         pages_sent: HashMap::new(),
         snapshot_versions: HashMap::new(),
-        pending_patients: HashMap::new(),
+        patients_due: PatientsDue::default(),
         pending_resources: HashMap::new(),
+        window: PatientWindow::new(confirmed),
     };
     // The writer ends when the reader does (its channel closes) or on its own (a slow client,
     // shutdown); either way the reader goes with it.
@@ -195,6 +367,7 @@ struct Reader {
     commands: FuturesUnordered<BoxFuture<'static, Option<String>>>,
     to_writer: mpsc::Sender<FromReader>,
     heard: Arc<Heard>,
+    confirmed: Arc<Confirmed>,
 }
 
 impl Reader {
@@ -224,7 +397,11 @@ impl Reader {
                             return;
                         }
                         None | Some(Err(_)) => return,
-                        // Pings are answered by the WebSocket layer; pongs only count as heard.
+                        Some(Ok(Message::Pong(payload))) => {
+                            self.confirmed.pong(&payload);
+                            None
+                        }
+                        // Pings are answered by the WebSocket layer.
                         Some(Ok(_)) => None,
                     }
                 },
@@ -337,8 +514,9 @@ struct Session {
     pages_sent: HashMap<String, u32>,
     /// Versions sent in the snapshot: older broadcast copies are skipped.
     snapshot_versions: HashMap<String, u64>,
-    pending_patients: HashMap<Arc<str>, Arc<PatientFrame>>,
+    patients_due: PatientsDue,
     pending_resources: HashMap<String, Arc<ResourceFrame>>,
+    window: PatientWindow,
 }
 
 impl Session {
@@ -369,10 +547,17 @@ impl Session {
         let close: Option<Closing> = loop {
             out.clear();
             let mut ping = false;
+            let mut confirm: Option<bytes::Bytes> = None;
+            let room = if self.patients_due.is_empty() {
+                0
+            } else {
+                self.window.room(Instant::now())
+            };
+            let waiting = !self.patients_due.is_empty() && room == 0;
             // Biased, in this order: what the reader hands on, alerts and pages before patient
-            // tiles. Patient frames are written a chunk at a time, last: a socket that is behind
-            // with them still gets an alert after at most one chunk, and their backlog
-            // coalesces (latest wins) instead of queueing.
+            // tiles. Patient frames are written last, as many as the window has room for: a
+            // socket that is behind with them still gets an alert after at most a window, and
+            // their backlog coalesces (latest wins) instead of queueing.
             tokio::select! {
                 biased;
                 r = from_reader.recv() => match r {
@@ -440,7 +625,7 @@ impl Session {
                     Err(RecvError::Closed) => break Some(SHUTTING_DOWN),
                 },
                 r = recv_or_wait(&mut self.patients) => match r {
-                    Ok(batch) => self.on_patients(&batch),
+                    Ok(batch) => self.on_patients(batch),
                     Err(RecvError::Lagged(_)) => self.resync_patients(),
                     Err(RecvError::Closed) => self.patients = None,
                 },
@@ -454,9 +639,18 @@ impl Session {
                     out.extend(self.pending_resources.drain().map(|(_, f)| f.json.clone()));
                 },
                 _ = shutdown.changed() => break Some(SHUTTING_DOWN),
-                () = std::future::ready(()), if !self.pending_patients.is_empty() => {
-                    let n = self.take_patients(PATIENT_CHUNK, &mut out);
-                    hub.metrics.patient_frames.fetch_add(n as u64, Relaxed);
+                () = std::future::ready(()), if room > 0 => {
+                    let n = self.take_patients(room, &mut out);
+                    if n > 0 {
+                        hub.metrics.patient_frames.fetch_add(n as u64, Relaxed);
+                        confirm = Some(self.window.wrote(n));
+                    }
+                },
+                // A full window opens with the client's pong, or when its grace runs out.
+                () = self.window.confirmed.pong.notified(), if waiting => {},
+                () = tokio::time::sleep_until(self.window.grace_ends().into()), if waiting => {
+                    hub.metrics.patient_window_releases.fetch_add(1, Relaxed);
+                    self.window.release();
                 },
             }
             if !out.is_empty() || ping {
@@ -466,6 +660,9 @@ impl Session {
                     }
                     for frame in out.drain(..) {
                         tx.feed(Message::text(frame)).await?;
+                    }
+                    if let Some(count) = confirm {
+                        tx.feed(Message::Ping(count)).await?;
                     }
                     tx.flush().await
                 };
@@ -553,7 +750,7 @@ impl Session {
             out.push(Hub::alerts_json(r#""type":"snapshot","#, &entries));
         }
         self.patients = sub.patients.then(|| hub.patient_tx.subscribe());
-        self.pending_patients.clear();
+        self.patients_due.clear();
         self.resources = sub.resources.then(|| hub.resource_tx.subscribe());
         self.pending_resources.clear();
         // Pages: subscribe first, then send every page still waiting for a receipt.
@@ -616,37 +813,40 @@ impl Session {
         out.push(frame);
     }
 
-    /// A flush's batch: every patient in scope becomes pending, replacing an older frame of
-    /// the same patient not yet written.
-    fn on_patients(&mut self, batch: &[Arc<PatientFrame>]) {
-        let Some(sub) = &self.sub else { return };
-        for f in batch {
-            if sub.patient_frame_ok(&self.principal, f) {
-                self.pending_patients
-                    .insert(f.patient_id.clone(), f.clone());
-            }
+    /// A flush's batch, kept as it is: its frames are looked at only when they can be written.
+    fn on_patients(&mut self, batch: PatientBatch) {
+        if self.sub.is_some() {
+            self.patients_due.push(batch);
         }
     }
 
-    /// Moves at most `n` pending patient frames to `out`; returns how many.
+    /// Moves at most `n` patient frames due to `out`, each the latest of its patient and in
+    /// scope; returns how many.
     fn take_patients(&mut self, n: usize, out: &mut Vec<String>) -> usize {
-        let keys: Vec<Arc<str>> = self.pending_patients.keys().take(n).cloned().collect();
-        for k in &keys {
-            if let Some(f) = self.pending_patients.remove(k) {
-                out.push(f.json().to_string());
+        let Some(sub) = &self.sub else { return 0 };
+        let (hub, principal) = (&self.hub, &self.principal);
+        let mut taken = 0;
+        while taken < n {
+            let Some(f) = self.patients_due.next(|| {
+                hub.patients
+                    .iter()
+                    .filter(|f| sub.patient_frame_ok(principal, f.value()))
+                    .map(|f| f.value().clone())
+                    .collect()
+            }) else {
+                break;
+            };
+            if f.is_superseded() || !sub.patient_frame_ok(principal, &f) {
+                continue;
             }
+            out.push(f.json().to_string());
+            taken += 1;
         }
-        keys.len()
+        taken
     }
 
     fn resync_patients(&mut self) {
-        let Some(sub) = &self.sub else { return };
-        for f in self.hub.patients.iter() {
-            if sub.patient_frame_ok(&self.principal, f.value()) {
-                self.pending_patients
-                    .insert(f.patient_id.clone(), f.value().clone());
-            }
-        }
+        self.patients_due.resync();
     }
 
     fn on_page(&mut self, page: &PageEntry, out: &mut Vec<String>) {
@@ -887,6 +1087,161 @@ mod tests {
                 _ => continue,
             }
         }
+    }
+
+    #[test]
+    fn the_patient_window_opens_as_far_as_the_client_confirms() {
+        let confirmed = Arc::new(Confirmed::default());
+        let mut w = PatientWindow::new(confirmed.clone());
+        let now = Instant::now();
+        assert_eq!(w.room(now), 64);
+        assert_eq!(&w.wrote(40)[..], &40u64.to_be_bytes());
+        assert_eq!(w.room(now), 24);
+        assert_eq!(&w.wrote(24)[..], &64u64.to_be_bytes());
+        assert_eq!(w.room(now), 0, "a full window");
+        assert_eq!(w.grace_ends(), now + WINDOW_GRACE);
+        // A liveness ping's empty pong, or any payload but a count, confirms nothing.
+        confirmed.pong(b"");
+        confirmed.pong(b"1234567");
+        assert_eq!(w.room(now), 0);
+        // The pong to the first write's ping: its 40 frames were read.
+        confirmed.pong(&40u64.to_be_bytes());
+        assert_eq!(w.room(now), 40);
+        // An older count coming late does not take the window back.
+        confirmed.pong(&10u64.to_be_bytes());
+        assert_eq!(w.room(now), 40);
+        // A count beyond what was written (a made-up pong) confirms nothing.
+        confirmed.pong(&1_000u64.to_be_bytes());
+        assert_eq!(w.room(now), 40);
+        confirmed.pong(&64u64.to_be_bytes());
+        assert_eq!(w.room(now), 64);
+        w.wrote(64);
+        assert_eq!(w.room(now), 0);
+        // No pong within the grace: the window counts as read.
+        w.release();
+        assert_eq!(w.room(now), 64);
+    }
+
+    fn patient_status(n: usize, news2: u8) -> vigil_engine::PatientStatus {
+        let at_ms = 1_000 * i64::from(news2);
+        crate::hub::status_for_tests("t1", &format!("p{n}"), at_ms, news2)
+    }
+
+    fn batch(ids: std::ops::Range<usize>) -> PatientBatch {
+        Arc::new(
+            ids.map(|n| Arc::new(PatientFrame::new(patient_status(n, 1))))
+                .collect(),
+        )
+    }
+
+    #[test]
+    fn a_connection_far_behind_takes_the_latest_from_the_hub_instead_of_every_batch() {
+        let mut due = PatientsDue::default();
+        assert!(due.is_empty());
+        let no_snapshot = || -> Vec<Arc<PatientFrame>> { panic!("no snapshot is due") };
+        // Batches are kept as they came and read in order.
+        due.push(batch(0..2));
+        due.push(batch(2..3));
+        let ids: Vec<String> = std::iter::from_fn(|| due.next(no_snapshot))
+            .map(|f| f.patient_id.to_string())
+            .collect();
+        assert_eq!(ids, ["p0", "p1", "p2"]);
+        assert!(due.is_empty());
+        // One batch more than a connection may hold: they are dropped, a snapshot is due, and
+        // batches that come before it is taken are not kept (it will hold their frames).
+        for n in 0..=QUEUED_BATCHES {
+            due.push(batch(n..n + 1));
+        }
+        due.push(batch(100..101));
+        assert!(due.batches.is_empty() && due.resync && !due.is_empty());
+        let first = due.next(|| vec![Arc::new(PatientFrame::new(patient_status(7, 2)))]);
+        assert_eq!(&*first.unwrap().patient_id, "p7");
+        // Batches after the snapshot are kept again.
+        due.push(batch(8..9));
+        assert_eq!(&*due.next(no_snapshot).unwrap().patient_id, "p8");
+        assert!(due.next(no_snapshot).is_none());
+    }
+
+    #[test]
+    fn a_frame_is_superseded_when_the_hub_holds_a_newer_one() {
+        let hub = hub(8);
+        let _listening = hub.patient_tx.subscribe();
+        hub.publish_patient(patient_status(1, 1));
+        let key: (Arc<str>, Arc<str>) = ("t1".into(), "p1".into());
+        let first = hub.patients.get(&key).unwrap().clone();
+        assert!(!first.is_superseded());
+        hub.publish_patient(patient_status(1, 2));
+        assert!(first.is_superseded());
+        assert!(!hub.patients.get(&key).unwrap().is_superseded());
+    }
+
+    #[tokio::test]
+    async fn an_alert_waits_behind_at_most_a_window_of_patient_frames() {
+        let hub = hub(4096);
+        let mut c = connect(&hub).await;
+        c.send(Message::text(
+            r#"{"type":"subscribe","id":"s1","channels":["alerts","patients"]}"#,
+        ))
+        .await
+        .unwrap();
+        assert_eq!(next_json(&mut c).await["type"], "subscribed");
+        assert_eq!(next_json(&mut c).await["type"], "snapshot");
+        // 2,000 patients change twice while the dashboard reads nothing; then an alert opens.
+        const PATIENTS: usize = 2_000;
+        for news2 in [1, 2] {
+            for n in 0..PATIENTS {
+                hub.publish_patient(patient_status(n, news2));
+            }
+            hub.flush_patients();
+            tokio::time::sleep(Duration::from_millis(150)).await;
+        }
+        let a = alert(0);
+        hub.publish_alert(&a);
+        // The alert comes behind at most a window of tiles, not behind every tile written
+        // while the client was not reading; every ping's count is the tiles read so far; and
+        // reading on, the client gets every patient's latest state, and of the first states
+        // only the window written before they were replaced.
+        let (mut tiles, mut before_alert) = (0u64, None);
+        let mut latest = HashMap::new();
+        while latest.values().filter(|n| **n == 2).count() < PATIENTS || before_alert.is_none() {
+            let m = tokio::time::timeout(Duration::from_secs(10), c.next())
+                .await
+                .expect("frames keep coming while the client reads")
+                .unwrap()
+                .unwrap();
+            match m {
+                Message::Text(t) => {
+                    let f: serde_json::Value = serde_json::from_str(t.as_str()).unwrap();
+                    match f["type"].as_str() {
+                        Some("patient") => {
+                            tiles += 1;
+                            let id = f["patientId"].as_str().unwrap().to_string();
+                            latest.insert(id, f["news2"].as_u64().unwrap());
+                        }
+                        Some("alert") => before_alert = Some(tiles),
+                        other => panic!("unexpected frame {other:?}"),
+                    }
+                }
+                Message::Ping(count) if !count.is_empty() => {
+                    assert_eq!(
+                        &count[..],
+                        &tiles.to_be_bytes(),
+                        "a ping counts the tiles before it"
+                    );
+                }
+                _ => {}
+            }
+        }
+        let before_alert = before_alert.unwrap();
+        assert!(
+            before_alert <= PATIENT_WINDOW,
+            "the alert came after {before_alert} patient frames"
+        );
+        assert!(
+            tiles <= PATIENTS as u64 + PATIENT_WINDOW,
+            "{tiles} patient frames for {PATIENTS} patients' latest states"
+        );
+        assert_eq!(hub.metrics.patient_window_releases.load(Relaxed), 0);
     }
 
     #[tokio::test]

@@ -28,6 +28,8 @@ mod store;
 pub use auth::Principal;
 pub use metrics::GatewayMetrics;
 pub use relay::RelayError;
+#[cfg(test)]
+pub(crate) use store::status_for_tests;
 pub use store::{AlertEntry, PageEntry, PatientBatch, PatientFrame, ResourceFrame};
 use store::{PatientKey, ResourceFrameJson};
 
@@ -383,7 +385,9 @@ impl Hub {
         {
             dirty.insert(key.clone(), frame.clone());
         }
-        self.patients.insert(key, frame);
+        if let Some(older) = self.patients.insert(key, frame) {
+            older.supersede();
+        }
     }
 
     /// Sends every patient updated since the last call to the connections, as one batch. The

@@ -239,20 +239,7 @@ mod tests {
     }
 
     fn status(patient: &str, at_ms: i64, news2: u8) -> PatientStatus {
-        PatientStatus {
-            tenant: "clinic-abc".into(),
-            patient_id: patient.into(),
-            unit_id: "icu-3".into(),
-            bed_id: None,
-            at: Timestamp::from_millis(at_ms),
-            news2: Some(news2),
-            qsofa: None,
-            sirs: None,
-            partial: false,
-            single3: false,
-            sepsis_risk: None,
-            vitals: Default::default(),
-        }
+        crate::hub::store::status_for_tests("clinic-abc", patient, at_ms, news2)
     }
 
     fn held_json(hub: &Hub, patient: &str) -> serde_json::Value {

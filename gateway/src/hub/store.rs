@@ -3,6 +3,7 @@
 //! patient ([`PatientFrame`]) and resource ([`ResourceFrame`]).
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 
 use serde::Serialize;
 use vigil_engine::practice::keeper::ResourceView;
@@ -64,6 +65,9 @@ pub struct PatientFrame {
     /// The time of the reading it shows: a relayed frame older than the one held is dropped.
     pub at: Timestamp,
     body: PatientBody,
+    /// A newer frame of the patient took its place in the hub: connections that have not
+    /// written this one yet skip it (the newer one comes in a later flush).
+    superseded: AtomicBool,
 }
 
 #[derive(Debug)]
@@ -80,6 +84,7 @@ impl PatientFrame {
             unit_id: state.unit_id.clone(),
             at: state.at,
             body: PatientBody::Scored(Box::new(state), std::sync::OnceLock::new()),
+            superseded: AtomicBool::new(false),
         }
     }
 
@@ -97,6 +102,7 @@ impl PatientFrame {
             unit_id,
             at,
             body: PatientBody::Relayed(json),
+            superseded: AtomicBool::new(false),
         }
     }
 
@@ -111,6 +117,14 @@ impl PatientFrame {
         **held = state;
         json.take();
         None
+    }
+
+    pub fn supersede(&self) {
+        self.superseded.store(true, Relaxed);
+    }
+
+    pub fn is_superseded(&self) -> bool {
+        self.superseded.load(Relaxed)
     }
 
     /// Scored by this process (not relayed from another member).
@@ -181,4 +195,29 @@ pub(super) struct ResourceFrameJson<'a> {
     pub(super) r#type: &'static str,
     #[serde(flatten)]
     pub(super) view: &'a ResourceView,
+}
+
+/// A patient of `tenant` in icu-3 with a NEWS2 and nothing else (the hub's and the
+/// connections' tests).
+#[cfg(test)]
+pub(crate) fn status_for_tests(
+    tenant: &str,
+    patient: &str,
+    at_ms: i64,
+    news2: u8,
+) -> PatientStatus {
+    PatientStatus {
+        tenant: tenant.into(),
+        patient_id: patient.into(),
+        unit_id: "icu-3".into(),
+        bed_id: None,
+        at: Timestamp::from_millis(at_ms),
+        news2: Some(news2),
+        qsofa: None,
+        sirs: None,
+        partial: false,
+        single3: false,
+        sepsis_risk: None,
+        vitals: Default::default(),
+    }
 }
