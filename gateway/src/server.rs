@@ -252,12 +252,12 @@ pub async fn serve(
             // Idle connections told to make room (below) hold their permits until their tasks
             // run, which under load can be after the accept loop took in a hundred more: wait
             // for those permits rather than refuse a probe or a dashboard while they come back.
-            Err(_) if door.evicting() => {
-                tokio::time::timeout(EVICTION_WAIT, permits.clone().acquire_owned())
-                    .await
-                    .ok()
-                    .and_then(Result::ok)
-            }
+            Err(_) if door.evicting() => tokio::select! {
+                waited = tokio::time::timeout(EVICTION_WAIT, permits.clone().acquire_owned()) => {
+                    waited.ok().and_then(Result::ok)
+                }
+                () = &mut shutdown => break,
+            },
             Err(_) => None,
         };
         let Some(permit) = permit else {

@@ -10,10 +10,11 @@
 //! come in another order than the commands were sent; their `id` tells them apart.
 //!
 //! Alert frames are never dropped: the writer reads them from a bounded broadcast, and a
-//! client that falls `gateway.client_queue` frames behind (or blocks a write for 5 s) is closed
-//! with 1013; on reconnect it gets a fresh snapshot. Patient frames arrive from the hub in one
-//! coalesced batch per `gateway.patient_flush` and are written after any alert, page or reply,
-//! newest state per patient; when they lag, the latest state is taken from the hub.
+//! client that falls `gateway.client_queue` frames behind (or blocks a write for 5 s, or leaves
+//! a window of patient frames unconfirmed for 5 s) is closed with 1013; on reconnect it gets
+//! a fresh snapshot. Patient frames arrive from the hub in one coalesced batch per
+//! `gateway.patient_flush` and are written after any alert, page or reply, newest state per
+//! patient; when they lag, the latest state is taken from the hub.
 //!
 //! Patient frames are paced by the client's reading ([`PatientWindow`]): every write of them
 //! ends with a ping that carries the running count of patient frames written, and at most
@@ -70,10 +71,6 @@ const PATIENT_WINDOW: u64 = 64;
 /// shards' locks: with 2 here, 1,000 slow dashboards took so many that ingest fell 15,000 to
 /// 35,000 readings behind (`DASHBOARDS=1000 scripts/bench live`; with 8 and 32 it kept up).
 const QUEUED_BATCHES: usize = 8;
-/// How long the writer waits for the pong that confirms a full window before it counts the
-/// window as read anyway: a client that does not answer pings still gets its patient frames,
-/// a window at a time.
-const WINDOW_GRACE: Duration = Duration::from_secs(1);
 
 /// What this connection asked for, narrowed to what its token allows.
 struct Subscription {
@@ -188,10 +185,9 @@ struct PatientWindow {
     confirmed: Arc<Confirmed>,
     /// Patient frames written so far.
     written: u64,
-    /// Of those, the frames the client confirmed reading, or that were counted as read when
-    /// [`WINDOW_GRACE`] ran out.
+    /// Of those, the frames the client confirmed reading.
     read: u64,
-    /// When the window was found full; the grace runs from then.
+    /// When the window was found full.
     full_since: Option<Instant>,
 }
 
@@ -222,15 +218,11 @@ impl PatientWindow {
         usize::try_from(room).unwrap_or(usize::MAX)
     }
 
-    /// When a full window is counted as read without its pong.
-    fn grace_ends(&self) -> Instant {
-        self.full_since.unwrap_or_else(Instant::now) + WINDOW_GRACE
-    }
-
-    /// The grace ran out: what was written counts as read.
-    fn release(&mut self) {
-        self.read = self.written;
-        self.full_since = None;
+    /// When a client that has not confirmed a full window by then is taken for one that
+    /// stopped reading: [`WRITE_TIMEOUT`] after the window filled, as for a blocked write (every
+    /// WebSocket client answers a ping while it reads; RFC 6455 section 5.5.2).
+    fn unread_deadline(&self) -> Instant {
+        self.full_since.unwrap_or_else(Instant::now) + WRITE_TIMEOUT
     }
 
     /// Counts `n` frames written; returns the ping payload that asks the client to confirm them.
@@ -334,7 +326,7 @@ pub async fn run(ws: WebSocket, principal: Principal, hub: Arc<Hub>) {
         heard: heard.clone(),
         confirmed: confirmed.clone(),
     };
-    let reading = tokio::spawn(reader.run(rx));
+    let mut reading = tokio::spawn(reader.run(rx));
     let session = Session {
         hub: hub.clone(),
         principal,
@@ -350,9 +342,17 @@ pub async fn run(ws: WebSocket, principal: Principal, hub: Arc<Hub>) {
         window: PatientWindow::new(confirmed),
     };
     // The writer ends when the reader does (its channel closes) or on its own (a slow client,
-    // shutdown); either way the reader goes with it.
+    // shutdown). In the second case it sent a close frame, and the reader reads on until the
+    // client's own close (the closing handshake): a socket dropped while the client's pongs
+    // still arrive would answer them with a reset, and the client's system would discard the
+    // close frame, 1013 and all, before the client read it.
     session.run(tx, from_reader, &heard).await;
-    reading.abort();
+    if tokio::time::timeout(CLOSE_TIMEOUT, &mut reading)
+        .await
+        .is_err()
+    {
+        reading.abort();
+    }
     hub.metrics.connected.fetch_sub(1, Relaxed);
 }
 
@@ -378,7 +378,10 @@ impl Reader {
                 msg = rx.next() => {
                     self.heard.now();
                     match msg {
-                        Some(Ok(Message::Text(text))) => self.on_text(text.as_str()),
+                        // Nothing is started for a socket being closed.
+                        Some(Ok(Message::Text(text))) if !self.to_writer.is_closed() => {
+                            self.on_text(text.as_str())
+                        }
                         Some(Ok(Message::Binary(_))) => Some(FromReader::Frame(error_frame(
                             &self.hub,
                             None,
@@ -409,10 +412,10 @@ impl Reader {
                     reply.map(FromReader::Frame)
                 }
             };
-            if let Some(out) = out
-                && self.to_writer.send(out).await.is_err()
-            {
-                return;
+            // Once the writer has ended, what comes is read and dropped until the client's
+            // close.
+            if let Some(out) = out {
+                let _ = self.to_writer.send(out).await;
             }
         }
     }
@@ -646,11 +649,11 @@ impl Session {
                         confirm = Some(self.window.wrote(n));
                     }
                 },
-                // A full window opens with the client's pong, or when its grace runs out.
+                // A full window opens with the client's pong; without one in time, the client
+                // is too slow, as one whose write blocks is.
                 () = self.window.confirmed.pong.notified(), if waiting => {},
-                () = tokio::time::sleep_until(self.window.grace_ends().into()), if waiting => {
-                    hub.metrics.patient_window_releases.fetch_add(1, Relaxed);
-                    self.window.release();
+                () = tokio::time::sleep_until(self.window.unread_deadline().into()), if waiting => {
+                    break Some(TOO_SLOW);
                 },
             }
             if !out.is_empty() || ping {
@@ -1099,7 +1102,7 @@ mod tests {
         assert_eq!(w.room(now), 24);
         assert_eq!(&w.wrote(24)[..], &64u64.to_be_bytes());
         assert_eq!(w.room(now), 0, "a full window");
-        assert_eq!(w.grace_ends(), now + WINDOW_GRACE);
+        assert_eq!(w.unread_deadline(), now + WRITE_TIMEOUT);
         // A liveness ping's empty pong, or any payload but a count, confirms nothing.
         confirmed.pong(b"");
         confirmed.pong(b"1234567");
@@ -1115,11 +1118,11 @@ mod tests {
         assert_eq!(w.room(now), 40);
         confirmed.pong(&64u64.to_be_bytes());
         assert_eq!(w.room(now), 64);
+        // The deadline runs from when the window was found full again.
+        let later = now + Duration::from_secs(3);
         w.wrote(64);
-        assert_eq!(w.room(now), 0);
-        // No pong within the grace: the window counts as read.
-        w.release();
-        assert_eq!(w.room(now), 64);
+        assert_eq!(w.room(later), 0);
+        assert_eq!(w.unread_deadline(), later + WRITE_TIMEOUT);
     }
 
     fn patient_status(n: usize, news2: u8) -> vigil_engine::PatientStatus {
@@ -1241,7 +1244,42 @@ mod tests {
             tiles <= PATIENTS as u64 + PATIENT_WINDOW,
             "{tiles} patient frames for {PATIENTS} patients' latest states"
         );
-        assert_eq!(hub.metrics.patient_window_releases.load(Relaxed), 0);
+        assert_eq!(hub.metrics.slow_client_closes.load(Relaxed), 0);
+    }
+
+    #[tokio::test]
+    async fn a_dashboard_that_stops_reading_patient_frames_is_closed_with_1013() {
+        let hub = hub(4096);
+        let mut c = connect(&hub).await;
+        c.send(Message::text(
+            r#"{"type":"subscribe","id":"s1","channels":["patients"]}"#,
+        ))
+        .await
+        .unwrap();
+        assert_eq!(next_json(&mut c).await["type"], "subscribed");
+        for n in 0..200 {
+            hub.publish_patient(patient_status(n, 1));
+        }
+        hub.flush_patients();
+        // The client reads nothing (so it answers no ping) for longer than a write may block.
+        tokio::time::sleep(WRITE_TIMEOUT + Duration::from_millis(500)).await;
+        assert_eq!(hub.metrics.slow_client_closes.load(Relaxed), 1);
+        let (mut tiles, mut code) = (0, None);
+        while let Some(Ok(m)) = c.next().await {
+            match m {
+                Message::Text(_) => tiles += 1,
+                Message::Close(f) => {
+                    code = f.map(|f| u16::from(f.code));
+                    break;
+                }
+                _ => {}
+            }
+        }
+        assert_eq!(code, Some(1013));
+        assert_eq!(
+            tiles, PATIENT_WINDOW,
+            "one window was written, then nothing"
+        );
     }
 
     #[tokio::test]

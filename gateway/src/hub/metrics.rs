@@ -43,8 +43,6 @@ pub struct GatewayMetrics {
     pub patient_frames: AtomicU64,
     /// Flushes that sent a batch of patient updates to the connections.
     pub patient_batches: AtomicU64,
-    /// Windows of patient frames counted as read without the client's pong (session.rs).
-    pub patient_window_releases: AtomicU64,
     pub resource_frames: AtomicU64,
     pub page_frames: AtomicU64,
     pub commands_ok: AtomicU64,
@@ -168,11 +166,6 @@ impl Hub {
                     "vigil_ws_patient_batches",
                     "coalesced batches of patient updates handed to the connections",
                     load(&m.patient_batches),
-                ),
-                (
-                    "vigil_ws_patient_window_releases",
-                    "windows of patient frames written on after a second without the pong that confirms them",
-                    load(&m.patient_window_releases),
                 ),
                 (
                     "vigil_ws_resource_frames",
