@@ -97,49 +97,31 @@ pub(crate) async fn run(args: &Args, js: jetstream::Context) -> anyhow::Result<(
         .collect();
 
     // Sentinel patients: two NEWS2-8 readings each, timed from the second publish.
+    // One task per sentinel, started on the tick: a sentinel waits for its publish
+    // acknowledgements, the next one does not wait for it (a loaded machine's acknowledgement
+    // round trips would otherwise set the trigger rate).
     let trigger_task = {
         let (js, tenant, triggers, fanout) =
             (js.clone(), tenant.clone(), triggers.clone(), fanout.clone());
         let every = Duration::from_secs_f64(1.0 / args.triggers.max(0.01));
         tokio::spawn(async move {
-            let mut sent = 0u64;
+            let mut started = Vec::new();
             let mut tick = tokio::time::interval(every);
             let run = format!("{:x}", std::process::id());
             while Instant::now() < end {
                 tick.tick().await;
-                let patient = format!("lt-trig-{run}-{sent}");
-                let subject = format!("vitals.{tenant}.{patient}");
-                let t0 = chrono::Utc::now() - chrono::Duration::seconds(1);
-                let first = vitals(&tenant, &patient, format!("{patient}-1"), t0, true);
-                let ok = match js
-                    .publish_with_headers(subject.clone(), msgpack_headers(), first)
-                    .await
-                {
-                    Ok(ack) => ack.await.is_ok(),
-                    Err(_) => false,
-                };
-                if !ok {
-                    continue;
+                let patient = format!("lt-trig-{run}-{}", started.len());
+                let (js, tenant, triggers, fanout) =
+                    (js.clone(), tenant.clone(), triggers.clone(), fanout.clone());
+                started.push(tokio::spawn(async move {
+                    trigger(&js, &tenant, patient, &triggers, &fanout).await
+                }));
+            }
+            let mut sent = 0u64;
+            for t in started {
+                if t.await.unwrap_or(false) {
+                    sent += 1;
                 }
-                let second = vitals(
-                    &tenant,
-                    &patient,
-                    format!("{patient}-2"),
-                    chrono::Utc::now(),
-                    true,
-                );
-                let at = Instant::now();
-                if let Ok(mut m) = triggers.lock() {
-                    m.insert(patient.clone(), at);
-                }
-                fanout.sent(&patient, at);
-                if let Ok(ack) = js
-                    .publish_with_headers(subject, msgpack_headers(), second)
-                    .await
-                {
-                    let _ = ack.await;
-                }
-                sent += 1;
             }
             sent
         })
@@ -219,4 +201,48 @@ pub(crate) async fn run(args: &Args, js: jetstream::Context) -> anyhow::Result<(
         dashboards: (args.dashboards > 0).then(|| fanout.report()),
     };
     print_report(args, &report)
+}
+
+/// One sentinel: two deteriorated readings, the first stamped a second earlier; once the
+/// first is stored, the second is published and its alert timed from then. `false` when the
+/// first could not be stored (that sentinel is not counted).
+async fn trigger(
+    js: &jetstream::Context,
+    tenant: &str,
+    patient: String,
+    triggers: &Mutex<HashMap<String, Instant>>,
+    fanout: &dashboards::Fanout,
+) -> bool {
+    let subject = format!("vitals.{tenant}.{patient}");
+    let t0 = chrono::Utc::now() - chrono::Duration::seconds(1);
+    let first = vitals(tenant, &patient, format!("{patient}-1"), t0, true);
+    let stored = match js
+        .publish_with_headers(subject.clone(), msgpack_headers(), first)
+        .await
+    {
+        Ok(ack) => ack.await.is_ok(),
+        Err(_) => false,
+    };
+    if !stored {
+        return false;
+    }
+    let second = vitals(
+        tenant,
+        &patient,
+        format!("{patient}-2"),
+        chrono::Utc::now(),
+        true,
+    );
+    let at = Instant::now();
+    if let Ok(mut m) = triggers.lock() {
+        m.insert(patient.clone(), at);
+    }
+    fanout.sent(&patient, at);
+    if let Ok(ack) = js
+        .publish_with_headers(subject, msgpack_headers(), second)
+        .await
+    {
+        let _ = ack.await;
+    }
+    true
 }
