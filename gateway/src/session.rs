@@ -30,7 +30,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::Notify;
 
-use axum::extract::ws::{CloseFrame, Message, WebSocket, close_code};
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, close_code};
 use futures::future::BoxFuture;
 use futures::stream::{FuturesUnordered, SplitSink, SplitStream};
 use futures::{SinkExt, StreamExt};
@@ -537,7 +537,8 @@ impl Session {
                 .as_std()
                 .max(Duration::from_millis(10)),
         );
-        let mut out: Vec<String> = Vec::new();
+        // Frames to write: patient tiles are the hub's own text, shared (no copy per socket).
+        let mut out: Vec<Utf8Bytes> = Vec::new();
         // Liveness: a socket that never subscribes is closed after `idle_timeout` of silence;
         // one silent for `ping_interval` is pinged, and closed if still silent after another.
         let idle_timeout = hub.config.idle_timeout.as_std();
@@ -564,7 +565,7 @@ impl Session {
             tokio::select! {
                 biased;
                 r = from_reader.recv() => match r {
-                    Some(FromReader::Frame(f)) => out.push(f),
+                    Some(FromReader::Frame(f)) => out.push(f.into()),
                     Some(FromReader::Subscribe(sub)) => self.subscribe(sub, &mut out),
                     Some(FromReader::Closed) => {
                         // The WebSocket layer queued the reply; send it, so a normal disconnect
@@ -639,7 +640,7 @@ impl Session {
                 },
                 _ = flush.tick(), if !self.pending_resources.is_empty() => {
                     hub.metrics.resource_frames.fetch_add(self.pending_resources.len() as u64, Relaxed);
-                    out.extend(self.pending_resources.drain().map(|(_, f)| f.json.clone()));
+                    out.extend(self.pending_resources.drain().map(|(_, f)| f.json.clone().into()));
                 },
                 _ = shutdown.changed() => break Some(SHUTTING_DOWN),
                 () = std::future::ready(()), if room > 0 => {
@@ -662,7 +663,7 @@ impl Session {
                         tx.feed(Message::Ping(bytes::Bytes::new())).await?;
                     }
                     for frame in out.drain(..) {
-                        tx.feed(Message::text(frame)).await?;
+                        tx.feed(Message::Text(frame)).await?;
                     }
                     if let Some(count) = confirm {
                         tx.feed(Message::Ping(count)).await?;
@@ -688,16 +689,19 @@ impl Session {
         }
     }
 
-    fn subscribe(&mut self, req: Subscribe, out: &mut Vec<String>) {
+    fn subscribe(&mut self, req: Subscribe, out: &mut Vec<Utf8Bytes>) {
         let hub = self.hub.clone();
         let id = req.id.as_deref();
         if req.channels.is_empty() {
-            out.push(error_frame(
-                &hub,
-                id,
-                ErrorCode::BadRequest,
-                "`channels` must name at least one channel",
-            ));
+            out.push(
+                error_frame(
+                    &hub,
+                    id,
+                    ErrorCode::BadRequest,
+                    "`channels` must name at least one channel",
+                )
+                .into(),
+            );
             return;
         }
         if let Some(c) = req
@@ -705,12 +709,15 @@ impl Session {
             .iter()
             .find(|c| !["alerts", "patients", "resources", "pages"].contains(&c.as_str()))
         {
-            out.push(error_frame(
-                &hub,
-                id,
-                ErrorCode::BadRequest,
-                format!("unknown channel `{c}`"),
-            ));
+            out.push(
+                error_frame(
+                    &hub,
+                    id,
+                    ErrorCode::BadRequest,
+                    format!("unknown channel `{c}`"),
+                )
+                .into(),
+            );
             return;
         }
         let p = &self.principal;
@@ -719,12 +726,15 @@ impl Session {
         } else if req.units.is_empty() {
             p.units.clone()
         } else if let Some(u) = req.units.iter().find(|u| !p.units.contains(u)) {
-            out.push(error_frame(
-                &hub,
-                id,
-                ErrorCode::Forbidden,
-                format!("unit `{u}` is not covered by this token"),
-            ));
+            out.push(
+                error_frame(
+                    &hub,
+                    id,
+                    ErrorCode::Forbidden,
+                    format!("unit `{u}` is not covered by this token"),
+                )
+                .into(),
+            );
             return;
         } else {
             req.units
@@ -739,7 +749,7 @@ impl Session {
             patient_ids: req.patients,
             min_level: req.min_level.unwrap_or(Level::Info),
         };
-        out.push(json!({"type": "subscribed", "id": id}).to_string());
+        out.push(json!({"type": "subscribed", "id": id}).to_string().into());
         // Subscribe to the broadcast first, then read the store: nothing falls in between, and
         // copies older than the snapshot's are skipped by version.
         self.alerts = sub.alerts.then(|| hub.alert_tx.subscribe());
@@ -750,7 +760,7 @@ impl Session {
             for e in &entries {
                 self.snapshot_versions.insert(e.alert_id.clone(), e.version);
             }
-            out.push(Hub::alerts_json(r#""type":"snapshot","#, &entries));
+            out.push(Hub::alerts_json(r#""type":"snapshot","#, &entries).into());
         }
         self.patients = sub.patients.then(|| hub.patient_tx.subscribe());
         self.patients_due.clear();
@@ -797,7 +807,7 @@ impl Session {
         }
     }
 
-    fn on_alert(&mut self, e: &AlertEntry, out: &mut Vec<String>) {
+    fn on_alert(&mut self, e: &AlertEntry, out: &mut Vec<Utf8Bytes>) {
         let Some(sub) = &self.sub else { return };
         if !sub.alert_ok(&self.principal, e) {
             return;
@@ -813,7 +823,7 @@ impl Session {
         frame.push_str(r#"{"type":"alert","alert":"#);
         frame.push_str(&e.json);
         frame.push('}');
-        out.push(frame);
+        out.push(frame.into());
     }
 
     /// A flush's batch, kept as it is: its frames are looked at only when they can be written.
@@ -825,7 +835,7 @@ impl Session {
 
     /// Moves at most `n` patient frames due to `out`, each the latest of its patient and in
     /// scope; returns how many.
-    fn take_patients(&mut self, n: usize, out: &mut Vec<String>) -> usize {
+    fn take_patients(&mut self, n: usize, out: &mut Vec<Utf8Bytes>) -> usize {
         let Some(sub) = &self.sub else { return 0 };
         let (hub, principal) = (&self.hub, &self.principal);
         let mut taken = 0;
@@ -842,7 +852,7 @@ impl Session {
             if f.is_superseded() || !sub.patient_frame_ok(principal, &f) {
                 continue;
             }
-            out.push(f.json().to_string());
+            out.push(f.text());
             taken += 1;
         }
         taken
@@ -852,7 +862,7 @@ impl Session {
         self.patients_due.resync();
     }
 
-    fn on_page(&mut self, page: &PageEntry, out: &mut Vec<String>) {
+    fn on_page(&mut self, page: &PageEntry, out: &mut Vec<Utf8Bytes>) {
         if !self.sub.as_ref().is_some_and(|s| s.pages) || !page.reaches(&self.principal) {
             return;
         }
@@ -869,7 +879,7 @@ impl Session {
             self.pages_sent.retain(|id, _| hub.pages.contains_key(id));
         }
         self.hub.metrics.page_frames.fetch_add(1, Relaxed);
-        out.push(page.frame.clone());
+        out.push(page.frame.clone().into());
     }
 }
 

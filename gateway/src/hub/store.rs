@@ -3,6 +3,8 @@
 //! patient ([`PatientFrame`]) and resource ([`ResourceFrame`]).
 
 use std::sync::Arc;
+
+use axum::extract::ws::Utf8Bytes;
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 
 use serde::Serialize;
@@ -72,8 +74,8 @@ pub struct PatientFrame {
 
 #[derive(Debug)]
 enum PatientBody {
-    Scored(Box<PatientStatus>, std::sync::OnceLock<String>),
-    Relayed(String),
+    Scored(Box<PatientStatus>, std::sync::OnceLock<Utf8Bytes>),
+    Relayed(Utf8Bytes),
 }
 
 impl PatientFrame {
@@ -101,7 +103,7 @@ impl PatientFrame {
             patient_id,
             unit_id,
             at,
-            body: PatientBody::Relayed(json),
+            body: PatientBody::Relayed(json.into()),
             superseded: AtomicBool::new(false),
         }
     }
@@ -133,6 +135,15 @@ impl PatientFrame {
     }
 
     pub fn json(&self) -> &str {
+        self.shared_json()
+    }
+
+    /// The `patient` frame's text, shared: every connection writes the same bytes.
+    pub fn text(&self) -> Utf8Bytes {
+        self.shared_json().clone()
+    }
+
+    fn shared_json(&self) -> &Utf8Bytes {
         match &self.body {
             PatientBody::Relayed(json) => json,
             PatientBody::Scored(p, json) => json.get_or_init(|| {
@@ -150,7 +161,7 @@ impl PatientFrame {
                     sepsis_risk: p.sepsis_risk.map(vigil_engine::patient::view::round_risk),
                     vitals: &p.vitals,
                 };
-                serde_json::to_string(&frame).unwrap_or_default()
+                serde_json::to_string(&frame).unwrap_or_default().into()
             }),
         }
     }
