@@ -305,6 +305,10 @@ mod tests {
         assert_eq!(opened_alert_patient(later), None);
         let tile = r#"{"type":"patient","patientId":"lt-trig-1"}"#;
         assert_eq!(opened_alert_patient(tile), None);
+        let escaped = r#"{"type":"alert","alert":{"alertId":"a","version":1,"patientId":"lt-trig-\u0031","why":{"x":[1]}}}"#;
+        assert_eq!(opened_alert_patient(escaped).as_deref(), Some("lt-trig-1"));
+        let broken = r#"{"type":"alert","alert":{"version":1}}"#;
+        assert_eq!(opened_alert_patient(broken), None);
     }
 
     #[test]
