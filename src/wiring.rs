@@ -31,7 +31,7 @@ impl Outputs for EngineOutputs {
             self.metrics.alert_delay.record_ms(delay);
         }
         let json = alert_json(alert);
-        self.hub.publish_alert_json(alert, json.get().to_owned());
+        self.hub.publish_alert_json(alert, json.get());
         match self.outbox.try_send(alert_message(alert, &json, receipt)) {
             Ok(()) => None,
             Err(msg) => {

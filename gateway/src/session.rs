@@ -819,11 +819,7 @@ impl Session {
             self.snapshot_versions.remove(&e.alert_id);
         }
         self.hub.metrics.alert_frames.fetch_add(1, Relaxed);
-        let mut frame = String::with_capacity(e.json.len() + 32);
-        frame.push_str(r#"{"type":"alert","alert":"#);
-        frame.push_str(&e.json);
-        frame.push('}');
-        out.push(frame.into());
+        out.push(e.frame());
     }
 
     /// A flush's batch, kept as it is: its frames are looked at only when they can be written.
@@ -1002,6 +998,22 @@ mod tests {
             .expect("the alert was held back behind the command");
         assert_eq!(f["type"], "alert");
         assert_eq!(f["alert"]["alertId"], next.alert_id.as_str());
+    }
+
+    #[test]
+    fn an_alert_frame_is_built_once_and_holds_the_alert_s_json() {
+        let a = alert(7);
+        let json = serde_json::to_string(&a).unwrap();
+        let entry = AlertEntry::of(&a, &json);
+        assert_eq!(entry.json(), json, "the data as the engine serialized it");
+        let frame: serde_json::Value = serde_json::from_str(entry.frame().as_str()).unwrap();
+        let data: serde_json::Value = serde_json::from_str(&json).unwrap();
+        assert_eq!(frame, json!({"type": "alert", "alert": data}));
+        // Every connection writes the same bytes, not a copy of its own.
+        assert_eq!(
+            entry.frame().as_str().as_ptr(),
+            entry.frame().as_str().as_ptr()
+        );
     }
 
     fn alert(n: u64) -> Alert {

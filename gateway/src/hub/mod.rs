@@ -251,25 +251,13 @@ impl Hub {
         {
             return;
         }
-        self.publish_alert_json(alert, serde_json::to_string(alert).unwrap_or_default());
+        self.publish_alert_json(alert, &serde_json::to_string(alert).unwrap_or_default());
     }
 
     /// [`Hub::publish_alert`] with the alert already serialized (`json` is `alert` as JSON):
     /// the engine serializes each transition once for `ALERTS` and the dashboards.
-    pub fn publish_alert_json(&self, alert: &Alert, json: String) {
-        let entry = Arc::new(AlertEntry {
-            alert_id: alert.alert_id.clone(),
-            tenant: alert.tenant_id.clone(),
-            unit: alert.unit_id.clone(),
-            patient: alert.patient_id.clone(),
-            owner: alert.owner(),
-            level: alert.level,
-            state: alert.state,
-            version: alert.version,
-            emitted_at: alert.emitted_at,
-            page: alert.escalation.page.clone(),
-            json,
-        });
+    pub fn publish_alert_json(&self, alert: &Alert, json: &str) {
+        let entry = Arc::new(AlertEntry::of(alert, json));
         let previous_page = match self.alerts.entry(alert.alert_id.clone()) {
             dashmap::Entry::Occupied(mut o) => {
                 if o.get().version >= entry.version {
@@ -315,11 +303,11 @@ impl Hub {
         if sent_before >= page.attempts {
             return;
         }
-        let mut frame = String::with_capacity(entry.json.len() + 64);
+        let mut frame = String::with_capacity(entry.json().len() + 64);
         frame.push_str(r#"{"type":"page","pageId":"#);
         frame.push_str(&serde_json::to_string(&page.page_id).unwrap_or_default());
         frame.push_str(r#","alert":"#);
-        frame.push_str(&entry.json);
+        frame.push_str(entry.json());
         frame.push('}');
         let pending = Arc::new(PageEntry {
             page: page.clone(),
@@ -581,7 +569,7 @@ impl Hub {
     /// fields before the array (e.g. `"type":"snapshot",`).
     pub(crate) fn alerts_json(prefix: &str, entries: &[Arc<AlertEntry>]) -> String {
         let mut out = String::with_capacity(
-            16 + prefix.len() + entries.iter().map(|e| e.json.len() + 1).sum::<usize>(),
+            16 + prefix.len() + entries.iter().map(|e| e.json().len() + 1).sum::<usize>(),
         );
         out.push('{');
         out.push_str(prefix);
@@ -590,7 +578,7 @@ impl Hub {
             if i > 0 {
                 out.push(',');
             }
-            out.push_str(&e.json);
+            out.push_str(e.json());
         }
         out.push_str("]}");
         out
