@@ -19,6 +19,7 @@ use futures::{SinkExt, StreamExt};
 use hdrhistogram::Histogram;
 use serde::Serialize;
 use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
 use crate::{Latency, latency_of, opened_alert_patient};
@@ -246,10 +247,23 @@ type Socket =
 /// Connects and subscribes as a staff dashboard of the whole tenant.
 async fn connect(url: &str) -> anyhow::Result<Socket> {
     let sub = r#"{"type":"subscribe","id":"dash","channels":["alerts","patients"]}"#;
-    let (mut ws, _) = tokio_tungstenite::connect_async(url).await?;
+    let (mut ws, _) =
+        tokio_tungstenite::connect_async_with_config(url, Some(socket_config()), false).await?;
     ws.send(Message::text(sub)).await?;
     Ok(ws)
 }
+
+/// A dashboard socket's settings: tungstenite zero-fills its whole read buffer before every
+/// read (`FrameCodec::read_in`), 128 KiB by default: on 1,000 sockets that memset was a
+/// quarter of the load tester's CPU (`perf record -p`), which the gateway then had to share
+/// the machine with. Frames larger than the buffer still arrive whole (the codec reserves a
+/// frame's length once its header is read).
+fn socket_config() -> WebSocketConfig {
+    WebSocketConfig::default().read_buffer_size(READ_BUFFER)
+}
+
+/// A dashboard socket's read buffer: a few patient frames, or half a sepsis alert.
+const READ_BUFFER: usize = 4096;
 
 /// Reads one connection until it ends, counting each sentinel alert the first time the
 /// socket has it (an opening `alert` frame, or the `snapshot` after a reconnect).
