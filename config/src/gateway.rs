@@ -16,6 +16,11 @@ pub struct GatewayConfig {
     pub max_connections: usize,
     /// How often coalesced `patient` frames are flushed to a client.
     pub patient_flush: Duration,
+    /// `patient` frames the gateway writes a second, all connections together, shared equally
+    /// among the connections subscribed to `patients`; what a connection cannot write in its
+    /// share coalesces (latest wins). Tiles, paced only by the clients' reading, otherwise take
+    /// whatever CPU the machine has, and alerts wait for it. 0: no limit.
+    pub patient_frames_per_second: u64,
     /// Most open TCP connections, HTTP and WebSocket together; a connection beyond it is closed
     /// as soon as it is accepted (and counted). Unset: the process's open-file limit less a
     /// reserve for NATS, files and the staff already connected (an eighth of the limit, at
@@ -39,6 +44,7 @@ impl Default for GatewayConfig {
             client_queue: 4096,
             max_connections: 10_000,
             patient_flush: Duration::from_millis(250),
+            patient_frames_per_second: 100_000,
             max_open_connections: None,
             header_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(60),

@@ -81,6 +81,11 @@ impl Hub {
                     load(&m.connected),
                 ),
                 (
+                    "vigil_ws_patient_connections",
+                    "WebSocket sessions subscribed to patients, which share gateway.patient_frames_per_second",
+                    load(&self.patient_connections),
+                ),
+                (
                     "vigil_http_open_connections",
                     "TCP connections open now, HTTP and WebSocket",
                     load(&m.open_connections),

@@ -93,6 +93,9 @@ pub struct Hub {
     /// Coalesced patient frames, one batch per `gateway.patient_flush` (see
     /// [`Hub::flush_patients`]).
     pub(crate) patient_tx: broadcast::Sender<PatientBatch>,
+    /// Connections subscribed to `patients`: they share `gateway.patient_frames_per_second`
+    /// ([`Hub::patient_share`]).
+    pub(crate) patient_connections: AtomicU64,
     /// Patients updated since the last flush, latest state each; filled only while some
     /// connection listens.
     dirty_patients: std::sync::Mutex<FxHashMap<PatientKey, Arc<PatientFrame>>>,
@@ -153,6 +156,7 @@ impl Hub {
             alert_tx: broadcast::channel(cap).0,
             patients: DashMap::with_hasher(FxBuildHasher),
             patient_tx: broadcast::channel(cap).0,
+            patient_connections: AtomicU64::new(0),
             dirty_patients: std::sync::Mutex::default(),
             resources: DashMap::new(),
             resource_tx: broadcast::channel(cap).0,
@@ -376,6 +380,14 @@ impl Hub {
         if let Some(older) = self.patients.insert(key, frame) {
             older.supersede();
         }
+    }
+
+    /// The patient frames a second one connection subscribed to `patients` may write: its
+    /// equal share of `gateway.patient_frames_per_second`; none without a limit.
+    pub(crate) fn patient_share(&self) -> Option<f64> {
+        let budget = self.config.patient_frames_per_second;
+        let connections = self.patient_connections.load(Relaxed).max(1);
+        (budget > 0).then(|| budget as f64 / connections as f64)
     }
 
     /// Sends every patient updated since the last call to the connections, as one batch. The

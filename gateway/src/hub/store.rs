@@ -109,7 +109,8 @@ pub struct PatientFrame {
     pub at: Timestamp,
     body: PatientBody,
     /// A newer frame of the patient took its place in the hub: connections that have not
-    /// written this one yet skip it (the newer one comes in a later flush).
+    /// written this one yet skip it (the newer one comes in a later flush), or, holding it in
+    /// a snapshot, write the hub's latest instead.
     superseded: AtomicBool,
 }
 
