@@ -71,6 +71,13 @@ const MAX_COMMANDS_IN_FLIGHT: usize = 32;
 /// pong): about 20 KiB. An alert written now waits behind at most these in the socket's
 /// buffers; a client reads at most this many tiles per round trip (64,000 a second at 1 ms).
 const PATIENT_WINDOW: u64 = 64;
+/// The fewest patient frames a connection's share of the budget holds, and so the most it
+/// writes at once when its share is small: an alert that comes meanwhile waits behind at
+/// most these in the socket. 16 against 64 (the window), two alternating pairs at 1,000
+/// dashboards (`DASHBOARDS=1000 DURATION=20 scripts/bench live`): last-socket p99 186 and
+/// 187 ms against 231 and 289 ms; the window stays 64 for a connection with the budget's
+/// room (a window of 16 alone: 240 and 205 ms).
+const BUDGET_CHUNK: u64 = 16;
 /// Flushed batches of patient frames a connection may hold unwritten (2 s at the default
 /// flush); when one more comes, it drops them and later takes the latest of every patient
 /// from the hub instead. A snapshot costs a pass over the hub's every patient, under its
@@ -240,8 +247,8 @@ impl PatientWindow {
 
 /// A connection's share of `gateway.patient_frames_per_second` (see the module
 /// documentation): a token bucket that fills at the share's rate, holding at most a quarter
-/// second of it, and never less than a window, so a connection writes its tiles a window at a
-/// time, not one per wake-up.
+/// second of it and never less than [`BUDGET_CHUNK`], so a connection with a small share
+/// writes its tiles a chunk at a time, not one per wake-up.
 struct TileBudget {
     tokens: f64,
     /// When `tokens` was last brought up to date.
@@ -251,13 +258,13 @@ struct TileBudget {
 impl TileBudget {
     fn new(now: Instant) -> Self {
         TileBudget {
-            tokens: PATIENT_WINDOW as f64,
+            tokens: BUDGET_CHUNK as f64,
             at: now,
         }
     }
 
     fn most(rate: f64) -> f64 {
-        (rate / 4.0).max(PATIENT_WINDOW as f64)
+        (rate / 4.0).max(BUDGET_CHUNK as f64)
     }
 
     /// How many patient frames the share allows now, at `rate` a second (none: no limit).
@@ -275,12 +282,12 @@ impl TileBudget {
         self.tokens -= n as f64;
     }
 
-    /// When the share, at `rate`, next allows a window of frames.
+    /// When the share, at `rate`, next allows a chunk of frames.
     fn refilled_at(&self, rate: Option<f64>) -> Instant {
         let Some(rate) = rate.filter(|r| *r > 0.0) else {
             return self.at;
         };
-        let short = (PATIENT_WINDOW as f64 - self.tokens).max(0.0);
+        let short = (BUDGET_CHUNK as f64 - self.tokens).max(0.0);
         self.at + Duration::from_secs_f64((short / rate).min(60.0))
     }
 }
@@ -1453,31 +1460,32 @@ mod tests {
     }
 
     #[test]
-    fn a_tile_budget_fills_at_its_rate_holding_a_quarter_second_and_at_least_a_window() {
+    fn a_tile_budget_fills_at_its_rate_holding_a_quarter_second_and_at_least_a_chunk() {
         let t0 = Instant::now();
         let at = |ms| t0 + Duration::from_millis(ms);
         let mut b = TileBudget::new(t0);
         assert_eq!(b.room(t0, None), usize::MAX, "no limit");
-        assert_eq!(b.room(t0, Some(100.0)), 64, "a window to start with");
-        b.spend(64);
-        assert_eq!(b.room(t0, Some(100.0)), 0);
-        let refilled = b.refilled_at(Some(100.0)).duration_since(t0);
+        assert_eq!(b.room(t0, Some(40.0)), 16, "a chunk to start with");
+        b.spend(16);
+        assert_eq!(b.room(t0, Some(40.0)), 0);
+        let refilled = b.refilled_at(Some(40.0)).duration_since(t0);
         assert!(
-            refilled.abs_diff(Duration::from_millis(640)) < Duration::from_micros(10),
-            "a window at 100 a second takes 640 ms, not {refilled:?}"
+            refilled.abs_diff(Duration::from_millis(400)) < Duration::from_micros(10),
+            "a chunk at 40 a second takes 400 ms, not {refilled:?}"
         );
-        assert_eq!(b.room(at(320), Some(100.0)), 32);
-        b.spend(32);
-        assert_eq!(b.room(at(330), Some(100.0)), 1);
-        // Idle a minute: a window, not a minute's worth.
-        assert_eq!(b.room(at(60_330), Some(100.0)), 64);
-        // A large share holds a quarter second of itself.
-        assert_eq!(b.room(at(120_000), Some(100_000.0)), 25_000);
+        assert_eq!(b.room(at(200), Some(40.0)), 8);
+        b.spend(8);
+        assert_eq!(b.room(at(225), Some(40.0)), 1);
+        // Idle a minute: a chunk, not a minute's worth (a quarter second of 40 is less).
+        assert_eq!(b.room(at(60_225), Some(40.0)), 16);
+        // A larger share holds a quarter second of itself.
+        assert_eq!(b.room(at(120_000), Some(100.0)), 25);
+        assert_eq!(b.room(at(180_000), Some(100_000.0)), 25_000);
         assert!(
-            b.refilled_at(Some(100_000.0)) <= at(120_000),
-            "a window is there"
+            b.refilled_at(Some(100_000.0)) <= at(180_000),
+            "a chunk is there"
         );
-        assert_eq!(b.refilled_at(None), at(120_000), "no limit: now");
+        assert_eq!(b.refilled_at(None), at(180_000), "no limit: now");
     }
 
     #[tokio::test]
