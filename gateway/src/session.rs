@@ -659,20 +659,22 @@ impl Session {
             out.clear();
             let mut ping = false;
             let mut confirm: Option<bytes::Bytes> = None;
+            let due = !self.patients_due.is_empty();
             let share = hub.patient_share();
-            let (window_room, budget_room) = if self.patients_due.is_empty() {
-                (0, 0)
-            } else {
+            let (window_room, budget_room) = if due {
                 let now = Instant::now();
                 (self.window.room(now), self.budget.room(now, share))
+            } else {
+                (0, 0)
             };
             let room = window_room.min(budget_room);
-            let waiting = !self.patients_due.is_empty() && window_room == 0;
-            let over_budget = !self.patients_due.is_empty() && window_room > 0 && budget_room == 0;
+            let waiting = due && window_room == 0;
+            let over_budget = due && window_room > 0 && budget_room == 0;
             // Biased, in this order: what the reader hands on, alerts and pages before patient
-            // tiles. Patient frames are written last, as many as the window has room for: a
-            // socket that is behind with them still gets an alert after at most a window, and
-            // their backlog coalesces (latest wins) instead of queueing.
+            // tiles. Patient frames are written last, as many as the window and the connection's
+            // share of the budget allow: a socket that is behind with them still gets an alert
+            // after at most a window, and their backlog coalesces (latest wins) instead of
+            // queueing.
             tokio::select! {
                 biased;
                 r = from_reader.recv() => match r {

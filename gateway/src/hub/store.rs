@@ -3,10 +3,9 @@
 //! patient ([`PatientFrame`]) and resource ([`ResourceFrame`]).
 
 use std::sync::Arc;
-
-use axum::extract::ws::Utf8Bytes;
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 
+use axum::extract::ws::Utf8Bytes;
 use serde::Serialize;
 use vigil_engine::practice::keeper::ResourceView;
 use vigil_engine::{Alert, AlertState, Level, Owner, Page, PatientStatus, Timestamp, Vitals};
