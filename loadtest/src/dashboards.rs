@@ -257,13 +257,17 @@ async fn connect(url: &str) -> anyhow::Result<Socket> {
 /// read (`FrameCodec::read_in`), 128 KiB by default: on 1,000 sockets that memset was a
 /// quarter of the load tester's CPU (`perf record -p`), which the gateway then had to share
 /// the machine with. Frames larger than the buffer still arrive whole (the codec reserves a
-/// frame's length once its header is read).
+/// frame's length once its header is read), but a read takes at most the buffer's size.
 fn socket_config() -> WebSocketConfig {
     WebSocketConfig::default().read_buffer_size(READ_BUFFER)
 }
 
-/// A dashboard socket's read buffer: a few patient frames, or half a sepsis alert.
-const READ_BUFFER: usize = 4096;
+/// A dashboard socket's read buffer: fifty patient frames, or a sentinel's two alerts
+/// (`sepsis.model` 8.5 KB and `news2.high` 1.9 KB) in one read. 4 KiB took three reads for a
+/// sepsis alert: two alternating pairs of `DASHBOARDS=1000 scripts/bench live` gave a
+/// last-socket p99 of 313 and 343 ms with 4 KiB against 193 and 235 ms with 16 KiB; 32 KiB
+/// was no better than 16 (120 and 209 ms against 174 and 190 ms).
+const READ_BUFFER: usize = 16 * 1024;
 
 /// Reads one connection until it ends, counting each sentinel alert the first time the
 /// socket has it (an opening `alert` frame, or the `snapshot` after a reconnect).
