@@ -1005,7 +1005,7 @@ impl Session {
             self.pages_sent.retain(|id, _| hub.pages.contains_key(id));
         }
         self.hub.metrics.page_frames.fetch_add(1, Relaxed);
-        out.push(page.frame.clone().into());
+        out.push(page.frame());
     }
 }
 
@@ -1148,6 +1148,42 @@ mod tests {
         assert_eq!(
             entry.frame().as_str().as_ptr(),
             entry.frame().as_str().as_ptr()
+        );
+    }
+
+    #[test]
+    fn a_waiting_page_shares_its_alert_and_builds_its_frame_once() {
+        let hub = hub(16);
+        let mut a = alert(8);
+        a.escalation.page = Some(vigil_engine::Page {
+            page_id: "page-8-1".into(),
+            level: 1,
+            targets: vec!["role:nurse@icu-3".into()],
+            state: vigil_engine::PageState::Sent,
+            sent_at: a.emitted_at,
+            attempts: 1,
+            by: None,
+            at: None,
+        });
+        hub.publish_alert(&a);
+        let nurse = hub.authenticate("nurse-token").unwrap().clone();
+        let pending = hub.pending_pages(&nurse);
+        let [page] = pending.as_slice() else {
+            panic!("one page waits, not {}", pending.len());
+        };
+        // The page holds the hub's entry of the alert, not a copy of its JSON.
+        let held = hub.alerts.get(&a.alert_id).unwrap().clone();
+        assert!(Arc::ptr_eq(&page.alert, &held));
+        let frame: serde_json::Value = serde_json::from_str(page.frame().as_str()).unwrap();
+        let data: serde_json::Value = serde_json::from_str(held.json()).unwrap();
+        assert_eq!(
+            frame,
+            json!({"type": "page", "pageId": "page-8-1", "alert": data})
+        );
+        // Every pager connection writes the same bytes.
+        assert_eq!(
+            page.frame().as_str().as_ptr(),
+            page.frame().as_str().as_ptr()
         );
     }
 

@@ -289,7 +289,7 @@ impl Hub {
     /// Keeps the pending-page table in step with an alert transition, and sends a `page` frame
     /// when the transition issued or re-sent a page. A page waits while the alert is open or
     /// acknowledged (an upgrade pages an acknowledged alert) and the page is not yet receipted.
-    fn track_page(&self, entry: &AlertEntry, previous: Option<String>) {
+    fn track_page(&self, entry: &Arc<AlertEntry>, previous: Option<String>) {
         let current = entry.page.as_ref().map(|p| p.page_id.as_str());
         if let Some(prev) = previous.as_deref()
             && Some(prev) != current
@@ -307,18 +307,7 @@ impl Hub {
         if sent_before >= page.attempts {
             return;
         }
-        let mut frame = String::with_capacity(entry.json().len() + 64);
-        frame.push_str(r#"{"type":"page","pageId":"#);
-        frame.push_str(&serde_json::to_string(&page.page_id).unwrap_or_default());
-        frame.push_str(r#","alert":"#);
-        frame.push_str(entry.json());
-        frame.push('}');
-        let pending = Arc::new(PageEntry {
-            page: page.clone(),
-            tenant: entry.tenant.clone(),
-            unit: entry.unit.clone(),
-            frame,
-        });
+        let pending = Arc::new(PageEntry::new(page.clone(), entry.clone()));
         self.pages.insert(page.page_id.clone(), pending.clone());
         let _ = self.page_tx.send(pending);
     }

@@ -2,8 +2,8 @@
 //! ([`AlertEntry`]), pages waiting for a receipt ([`PageEntry`]), and the latest state of each
 //! patient ([`PatientFrame`]) and resource ([`ResourceFrame`]).
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::{Arc, OnceLock};
 
 use axum::extract::ws::Utf8Bytes;
 use serde::Serialize;
@@ -79,11 +79,42 @@ pub struct PageEntry {
     pub page: Page,
     pub tenant: String,
     pub unit: Option<String>,
-    /// The `page` frame, serialized once.
-    pub frame: String,
+    /// The alert transition that issued (or re-sent) the page: the frame's `alert`. Shared
+    /// with the hub's alerts, not copied: a page waits as long as nobody receipts it, and with
+    /// no pager connected every open alert's page waits (an 8.5 KB sepsis alert each).
+    pub(crate) alert: Arc<AlertEntry>,
+    /// The `page` frame, built when a connection first gets the page and then shared by every
+    /// connection that writes it.
+    frame: OnceLock<Utf8Bytes>,
 }
 
 impl PageEntry {
+    pub fn new(page: Page, alert: Arc<AlertEntry>) -> Self {
+        PageEntry {
+            page,
+            tenant: alert.tenant.clone(),
+            unit: alert.unit.clone(),
+            alert,
+            frame: OnceLock::new(),
+        }
+    }
+
+    /// The `page` frame: `{"type":"page","pageId":..,"alert":..}`.
+    pub fn frame(&self) -> Utf8Bytes {
+        self.frame
+            .get_or_init(|| {
+                let json = self.alert.json();
+                let mut frame = String::with_capacity(json.len() + 64);
+                frame.push_str(r#"{"type":"page","pageId":"#);
+                frame.push_str(&serde_json::to_string(&self.page.page_id).unwrap_or_default());
+                frame.push_str(r#","alert":"#);
+                frame.push_str(json);
+                frame.push('}');
+                frame.into()
+            })
+            .clone()
+    }
+
     /// True when a connection of this principal should get the page.
     pub fn reaches(&self, p: &Principal) -> bool {
         p.covers(&self.tenant, self.unit.as_deref()) && self.page.reaches(p.role, &p.page_roles)
