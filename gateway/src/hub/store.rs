@@ -77,11 +77,10 @@ impl AlertEntry {
 #[derive(Debug)]
 pub struct PageEntry {
     pub page: Page,
-    pub tenant: String,
-    pub unit: Option<String>,
-    /// The alert transition that issued (or re-sent) the page: the frame's `alert`. Shared
-    /// with the hub's alerts, not copied: a page waits as long as nobody receipts it, and with
-    /// no pager connected every open alert's page waits (an 8.5 KB sepsis alert each).
+    /// The alert transition that issued (or re-sent) the page: the frame's `alert`, and the
+    /// tenant and unit the page reaches. Shared with the hub's alerts, not copied: a page
+    /// waits as long as nobody receipts it, and with no pager connected every open alert's
+    /// page waits (an 8.5 KB sepsis alert each).
     pub(crate) alert: Arc<AlertEntry>,
     /// The `page` frame, built when a connection first gets the page and then shared by every
     /// connection that writes it.
@@ -92,8 +91,6 @@ impl PageEntry {
     pub fn new(page: Page, alert: Arc<AlertEntry>) -> Self {
         PageEntry {
             page,
-            tenant: alert.tenant.clone(),
-            unit: alert.unit.clone(),
             alert,
             frame: OnceLock::new(),
         }
@@ -117,7 +114,8 @@ impl PageEntry {
 
     /// True when a connection of this principal should get the page.
     pub fn reaches(&self, p: &Principal) -> bool {
-        p.covers(&self.tenant, self.unit.as_deref()) && self.page.reaches(p.role, &p.page_roles)
+        p.covers(&self.alert.tenant, self.alert.unit.as_deref())
+            && self.page.reaches(p.role, &p.page_roles)
     }
 }
 
