@@ -811,25 +811,12 @@ impl Agg {
         at: Timestamp,
     ) -> Agg {
         let mut agg = Agg::EMPTY;
-        agg.extend(window, rows, field, from, at);
-        agg
-    }
-
-    /// Adds the samples of `field` in `rows` within `from..=at`, which come after those
-    /// counted: what `self.then(&Agg::scan(..))` gives, without the second figures.
-    fn extend(
-        &mut self,
-        window: &Window,
-        rows: Minutes<'_>,
-        field: Field,
-        from: Timestamp,
-        at: Timestamp,
-    ) {
         window.for_each_in(rows, field, |v, t| {
             if from <= t && t <= at {
-                self.add(v, t);
+                agg.add(v, t);
             }
         });
+        agg
     }
 
     /// The figures as [`Acc`] holds them, decoded.
@@ -974,13 +961,21 @@ fn carried(
     (slot, held): (&mut Option<Settled>, &mut [Agg]),
     aggs: &mut [Agg],
 ) {
-    let fields = || set.vitals(groups).map(|g| g.source);
     let (from, first, last) = set.span_at(at);
     let (Some(newest), Ok(span_ms)) = (window.newest_minute(), u32::try_from(set.span_ms)) else {
         *slot = None;
         set.scan(groups, window, at, aggs);
         return;
     };
+    // The set's vitals, in the order of `held` and `aggs`: each row below is read once for
+    // all of them.
+    let mut list = [Field::Hr; Field::ALL.len()];
+    let mut n = 0;
+    for (f, g) in list.iter_mut().zip(set.vitals(groups)) {
+        *f = g.source;
+        n += 1;
+    }
+    let fields = &list[..n];
     let lo = first + 1;
     // Whole minutes strictly inside the span, none of them the newest row: what the carry
     // may hold (only a late reading can change them, and it moves `Window::edits`).
@@ -1001,29 +996,78 @@ fn carried(
         // The minutes that left the span come off; a vital whose extreme left with them is
         // read again over the minutes still held.
         let (gone, kept) = (window.minutes(s.lo, lo - 1), window.minutes(lo, s.hi));
-        for (agg, field) in held.iter_mut().zip(fields()) {
-            let mut known = true;
-            window.for_each_in(gone, field, |v, _| known &= agg.remove(v));
-            if !known {
-                *agg = Agg::scan(window, kept, field, from, at);
-            } else if let Some(first) = window.first_in(kept, field) {
-                agg.first = first;
+        let mut known = [true; Field::ALL.len()];
+        for row in window.rows_in(gone) {
+            for ((agg, field), known) in held.iter_mut().zip(fields).zip(&mut known) {
+                if let Some((v, _)) = row.get(*field) {
+                    *known &= agg.remove(v);
+                }
+            }
+        }
+        // The vitals whose first sample is still to be found among the minutes kept.
+        let mut firsts = 0u32;
+        for (k, (agg, field)) in held.iter_mut().zip(fields).enumerate() {
+            if known[k] {
+                firsts |= 1 << k;
+            } else {
+                *agg = Agg::scan(window, kept, *field, from, at);
+            }
+        }
+        for row in window.rows_in(kept) {
+            if firsts == 0 {
+                break;
+            }
+            for (k, (agg, field)) in held.iter_mut().zip(fields).enumerate() {
+                if firsts & (1 << k) != 0
+                    && let Some((v, _)) = row.get(*field)
+                {
+                    agg.first = v;
+                    firsts &= !(1 << k);
+                }
             }
         }
         s.lo = lo;
     }
     if settle_to > s.hi {
-        let more = window.minutes(s.hi + 1, settle_to);
-        for (agg, field) in held.iter_mut().zip(fields()) {
-            agg.extend(window, more, field, from, at);
-        }
+        add_rows(
+            window,
+            window.minutes(s.hi + 1, settle_to),
+            fields,
+            from,
+            at,
+            held,
+        );
         s.hi = settle_to;
     }
     let head = window.minutes(first, first);
     let tail = window.minutes(s.hi.max(first) + 1, last);
-    for ((out, held), field) in aggs.iter_mut().zip(&*held).zip(fields()) {
-        *out = Agg::scan(window, head, field, from, at).then(held);
-        out.extend(window, tail, field, from, at);
+    let mut heads = [Agg::EMPTY; Field::ALL.len()];
+    add_rows(window, head, fields, from, at, &mut heads);
+    for ((out, head), held) in aggs.iter_mut().zip(&heads).zip(&*held) {
+        *out = head.then(held);
+    }
+    add_rows(window, tail, fields, from, at, aggs);
+}
+
+/// Adds to each of `aggs` the samples of its vital in `fields` (in the same order) that lie
+/// within `from..=at`, reading each row of `rows` once for all of them.
+fn add_rows(
+    window: &Window,
+    rows: Minutes<'_>,
+    fields: &[Field],
+    from: Timestamp,
+    at: Timestamp,
+    aggs: &mut [Agg],
+) {
+    for row in window.rows_in(rows) {
+        for (agg, field) in aggs.iter_mut().zip(fields) {
+            if let Some((v, t)) = row.get(*field)
+                && from <= t
+                && t <= at
+            {
+                agg.add(v, t);
+            }
+        }
     }
 }
 

@@ -246,6 +246,28 @@ struct Rows<'a>(&'a [Row], &'a [Row]);
 #[derive(Clone, Copy)]
 pub struct Minutes<'a>(Rows<'a>);
 
+/// One row's samples ([`Window::rows_in`]).
+#[derive(Clone, Copy)]
+pub struct Samples<'a> {
+    row: &'a Row,
+    /// The row's minute, in ms since the Unix epoch.
+    minute_ms: i64,
+}
+
+impl Samples<'_> {
+    /// `field`'s sample of this minute, encoded as the row stores it, and its time: what
+    /// [`Window::samples`] gives for this row.
+    #[inline(always)]
+    pub fn get(&self, field: Field) -> Option<(i16, Timestamp)> {
+        let i = field as usize;
+        let value = self.row.value(i);
+        (value != NONE).then(|| {
+            let at = self.minute_ms + i64::from(self.row.sec(i)) * 1000;
+            (value, Timestamp::from_millis(at))
+        })
+    }
+}
+
 impl<'a> Rows<'a> {
     fn iter(self) -> impl Iterator<Item = &'a Row> {
         self.0.iter().chain(self.1)
@@ -492,7 +514,7 @@ impl Window {
     }
 
     /// The rows of the minutes `first..=last` (none when `last < first`), found once to read
-    /// several fields from ([`Window::for_each_in`], [`Window::first_in`]).
+    /// several fields from ([`Window::for_each_in`], [`Window::rows_in`]).
     pub fn minutes(&self, first: i64, last: i64) -> Minutes<'_> {
         if last < first {
             return Minutes(Rows(&[], &[]));
@@ -500,10 +522,13 @@ impl Window {
         Minutes(self.rows_between(first, last))
     }
 
-    /// The first sample of `field` in `minutes`, encoded as the row stores it.
-    pub fn first_in(&self, minutes: Minutes<'_>, field: Field) -> Option<i16> {
-        let i = field as usize;
-        minutes.0.iter().map(|r| r.value(i)).find(|v| *v != NONE)
+    /// The rows of `minutes`, oldest first, each read for several fields in one pass (the
+    /// sepsis model's sets of vitals read the same few rows for each of their vitals).
+    pub fn rows_in<'w>(&'w self, minutes: Minutes<'w>) -> impl Iterator<Item = Samples<'w>> {
+        minutes.0.iter().map(|row| Samples {
+            row,
+            minute_ms: self.minute_of(row) * MINUTE_MS,
+        })
     }
 
     /// [`Window::for_each_sample`] over rows already found.
