@@ -419,38 +419,53 @@ pub(crate) fn decode<'a, T: Deserialize<'a>>(
                 format!("JSON: not UTF-8 ({e})"),
             )),
         },
-        Encoding::MessagePack => rmp_serde::from_slice::<T>(payload)
-            .map_err(|e| {
-                let code = match e {
-                    rmp_serde::decode::Error::Syntax(_) => RejectCode::SchemaInvalid,
-                    rmp_serde::decode::Error::TypeMismatch(rmp::Marker::Reserved) => {
-                        RejectCode::DecodeFailed
+        Encoding::MessagePack => {
+            let mut de = rmp_serde::Deserializer::from_read_ref(payload);
+            T::deserialize(&mut de)
+                .map_err(|e| {
+                    let code = match e {
+                        rmp_serde::decode::Error::Syntax(_) => RejectCode::SchemaInvalid,
+                        rmp_serde::decode::Error::TypeMismatch(rmp::Marker::Reserved) => {
+                            RejectCode::DecodeFailed
+                        }
+                        rmp_serde::decode::Error::TypeMismatch(_) => RejectCode::SchemaInvalid,
+                        _ => RejectCode::DecodeFailed,
+                    };
+                    reject(code, format!("MessagePack: {e}"))
+                })
+                .and_then(|v| {
+                    // serde_json refuses trailing characters by itself; rmp-serde stops after
+                    // one value, and a second envelope behind it would be dropped unseen. A
+                    // read of one more value ends at its first marker when nothing follows.
+                    match serde::de::IgnoredAny::deserialize(&mut de) {
+                        Err(rmp_serde::decode::Error::InvalidMarkerRead(e))
+                            if e.kind() == std::io::ErrorKind::UnexpectedEof =>
+                        {
+                            Ok(v)
+                        }
+                        _ => Err(trailing_bytes(payload)),
                     }
-                    rmp_serde::decode::Error::TypeMismatch(_) => RejectCode::SchemaInvalid,
-                    _ => RejectCode::DecodeFailed,
-                };
-                reject(code, format!("MessagePack: {e}"))
-            })
-            .and_then(|v| {
-                // serde_json refuses trailing characters by itself; rmp-serde stops after
-                // one value, and a second envelope behind it would be dropped unseen.
-                match msgpack_value_len(payload) {
-                    Some(n) if n == payload.len() => Ok(v),
-                    Some(n) => Err(reject(
-                        RejectCode::DecodeFailed,
-                        format!(
-                            "MessagePack: {} bytes after the envelope (one envelope per message)",
-                            payload.len() - n
-                        ),
-                    )),
-                    None => Err(reject(
-                        RejectCode::DecodeFailed,
-                        "MessagePack: malformed value",
-                    )),
-                }
-            }),
+                })
+        }
     };
     full.map_err(|rejection| reclassify(rejection, payload, encoding, stream))
+}
+
+/// Why a MessagePack payload that decoded has bytes after its envelope: how many (kept out of
+/// line: only refusals come here).
+#[cold]
+#[inline(never)]
+fn trailing_bytes(payload: &[u8]) -> Rejection {
+    match msgpack_value_len(payload) {
+        Some(n) if n < payload.len() => reject(
+            RejectCode::DecodeFailed,
+            format!(
+                "MessagePack: {} bytes after the envelope (one envelope per message)",
+                payload.len() - n
+            ),
+        ),
+        _ => reject(RejectCode::DecodeFailed, "MessagePack: malformed value"),
+    }
 }
 
 /// The length in bytes of the first MessagePack value of `b` (the markers of the MessagePack

@@ -629,6 +629,21 @@ pub(crate) mod tests {
         one_byte.push(0xc0);
         let e = decode_vitals(SUBJECT, &one_byte, Encoding::MessagePack, NOW).expect_err("nil");
         assert!(e.message.contains("1 bytes after"), "{}", e.message);
+        // Whatever follows is refused, a value or not: the reserved marker, a truncated
+        // array and a string short of its length, each counted.
+        for tail in [&[0xc1][..], &[0xdc, 0x00], &[0xa5, b'a', b'b']] {
+            let mut bytes = rmp_serde::to_vec_named(&contract_json()).expect("msgpack");
+            bytes.extend_from_slice(tail);
+            let e = decode_vitals(SUBJECT, &bytes, Encoding::MessagePack, NOW)
+                .expect_err("trailing bytes");
+            assert_eq!(e.code, RejectCode::DecodeFailed, "{tail:?}");
+            assert!(
+                e.message
+                    .contains(&format!("{} bytes after the envelope", tail.len())),
+                "{tail:?}: {}",
+                e.message
+            );
+        }
         // JSON refuses trailing data too.
         let mut j = json(&contract_json());
         j.extend(b" {}");
