@@ -137,7 +137,10 @@ impl EventSink for ShardSink {
 
     fn dispatch(&mut self, receipt: Receipt) -> impl Future<Output = ()> + Send {
         let shards = self.shards.clone();
-        let readings = std::mem::take(&mut self.readings);
+        // The next chunk is about this one's size: room for it up front instead of a dozen
+        // doublings (the readings go to another thread, so this vector cannot be reused).
+        let next = Vec::with_capacity(self.readings.len());
+        let readings = std::mem::replace(&mut self.readings, next);
         async move {
             // A shard that stopped did not take its readings: the batch must never be
             // acknowledged (ingest stops, NATS redelivers it after the restart).

@@ -201,7 +201,8 @@ where
         let now = Instant::now();
         self.batch += 1;
         let batch = self.batch;
-        let mut parts: Vec<Part<O>> = Vec::new();
+        // At most one part per item (most owners have one item per batch).
+        let mut parts: Vec<Part<O>> = Vec::with_capacity(msg.items.len());
         for item in msg.items {
             let Some(at) = O::address(&item) else {
                 continue;
