@@ -140,7 +140,15 @@ impl Delivery {
         const CONTENT_TYPE: async_nats::HeaderName =
             async_nats::HeaderName::from_static("Content-Type");
         match self {
-            Delivery::JetStream(m) => m.headers.as_ref()?.get(CONTENT_TYPE).map(|v| v.as_str()),
+            // A message has a few headers: comparing their names is cheaper than hashing
+            // this one with the map's SipHash. The same equality the map's lookup uses.
+            Delivery::JetStream(m) => m
+                .headers
+                .as_ref()?
+                .iter()
+                .find(|(name, _)| **name == CONTENT_TYPE)
+                .and_then(|(_, values)| values.first())
+                .map(|v| v.as_str()),
             Delivery::Embedded { content_type, .. } => content_type.as_deref(),
         }
     }

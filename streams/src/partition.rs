@@ -103,16 +103,34 @@ pub fn partition_of_owner(tenant: &str, owner: &Owner, partitions: u32) -> u32 {
 /// `(prefix, tenant, key)` of `prefix.tenant.key` or `prefix.{p}.tenant.key`; `None` for any
 /// other shape.
 pub fn contract_tokens(subject: &str) -> Option<(&str, &str, &str)> {
-    let mut parts = subject.split('.');
-    let (prefix, a, b) = (parts.next()?, parts.next()?, parts.next()?);
-    match parts.next() {
-        None => Some((prefix, a, b)),
-        Some(c)
-            if parts.next().is_none() && !a.is_empty() && a.bytes().all(|d| d.is_ascii_digit()) =>
-        {
-            Some((prefix, b, c))
+    // The dots, found in one pass over the bytes (every event's subject comes here; `split`
+    // searches for each dot afresh, which costs more than the subject's few dozen bytes).
+    let mut dots = [0usize; 3];
+    let mut n = 0;
+    for (i, b) in subject.bytes().enumerate() {
+        if b == b'.' {
+            *dots.get_mut(n)? = i;
+            n += 1;
         }
-        Some(_) => None,
+    }
+    // A dot is one byte, so every bound below falls on a character boundary.
+    let token = |from: usize, to: usize| subject.get(from..to);
+    match n {
+        2 => Some((
+            token(0, dots[0])?,
+            token(dots[0] + 1, dots[1])?,
+            token(dots[1] + 1, subject.len())?,
+        )),
+        3 => {
+            let p = token(dots[0] + 1, dots[1])?;
+            (!p.is_empty() && p.bytes().all(|d| d.is_ascii_digit())).then_some(())?;
+            Some((
+                token(0, dots[0])?,
+                token(dots[1] + 1, dots[2])?,
+                token(dots[2] + 1, subject.len())?,
+            ))
+        }
+        _ => None,
     }
 }
 
@@ -164,5 +182,19 @@ mod tests {
         assert_eq!(contract_tokens("vitals.7.t.p.q"), None);
         assert_eq!(contract_tokens("vitals.t"), None);
         assert_eq!(contract_tokens("vitals..t.p"), None);
+        // Empty tokens are the caller's to refuse, as before; a partition is digits only.
+        assert_eq!(contract_tokens("vitals..p"), Some(("vitals", "", "p")));
+        assert_eq!(contract_tokens("vitals.t."), Some(("vitals", "t", "")));
+        assert_eq!(contract_tokens(".t.p"), Some(("", "t", "p")));
+        assert_eq!(contract_tokens("vitals.12.t.p"), Some(("vitals", "t", "p")));
+        assert_eq!(contract_tokens("vitals.1a.t.p"), None);
+        assert_eq!(contract_tokens("vitals.é.t.p"), None);
+        assert_eq!(
+            contract_tokens("vitals.té.pé"),
+            Some(("vitals", "té", "pé"))
+        );
+        assert_eq!(contract_tokens("vitals"), None);
+        assert_eq!(contract_tokens(""), None);
+        assert_eq!(contract_tokens("a.b.c.d.e.f"), None);
     }
 }
