@@ -1004,25 +1004,21 @@ fn carried(
                 }
             }
         }
-        // The vitals whose first sample is still to be found among the minutes kept.
-        let mut firsts = 0u32;
-        for (k, (agg, field)) in held.iter_mut().zip(fields).enumerate() {
-            if known[k] {
-                firsts |= 1 << k;
-            } else {
+        for ((agg, field), known) in held.iter_mut().zip(fields).zip(&known) {
+            if !known {
                 *agg = Agg::scan(window, kept, *field, from, at);
             }
         }
+        // A vital still known takes its first sample from the minutes kept.
+        let needs_first = &mut known[..fields.len()];
         for row in window.rows_in(kept) {
-            if firsts == 0 {
+            if !needs_first.contains(&true) {
                 break;
             }
-            for (k, (agg, field)) in held.iter_mut().zip(fields).enumerate() {
-                if firsts & (1 << k) != 0
-                    && let Some((v, _)) = row.get(*field)
-                {
+            for ((agg, field), needs) in held.iter_mut().zip(fields).zip(needs_first.iter_mut()) {
+                if *needs && let Some((v, _)) = row.get(*field) {
                     agg.first = v;
-                    firsts &= !(1 << k);
+                    *needs = false;
                 }
             }
         }

@@ -491,14 +491,8 @@ impl Window {
         first: i64,
         last: i64,
     ) -> impl Iterator<Item = (i16, Timestamp)> + '_ {
-        let i = field as usize;
-        self.rows_between(first, last).iter().filter_map(move |r| {
-            let value = r.value(i);
-            (value != NONE).then(|| {
-                let at = self.minute_of(r) * MINUTE_MS + i64::from(r.sec(i)) * 1000;
-                (value, Timestamp::from_millis(at))
-            })
-        })
+        self.rows_in(self.minutes(first, last))
+            .filter_map(move |row| row.get(field))
     }
 
     /// [`Window::samples`] handed to `visit` in one tight loop, the row's layout known at
