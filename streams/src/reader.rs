@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 use async_nats::jetstream::{self, consumer};
 use futures::{Stream, StreamExt};
 
-use crate::bus::{BusError, Delivery};
+use crate::bus::{BusError, Counters, Delivery};
 use crate::metrics::IngestMetrics;
 
 /// The priority group of a partition's pinned consumer.
@@ -171,15 +171,15 @@ impl Reader {
                     continue;
                 }
             };
-            let Ok(info) = message.info() else {
+            let Some(counters) = message.reply.as_deref().and_then(Counters::of) else {
                 // Not a JetStream delivery's reply subject: nothing to check it by.
                 at.next = None;
                 return Some(Delivery::JetStream(Box::new(message)));
             };
-            match step(at.next, info.consumer_sequence) {
+            match step(at.next, counters.consumer_sequence) {
                 Step::InOrder => {
-                    at.next = Some(info.consumer_sequence + 1);
-                    at.handed = info.stream_sequence;
+                    at.next = Some(counters.consumer_sequence + 1);
+                    at.handed = counters.stream_sequence;
                     return Some(Delivery::JetStream(Box::new(message)));
                 }
                 Step::Gap { expected, got } => {
