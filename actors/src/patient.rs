@@ -180,7 +180,7 @@ impl Handler<View> for crate::PatientRouter {
     fn handle(&mut self, msg: View, _: &mut Self::Context) -> Self::Result {
         let addr = self
             .get((), &msg.tenant, &msg.patient_id)
-            .map(|e| e.addr.clone());
+            .map(|e| Addr::clone(&e.addr));
         Box::pin(async move { addr?.send(msg).await.ok().flatten() })
     }
 }

@@ -60,7 +60,8 @@ pub trait Routed: Kept {
 }
 
 pub(crate) struct Entry<O: Kept> {
-    pub(crate) addr: Addr<OwnerActor<O>>,
+    /// Shared with a batch's parts (`Part`) without cloning the `Addr` ([`crate::hand_off`]).
+    pub(crate) addr: Rc<Addr<OwnerActor<O>>>,
     last_input: Instant,
     /// Set by the owner's actor (same thread) while it has a non-resolved alert.
     keep: Rc<Cell<bool>>,
@@ -76,7 +77,7 @@ type Map<V> = hashbrown::HashMap<String, V, FxBuildHasher>;
 type Tenants<O> = Map<Map<Entry<O>>>;
 
 /// One owner's part of the batch being routed.
-type Part<O> = (Addr<OwnerActor<O>>, Vec<<O as Routed>::Item>);
+type Part<O> = (Rc<Addr<OwnerActor<O>>>, Vec<<O as Routed>::Item>);
 
 /// The owners of one kind whose keys hash to one arbiter.
 pub struct Router<O: Routed> {
@@ -134,7 +135,7 @@ impl<O: Routed> Router<O> {
                     actor
                 });
                 Entry {
-                    addr,
+                    addr: Rc::new(addr),
                     last_input: Instant::now(),
                     keep,
                     slot: (0, 0),
@@ -213,7 +214,7 @@ where
                 (b, i) if b == batch => parts[i].1.push(item),
                 _ => {
                     entry.slot = (batch, parts.len());
-                    parts.push((entry.addr.clone(), vec![item]));
+                    parts.push((Rc::clone(&entry.addr), vec![item]));
                 }
             }
         }
@@ -223,7 +224,7 @@ where
                 held: msg.held.share(),
                 history: msg.history,
             });
-            if !crate::hand_off(self, ctx, addr, part) {
+            if !crate::hand_off(self, ctx, &addr, part) {
                 tracing::error!(shard = self.shard, "owner actor stopped unexpectedly");
             }
         }
@@ -237,7 +238,7 @@ impl<O: Routed> Handler<Command> for Router<O> {
     fn handle(&mut self, msg: Command, _: &mut Self::Context) -> Self::Result {
         let addr = O::owned(&msg.0.owner)
             .and_then(|(kind, id)| self.get(kind, &msg.0.tenant, id))
-            .map(|e| e.addr.clone());
+            .map(|e| Addr::clone(&e.addr));
         Box::pin(async move {
             let id = msg.0.alert_id.clone();
             match addr {
