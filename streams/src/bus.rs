@@ -200,8 +200,10 @@ impl Counters {
     /// Reads them from an acknowledgement subject of either form of ADR-15:
     /// `$JS.ACK.<stream>.<consumer>.<delivered>.<stream seq>.<consumer seq>.<time>.<pending>`,
     /// or with `<domain>.<account hash>.` before the stream and 9 or more tokens in all after
-    /// `$JS.ACK.` (those after `<pending>` are ignored). `None` for any other subject, as
-    /// async-nats refuses it: another token count, or a counter that is not a number.
+    /// `$JS.ACK.` (those after `<pending>` are ignored). `None` for another token count or a
+    /// counter that is not a number, as async-nats refuses them; a subject whose delivery
+    /// count or time is not a number, which async-nats also refuses, is read all the same
+    /// (nats-server never sends one, and these counters do not need them).
     pub(crate) fn of(reply: &str) -> Option<Counters> {
         let rest = reply.strip_prefix("$JS.ACK.")?;
         // Where each of the first ten tokens ends, and how many there are (up to eleven).
