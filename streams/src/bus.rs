@@ -15,6 +15,7 @@ use tokio::sync::mpsc;
 use vigil_config::NatsConfig;
 
 use crate::metrics::IngestMetrics;
+use crate::partition::Tokens;
 use crate::reader::{PIN_GROUP, Reader};
 
 /// The streams of contracts.md §2: name, subjects, and whether deletes and purges are denied.
@@ -205,38 +206,18 @@ impl Counters {
     /// count or time is not a number, which async-nats also refuses, is read all the same
     /// (nats-server never sends one, and these counters do not need them).
     pub(crate) fn of(reply: &str) -> Option<Counters> {
-        let rest = reply.strip_prefix("$JS.ACK.")?;
-        // Where each of the first ten tokens ends, and how many there are (up to eleven).
-        let mut ends = [0usize; 10];
-        let mut tokens = 0;
-        for (i, b) in rest.bytes().enumerate() {
-            if b == b'.' {
-                if tokens == ends.len() {
-                    tokens += 1;
-                    break;
-                }
-                ends[tokens] = i;
-                tokens += 1;
-            }
-        }
-        if tokens < ends.len() {
-            ends[tokens] = rest.len();
-        }
-        tokens += 1;
+        let t = Tokens::<9>::of(reply.strip_prefix("$JS.ACK.")?);
         // The index of `<stream seq>`; `<consumer seq>` follows it and `<pending>` is 3 later.
-        let first = match tokens {
+        let first = match t.count {
             7 => 3,
             9.. => 5,
             _ => return None,
         };
-        let token = |i: usize| {
-            let start = if i == 0 { 0 } else { ends[i - 1] + 1 };
-            rest.get(start..ends[i])?.parse::<u64>().ok()
-        };
+        let counter = |i: usize| t.get(i)?.parse::<u64>().ok();
         Some(Counters {
-            stream_sequence: token(first)?,
-            consumer_sequence: token(first + 1)?,
-            pending: token(first + 3)?,
+            stream_sequence: counter(first)?,
+            consumer_sequence: counter(first + 1)?,
+            pending: counter(first + 3)?,
         })
     }
 }

@@ -103,34 +103,59 @@ pub fn partition_of_owner(tenant: &str, owner: &Owner, partitions: u32) -> u32 {
 /// `(prefix, tenant, key)` of `prefix.tenant.key` or `prefix.{p}.tenant.key`; `None` for any
 /// other shape.
 pub fn contract_tokens(subject: &str) -> Option<(&str, &str, &str)> {
-    // The dots, found in one pass over the bytes (every event's subject comes here; `split`
-    // searches for each dot afresh, which costs more than the subject's few dozen bytes).
-    let mut dots = [0usize; 3];
-    let mut n = 0;
-    for (i, b) in subject.bytes().enumerate() {
-        if b == b'.' {
-            *dots.get_mut(n)? = i;
-            n += 1;
-        }
-    }
-    // A dot is one byte, so every bound below falls on a character boundary.
-    let token = |from: usize, to: usize| subject.get(from..to);
-    match n {
-        2 => Some((
-            token(0, dots[0])?,
-            token(dots[0] + 1, dots[1])?,
-            token(dots[1] + 1, subject.len())?,
-        )),
-        3 => {
-            let p = token(dots[0] + 1, dots[1])?;
+    let t = Tokens::<4>::of(subject);
+    match t.count {
+        3 => Some((t.get(0)?, t.get(1)?, t.get(2)?)),
+        4 => {
+            let p = t.get(1)?;
             (!p.is_empty() && p.bytes().all(|d| d.is_ascii_digit())).then_some(())?;
-            Some((
-                token(0, dots[0])?,
-                token(dots[1] + 1, dots[2])?,
-                token(dots[2] + 1, subject.len())?,
-            ))
+            Some((t.get(0)?, t.get(2)?, t.get(3)?))
         }
         _ => None,
+    }
+}
+
+/// The first `N` tokens of a subject, found in one pass over its bytes, and how many it has in
+/// all. Every delivery's subject and reply subject are read this way: `split('.')` searches
+/// for each dot afresh, which costs more than a subject's few dozen bytes.
+pub(crate) struct Tokens<'a, const N: usize> {
+    subject: &'a str,
+    /// Where each of the first `N` tokens ends.
+    ends: [usize; N],
+    /// The tokens in all (one more than the dots).
+    pub count: usize,
+}
+
+impl<'a, const N: usize> Tokens<'a, N> {
+    pub(crate) fn of(subject: &'a str) -> Self {
+        let mut ends = [subject.len(); N];
+        let mut count = 1;
+        for (i, b) in subject.bytes().enumerate() {
+            if b == b'.' {
+                if let Some(end) = ends.get_mut(count - 1) {
+                    *end = i;
+                }
+                count += 1;
+            }
+        }
+        Self {
+            subject,
+            ends,
+            count,
+        }
+    }
+
+    /// Token `i`; `None` past the last token or the first `N`. A dot is one byte, so every
+    /// bound falls on a character boundary.
+    pub(crate) fn get(&self, i: usize) -> Option<&'a str> {
+        if i >= self.count {
+            return None;
+        }
+        let start = match i {
+            0 => 0,
+            _ => self.ends.get(i - 1)? + 1,
+        };
+        self.subject.get(start..*self.ends.get(i)?)
     }
 }
 
