@@ -63,7 +63,6 @@ impl Timestamp {
     }
 }
 
-/// RFC 3339, UTC, `Z`; milliseconds only when not zero (`2025-11-27T09:05:00Z`).
 /// RFC 3339 in UTC as Vigil writes times: `2025-11-27T09:05:00Z`, with `.mmm` when the
 /// milliseconds are not zero. Written digit by digit into a buffer: every alert carries a
 /// dozen times and a sepsis screen's explanation 60 more, and `write!` with padded fields,
@@ -107,6 +106,7 @@ impl Rfc3339 {
     }
 }
 
+/// RFC 3339, UTC, `Z`; milliseconds only when not zero (`2025-11-27T09:05:00Z`).
 impl fmt::Display for Timestamp {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if let Some(text) = Rfc3339::of(*self) {
