@@ -127,20 +127,33 @@ fn spawn_nats_with(args: &[&std::ffi::OsStr]) -> (Child, String) {
         .expect("spawn nats-server");
     let stderr = child.stderr.take().expect("stderr");
     let (tx, rx) = std::sync::mpsc::channel();
+    // What it said before it listened: the reason, when it exits instead (a port taken).
+    let said = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let log = said.clone();
     std::thread::spawn(move || {
+        let mut listening = false;
         for line in BufReader::new(stderr).lines().map_while(Result::ok) {
             if let Some(i) = line.find("Listening for client connections on ") {
                 let addr = line[i + "Listening for client connections on ".len()..]
                     .trim()
                     .to_string();
+                listening = true;
                 let _ = tx.send(addr);
+            } else if !listening && let Ok(mut log) = log.lock() {
+                log.push(line);
             }
         }
     });
-    let addr = rx
-        .recv_timeout(Duration::from_secs(15))
-        .expect("nats-server did not start listening");
-    (child, addr)
+    match rx.recv_timeout(Duration::from_secs(15)) {
+        Ok(addr) => (child, addr),
+        Err(e) => {
+            // The reader has seen the end of its output when the server exited; give it a
+            // moment to take the last lines.
+            std::thread::sleep(Duration::from_millis(100));
+            let said = said.lock().map(|l| l.join("\n")).unwrap_or_default();
+            panic!("nats-server did not start listening ({e}); it said:\n{said}");
+        }
+    }
 }
 
 impl NatsServer {
