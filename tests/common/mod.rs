@@ -119,6 +119,11 @@ fn spawn_nats(port: &str, store: &std::path::Path) -> (Child, String) {
 /// Spawns nats-server with `args`; the child and the client address it listens on, once it
 /// says so (within 15 s).
 fn spawn_nats_with(args: &[&std::ffi::OsStr]) -> (Child, String) {
+    try_spawn_nats_with(args).unwrap_or_else(|said| panic!("{said}"))
+}
+
+/// [`spawn_nats_with`], or what the server said when it did not start listening (killed then).
+fn try_spawn_nats_with(args: &[&std::ffi::OsStr]) -> Result<(Child, String), String> {
     let mut child = Command::new(nats_server_binary())
         .args(args)
         .stdout(Stdio::null())
@@ -145,13 +150,17 @@ fn spawn_nats_with(args: &[&std::ffi::OsStr]) -> (Child, String) {
         }
     });
     match rx.recv_timeout(Duration::from_secs(15)) {
-        Ok(addr) => (child, addr),
+        Ok(addr) => Ok((child, addr)),
         Err(e) => {
-            // The reader has seen the end of its output when the server exited; give it a
+            let _ = child.kill();
+            let _ = child.wait();
+            // The reader has seen the end of its output once the server is gone; give it a
             // moment to take the last lines.
             std::thread::sleep(Duration::from_millis(100));
             let said = said.lock().map(|l| l.join("\n")).unwrap_or_default();
-            panic!("nats-server did not start listening ({e}); it said:\n{said}");
+            Err(format!(
+                "nats-server did not start listening ({e}); it said:\n{said}"
+            ))
         }
     }
 }
@@ -243,19 +252,50 @@ impl ClusterNode {
 
 impl NatsCluster {
     /// Starts `n` nodes and waits until they have elected a JetStream meta leader.
+    ///
+    /// Each node's ports are found free, released, then bound by the node: another test may
+    /// take one in between, and the node exits. The cluster then starts again on fresh ports
+    /// (five tries), so that a race with a neighbour is not a failed test.
     pub async fn start(n: usize) -> Self {
         let dir = temp_dir("nats-cluster");
+        let mut cluster = NatsCluster {
+            nodes: Vec::new(),
+            dir,
+        };
+        let mut tries = Vec::new();
+        while tries.len() < 5 {
+            cluster.configure(n);
+            match (0..n).try_for_each(|i| cluster.try_start_node(i)) {
+                Ok(()) => {
+                    cluster.wait_for_jetstream().await;
+                    return cluster;
+                }
+                Err(said) => {
+                    cluster.kill_all();
+                    tries.push(said);
+                }
+            }
+        }
+        panic!(
+            "a {n}-node cluster did not start in five tries:\n{}",
+            tries.join("\n---\n")
+        );
+    }
+
+    /// Writes a configuration for `n` nodes on fresh ports, with empty stores.
+    fn configure(&mut self, n: usize) {
         let ports: Vec<(u16, u16)> = (0..n).map(|_| (free_port(), free_port())).collect();
         let routes: Vec<String> = ports
             .iter()
             .map(|(_, route)| format!("\"nats-route://127.0.0.1:{route}\""))
             .collect();
-        let mut nodes = Vec::new();
+        self.nodes.clear();
         for (i, (port, route)) in ports.iter().enumerate() {
             let name = format!("n{}", i + 1);
-            let store = dir.join(&name);
+            let store = self.dir.join(&name);
+            let _ = std::fs::remove_dir_all(&store);
             std::fs::create_dir_all(&store).expect("node store");
-            let config = dir.join(format!("{name}.conf"));
+            let config = self.dir.join(format!("{name}.conf"));
             std::fs::write(
                 &config,
                 format!(
@@ -267,26 +307,36 @@ impl NatsCluster {
                 ),
             )
             .expect("node config");
-            nodes.push(ClusterNode {
+            self.nodes.push(ClusterNode {
                 child: None,
                 name,
                 port: *port,
                 config,
             });
         }
-        let mut cluster = NatsCluster { nodes, dir };
-        for i in 0..n {
-            cluster.start_node(i);
-        }
-        cluster.wait_for_jetstream().await;
-        cluster
+    }
+
+    fn try_start_node(&mut self, i: usize) -> Result<(), String> {
+        let node = &mut self.nodes[i];
+        assert!(node.child.is_none(), "{} is running", node.name);
+        let (child, _) = try_spawn_nats_with(&["-c".as_ref(), node.config.as_os_str()])
+            .map_err(|said| format!("{}: {said}", node.name))?;
+        node.child = Some(child);
+        Ok(())
     }
 
     fn start_node(&mut self, i: usize) {
-        let node = &mut self.nodes[i];
-        assert!(node.child.is_none(), "{} is running", node.name);
-        let (child, _) = spawn_nats_with(&["-c".as_ref(), node.config.as_os_str()]);
-        node.child = Some(child);
+        self.try_start_node(i)
+            .unwrap_or_else(|said| panic!("{said}"));
+    }
+
+    fn kill_all(&mut self) {
+        for node in &mut self.nodes {
+            if let Some(mut child) = node.child.take() {
+                let _ = child.kill();
+                let _ = child.wait();
+            }
+        }
     }
 
     /// Waits until JetStream answers on every running node (a meta leader is elected).
@@ -395,12 +445,7 @@ pub async fn lead_stream_on(js: &jetstream::Context, stream: &str, to: &str) {
 
 impl Drop for NatsCluster {
     fn drop(&mut self) {
-        for node in &mut self.nodes {
-            if let Some(mut child) = node.child.take() {
-                let _ = child.kill();
-                let _ = child.wait();
-            }
-        }
+        self.kill_all();
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
