@@ -155,23 +155,24 @@ impl Encoding {
 /// pass. Strings are borrowed from the payload where possible; only what the engine keeps is
 /// copied. Unknown data fields (e.g. `bedId`, `deviceId`) are ignored (contracts are
 /// additive); wrong types are a schema error.
-#[derive(Deserialize)]
+#[derive(Deserialize, Default)]
+#[cfg_attr(test, derive(Debug, PartialEq))]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct WireEnvelope<'a, D> {
     #[serde(borrow, default, deserialize_with = "borrow_str")]
-    event_id: Option<Cow<'a, str>>,
+    pub(crate) event_id: Option<Cow<'a, str>>,
     #[serde(borrow, default, deserialize_with = "borrow_str")]
-    event_type: Option<Cow<'a, str>>,
+    pub(crate) event_type: Option<Cow<'a, str>>,
     #[serde(borrow, default, deserialize_with = "borrow_str")]
-    event_version: Option<Cow<'a, str>>,
+    pub(crate) event_version: Option<Cow<'a, str>>,
     #[serde(borrow, default, deserialize_with = "borrow_str")]
-    occurred_at: Option<Cow<'a, str>>,
+    pub(crate) occurred_at: Option<Cow<'a, str>>,
     #[serde(borrow, default, deserialize_with = "borrow_str")]
-    producer: Option<Cow<'a, str>>,
+    pub(crate) producer: Option<Cow<'a, str>>,
     #[serde(borrow, default, deserialize_with = "borrow_str")]
-    tenant_id: Option<Cow<'a, str>>,
+    pub(crate) tenant_id: Option<Cow<'a, str>>,
     #[serde(borrow, default, deserialize_with = "borrow_str")]
-    correlation_id: Option<Cow<'a, str>>,
+    pub(crate) correlation_id: Option<Cow<'a, str>>,
     pub(crate) data: Option<Box<D>>,
 }
 
@@ -539,13 +540,7 @@ fn reclassify(rejection: Rejection, payload: &[u8], encoding: Encoding, stream: 
     };
     let mut raw: WireEnvelope<()> = WireEnvelope {
         event_type: Some(Cow::Owned(t)),
-        event_id: None,
-        event_version: None,
-        occurred_at: None,
-        producer: None,
-        tenant_id: None,
-        correlation_id: None,
-        data: None,
+        ..WireEnvelope::default()
     };
     match check_head(&mut raw, stream, None, None) {
         Err(r) if r.code != RejectCode::EnvelopeInvalid => r,

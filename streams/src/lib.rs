@@ -6,7 +6,8 @@
 //! Dependency chain: `config` -> `engine` -> **`streams`** -> `vigil`. Translates wire shapes to
 //! engine types and back; holds no clinical logic.
 //!
-//! Layout: the shared envelope and its rejection codes ([`envelope`]), one module per source
+//! Layout: the shared envelope and its rejection codes ([`envelope`]) with a fast path for
+//! MessagePack envelopes of the usual shape (`msgpack`), one module per source
 //! stream ([`vitals`] for `VITALS`; [`practice`] for `CHECKINS` and `OCCUPANCY`, whose events
 //! share one decoder), the check-in desk that holds practice events for their schedule
 //! ([`desk`]), the partitions of a cluster's streams ([`partition`]) and who owns them
@@ -20,6 +21,7 @@ pub mod desk;
 pub mod envelope;
 pub mod ingest;
 pub mod metrics;
+mod msgpack;
 pub mod outbox;
 pub mod output;
 pub mod partition;

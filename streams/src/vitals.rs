@@ -13,10 +13,12 @@ use crate::envelope::{
     Encoding, Head, RejectCode, Rejection, WireEnvelope, borrow_str, check_head, check_size,
     data_token, decode, parse_time, reject,
 };
+use crate::msgpack::{self, Fields, Scalar};
 
 #[derive(Deserialize, Default)]
+#[cfg_attr(test, derive(Debug, PartialEq))]
 #[serde(rename_all = "camelCase")]
-struct WireData<'a> {
+pub(crate) struct WireData<'a> {
     #[serde(borrow, default, deserialize_with = "borrow_str")]
     patient_id: Option<Cow<'a, str>>,
     #[serde(borrow, default, deserialize_with = "borrow_str")]
@@ -49,6 +51,61 @@ struct WireData<'a> {
     age: Option<f64>,
     #[serde(borrow, default, deserialize_with = "borrow_str")]
     sex: Option<Cow<'a, str>>,
+}
+
+impl<'a> Fields<'a> for WireData<'a> {
+    const NAMES: &'static [&'static str] = &[
+        "patientId",
+        "unitId",
+        "bedId",
+        "hr",
+        "rr",
+        "spo2",
+        "spo2Scale",
+        "onOxygen",
+        "temp",
+        "sbp",
+        "dbp",
+        "map",
+        "consciousness",
+        "gcs",
+        "code",
+        "value",
+        "unit",
+        "collectedAt",
+        "admittedAt",
+        "hospitalAdmittedAt",
+        "age",
+        "sex",
+    ];
+
+    fn set(&mut self, index: usize, value: Scalar<'a>) -> Option<()> {
+        match index {
+            0 => self.patient_id = value.text()?,
+            1 => self.unit_id = value.text()?,
+            2 => self.bed_id = value.text()?,
+            3 => self.hr = value.number()?,
+            4 => self.rr = value.number()?,
+            5 => self.spo2 = value.number()?,
+            6 => self.spo2_scale = value.number()?,
+            7 => self.on_oxygen = value.flag()?,
+            8 => self.temp = value.number()?,
+            9 => self.sbp = value.number()?,
+            10 => self.dbp = value.number()?,
+            11 => self.map = value.number()?,
+            12 => self.consciousness = value.text()?,
+            13 => self.gcs = value.number()?,
+            14 => self.code = value.text()?,
+            15 => self.value = value.number()?,
+            16 => self.unit = value.text()?,
+            17 => self.collected_at = value.text()?,
+            18 => self.admitted_at = value.text()?,
+            19 => self.hospital_admitted_at = value.text()?,
+            20 => self.age = value.number()?,
+            _ => self.sex = value.text()?,
+        }
+        Some(())
+    }
 }
 
 /// Decodes and validates one message that arrived on `subject` of the `VITALS` stream, with
@@ -119,7 +176,14 @@ fn decode_envelope<'a>(
     now: Option<Timestamp>,
     subject: Option<(&str, &str)>,
 ) -> Result<Reading<'a>, Rejection> {
-    let mut env: WireEnvelope<WireData> = decode(payload, encoding, "VITALS")?;
+    let fast = match encoding {
+        Encoding::MessagePack => msgpack::envelope(payload),
+        Encoding::Json => None,
+    };
+    let mut env: WireEnvelope<WireData> = match fast {
+        Some(env) => env,
+        None => decode(payload, encoding, "VITALS")?,
+    };
     let head = check_head(&mut env, "VITALS", now, subject.map(|(t, _)| t))?;
     let Head { event_type, meta } = head;
     let mut data = env
@@ -939,5 +1003,227 @@ pub(crate) mod tests {
                 .code,
             RejectCode::UnsupportedContentType
         );
+    }
+
+    #[test]
+    fn the_data_s_names_are_serde_s() {
+        assert_eq!(
+            crate::msgpack::tests::serde_fields::<WireData<'_>>(),
+            WireData::NAMES
+        );
+    }
+
+    /// The envelopes producers send take the fast path: the contract's examples, with a
+    /// nil for an absent value, and with the wider encodings of a map and a string.
+    #[test]
+    fn the_contract_s_envelopes_take_the_fast_path() {
+        let mut nil = contract_json();
+        nil["correlationId"] = serde_json::Value::Null;
+        nil["data"]["gcs"] = serde_json::Value::Null;
+        nil["traceparent"] = serde_json::json!("00-4bf92f3577b34da6a3ce929d0e0e4736-01");
+        for v in [contract_json(), admitted_json(), nil] {
+            let packed = rmp_serde::to_vec_named(&v).expect("msgpack");
+            let fast = msgpack::envelope::<WireData>(&packed).expect("the fast path");
+            let slow: WireEnvelope<WireData> =
+                decode(&packed, Encoding::MessagePack, "VITALS").expect("rmp-serde");
+            assert_eq!(fast, slow);
+        }
+        // {"eventId": "e"} with a map16 and a str8, then the same with a str16 and a str32.
+        for packed in [
+            &[
+                0xde, 0, 1, 0xd9, 7, b'e', b'v', b'e', b'n', b't', b'I', b'd', 0xd9, 1, b'e',
+            ][..],
+            &[
+                0x81, 0xda, 0, 7, b'e', b'v', b'e', b'n', b't', b'I', b'd', 0xdb, 0, 0, 0, 1, b'e',
+            ],
+        ] {
+            let fast = msgpack::envelope::<WireData>(packed).expect("the fast path");
+            assert_eq!(fast.event_id.as_deref(), Some("e"));
+        }
+    }
+
+    mod fast_path {
+        use super::*;
+        use proptest::prelude::*;
+
+        /// A MessagePack value, encoded as written: `wide` picks the longer forms of a
+        /// length or a small integer that an encoder may choose.
+        #[derive(Debug, Clone)]
+        enum Value {
+            Nil,
+            Bool(bool),
+            Uint(u64, bool),
+            Int(i64, bool),
+            F32(f32),
+            F64(f64),
+            Str(Vec<u8>, bool),
+            Bin(Vec<u8>),
+            Array(Vec<Value>),
+            Map(Vec<(Value, Value)>, bool),
+        }
+
+        fn encode(v: &Value, out: &mut Vec<u8>) {
+            use rmp::encode as e;
+            match v {
+                Value::Nil => e::write_nil(out).expect("vec"),
+                Value::Bool(b) => e::write_bool(out, *b).expect("vec"),
+                Value::Uint(n, false) => drop(e::write_uint(out, *n).expect("vec")),
+                Value::Uint(n, true) => e::write_u64(out, *n).expect("vec"),
+                Value::Int(n, false) => drop(e::write_sint(out, *n).expect("vec")),
+                Value::Int(n, true) => e::write_i64(out, *n).expect("vec"),
+                Value::F32(f) => e::write_f32(out, *f).expect("vec"),
+                Value::F64(f) => e::write_f64(out, *f).expect("vec"),
+                Value::Str(bytes, wide) => {
+                    if *wide {
+                        out.push(0xda);
+                        out.extend((bytes.len() as u16).to_be_bytes());
+                    } else {
+                        e::write_str_len(out, bytes.len() as u32).expect("vec");
+                    }
+                    out.extend(bytes);
+                }
+                Value::Bin(bytes) => e::write_bin(out, bytes).expect("vec"),
+                Value::Array(items) => {
+                    e::write_array_len(out, items.len() as u32).expect("vec");
+                    items.iter().for_each(|item| encode(item, out));
+                }
+                Value::Map(entries, wide) => {
+                    if *wide {
+                        out.push(0xde);
+                        out.extend((entries.len() as u16).to_be_bytes());
+                    } else {
+                        e::write_map_len(out, entries.len() as u32).expect("vec");
+                    }
+                    for (k, v) in entries {
+                        encode(k, out);
+                        encode(v, out);
+                    }
+                }
+            }
+        }
+
+        fn text(s: &'static str) -> Value {
+            Value::Str(s.as_bytes().to_vec(), false)
+        }
+
+        /// A key: mostly a field's name, sometimes one no field has, invalid UTF-8, or
+        /// not a string at all.
+        fn key(names: &'static [&'static str]) -> impl Strategy<Value = Value> {
+            prop_oneof![
+                12 => (prop::sample::select(names), any::<bool>())
+                    .prop_map(|(n, wide)| Value::Str(n.as_bytes().to_vec(), wide)),
+                2 => prop::sample::select(&["deviceId", "", "eventid", "dataX"][..]).prop_map(text),
+                1 => Just(Value::Str(vec![b'h', 0xff, b'r'], false)),
+                1 => (0u64..30).prop_map(|n| Value::Uint(n, false)),
+                1 => prop::sample::select(&["hr", "eventId"][..])
+                    .prop_map(|n| Value::Bin(n.as_bytes().to_vec())),
+            ]
+        }
+
+        /// A scalar as producers send them, and some they should not.
+        fn scalar() -> impl Strategy<Value = Value> {
+            prop_oneof![
+                2 => Just(Value::Nil),
+                1 => any::<bool>().prop_map(Value::Bool),
+                2 => (any::<u64>(), any::<bool>()).prop_map(|(n, w)| Value::Uint(n % 400, w)),
+                1 => (any::<u64>(), any::<bool>()).prop_map(|(n, w)| Value::Uint(n, w)),
+                1 => (any::<i64>(), any::<bool>()).prop_map(|(n, w)| Value::Int(n, w)),
+                1 => any::<f32>().prop_map(Value::F32),
+                2 => (0.0f64..400.0).prop_map(Value::F64),
+                1 => any::<f64>().prop_map(Value::F64),
+                6 => (prop::sample::select(&[
+                    "1", "evt-1", "vitals.observation.v1", "lab.result.v1",
+                    "patient.admitted.v1", "2025-11-27T09:05:00Z", "clinic-abc",
+                    "patient-123", "icu-3", "A", "lactate", "F", "",
+                ][..]), any::<bool>())
+                    .prop_map(|(s, wide)| Value::Str(s.as_bytes().to_vec(), wide)),
+                1 => Just(Value::Str(vec![0xc3, 0x28], false)),
+                1 => Just(Value::Bin(b"A".to_vec())),
+                1 => Just(Value::Array(vec![Value::Nil])),
+            ]
+        }
+
+        /// A field of the data and a value: mostly of the field's type, so that whole
+        /// envelopes often decode (and a duplicate field is what refuses them).
+        fn data_entry() -> impl Strategy<Value = (Value, Value)> {
+            let typed = (
+                prop::sample::select(WireData::NAMES),
+                any::<bool>(),
+                scalar(),
+                0.0f64..400.0,
+            )
+                .prop_map(|(name, wide, any, number)| {
+                    let key = Value::Str(name.as_bytes().to_vec(), wide);
+                    let mut probe = WireData::default();
+                    let index = WireData::NAMES
+                        .iter()
+                        .position(|n| *n == name)
+                        .expect("a name");
+                    let value = if probe.set(index, Scalar::Number(1.0)).is_some() {
+                        Value::F64(number)
+                    } else if probe.set(index, Scalar::Bool(true)).is_some() {
+                        Value::Bool(number > 200.0)
+                    } else {
+                        match any {
+                            Value::Str(..) | Value::Nil => any,
+                            _ => text("patient-123"),
+                        }
+                    };
+                    (key, value)
+                });
+            prop_oneof![3 => typed, 1 => (key(WireData::NAMES), scalar())]
+        }
+
+        fn data() -> impl Strategy<Value = Value> {
+            prop_oneof![
+                8 => (prop::collection::vec(data_entry(), 0..8), any::<bool>())
+                    .prop_map(|(entries, wide)| Value::Map(entries, wide)),
+                1 => Just(Value::Nil),
+                1 => scalar(),
+                1 => prop::collection::vec(scalar(), 0..3).prop_map(Value::Array),
+            ]
+        }
+
+        fn envelope() -> impl Strategy<Value = Value> {
+            let names = &msgpack::ENVELOPE[..];
+            let entry = (key(names), scalar(), data()).prop_map(|(k, v, d)| match &k {
+                Value::Str(name, _) if name == b"data" => (k, d),
+                _ => (k, v),
+            });
+            prop_oneof![
+                12 => (prop::collection::vec(entry, 0..11), any::<bool>())
+                    .prop_map(|(entries, wide)| Value::Map(entries, wide)),
+                1 => prop::collection::vec(scalar(), 0..8).prop_map(Value::Array),
+                1 => scalar(),
+            ]
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(4096))]
+
+            /// Wherever the fast path answers, it answers what rmp-serde decodes, so that
+            /// nothing a producer sends is read differently for taking it: generated
+            /// envelopes, with wrong types, duplicate and unknown fields, keys that are not
+            /// strings, invalid UTF-8, bytes after the envelope and envelopes cut short.
+            #[test]
+            fn what_the_fast_path_reads_rmp_serde_reads(
+                v in envelope(),
+                tail in prop::collection::vec(any::<u8>(), 0..3),
+                cut in prop::option::weighted(0.1, any::<prop::sample::Index>()),
+            ) {
+                let mut packed = Vec::new();
+                encode(&v, &mut packed);
+                if tail.len() == 2 {
+                    packed.extend(&tail);
+                }
+                if let Some(cut) = cut {
+                    packed.truncate(cut.index(packed.len() + 1));
+                }
+                let slow = decode::<WireEnvelope<WireData>>(&packed, Encoding::MessagePack, "VITALS").ok();
+                if let Some(fast) = msgpack::envelope::<WireData>(&packed) {
+                    prop_assert_eq!(Some(fast), slow, "{:x?}", packed);
+                }
+            }
+        }
     }
 }
