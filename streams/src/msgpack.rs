@@ -1,15 +1,17 @@
-//! The MessagePack envelope's fast path: the shape every producer sends (a map of string keys
-//! to nil, booleans, numbers and strings, with `data` a map of the same) read straight into a
-//! [`WireEnvelope`], keys compared as bytes and only the strings the engine keeps checked for
-//! UTF-8. rmp-serde's generic path spent about 6,200 instructions on an envelope (16 % of the
-//! engine's work per drained reading), a third of them validating every key.
+//! The MessagePack envelope's fast path, for every inbound stream: the shape producers send
+//! (a map of string keys to nil, booleans, numbers and strings, with `data` a map of the same;
+//! unknown fields of any kind passed over) read straight into a [`WireEnvelope`], keys
+//! compared as bytes and only the strings the engine keeps checked for UTF-8. rmp-serde's
+//! generic path spent about 6,200 instructions on a `VITALS` envelope (16 % of the engine's
+//! work per drained reading), a third of them validating every key.
 //!
 //! It decides nothing: for anything outside that shape (an array for a struct, a binary or an
-//! integer key, a value of the wrong type, a duplicate field, a nested value in an unknown
-//! field, invalid UTF-8, trailing bytes, a truncated message) it answers `None`, and the
-//! caller decodes the message with rmp-serde, which accepts or refuses it with the codes and
-//! messages of docs/ingest.md. Where it answers, it answers what rmp-serde would: the property
-//! test below holds it to that on generated envelopes, malformed ones included.
+//! integer key, a value of the wrong type, a duplicate field, an unknown field holding an
+//! extension or nested more than [`NESTING`] deep, invalid UTF-8 where a string is kept,
+//! trailing bytes, a truncated message) it answers `None`, and the caller decodes the message
+//! with rmp-serde, which accepts or refuses it with the codes and messages of docs/ingest.md.
+//! Where it answers, it answers what rmp-serde would: the property tests of `vitals` and
+//! `practice` hold it to that on generated envelopes, malformed ones included.
 
 use std::borrow::Cow;
 
@@ -87,7 +89,7 @@ pub(crate) fn envelope<'a, D: Fields<'a>>(payload: &'a [u8]) -> Option<WireEnvel
     for _ in 0..at.map_len()? {
         let key = at.key()?;
         let Some(index) = ENVELOPE.iter().position(|name| name.as_bytes() == key) else {
-            at.scalar()?;
+            at.skip(NESTING)?;
             continue;
         };
         if seen & (1 << index) != 0 {
@@ -126,10 +128,11 @@ fn fields<'a, D: Fields<'a>>(at: &mut Cursor<'a>) -> Option<D> {
     let mut seen = 0u64;
     for _ in 0..at.map_len()? {
         let key = at.key()?;
-        let value = at.scalar()?;
         let Some(index) = D::NAMES.iter().position(|name| name.as_bytes() == key) else {
+            at.skip(NESTING)?;
             continue;
         };
+        let value = at.scalar()?;
         if seen & (1 << index) != 0 {
             return None;
         }
@@ -138,6 +141,10 @@ fn fields<'a, D: Fields<'a>>(at: &mut Cursor<'a>) -> Option<D> {
     }
     Some(data)
 }
+
+/// How deep an unknown field's value may nest (a check-in's `screeningAnswers` is one level)
+/// before the fast path leaves it to rmp-serde.
+const NESTING: usize = 8;
 
 /// The unread rest of a message.
 struct Cursor<'a>(&'a [u8]);
@@ -177,6 +184,44 @@ impl<'a> Cursor<'a> {
         match self.scalar()? {
             Scalar::Str(bytes) => Some(bytes),
             _ => None,
+        }
+    }
+
+    /// Passes over one value of any type but an extension, nested at most `depth` deep:
+    /// an unknown field's, which rmp-serde ignores too.
+    fn skip(&mut self, depth: usize) -> Option<()> {
+        let len = |at: &mut Self, marker| -> Option<usize> {
+            match marker {
+                Marker::FixArray(n) | Marker::FixMap(n) => Some(n.into()),
+                Marker::Bin8 => Some(u8::from_be_bytes(at.array()?).into()),
+                Marker::Array16 | Marker::Map16 | Marker::Bin16 => {
+                    Some(u16::from_be_bytes(at.array()?).into())
+                }
+                _ => usize::try_from(u32::from_be_bytes(at.array()?)).ok(),
+            }
+        };
+        match Marker::from_u8(self.peek()?) {
+            marker @ (Marker::Bin8 | Marker::Bin16 | Marker::Bin32) => {
+                self.marker()?;
+                let n = len(self, marker)?;
+                self.take(n).map(drop)
+            }
+            marker @ (Marker::FixArray(_) | Marker::Array16 | Marker::Array32) => {
+                self.marker()?;
+                let n = len(self, marker)?;
+                let inner = depth.checked_sub(1)?;
+                (0..n).try_for_each(|_| self.skip(inner))
+            }
+            marker @ (Marker::FixMap(_) | Marker::Map16 | Marker::Map32) => {
+                self.marker()?;
+                let n = len(self, marker)?;
+                let inner = depth.checked_sub(1)?;
+                (0..n).try_for_each(|_| {
+                    self.skip(inner)?;
+                    self.skip(inner)
+                })
+            }
+            _ => self.scalar().map(drop),
         }
     }
 
@@ -221,6 +266,184 @@ impl<'a> Cursor<'a> {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    /// A MessagePack value, encoded as written: `wide` picks the longer forms of a
+    /// length or a small integer that an encoder may choose.
+    #[derive(Debug, Clone)]
+    enum Value {
+        Nil,
+        Bool(bool),
+        Uint(u64, bool),
+        Int(i64, bool),
+        F32(f32),
+        F64(f64),
+        Str(Vec<u8>, bool),
+        Bin(Vec<u8>),
+        Array(Vec<Value>),
+        Map(Vec<(Value, Value)>, bool),
+    }
+
+    fn encode(v: &Value, out: &mut Vec<u8>) {
+        use rmp::encode as e;
+        match v {
+            Value::Nil => e::write_nil(out).expect("vec"),
+            Value::Bool(b) => e::write_bool(out, *b).expect("vec"),
+            Value::Uint(n, false) => drop(e::write_uint(out, *n).expect("vec")),
+            Value::Uint(n, true) => e::write_u64(out, *n).expect("vec"),
+            Value::Int(n, false) => drop(e::write_sint(out, *n).expect("vec")),
+            Value::Int(n, true) => e::write_i64(out, *n).expect("vec"),
+            Value::F32(f) => e::write_f32(out, *f).expect("vec"),
+            Value::F64(f) => e::write_f64(out, *f).expect("vec"),
+            Value::Str(bytes, wide) => {
+                if *wide {
+                    out.push(0xda);
+                    out.extend((bytes.len() as u16).to_be_bytes());
+                } else {
+                    e::write_str_len(out, bytes.len() as u32).expect("vec");
+                }
+                out.extend(bytes);
+            }
+            Value::Bin(bytes) => e::write_bin(out, bytes).expect("vec"),
+            Value::Array(items) => {
+                e::write_array_len(out, items.len() as u32).expect("vec");
+                items.iter().for_each(|item| encode(item, out));
+            }
+            Value::Map(entries, wide) => {
+                if *wide {
+                    out.push(0xde);
+                    out.extend((entries.len() as u16).to_be_bytes());
+                } else {
+                    e::write_map_len(out, entries.len() as u32).expect("vec");
+                }
+                for (k, v) in entries {
+                    encode(k, out);
+                    encode(v, out);
+                }
+            }
+        }
+    }
+
+    fn text(s: &'static str) -> Value {
+        Value::Str(s.as_bytes().to_vec(), false)
+    }
+
+    /// A key: mostly a field's name, sometimes one no field has, invalid UTF-8, or
+    /// not a string at all.
+    fn key(names: &'static [&'static str]) -> impl Strategy<Value = Value> {
+        prop_oneof![
+            12 => (prop::sample::select(names), any::<bool>())
+                .prop_map(|(n, wide)| Value::Str(n.as_bytes().to_vec(), wide)),
+            2 => prop::sample::select(&["deviceId", "", "eventid", "dataX", "meta"][..]).prop_map(text),
+            1 => Just(Value::Str(vec![b'h', 0xff, b'r'], false)),
+            1 => (0u64..30).prop_map(|n| Value::Uint(n, false)),
+            1 => prop::sample::select(&["hr", "eventId"][..])
+                .prop_map(|n| Value::Bin(n.as_bytes().to_vec())),
+        ]
+    }
+
+    /// A scalar as producers send them, and some they should not.
+    fn scalar() -> impl Strategy<Value = Value> {
+        prop_oneof![
+            2 => Just(Value::Nil),
+            1 => any::<bool>().prop_map(Value::Bool),
+            2 => (any::<u64>(), any::<bool>()).prop_map(|(n, w)| Value::Uint(n % 400, w)),
+            1 => (any::<u64>(), any::<bool>()).prop_map(|(n, w)| Value::Uint(n, w)),
+            1 => (any::<i64>(), any::<bool>()).prop_map(|(n, w)| Value::Int(n, w)),
+            1 => any::<f32>().prop_map(Value::F32),
+            2 => (0.0f64..400.0).prop_map(Value::F64),
+            1 => any::<f64>().prop_map(Value::F64),
+            6 => (prop::sample::select(&[
+                "1", "evt-1", "vitals.observation.v1", "lab.result.v1",
+                "patient.admitted.v1", "2025-11-27T09:05:00Z", "clinic-abc",
+                "patient-123", "icu-3", "A", "lactate", "F", "", "appt-456", "checked_in",
+                "in_progress", "occupied", "chair-12", "provider-7", "patient.checkin.v1",
+            ][..]), any::<bool>())
+                .prop_map(|(s, wide)| Value::Str(s.as_bytes().to_vec(), wide)),
+            1 => Just(Value::Str(vec![0xc3, 0x28], false)),
+            1 => Just(Value::Bin(b"A".to_vec())),
+            1 => Just(Value::Array(vec![Value::Nil])),
+            1 => Just(Value::Map(vec![(text("fever"), Value::Bool(false))], false)),
+            1 => Just(Value::Map(
+                vec![(Value::Uint(1, false), Value::Array(vec![Value::Str(vec![0xff], false)]))],
+                true,
+            )),
+            1 => (0usize..12).prop_map(|depth| {
+                (0..depth).fold(Value::Nil, |inner, _| Value::Array(vec![inner]))
+            }),
+        ]
+    }
+
+    /// A field of the data and a value: mostly of the field's type, so that whole
+    /// envelopes often decode (and a duplicate field is what refuses them).
+    fn data_entry<D: Fields<'static>>() -> impl Strategy<Value = (Value, Value)> {
+        let typed = (
+            prop::sample::select(D::NAMES),
+            any::<bool>(),
+            scalar(),
+            0.0f64..400.0,
+        )
+            .prop_map(|(name, wide, any, number)| {
+                let key = Value::Str(name.as_bytes().to_vec(), wide);
+                let mut probe = D::default();
+                let index = D::NAMES.iter().position(|n| *n == name).expect("a name");
+                let value = if probe.set(index, Scalar::Number(1.0)).is_some() {
+                    Value::F64(number)
+                } else if probe.set(index, Scalar::Bool(true)).is_some() {
+                    Value::Bool(number > 200.0)
+                } else {
+                    match any {
+                        Value::Str(..) | Value::Nil => any,
+                        _ => text("patient-123"),
+                    }
+                };
+                (key, value)
+            });
+        prop_oneof![3 => typed, 1 => (key(D::NAMES), scalar())]
+    }
+
+    fn data<D: Fields<'static>>() -> impl Strategy<Value = Value> {
+        prop_oneof![
+            8 => (prop::collection::vec(data_entry::<D>(), 0..8), any::<bool>())
+                .prop_map(|(entries, wide)| Value::Map(entries, wide)),
+            1 => Just(Value::Nil),
+            1 => scalar(),
+            1 => prop::collection::vec(scalar(), 0..3).prop_map(Value::Array),
+        ]
+    }
+
+    /// Generated MessagePack envelopes with data `D`: mostly maps of the envelope's and
+    /// `D`'s fields with values of their types, and every way of straying from that shape
+    /// (wrong types, duplicate, unknown and non-string keys, invalid UTF-8, an array or a
+    /// scalar for a map, two bytes after the envelope, the envelope cut short).
+    pub(crate) fn envelopes<D: Fields<'static>>() -> impl Strategy<Value = Vec<u8>> {
+        let entry = (key(&ENVELOPE), scalar(), data::<D>()).prop_map(|(k, v, d)| match &k {
+            Value::Str(name, _) if name == b"data" => (k, d),
+            _ => (k, v),
+        });
+        let value = prop_oneof![
+            12 => (prop::collection::vec(entry, 0..11), any::<bool>())
+                .prop_map(|(entries, wide)| Value::Map(entries, wide)),
+            1 => prop::collection::vec(scalar(), 0..8).prop_map(Value::Array),
+            1 => scalar(),
+        ];
+        (
+            value,
+            prop::collection::vec(any::<u8>(), 0..3),
+            prop::option::weighted(0.1, any::<prop::sample::Index>()),
+        )
+            .prop_map(|(v, tail, cut)| {
+                let mut packed = Vec::new();
+                encode(&v, &mut packed);
+                if tail.len() == 2 {
+                    packed.extend(&tail);
+                }
+                if let Some(cut) = cut {
+                    packed.truncate(cut.index(packed.len() + 1));
+                }
+                packed
+            })
+    }
 
     /// The field names serde's derive gives `T`: the list it passes to `deserialize_struct`.
     pub(crate) fn serde_fields<'de, T: serde::Deserialize<'de>>() -> &'static [&'static str] {
@@ -297,6 +520,50 @@ pub(crate) mod tests {
             let serde: f64 = rmp_serde::from_slice(bytes).expect("rmp-serde");
             assert_eq!((got, serde), (want, want), "{bytes:x?}");
         }
+    }
+
+    /// An unknown field nested deeper than [`NESTING`] is rmp-serde's to judge (it refuses
+    /// beyond its own limit); the fast path neither reads it nor recurses into it, however
+    /// deep a 64 KiB message nests.
+    #[test]
+    fn deep_nesting_is_left_to_rmp_serde() {
+        let envelope = |depth: usize| {
+            let mut packed = vec![0x81, 0xa1, b'x'];
+            packed.extend(std::iter::repeat_n(0x91, depth));
+            packed.push(0xc0);
+            packed
+        };
+        let shallow = envelope(NESTING);
+        assert!(super::envelope::<crate::vitals::WireData>(&shallow).is_some());
+        for depth in [NESTING + 1, 60_000] {
+            let deep = envelope(depth);
+            assert!(
+                super::envelope::<crate::vitals::WireData>(&deep).is_none(),
+                "{depth}"
+            );
+        }
+    }
+
+    /// Unknown fields of every kind rmp-serde ignores are passed over: binary, arrays, maps
+    /// with any keys, invalid UTF-8; the fields after them are read.
+    #[test]
+    fn unknown_fields_are_passed_over() {
+        let packed = [
+            &[0x85, 0xa4][..],
+            b"blob",
+            &[0xc4, 3, 1, 2, 3, 0xa3],
+            b"arr",
+            &[0x92, 0xc3, 0xa1, 0xff, 0xa3],
+            b"map",
+            &[0x81, 0x01, 0x80, 0xa3],
+            b"b16",
+            &[0xc5, 0, 2, 9, 9, 0xa7],
+            b"eventId",
+            &[0xa1, b'e'],
+        ]
+        .concat();
+        let env = super::envelope::<crate::vitals::WireData>(&packed).expect("the fast path");
+        assert_eq!(env.event_id.as_deref(), Some("e"));
     }
 
     #[test]

@@ -16,12 +16,14 @@ use crate::envelope::{
     Encoding, RejectCode, Rejection, WireEnvelope, check_head, check_size, data_token, decode,
     parse_time, reject,
 };
+use crate::msgpack::{self, Fields, Scalar};
 
 /// The union of the practice data fields. Unknown fields are ignored (contracts are
 /// additive); `screeningAnswers` is accepted and not kept.
 #[derive(Deserialize, Default)]
+#[cfg_attr(test, derive(Debug))]
 #[serde(rename_all = "camelCase")]
-struct Data<'a> {
+pub(crate) struct Data<'a> {
     #[serde(borrow, default, deserialize_with = "crate::envelope::borrow_str")]
     appointment_id: Option<Cow<'a, str>>,
     #[serde(borrow, default, deserialize_with = "crate::envelope::borrow_str")]
@@ -63,6 +65,57 @@ struct Data<'a> {
     expected_free_at: Option<Cow<'a, str>>,
 }
 
+impl<'a> Fields<'a> for Data<'a> {
+    const NAMES: &'static [&'static str] = &[
+        "appointmentId",
+        "patientId",
+        "providerId",
+        "locationId",
+        "resourceId",
+        "scheduledStart",
+        "expectedDurationMinutes",
+        "checkinAt",
+        "method",
+        "notes",
+        "previousStatus",
+        "newStatus",
+        "updatedAt",
+        "actorId",
+        "reason",
+        "status",
+        "effectiveAt",
+        "note",
+        "currentAppointmentId",
+        "expectedFreeAt",
+    ];
+
+    fn set(&mut self, index: usize, value: Scalar<'a>) -> Option<()> {
+        match index {
+            0 => self.appointment_id = value.text()?,
+            1 => self.patient_id = value.text()?,
+            2 => self.provider_id = value.text()?,
+            3 => self.location_id = value.text()?,
+            4 => self.resource_id = value.text()?,
+            5 => self.scheduled_start = value.text()?,
+            6 => self.expected_duration_minutes = value.number()?,
+            7 => self.checkin_at = value.text()?,
+            8 => self.method = value.text()?,
+            9 => self.notes = value.text()?,
+            10 => self.previous_status = value.text()?,
+            11 => self.new_status = value.text()?,
+            12 => self.updated_at = value.text()?,
+            13 => self.actor_id = value.text()?,
+            14 => self.reason = value.text()?,
+            15 => self.status = value.text()?,
+            16 => self.effective_at = value.text()?,
+            17 => self.note = value.text()?,
+            18 => self.current_appointment_id = value.text()?,
+            _ => self.expected_free_at = value.text()?,
+        }
+        Some(())
+    }
+}
+
 /// Longest free text kept from `notes`, `note`, `reason`, `method`, `actorId` (characters).
 const TEXT_MAX: usize = 1024;
 
@@ -92,7 +145,14 @@ pub fn decode_practice(
     if p != prefix {
         return Err(subject_invalid(subject, prefix));
     }
-    let mut wire: WireEnvelope<Data> = decode(payload, encoding, stream)?;
+    let fast = match encoding {
+        Encoding::MessagePack => msgpack::envelope(payload),
+        Encoding::Json => None,
+    };
+    let mut wire: WireEnvelope<Data> = match fast {
+        Some(wire) => wire,
+        None => decode(payload, encoding, stream)?,
+    };
     let head = check_head(&mut wire, stream, Some(now), Some(subject_tenant))?;
     let d = *wire
         .data
@@ -331,6 +391,15 @@ mod tests {
     const OCCUPANCY: &str = r#"{ "resourceId": "chair-12", "status": "occupied", "currentAppointmentId": "appt-456",
   "expectedFreeAt": "2025-11-27T09:55:00Z", "locationId": "loc-1" }"#;
 
+    /// Each example with its event type.
+    const EXAMPLES: [(&str, &str); 5] = [
+        ("appointment.scheduled.v1", SCHEDULED),
+        ("patient.checkin.v1", CHECKIN),
+        ("appointment.status.changed.v1", STATUS),
+        ("provider.status.update.v1", PROVIDER),
+        ("resource.occupancy.update.v1", OCCUPANCY),
+    ];
+
     #[test]
     fn a_practice_event_id_with_a_line_break_is_refused() {
         // The FLOW output's `Nats-Msg-Id` is built from it (the defect that closed the outbox).
@@ -452,6 +521,48 @@ mod tests {
         )
         .unwrap();
         assert_eq!(e, checkin("patient.checkin.v1", CHECKIN).unwrap());
+    }
+
+    #[test]
+    fn the_data_s_names_are_serde_s() {
+        assert_eq!(
+            crate::msgpack::tests::serde_fields::<Data<'_>>(),
+            Data::NAMES
+        );
+    }
+
+    /// Every practice event of the contract's examples takes the fast path in MessagePack
+    /// and reads as rmp-serde reads it.
+    #[test]
+    fn the_contract_s_practice_events_take_the_fast_path() {
+        for (event_type, data) in EXAMPLES {
+            let data: Value = serde_json::from_str(data).unwrap();
+            let v: Value = serde_json::from_slice(&envelope(event_type, data)).unwrap();
+            let packed = rmp_serde::to_vec_named(&v).unwrap();
+            let fast = msgpack::envelope::<Data>(&packed).expect("the fast path");
+            let slow: WireEnvelope<Data> =
+                decode(&packed, Encoding::MessagePack, "CHECKINS").expect("rmp-serde");
+            assert_eq!(format!("{fast:?}"), format!("{slow:?}"), "{event_type}");
+        }
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(2048))]
+
+        /// As for `VITALS` (vitals.rs): wherever the fast path answers, rmp-serde reads
+        /// the same.
+        #[test]
+        fn what_the_fast_path_reads_rmp_serde_reads(
+            packed in crate::msgpack::tests::envelopes::<Data<'static>>()
+        ) {
+            let fast = msgpack::envelope::<Data>(&packed).map(|e| format!("{e:?}"));
+            let slow = decode::<WireEnvelope<Data>>(&packed, Encoding::MessagePack, "CHECKINS")
+                .ok()
+                .map(|e| format!("{e:?}"));
+            if fast.is_some() {
+                proptest::prop_assert_eq!(fast, slow, "{:x?}", packed);
+            }
+        }
     }
 
     fn code(r: Result<PracticeEvent, Rejection>) -> &'static str {
