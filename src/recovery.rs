@@ -160,8 +160,9 @@ pub async fn recover(
     }
     events += replay_practice(bus, cfg, scope, practice).await?;
 
-    // Open alerts, and those a person resolved within the horizon: the rebuilt windows must not
-    // re-open a condition someone just resolved (docs/recovery.md).
+    // Open alerts, and those resolved within the horizon: the rebuilt windows must not re-open
+    // a condition someone just resolved, and the readings redelivered next must not publish
+    // again an alert they derive again (docs/recovery.md).
     let mut alerts: Vec<Alert> = Vec::new();
     let mut unreadable = 0;
     let since = wall_clock().plus_millis(-i64::try_from(horizon.as_millis()).unwrap_or(0));
@@ -171,7 +172,7 @@ pub async fn recover(
     for stored in bus.alert_states().await? {
         match Alert::from_envelope(&stored.payload) {
             Ok(a) if !scope.holds(&a) => {}
-            Ok(a) if a.is_active() || (a.resolved_by_person() && a.transition.at >= since) => {
+            Ok(a) if a.is_active() || a.transition.at >= since => {
                 if a.is_active() {
                     fences.push((stored.subject, stored.sequence));
                 }

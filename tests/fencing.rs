@@ -245,3 +245,152 @@ async fn a_cluster_member_refused_by_alerts_gives_its_partitions_up_and_goes_on_
         .collect();
     assert_eq!(trail.len() as u64, version + 1, "one message per version");
 }
+
+/// Publishes one `vitals.observation.v1` of `patient` (unit icu-3) `ago` seconds old, NEWS2 8
+/// or 0.
+async fn reading(js: &jetstream::Context, patient: &str, n: u32, ago: i64, high: bool) {
+    let data = if high {
+        vitals_news2_8(patient, "icu-3")
+    } else {
+        vitals_news2_0(patient, "icu-3")
+    };
+    let id = format!("{patient}-{n}");
+    let v = envelope(T, &id, "vitals.observation.v1", ago, data);
+    publish_json(js, &format!("vitals.{T}.{patient}"), &v).await;
+}
+
+/// Waits until every `VITALS` message is delivered and acknowledged to the engine's consumer.
+async fn drained(js: &jetstream::Context, engine: &mut Engine) {
+    let mut stream = js.get_stream("VITALS").await.unwrap();
+    let last = stream.info().await.unwrap().state.last_sequence;
+    for _ in 0..300 {
+        assert!(
+            engine.wait_exit(0).is_none(),
+            "the engine stopped: {:?}",
+            engine.log
+        );
+        let mut names = stream.consumer_names();
+        let mut done = false;
+        while let Some(Ok(name)) = futures::StreamExt::next(&mut names).await {
+            let info = stream.consumer_info(&name).await.unwrap().clone();
+            done = info.ack_floor.stream_sequence == last;
+        }
+        if done {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("VITALS never drained");
+}
+
+/// Issue 17's fencing gap (docs/reliability.md): an engine that reads `VITALS` again from its
+/// start (its consumer deleted or renamed; or a crash before a backlog's readings were
+/// acknowledged, whose redelivery is the same thing in small) derives again the alerts it
+/// already stored. It must write none of them again and go on: an alert it had opened and
+/// resolved stays resolved (its trail unchanged, not refused by the fence, which stopped the
+/// engine at every restart), and an alert still open is neither resolved by the older readings
+/// that preceded it nor opened twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_engine_that_reads_vitals_again_from_the_start_writes_no_alert_twice_and_goes_on() {
+    let nats = NatsServer::start();
+    let js = jetstream::new(nats.client().await);
+    let mut engine = Engine::start(&nats, "");
+    engine.wait_ready().await;
+    // patient-1: news2.high opens on the second of two readings of NEWS2 8 and resolves on a
+    // reading after 15 min of NEWS2 0. patient-2: 16 min of NEWS2 0, then news2.high opens
+    // and stays open.
+    let first = [(1800, true), (1790, true), (1780, false), (800, false)];
+    let second = [(1800, false), (800, false), (20, true), (10, true)];
+    for (patient, readings) in [("patient-1", first), ("patient-2", second)] {
+        for (n, (ago, high)) in (1..).zip(readings) {
+            reading(&js, patient, n, ago, high).await;
+        }
+    }
+    drained(&js, &mut engine).await;
+    let trail = |js: jetstream::Context| async move {
+        let all = all_messages(&js, "ALERTS").await;
+        all.into_iter()
+            .map(|m| {
+                let d = &m["data"];
+                let text = |k: &str| d[k].as_str().unwrap().to_string();
+                (
+                    text("patientId"),
+                    text("rule"),
+                    text("state"),
+                    d["version"].clone(),
+                )
+            })
+            .collect::<Vec<_>>()
+    };
+    let before = trail(js.clone()).await;
+    let states = |p: &str| {
+        let mut of: Vec<String> = before
+            .iter()
+            .filter(|(id, ..)| id == p)
+            .map(|(_, rule, state, _)| format!("{rule} {state}"))
+            .collect();
+        of.sort();
+        of
+    };
+    assert_eq!(
+        states("patient-1"),
+        ["news2.high open", "news2.high resolved"],
+        "{before:?}"
+    );
+    // NEWS2 0 to 8 within 13 min: news2.trend opens beside news2.high.
+    assert_eq!(
+        states("patient-2"),
+        ["news2.high open", "news2.trend open"],
+        "{before:?}"
+    );
+    assert_eq!(engine.terminate().code(), Some(0));
+
+    // The consumer is gone: the next engine drains VITALS again from its first reading.
+    let stream = js.get_stream("VITALS").await.unwrap();
+    let names: Vec<String> = futures::StreamExt::collect::<Vec<_>>(stream.consumer_names())
+        .await
+        .into_iter()
+        .map(Result::unwrap)
+        .collect();
+    assert!(!names.is_empty());
+    for name in names {
+        stream.delete_consumer(&name).await.unwrap();
+    }
+    let mut again = Engine::start(&nats, "");
+    again.wait_ready().await;
+    drained(&js, &mut again).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert!(again.wait_exit(0).is_none(), "stopped: {:?}", again.log);
+    assert_eq!(trail(js.clone()).await, before, "nothing written twice");
+    let open = list_alerts(&again.addr, "admin-abc-token").await;
+    let mut open: Vec<String> = open
+        .iter()
+        .map(|a| format!("{} {} {}", a["patientId"], a["rule"], a["state"]))
+        .collect();
+    open.sort();
+    assert_eq!(
+        open,
+        [
+            r#""patient-2" "news2.high" "open""#,
+            r#""patient-2" "news2.trend" "open""#
+        ]
+    );
+
+    // And it goes on: patient-1's next deterioration is new (NEWS2 0 at 13 min before it:
+    // news2.trend opens beside news2.high).
+    reading(&js, "patient-1", 5, 2, true).await;
+    reading(&js, "patient-1", 6, 1, true).await;
+    drained(&js, &mut again).await;
+    let after = trail(js.clone()).await;
+    assert_eq!(after[..before.len()], before[..]);
+    let mut new: Vec<_> = after[before.len()..]
+        .iter()
+        .map(|(p, rule, state, _)| format!("{p} {rule} {state}"))
+        .collect();
+    new.sort();
+    assert_eq!(
+        new,
+        ["patient-1 news2.high open", "patient-1 news2.trend open"],
+        "{after:?}"
+    );
+}

@@ -314,10 +314,12 @@ impl Shards {
     /// one. Returns how many open alerts were installed. Only the owners `within` names are
     /// reconciled (partitions taken over while others run on); `None`: every owner.
     pub async fn recover(&self, alerts: Vec<Alert>, within: Option<Within>) -> usize {
-        // Delay alerts belong to the keepers; a patient needs every open alert id.
-        let (keepers, patients): (Vec<Alert>, Vec<Alert>) = alerts
+        // Delay alerts belong to the keepers (which take the open ones and those a person
+        // resolved); a patient needs every open alert id.
+        let (mut keepers, patients): (Vec<Alert>, Vec<Alert>) = alerts
             .into_iter()
             .partition(|a| a.owner().is_some_and(|o| Keeper::owned(&o).is_some()));
+        keepers.retain(|a| a.is_active() || a.resolved_by_person());
         let open: Arc<std::collections::HashSet<String>> = Arc::new(
             patients
                 .iter()

@@ -40,7 +40,8 @@ pub struct OwnerActor<O: Kept> {
     /// The profile of the owner's current unit (looked up again when the unit changes).
     pub(crate) settings: Arc<Settings>,
     pub(crate) outputs: Arc<dyn Outputs>,
-    /// Shared with the router on the same thread: passivation skips owners with open alerts.
+    /// Shared with the router on the same thread: passivation skips owners that must stay
+    /// ([`StateOwner::must_stay`]: with open alerts, for one).
     has_active_alert: Rc<Cell<bool>>,
     /// The one timer: the owner's next deadline.
     timer: Deadline,
@@ -103,14 +104,14 @@ impl<O: Kept> OwnerActor<O> {
                 ctx.wait(wait.into_actor(self));
             }
         }
-        self.has_active_alert.set(self.owner.has_active_alert());
+        self.has_active_alert.set(self.owner.must_stay());
     }
 
     /// Publishes what the owner shows besides alerts, re-arms the timer, and tells the router
     /// whether the owner keeps an open alert.
     pub(crate) fn settle(&mut self, now: Timestamp, ctx: &mut Context<Self>) {
         // Recovery installs alerts without a transition to emit: the flag is set here too.
-        self.has_active_alert.set(self.owner.has_active_alert());
+        self.has_active_alert.set(self.owner.must_stay());
         self.owner.changed(now, &self.settings, &*self.outputs);
         let next = self.owner.next_deadline(now, &self.settings);
         Deadline::arm(self, next, now, ctx);

@@ -52,6 +52,7 @@ impl Routed for Patient {
     type Item = vigil_engine::Reading<'static>;
     const PASSIVATES: bool = true;
     const BY_ID: bool = true;
+    const KEEPS_RESOLVED: bool = true;
 
     fn address(r: &Self::Item) -> Option<Address<'_, ()>> {
         Some(Address {

@@ -56,6 +56,7 @@ impl Routed for Keeper {
     type Item = PracticeInput;
     const PASSIVATES: bool = false;
     const BY_ID: bool = false;
+    const KEEPS_RESOLVED: bool = false;
 
     fn address(p: &PracticeInput) -> Option<Address<'_, KeeperKind>> {
         let (kind, id) = p.input.keeper()?;

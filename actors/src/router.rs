@@ -42,6 +42,9 @@ pub trait Routed: Kept {
     /// Whether an owner belongs where its tenant and id say (a patient), or where its tenant
     /// alone says (a clinic's keepers): what a [`crate::Within`] is asked.
     const BY_ID: bool;
+    /// Whether a resolved alert `ALERTS` holds gives an owner an actor at recovery, history
+    /// or not (a patient: the readings redelivered next may derive it again).
+    const KEEPS_RESOLVED: bool;
 
     /// The owner an input is for; `None` for an input no owner of this type takes.
     fn address(item: &Self::Item) -> Option<Address<'_, Self::Kind>>;
@@ -256,15 +259,16 @@ impl<O: Routed> Handler<Recover> for Router<O> {
     type Result = ResponseFuture<usize>;
 
     fn handle(&mut self, msg: Recover, _: &mut Self::Context) -> Self::Result {
-        // Owners with an open alert get an actor even if no history was replayed (a resolved
-        // one only matters to an owner whose history was).
+        // Owners with an open alert get an actor even if no history was replayed, and patients
+        // with a resolved one: the readings redelivered next may derive it again (keepers are
+        // handed only those a person resolved, which matter only to a keeper with history).
         let mut stored: FxHashMap<(usize, String, String), Vec<Alert>> = FxHashMap::default();
         for a in msg.alerts {
             let Some(owner) = a.owner() else { continue };
             let Some((kind, id)) = O::owned(&owner) else {
                 continue;
             };
-            if a.is_active() {
+            if a.is_active() || O::KEEPS_RESOLVED {
                 let unit = a.unit_id.as_deref().unwrap_or_default();
                 self.entry(Address {
                     kind,

@@ -57,4 +57,10 @@ pub trait StateOwner {
     fn has_active_alert(&self) -> bool {
         self.active_alerts().next().is_some()
     }
+
+    /// Whether stopping it while idle (its state rebuilt from the next events) would lose
+    /// something the events cannot rebuild: an alert not resolved, by default.
+    fn must_stay(&self) -> bool {
+        self.has_active_alert()
+    }
 }

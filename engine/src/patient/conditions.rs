@@ -173,7 +173,16 @@ impl Track {
         open: impl FnOnce() -> Opening,
     ) -> Option<Alert> {
         let r = rule.settings(settings);
-        if self.alert.is_active() {
+        if let Some(alert) = self.alert.active() {
+            // Readings older than what triggered the alert neither hold nor clear it: after a
+            // restart, the readings redelivered before the reading that opened an alert
+            // recovery installed (live, the rules' time never goes back, so this is the only
+            // way to see one). Signal loss is triggered on the engine's clock, not a reading's.
+            let predates =
+                rule != Condition::SignalLoss && alert.triggered_at.is_some_and(|t| at < t);
+            if predates {
+                return None;
+            }
             if finding.active {
                 self.absent_since = None;
                 return None;

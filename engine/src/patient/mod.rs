@@ -106,6 +106,11 @@ pub struct Patient {
     sirs_lactate: Track,
     model: Track,
     signal_loss: Track,
+    /// Alerts `ALERTS` holds resolved that the readings applied since a restart may derive
+    /// again (see [`Patient::reconcile`]): each is kept until its rule derives it again (then
+    /// nothing of it is published, and the stored alert takes its place once the rule is done
+    /// with it) or the readings pass its trigger time. Empty except after a recovery.
+    resolved_earlier: Vec<Alert>,
 }
 
 impl Patient {
@@ -128,6 +133,7 @@ impl Patient {
             sirs_lactate: Track::default(),
             model: Track::default(),
             signal_loss: Track::default(),
+            resolved_earlier: Vec::new(),
         }
     }
 
@@ -164,7 +170,7 @@ impl Patient {
     ) -> Observed {
         let unit = &reading.unit_id;
         let at = reading.meta.occurred_at;
-        match &reading.body {
+        let mut out = match &reading.body {
             ReadingBody::Vitals(vitals) => {
                 if let Some(bed) = reading.bed_id.as_deref()
                     && reading.meta.occurred_at >= self.window.newest_vitals().unwrap_or(at)
@@ -180,7 +186,9 @@ impl Patient {
                 self.admit(unit, admission.clone(), at);
                 Observed::default()
             }
-        }
+        };
+        self.screen_earlier(&mut out.alerts);
+        out
     }
 
     /// Records a vitals observation made at `at` (its `occurredAt`); scores and evaluates every
@@ -476,6 +484,7 @@ impl Patient {
             holds: true,
             active: true,
         };
+        // Opened on the engine's clock: never an alert `ALERTS` holds from before a restart.
         self.signal_loss.step(
             Condition::SignalLoss,
             subject,
@@ -502,9 +511,66 @@ impl Patient {
         self.window.lab(code)
     }
 
-    /// Every alert of this patient that is not resolved.
+    /// Every alert of this patient that is not resolved (one that `ALERTS` holds resolved,
+    /// while its rule derives it again after a restart, is not).
     pub fn active_alerts(&self) -> impl Iterator<Item = &Alert> {
-        (0..OWNERS).filter_map(|i| self.owner(i).active_alert())
+        (0..OWNERS)
+            .filter_map(|i| self.owner(i).active_alert())
+            .filter(|a| !self.resolved_earlier(&a.alert_id))
+    }
+
+    /// `ALERTS` holds the alert `id` resolved and its rule may derive it again (see
+    /// [`Patient::reconcile`]).
+    fn resolved_earlier(&self, id: &str) -> bool {
+        self.resolved_earlier.iter().any(|s| s.alert_id == id)
+    }
+
+    /// Takes out of `alerts` every transition of an alert `ALERTS` already holds resolved: the
+    /// readings since a restart derive it again, and it must be neither published twice nor
+    /// refused by its fence (docs/reliability.md). The rule goes through the alert's life as
+    /// it did before; once it is done with it (the engine's resolve again; a person's resolve
+    /// at once, as then) the stored alert takes its place. Then forgets the stored alerts
+    /// whose trigger time the readings have passed: nothing can derive them any more.
+    fn screen_earlier(&mut self, alerts: &mut Vec<Alert>) {
+        if self.resolved_earlier.is_empty() {
+            return;
+        }
+        let mut i = 0;
+        while i < alerts.len() {
+            let id = &alerts[i].alert_id;
+            let Some(k) = self.resolved_earlier.iter().position(|s| s.alert_id == *id) else {
+                i += 1;
+                continue;
+            };
+            let derived = alerts.remove(i);
+            let stored = &self.resolved_earlier[k];
+            if derived.state != AlertState::Resolved && !stored.resolved_by_person() {
+                continue;
+            }
+            let stored = self.resolved_earlier.swap_remove(k);
+            let Some(o) = Self::owner_of(stored.rule) else {
+                continue;
+            };
+            let (person, at) = (stored.resolved_by_person(), stored.transition.at);
+            let owner = self.owner_mut(o);
+            owner.install(Some(stored));
+            if person {
+                owner.resolved_by_person(at);
+            }
+        }
+        let Some(newest) = self.window.newest() else {
+            return;
+        };
+        let mut earlier = std::mem::take(&mut self.resolved_earlier);
+        earlier.retain(|s| {
+            s.triggered_at.is_none_or(|t| t >= newest)
+                || (0..OWNERS).any(|o| {
+                    self.owner(o)
+                        .active_alert()
+                        .is_some_and(|a| a.alert_id == s.alert_id)
+                })
+        });
+        self.resolved_earlier = earlier;
     }
 
     /// The owner of alerts: 0 is the NEWS2 risk family, then each rule of `Condition::ALL`.
@@ -552,6 +618,16 @@ impl Patient {
         &mut self,
         c: &crate::alert::AlertCommand,
     ) -> Result<(Alert, bool), CommandError> {
+        if let Some(stored) = self
+            .resolved_earlier
+            .iter()
+            .find(|s| s.alert_id == c.alert_id)
+        {
+            // Answered as the stored alert answers: resolved; nothing changes.
+            let mut held = crate::alert::AlertHolder::default();
+            held.set(Some(stored.clone()));
+            return held.command(c).map(|_| (stored.clone(), false));
+        }
         let not_found = || CommandError::NotFound(c.alert_id.clone());
         let owner = (0..OWNERS)
             .find(|&i| {
@@ -579,26 +655,56 @@ impl Patient {
                 out.extend(a.advance(now, holds));
             }
         }
+        self.screen_earlier(&mut out);
         out
     }
 
-    /// Recovery after a restart, once the window has been rebuilt from `VITALS`: an alert the
-    /// rebuild re-opened is kept only if `ALERTS` says it is still open (`is_open`), otherwise
-    /// it was resolved (or superseded) before the restart and is forgotten; then every alert
-    /// `ALERTS` holds open for this patient is installed as stored, with its level, policy
-    /// snapshot, page and deadlines. A deadline that passed meanwhile fires on the next
-    /// [`Patient::advance`]. Returns the number of alerts installed.
+    /// Recovery after a restart, once the window has been rebuilt from the `VITALS` readings
+    /// acknowledged before it. `restored` is what `ALERTS` holds for this patient: its open
+    /// alerts (`is_open` tells an id is one) and those resolved within the horizon.
+    ///
+    /// - An alert the rebuild left open is kept only if `ALERTS` says it is still open;
+    ///   otherwise it was resolved (or superseded) before the restart and is forgotten, unless
+    ///   the engine resolved it on readings the rebuild has not seen: then the rule is still in
+    ///   that alert's episode and the readings redelivered next will clear it again, so it is
+    ///   kept, with nothing of it published, until they do ([`Patient::screen_earlier`]).
+    /// - A resolved alert triggered after the rebuild's newest reading is one the redelivered
+    ///   readings will derive again (a crash before they were acknowledged, or a consumer that
+    ///   reads the stream again from its start): it is kept aside, so that deriving it again
+    ///   publishes nothing and is not refused by its fence.
+    /// - Per owner, the newest of the other stored alerts decides: an open one is installed
+    ///   as stored, with its level, policy snapshot, page and deadlines (a deadline that passed
+    ///   meanwhile fires on the next [`Patient::advance`]); one a person resolved disarms the
+    ///   rule as the resolve did before the restart (so the rebuilt window does not re-open
+    ///   the condition at once); one the engine resolved changes nothing.
+    ///
+    /// Returns the number of alerts installed open.
     pub fn reconcile(&mut self, restored: Vec<Alert>, is_open: impl Fn(&str) -> bool) -> usize {
+        let rebuilt = self.window.newest();
+        let (mut earlier, restored): (Vec<Alert>, Vec<Alert>) =
+            restored.into_iter().partition(|a| {
+                !a.is_active()
+                    && a.triggered_at
+                        .is_some_and(|t| rebuilt.is_none_or(|newest| t > newest))
+            });
         for i in 0..OWNERS {
             let owner = self.owner_mut(i);
-            if owner.active_alert().is_some_and(|a| !is_open(&a.alert_id)) {
-                owner.install(None);
+            let Some(id) = owner
+                .active_alert()
+                .filter(|a| !is_open(&a.alert_id))
+                .map(|a| a.alert_id.clone())
+            else {
+                continue;
+            };
+            match restored
+                .iter()
+                .find(|s| s.alert_id == id && !s.is_active() && !s.resolved_by_person())
+            {
+                Some(stored) => earlier.push(stored.clone()),
+                None => owner.install(None),
             }
         }
-        // Per owner, the newest stored alert decides: an open one is installed as stored; one a
-        // person resolved disarms the rule as the resolve did before the restart (so the
-        // rebuilt window does not re-open the condition at once); one the engine resolved
-        // changes nothing.
+        self.resolved_earlier = earlier;
         let mut newest: [Option<Alert>; OWNERS] = std::array::from_fn(|_| None);
         for alert in restored {
             let Some(i) = Self::owner_of(alert.rule) else {
@@ -690,6 +796,11 @@ impl StateOwner for Patient {
 
     fn active_alerts(&self) -> impl Iterator<Item = &Alert> {
         Patient::active_alerts(self)
+    }
+
+    /// Also while it keeps stored alerts its readings may derive again after a restart.
+    fn must_stay(&self) -> bool {
+        self.has_active_alert() || !self.resolved_earlier.is_empty()
     }
 }
 
@@ -1351,13 +1462,193 @@ mod tests {
         late.reconcile(vec![resolved.clone()], |_| false);
         assert!(run(&mut late, &s, &[(4, v(8))]).is_empty(), "no duplicate");
         assert_eq!(run(&mut late, &s, &[(5, v(8))]).len(), 1);
-        // An alert the engine resolved (the condition cleared) leaves the rebuild as it is.
+        // An alert the engine resolved (the condition cleared) does not disarm the rule; the
+        // rebuild that left it open has not seen the readings that cleared it, so the rule
+        // stays in its episode until they come (see
+        // `an_alert_resolved_on_readings_the_rebuild_did_not_see_...`).
         let mut cleared = resolved;
         cleared.transition.by = ENGINE.into();
         let mut other = patient();
         run(&mut other, &s, &[(0, v(8)), (1, v(8))]);
         other.reconcile(vec![cleared], |_| false);
-        assert_eq!(run(&mut other, &s, &[(4, v(8))]).len(), 1);
+        assert!(run(&mut other, &s, &[(4, v(8))]).is_empty());
+        assert_eq!(other.active_alerts().count(), 0);
+    }
+
+    /// As the actors apply readings (through [`Patient::apply`], which keeps back what
+    /// `ALERTS` already holds), each observed and applied at its minute.
+    fn live(p: &mut Patient, s: &Settings, readings: &[(i64, Vitals)]) -> Vec<Alert> {
+        let mut out = Vec::new();
+        for (min, vitals) in readings {
+            let reading = Reading {
+                body: ReadingBody::Vitals(vitals.clone()),
+                ..news2_8_reading(*min, None)
+            };
+            out.extend(p.apply(&reading, t(*min), s).alerts);
+        }
+        out
+    }
+
+    /// news2.high opens at minute 1 on two scores of 8 and the engine resolves it at minute 17,
+    /// 15 minutes after the first score of 0; the readings and the stored resolved alert.
+    fn opened_and_cleared(s: &Settings) -> (Vec<(i64, Vitals)>, Alert) {
+        let readings = vec![(0, v(8)), (1, v(8)), (2, v(0)), (17, v(0))];
+        let mut before = patient();
+        let trail = live(&mut before, s, &readings);
+        assert_eq!(
+            trail.iter().map(|a| a.state).collect::<Vec<_>>(),
+            [AlertState::Open, AlertState::Resolved]
+        );
+        (readings, trail[1].clone())
+    }
+
+    /// The fencing gap of stop 40 (docs/reliability.md): readings redelivered after a restart
+    /// (never acknowledged before it, or a consumer reading the stream again) derive again an
+    /// alert `ALERTS` holds resolved. Nothing of it is published again, a person's command on
+    /// it is answered as the stored alert answers, and once the rule has cleared it again the
+    /// stored alert is the patient's; the next deterioration is a new alert.
+    #[test]
+    fn readings_redelivered_after_a_restart_publish_nothing_of_an_alert_already_resolved() {
+        let s = news2_only();
+        let (readings, stored) = opened_and_cleared(&s);
+        let mut after = patient();
+        assert_eq!(after.reconcile(vec![stored.clone()], |_| false), 0);
+        assert!(
+            StateOwner::must_stay(&after),
+            "it keeps what it must not publish"
+        );
+        assert!(
+            live(&mut after, &s, &readings[..2]).is_empty(),
+            "not opened again"
+        );
+        assert_eq!(after.active_alerts().count(), 0, "not shown as open");
+        assert!(
+            StateOwner::advance(&mut after, t(40), &s).is_empty(),
+            "nor escalated"
+        );
+        let ack = after.cmd(
+            &stored.alert_id,
+            CommandKind::Ack,
+            Role::Nurse,
+            "u1",
+            "",
+            t(3),
+        );
+        assert!(
+            matches!(ack, Err(CommandError::InvalidTransition { .. })),
+            "{ack:?}"
+        );
+        assert!(
+            live(&mut after, &s, &readings[2..]).is_empty(),
+            "nor resolved again"
+        );
+        assert_eq!(after.risk.alert(), Some(&stored));
+        assert!(!StateOwner::must_stay(&after));
+        let next = live(&mut after, &s, &[(20, v(8)), (21, v(8))]);
+        assert_eq!(next.len(), 1);
+        assert_ne!(next[0].alert_id, stored.alert_id);
+    }
+
+    /// The rebuild saw the alert open (its opening readings were acknowledged), the readings
+    /// that cleared it were not: the rule is still in that alert's episode, so a high score
+    /// redelivered next does not open a second alert for it, and the clearing publishes nothing.
+    #[test]
+    fn an_alert_resolved_on_readings_the_rebuild_did_not_see_is_neither_opened_again_nor_resolved_again()
+     {
+        let s = news2_only();
+        let readings = [(0, v(8)), (1, v(8)), (2, v(8)), (3, v(0)), (18, v(0))];
+        let mut before = patient();
+        let trail = live(&mut before, &s, &readings);
+        let stored = trail.last().expect("resolved").clone();
+        assert_eq!((trail.len(), stored.state), (2, AlertState::Resolved));
+        let mut after = patient();
+        assert_eq!(run(&mut after, &s, &readings[..2]).len(), 1, "the rebuild");
+        assert_eq!(after.reconcile(vec![stored.clone()], |_| false), 0);
+        assert_eq!(after.active_alerts().count(), 0);
+        assert!(live(&mut after, &s, &readings[2..]).is_empty());
+        assert_eq!(after.risk.alert(), Some(&stored));
+        // Without the stored alert the rebuilt rule opens a second alert at minute 2.
+        let mut forgetful = patient();
+        run(&mut forgetful, &s, &readings[..2]);
+        forgetful.reconcile(Vec::new(), |_| false);
+        assert_eq!(live(&mut forgetful, &s, &readings[2..3]).len(), 1);
+    }
+
+    /// A stored alert a person resolved, derived again: kept resolved, and the rule disarmed
+    /// as the resolve left it (a fresh sustained run opens the next).
+    #[test]
+    fn a_persons_resolve_holds_when_the_redelivered_readings_derive_the_alert_again() {
+        let s = news2_only();
+        let mut before = patient();
+        let resolved = opened_then_resolved(&mut before, &s);
+        let mut after = patient();
+        after.reconcile(vec![resolved.clone()], |_| false);
+        assert!(live(&mut after, &s, &[(0, v(8)), (1, v(8))]).is_empty());
+        assert_eq!(after.risk.alert(), Some(&resolved));
+        assert!(
+            live(&mut after, &s, &[(3, v(8))]).is_empty(),
+            "not sustained"
+        );
+        assert_eq!(live(&mut after, &s, &[(4, v(8))]).len(), 1);
+    }
+
+    /// A stored resolved alert the readings have passed without deriving it again is let go.
+    #[test]
+    fn a_stored_alert_the_readings_pass_without_deriving_it_is_forgotten() {
+        let s = news2_only();
+        let (_, stored) = opened_and_cleared(&s);
+        let mut after = patient();
+        after.reconcile(vec![stored.clone()], |_| false);
+        assert!(live(&mut after, &s, &[(1, v(0))]).is_empty());
+        assert!(
+            StateOwner::must_stay(&after),
+            "minute 1 can still derive it"
+        );
+        assert!(live(&mut after, &s, &[(2, v(0))]).is_empty());
+        assert!(!StateOwner::must_stay(&after));
+        // A stored alert the rebuild's readings already passed is not kept at all.
+        let mut rebuilt = patient();
+        run(&mut rebuilt, &s, &[(0, v(0)), (30, v(0))]);
+        rebuilt.reconcile(vec![stored], |_| false);
+        assert!(!StateOwner::must_stay(&rebuilt));
+    }
+
+    /// An open alert recovery installed whose opening readings were not acknowledged: the
+    /// readings redelivered before them neither clear it (the NEWS2 family's 15 minutes, qSOFA's
+    /// 30, both seen in them) nor open it twice.
+    #[test]
+    fn readings_older_than_an_installed_alerts_trigger_neither_clear_nor_reopen_it() {
+        let s = news2_only();
+        let readings = [(0, v(0)), (16, v(0)), (30, v(8)), (31, v(8))];
+        let mut before = patient();
+        let opened = live(&mut before, &s, &readings);
+        assert_eq!(opened.len(), 1);
+        let mut after = patient();
+        let id = opened[0].alert_id.clone();
+        assert_eq!(after.reconcile(opened.clone(), |x| x == id), 1);
+        assert!(
+            live(&mut after, &s, &readings).is_empty(),
+            "no transition at all"
+        );
+        assert_eq!(after.active_alert(), Some(&opened[0]));
+        // The same for a rule of one alert.
+        let s = only(Settings::default(), "sepsis.qsofa");
+        let readings = [
+            (0, q(16.0, 120.0)),
+            (31, q(16.0, 120.0)),
+            (40, q(22.0, 100.0)),
+        ];
+        let mut before = patient();
+        let opened = live(&mut before, &s, &readings);
+        assert_eq!(rules_of(&opened), [("sepsis.qsofa", AlertState::Open)]);
+        let mut after = patient();
+        let id = opened[0].alert_id.clone();
+        assert_eq!(after.reconcile(opened.clone(), |x| x == id), 1);
+        assert!(
+            live(&mut after, &s, &readings).is_empty(),
+            "no transition at all"
+        );
+        assert_eq!(after.active_alerts().next(), Some(&opened[0]));
     }
 
     #[test]
@@ -1700,6 +1991,16 @@ mod tests {
         assert_eq!(
             a[0].transition.reason,
             "condition cleared: observations flowing again"
+        );
+        // Signal loss is triggered on the engine's clock: readings the monitor took before
+        // that (a buffer it sends when the link is back) are data flowing again too.
+        let mut p = patient();
+        run(&mut p, &s, &[(0, base())]);
+        assert!(p.tick(t(9), t(0), &s).is_some());
+        let a = run(&mut p, &s, &[(2, base())]);
+        assert_eq!(
+            rules_of(&a),
+            vec![("technical.signal_loss", AlertState::Resolved)]
         );
     }
 
