@@ -10,7 +10,7 @@ use tokio::sync::mpsc;
 use vigil_actors::Shards;
 use vigil_config::Config;
 use vigil_engine::Alert;
-use vigil_engine::Reading;
+use vigil_engine::{Reading, Timestamp};
 use vigil_streams::bus::StoredMessage;
 use vigil_streams::outbox::Outbox;
 use vigil_streams::{
@@ -104,6 +104,32 @@ fn horizon(cfg: &Config) -> Duration {
         .map_or(Duration::from_secs(6 * 3600), |d| d.as_std())
 }
 
+/// How far back a resolved alert is handed to its patient: the horizon, and further when
+/// `VITALS` is delivered again from further back. The readings delivered again after a
+/// restart were stored after the last one acknowledged, so every transition they derive again
+/// was written after that reading was stored (a minute's leeway for the engine's and the
+/// server's clocks); with nothing acknowledged (a consumer deleted or renamed) the stream is
+/// delivered from its start, and every resolved alert is handed over (docs/recovery.md).
+async fn resolved_since(
+    bus: &Bus,
+    cfg: &Config,
+    scope: &Scope,
+    horizon: Duration,
+) -> Result<Timestamp, vigil_streams::BusError> {
+    const CLOCKS: i64 = 60_000;
+    let mut since = wall_clock().plus_millis(-i64::try_from(horizon.as_millis()).unwrap_or(0));
+    for part in scope.parts() {
+        since = match bus
+            .acknowledged_until("VITALS", &cfg.nats.consumer, part)
+            .await?
+        {
+            Some(stored) => since.min(stored.plus_millis(-CLOCKS)),
+            None => Timestamp::from_millis(i64::MIN),
+        };
+    }
+    Ok(since)
+}
+
 /// Runs recovery against `bus` into `shards`, for what `scope` owns: every stream and alert, or
 /// the partitions a cluster member holds (the stored events of those partitions, the alerts
 /// whose owners' events are in them).
@@ -160,12 +186,12 @@ pub async fn recover(
     }
     events += replay_practice(bus, cfg, scope, practice).await?;
 
-    // Open alerts, and those resolved within the horizon: the rebuilt windows must not re-open
-    // a condition someone just resolved, and the readings redelivered next must not publish
+    // Open alerts, and those resolved since `since`: the rebuilt windows must not re-open a
+    // condition someone just resolved, and the readings delivered again next must not publish
     // again an alert they derive again (docs/recovery.md).
     let mut alerts: Vec<Alert> = Vec::new();
     let mut unreadable = 0;
-    let since = wall_clock().plus_millis(-i64::try_from(horizon.as_millis()).unwrap_or(0));
+    let since = resolved_since(bus, cfg, scope, horizon).await?;
     // What each restored alert's next transition must follow on its subject: a newer message
     // there (another engine's) refuses it (docs/reliability.md, fencing).
     let mut fences = Vec::new();

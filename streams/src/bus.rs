@@ -815,6 +815,44 @@ impl Bus {
         read.map(|()| out)
     }
 
+    /// When the last message of `stream_name` that the durable consumer `durable` (of
+    /// partition `part`) acknowledged was stored, on the server's clock: whatever is delivered
+    /// again after a restart was stored after it. `None` when nothing was acknowledged (no
+    /// consumer yet, a consumer deleted or renamed) or that message is gone: the consumer
+    /// delivers the stream from its start. Embedded: `None`.
+    ///
+    /// # Errors
+    /// [`BusError::Stream`] when the stream or the consumer cannot be read.
+    pub async fn acknowledged_until(
+        &self,
+        stream_name: &'static str,
+        consumer: &str,
+        part: Option<u32>,
+    ) -> Result<Option<vigil_engine::Timestamp>, BusError> {
+        let Bus::JetStream(b) = self else {
+            return Ok(None);
+        };
+        let (stream, floor) = ack_floor(b, stream_name, &durable_of(consumer, part)).await?;
+        if floor == 0 {
+            return Ok(None);
+        }
+        match stream.get_raw_message(floor).await {
+            Ok(m) => {
+                let ms = m.time.unix_timestamp_nanos() / 1_000_000;
+                Ok(Some(vigil_engine::Timestamp::from_millis(
+                    i64::try_from(ms).unwrap_or(i64::MAX),
+                )))
+            }
+            Err(e) if e.kind() == jetstream::stream::RawMessageErrorKind::NoMessageFound => {
+                Ok(None)
+            }
+            Err(e) => Err(BusError::Stream {
+                stream: stream_name.into(),
+                reason: e.to_string(),
+            }),
+        }
+    }
+
     /// Sends, in chunks to `out`, the messages of an inbound `stream_name` (`VITALS`,
     /// `CHECKINS`, `OCCUPANCY`) of the last `horizon` that the durable consumer `durable` has
     /// already acknowledged (stream sequence at or below its ack floor), oldest first, as
@@ -832,7 +870,6 @@ impl Bus {
         horizon: Duration,
         out: mpsc::Sender<Vec<StoredMessage>>,
     ) -> Result<(), BusError> {
-        let durable = &durable_of(consumer, part);
         let Bus::JetStream(b) = self else {
             return Ok(());
         };
@@ -840,20 +877,7 @@ impl Bus {
             stream: stream_name.into(),
             reason,
         };
-        let stream =
-            b.js.get_stream(stream_name)
-                .await
-                .map_err(|e| err(e.to_string()))?;
-        let floor = match stream.consumer_info(durable).await {
-            Ok(info) => info.ack_floor.stream_sequence,
-            // No consumer yet: nothing was ever acknowledged.
-            Err(e)
-                if e.kind() == async_nats::jetstream::context::ConsumerInfoErrorKind::NotFound =>
-            {
-                0
-            }
-            Err(e) => return Err(err(e.to_string())),
-        };
+        let (_, floor) = ack_floor(b, stream_name, &durable_of(consumer, part)).await?;
         if floor == 0 {
             return Ok(());
         }
@@ -878,6 +902,29 @@ impl Bus {
         )
         .await
     }
+}
+
+/// `stream_name` and the stream sequence its durable consumer `durable` has acknowledged
+/// everything up to: 0 when nothing was, or the consumer does not exist.
+async fn ack_floor(
+    b: &JetStreamBus,
+    stream_name: &str,
+    durable: &str,
+) -> Result<(jetstream::stream::Stream, u64), BusError> {
+    let err = |reason: String| BusError::Stream {
+        stream: stream_name.into(),
+        reason,
+    };
+    let stream =
+        b.js.get_stream(stream_name)
+            .await
+            .map_err(|e| err(e.to_string()))?;
+    let floor = match stream.consumer_info(durable).await {
+        Ok(info) => info.ack_floor.stream_sequence,
+        Err(e) if e.kind() == jetstream::context::ConsumerInfoErrorKind::NotFound => 0,
+        Err(e) => return Err(err(e.to_string())),
+    };
+    Ok((stream, floor))
 }
 
 /// A stored message as recovery reads it: subject, payload, content type.
