@@ -105,11 +105,11 @@ fn horizon(cfg: &Config) -> Duration {
 }
 
 /// How far back a resolved alert is handed to its patient: the horizon, and further when
-/// `VITALS` is delivered again from further back. The readings delivered again after a
-/// restart were stored after the last one acknowledged, so every transition they derive again
-/// was written after that reading was stored (a minute's leeway for the engine's and the
-/// server's clocks); with nothing acknowledged (a consumer deleted or renamed) the stream is
-/// delivered from its start, and every resolved alert is handed over (docs/recovery.md).
+/// `VITALS` is delivered again from further back. Whatever is delivered again after a restart
+/// was stored after the last reading the consumer acknowledged (after the stream's first,
+/// when it acknowledged none: a consumer deleted or renamed delivers the stream from its
+/// start), so every transition it derives again was written after that (a minute's leeway
+/// for the engine's and the server's clocks) (docs/recovery.md).
 async fn resolved_since(
     bus: &Bus,
     cfg: &Config,
@@ -119,13 +119,12 @@ async fn resolved_since(
     const CLOCKS: i64 = 60_000;
     let mut since = wall_clock().plus_millis(-i64::try_from(horizon.as_millis()).unwrap_or(0));
     for part in scope.parts() {
-        since = match bus
-            .acknowledged_until("VITALS", &cfg.nats.consumer, part)
+        if let Some(stored) = bus
+            .delivered_again_after("VITALS", &cfg.nats.consumer, part)
             .await?
         {
-            Some(stored) => since.min(stored.plus_millis(-CLOCKS)),
-            None => Timestamp::from_millis(i64::MIN),
-        };
+            since = since.min(stored.plus_millis(-CLOCKS));
+        }
     }
     Ok(since)
 }

@@ -352,16 +352,27 @@ async fn read_again(extra: &str, pause: Duration) {
     assert_eq!(engine.terminate().code(), Some(0));
 
     // What recovery bounds the resolved alerts it hands over by: when the last acknowledged
-    // reading was stored (here the last of all), and nothing once the consumer is gone.
+    // reading was stored (here the last of all), and once the consumer is gone (the stream
+    // is delivered from its start), when the first was.
     let bus = vigil_streams::Bus::connect(&nats.url, &vigil_config::Config::default())
         .await
         .unwrap();
     let mut stream = js.get_stream("VITALS").await.unwrap();
     let last = stream.info().await.unwrap().state.last_sequence;
-    let stored = stream.get_raw_message(last).await.unwrap().time;
-    let until = bus.acknowledged_until("VITALS", "vigil-test", None).await;
-    let ms = i64::try_from(stored.unix_timestamp_nanos() / 1_000_000).unwrap();
-    assert_eq!(until.unwrap().map(|t| t.millis()), Some(ms));
+    let stored = |seq: u64| {
+        let stream = stream.clone();
+        async move {
+            let t = stream.get_raw_message(seq).await.unwrap().time;
+            i64::try_from(t.unix_timestamp_nanos() / 1_000_000).unwrap()
+        }
+    };
+    let after = || async {
+        let t = bus
+            .delivered_again_after("VITALS", "vigil-test", None)
+            .await;
+        t.unwrap().map(|t| t.millis())
+    };
+    assert_eq!(after().await, Some(stored(last).await));
 
     // The consumer is gone: the next engine drains VITALS again from its first reading.
     let names: Vec<String> = futures::StreamExt::collect::<Vec<_>>(stream.consumer_names())
@@ -373,8 +384,7 @@ async fn read_again(extra: &str, pause: Duration) {
     for name in names {
         stream.delete_consumer(&name).await.unwrap();
     }
-    let until = bus.acknowledged_until("VITALS", "vigil-test", None).await;
-    assert_eq!(until.unwrap(), None);
+    assert_eq!(after().await, Some(stored(1).await));
     tokio::time::sleep(pause).await;
     let mut again = Engine::start(&nats, extra);
     again.wait_ready().await;

@@ -815,15 +815,16 @@ impl Bus {
         read.map(|()| out)
     }
 
-    /// When the last message of `stream_name` that the durable consumer `durable` (of
-    /// partition `part`) acknowledged was stored, on the server's clock: whatever is delivered
-    /// again after a restart was stored after it. `None` when nothing was acknowledged (no
-    /// consumer yet, a consumer deleted or renamed) or that message is gone: the consumer
-    /// delivers the stream from its start. Embedded: `None`.
+    /// A time, on the server's clock, before which nothing of `stream_name` was stored that
+    /// its durable consumer `consumer` (of partition `part`) will deliver again: when the last
+    /// message it acknowledged was stored, or, when it acknowledged nothing (no consumer yet,
+    /// one deleted or renamed: it delivers the stream from its start) or that message is gone,
+    /// when the stream's first message was; when the stream is empty, when its last one was.
+    /// Embedded: `None`.
     ///
     /// # Errors
     /// [`BusError::Stream`] when the stream or the consumer cannot be read.
-    pub async fn acknowledged_until(
+    pub async fn delivered_again_after(
         &self,
         stream_name: &'static str,
         consumer: &str,
@@ -832,25 +833,32 @@ impl Bus {
         let Bus::JetStream(b) = self else {
             return Ok(None);
         };
+        let err = |reason: String| BusError::Stream {
+            stream: stream_name.into(),
+            reason,
+        };
+        let millis = |t: async_nats::datetime::DateTime| {
+            let ms = t.unix_timestamp_nanos() / 1_000_000;
+            vigil_engine::Timestamp::from_millis(i64::try_from(ms).unwrap_or(i64::MAX))
+        };
         let (stream, floor) = ack_floor(b, stream_name, &durable_of(consumer, part)).await?;
-        if floor == 0 {
-            return Ok(None);
-        }
-        match stream.get_raw_message(floor).await {
-            Ok(m) => {
-                let ms = m.time.unix_timestamp_nanos() / 1_000_000;
-                Ok(Some(vigil_engine::Timestamp::from_millis(
-                    i64::try_from(ms).unwrap_or(i64::MAX),
-                )))
+        if floor > 0 {
+            match stream.get_raw_message(floor).await {
+                Ok(m) => return Ok(Some(millis(m.time))),
+                Err(e) if e.kind() == jetstream::stream::RawMessageErrorKind::NoMessageFound => {}
+                Err(e) => return Err(err(e.to_string())),
             }
-            Err(e) if e.kind() == jetstream::stream::RawMessageErrorKind::NoMessageFound => {
-                Ok(None)
-            }
-            Err(e) => Err(BusError::Stream {
-                stream: stream_name.into(),
-                reason: e.to_string(),
-            }),
         }
+        let state = stream
+            .get_info()
+            .await
+            .map_err(|e| err(e.to_string()))?
+            .state;
+        Ok(Some(millis(if state.messages == 0 {
+            state.last_timestamp
+        } else {
+            state.first_timestamp
+        })))
     }
 
     /// Sends, in chunks to `out`, the messages of an inbound `stream_name` (`VITALS`,
