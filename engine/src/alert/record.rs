@@ -243,6 +243,18 @@ impl Alert {
 }
 
 impl Alert {
+    /// The newest source time its present state was decided on: its trigger, or the newest
+    /// input its explanation lists (an upgrade or downgrade explains the score it moved on).
+    pub fn decided_at(&self) -> Option<Timestamp> {
+        let newest_input = self
+            .explanation
+            .components
+            .iter()
+            .map(|c| c.observed_at)
+            .max();
+        self.triggered_at.max(newest_input)
+    }
+
     /// Resolved by a person (not by the engine clearing it): its rule must fire afresh.
     pub fn resolved_by_person(&self) -> bool {
         self.state == AlertState::Resolved && self.transition.by != ENGINE

@@ -1601,6 +1601,38 @@ mod tests {
         assert_eq!(live(&mut after, &s, &[(4, v(8))]).len(), 1);
     }
 
+    /// A stored news2.medium alert upgraded to news2.high, its readings delivered again: the
+    /// calm 16 minutes between its opening and its upgrade are older than what its present
+    /// state was decided on, so they do not move it down (and the upgrade back is not
+    /// published again).
+    #[test]
+    fn readings_older_than_an_installed_alerts_last_move_do_not_move_it() {
+        let s = news2_only();
+        let readings = [
+            (0, v(5)),
+            (1, v(5)),
+            (2, v(5)),
+            (18, v(5)),
+            (20, v(7)),
+            (21, v(7)),
+        ];
+        let mut before = patient();
+        let trail = live(&mut before, &s, &readings);
+        let stored = trail.last().expect("upgraded").clone();
+        assert_eq!(
+            (trail.len(), stored.rule.name(), stored.triggered_at),
+            (2, "news2.high", Some(t(1)))
+        );
+        let mut after = patient();
+        let id = stored.alert_id.clone();
+        assert_eq!(after.reconcile(vec![stored.clone()], |x| x == id), 1);
+        assert!(
+            live(&mut after, &s, &readings).is_empty(),
+            "no transition at all"
+        );
+        assert_eq!(after.active_alert(), Some(&stored));
+    }
+
     /// A stored resolved alert the readings have passed without deriving it again is let go.
     #[test]
     fn a_stored_alert_the_readings_pass_without_deriving_it_is_forgotten() {

@@ -116,12 +116,13 @@ impl News2Risk {
             self.recent.pop_front();
         }
         self.recent.push_back(point);
-        // A score older than what triggered the alert moves it neither up nor down: after a
-        // restart, a score of the readings redelivered before the one that opened an alert
+        // A score older than what the alert's present state was decided on (its opening, or
+        // its last upgrade or downgrade) moves it neither up nor down: after a restart, a
+        // score of the readings delivered again before those that opened or moved an alert
         // recovery installed (live, scores never go back in time).
         if self
             .active_alert()
-            .and_then(|a| a.triggered_at)
+            .and_then(Alert::decided_at)
             .is_some_and(|t| point.at < t)
         {
             return Vec::new();
