@@ -681,9 +681,12 @@ impl Patient {
     /// Returns the number of alerts installed open.
     pub fn reconcile(&mut self, restored: Vec<Alert>, is_open: impl Fn(&str) -> bool) -> usize {
         let rebuilt = self.window.newest();
+        // Signal loss is triggered on the engine's clock, after the last reading by its nature:
+        // no reading derives it again, and a person's resolve of it must disarm the rule below.
         let (mut earlier, restored): (Vec<Alert>, Vec<Alert>) =
             restored.into_iter().partition(|a| {
                 !a.is_active()
+                    && a.rule != Rule::TechnicalSignalLoss
                     && a.triggered_at
                         .is_some_and(|t| rebuilt.is_none_or(|newest| t > newest))
             });
@@ -2044,6 +2047,34 @@ mod tests {
             rules_of(&a),
             vec![("technical.signal_loss", AlertState::Resolved)]
         );
+    }
+
+    /// A nurse resolved a signal loss (the patient is off the ward): the rule stays disarmed
+    /// across a restart, so the same silence pages nobody again. Its trigger is the engine's
+    /// clock, after the rebuilt window's newest reading: it is not one the readings delivered
+    /// again can derive (`Patient::reconcile` keeps only those aside).
+    #[test]
+    fn a_persons_resolve_of_signal_loss_holds_across_a_restart() {
+        let s = news2_only();
+        let mut before = patient();
+        run(&mut before, &s, &[(0, base())]);
+        let a = before.tick(t(5), t(0), &s).expect("signal loss");
+        let resolved = before
+            .cmd(
+                &a.alert_id,
+                CommandKind::Resolve,
+                Role::Nurse,
+                "u1",
+                "off the ward for a scan",
+                t(6),
+            )
+            .expect("resolve");
+        assert!(before.tick(t(7), t(0), &s).is_none(), "disarmed");
+        let mut after = patient();
+        run(&mut after, &s, &[(0, base())]);
+        after.reconcile(vec![resolved], |_| false);
+        assert!(after.tick(t(8), t(0), &s).is_none(), "still disarmed");
+        assert!(after.resolved_earlier.is_empty());
     }
 
     #[test]
