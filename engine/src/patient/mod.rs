@@ -514,9 +514,14 @@ impl Patient {
     /// Every alert of this patient that is not resolved (one that `ALERTS` holds resolved,
     /// while its rule derives it again after a restart, is not).
     pub fn active_alerts(&self) -> impl Iterator<Item = &Alert> {
-        (0..OWNERS)
-            .filter_map(|i| self.owner(i).active_alert())
+        self.unresolved()
             .filter(|a| !self.resolved_earlier(&a.alert_id))
+    }
+
+    /// Every alert its rules hold unresolved, those derived again after a restart that
+    /// `ALERTS` holds resolved included.
+    fn unresolved(&self) -> impl Iterator<Item = &Alert> {
+        (0..OWNERS).filter_map(|i| self.owner(i).active_alert())
     }
 
     /// `ALERTS` holds the alert `id` resolved and its rule may derive it again (see
@@ -548,14 +553,8 @@ impl Patient {
                 continue;
             }
             let stored = self.resolved_earlier.swap_remove(k);
-            let Some(o) = Self::owner_of(stored.rule) else {
-                continue;
-            };
-            let (person, at) = (stored.resolved_by_person(), stored.transition.at);
-            let owner = self.owner_mut(o);
-            owner.install(Some(stored));
-            if person {
-                owner.resolved_by_person(at);
+            if let Some(o) = Self::owner_of(stored.rule) {
+                self.install_stored(o, stored);
             }
         }
         let Some(newest) = self.window.newest() else {
@@ -564,13 +563,20 @@ impl Patient {
         let mut earlier = std::mem::take(&mut self.resolved_earlier);
         earlier.retain(|s| {
             s.triggered_at.is_none_or(|t| t >= newest)
-                || (0..OWNERS).any(|o| {
-                    self.owner(o)
-                        .active_alert()
-                        .is_some_and(|a| a.alert_id == s.alert_id)
-                })
+                || self.unresolved().any(|a| a.alert_id == s.alert_id)
         });
         self.resolved_earlier = earlier;
+    }
+
+    /// Makes `alert`, read back from `ALERTS`, owner `i`'s alert; one a person resolved
+    /// disarms the rule as the resolve did.
+    fn install_stored(&mut self, i: usize, alert: Alert) {
+        let (person, at) = (alert.resolved_by_person(), alert.transition.at);
+        let owner = self.owner_mut(i);
+        owner.install(Some(alert));
+        if person {
+            owner.resolved_by_person(at);
+        }
     }
 
     /// The owner of alerts: 0 is the NEWS2 risk family, then each rule of `Condition::ALL`.
@@ -624,9 +630,7 @@ impl Patient {
             .find(|s| s.alert_id == c.alert_id)
         {
             // Answered as the stored alert answers: resolved; nothing changes.
-            let mut held = crate::alert::AlertHolder::default();
-            held.set(Some(stored.clone()));
-            return held.command(c).map(|_| (stored.clone(), false));
+            return stored.clone().apply(c).map(|_| (stored.clone(), false));
         }
         let not_found = || CommandError::NotFound(c.alert_id.clone());
         let owner = (0..OWNERS)
@@ -727,13 +731,10 @@ impl Patient {
                 if let Some(unit) = &alert.unit_id {
                     self.set_unit(unit);
                 }
-                self.owner_mut(i).install(Some(alert));
+                self.install_stored(i, alert);
                 installed += 1;
-            } else if alert.resolved_by_person() && self.owner_mut(i).active_alert().is_none() {
-                let at = alert.transition.at;
-                let owner = self.owner_mut(i);
-                owner.install(Some(alert));
-                owner.resolved_by_person(at);
+            } else if alert.resolved_by_person() && self.owner(i).active_alert().is_none() {
+                self.install_stored(i, alert);
             }
         }
         installed
@@ -806,12 +807,7 @@ impl StateOwner for Patient {
     /// stored alert not derived yet does not keep it: a patient idle for the passivation time
     /// (6 h by default) after a restart has nothing left to redeliver.
     fn must_stay(&self) -> bool {
-        self.has_active_alert()
-            || (0..OWNERS).any(|o| {
-                self.owner(o)
-                    .active_alert()
-                    .is_some_and(|a| self.resolved_earlier(&a.alert_id))
-            })
+        self.unresolved().next().is_some()
     }
 }
 
