@@ -363,13 +363,7 @@ fn identifier_text(field: &str, v: &str) -> Result<(), Rejection> {
 /// `ENVELOPE_INVALID` when `v` holds a control character (C0, DEL or C1: line breaks, NUL, tabs,
 /// escapes), naming the first one.
 fn no_control(field: &str, v: &str) -> Result<(), Rejection> {
-    // Controls are U+0000-U+001F, U+007F and U+0080-U+009F; in UTF-8 the last are 0xC2 then
-    // 0x80-0x9F, and 0xC2 is only ever a lead byte. A text with none of these bytes (every
-    // identifier and most texts) is clean without decoding a character.
-    if !v.bytes().any(|b| b < 0x20 || b == 0x7f || b == 0xc2) {
-        return Ok(());
-    }
-    match v.char_indices().find(|(_, c)| c.is_control()) {
+    match first_control(v) {
         Some((at, c)) => Err(reject(
             RejectCode::EnvelopeInvalid,
             format!(
@@ -379,6 +373,22 @@ fn no_control(field: &str, v: &str) -> Result<(), Rejection> {
         )),
         None => Ok(()),
     }
+}
+
+/// The first control character of `v` (C0, DEL or C1) and its byte offset.
+pub(crate) fn first_control(v: &str) -> Option<(usize, char)> {
+    // Controls are U+0000-U+001F, U+007F and U+0080-U+009F; in UTF-8 the last are 0xC2 then
+    // 0x80-0x9F, and 0xC2 is only ever a lead byte. A text with none of these bytes (every
+    // identifier and most texts) is clean without decoding a character. The bytes are folded
+    // without stopping at the first suspect so that the loop is vectorised: a clean text,
+    // the common case, is read whole either way.
+    let suspect = v
+        .bytes()
+        .fold(false, |any, b| any | (b < 0x20) | (b == 0x7f) | (b == 0xc2));
+    if !suspect {
+        return None;
+    }
+    v.char_indices().find(|(_, c)| c.is_control())
 }
 
 /// `PAYLOAD_TOO_LARGE` beyond the contract's limit.

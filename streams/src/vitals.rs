@@ -11,7 +11,7 @@ use vigil_engine::{Admission, Consciousness, LabResult, Sex, Spo2Scale, Timestam
 
 use crate::envelope::{
     Encoding, Head, RejectCode, Rejection, WireEnvelope, borrow_str, check_head, check_size,
-    data_token, parse_time, reject,
+    data_token, first_control, parse_time, reject,
 };
 use crate::msgpack::{self, Fields, Scalar};
 
@@ -197,7 +197,7 @@ fn decode_envelope<'a>(
     let unit_id = data_token("unitId", data.unit_id.take())?;
     let bed_id = data.bed_id.take();
     if let Some(bed) = &bed_id
-        && (bed.is_empty() || bed.len() > 64 || bed.chars().any(char::is_control))
+        && (bed.is_empty() || bed.len() > 64 || first_control(bed).is_some())
     {
         return Err(reject(
             RejectCode::DataInvalid,
@@ -505,7 +505,16 @@ pub(crate) mod tests {
         let bytes = json(&v);
         let r = decode_vitals(SUBJECT, &bytes, Encoding::Json, NOW).expect("no bed");
         assert_eq!(r.bed_id, None);
-        for bed in ["", &"x".repeat(65), "b\n12", "b\u{7f}"] {
+        let late = format!("{}\u{1f}", "x".repeat(40));
+        for bed in [
+            "",
+            &"x".repeat(65),
+            "b\n12",
+            "b\u{7f}",
+            "b\u{85}",
+            "b\u{9f}",
+            &late,
+        ] {
             v["data"]["bedId"] = bed.into();
             let e = decode_vitals(SUBJECT, &json(&v), Encoding::Json, NOW).expect_err(bed);
             assert_eq!(e.code, RejectCode::DataInvalid, "{bed:?}");
