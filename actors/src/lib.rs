@@ -312,8 +312,9 @@ impl Shards {
     /// Recovery: reconciles every patient with the alerts `ALERTS` holds open and those
     /// resolved that recovery hands over (see `Patient::reconcile`), creating actors for
     /// patients with any of them, and every keeper with its open ones and those a person
-    /// resolved (an actor for an open one). Returns how many open alerts were installed. Only the owners `within` names are
-    /// reconciled (partitions taken over while others run on); `None`: every owner.
+    /// resolved (an actor for an open one). Returns how many open alerts were installed.
+    /// Only the owners `within` names are reconciled (partitions taken over while others run
+    /// on); `None`: every owner.
     pub async fn recover(&self, alerts: Vec<Alert>, within: Option<Within>) -> usize {
         // Delay alerts belong to the keepers (which take the open ones and those a person
         // resolved); a patient needs every open alert id.
