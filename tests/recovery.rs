@@ -1,7 +1,8 @@
 //! Issue 4's durability end to end: `kill -9` of the real binary mid-escalation, then a
 //! restart against the same nats-server restores the open alert with its escalation (the
 //! deadline that passed while it was down fires at once), rebuilds the patient's window from
-//! `VITALS` so that the next reading opens no duplicate, and keeps the audit trail gap-free.
+//! `VITALS` so that the next reading opens no duplicate, and keeps the audit trail gap-free;
+//! and `kill -9` while a backlog drains, with alerts stored for readings not yet acknowledged.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -10,6 +11,7 @@ mod common;
 use std::time::Duration;
 
 use async_nats::jetstream;
+use common::ward::Ward;
 use common::*;
 use serde_json::json;
 
@@ -158,6 +160,103 @@ async fn kill_9_mid_escalation_loses_nothing_and_duplicates_nothing() {
     let (status, body) = http_json(&second.addr, "POST", &path, Some("nurse-icu3-token"), "").await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["alert"]["state"], "acknowledged");
+}
+
+/// The crash the other tests leave out: `kill -9` while a backlog drains, as soon as the
+/// first alert transition the backlog derives is stored, so that readings the engine applied
+/// (and alerts it stored) are not yet acknowledged. The next engine rebuilds the windows from
+/// what was acknowledged, restores the stored alerts and takes the rest of the backlog again:
+/// each deteriorating patient ends with its two alerts, each opened once, every transition
+/// stored once and in order (docs/recovery.md, step 3).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_while_a_backlog_drains_stores_each_transition_once() {
+    // 3,000 readings; the deteriorating patients turn at rounds 10 and 20, well before the
+    // end, so the engine is killed with most of the backlog still to read.
+    let ward = Ward {
+        patients: 30,
+        rounds: 100,
+        deteriorating: 6,
+        turn: (10, 20),
+    };
+    // Critical alerts escalate 3 s after they open, on the engine's clock: an engine that
+    // opened the killed engine's alerts again from the redelivered readings, instead of
+    // restoring them, would escalate an opening the trail does not have.
+    const CONFIG: &str = r#"
+[[escalation.policies]]
+name = "critical-default"
+match = { level = "critical" }
+levels = [
+  { after = "0s", targets = ["nurse"] },
+  { after = "3s", targets = ["charge_nurse"] },
+]
+"#;
+    let nats = NatsServer::start();
+    let js = jetstream::new(nats.client().await);
+    // The engine creates the streams and stops; the ward's readings wait in VITALS.
+    let mut first = Engine::start(&nats, CONFIG);
+    first.wait_ready().await;
+    assert!(first.terminate().success());
+    ward.monitors(js.clone()).await;
+
+    let mut second = Engine::start(&nats, CONFIG);
+    let mut alerts = js.get_stream("ALERTS").await.unwrap();
+    let started = std::time::Instant::now();
+    while alerts.info().await.unwrap().state.messages == 0 {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "no alert from the backlog; log: {:?}",
+            second.log.lock().unwrap()
+        );
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    second.kill9();
+    let mut consumer = js
+        .get_stream("VITALS")
+        .await
+        .unwrap()
+        .get_consumer::<jetstream::consumer::pull::Config>("vigil-test")
+        .await
+        .unwrap();
+    let floor = consumer.info().await.unwrap().ack_floor.stream_sequence;
+    let stored = alerts.info().await.unwrap().state.messages;
+    eprintln!(
+        "killed with {stored} alert transitions stored and readings acknowledged up to {floor} of {}",
+        ward.total()
+    );
+    assert!(
+        floor < ward.total(),
+        "killed mid-backlog (acknowledged up to {floor} of {})",
+        ward.total()
+    );
+
+    let third = Engine::start(&nats, CONFIG);
+    ward.assert_alerts_once(&[&third], &js).await;
+    // Then each critical alert escalates once, from the opening it was stored with.
+    let started = std::time::Instant::now();
+    loop {
+        let trail = common::ward::alert_trail(&js).await;
+        let highs: Vec<&Vec<serde_json::Value>> = trail
+            .values()
+            .filter(|steps| steps[0]["rule"] == "news2.high")
+            .collect();
+        let escalated = highs
+            .iter()
+            .filter(|steps| steps.last().unwrap()["escalation"]["level"] == 2)
+            .count();
+        if escalated == ward.deteriorating {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "{escalated} of {} critical alerts escalated: {highs:?}",
+            highs.len()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    ward.assert_alerts_once(&[&third], &js).await;
+    let log = third.log.lock().unwrap().join("\n");
+    assert!(log.contains("recovery finished"), "{log}");
+    assert!(!log.contains("panicked"), "{log}");
 }
 
 /// A stored alert state recovery cannot read (damaged, or written by a newer engine) may be an

@@ -74,69 +74,37 @@ impl Ward {
 
     /// Waits for the engines to drain `VITALS` (consumer `vigil-test`, or one per partition in
     /// a cluster), then checks that nothing was lost or doubled: each reading stored once and
-    /// applied once by one engine, nothing dead-lettered, each deteriorating patient's
-    /// `news2.high` and `news2.trend` opened once and no other alert, every alert's
-    /// transitions stored once and in order, the last of them the current state an engine
-    /// holds.
+    /// applied once by one engine, and what [`Ward::assert_alerts_once`] checks.
     pub async fn assert_nothing_lost(&self, engines: &[&Engine], js: &jetstream::Context) {
-        let total = self.total();
-        let mut vitals = js.get_stream("VITALS").await.unwrap();
-        assert_eq!(
-            vitals.info().await.unwrap().state.messages,
-            total,
-            "each reading stored once"
-        );
-        let mut drained = false;
-        for _ in 0..600 {
-            let mut names = vitals.consumer_names();
-            let mut all = 0;
-            let mut done = 0;
-            while let Some(Ok(name)) = names.next().await {
-                // The engines' durable consumers; recovery's ordered readers come and go.
-                if !name.starts_with("vigil-test") {
-                    continue;
-                }
-                all += 1;
-                // Right after a NATS node is lost, a consumer may be electing its leader: ask
-                // again at the next round instead of failing.
-                let Ok(mut consumer) = vitals
-                    .get_consumer::<jetstream::consumer::pull::Config>(&name)
-                    .await
-                else {
-                    continue;
-                };
-                if let Ok(info) = consumer.info().await
-                    && info.num_pending == 0
-                    && info.num_ack_pending == 0
-                {
-                    done += 1;
-                }
-            }
-            if all > 0 && done == all {
-                drained = true;
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        let logs = || {
-            engines
-                .iter()
-                .map(|e| e.log.lock().unwrap().join("\n"))
-                .collect::<Vec<_>>()
-                .join("\n----\n")
-        };
-        assert!(
-            drained,
-            "the engines did not resume consuming; logs:\n{}",
-            logs()
-        );
+        self.assert_alerts_once(engines, js).await;
         let mut ingested = 0.0;
-        let mut current: BTreeMap<String, Value> = BTreeMap::new();
         for engine in engines {
-            engine.wait_ready().await;
             ingested += engine
                 .metric("vigil_events_ingested_total{type=\"vitals.observation.v1\"}")
                 .await;
+        }
+        assert_eq!(
+            ingested,
+            self.total() as f64,
+            "every reading applied exactly once; logs:\n{}",
+            logs(engines)
+        );
+    }
+
+    /// Waits for the engines to drain `VITALS`, then checks the outputs, whatever happened to
+    /// the deliveries on the way (an engine killed mid-stream applies some readings twice: once
+    /// before the crash, unacknowledged, and once redelivered): each reading stored once,
+    /// nothing dead-lettered, each deteriorating patient's `news2.high` and `news2.trend`
+    /// opened once and no other alert, every alert's transitions stored once and in order, the
+    /// last of them the current state an engine holds.
+    pub async fn assert_alerts_once(&self, engines: &[&Engine], js: &jetstream::Context) {
+        self.await_drained(engines, js).await;
+        let mut dlq = js.get_stream("DLQ").await.unwrap();
+        let dead = dlq.info().await.unwrap().state.messages;
+        assert_eq!(dead, 0, "nothing dead-lettered");
+        let mut current: BTreeMap<String, Value> = BTreeMap::new();
+        for engine in engines {
+            engine.wait_ready().await;
             let (_, metrics) = http_get(&engine.addr, "/metrics").await;
             for line in metrics
                 .lines()
@@ -154,12 +122,6 @@ impl Ward {
                 }
             }
         }
-        assert_eq!(
-            ingested,
-            total as f64,
-            "every reading applied exactly once; logs:\n{}",
-            logs()
-        );
 
         // Every alert transition is on ALERTS once, in order, and the last is the current state.
         let trail = alert_trail(js).await;
@@ -195,6 +157,60 @@ impl Ward {
             assert_eq!(last["state"], now["state"], "alert {id}");
         }
     }
+
+    /// Each reading stored once, and the engines' durable consumers (`vigil-test`, or one per
+    /// partition in a cluster) with nothing pending or unacknowledged; at most a minute.
+    async fn await_drained(&self, engines: &[&Engine], js: &jetstream::Context) {
+        let mut vitals = js.get_stream("VITALS").await.unwrap();
+        assert_eq!(
+            vitals.info().await.unwrap().state.messages,
+            self.total(),
+            "each reading stored once"
+        );
+        for _ in 0..600 {
+            let mut names = vitals.consumer_names();
+            let mut all = 0;
+            let mut done = 0;
+            while let Some(Ok(name)) = names.next().await {
+                // The engines' durable consumers; recovery's ordered readers come and go.
+                if !name.starts_with("vigil-test") {
+                    continue;
+                }
+                all += 1;
+                // Right after a NATS node is lost, a consumer may be electing its leader: ask
+                // again at the next round instead of failing.
+                let Ok(mut consumer) = vitals
+                    .get_consumer::<jetstream::consumer::pull::Config>(&name)
+                    .await
+                else {
+                    continue;
+                };
+                if let Ok(info) = consumer.info().await
+                    && info.num_pending == 0
+                    && info.num_ack_pending == 0
+                {
+                    done += 1;
+                }
+            }
+            if all > 0 && done == all {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!(
+            "the engines did not resume consuming; logs:\n{}",
+            logs(engines)
+        );
+    }
+}
+
+/// The engines' logs, one after the other.
+fn logs(engines: &[&Engine]) -> String {
+    engines
+        .iter()
+        .map(|e| e.log.lock().unwrap().join("\n"))
+        .collect::<Vec<_>>()
+        .join("\n----\n")
 }
 
 /// Every alert's transitions on `ALERTS`, by alert id, in stored order.
@@ -210,8 +226,16 @@ pub async fn alert_trail(js: &jetstream::Context) -> BTreeMap<String, Vec<Value>
     trail
 }
 
-/// One alert's transitions (`steps`, in stored order): versions 1, 2, 3, ..., each stored once.
+/// One alert's transitions (`steps`, in stored order): versions 1, 2, 3, ..., each stored once,
+/// all of them of the one opening (`openedAt` never moves: an engine that opened the alert
+/// again would write another).
 pub fn assert_in_order(id: &str, steps: &[Value]) {
+    for step in steps {
+        assert_eq!(
+            step["openedAt"], steps[0]["openedAt"],
+            "alert {id}: one opening, {steps:?}"
+        );
+    }
     let versions: Vec<u64> = steps
         .iter()
         .map(|a| a["version"].as_u64().unwrap())
