@@ -36,8 +36,9 @@ async fn replay_practice(
         .into_iter()
         .flat_map(|s| scope.parts().into_iter().map(move |p| (s, p)))
     {
+        let floor = bus.ack_floor(stream, &cfg.nats.consumer, part).await?;
         let (tx, mut rx) = mpsc::channel(4);
-        let read = bus.acknowledged(stream, &cfg.nats.consumer, part, horizon, tx);
+        let read = bus.acknowledged(stream, part, floor, horizon, tx);
         let apply = async {
             let (receipt, done) = batch_receipt();
             let now = wall_clock();
@@ -109,20 +110,17 @@ fn horizon(cfg: &Config) -> Duration {
 /// was stored after the last reading the consumer acknowledged (after the stream's first,
 /// when it acknowledged none: a consumer deleted or renamed delivers the stream from its
 /// start), so every transition it derives again was written after that (a minute's leeway
-/// for the engine's and the server's clocks) (docs/recovery.md).
+/// for the engine's and the server's clocks) (docs/recovery.md). `floors`: each partition's
+/// `VITALS` ack floor.
 async fn resolved_since(
     bus: &Bus,
-    cfg: &Config,
-    scope: &Scope,
+    floors: &[u64],
     horizon: Duration,
 ) -> Result<Timestamp, vigil_streams::BusError> {
     const CLOCKS: i64 = 60_000;
     let mut since = wall_clock().plus_millis(-i64::try_from(horizon.as_millis()).unwrap_or(0));
-    for part in scope.parts() {
-        if let Some(stored) = bus
-            .delivered_again_after("VITALS", &cfg.nats.consumer, part)
-            .await?
-        {
+    for floor in floors {
+        if let Some(stored) = bus.delivered_again_after("VITALS", *floor).await? {
             since = since.min(stored.plus_millis(-CLOCKS));
         }
     }
@@ -147,13 +145,18 @@ pub async fn recover(
     let started = Instant::now();
     let (tx, mut rx) = mpsc::channel(4);
     let horizon = horizon(cfg);
+    // Each partition's ack floor, read once: it bounds both the rebuild and the resolved
+    // alerts handed over below (the consumers are not bound yet, so it stays put).
     let read = async {
+        let mut floors = Vec::new();
         for part in scope.parts() {
-            bus.acknowledged("VITALS", &cfg.nats.consumer, part, horizon, tx.clone())
+            let floor = bus.ack_floor("VITALS", &cfg.nats.consumer, part).await?;
+            bus.acknowledged("VITALS", part, floor, horizon, tx.clone())
                 .await?;
+            floors.push(floor);
         }
         drop(tx);
-        Ok::<(), vigil_streams::BusError>(())
+        Ok::<_, vigil_streams::BusError>(floors)
     };
     let apply = async {
         let (receipt, done) = batch_receipt();
@@ -179,7 +182,7 @@ pub async fn recover(
         (events, done.await.is_ok())
     };
     let (read, (mut events, applied)) = tokio::join!(read, apply);
-    read?;
+    let floors = read?;
     if !applied {
         anyhow::bail!("a patient shard stopped while VITALS was replayed; recovery failed");
     }
@@ -190,7 +193,7 @@ pub async fn recover(
     // again an alert they derive again (docs/recovery.md).
     let mut alerts: Vec<Alert> = Vec::new();
     let mut unreadable = 0;
-    let since = resolved_since(bus, cfg, scope, horizon).await?;
+    let since = resolved_since(bus, &floors, horizon).await?;
     // What each restored alert's next transition must follow on its subject: a newer message
     // there (another engine's) refuses it (docs/reliability.md, fencing).
     let mut fences = Vec::new();

@@ -363,9 +363,8 @@ async fn read_again(extra: &str, pause: Duration) {
         }
     };
     let after = || async {
-        let t = bus
-            .delivered_again_after("VITALS", "vigil-test", None)
-            .await;
+        let floor = bus.ack_floor("VITALS", "vigil-test", None).await.unwrap();
+        let t = bus.delivered_again_after("VITALS", floor).await;
         t.unwrap().map(|t| t.millis())
     };
     assert_eq!(after().await, Some(stored(last).await));

@@ -815,20 +815,50 @@ impl Bus {
         read.map(|()| out)
     }
 
-    /// A time, on the server's clock, before which nothing of `stream_name` was stored that
-    /// its durable consumer `consumer` (of partition `part`) will deliver again: when the last
-    /// message it acknowledged was stored, or, when it acknowledged nothing (no consumer yet,
-    /// one deleted or renamed: it delivers the stream from its start) or that message is gone,
-    /// when the stream's first message was; when the stream is empty, when its last one was.
-    /// Embedded: `None`.
+    /// The stream sequence up to which the durable consumer `consumer` (of partition `part`)
+    /// of `stream_name` has acknowledged everything: 0 when it acknowledged nothing or does not
+    /// exist (no consumer yet, one deleted or renamed: it delivers the stream from its start).
+    /// Recovery reads it once per partition, before the consumers are bound, and hands it to
+    /// [`Bus::acknowledged`] and [`Bus::delivered_again_after`]. Embedded: 0.
     ///
     /// # Errors
     /// [`BusError::Stream`] when the stream or the consumer cannot be read.
-    pub async fn delivered_again_after(
+    pub async fn ack_floor(
         &self,
         stream_name: &'static str,
         consumer: &str,
         part: Option<u32>,
+    ) -> Result<u64, BusError> {
+        let Bus::JetStream(b) = self else {
+            return Ok(0);
+        };
+        let err = |reason: String| BusError::Stream {
+            stream: stream_name.into(),
+            reason,
+        };
+        let stream =
+            b.js.get_stream(stream_name)
+                .await
+                .map_err(|e| err(e.to_string()))?;
+        match stream.consumer_info(&durable_of(consumer, part)).await {
+            Ok(info) => Ok(info.ack_floor.stream_sequence),
+            Err(e) if e.kind() == jetstream::context::ConsumerInfoErrorKind::NotFound => Ok(0),
+            Err(e) => Err(err(e.to_string())),
+        }
+    }
+
+    /// A time, on the server's clock, before which nothing of `stream_name` was stored that a
+    /// durable consumer acknowledged up to `floor` (its [`Bus::ack_floor`]) will deliver again:
+    /// when the message at `floor` was stored, or, when `floor` is 0 or that message is gone,
+    /// when the stream's first message was; when the stream is empty, when its last one was.
+    /// Embedded: `None`.
+    ///
+    /// # Errors
+    /// [`BusError::Stream`] when the stream cannot be read.
+    pub async fn delivered_again_after(
+        &self,
+        stream_name: &'static str,
+        floor: u64,
     ) -> Result<Option<vigil_engine::Timestamp>, BusError> {
         let Bus::JetStream(b) = self else {
             return Ok(None);
@@ -841,7 +871,10 @@ impl Bus {
             let ms = t.unix_timestamp_nanos() / 1_000_000;
             vigil_engine::Timestamp::from_millis(i64::try_from(ms).unwrap_or(i64::MAX))
         };
-        let (stream, floor) = ack_floor(b, stream_name, &durable_of(consumer, part)).await?;
+        let stream =
+            b.js.get_stream(stream_name)
+                .await
+                .map_err(|e| err(e.to_string()))?;
         if floor > 0 {
             match stream.get_raw_message(floor).await {
                 Ok(m) => return Ok(Some(millis(m.time))),
@@ -862,33 +895,32 @@ impl Bus {
     }
 
     /// Sends, in chunks to `out`, the messages of an inbound `stream_name` (`VITALS`,
-    /// `CHECKINS`, `OCCUPANCY`) of the last `horizon` that the durable consumer `durable` has
-    /// already acknowledged (stream sequence at or below its ack floor), oldest first, as
-    /// `(subject, payload, content type)`: what rebuilds the patient windows and the practice
-    /// state after a restart. Later messages are redelivered by the durable consumer itself.
-    /// Embedded: none.
+    /// `CHECKINS`, `OCCUPANCY`) of partition `part` (every partition: `None`) of the last
+    /// `horizon` that its durable consumer has already acknowledged (stream sequence at or
+    /// below `floor`, its [`Bus::ack_floor`]), oldest first, as `(subject, payload, content
+    /// type)`: what rebuilds the patient windows and the practice state after a restart. Later
+    /// messages are redelivered by the durable consumer itself. Embedded: none.
     ///
     /// # Errors
-    /// [`BusError::Stream`] when the stream or the consumer cannot be read.
+    /// [`BusError::Stream`] when the stream cannot be read.
     pub async fn acknowledged(
         &self,
         stream_name: &'static str,
-        consumer: &str,
         part: Option<u32>,
+        floor: u64,
         horizon: Duration,
         out: mpsc::Sender<Vec<StoredMessage>>,
     ) -> Result<(), BusError> {
         let Bus::JetStream(b) = self else {
             return Ok(());
         };
+        if floor == 0 {
+            return Ok(());
+        }
         let err = |reason: String| BusError::Stream {
             stream: stream_name.into(),
             reason,
         };
-        let (_, floor) = ack_floor(b, stream_name, &durable_of(consumer, part)).await?;
-        if floor == 0 {
-            return Ok(());
-        }
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap_or_default();
@@ -910,29 +942,6 @@ impl Bus {
         )
         .await
     }
-}
-
-/// `stream_name` and the stream sequence its durable consumer `durable` has acknowledged
-/// everything up to: 0 when nothing was, or the consumer does not exist.
-async fn ack_floor(
-    b: &JetStreamBus,
-    stream_name: &str,
-    durable: &str,
-) -> Result<(jetstream::stream::Stream, u64), BusError> {
-    let err = |reason: String| BusError::Stream {
-        stream: stream_name.into(),
-        reason,
-    };
-    let stream =
-        b.js.get_stream(stream_name)
-            .await
-            .map_err(|e| err(e.to_string()))?;
-    let floor = match stream.consumer_info(durable).await {
-        Ok(info) => info.ack_floor.stream_sequence,
-        Err(e) if e.kind() == jetstream::context::ConsumerInfoErrorKind::NotFound => 0,
-        Err(e) => return Err(err(e.to_string())),
-    };
-    Ok((stream, floor))
 }
 
 /// A stored message as recovery reads it: subject, payload, content type.
