@@ -110,6 +110,9 @@ type WorkerResult = Result<(Vec<Outcome>, HashMap<&'static str, usize>), std::io
 /// Rejected lines by code, sorted by code.
 pub type Rejected = Vec<(String, usize)>;
 
+/// UTF-8's byte order mark.
+const BOM: &[u8] = "\u{feff}".as_bytes();
+
 /// Bytes a worker reads at a time. Far above the contract's 64 KiB limit, so a buffer full
 /// of one unfinished line holds a line that is too large whatever its end.
 const READ_CHUNK: usize = 1 << 20;
@@ -138,6 +141,8 @@ fn worker(
     // oversized line is discarded.
     let mut filled = 0;
     let mut skipping = false;
+    // Whether the file's first bytes were looked at for a byte order mark.
+    let mut opened = false;
     loop {
         let n = match file.read(&mut buf[filled..]) {
             Ok(n) => n,
@@ -151,6 +156,17 @@ fn worker(
         }
         filled += n;
         let mut start = 0;
+        if !opened {
+            // A byte order mark (some tools write one) is not part of the first event. The
+            // first bytes may be the start of one: read on.
+            if n > 0 && filled < BOM.len() && BOM.starts_with(&buf[..filled]) {
+                continue;
+            }
+            if buf[..filled].starts_with(BOM) {
+                start = BOM.len();
+            }
+            opened = true;
+        }
         while let Some(nl) = memchr::memchr(b'\n', &buf[start..filled]) {
             if !skipping {
                 w.apply(&buf[start..start + nl]);
@@ -343,5 +359,30 @@ mod tests {
                 "{threads} threads"
             );
         }
+    }
+
+    /// A file that starts with a byte order mark loses no event to it; one anywhere else is
+    /// what it is, a line that is not JSON.
+    #[test]
+    fn a_byte_order_mark_at_the_start_is_not_part_of_the_first_event() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let run = |text: String| {
+            let file = dir.path().join("events.ndjson");
+            std::fs::write(&file, text).expect("write");
+            let (outcomes, rejected) =
+                replay(&file, &Settings::default(), 2, &Outputs::default(), None).expect("replay");
+            (outcomes.iter().map(|o| o.rows).sum::<usize>(), rejected)
+        };
+        let bom = "\u{feff}";
+        let lines = format!("{}\r\n{}\r\n", line(0, "p-1"), line(1, "p-2"));
+        assert_eq!(run(format!("{bom}{lines}")), (2, vec![]));
+        assert_eq!(run(format!("{bom}{}", line(0, "p-1"))), (1, vec![]));
+        // The mark alone, or a file of a line end: nothing to apply, nothing refused.
+        assert_eq!(run(bom.to_string()), (0, vec![]));
+        assert_eq!(run("\n".to_string()), (0, vec![]));
+        assert_eq!(
+            run(format!("{lines}{bom}{}", line(2, "p-3"))),
+            (2, vec![("DECODE_FAILED".to_string(), 1)])
+        );
     }
 }

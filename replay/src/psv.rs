@@ -33,6 +33,9 @@ pub struct PsvError {
 /// broken file, and taken at face value it would overflow the row's time (found by fuzzing).
 const MAX_ICULOS_HOURS: f64 = 100_000.0;
 
+/// The byte order mark some tools write at the start of a UTF-8 file.
+pub const BOM: char = '\u{feff}';
+
 /// Vital columns and where they go.
 const VITALS: &[&str] = &["HR", "O2Sat", "Temp", "SBP", "MAP", "DBP", "Resp", "FiO2"];
 /// Lab columns and the code for each (units as the challenge recorded them:
@@ -116,6 +119,9 @@ fn number(field: &str, column: &str) -> Result<Option<f64>, String> {
 /// The first malformed line (wrong number of fields, a value that is not a number, a label
 /// other than 0 or 1).
 pub fn parse(text: &str) -> Result<Vec<Row>, PsvError> {
+    // A byte order mark (spreadsheets write one) is not part of the first column's name: kept,
+    // it would hide that column (`HR` in the challenge's layout) from every row.
+    let text = text.strip_prefix(BOM).unwrap_or(text);
     let mut lines = text.lines().enumerate();
     let header = lines.next().map(|(_, h)| h).ok_or_else(|| PsvError {
         line: 1,
@@ -246,6 +252,30 @@ mod tests {
         assert_eq!(rows[1].labs[0].code, "lactate");
         assert_eq!(rows[1].labs[0].value, 2.6);
         assert_eq!(rows[1].label, Some(true));
+    }
+
+    /// A file a spreadsheet saved reads as the same file without its byte order mark, and
+    /// with Windows line ends: the first column (`HR`) is not lost.
+    #[test]
+    fn a_byte_order_mark_and_crlf_line_ends_change_nothing() {
+        let text = format!(
+            "{HEADER}\n{}\n{}\n",
+            row("97", "NaN", "NaN", "1", "0"),
+            row("112", "0.5", "2.6", "2", "1")
+        );
+        let plain = parse(&text).expect("parse");
+        assert_eq!(plain[1].vitals.hr, Some(112.0));
+        assert_eq!(parse(&format!("{BOM}{text}")).expect("with a BOM"), plain);
+        let crlf = text.replace('\n', "\r\n");
+        assert_eq!(parse(&format!("{BOM}{crlf}")).expect("CRLF"), plain);
+        // Only at the start: elsewhere it is not a number.
+        let inside = format!("{HEADER}\n{BOM}97{}\n", &row("", "NaN", "NaN", "1", "0"));
+        assert!(
+            parse(&inside)
+                .expect_err("a BOM in a row")
+                .reason
+                .contains("HR")
+        );
     }
 
     #[test]
