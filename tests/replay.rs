@@ -213,6 +213,30 @@ fn psv_replay_reports_the_hand_computed_figures() {
             .ends_with("c-broken.psv")
     );
     assert_eq!(skipped[0]["line"], 3);
+    // The columns Vigil reads that these files do not have, by how many of the two stays read
+    // lack each (the skipped file is not counted).
+    let lacking: Vec<String> = [
+        "Platelets",
+        "Creatinine",
+        "Bilirubin_total",
+        "BUN",
+        "Glucose",
+        "pH",
+        "HCO3",
+        "Hgb",
+        "Potassium",
+        "Age",
+        "Gender",
+        "HospAdmTime",
+    ]
+    .iter()
+    .map(|c| format!("[\"{c}\",2]"))
+    .collect();
+    assert_eq!(
+        r["absentColumns"].to_string(),
+        format!("[{}]", lacking.join(",")),
+        "{r}"
+    );
 
     let sirs = r["rules"]
         .as_array()

@@ -127,6 +127,8 @@ pub struct Outcome {
     pub first_row: [Option<usize>; SLOTS],
     /// Observations rejected (`VITAL_OUT_OF_RANGE`), never scored.
     pub rejected: usize,
+    /// The columns Vigil reads that the stay's file does not have (psv: [`psv::Stay::absent`]).
+    pub absent_columns: u32,
 }
 
 impl Outcome {
@@ -649,11 +651,13 @@ fn replay_psv(
                             })
                             .and_then(|text| psv::parse(&text));
                         match parsed {
-                            Ok(rows) => {
+                            Ok(stay) => {
                                 let id = path
                                     .file_stem()
                                     .map_or_else(|| name.clone(), |s| s.to_string_lossy().into());
-                                let outcome = simulate_stay(&id, &rows, settings, &mut sinks);
+                                let mut outcome =
+                                    simulate_stay(&id, &stay.rows, settings, &mut sinks);
+                                outcome.absent_columns = stay.absent;
                                 sinks.flush();
                                 if let (Some(dir), Some(file)) = (predictions, path.file_name()) {
                                     let out = dir.join(file);
@@ -709,6 +713,7 @@ mod tests {
             "HR|Age|Gender|HospAdmTime|ICULOS\n{extra}\n80|NaN|NaN|NaN|2\n"
         ))
         .expect("psv")
+        .rows
     }
 
     #[test]
@@ -726,7 +731,7 @@ mod tests {
         let a = admission_of(&rows("80|131|2|NaN|1")).expect("an admission");
         assert_eq!((a.age, a.sex, a.hospital_admitted_at), (None, None, None));
         // No such columns: none, and the stay is scored as before.
-        let plain = psv::parse("HR|ICULOS\n80|1\n").expect("psv");
+        let plain = psv::parse("HR|ICULOS\n80|1\n").expect("psv").rows;
         assert!(admission_of(&plain).is_none());
     }
 }

@@ -21,6 +21,16 @@ pub struct Row {
     pub hosp_adm_hours: Option<f64>,
 }
 
+/// A stay as its file holds it.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Stay {
+    pub rows: Vec<Row>,
+    /// The columns Vigil reads ([`read_columns`]) that the file's header does not name, one
+    /// bit each in that order: a hospital's export without `Lactate`, or with `HeartRate` for
+    /// `HR`, is scored without it, and the report says so.
+    pub absent: u32,
+}
+
 /// A stay that could not be read: the line (1-based, the header is line 1) and why.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("line {line}: {reason}")]
@@ -35,6 +45,21 @@ const MAX_ICULOS_HOURS: f64 = 100_000.0;
 
 /// The byte order mark some tools write at the start of a UTF-8 file.
 pub const BOM: char = '\u{feff}';
+
+/// The columns Vigil reads, in the order of [`Stay::absent`]'s bits: the vitals, the labs,
+/// then `ICULOS`, `SepsisLabel`, `Age`, `Gender` and `HospAdmTime`.
+pub fn read_columns() -> impl Iterator<Item = &'static str> {
+    VITALS
+        .iter()
+        .copied()
+        .chain(LABS.iter().map(|(column, _, _)| *column))
+        .chain(OTHERS)
+}
+
+/// The columns Vigil reads besides the vitals and labs.
+const OTHERS: [&str; 5] = ["ICULOS", "SepsisLabel", "Age", "Gender", "HospAdmTime"];
+// One bit of `Stay::absent` each.
+const _: () = assert!(VITALS.len() + LABS.len() + OTHERS.len() <= 32);
 
 /// Vital columns and where they go.
 const VITALS: &[&str] = &["HR", "O2Sat", "Temp", "SBP", "MAP", "DBP", "Resp", "FiO2"];
@@ -68,6 +93,8 @@ struct Columns {
     gender: Option<usize>,
     hosp_adm: Option<usize>,
     count: usize,
+    /// [`Stay::absent`].
+    absent: u32,
 }
 
 fn columns(header: &str) -> Result<Columns, PsvError> {
@@ -90,15 +117,21 @@ fn columns(header: &str) -> Result<Columns, PsvError> {
             ),
         });
     }
+    let absent = read_columns()
+        .enumerate()
+        .filter(|(_, name)| find(name).is_none())
+        .fold(0, |bits, (i, _)| bits | 1 << i);
+    let [iculos, label, age, gender, hosp_adm] = OTHERS.map(find);
     Ok(Columns {
         vitals,
         labs,
-        iculos: find("ICULOS"),
-        label: find("SepsisLabel"),
-        age: find("Age"),
-        gender: find("Gender"),
-        hosp_adm: find("HospAdmTime"),
+        iculos,
+        label,
+        age,
+        gender,
+        hosp_adm,
         count: names.len(),
+        absent,
     })
 }
 
@@ -118,7 +151,7 @@ fn number(field: &str, column: &str) -> Result<Option<f64>, String> {
 /// # Errors
 /// The first malformed line (wrong number of fields, a value that is not a number, a label
 /// other than 0 or 1).
-pub fn parse(text: &str) -> Result<Vec<Row>, PsvError> {
+pub fn parse(text: &str) -> Result<Stay, PsvError> {
     // A byte order mark (spreadsheets write one) is not part of the first column's name: kept,
     // it would hide that column (`HR` in the challenge's layout) from every row.
     let text = text.strip_prefix(BOM).unwrap_or(text);
@@ -201,7 +234,10 @@ pub fn parse(text: &str) -> Result<Vec<Row>, PsvError> {
             hosp_adm_hours: get(cols.hosp_adm, "HospAdmTime")?,
         });
     }
-    Ok(rows)
+    Ok(Stay {
+        rows,
+        absent: cols.absent,
+    })
 }
 
 #[cfg(test)]
@@ -220,7 +256,9 @@ mod tests {
             assert!(parse(&format!("{header}\n80|{bad}|0\n")).is_err(), "{bad}");
         }
         // The edges are in, and a missing ICULOS counts on from the previous row.
-        let rows = parse(&format!("{header}\n80|0|0\n81||0\n82|100000|0\n83||0\n")).expect("ok");
+        let rows = parse(&format!("{header}\n80|0|0\n81||0\n82|100000|0\n83||0\n"))
+            .expect("ok")
+            .rows;
         let hours: Vec<i64> = rows.iter().map(|r| r.hour).collect();
         assert_eq!(hours, [0, 1, 100_000, 100_000]);
     }
@@ -244,7 +282,10 @@ mod tests {
             row("97", "NaN", "NaN", "1", "0"),
             row("NaN", "0.5", "2.6", "2", "1")
         );
-        let rows = parse(&text).expect("parse");
+        let stay = parse(&text).expect("parse");
+        // The challenge's layout names every column Vigil reads.
+        assert_eq!(stay.absent, 0);
+        let rows = stay.rows;
         assert_eq!(rows.len(), 2);
         assert_eq!(rows[0].vitals.hr, Some(97.0));
         assert_eq!((rows[0].hour, rows[0].label), (1, Some(false)));
@@ -264,7 +305,8 @@ mod tests {
             row("112", "0.5", "2.6", "2", "1")
         );
         let plain = parse(&text).expect("parse");
-        assert_eq!(plain[1].vitals.hr, Some(112.0));
+        assert_eq!(plain.rows[1].vitals.hr, Some(112.0));
+        assert_eq!(plain.absent, 0);
         assert_eq!(parse(&format!("{BOM}{text}")).expect("with a BOM"), plain);
         let crlf = text.replace('\n', "\r\n");
         assert_eq!(parse(&format!("{BOM}{crlf}")).expect("CRLF"), plain);
@@ -276,6 +318,32 @@ mod tests {
                 .reason
                 .contains("HR")
         );
+    }
+
+    /// A header that does not name a column Vigil reads leaves it out of every row, and the
+    /// stay says which.
+    #[test]
+    fn columns_the_header_does_not_name_are_marked_absent() {
+        let names: Vec<&str> = read_columns().collect();
+        let absent = |header: &str| {
+            let bits = parse(&format!("{header}\n")).expect(header).absent;
+            let marked: Vec<&str> = names
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| bits & 1 << i != 0)
+                .map(|(_, name)| *name)
+                .collect();
+            marked
+        };
+        assert!(absent(HEADER).is_empty());
+        // Another hospital's name for the heart rate.
+        assert_eq!(absent(&HEADER.replacen("HR|", "HeartRate|", 1)), ["HR"]);
+        assert_eq!(absent(&HEADER.replace("|SepsisLabel", "")), ["SepsisLabel"]);
+        let few = absent("Lactate|HR|ICULOS");
+        assert_eq!(few.len(), names.len() - 3, "{few:?}");
+        assert!(few.iter().all(|c| !["HR", "Lactate", "ICULOS"].contains(c)));
+        assert_eq!(few[0], "O2Sat");
+        assert_eq!(names.len(), 25);
     }
 
     #[test]

@@ -164,6 +164,9 @@ pub struct Report {
     pub skipped: Vec<Skipped>,
     /// Observations rejected, by code (never scored).
     pub rejected: Vec<(String, usize)>,
+    /// The columns Vigil reads that some stays' files lack (psv), with how many stays lack
+    /// each, in [`crate::psv::read_columns`]'s order: their rows are scored without them.
+    pub absent_columns: Vec<(String, usize)>,
     pub rules: Vec<RuleReport>,
     /// Every deterioration and sepsis rule together.
     pub overall: RuleReport,
@@ -346,8 +349,19 @@ impl Report {
                 auprc,
                 calibration,
             });
+        let absent_columns = crate::psv::read_columns()
+            .enumerate()
+            .filter_map(|(i, column)| {
+                let lacking = outcomes
+                    .iter()
+                    .filter(|o| o.absent_columns & 1 << i != 0)
+                    .count();
+                (lacking > 0).then(|| (column.to_string(), lacking))
+            })
+            .collect();
         Report {
             screen,
+            absent_columns,
             source: source.into(),
             profile: settings.profile.clone(),
             stays: outcomes.len(),
@@ -445,6 +459,15 @@ impl Report {
         }
         for (code, n) in &self.rejected {
             let _ = writeln!(s, "\nrejected {code}: {n}");
+        }
+        if !self.absent_columns.is_empty() {
+            let _ = writeln!(
+                s,
+                "\ncolumns Vigil reads that stays lack (scored as not measured):"
+            );
+            for (column, n) in &self.absent_columns {
+                let _ = writeln!(s, "  {column}: {n} of {} stays", self.stays);
+            }
         }
         if !self.skipped.is_empty() {
             let _ = writeln!(s, "\nskipped {} file(s):", self.skipped.len());
