@@ -232,7 +232,8 @@ impl Report {
         seconds: f64,
     ) -> Report {
         let rows: usize = outcomes.iter().map(|o| o.rows).sum();
-        let hours: f64 = outcomes.iter().map(|o| o.hours).sum();
+        // A sum of no floats is -0.0, which prints as `-0.0 patient-days`; adding 0.0 makes it 0.
+        let hours: f64 = outcomes.iter().map(|o| o.hours).sum::<f64>() + 0.0;
         let patient_days = hours / 24.0;
         let labelled = !outcomes.is_empty() && outcomes.iter().all(|o| o.labels.is_some());
         let septic = |o: &Outcome| o.labels.as_deref().and_then(|l| l.iter().position(|&x| x));
@@ -481,6 +482,21 @@ impl Report {
 
 #[cfg(test)]
 mod tests {
+    /// A replay with nothing in it reports zeros, not `-0.0` patient-days.
+    #[test]
+    fn an_empty_replay_reports_zero_patient_days() {
+        let settings = vigil_engine::Settings::default();
+        let r = super::Report::build("events", &settings, &[], Vec::new(), Vec::new(), 2, 0.0);
+        assert_eq!(r.patient_days.to_bits(), 0.0f64.to_bits());
+        assert!(
+            r.to_text().contains("0 stays, 0 events, 0.0 patient-days"),
+            "{}",
+            r.to_text()
+        );
+        let json = serde_json::to_value(&r).expect("json");
+        assert_eq!(json["patientDays"].to_string(), "0.0");
+    }
+
     #[test]
     fn ranking_counts_ordered_pairs_and_steps_precision_over_recall() {
         // The positive at 0.9 outranks both negatives, the one at 0.7 one of them: 3 of 4.
