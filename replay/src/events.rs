@@ -110,9 +110,6 @@ type WorkerResult = Result<(Vec<Outcome>, HashMap<&'static str, usize>), std::io
 /// Rejected lines by code, sorted by code.
 pub type Rejected = Vec<(String, usize)>;
 
-/// UTF-8's byte order mark.
-const BOM: &[u8] = "\u{feff}".as_bytes();
-
 /// Bytes a worker reads at a time. Far above the contract's 64 KiB limit, so a buffer full
 /// of one unfinished line holds a line that is too large whatever its end.
 const READ_CHUNK: usize = 1 << 20;
@@ -159,11 +156,12 @@ fn worker(
         if !opened {
             // A byte order mark (some tools write one) is not part of the first event. The
             // first bytes may be the start of one: read on.
-            if n > 0 && filled < BOM.len() && BOM.starts_with(&buf[..filled]) {
+            let bom = crate::psv::BOM.as_bytes();
+            if n > 0 && filled < bom.len() && bom.starts_with(&buf[..filled]) {
                 continue;
             }
-            if buf[..filled].starts_with(BOM) {
-                start = BOM.len();
+            if buf[..filled].starts_with(bom) {
+                start = bom.len();
             }
             opened = true;
         }

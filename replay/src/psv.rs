@@ -44,7 +44,7 @@ pub struct PsvError {
 const MAX_ICULOS_HOURS: f64 = 100_000.0;
 
 /// The byte order mark some tools write at the start of a UTF-8 file.
-pub const BOM: char = '\u{feff}';
+pub const BOM: &str = "\u{feff}";
 
 /// The columns Vigil reads, in the order of [`Stay::absent`]'s bits: the vitals, the labs,
 /// then `ICULOS`, `SepsisLabel`, `Age`, `Gender` and `HospAdmTime`.
@@ -99,14 +99,18 @@ struct Columns {
 
 fn columns(header: &str) -> Result<Columns, PsvError> {
     let names: Vec<&str> = header.trim_end_matches('\r').split('|').collect();
-    let find = |n: &str| names.iter().position(|c| c.trim() == n);
+    // Every column Vigil reads, looked up once, in `read_columns`'s order.
+    let found: Vec<Option<usize>> = read_columns()
+        .map(|column| names.iter().position(|c| c.trim() == column))
+        .collect();
+    let (vital_cols, rest) = found.split_at(VITALS.len());
+    let (lab_cols, other_cols) = rest.split_at(LABS.len());
     let mut vitals = [None; 8];
-    for (slot, name) in vitals.iter_mut().zip(VITALS) {
-        *slot = find(name);
-    }
+    vitals.copy_from_slice(vital_cols);
     let labs: Vec<(usize, &'static str, f64)> = LABS
         .iter()
-        .filter_map(|(col, code, factor)| find(col).map(|i| (i, *code, *factor)))
+        .zip(lab_cols)
+        .filter_map(|((_, code, factor), i)| i.map(|i| (i, *code, *factor)))
         .collect();
     if vitals.iter().all(Option::is_none) && labs.is_empty() {
         return Err(PsvError {
@@ -117,11 +121,14 @@ fn columns(header: &str) -> Result<Columns, PsvError> {
             ),
         });
     }
-    let absent = read_columns()
+    let absent = found
+        .iter()
         .enumerate()
-        .filter(|(_, name)| find(name).is_none())
+        .filter(|(_, at)| at.is_none())
         .fold(0, |bits, (i, _)| bits | 1 << i);
-    let [iculos, label, age, gender, hosp_adm] = OTHERS.map(find);
+    // `OTHERS`, in its order (five, so the default is never taken).
+    let [iculos, label, age, gender, hosp_adm] =
+        <[Option<usize>; OTHERS.len()]>::try_from(other_cols).unwrap_or_default();
     Ok(Columns {
         vitals,
         labs,
