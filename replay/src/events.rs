@@ -38,8 +38,29 @@ impl PatientFinder {
     }
 }
 
+/// The worker of a line whose `patientId` reads `patient` (as the line writes it).
 fn owner(patient: Option<&[u8]>, threads: usize) -> usize {
     let Some(p) = patient else { return 0 };
+    // An id written with escapes (`p\u002d1` for `p-1`) is hashed as it reads, so that its
+    // lines meet those that write it plainly at one worker, which keeps one window for it.
+    let unescaped;
+    let p = match memchr::memchr(b'\\', p) {
+        None => p,
+        Some(_) => {
+            let mut quoted = Vec::with_capacity(p.len() + 2);
+            quoted.push(b'"');
+            quoted.extend_from_slice(p);
+            quoted.push(b'"');
+            match serde_json::from_slice::<String>(&quoted) {
+                Ok(id) => {
+                    unescaped = id;
+                    unescaped.as_bytes()
+                }
+                // Not a JSON string: the line is refused by the worker its bytes pick.
+                Err(_) => p,
+            }
+        }
+    };
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     for &b in p {
         h ^= u64::from(b);
@@ -356,6 +377,40 @@ mod tests {
                 ],
                 "{threads} threads"
             );
+        }
+    }
+
+    /// A patient whose id some lines write with escapes is one patient, with one window, on
+    /// any thread count.
+    #[test]
+    fn an_id_written_with_escapes_is_the_same_patient() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let file = dir.path().join("events.ndjson");
+        let mut text = String::new();
+        for i in 0..40 {
+            // Every other round of the eight patients writes `p-3` as `p\u002d3`.
+            let patient = match (i / 8) % 2 {
+                0 => format!("p-{}", i % 8),
+                _ => format!("p\\u002d{}", i % 8),
+            };
+            text.push_str(&line(i, &patient));
+            text.push('\n');
+        }
+        assert!(text.contains(r#""patientId":"p\u002d3","#), "{text}");
+        std::fs::write(&file, &text).expect("write");
+        for threads in [1, 2, 3, 4] {
+            let (outcomes, rejected) = replay(
+                &file,
+                &Settings::default(),
+                threads,
+                &Outputs::default(),
+                None,
+            )
+            .expect("replay");
+            assert!(rejected.is_empty(), "{rejected:?}");
+            let mut rows: Vec<usize> = outcomes.iter().map(|o| o.rows).collect();
+            rows.sort_unstable();
+            assert_eq!(rows, [5; 8], "{threads} threads");
         }
     }
 
