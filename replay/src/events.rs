@@ -327,6 +327,18 @@ mod tests {
         assert!(owner(Some(b"p-7"), 4) < 4);
     }
 
+    /// `file` replayed with the default settings on `threads` threads.
+    fn replayed(file: &Path, threads: usize) -> (Vec<Outcome>, Rejected) {
+        replay(
+            file,
+            &Settings::default(),
+            threads,
+            &Outputs::default(),
+            None,
+        )
+        .expect("replay")
+    }
+
     fn line(i: usize, patient: &str) -> String {
         format!(
             r#"{{"eventId":"e{i}","eventType":"vitals.observation.v1","eventVersion":"1","occurredAt":"2025-11-27T09:{:02}:{:02}Z","producer":"mon-1","tenantId":"t1","data":{{"patientId":"{patient}","unitId":"icu-3","hr":70,"rr":16,"spo2":98,"onOxygen":false,"temp":37.0,"sbp":120,"consciousness":"A"}}}}"#,
@@ -358,14 +370,7 @@ mod tests {
         text.extend_from_slice(line(events, "p-last").as_bytes());
         std::fs::write(&file, &text).expect("write");
         for threads in [1, 2, 3] {
-            let (outcomes, rejected) = replay(
-                &file,
-                &Settings::default(),
-                threads,
-                &Outputs::default(),
-                None,
-            )
-            .expect("replay");
+            let (outcomes, rejected) = replayed(&file, threads);
             let applied: usize = outcomes.iter().map(|o| o.rows).sum();
             assert_eq!(applied, events + 1, "{threads} threads");
             assert_eq!(outcomes.len(), 8, "{threads} threads");
@@ -399,14 +404,7 @@ mod tests {
         assert!(text.contains(r#""patientId":"p\u002d3","#), "{text}");
         std::fs::write(&file, &text).expect("write");
         for threads in [1, 2, 3, 4] {
-            let (outcomes, rejected) = replay(
-                &file,
-                &Settings::default(),
-                threads,
-                &Outputs::default(),
-                None,
-            )
-            .expect("replay");
+            let (outcomes, rejected) = replayed(&file, threads);
             assert!(rejected.is_empty(), "{rejected:?}");
             let mut rows: Vec<usize> = outcomes.iter().map(|o| o.rows).collect();
             rows.sort_unstable();
@@ -422,8 +420,7 @@ mod tests {
         let run = |text: String| {
             let file = dir.path().join("events.ndjson");
             std::fs::write(&file, text).expect("write");
-            let (outcomes, rejected) =
-                replay(&file, &Settings::default(), 2, &Outputs::default(), None).expect("replay");
+            let (outcomes, rejected) = replayed(&file, 2);
             (outcomes.iter().map(|o| o.rows).sum::<usize>(), rejected)
         };
         let bom = "\u{feff}";
