@@ -414,7 +414,8 @@ fn psv_files(dir: &Path) -> Result<Vec<PathBuf>, ReplayError> {
         .map_err(io)?
         .filter_map(Result::ok)
         .map(|e| e.path())
-        .filter(|p| p.extension().is_some_and(|e| e == "psv"))
+        // `.PSV` too: a stay saved on Windows is not skipped unseen.
+        .filter(|p| p.extension().is_some_and(|e| e.eq_ignore_ascii_case("psv")))
         .collect();
     files.sort();
     if files.is_empty() {
@@ -714,6 +715,20 @@ mod tests {
         ))
         .expect("psv")
         .rows
+    }
+
+    #[test]
+    fn every_psv_file_is_a_stay_whatever_the_case_of_its_extension() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        for name in ["b.psv", "A.PSV", "c.Psv", "notes.txt", "psv"] {
+            std::fs::write(dir.path().join(name), "HR|ICULOS\n80|1\n").expect("write");
+        }
+        let files = psv_files(dir.path()).expect("stays");
+        let names: Vec<_> = files
+            .iter()
+            .filter_map(|f| f.file_name()?.to_str())
+            .collect();
+        assert_eq!(names, ["A.PSV", "b.psv", "c.Psv"]);
     }
 
     #[test]
