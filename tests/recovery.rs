@@ -253,6 +253,16 @@ levels = [
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+    // Once: one step from level 1 to 2 in each critical alert's trail.
+    for steps in common::ward::alert_trail(&js).await.values() {
+        let levels: Vec<u64> = steps
+            .iter()
+            .map(|s| s["escalation"]["level"].as_u64().unwrap())
+            .collect();
+        let rises = levels.windows(2).filter(|w| w[0] < w[1]).count();
+        let expected = usize::from(steps[0]["rule"] == "news2.high");
+        assert_eq!(rises, expected, "{levels:?}: {steps:?}");
+    }
     ward.assert_alerts_once(&[&third], &js).await;
     let log = third.log.lock().unwrap().join("\n");
     assert!(log.contains("recovery finished"), "{log}");
