@@ -154,6 +154,9 @@ pub struct Report {
     /// Rows (psv) or events (NDJSON) replayed.
     pub rows: usize,
     pub septic_stays: Option<usize>,
+    /// Stays with a `SepsisLabel` on every row. The figures that need labels are given only
+    /// when every stay has them; the text report says when some do and some do not.
+    pub labelled_stays: usize,
     #[serde(serialize_with = "round")]
     pub patient_days: f64,
     pub threads: usize,
@@ -368,6 +371,7 @@ impl Report {
             stays: outcomes.len(),
             rows,
             septic_stays: labelled.then_some(septic_stays),
+            labelled_stays: outcomes.iter().filter(|o| o.labels.is_some()).count(),
             patient_days,
             threads,
             seconds,
@@ -404,6 +408,13 @@ impl Report {
         );
         if let Some(n) = self.septic_stays {
             let _ = writeln!(s, "septic stays (SepsisLabel): {n}");
+        } else if self.labelled_stays > 0 {
+            let _ = writeln!(
+                s,
+                "labels: {} of {} stays have a SepsisLabel on every row; sensitivity, \
+                 specificity, lead, early warning, false alerts and utility need all of them",
+                self.labelled_stays, self.stays
+            );
         }
         if let Some(m) = &self.screen {
             let _ = writeln!(
@@ -482,6 +493,36 @@ impl Report {
 
 #[cfg(test)]
 mod tests {
+    /// A replay where some stays lack a label on some row says so, instead of leaving every
+    /// figure that needs labels out without a word.
+    #[test]
+    fn stays_without_every_label_are_named() {
+        let settings = vigil_engine::Settings::default();
+        let stay = |labels: Option<Vec<bool>>| crate::Outcome {
+            rows: 2,
+            hours: 1.0,
+            labels,
+            ..crate::Outcome::default()
+        };
+        let some = [stay(Some(vec![false, true])), stay(None)];
+        let r = super::Report::build("psv", &settings, &some, Vec::new(), Vec::new(), 2, 0.0);
+        assert_eq!((r.septic_stays, r.labelled_stays), (None, 1));
+        assert!(
+            r.to_text().contains("labels: 1 of 2 stays"),
+            "{}",
+            r.to_text()
+        );
+        let all = [
+            stay(Some(vec![false, true])),
+            stay(Some(vec![false, false])),
+        ];
+        let r = super::Report::build("psv", &settings, &all, Vec::new(), Vec::new(), 2, 0.0);
+        assert_eq!((r.septic_stays, r.labelled_stays), (Some(1), 2));
+        assert!(!r.to_text().contains("labels:"), "{}", r.to_text());
+        let json = serde_json::to_value(&r).expect("json");
+        assert_eq!(json["labelledStays"], 2);
+    }
+
     /// A replay with nothing in it reports zeros, not `-0.0` patient-days.
     #[test]
     fn an_empty_replay_reports_zero_patient_days() {
