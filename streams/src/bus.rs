@@ -285,22 +285,20 @@ fn check_partitions(stream: &str, found: Option<u32>, wanted: Option<u32>) -> Re
     )))
 }
 
-/// A failure to read `ALERTS`.
-fn alerts_error(reason: String) -> BusError {
+/// A failure to read `stream`.
+fn read_error(stream: &str, reason: impl ToString) -> BusError {
     BusError::Stream {
-        stream: "ALERTS".into(),
-        reason,
+        stream: stream.into(),
+        reason: reason.to_string(),
     }
 }
 
-impl JetStreamBus {
-    /// The `ALERTS` stream's handle.
-    async fn alerts(&self) -> Result<jetstream::stream::Stream, BusError> {
-        self.js
-            .get_stream("ALERTS")
-            .await
-            .map_err(|e| alerts_error(e.to_string()))
-    }
+/// The handle of the existing stream `name`.
+async fn stream_of(
+    js: &jetstream::Context,
+    name: &str,
+) -> Result<jetstream::stream::Stream, BusError> {
+    js.get_stream(name).await.map_err(|e| read_error(name, e))
 }
 
 /// The state of the connection to NATS, for `/metrics`. The client reconnects by itself (with
@@ -665,7 +663,7 @@ impl Bus {
     pub async fn history(&self, subject: &str) -> Result<Vec<Bytes>, BusError> {
         match self {
             Bus::JetStream(b) => {
-                let stream = b.alerts().await?;
+                let stream = stream_of(&b.js, "ALERTS").await?;
                 let mut out = Vec::new();
                 let mut next = None;
                 loop {
@@ -677,7 +675,7 @@ impl Bus {
                         Err(e) if e.kind() == jetstream::stream::DirectGetErrorKind::NotFound => {
                             return Ok(out);
                         }
-                        Err(e) => return Err(alerts_error(e.to_string())),
+                        Err(e) => return Err(read_error("ALERTS", e)),
                     }
                 }
             }
@@ -705,7 +703,7 @@ impl Bus {
         let Bus::JetStream(b) = self else {
             return Ok(None);
         };
-        let stream = b.alerts().await?;
+        let stream = stream_of(&b.js, "ALERTS").await?;
         match stream.get_last_raw_message_by_subject(subject).await {
             Ok(m) => Ok(Some((
                 m.sequence,
@@ -714,7 +712,7 @@ impl Bus {
             Err(e) if e.kind() == jetstream::stream::LastRawMessageErrorKind::NoMessageFound => {
                 Ok(None)
             }
-            Err(e) => Err(alerts_error(e.to_string())),
+            Err(e) => Err(read_error("ALERTS", e)),
         }
     }
 
@@ -761,7 +759,7 @@ impl Bus {
         let Bus::JetStream(b) = self else {
             return Ok(Box::pin(futures::stream::empty()));
         };
-        let stream = b.alerts().await?;
+        let stream = stream_of(&b.js, "ALERTS").await?;
         let consumer = stream
             .create_consumer(consumer::pull::OrderedConfig {
                 filter_subject: "alerts.>".into(),
@@ -769,11 +767,11 @@ impl Bus {
                 ..Default::default()
             })
             .await
-            .map_err(|e| alerts_error(e.to_string()))?;
+            .map_err(|e| read_error("ALERTS", e))?;
         let messages = consumer
             .messages()
             .await
-            .map_err(|e| alerts_error(e.to_string()))?;
+            .map_err(|e| read_error("ALERTS", e))?;
         Ok(Box::pin(messages.filter_map(|m| async move {
             match m {
                 Ok(m) => Some(m.payload.clone()),
@@ -832,18 +830,11 @@ impl Bus {
         let Bus::JetStream(b) = self else {
             return Ok(0);
         };
-        let err = |reason: String| BusError::Stream {
-            stream: stream_name.into(),
-            reason,
-        };
-        let stream =
-            b.js.get_stream(stream_name)
-                .await
-                .map_err(|e| err(e.to_string()))?;
+        let stream = stream_of(&b.js, stream_name).await?;
         match stream.consumer_info(&durable_of(consumer, part)).await {
             Ok(info) => Ok(info.ack_floor.stream_sequence),
             Err(e) if e.kind() == jetstream::context::ConsumerInfoErrorKind::NotFound => Ok(0),
-            Err(e) => Err(err(e.to_string())),
+            Err(e) => Err(read_error(stream_name, e)),
         }
     }
 
@@ -863,29 +854,22 @@ impl Bus {
         let Bus::JetStream(b) = self else {
             return Ok(None);
         };
-        let err = |reason: String| BusError::Stream {
-            stream: stream_name.into(),
-            reason,
-        };
         let millis = |t: async_nats::datetime::DateTime| {
             let ms = t.unix_timestamp_nanos() / 1_000_000;
             vigil_engine::Timestamp::from_millis(i64::try_from(ms).unwrap_or(i64::MAX))
         };
-        let stream =
-            b.js.get_stream(stream_name)
-                .await
-                .map_err(|e| err(e.to_string()))?;
+        let stream = stream_of(&b.js, stream_name).await?;
         if floor > 0 {
             match stream.get_raw_message(floor).await {
                 Ok(m) => return Ok(Some(millis(m.time))),
                 Err(e) if e.kind() == jetstream::stream::RawMessageErrorKind::NoMessageFound => {}
-                Err(e) => return Err(err(e.to_string())),
+                Err(e) => return Err(read_error(stream_name, e)),
             }
         }
         let state = stream
             .get_info()
             .await
-            .map_err(|e| err(e.to_string()))?
+            .map_err(|e| read_error(stream_name, e))?
             .state;
         Ok(Some(millis(if state.messages == 0 {
             state.last_timestamp
@@ -917,16 +901,12 @@ impl Bus {
         if floor == 0 {
             return Ok(());
         }
-        let err = |reason: String| BusError::Stream {
-            stream: stream_name.into(),
-            reason,
-        };
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap_or_default();
         let start = now.saturating_sub(horizon);
         let start = async_nats::datetime::from_nanos(start.as_nanos() as i128)
-            .map_err(|e| err(e.to_string()))?;
+            .map_err(|e| read_error(stream_name, e))?;
         let prefix = prefix_of(stream_name);
         let filter = match part {
             Some(p) => crate::partition::filter(prefix, p),
@@ -964,14 +944,7 @@ async fn ordered_read(
     until_seq: u64,
     out: mpsc::Sender<Vec<StoredMessage>>,
 ) -> Result<(), BusError> {
-    let err = |reason: String| BusError::Stream {
-        stream: stream_name.into(),
-        reason,
-    };
-    let stream = js
-        .get_stream(stream_name)
-        .await
-        .map_err(|e| err(e.to_string()))?;
+    let stream = stream_of(js, stream_name).await?;
     let consumer = stream
         .create_consumer(consumer::pull::OrderedConfig {
             filter_subject: filter.into(),
@@ -979,7 +952,7 @@ async fn ordered_read(
             ..Default::default()
         })
         .await
-        .map_err(|e| err(e.to_string()))?;
+        .map_err(|e| read_error(stream_name, e))?;
     const CHUNK: usize = 4096;
     let mut chunk = Vec::with_capacity(CHUNK);
     let mut consumer = consumer;
@@ -987,18 +960,21 @@ async fn ordered_read(
         .info()
         .await
         .map(|i| i.num_pending)
-        .map_err(|e| err(e.to_string()))?;
+        .map_err(|e| read_error(stream_name, e))?;
     if pending == 0 {
         return Ok(());
     }
-    let mut messages = consumer.messages().await.map_err(|e| err(e.to_string()))?;
+    let mut messages = consumer
+        .messages()
+        .await
+        .map_err(|e| read_error(stream_name, e))?;
     loop {
         let next = tokio::time::timeout(Duration::from_secs(30), messages.next())
             .await
-            .map_err(|_| err("timed out reading".into()))?;
+            .map_err(|_| read_error(stream_name, "timed out reading"))?;
         let Some(m) = next else { break };
-        let m = m.map_err(|e| err(e.to_string()))?;
-        let info = m.info().map_err(|e| err(e.to_string()))?;
+        let m = m.map_err(|e| read_error(stream_name, e))?;
+        let info = m.info().map_err(|e| read_error(stream_name, e))?;
         let (seq, left) = (info.stream_sequence, info.pending);
         if seq > until_seq {
             break;
