@@ -172,6 +172,14 @@ fn close(a: &Value, b: f64) -> bool {
     a.as_f64().is_some_and(|a| (a - b).abs() < 1e-4)
 }
 
+/// The report's row of `name`.
+fn rule<'r>(report: &'r Value, name: &str) -> &'r Value {
+    report["rules"]
+        .as_array()
+        .and_then(|rules| rules.iter().find(|x| x["rule"] == name))
+        .unwrap_or_else(|| panic!("no rule {name} in {report}"))
+}
+
 #[test]
 fn psv_replay_reports_the_hand_computed_figures() {
     let dir = temp_dir("psv");
@@ -238,12 +246,7 @@ fn psv_replay_reports_the_hand_computed_figures() {
         "{r}"
     );
 
-    let sirs = r["rules"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|x| x["rule"] == "sepsis.sirs_lactate")
-        .unwrap();
+    let sirs = rule(&r, "sepsis.sirs_lactate");
     assert_eq!(sirs["patientsAlerted"], 1);
     assert_eq!(sirs["alerts"], 1);
     assert!(close(&sirs["sensitivity"], 1.0));
@@ -260,12 +263,7 @@ fn psv_replay_reports_the_hand_computed_figures() {
     // (3.3889 + 0.2222) / (4.2222 + 0.2222) = 0.8125.
     assert!(close(&sirs["utility"], 0.8125), "{sirs}");
     assert_eq!(r["overall"]["utility"], sirs["utility"]);
-    let qsofa = r["rules"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|x| x["rule"] == "sepsis.qsofa")
-        .unwrap();
+    let qsofa = rule(&r, "sepsis.qsofa");
     assert_eq!(qsofa["enabled"], false);
 
     let lines: Vec<Value> = std::fs::read_to_string(&scores)
@@ -462,12 +460,7 @@ fn events_replay_uses_the_live_decoder_and_rules() {
             ("VITAL_OUT_OF_RANGE".to_string(), 1)
         ]
     );
-    let high = r["rules"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|x| x["rule"] == "news2.high")
-        .unwrap();
+    let high = rule(&r, "news2.high");
     assert_eq!(high["patientsAlerted"], 1);
     assert_eq!(high["alerts"], 1);
     assert_eq!(high["sensitivity"], Value::Null, "no labels in a recording");
@@ -578,6 +571,17 @@ fn predictions_are_written_in_the_challenge_layout_one_file_per_stay() {
         means.windows(2).all(|w| w[0] <= w[1]),
         "lowest first: {means:?}"
     );
+    // The profile's thresholds judged on the rows' risks score what the rule's own alerts
+    // scored, and the grid's best does no worse.
+    let t = &screen["thresholds"];
+    let model = rule(&r, "sepsis.model");
+    assert_eq!(model["enabled"], true);
+    let utility = t["utility"].as_f64().unwrap();
+    assert!(
+        (utility - model["utility"].as_f64().unwrap()).abs() < 1e-5,
+        "{t} against {model}"
+    );
+    assert!(t["bestUtility"].as_f64().unwrap() >= utility, "{t}");
     let svg = std::fs::read_to_string(&plot).unwrap();
     assert_drawn_inside(&svg);
     let labels = texts(&svg);
@@ -592,13 +596,6 @@ fn predictions_are_written_in_the_challenge_layout_one_file_per_stay() {
         "{labels:?}"
     );
     assert_eq!(svg.matches("<circle").count(), bins.len());
-    let model = r["rules"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|x| x["rule"] == "sepsis.model")
-        .unwrap();
-    assert_eq!(model["enabled"], true);
     let _ = std::fs::remove_dir_all(&dir);
 }
 

@@ -12,6 +12,7 @@ pub mod events;
 pub mod plot;
 pub mod psv;
 pub mod report;
+pub mod thresholds;
 pub mod utility;
 
 use std::fmt::Write as _;

@@ -61,6 +61,10 @@ pub struct ScreenReport {
     /// mean risk and the share of its rows labelled septic (a well calibrated risk has the two
     /// equal).
     pub calibration: Vec<CalibrationBin>,
+    /// The profile's open and clear risks on these stays, and the pair that would have served
+    /// them best (`None` without septic stays, or when the rule does not open on one
+    /// evaluation and clear at once).
+    pub thresholds: Option<crate::thresholds::Thresholds>,
 }
 
 /// One bin of [`ScreenReport::calibration`].
@@ -192,7 +196,7 @@ fn significant(v: f64) -> f64 {
     (v * scale).round() / scale
 }
 
-fn round<S: serde::Serializer>(v: &f64, s: S) -> Result<S::Ok, S::Error> {
+pub(crate) fn round<S: serde::Serializer>(v: &f64, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_f64(significant(*v))
 }
 
@@ -352,6 +356,7 @@ impl Report {
                 auroc,
                 auprc,
                 calibration,
+                thresholds: crate::thresholds::thresholds(settings, outcomes),
             });
         let absent_columns = crate::psv::read_columns()
             .enumerate()
@@ -432,6 +437,15 @@ impl Report {
                 "calibration, tenths of the rows by risk (mean risk/share septic): {}",
                 bins.join(" ")
             );
+            if let Some(t) = &m.thresholds {
+                let _ = writeln!(
+                    s,
+                    "thresholds: the profile's open {} / clear {} give utility {:.3} on these \
+                     stays; the best of the grid here, open {} / clear {}, {:.3} (chosen on \
+                     these stays: it flatters them)",
+                    t.open, t.clear, t.utility, t.best_open, t.best_clear, t.best_utility
+                );
+            }
         }
         let _ = writeln!(
             s,

@@ -35,6 +35,13 @@ pub fn t_sepsis(labels: &[bool]) -> Option<i64> {
         .map(|first| first as i64 - DT_OPTIMAL)
 }
 
+/// Each row's utility as a positive and as a negative prediction, in row order: what
+/// [`stay_utility`] sums, for judging many predictions of one stay.
+pub fn row_scores(labels: &[bool]) -> impl Iterator<Item = (f64, f64)> + '_ {
+    let ts = t_sepsis(labels);
+    (0..labels.len() as i64).map(move |t| (row(t, ts, true), row(t, ts, false)))
+}
+
 /// The observed utility of one stay's predictions.
 pub fn stay_utility(labels: &[bool], predictions: &[bool]) -> f64 {
     let ts = t_sepsis(labels);
