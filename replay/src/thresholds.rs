@@ -57,8 +57,8 @@ pub fn thresholds(settings: &Settings, outcomes: &[Outcome]) -> Option<Threshold
         .into_iter()
         .flat_map(|open| CLEAR_SHARES.map(|share| (open, four_decimals(open * share))))
         .collect();
-    // The pairs are judged on every core, each pass over every row; the profile's pair wins
-    // a tie, then the lowest open risk.
+    // The pairs are judged on every core; the profile's pair wins a tie, then the lowest open
+    // risk.
     let mut best = (utility, own.open, own.clear);
     for (u, (open, clear)) in stays.utilities(&pairs).into_iter().zip(pairs) {
         if u > best.0 {
