@@ -2,9 +2,10 @@
 //! (JSON, one event per line), decoded and validated by the same code as live ingest.
 //!
 //! Each worker streams the whole file through its own buffer and applies only the lines of its
-//! own patients (by a hash of `patientId`, found with a byte search before any decoding), so
-//! every patient's events are applied in file order by one thread, lines are read in place
-//! (never copied), and the workers share nothing but the page cache.
+//! own patients (by a hash of `patientId`, found with a byte search before any decoding where
+//! the line's bytes leave no doubt, by decoding it where they do), so every patient's events
+//! are applied in file order by one thread, lines are read in place (never copied), and the
+//! workers share nothing but the page cache.
 
 use std::collections::HashMap;
 use std::io::Read;
@@ -18,55 +19,65 @@ use vigil_streams::vitals::decode_recorded;
 
 use crate::{AlertLog, Outcome, Outputs, ReplayError, Sinks, open_mask, pass_time, write_score};
 
-/// Finds the `patientId` string value of a JSON line without decoding it.
-struct PatientFinder(memchr::memmem::Finder<'static>);
+/// Picks the worker of each line: by the `patientId` the line's bytes show where they can
+/// only mean one thing, and by decoding the line where they could mean another.
+struct Router {
+    needle: memchr::memmem::Finder<'static>,
+    threads: usize,
+}
 
-impl PatientFinder {
-    fn new() -> Self {
-        Self(memchr::memmem::Finder::new(b"\"patientId\""))
+impl Router {
+    fn new(threads: usize) -> Self {
+        Self {
+            needle: memchr::memmem::Finder::new(b"\"patientId\""),
+            threads,
+        }
     }
 
-    fn find<'l>(&self, line: &'l [u8]) -> Option<&'l [u8]> {
-        let at = self.0.find(line)?;
-        let rest = &line[at + self.0.needle().len()..];
-        let colon = memchr::memchr(b':', rest)?;
-        let rest = &rest[colon + 1..];
-        let open = memchr::memchr(b'"', rest)?;
-        let rest = &rest[open + 1..];
+    /// The `patientId` of `line` read from its bytes, when it holds the key exactly once and
+    /// no escape: a valid line's `data.patientId` is then that key (a key or string written
+    /// with escapes, a second `"patientId"` in another object or as a value, are not).
+    fn plain_patient<'l>(&self, line: &'l [u8]) -> Option<&'l [u8]> {
+        if memchr::memchr(b'\\', line).is_some() {
+            return None;
+        }
+        let mut found = self.needle.find_iter(line);
+        let at = found.next()?;
+        if found.next().is_some() {
+            return None;
+        }
+        let rest = line[at + self.needle.needle().len()..].trim_ascii_start();
+        let rest = rest.strip_prefix(b":")?.trim_ascii_start();
+        let rest = rest.strip_prefix(b"\"")?;
         let close = memchr::memchr(b'"', rest)?;
         Some(&rest[..close])
     }
-}
 
-/// The worker of a line whose `patientId` reads `patient` (as the line writes it).
-fn owner(patient: Option<&[u8]>, threads: usize) -> usize {
-    let Some(p) = patient else { return 0 };
-    // An id written with escapes (`p\u002d1` for `p-1`) is hashed as it reads, so that its
-    // lines meet those that write it plainly at one worker, which keeps one window for it.
-    let unescaped;
-    let p = match memchr::memchr(b'\\', p) {
-        None => p,
-        Some(_) => {
-            let mut quoted = Vec::with_capacity(p.len() + 2);
-            quoted.push(b'"');
-            quoted.extend_from_slice(p);
-            quoted.push(b'"');
-            match serde_json::from_slice::<String>(&quoted) {
-                Ok(id) => {
-                    unescaped = id;
-                    unescaped.as_bytes()
-                }
-                // Not a JSON string: the line is refused by the worker its bytes pick.
-                Err(_) => p,
-            }
+    /// The worker of `line`: one per patient, so that a patient's lines are applied in file
+    /// order by one thread whatever other keys they carry or however they write its id. A
+    /// line that does not decode goes to worker 0, which refuses it once.
+    fn owner(&self, line: &[u8]) -> usize {
+        if self.threads == 1 {
+            return 0;
         }
-    };
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for &b in p {
-        h ^= u64::from(b);
-        h = h.wrapping_mul(0x0100_0000_01b3);
+        let decoded;
+        let patient = match self.plain_patient(line) {
+            Some(p) => p,
+            None => match decode_recorded(line) {
+                Ok(event) => {
+                    decoded = event;
+                    decoded.patient_id.as_bytes()
+                }
+                Err(_) => return 0,
+            },
+        };
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+        for &b in patient {
+            h ^= u64::from(b);
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+        (h % self.threads as u64) as usize
     }
-    (h % threads as u64) as usize
 }
 
 struct Tracked {
@@ -146,9 +157,8 @@ fn worker(
     let mut file = std::fs::File::open(file)?;
     let mut w = Worker {
         me,
-        threads,
+        router: Router::new(threads),
         settings,
-        finder: PatientFinder::new(),
         patients: FxHashMap::default(),
         key: String::new(),
         rejected: HashMap::new(),
@@ -218,9 +228,8 @@ fn worker(
 /// One worker's patients and what it has written and rejected.
 struct Worker<'s> {
     me: usize,
-    threads: usize,
+    router: Router,
     settings: &'s Settings,
-    finder: PatientFinder,
     /// `tenantId NUL patientId` -> the patient. Boxed, so the table stays small and a resize
     /// moves pointers, not windows.
     patients: FxHashMap<String, Box<Tracked>>,
@@ -277,7 +286,7 @@ impl Worker<'_> {
     /// Applies one line when its patient is this worker's.
     fn apply(&mut self, line: &[u8]) {
         let text = line.trim_ascii();
-        if text.is_empty() || owner(self.finder.find(text), self.threads) != self.me {
+        if text.is_empty() || self.router.owner(text) != self.me {
             return;
         }
         let event = match decode_recorded(text) {
@@ -318,13 +327,29 @@ mod tests {
     use super::*;
 
     #[test]
-    fn patient_is_found_without_decoding() {
+    fn patient_is_found_without_decoding_where_the_bytes_leave_no_doubt() {
+        let router = Router::new(4);
+        fn plain(line: &[u8]) -> Option<&[u8]> {
+            Router::new(4).plain_patient(line)
+        }
         let line = br#"{"eventId":"e1","data":{"patientId" : "p-7","unitId":"icu"}}"#;
-        let finder = PatientFinder::new();
-        assert_eq!(finder.find(line), Some(&b"p-7"[..]));
-        assert_eq!(finder.find(b"{}"), None);
-        assert_eq!(owner(None, 4), 0);
-        assert!(owner(Some(b"p-7"), 4) < 4);
+        assert_eq!(plain(line), Some(&b"p-7"[..]));
+        assert_eq!(plain(b"{}"), None);
+        // The key twice, or once as a value besides: the bytes alone cannot say which.
+        assert_eq!(
+            plain(br#"{"producer":"patientId","data":{"patientId":"p-7"}}"#),
+            None
+        );
+        assert_eq!(
+            plain(br#"{"data":{"extra":{"patientId":"m-1"},"patientId":"p-7"}}"#),
+            None
+        );
+        // Any escape: a key or an id may be written with one.
+        assert_eq!(plain(br#"{"data":{"patientId":"p\u002d7"}}"#), None);
+        assert_eq!(plain(br#"{"data":{"patientId":5}}"#), None);
+        // A line that does not decode goes to worker 0; one that does, by its patient.
+        assert_eq!(router.owner(b"{}"), 0);
+        assert!(router.owner(line) < 4);
     }
 
     /// `file` replayed with the default settings on `threads` threads.
@@ -385,12 +410,25 @@ mod tests {
         }
     }
 
+    /// `text`, 40 lines of eight patients, replayed on one to four threads: every line
+    /// applied, each patient's five in one window.
+    fn assert_eight_patients_of_five_rows(text: &str) {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let file = dir.path().join("events.ndjson");
+        std::fs::write(&file, text).expect("write");
+        for threads in [1, 2, 3, 4] {
+            let (outcomes, rejected) = replayed(&file, threads);
+            assert!(rejected.is_empty(), "{rejected:?}");
+            let mut rows: Vec<usize> = outcomes.iter().map(|o| o.rows).collect();
+            rows.sort_unstable();
+            assert_eq!(rows, [5; 8], "{threads} threads");
+        }
+    }
+
     /// A patient whose id some lines write with escapes is one patient, with one window, on
     /// any thread count.
     #[test]
     fn an_id_written_with_escapes_is_the_same_patient() {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let file = dir.path().join("events.ndjson");
         let mut text = String::new();
         for i in 0..40 {
             // Every other round of the eight patients writes `p-3` as `p\u002d3`.
@@ -402,14 +440,32 @@ mod tests {
             text.push('\n');
         }
         assert!(text.contains(r#""patientId":"p\u002d3","#), "{text}");
-        std::fs::write(&file, &text).expect("write");
-        for threads in [1, 2, 3, 4] {
-            let (outcomes, rejected) = replayed(&file, threads);
-            assert!(rejected.is_empty(), "{rejected:?}");
-            let mut rows: Vec<usize> = outcomes.iter().map(|o| o.rows).collect();
-            rows.sort_unstable();
-            assert_eq!(rows, [5; 8], "{threads} threads");
+        assert_eight_patients_of_five_rows(&text);
+    }
+
+    /// A patient's lines that carry another `"patientId"` before the patient's own (an
+    /// object a producer added, a value) are that patient's, with one window, on any thread
+    /// count.
+    #[test]
+    fn another_patient_id_in_a_line_does_not_split_the_patient() {
+        let mut text = String::new();
+        for i in 0..40 {
+            let plain = line(i, &format!("p-{}", i % 8));
+            let line = match (i / 8) % 4 {
+                0 => plain,
+                1 => plain.replacen(
+                    r#""data":{"#,
+                    &format!(r#""data":{{"source":{{"patientId":"mrn-{i}"}},"#),
+                    1,
+                ),
+                2 => plain.replacen(r#""producer":"mon-1""#, r#""producer":"patientId""#, 1),
+                _ => plain.replacen(r#""unitId":"icu-3""#, r#""unitId":"icu\u002d3""#, 1),
+            };
+            text.push_str(&line);
+            text.push('\n');
         }
+        assert!(text.contains(r#""source":{"patientId":"mrn-8"},"patientId":"p-0""#));
+        assert_eight_patients_of_five_rows(&text);
     }
 
     /// A file that starts with a byte order mark loses no event to it; one anywhere else is
