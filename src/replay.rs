@@ -6,6 +6,9 @@ use anyhow::{Context, bail};
 use vigil_config::{CHARTED_PROFILE, Config};
 use vigil_replay::{Options, Source};
 
+/// The most worker threads `--threads` takes.
+const MAX_THREADS: u64 = 256;
+
 /// `vigil replay` (contracts.md §7).
 #[derive(clap::Args)]
 pub struct Args {
@@ -42,8 +45,13 @@ pub struct Args {
     /// (psv replays; contracts.md section 7).
     #[arg(long, requires = "psv")]
     pub predictions: Option<PathBuf>,
-    /// Worker threads (0: one per core).
-    #[arg(long, default_value_t = 0)]
+    /// Worker threads (0: one per core; at most 256: each `--events` worker reads the whole
+    /// file, and more workers than cores only take turns).
+    #[arg(
+        long,
+        default_value_t = 0,
+        value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(0..=MAX_THREADS)
+    )]
     pub threads: usize,
 }
 

@@ -377,6 +377,15 @@ fn psv_replay_prints_a_table_and_rejects_unknown_profiles() {
         !ok && stderr.contains("cannot create /nonexistent-vigil-dir/alerts.ndjson"),
         "{stderr}"
     );
+    // More workers than any machine runs is a mistake, refused before a thread starts; the
+    // most is taken.
+    let (ok, _, stderr) = vigil(&["replay", "--psv", dir.to_str().unwrap(), "--threads", "257"]);
+    assert!(
+        !ok && stderr.contains("--threads") && stderr.contains("0..=256"),
+        "{stderr}"
+    );
+    let (ok, _, stderr) = vigil(&["replay", "--psv", dir.to_str().unwrap(), "--threads", "256"]);
+    assert!(ok, "{stderr}");
     let _ = std::fs::remove_dir_all(&dir);
 }
 
