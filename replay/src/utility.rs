@@ -42,13 +42,11 @@ pub fn row_scores(labels: &[bool]) -> impl Iterator<Item = (f64, f64)> + '_ {
     (0..labels.len() as i64).map(move |t| (row(t, ts, true), row(t, ts, false)))
 }
 
-/// The observed utility of one stay's predictions.
+/// The observed utility of one stay's predictions, one per row.
 pub fn stay_utility(labels: &[bool], predictions: &[bool]) -> f64 {
-    let ts = t_sepsis(labels);
-    predictions
-        .iter()
-        .enumerate()
-        .map(|(t, &p)| row(t as i64, ts, p))
+    row_scores(labels)
+        .zip(predictions)
+        .map(|((positive, negative), &p)| if p { positive } else { negative })
         .sum()
 }
 
