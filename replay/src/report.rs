@@ -356,7 +356,7 @@ impl Report {
                 auroc,
                 auprc,
                 calibration,
-                thresholds: crate::thresholds::thresholds(settings, outcomes),
+                thresholds: crate::thresholds::thresholds(settings, outcomes, threads),
             });
         let absent_columns = crate::psv::read_columns()
             .enumerate()

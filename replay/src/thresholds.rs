@@ -14,7 +14,7 @@ use vigil_engine::Settings;
 
 use crate::Outcome;
 use crate::report::round;
-use crate::utility::{row_scores, stay_bounds};
+use crate::utility::{Utility, row_scores, stay_bounds};
 
 /// The profile's pair and the best pair of the grid, with their normalized utility.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -43,25 +43,27 @@ const TO: f64 = 0.995;
 const CLEAR_SHARES: [f64; 3] = [1.0, 0.85, 0.7];
 
 /// `None` unless every stay is labelled and some is septic, and the profile's `sepsis.model`
-/// is on, opens on one evaluation and clears at once.
-pub fn thresholds(settings: &Settings, outcomes: &[Outcome]) -> Option<Thresholds> {
+/// is on, opens on one evaluation and clears at once. The grid's pairs are judged on
+/// `threads` threads (the replay's `--threads`).
+pub fn thresholds(settings: &Settings, outcomes: &[Outcome], threads: usize) -> Option<Thresholds> {
     let rule = &settings.model_rule;
     if !rule.enabled || rule.sustain != 1 || rule.clear_ms != Some(0) {
         return None;
     }
     let stays = Stays::new(outcomes)?;
     let own = settings.model_thresholds();
-    let utility = stays.utility(own.open, own.clear);
+    let utility = stays.utility(own.open, own.clear)?;
     let pairs: Vec<(f64, f64)> = stays
         .grid()
         .into_iter()
         .flat_map(|open| CLEAR_SHARES.map(|share| (open, four_decimals(open * share))))
         .collect();
-    // The pairs are judged on every core; the profile's pair wins a tie, then the lowest open
-    // risk.
+    // The profile's pair wins a tie, then the lowest open risk.
     let mut best = (utility, own.open, own.clear);
-    for (u, (open, clear)) in stays.utilities(&pairs).into_iter().zip(pairs) {
-        if u > best.0 {
+    for (u, (open, clear)) in stays.utilities(&pairs, threads).into_iter().zip(pairs) {
+        if let Some(u) = u
+            && u > best.0
+        {
             best = (u, open, clear);
         }
     }
@@ -84,9 +86,8 @@ fn four_decimals(v: f64) -> f64 {
 struct Stays {
     rows: Vec<Row>,
     spans: Vec<Span>,
-    /// The stays' utility with no positive row, and with the best.
-    none: f64,
-    best: f64,
+    /// The stays' utility with no positive row and with the best (`observed` unused).
+    bounds: Utility,
 }
 
 /// One stay's rows in [`Stays::rows`], with its highest risk and its utility with no alert:
@@ -109,14 +110,13 @@ impl Stays {
         let mut stays = Stays {
             rows: Vec::with_capacity(outcomes.iter().map(|o| o.rows).sum()),
             spans: Vec::with_capacity(outcomes.len()),
-            none: 0.0,
-            best: 0.0,
+            bounds: Utility::default(),
         };
         for o in outcomes {
             let labels = o.labels.as_deref()?;
             let (none, best) = stay_bounds(labels);
-            stays.none += none;
-            stays.best += best;
+            stays.bounds.none += none;
+            stays.bounds.best += best;
             let (mut highest, mut quiet) = (f64::NEG_INFINITY, 0.0);
             for (&risk, (positive, negative)) in o.risks.iter().zip(row_scores(labels)) {
                 highest = highest.max(risk);
@@ -133,11 +133,12 @@ impl Stays {
                 quiet,
             });
         }
-        ((stays.best - stays.none).abs() > 1e-12).then_some(stays)
+        stays.bounds.normalized().is_some().then_some(stays)
     }
 
-    /// The normalized utility of the alerts `open` and `clear` give.
-    fn utility(&self, open: f64, clear: f64) -> f64 {
+    /// The normalized utility of the alerts `open` and `clear` give (`Some` whenever
+    /// [`Stays::new`] gave the stays).
+    fn utility(&self, open: f64, clear: f64) -> Option<f64> {
         let mut observed = 0.0;
         let mut start = 0;
         for span in &self.spans {
@@ -156,13 +157,16 @@ impl Stays {
             }
             start = span.end;
         }
-        (observed - self.none) / (self.best - self.none)
+        Utility {
+            observed,
+            ..self.bounds
+        }
+        .normalized()
     }
 
-    /// [`Stays::utility`] of each pair, in order, the pairs shared among the machine's cores.
-    fn utilities(&self, pairs: &[(f64, f64)]) -> Vec<f64> {
-        let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
-        let chunk = pairs.len().div_ceil(cores).max(1);
+    /// [`Stays::utility`] of each pair, in order, the pairs shared among `threads` threads.
+    fn utilities(&self, pairs: &[(f64, f64)], threads: usize) -> Vec<Option<f64>> {
+        let chunk = pairs.len().div_ceil(threads.max(1)).max(1);
         std::thread::scope(|scope| {
             let parts: Vec<_> = pairs
                 .chunks(chunk)
@@ -170,7 +174,7 @@ impl Stays {
                     scope.spawn(move || {
                         part.iter()
                             .map(|&(open, clear)| self.utility(open, clear))
-                            .collect::<Vec<f64>>()
+                            .collect::<Vec<_>>()
                     })
                 })
                 .collect();
@@ -255,7 +259,7 @@ mod tests {
     #[test]
     fn each_pair_scores_as_the_report_scores_its_alerts() {
         let ward = ward();
-        let t = thresholds(&settings(0.03, 0.02), &ward).expect("a septic stay");
+        let t = thresholds(&settings(0.03, 0.02), &ward, 2).expect("a septic stay");
         assert_eq!((t.open, t.clear), (0.03, 0.02));
         assert!((t.utility - by_masks(&ward, 0.03, 0.02)).abs() < 1e-12);
         // Open at 0.05: the quiet stay's alert opens at its fourth row and, clearing below
@@ -269,7 +273,7 @@ mod tests {
             (0.2, 0.0),
             (0.3, 0.3),
         ] {
-            let u = stays.utility(open, clear);
+            let u = stays.utility(open, clear).expect("a septic stay");
             assert!(
                 (u - by_masks(&ward, open, clear)).abs() < 1e-12,
                 "{open} {clear}"
@@ -281,7 +285,7 @@ mod tests {
     #[test]
     fn the_best_pair_spares_the_stay_that_is_never_septic() {
         let ward = ward();
-        let t = thresholds(&settings(0.03, 0.02), &ward).expect("a septic stay");
+        let t = thresholds(&settings(0.03, 0.02), &ward, 2).expect("a septic stay");
         // Any open risk above 0.05 and up to 0.2 alerts the septic stay alone, from its
         // seventh row, as early as the profile's pair.
         assert!(t.best_open > 0.05 && t.best_open <= 0.2, "{t:?}");
@@ -300,17 +304,17 @@ mod tests {
         let ward = ward();
         let mut unlabelled = ward.clone();
         unlabelled[1].labels = None;
-        assert_eq!(thresholds(&settings(0.03, 0.02), &unlabelled), None);
-        assert_eq!(thresholds(&settings(0.03, 0.02), &ward[1..]), None);
+        assert_eq!(thresholds(&settings(0.03, 0.02), &unlabelled, 2), None);
+        assert_eq!(thresholds(&settings(0.03, 0.02), &ward[1..], 2), None);
         let mut sustained = settings(0.03, 0.02);
         sustained.model_rule.sustain = 2;
-        assert_eq!(thresholds(&sustained, &ward), None);
+        assert_eq!(thresholds(&sustained, &ward, 2), None);
         let mut slow = settings(0.03, 0.02);
         slow.model_rule.clear_ms = Some(60_000);
-        assert_eq!(thresholds(&slow, &ward), None);
+        assert_eq!(thresholds(&slow, &ward, 2), None);
         let mut off = settings(0.03, 0.02);
         off.model_rule.enabled = false;
-        assert_eq!(thresholds(&off, &ward), None);
-        assert!(thresholds(&settings(0.03, 0.02), &[]).is_none());
+        assert_eq!(thresholds(&off, &ward, 2), None);
+        assert!(thresholds(&settings(0.03, 0.02), &[], 2).is_none());
     }
 }
