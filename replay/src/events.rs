@@ -329,24 +329,24 @@ mod tests {
     #[test]
     fn patient_is_found_without_decoding_where_the_bytes_leave_no_doubt() {
         let router = Router::new(4);
-        fn plain(line: &[u8]) -> Option<&[u8]> {
-            Router::new(4).plain_patient(line)
-        }
         let line = br#"{"eventId":"e1","data":{"patientId" : "p-7","unitId":"icu"}}"#;
-        assert_eq!(plain(line), Some(&b"p-7"[..]));
-        assert_eq!(plain(b"{}"), None);
+        assert_eq!(router.plain_patient(line), Some(&b"p-7"[..]));
+        assert_eq!(router.plain_patient(b"{}"), None);
         // The key twice, or once as a value besides: the bytes alone cannot say which.
         assert_eq!(
-            plain(br#"{"producer":"patientId","data":{"patientId":"p-7"}}"#),
+            router.plain_patient(br#"{"producer":"patientId","data":{"patientId":"p-7"}}"#),
             None
         );
         assert_eq!(
-            plain(br#"{"data":{"extra":{"patientId":"m-1"},"patientId":"p-7"}}"#),
+            router.plain_patient(br#"{"data":{"extra":{"patientId":"m-1"},"patientId":"p-7"}}"#),
             None
         );
         // Any escape: a key or an id may be written with one.
-        assert_eq!(plain(br#"{"data":{"patientId":"p\u002d7"}}"#), None);
-        assert_eq!(plain(br#"{"data":{"patientId":5}}"#), None);
+        assert_eq!(
+            router.plain_patient(br#"{"data":{"patientId":"p\u002d7"}}"#),
+            None
+        );
+        assert_eq!(router.plain_patient(br#"{"data":{"patientId":5}}"#), None);
         // A line that does not decode goes to worker 0; one that does, by its patient.
         assert_eq!(router.owner(b"{}"), 0);
         assert!(router.owner(line) < 4);
