@@ -49,12 +49,12 @@ def judged(name, frame, p, t_open, t_clear):
     stays = Stays(frame, p)
     y = frame["label"].to_numpy(int)
     at_model = report(name, stays, t_open, t_clear, y, p)
-    _, best_open, best_clear = best_thresholds(stays, hedge=1.0)
-    mask = stays.alerts(best_open, best_clear)[0]
+    # With no hedge the mean `best_thresholds` maximizes is the plain utility itself.
+    best_utility, best_open, best_clear = best_thresholds(stays, hedge=1.0)
     return dict(
         at_model,
         septic_share=round(float(stays.septic.mean()), 4),
-        best_utility=round(stays.utility(mask), 4),
+        best_utility=round(best_utility, 4),
         best_open=round(best_open, 4),
         best_clear=round(best_clear, 4),
     )
